@@ -1,0 +1,206 @@
+"""Checkpoints: weights as safetensors plus a JSON config from which the exact model is rebuilt.
+
+`<name>.safetensors` holds only tensors; `<name>.json` holds the architecture, the diffusion
+process (noise schedule or cold degradation), data, epochs and metrics, and the SHA-256 of the
+weights file so a torn or swapped pair is refused. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from .io_utils import atomic_write_bytes, atomic_write_json
+from .models import build_model
+
+FORMAT = "diffusion-lab-checkpoint"
+VERSION = 1
+MAX_CHECKPOINT_BYTES = 200 * 1024 * 1024
+REQUIRED_FIELDS = {"format", "version", "model", "diffusion", "weights_sha256"}
+OPTIONAL_FIELDS = {"dataset", "epochs", "metrics", "training", "name", "notes"}
+DIFFUSION_TYPES = ("noise", "cold")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says what is wrong and what to do."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: nn.Module
+    config: dict
+    path: Path  # the .safetensors file
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """(weights, config) paths from either file of the pair or their common stem."""
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+
+
+def weights_bytes(model: nn.Module) -> bytes:
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    return save_safetensors_bytes(state)
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, config: dict) -> Path:
+    """Write `<stem>.safetensors` then `<stem>.json` (with the weights' hash), each atomically."""
+    wpath, cpath = checkpoint_paths(path)
+    wpath.parent.mkdir(parents=True, exist_ok=True)
+    data = weights_bytes(model)
+    meta = {k: v for k, v in config.items() if k in REQUIRED_FIELDS | OPTIONAL_FIELDS}
+    meta.update(format=FORMAT, version=VERSION, weights_sha256=hashlib.sha256(data).hexdigest())
+    validate_config(meta)
+    atomic_write_bytes(wpath, data)
+    atomic_write_json(cpath, meta)
+    return wpath
+
+
+def validate_config(meta: object) -> dict:
+    """Check a checkpoint config's structure; raise CheckpointError naming the problem."""
+    if not isinstance(meta, dict):
+        raise CheckpointError("checkpoint config must be a JSON object")
+    missing = REQUIRED_FIELDS - set(meta)
+    if missing:
+        raise CheckpointError(f"checkpoint config is missing required field(s) {sorted(missing)}")
+    extra = set(meta) - REQUIRED_FIELDS - OPTIONAL_FIELDS
+    if extra:
+        raise CheckpointError(
+            f"checkpoint config has unknown field(s) {sorted(extra)}; allowed: "
+            f"{sorted(REQUIRED_FIELDS | OPTIONAL_FIELDS)}"
+        )
+    if meta["format"] != FORMAT:
+        raise CheckpointError(f"not a Diffusion Lab checkpoint (format is {meta['format']!r}, expected {FORMAT!r})")
+    if meta["version"] != VERSION:
+        raise CheckpointError(f"checkpoint version {meta['version']!r} is not supported (this build reads {VERSION})")
+    model = meta["model"]
+    if not isinstance(model, dict) or "arch" not in model or not isinstance(model.get("params", {}), dict):
+        raise CheckpointError('checkpoint "model" must be {"arch": ..., "params": {...}}')
+    diff = meta["diffusion"]
+    if not isinstance(diff, dict) or diff.get("type") not in DIFFUSION_TYPES:
+        raise CheckpointError(f'checkpoint "diffusion" must have a "type" of {" or ".join(DIFFUSION_TYPES)}')
+    if diff["type"] == "noise" and not isinstance(diff.get("schedule"), dict):
+        raise CheckpointError('a noise checkpoint needs "diffusion": {"type": "noise", "schedule": {...}}')
+    if diff["type"] == "cold" and not isinstance(diff.get("degradation"), dict):
+        raise CheckpointError('a cold checkpoint needs "diffusion": {"type": "cold", "degradation": {...}}')
+    return meta
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    return head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"
+
+
+def load_weights(data: bytes, source: str = "weights") -> dict[str, torch.Tensor]:
+    """Parse safetensors bytes (never pickle); refuse anything else with a clear message."""
+    if _looks_like_pickle(data[:4]):
+        raise CheckpointError(
+            f"{source} is a pickle / torch.save file, which can run code when loaded; Diffusion Lab only "
+            "reads .safetensors weights. Convert it in a trusted environment with safetensors.torch.save_file."
+        )
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{source} is {len(data) / 2**20:.0f} MiB; the limit is {MAX_CHECKPOINT_BYTES // 2**20} MiB")
+    try:
+        state = load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as exc:
+        raise CheckpointError(f"{source} is not a valid safetensors file (truncated or corrupt?): {exc}") from None
+    for key, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{source}: tensor {key!r} has dtype {tensor.dtype}; expected floating point")
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{source}: tensor {key!r} contains NaN or Inf values")
+    return state
+
+
+def model_from_bytes(config_bytes: bytes, weights: bytes, source: str = "checkpoint") -> tuple[nn.Module, dict]:
+    """Validate a (config JSON, safetensors) pair and rebuild the model with strict loading."""
+    if len(config_bytes) > 1024 * 1024:
+        raise CheckpointError(f"{source} config is larger than 1 MiB; that is not a checkpoint config")
+    try:
+        meta = json.loads(config_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{source} config is not valid JSON: {exc}") from None
+    validate_config(meta)
+    digest = hashlib.sha256(weights).hexdigest()
+    if digest != meta["weights_sha256"]:
+        raise CheckpointError(
+            f"{source} weights do not match their config (SHA-256 differs): the pair is torn, corrupt or mismatched"
+        )
+    state = load_weights(weights, source=f"{source} weights")
+    try:
+        model = build_model(meta["model"])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{source} config describes a model that cannot be built: {exc}") from None
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} weights do not fit the {meta['model']['arch']!r} model in its config: "
+            f"missing {missing[:3]}{'…' if len(missing) > 3 else ''}, "
+            f"unexpected {unexpected[:3]}{'…' if len(unexpected) > 3 else ''}"
+        )
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: tensor {key!r} has shape {tuple(tensor.shape)} but the model needs "
+                f"{tuple(expected[key].shape)}; the weights belong to a different architecture"
+            )
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return model, meta
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> LoadedCheckpoint:
+    """Load `<stem>.safetensors` + `<stem>.json`; raise CheckpointError with a clear message."""
+    wpath, cpath = checkpoint_paths(path)
+    for p in (wpath, cpath):
+        if not p.is_file():
+            raise CheckpointError(f"checkpoint file {p} not found (a checkpoint is a .safetensors + .json pair)")
+    if wpath.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{wpath} is larger than {MAX_CHECKPOINT_BYTES // 2**20} MiB; refusing to read it")
+    model, meta = model_from_bytes(cpath.read_bytes(), wpath.read_bytes(), source=str(wpath.name))
+    return LoadedCheckpoint(model=model.to(device), config=meta, path=wpath)
+
+
+def shipped_dir() -> Path:
+    """The project's checkpoints/ folder (override with DIFFUSION_LAB_CHECKPOINTS)."""
+    import os
+
+    return Path(os.environ.get("DIFFUSION_LAB_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
+
+
+def list_checkpoints(folder: str | Path | None = None) -> list[tuple[Path, dict]]:
+    """(weights path, config) for every readable checkpoint config in `folder`, sorted by name."""
+    folder = Path(folder) if folder is not None else shipped_dir()
+    found = []
+    for cpath in sorted(folder.glob("*.json")):
+        try:
+            meta = validate_config(json.loads(cpath.read_text()))
+        except (CheckpointError, json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        found.append((cpath.with_suffix(".safetensors"), meta))
+    return found
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A path to a checkpoint pair, or the name of a shipped one (e.g. "default")."""
+    p = Path(name_or_path)
+    wpath, cpath = checkpoint_paths(p)
+    if wpath.is_file() or cpath.is_file():
+        return wpath
+    if p.is_dir() and (p / "model.json").is_file():  # a training run directory
+        return p / "model.safetensors"
+    shipped = shipped_dir() / f"{name_or_path}.safetensors"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(w.stem for w, _ in list_checkpoints()) or "none shipped yet"
+    raise CheckpointError(f"no checkpoint at {name_or_path!r} and no shipped checkpoint of that name ({names})")

@@ -1,0 +1,83 @@
+"""A small U-Net denoiser at two resolutions (28×28 and 14×14), with a sinusoidal time
+embedding added in every residual block and room for a class label (num_classes)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer-style embedding of t/T ∈ [0, 1] (scaled by 1000 as in DDPM)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, groups: int = 8) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, in_ch), in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, out_ch)
+        self.norm2 = nn.GroupNorm(min(groups, out_ch), out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None].to(h.dtype)
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """model(z, t/T[, y]) → tensor shaped like z."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_channels: int = 32,
+        channel_mult: tuple[int, ...] = (1, 2),
+        time_embed_dim: int = 128,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__()
+        if base_channels < 8 or base_channels % 8:
+            raise ValueError(f"base_channels must be a multiple of 8 (≥ 8); got {base_channels}")
+        if len(channel_mult) != 2:
+            raise ValueError(f"channel_mult must have two entries (two resolutions); got {list(channel_mult)}")
+        c1, c2 = base_channels * channel_mult[0], base_channels * channel_mult[1]
+        self.time_embed_dim = time_embed_dim
+        self.time_mlp = nn.Sequential(
+            nn.Linear(time_embed_dim, time_embed_dim * 2), nn.SiLU(), nn.Linear(time_embed_dim * 2, time_embed_dim)
+        )
+        self.num_classes = num_classes
+        self.label_embed = nn.Embedding(num_classes, time_embed_dim) if num_classes else None
+        self.stem = nn.Conv2d(in_channels, c1, 3, padding=1)
+        self.down1 = ResBlock(c1, c1, time_embed_dim)
+        self.downsample = nn.Conv2d(c1, c1, 3, stride=2, padding=1)  # 28 → 14
+        self.down2 = ResBlock(c1, c2, time_embed_dim)
+        self.mid1 = ResBlock(c2, c2, time_embed_dim)
+        self.mid2 = ResBlock(c2, c2, time_embed_dim)
+        self.up2 = ResBlock(c2 + c2, c2, time_embed_dim)
+        self.upsample = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c2, c1, 3, padding=1))
+        self.up1 = ResBlock(c1 + c1, c1, time_embed_dim)
+        self.out_norm = nn.GroupNorm(8, c1)
+        self.out = nn.Conv2d(c1, in_channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.time_mlp(sinusoidal_embedding(t, self.time_embed_dim))
+        if self.label_embed is not None and y is not None:
+            emb = emb + self.label_embed(y)
+        h0 = self.stem(z)
+        h1 = self.down1(h0, emb)
+        h2 = self.down2(self.downsample(h1), emb)
+        m = self.mid2(self.mid1(h2, emb), emb)
+        u2 = self.up2(torch.cat([m, h2], dim=1), emb)
+        u1 = self.up1(torch.cat([self.upsample(u2), h1], dim=1), emb)
+        return self.out(F.silu(self.out_norm(u1)))

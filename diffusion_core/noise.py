@@ -1,0 +1,34 @@
+"""The Gaussian forward process and Algorithm 1's loss.
+
+z_t = √ᾱ_t · x + √(1 − ᾱ_t) · ε,   loss = ‖ε − g(z_t, t/T)‖².
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .schedules import NoiseSchedule
+
+
+def q_sample(schedule: NoiseSchedule, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """z_t = √ᾱ_t x + √(1−ᾱ_t) ε for integer timesteps t (shape [B])."""
+    ab = schedule.alpha_bars.to(x.device)[t].view(-1, *([1] * (x.dim() - 1)))
+    return ab.sqrt() * x + (1.0 - ab).sqrt() * eps
+
+
+def predict_x0(z_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: float) -> torch.Tensor:
+    """x̂0 = (z_t − √(1−ᾱ_t) ε̂) / √ᾱ_t."""
+    return (z_t - (1.0 - alpha_bar_t) ** 0.5 * eps_hat) / alpha_bar_t**0.5
+
+
+def ddpm_loss(
+    model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Algorithm 1: t ~ U{1..T}, ε ~ N(0, I), mean ‖ε − g(z_t, t/T)‖²."""
+    T = schedule.T
+    t = torch.randint(1, T + 1, (x.shape[0],), generator=generator).to(x.device)
+    eps = torch.randn(x.shape, generator=generator).to(x.device)
+    z_t = q_sample(schedule, x, t, eps)
+    eps_hat = model(z_t, t.float() / T)
+    return torch.mean((eps - eps_hat.float()) ** 2)

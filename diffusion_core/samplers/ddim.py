@@ -1,0 +1,45 @@
+"""DDIM (Song et al. 2021) on a sub-sequence of timesteps, with stochasticity η.
+
+x̂0 = (z_t − √(1−ᾱ_t) ε̂) / √ᾱ_t
+σ = η · √((1−ᾱ_s)/(1−ᾱ_t)) · √(1 − ᾱ_t/ᾱ_s)
+z_s = √ᾱ_s x̂0 + √(1−ᾱ_s−σ²) ε̂ + σ · N(0, I)
+The last step goes to ᾱ = 1, i.e. returns x̂0. η = 0 is deterministic; η = 1 is DDPM-like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from ..noise import predict_x0
+from ..schedules import NoiseSchedule
+from .base import SamplerStep, model_call, seeded_noise, spaced_timesteps
+
+
+def ddim_steps(
+    model: nn.Module,
+    schedule: NoiseSchedule,
+    z_T: torch.Tensor,
+    generator: torch.Generator,
+    steps: int = 50,
+    eta: float = 0.0,
+) -> Iterator[SamplerStep]:
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must be between 0 and 1; got {eta}")
+    T = schedule.T
+    alpha_bars = schedule.alpha_bars.tolist()
+    ts = spaced_timesteps(T, steps)
+    z = z_T
+    for i, t in enumerate(ts):
+        ab_t = alpha_bars[t]
+        ab_s = alpha_bars[ts[i + 1]] if i + 1 < len(ts) else 1.0
+        eps_hat = model_call(model, z, t, T)
+        x0 = predict_x0(z, eps_hat, ab_t)
+        yield SamplerStep(t, z, x0)
+        sigma = eta * ((1 - ab_s) / (1 - ab_t)) ** 0.5 * (1 - ab_t / ab_s) ** 0.5
+        z = ab_s**0.5 * x0 + max(1 - ab_s - sigma**2, 0.0) ** 0.5 * eps_hat
+        if sigma > 0:
+            z = z + sigma * seeded_noise(z.shape, generator, z.device)
+    yield SamplerStep(0, z, z)

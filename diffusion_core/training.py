@@ -1,0 +1,273 @@
+"""The trainer: Adam on an objective, writing a run directory that a page can watch.
+
+run_dir/
+  config.json      the TrainConfig (written once)
+  status.json      state (running / finished / failed / stopped), epoch, message — atomic
+  metrics.jsonl    one line per finished epoch: loss, wall time, images/s
+  model.safetensors + model.json   the latest inference checkpoint (EMA weights when EMA is on)
+  train_state.pt   raw weights, EMA and optimiser state for resuming (tensors only; read with
+                   weights_only=True)
+  samples/epoch_NNNN.{png,npy}     previews at chosen epochs
+  STOP             created by a user to ask the run to stop cleanly
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checkpoints import save_checkpoint
+from .data import load_dataset
+from .images import save_samples, to_unit_numpy
+from .io_utils import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
+from .models import build_model, count_parameters
+from .objectives import objective_from_config
+from .samplers import validate_seed
+from .schedules import PRESETS, validate_schedule_params
+
+MAX_EPOCHS = 10_000
+MAX_BATCH = 4096
+
+
+class TrainingError(RuntimeError):
+    """Training stopped for a reason the user must act on (the message says which)."""
+
+
+@dataclass
+class TrainConfig:
+    diffusion: dict = field(default_factory=lambda: {"type": "noise", "schedule": {
+        "kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 1000}})
+    model: dict = field(default_factory=lambda: {"arch": "cnn", "params": {}})
+    dataset: str = "mnist"
+    data_root: str | None = None
+    download: bool = True
+    limit: int | None = None  # train on the first `limit` images only (quick runs)
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 2e-4
+    seed: int = 0
+    ema_decay: float | None = None
+    device: str = "auto"
+    sample_epochs: list[int] | None = None  # None: every 10th epoch and the last
+    preview_n: int = 16
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first out-of-range field and its allowed range."""
+        def whole(name: str, value: object, lo: int, hi: int) -> None:
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ValueError(f"{name} must be an integer between {lo} and {hi}; got {value!r}")
+
+        whole("epochs", self.epochs, 1, MAX_EPOCHS)
+        whole("batch_size", self.batch_size, 1, MAX_BATCH)
+        whole("preview_n", self.preview_n, 1, 64)
+        validate_seed(self.seed)
+        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or not 0 < self.lr <= 1:
+            raise ValueError(f"lr must be a number with 0 < lr ≤ 1; got {self.lr!r}")
+        if self.ema_decay is not None and not (isinstance(self.ema_decay, float) and 0 < self.ema_decay < 1):
+            raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999), or None; got {self.ema_decay!r}")
+        if self.limit is not None:
+            whole("limit", self.limit, 1, 10_000_000)
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise ValueError(f"device must be auto, cpu, cuda or mps; got {self.device!r}")
+        if self.diffusion.get("type") == "noise":
+            s = self.diffusion.get("schedule", {})
+            validate_schedule_params(s.get("kind"), s.get("beta1", 1e-4), s.get("beta2", 0.02), s.get("T"))
+        objective_from_config(self.diffusion)  # raises for unknown types / parameters
+        build_model(self.model)  # raises for unknown architectures / parameters
+
+    def epochs_to_sample(self) -> set[int]:
+        if self.sample_epochs is not None:
+            return {e for e in self.sample_epochs if 1 <= e <= self.epochs}
+        return {e for e in range(10, self.epochs + 1, 10)} | {self.epochs}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown training config field(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+def noise_diffusion_config(preset: str | None = None, kind: str = "linear", beta1: float = 1e-4,
+                           beta2: float = 0.02, T: int = 1000) -> dict:
+    """{"type": "noise", "schedule": ...} from a preset name or explicit parameters."""
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        p = PRESETS[preset]
+        return {"type": "noise", "preset": preset,
+                "schedule": {"kind": p["kind"], "beta1": p["beta1"], "beta2": p["beta2"], "T": p["T"]}}
+    validate_schedule_params(kind, beta1, beta2, T)
+    return {"type": "noise", "schedule": {"kind": kind, "beta1": beta1, "beta2": beta2, "T": T}}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use --device auto or cpu")
+    return torch.device(name)
+
+
+def read_status(run_dir: str | Path) -> dict:
+    try:
+        return json.loads((Path(run_dir) / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def write_status(run_dir: Path, **fields: object) -> None:
+    status = read_status(run_dir)
+    status.update(fields, updated=time.time())
+    atomic_write_json(run_dir / "status.json", status)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1.0 - decay)
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    epochs: int
+    loss: float
+    wall_time: float
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    on_batch: Callable[[int, int, int, float], None] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> Path:
+    """Train into `run_dir` (resume=True continues its last complete epoch). Returns the
+    inference checkpoint path. Raises TrainingError (status "failed") on NaN/Inf loss."""
+    run_dir = Path(run_dir)
+    state = None
+    if resume:
+        if not (run_dir / "config.json").is_file():
+            raise TrainingError(f"cannot resume: {run_dir} has no config.json (not a run directory)")
+        saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        saved.epochs = max(saved.epochs, config.epochs)  # allow extending a finished run
+        config = saved
+        if (run_dir / "train_state.pt").is_file():
+            state = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)
+    config.validate()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", dataclasses.asdict(config))
+    except OSError as exc:
+        raise TrainingError(f"cannot write the run directory {run_dir}: {exc.strerror}; choose a writable --out") from None
+    (run_dir / "STOP").unlink(missing_ok=True)
+
+    device = resolve_device(config.device)
+    data = load_dataset(config.dataset, "train", root=config.data_root, download=config.download)
+    x_all = data.images[: config.limit] if config.limit else data.images
+    x_all = x_all.to(device)
+    objective = objective_from_config(config.diffusion)
+    torch.manual_seed(config.seed)  # initial weights
+    model = build_model(config.model).to(device)
+    ema = copy.deepcopy(model).eval() if config.ema_decay else None
+    optim = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start_epoch, elapsed = 1, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        start_epoch = int(state["epoch"]) + 1
+        elapsed = float(state["elapsed"])
+        # drop metrics of an epoch whose checkpoint never completed
+        rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 0) <= state["epoch"]]
+        atomic_write_bytes(run_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+    elif resume:
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+
+    write_status(run_dir, state="running", epoch=start_epoch - 1, epochs=config.epochs, pid=os.getpid(),
+                 message=data.notice or "", data_source=data.source, n_train=len(x_all),
+                 parameters=count_parameters(model), device=str(device))
+    ckpt_meta = {
+        "model": config.model, "diffusion": config.diffusion, "dataset": config.dataset,
+        "training": {"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
+                     "ema_decay": config.ema_decay, "n_train": len(x_all), "data_source": data.source},
+    }
+    ckpt_path = run_dir / "model.safetensors"
+    n = len(x_all)
+    n_batches = math.ceil(n / config.batch_size)
+    for epoch in range(start_epoch, config.epochs + 1):
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)  # resumable randomness
+        perm = torch.randperm(n, generator=gen).to(device)
+        model.train()
+        total, count = 0.0, 0
+        for b in range(n_batches):
+            if (run_dir / "STOP").exists():
+                write_status(run_dir, state="stopped", message=f"stopped by user during epoch {epoch}; "
+                             f"the checkpoint of epoch {epoch - 1} is kept")
+                return ckpt_path
+            x = x_all[perm[b * config.batch_size:(b + 1) * config.batch_size]]
+            loss = objective.loss(model, x, gen)
+            if not torch.isfinite(loss):
+                reason = (f"loss became {loss.item()} at epoch {epoch}, batch {b + 1}: training diverged. "
+                          f"Lower the learning rate (now {config.lr:g}); the checkpoint of epoch "
+                          f"{epoch - 1} is kept.")
+                write_status(run_dir, state="failed", message=reason)
+                raise TrainingError(reason)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            if ema is not None:
+                ema_update(ema, model, config.ema_decay)
+            total += loss.item() * x.shape[0]
+            count += x.shape[0]
+            if on_batch is not None:
+                on_batch(epoch, b + 1, n_batches, loss.item())
+        wall = time.perf_counter() - t0
+        elapsed += wall
+        epoch_loss = total / count
+        net = ema if ema is not None else model
+        # order matters for resume: training state, then the inference checkpoint, then metrics
+        state_dict = {"model": model.state_dict(), "optimizer": optim.state_dict(), "epoch": epoch, "elapsed": elapsed}
+        if ema is not None:
+            state_dict["ema"] = ema.state_dict()
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            reason = (f"weights became NaN/Inf in epoch {epoch}: training diverged. Lower the learning rate "
+                      f"(now {config.lr:g}); the checkpoint of epoch {epoch - 1} is kept.")
+            write_status(run_dir, state="failed", message=reason)
+            raise TrainingError(reason)
+        buf = io.BytesIO()
+        torch.save(state_dict, buf)
+        atomic_write_bytes(run_dir / "train_state.pt", buf.getvalue())
+        save_checkpoint(ckpt_path, net, {**ckpt_meta, "epochs": epoch,
+                                         "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
+        row = {"epoch": epoch, "loss": epoch_loss, "epoch_time_s": wall, "wall_time_s": elapsed,
+               "images_per_s": count / wall, "steps": epoch * n_batches}
+        if epoch in config.epochs_to_sample():
+            samples = objective.preview(net, config.preview_n, config.seed, device)
+            save_samples(to_unit_numpy(samples), run_dir / "samples" / f"epoch_{epoch:04d}")
+            row["sample"] = f"samples/epoch_{epoch:04d}.png"
+        append_jsonl(run_dir / "metrics.jsonl", row)
+        write_status(run_dir, state="running" if epoch < config.epochs else "finished", epoch=epoch,
+                     loss=epoch_loss, elapsed=elapsed)
+        if on_epoch is not None:
+            on_epoch(EpochReport(epoch, config.epochs, epoch_loss, elapsed))
+    return ckpt_path
