@@ -14,8 +14,8 @@ from .data import DATASETS, DatasetUnavailableError
 from .images import save_samples, to_unit_numpy
 from .models import ARCHITECTURES
 from .samplers import NOISE_SAMPLERS
-from .schedules import PRESETS, SCHEDULE_KINDS
 from .sampling import sample_checkpoint
+from .schedules import PRESETS, SCHEDULE_KINDS
 from .training import TrainConfig, TrainingError, noise_diffusion_config, train
 
 

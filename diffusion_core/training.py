@@ -14,8 +14,8 @@ run_dir/
 from __future__ import annotations
 
 import copy
-import io
 import dataclasses
+import io
 import json
 import math
 import os

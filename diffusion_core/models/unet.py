@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
