@@ -107,7 +107,9 @@ def load_weights(data: bytes, source: str = "weights") -> dict[str, torch.Tensor
             "reads .safetensors weights. Convert it in a trusted environment with safetensors.torch.save_file."
         )
     if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{source} is {len(data) / 2**20:.0f} MiB; the limit is {MAX_CHECKPOINT_BYTES // 2**20} MiB")
+        raise CheckpointError(
+            f"{source} is {len(data) / 2**20:.0f} MiB; the limit is {MAX_CHECKPOINT_BYTES // 2**20} MiB"
+        )
     try:
         state = load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError, OverflowError) as exc:

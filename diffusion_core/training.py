@@ -140,7 +140,7 @@ def write_status(run_dir: Path, **fields: object) -> None:
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
         pe.lerp_(pm, 1.0 - decay)
 
 
@@ -176,7 +176,9 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_dir / "config.json", dataclasses.asdict(config))
     except OSError as exc:
-        raise TrainingError(f"cannot write the run directory {run_dir}: {exc.strerror}; choose a writable --out") from None
+        raise TrainingError(
+            f"cannot write the run directory {run_dir}: {exc.strerror}; choose a writable --out"
+        ) from None
     (run_dir / "STOP").unlink(missing_ok=True)
 
     device = resolve_device(config.device)
@@ -198,7 +200,8 @@ def train(
         elapsed = float(state["elapsed"])
         # drop metrics of an epoch whose checkpoint never completed
         rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 0) <= state["epoch"]]
-        atomic_write_bytes(run_dir / "metrics.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+        kept = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        atomic_write_bytes(run_dir / "metrics.jsonl", kept.encode())
     elif resume:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
 
