@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 MAX_T = 100_000
+MIN_ALPHA_BAR = 1e-20  # below this, ᾱ_T underflows float32 arithmetic in the samplers
 SCHEDULE_KINDS = ("linear", "cosine", "sigmoid", "quadratic")
 
 # The report's presets (GUIDE.md §2). Snapshot timesteps are those shown in its figures.
@@ -100,6 +101,12 @@ def make_schedule(kind: str = "linear", beta1: float = 1e-4, beta2: float = 0.02
         betas = torch.zeros(T + 1, dtype=torch.float64)
         betas[1:] = (1 - abar[1:] / abar[:-1]).clamp(max=0.999)  # β_0 = 0 so ᾱ_0 = 1
         beta1, beta2 = float(betas[1]), float(betas[-1])
+    log_abar_T = float(torch.log1p(-betas).sum())
+    if log_abar_T < math.log(MIN_ALPHA_BAR):
+        raise ValueError(
+            f"beta1={beta1:g}, beta2={beta2:g}, T={T} destroy the signal far too early: ᾱ_T = e^{log_abar_T:.0f} "
+            f"is below {MIN_ALPHA_BAR:g} and underflows; lower beta2 or T"
+        )
     return NoiseSchedule(kind=kind, beta1=float(beta1), beta2=float(beta2), T=T, betas=betas.float())
 
 

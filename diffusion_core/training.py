@@ -165,7 +165,7 @@ def train(
     state = None
     if resume:
         if not (run_dir / "config.json").is_file():
-            raise TrainingError(f"cannot resume: {run_dir} has no config.json (not a run directory)")
+            raise ValueError(f"cannot resume: {run_dir} has no config.json (not a run directory)")
         saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
         saved.epochs = max(saved.epochs, config.epochs)  # allow extending a finished run
         config = saved

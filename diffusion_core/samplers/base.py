@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -38,3 +39,19 @@ def spaced_timesteps(T: int, steps: int) -> list[int]:
         raise ValueError(f"steps must be an integer between 1 and T={T}; got {steps!r}")
     # spacing (T−1)/(steps−1) ≥ 1, so the rounded values are strictly decreasing
     return torch.linspace(T, 1, steps).round().long().tolist()
+
+
+def log_snr_spaced_timesteps(alpha_bars: list[float], steps: int) -> list[int]:
+    """`steps` integer timesteps from T down to 1 whose λ_t = ½·log(ᾱ_t/(1−ᾱ_t)) are as evenly
+    spaced as integer t allows (DPM-Solver's recommended spacing for small images)."""
+    T = len(alpha_bars) - 1
+    spaced_timesteps(T, steps)  # same validation
+    lam = [0.5 * (math.log(ab) - math.log1p(-ab)) for ab in alpha_bars]  # increasing as t decreases
+    out: list[int] = []
+    for i in range(steps):
+        target = lam[T] + (lam[1] - lam[T]) * (i / (steps - 1) if steps > 1 else 0.0)
+        t = min(range(1, T + 1), key=lambda k: abs(lam[k] - target))
+        upper = out[-1] - 1 if out else T
+        t = min(max(t, steps - i), upper)  # strictly decreasing, leaving room for the remaining steps
+        out.append(t)
+    return out

@@ -5,6 +5,7 @@ With α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log(α_t/σ_t) and h = λ_s 
     first step:  z_s = (σ_s/σ_t) z_t − α_s (e^{−h} − 1) x̂0_t
     later steps: D = (1 + 1/(2r)) x̂0_t − 1/(2r) x̂0_prev,  r = h_prev / h
                  z_s = (σ_s/σ_t) z_t − α_s (e^{−h} − 1) D
+Timesteps are spaced evenly in λ (so r = 1 wherever integer t allows).
 The final step goes to σ = 0, where the update reduces to z_0 = x̂0 (first order, as is usual
 for few steps).
 """
@@ -19,7 +20,7 @@ from torch import nn
 
 from ..noise import predict_x0
 from ..schedules import NoiseSchedule
-from .base import SamplerStep, model_call, spaced_timesteps
+from .base import SamplerStep, log_snr_spaced_timesteps, model_call
 
 
 def dpm_solver_2m_steps(
@@ -32,7 +33,7 @@ def dpm_solver_2m_steps(
     del generator  # deterministic solver: z_T is the only randomness
     T = schedule.T
     alpha_bars = schedule.alpha_bars.tolist()
-    ts = spaced_timesteps(T, steps)
+    ts = log_snr_spaced_timesteps(alpha_bars, steps)
 
     def lam(ab: float) -> float:
         return 0.5 * (math.log(ab) - math.log1p(-ab))

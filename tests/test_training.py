@@ -1,0 +1,134 @@
+"""The trainer: loss falls, run directory contents, exact resume, clean stop, divergence."""
+
+import json
+
+import pytest
+import torch
+
+import diffusion_core.training as training
+from diffusion_core.checkpoints import load_checkpoint
+from diffusion_core.data import Dataset
+from diffusion_core.io_utils import read_jsonl
+from diffusion_core.models import build_model
+from diffusion_core.noise import ddpm_loss
+from diffusion_core.schedules import make_schedule
+from diffusion_core.training import TrainConfig, TrainingError, read_status, train
+
+from .conftest import TINY_CNN
+
+
+def fake_digits(n=64, seed=0, nan=False):
+    """Blobs of random position: learnable structure, no dataset needed."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    cy, cx = torch.randint(8, 20, (n, 1, 1), generator=g).float(), torch.randint(8, 20, (n, 1, 1), generator=g).float()
+    img = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0) - 0.5
+    if nan:
+        img[:] = float("nan")
+    return Dataset(images=img.unsqueeze(1), labels=torch.zeros(n, dtype=torch.long), name="mnist", source="fake")
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    state = {"nan": False}
+    monkeypatch.setattr(training, "load_dataset", lambda *a, **k: fake_digits(nan=state["nan"]))
+    return state
+
+
+def tiny_config(**kw):
+    base = dict(model=TINY_CNN, epochs=2, batch_size=16, lr=2e-3, seed=3, sample_epochs=[2], preview_n=4,
+                diffusion={"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 50}})
+    return TrainConfig(**(base | kw))
+
+
+def test_algorithm_1_loss_falls_on_a_small_batch():
+    torch.manual_seed(0)
+    model = build_model(TINY_CNN)
+    sched = make_schedule("linear", 1e-4, 0.02, 50)
+    x = fake_digits(32).images
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(60):
+        loss = ddpm_loss(model, sched, x, torch.Generator().manual_seed(step % 4))  # 4 fixed noise draws
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-8:]) / 8 < 0.6 * sum(losses[:8]) / 8
+
+
+def test_run_directory_contents(tmp_path, fake_data):
+    path = train(tiny_config(ema_decay=0.9), tmp_path / "run")
+    run = tmp_path / "run"
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["loss"] > 0 for r in rows)
+    assert rows[1]["sample"] == "samples/epoch_0002.png" and "sample" not in rows[0]
+    assert (run / "samples" / "epoch_0002.png").is_file()
+    import numpy as np
+
+    previews = np.load(run / "samples" / "epoch_0002.npy")
+    assert previews.shape == (4, 28, 28) and previews.min() >= 0 and previews.max() <= 1
+    status = read_status(run)
+    assert status["state"] == "finished" and status["epoch"] == 2
+    ck = load_checkpoint(path)
+    assert ck.config["epochs"] == 2 and ck.config["training"]["ema_decay"] == 0.9
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path, fake_data):
+    train(tiny_config(epochs=2), tmp_path / "straight")
+    train(tiny_config(epochs=1), tmp_path / "split")
+    train(tiny_config(epochs=2), tmp_path / "split", resume=True)
+    a = load_checkpoint(tmp_path / "straight" / "model").model.state_dict()
+    b = load_checkpoint(tmp_path / "split" / "model").model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "split" / "metrics.jsonl")] == [1, 2]
+
+
+def test_stop_file_stops_cleanly_and_keeps_the_last_checkpoint(tmp_path, fake_data):
+    run = tmp_path / "run"
+
+    def on_batch(epoch, b, nb, loss):
+        if epoch == 2 and b == 1:
+            (run / "STOP").touch()
+
+    train(tiny_config(epochs=3), run, on_batch=on_batch)
+    status = read_status(run)
+    assert status["state"] == "stopped" and "epoch 1" in status["message"]
+    assert load_checkpoint(run / "model").config["epochs"] == 1
+    train(tiny_config(epochs=3), run, resume=True)
+    assert read_status(run)["state"] == "finished"
+
+
+def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path, fake_data):
+    run = tmp_path / "run"
+    train(tiny_config(epochs=1), run)
+    before = (run / "model.safetensors").read_bytes()
+    fake_data["nan"] = True
+    with pytest.raises(TrainingError, match="diverged"):
+        train(tiny_config(epochs=2), run, resume=True)
+    status = read_status(run)
+    assert status["state"] == "failed" and "Lower the learning rate" in status["message"]
+    assert (run / "model.safetensors").read_bytes() == before
+    assert load_checkpoint(run / "model").config["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    "kw, word",
+    [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"lr": 0.0}, "lr"), ({"lr": float("inf")}, "lr"),
+     ({"seed": -3}, "seed"), ({"ema_decay": 1.0}, "ema_decay"), ({"device": "tpu"}, "device"),
+     ({"model": {"arch": "mlp"}}, "arch"),
+     ({"diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 0.1, "beta2": 0.01, "T": 10}}}, "beta1")],
+)
+def test_bad_training_parameters(tmp_path, kw, word):
+    with pytest.raises(ValueError, match=word):
+        train(tiny_config(**kw), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing written for a refused config
+
+
+def test_unwritable_run_directory_gives_a_clear_error(tmp_path, fake_data):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(TrainingError, match="cannot write the run directory"):
+        train(tiny_config(), blocker / "run")
