@@ -1,0 +1,70 @@
+"""Denoisers: the report's CNN structure, the U-Net, and the shared interface."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from diffusion_core.models import ReportCNN, UNet, build_model
+
+
+def test_report_cnn_has_the_reports_structure():
+    m = ReportCNN()
+    convs = [b.conv for b in m.blocks]
+    assert [c.out_channels for c in convs] == [16, 32, 32, 16]
+    assert all(c.kernel_size == (7, 7) and c.padding == (3, 3) for c in convs)  # "same" padding
+    assert all(b.norm.normalized_shape == (c.out_channels, 28, 28) for b, c in zip(m.blocks, convs, strict=True))
+    assert all(isinstance(b.act, nn.GELU) for b in m.blocks)
+    assert m.final.kernel_size == (3, 3) and m.final.out_channels == 1
+    widths = [layer.out_features for layer in m.time_embed if isinstance(layer, nn.Linear)]
+    assert widths == [128, 128, 128, 16]
+    expected = [0.0] + [2 * math.pi * 1.5**i for i in range(15)]  # 16 frequencies
+    torch.testing.assert_close(m.frequencies, torch.tensor(expected))
+
+
+def test_time_embedding_is_added_after_the_first_block():
+    m = ReportCNN(hidden=(4, 4), kernel_size=3, time_embed_dim=8).eval()
+    z = torch.randn(2, 1, 28, 28)
+    t = torch.tensor([0.1, 0.9])
+    h = m.blocks[0](z) + m.time_encoding(t)
+    for block in m.blocks[1:]:
+        h = block(h)
+    torch.testing.assert_close(m(z, t), m.final(h))
+    assert not torch.allclose(m(z, t), m(z, torch.tensor([0.5, 0.5])))
+
+
+@pytest.mark.parametrize("cfg", [{"arch": "cnn", "params": {}}, {"arch": "unet", "params": {}},
+                                 {"arch": "cnn", "params": {"hidden": [8, 8, 8], "kernel_size": 5}},
+                                 {"arch": "unet", "params": {"base_channels": 16, "channel_mult": [1, 3]}}])
+def test_every_denoiser_maps_z_to_a_tensor_shaped_like_z(cfg):
+    m = build_model(cfg)
+    z = torch.randn(3, 1, 28, 28)
+    out = m(z, torch.rand(3))
+    assert out.shape == z.shape and out.dtype == z.dtype
+    out.pow(2).mean().backward()
+    assert all(p.grad is not None for p in m.parameters())  # every parameter is used
+
+
+def test_unet_uses_the_time_and_an_optional_label():
+    torch.manual_seed(0)
+    m = UNet(base_channels=8, num_classes=10).eval()
+    z = torch.randn(2, 1, 28, 28)
+    t = torch.tensor([0.2, 0.2])
+    assert not torch.allclose(m(z, t), m(z, t + 0.5))
+    assert not torch.allclose(m(z, t, torch.tensor([1, 1])), m(z, t, torch.tensor([7, 7])))
+
+
+@pytest.mark.parametrize(
+    "cfg, word",
+    [({"arch": "cnn", "params": {"kernel_size": 4}}, "kernel_size"),
+     ({"arch": "cnn", "params": {"hidden": []}}, "hidden"),
+     ({"arch": "cnn", "params": {"time_embed_dim": 7}}, "time_embed_dim"),
+     ({"arch": "unet", "params": {"base_channels": 10}}, "base_channels"),
+     ({"arch": "unet", "params": {"channel_mult": [1, 2, 4]}}, "channel_mult"),
+     ({"arch": "unet", "params": {"depth": 3}}, "unknown parameters"),
+     ({"arch": "vit"}, "arch must be")],
+)
+def test_bad_architecture_parameters(cfg, word):
+    with pytest.raises(ValueError, match=word):
+        build_model(cfg)
