@@ -23,12 +23,17 @@ def predict_x0(z_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: float) -> 
 
 
 def ddpm_loss(
-    model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, generator: torch.Generator | None = None
+    model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, generator: torch.Generator | None = None,
+    shard: slice = slice(None),
 ) -> torch.Tensor:
-    """Algorithm 1: t ~ U{1..T}, ε ~ N(0, I), mean ‖ε − g(z_t, t/T)‖²."""
+    """Algorithm 1: t ~ U{1..T}, ε ~ N(0, I), mean ‖ε − g(z_t, t/T)‖².
+
+    t and ε are drawn for the whole batch x; the loss is taken over x[shard] (one rank's part
+    of a distributed global batch)."""
     T = schedule.T
-    t = torch.randint(1, T + 1, (x.shape[0],), generator=generator).to(x.device)
-    eps = torch.randn(x.shape, generator=generator).to(x.device)
+    t = torch.randint(1, T + 1, (x.shape[0],), generator=generator).to(x.device)[shard]
+    eps = torch.randn(x.shape, generator=generator).to(x.device)[shard]
+    x = x[shard]
     z_t = q_sample(schedule, x, t, eps)
     eps_hat = model(z_t, t.float() / T)
     return torch.mean((eps - eps_hat.float()) ** 2)

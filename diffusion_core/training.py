@@ -33,6 +33,7 @@ from .images import save_samples, to_unit_numpy
 from .io_utils import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from .models import build_model, count_parameters
 from .objectives import objective_from_config
+from .precision import PRECISIONS, resolve_precision, with_precision
 from .samplers import validate_seed
 from .schedules import PRESETS, validate_schedule_params
 
@@ -60,6 +61,7 @@ class TrainConfig:
     ema_decay: float | None = None
     device: str = "auto"
     sample_epochs: list[int] | None = None  # None: every 10th epoch and the last
+    precision: str = "auto"  # bf16 autocast where native (see precision.py), else fp32
     preview_n: int = 16
 
     def validate(self) -> None:
@@ -78,6 +80,8 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999), or None; got {self.ema_decay!r}")
         if self.limit is not None:
             whole("limit", self.limit, 1, 10_000_000)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ValueError(f"device must be auto, cpu, cuda or mps; got {self.device!r}")
         if self.diffusion.get("type") == "noise":
@@ -152,6 +156,49 @@ class EpochReport:
     wall_time: float
 
 
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, batch: int) -> slice:
+        """This rank's contiguous part of a global batch (sizes differ by at most one)."""
+        base, extra = divmod(batch, self.world)
+        lo = self.rank * base + min(self.rank, extra)
+        return slice(lo, lo + base + (1 if self.rank < extra else 0))
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed(), resolve_device(device_name)
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_name)
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Distributed(torch.distributed.get_rank(), torch.distributed.get_world_size()), device
+
+
+def _fail(run_dir: Path, dist: Distributed, reason: str) -> TrainingError:
+    if dist.is_main:
+        write_status(run_dir, state="failed", message=reason)
+    return TrainingError(reason)
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
@@ -160,7 +207,12 @@ def train(
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> Path:
     """Train into `run_dir` (resume=True continues its last complete epoch). Returns the
-    inference checkpoint path. Raises TrainingError (status "failed") on NaN/Inf loss."""
+    inference checkpoint path. Raises TrainingError (status "failed") on NaN/Inf loss.
+
+    Under torchrun every rank draws the same global batch and the same noise, computes the loss on
+    its own shard, and DistributedDataParallel averages the gradients: the result matches one
+    process with the same global batch. Rank 0 alone writes the run directory.
+    """
     run_dir = Path(run_dir)
     state = None
     if resume:
@@ -172,21 +224,23 @@ def train(
         if (run_dir / "train_state.pt").is_file():
             state = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)
     config.validate()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "config.json", dataclasses.asdict(config))
-    except OSError as exc:
-        raise TrainingError(
-            f"cannot write the run directory {run_dir}: {exc.strerror}; choose a writable --out"
-        ) from None
-    (run_dir / "STOP").unlink(missing_ok=True)
+    dist, device = init_distributed(config.device)
+    if dist.is_main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(run_dir / "config.json", dataclasses.asdict(config))
+        except OSError as exc:
+            raise TrainingError(
+                f"cannot write the run directory {run_dir}: {exc.strerror}; choose a writable --out"
+            ) from None
+        (run_dir / "STOP").unlink(missing_ok=True)
+    dist.barrier()
 
-    device = resolve_device(config.device)
     data = load_dataset(config.dataset, "train", root=config.data_root, download=config.download)
     x_all = data.images[: config.limit] if config.limit else data.images
     x_all = x_all.to(device)
     objective = objective_from_config(config.diffusion)
-    torch.manual_seed(config.seed)  # initial weights
+    torch.manual_seed(config.seed)  # initial weights: identical on every rank
     model = build_model(config.model).to(device)
     ema = copy.deepcopy(model).eval() if config.ema_decay else None
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -198,16 +252,22 @@ def train(
             ema.load_state_dict(state["ema"])
         start_epoch = int(state["epoch"]) + 1
         elapsed = float(state["elapsed"])
-        # drop metrics of an epoch whose checkpoint never completed
-        rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 0) <= state["epoch"]]
-        kept = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-        atomic_write_bytes(run_dir / "metrics.jsonl", kept.encode())
-    elif resume:
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-
-    write_status(run_dir, state="running", epoch=start_epoch - 1, epochs=config.epochs, pid=os.getpid(),
-                 message=data.notice or "", data_source=data.source, n_train=len(x_all),
-                 parameters=count_parameters(model), device=str(device))
+    if dist.is_main:
+        if state is not None:  # drop metrics of an epoch whose checkpoint never completed
+            rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 0) <= state["epoch"]]
+            kept = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+            atomic_write_bytes(run_dir / "metrics.jsonl", kept.encode())
+        elif resume:
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        write_status(run_dir, state="running", epoch=start_epoch - 1, epochs=config.epochs, pid=os.getpid(),
+                     message=data.notice or "", data_source=data.source, n_train=len(x_all),
+                     parameters=count_parameters(model), device=str(device), world_size=dist.world,
+                     precision=str(resolve_precision(config.precision, device)).replace("torch.", ""))
+    trained = model
+    if dist.world > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
+                                                            else None)
+    trained = with_precision(trained, config.precision, device)
     ckpt_meta = {
         "model": config.model, "diffusion": config.diffusion, "dataset": config.dataset,
         "training": {"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
@@ -218,59 +278,76 @@ def train(
     n_batches = math.ceil(n / config.batch_size)
     for epoch in range(start_epoch, config.epochs + 1):
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)  # resumable randomness
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)  # resumable, same on every rank
         perm = torch.randperm(n, generator=gen).to(device)
         model.train()
         total, count = 0.0, 0
         for b in range(n_batches):
-            if (run_dir / "STOP").exists():
-                write_status(run_dir, state="stopped", message=f"stopped by user during epoch {epoch}; "
-                             f"the checkpoint of epoch {epoch - 1} is kept")
-                return ckpt_path
             x = x_all[perm[b * config.batch_size:(b + 1) * config.batch_size]]
-            loss = objective.loss(model, x, gen)
-            if not torch.isfinite(loss):
-                reason = (f"loss became {loss.item()} at epoch {epoch}, batch {b + 1}: training diverged. "
-                          f"Lower the learning rate (now {config.lr:g}); the checkpoint of epoch "
-                          f"{epoch - 1} is kept.")
-                write_status(run_dir, state="failed", message=reason)
-                raise TrainingError(reason)
+            shard = dist.shard(x.shape[0])
+            loss = objective.loss(trained, x, gen, shard)
+            # weight the shard so that DDP's gradient average is the mean over the global batch
+            weight = (shard.stop - shard.start) * dist.world / x.shape[0]
+            stop = (run_dir / "STOP").exists() if dist.is_main else False
+            summary = torch.stack([loss.detach().float() * (shard.stop - shard.start),
+                                   torch.tensor(float(stop), device=loss.device)])
+            if dist.world > 1:
+                torch.distributed.all_reduce(summary)
+            batch_loss, stop = summary[0].item() / x.shape[0], bool(summary[1].item())
+            if stop:
+                if dist.is_main:
+                    write_status(run_dir, state="stopped", message=f"stopped by user during epoch {epoch}; "
+                                 f"the checkpoint of epoch {epoch - 1} is kept")
+                return ckpt_path
+            if not math.isfinite(batch_loss):
+                raise _fail(run_dir, dist, f"loss became {batch_loss} at epoch {epoch}, batch {b + 1}: training "
+                            f"diverged. Lower the learning rate (now {config.lr:g}); the checkpoint of epoch "
+                            f"{epoch - 1} is kept.")
             optim.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * weight).backward()
             optim.step()
             if ema is not None:
                 ema_update(ema, model, config.ema_decay)
-            total += loss.item() * x.shape[0]
+            total += batch_loss * x.shape[0]
             count += x.shape[0]
-            if on_batch is not None:
-                on_batch(epoch, b + 1, n_batches, loss.item())
+            if on_batch is not None and dist.is_main:
+                on_batch(epoch, b + 1, n_batches, batch_loss)
         wall = time.perf_counter() - t0
         elapsed += wall
         epoch_loss = total / count
-        net = ema if ema is not None else model
-        # order matters for resume: training state, then the inference checkpoint, then metrics
-        state_dict = {"model": model.state_dict(), "optimizer": optim.state_dict(), "epoch": epoch, "elapsed": elapsed}
-        if ema is not None:
-            state_dict["ema"] = ema.state_dict()
         if not all(torch.isfinite(p).all() for p in model.parameters()):
-            reason = (f"weights became NaN/Inf in epoch {epoch}: training diverged. Lower the learning rate "
-                      f"(now {config.lr:g}); the checkpoint of epoch {epoch - 1} is kept.")
-            write_status(run_dir, state="failed", message=reason)
-            raise TrainingError(reason)
-        buf = io.BytesIO()
-        torch.save(state_dict, buf)
-        atomic_write_bytes(run_dir / "train_state.pt", buf.getvalue())
-        save_checkpoint(ckpt_path, net, {**ckpt_meta, "epochs": epoch,
-                                         "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
-        row = {"epoch": epoch, "loss": epoch_loss, "epoch_time_s": wall, "wall_time_s": elapsed,
-               "images_per_s": count / wall, "steps": epoch * n_batches}
-        if epoch in config.epochs_to_sample():
-            samples = objective.preview(net, config.preview_n, config.seed, device)
-            save_samples(to_unit_numpy(samples), run_dir / "samples" / f"epoch_{epoch:04d}")
-            row["sample"] = f"samples/epoch_{epoch:04d}.png"
-        append_jsonl(run_dir / "metrics.jsonl", row)
-        write_status(run_dir, state="running" if epoch < config.epochs else "finished", epoch=epoch,
-                     loss=epoch_loss, elapsed=elapsed)
-        if on_epoch is not None:
-            on_epoch(EpochReport(epoch, config.epochs, epoch_loss, elapsed))
+            raise _fail(run_dir, dist, f"weights became NaN/Inf in epoch {epoch}: training diverged. Lower the "
+                        f"learning rate (now {config.lr:g}); the checkpoint of epoch {epoch - 1} is kept.")
+        if dist.is_main:
+            _end_of_epoch(config, run_dir, objective, model, ema, optim, device, ckpt_meta, epoch, epoch_loss,
+                          wall, elapsed, count, n_batches)
+            if on_epoch is not None:
+                on_epoch(EpochReport(epoch, config.epochs, epoch_loss, elapsed))
+        dist.barrier()
     return ckpt_path
+
+
+def _end_of_epoch(config: TrainConfig, run_dir: Path, objective, model: nn.Module, ema: nn.Module | None,
+                  optim: torch.optim.Optimizer, device: torch.device, ckpt_meta: dict, epoch: int,
+                  epoch_loss: float, wall: float, elapsed: float, count: int, n_batches: int) -> None:
+    """Rank 0's writes, in an order that keeps resume safe: training state, then the inference
+    checkpoint, then previews and the metrics line, then the status."""
+    net = ema if ema is not None else model
+    state_dict = {"model": model.state_dict(), "optimizer": optim.state_dict(), "epoch": epoch, "elapsed": elapsed}
+    if ema is not None:
+        state_dict["ema"] = ema.state_dict()
+    buf = io.BytesIO()
+    torch.save(state_dict, buf)
+    atomic_write_bytes(run_dir / "train_state.pt", buf.getvalue())
+    save_checkpoint(run_dir / "model.safetensors", net, {**ckpt_meta, "epochs": epoch,
+                                                         "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
+    row = {"epoch": epoch, "loss": epoch_loss, "epoch_time_s": wall, "wall_time_s": elapsed,
+           "images_per_s": count / wall, "steps": epoch * n_batches}
+    if epoch in config.epochs_to_sample():
+        samples = objective.preview(with_precision(net, config.precision, device), config.preview_n, config.seed,
+                                    device)
+        save_samples(to_unit_numpy(samples), run_dir / "samples" / f"epoch_{epoch:04d}")
+        row["sample"] = f"samples/epoch_{epoch:04d}.png"
+    append_jsonl(run_dir / "metrics.jsonl", row)
+    write_status(run_dir, state="running" if epoch < config.epochs else "finished", epoch=epoch,
+                 loss=epoch_loss, elapsed=elapsed)

@@ -1,0 +1,72 @@
+"""Mixed precision: bf16 autocast where the hardware runs it natively, float32 otherwise.
+
+"auto" picks bf16 on CUDA GPUs that support it and on CPUs with avx512_bf16 or AMX; everything
+else (and "fp32") runs in float32. "bf16" forces autocast even where it is emulated (slower).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import torch
+from torch import nn
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return cpu_has_native_bf16()
+    return False
+
+
+def resolve_precision(choice: str, device: torch.device | str) -> torch.dtype:
+    """torch.bfloat16 or torch.float32 for `choice` on `device`."""
+    if choice not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {choice!r}")
+    device = torch.device(device)
+    if choice == "bf16" or (choice == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return torch.float32
+
+
+def autocast(device: torch.device | str, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    device = torch.device(device)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class AutocastModel(nn.Module):
+    """Runs the wrapped denoiser under autocast and returns float32, so samplers and losses
+    stay in float32 whatever the network computes in."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype, device: torch.device | str) -> None:
+        super().__init__()
+        self.inner = model
+        self.dtype = dtype
+        self.device_type = torch.device(device).type
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=self.device_type, dtype=self.dtype):
+            out = self.inner(z, t)
+        return out.float()
+
+
+def with_precision(model: nn.Module, precision: str, device: torch.device | str) -> nn.Module:
+    """`model` itself for float32, or an AutocastModel wrapper for bf16."""
+    dtype = resolve_precision(precision, device)
+    return model if dtype == torch.float32 else AutocastModel(model, dtype, device)

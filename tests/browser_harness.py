@@ -1,0 +1,94 @@
+"""Start the real app with `streamlit run` and drive Debian's Chromium through Playwright.
+
+Browser tests skip with a clear message when Chromium or Playwright is missing, unless
+DIFFUSION_LAB_REQUIRE_BROWSER=1 (set by .ci/run), in which case they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+def require_browser() -> None:
+    """Skip (or fail under CI) when no browser can be driven here."""
+    problem = None
+    if not Path(CHROMIUM).is_file():
+        problem = "Debian's Chromium is not installed (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            problem = "playwright is not installed (pip install playwright)"
+    if problem:
+        if os.environ.get("DIFFUSION_LAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests are required here but {problem}")
+        pytest.skip(f"browser test skipped: {problem}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(env_extra: dict[str, str], log_path: Path):
+    """`streamlit run streamlit_app.py` on a free loopback port; yields the base URL."""
+    port = free_port()
+    env = os.environ | {"PYTHONPATH": str(ROOT)} | env_extra
+    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 90
+            while time.time() < deadline:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    time.sleep(0.5)
+                if proc.poll() is not None:
+                    raise RuntimeError(f"streamlit exited early:\n{log_path.read_text()}")
+            else:
+                raise RuntimeError(f"streamlit did not become healthy:\n{log_path.read_text()}")
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextmanager
+def browser_page(user_data_dir: Path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(user_data_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1600})
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.set_default_timeout(60_000)
+            yield page
+        finally:
+            ctx.close()

@@ -1,0 +1,36 @@
+"""bf16 autocast: detection, fp32 fallback, opt-out, and agreement with fp32 predictions."""
+
+import pytest
+import torch
+
+import diffusion_core.precision as precision
+from diffusion_core.models import build_model
+from diffusion_core.precision import AutocastModel, resolve_precision, with_precision
+
+
+def test_auto_uses_bf16_only_where_native(monkeypatch):
+    precision.cpu_has_native_bf16.cache_clear()
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu") == torch.bfloat16
+    assert resolve_precision("fp32", "cpu") == torch.float32  # the opt-out
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", "cpu") == torch.float32  # fallback
+    assert resolve_precision("bf16", "cpu") == torch.bfloat16  # forced
+    with pytest.raises(ValueError, match="precision must be"):
+        resolve_precision("fp8", "cpu")
+
+
+@pytest.mark.parametrize("cfg", [{"arch": "cnn", "params": {}}, {"arch": "unet", "params": {"base_channels": 16}}])
+def test_bf16_predictions_agree_with_fp32(cfg):
+    """Stated tolerance: relative L2 error of the predicted ε below 2% (bf16 keeps ~3 significant digits)."""
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    z, t = torch.randn(8, 1, 28, 28), torch.rand(8)
+    with torch.no_grad():
+        ref = model(z, t)
+        fast = with_precision(model, "bf16", "cpu")(z, t)
+    assert isinstance(with_precision(model, "bf16", "cpu"), AutocastModel)
+    assert with_precision(model, "fp32", "cpu") is model
+    assert fast.dtype == torch.float32
+    rel = ((fast - ref).norm() / ref.norm()).item()
+    assert 0 < rel < 0.02
