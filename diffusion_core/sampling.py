@@ -1,4 +1,9 @@
-"""One entry point for sampling any checkpoint, whatever its diffusion process."""
+"""One entry point for sampling any checkpoint, whatever its diffusion process.
+
+Cold checkpoints take a `start`: "mixture" (default; fitted on first use from a few hundred
+training images of the checkpoint's dataset and cached, see cold.dataset_mixture), "black", or a
+tensor of degraded images x_T (conditional generation).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,15 @@ from collections.abc import Iterator
 import torch
 
 from .checkpoints import LoadedCheckpoint
+from .cold import COLD_SAMPLERS, cold_steps, dataset_mixture
+from .degradations import degradation_from_config
 from .samplers import NOISE_SAMPLERS, SampleResult, SamplerStep, noise_sampler_steps, run_to_end
 from .schedules import schedule_from_config
 
 
 def samplers_for(checkpoint: LoadedCheckpoint) -> tuple[str, ...]:
-    return NOISE_SAMPLERS
+    """The samplers a checkpoint supports; the first is the default."""
+    return COLD_SAMPLERS if checkpoint.config["diffusion"]["type"] == "cold" else NOISE_SAMPLERS
 
 
 def checkpoint_steps(
@@ -23,6 +31,7 @@ def checkpoint_steps(
     steps: int | None = None,
     eta: float = 0.0,
     device: torch.device | str = "cpu",
+    start: str | torch.Tensor = "mixture",
 ) -> Iterator[SamplerStep]:
     """Frames (t, z_t, x̂0) of one reverse run of a loaded checkpoint."""
     diffusion = checkpoint.config["diffusion"]
@@ -30,6 +39,11 @@ def checkpoint_steps(
     if diffusion["type"] == "noise":
         schedule = schedule_from_config(diffusion["schedule"])
         return noise_sampler_steps(model, schedule, sampler, n, seed, steps, eta, device=device)
+    if diffusion["type"] == "cold":
+        degradation = degradation_from_config(diffusion["degradation"])
+        mixture = (dataset_mixture(degradation, checkpoint.config.get("dataset", "mnist"))
+                   if isinstance(start, str) and start == "mixture" else None)
+        return cold_steps(model, degradation, sampler, start, n, seed, steps, mixture, device=device)
     raise ValueError(f"diffusion type {diffusion['type']!r} is not supported by this build")
 
 
@@ -42,5 +56,6 @@ def sample_checkpoint(
     eta: float = 0.0,
     record: tuple[int, ...] = (),
     device: torch.device | str = "cpu",
+    start: str | torch.Tensor = "mixture",
 ) -> SampleResult:
-    return run_to_end(checkpoint_steps(checkpoint, sampler, n, seed, steps, eta, device), record)
+    return run_to_end(checkpoint_steps(checkpoint, sampler, n, seed, steps, eta, device, start), record)
