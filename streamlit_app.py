@@ -1,10 +1,75 @@
-"""Diffusion Lab — landing page (the full app arrives with the app issue)."""
+"""Diffusion Lab — the entry point: the sidebar of pages (st.navigation, from pages.lab_ui.PAGES) and
+Home: what the lab is, one-click samples from the default model, links to every page."""
 
 import streamlit as st
 
-st.set_page_config(page_title="Diffusion Lab", layout="wide")
-st.title("Diffusion Lab")
-st.write(
-    "Train, run and take apart denoising diffusion models on MNIST-sized images. "
-    "The library lives in `diffusion_core`; use `python -m diffusion_core --help` for the command line."
+from diffusion_core.images import to_unit_numpy
+from diffusion_core.sampling import sample_checkpoint, samplers_for
+from pages.lab_ui import (
+    checkpoint_label,
+    default_checkpoint,
+    load_checkpoint_cached,
+    navigation,
+    page_links,
+    setup_page,
+    show_grid,
+    user_errors,
 )
+
+GRID_N = 16  # a 4×4 grid
+FAST_STEPS = 20  # DPM-Solver++(2M): a 4×4 grid in about a second on a CPU
+
+
+def generate(seed: int) -> None:
+    """Sample a 4×4 grid from the default model into session state (shown until the next Generate)."""
+    path = default_checkpoint()
+    ckpt = load_checkpoint_cached(path)
+    samplers = samplers_for(ckpt)
+    sampler = "dpm++2m" if "dpm++2m" in samplers else samplers[0]
+    T = ckpt.config["diffusion"].get("schedule", {}).get("T")
+    steps = min(FAST_STEPS, T) if sampler == "dpm++2m" and T else None
+    result = sample_checkpoint(ckpt, sampler, n=GRID_N, seed=seed, steps=steps)
+    st.session_state["home_grid"] = {
+        "images": to_unit_numpy(result.samples), "seed": seed, "model": path.stem,
+        "how": sampler + (f", {steps} steps" if steps else ""), "label": checkpoint_label(ckpt.config),
+    }
+
+
+def home() -> None:
+    setup_page("Diffusion Lab", (
+        "An interactive lab for **denoising diffusion models** on 28×28 digits, for teaching and self-study. "
+        "A diffusion model learns to undo a gradual corruption: the forward process mixes an image with "
+        "Gaussian noise, z_t = √ᾱ_t·x + √(1−ᾱ_t)·ε, and a network learns to predict the noise so that, "
+        "starting from pure noise, it can walk back to a digit. Everything here runs on a laptop CPU."
+    ))
+    st.subheader("Generate")
+    path = default_checkpoint()
+    if path is None:
+        st.info("No model is shipped in `checkpoints/` yet, so there is nothing to sample from. "
+                "Train one (a few minutes on a CPU gives blurry digits) and it will appear on every page.")
+        st.page_link("pages/1_Train.py", label="Train a model", icon=":material/model_training:")
+    else:
+        c1, c2 = st.columns([1, 3])
+        seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="home_seed")
+        if c1.button("Generate", type="primary", key="home_generate"):
+            with user_errors("Could not generate"), st.spinner("Sampling…"):
+                generate(int(seed))
+        grid = st.session_state.get("home_grid")
+        with c2:
+            if grid:
+                show_grid(grid["images"], nrow=4, scale=5,
+                          caption=f"{grid['model']} ({grid['label']}) · {grid['how']} · seed {grid['seed']}")
+            else:
+                st.caption(f"Model: **{path.stem}**. Press Generate for a 4×4 grid of samples.")
+
+    st.subheader("How to use the lab")
+    st.markdown(
+        "1. **Schedules** — see how β_t, ᾱ_t and the signal-to-noise ratio decide how fast a digit dissolves.\n"
+        "2. **Train** — train your own model in the background; watch the loss and samples improve.\n"
+        "3. **Reverse diffusion** — step through sampling and watch a digit emerge from noise.\n\n"
+        "Trained runs appear as models on every page; you can also upload a checkpoint (.safetensors + .json)."
+    )
+    page_links()
+
+
+navigation(home).run()

@@ -39,9 +39,10 @@ def test_train_then_sample_end_to_end(tmp_path):
     again = tmp_path / "again"
     assert cli("sample", run, "--n", 6, "--sampler", "ancestral", "--seed", 1, "--out", again).returncode == 0
     assert np.array_equal(np.load(f"{again}.npy"), np.load(tmp_path / "s_ancestral.npy"))  # seeded
-    # resume extends the run
-    r = cli("train", "--resume", run, "--epochs", 3, "--quiet")
-    assert r.returncode == 0, r.stderr
+    # resuming a finished run without --epochs keeps its total; with --epochs it extends it
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert json.loads((run / "status.json").read_text())["epoch"] == 2
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 0
     assert json.loads((run / "status.json").read_text())["epoch"] == 3
 
 
@@ -54,7 +55,8 @@ def test_info_lists_shipped_checkpoints(tiny_noise_checkpoint):
 
 @pytest.mark.parametrize(
     "args, word",
-    [(["train", "--out", "{tmp}/r", "--schedule", "linear", "--beta1", "0.5", "--beta2", "0.1"], "beta1 must be smaller"),
+    [(["train", "--out", "{tmp}/r", "--schedule", "linear", "--beta1", "0.5", "--beta2", "0.1"],
+      "beta1 must be smaller"),
      (["train", "--out", "{tmp}/r", "--schedule", "linear", "--T", "0"], "T must be an integer"),
      (["train", "--out", "{tmp}/r", "--epochs", "0"], "epochs must be"),
      (["train", "--out", "{tmp}/r", "--lr", "-1"], "lr must be"),
@@ -62,6 +64,8 @@ def test_info_lists_shipped_checkpoints(tiny_noise_checkpoint):
      (["train", "--out", "{tmp}/r", "--arch", "unet", "--base-channels", "12"], "base_channels"),
      (["train", "--out", "{tmp}/r", "--preset", "default", "--schedule", "linear"], "not both"),
      (["train"], "--out"),
+     (["train", "--out", "{tmp}/r", "--T", "50"], "only apply with --schedule"),
+     (["train", "--out", "{tmp}/r", "--preset", "model1", "--beta2", "0.1"], "only apply with --schedule"),
      (["train", "--resume", "{tmp}"], "not a run directory"),
      (["sample", "{tmp}/nothing"], "no checkpoint at"),
      (["sample", "{ckpt}", "--n", "0"], "number of samples"),

@@ -1,0 +1,430 @@
+"""Background training jobs: `python -m diffusion_core train … --quiet` as a subprocess writing a run
+directory under a runs root, so a page can start a run, watch it, stop it, resume it and reattach
+after a reload.
+
+runs root (default ./runs, or $DIFFUSION_LAB_RUNS)/
+  <run id>/          the trainer's run directory (see training.py) plus
+    job.json         what this module launched: pid, command, start time, stop requests
+    log.txt          the subprocess's stdout and stderr
+
+A run's state is read from the files, never from memory, so any process can list runs:
+  starting   the process is alive but has not begun training yet (importing, loading data)
+  running    training; `stopping` once STOP has been requested
+  finished / stopped / failed   as written by the trainer
+  died       the process ended while status.json still said running (killed, out of memory, …)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io_utils import atomic_write_json, read_jsonl
+from .training import read_status
+
+RUNS_ENV = "DIFFUSION_LAB_RUNS"
+MAX_JOBS_ENV = "DIFFUSION_LAB_MAX_JOBS"
+DEFAULT_MAX_JOBS = 2
+ACTIVE_STATES = ("starting", "running", "stopping")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+DIED_MESSAGE = "process ended unexpectedly; the last complete epoch is kept; Resume to continue"
+
+
+class JobError(ValueError):
+    """A job request that cannot be carried out; the message says why and what to do."""
+
+
+def runs_root() -> Path:
+    """Where run directories live: $DIFFUSION_LAB_RUNS, else ./runs."""
+    return Path(os.environ.get(RUNS_ENV, "runs")).resolve()
+
+
+def max_jobs() -> int:
+    """The cap on concurrently active jobs: $DIFFUSION_LAB_MAX_JOBS (≥ 1), else 2."""
+    raw = os.environ.get(MAX_JOBS_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_MAX_JOBS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise JobError(f"{MAX_JOBS_ENV} must be a whole number ≥ 1; got {raw!r}") from None
+    if value < 1:
+        raise JobError(f"{MAX_JOBS_ENV} must be a whole number ≥ 1; got {value}")
+    return value
+
+
+def new_run_id() -> str:
+    """A sortable id, unique with near certainty: run-YYYYmmdd-HHMMSS-<8 random hex digits>."""
+    return f"run-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+
+
+def run_dir_for(run_id: str, root: Path | None = None) -> Path:
+    """The directory of `run_id`, refusing ids that could escape the runs root (e.g. from a URL)."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise JobError(f"{run_id!r} is not a valid run id (letters, digits, '.', '_' and '-' only)")
+    return (root or runs_root()) / run_id
+
+
+# ---------------------------------------------------------------- process liveness
+
+
+def _proc_cmdline(pid: int) -> bytes | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while `pid` is a live (not zombie) diffusion_core process.
+
+    Our own finished children are reaped here, so they do not linger as zombies."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: fall through to a signal-0 probe
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return False
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): trust the signal probe
+    cmdline = _proc_cmdline(pid)
+    return cmdline is None or b"diffusion_core" in cmdline  # a recycled pid is not our job
+
+
+# ---------------------------------------------------------------- run records
+
+
+@dataclass
+class RunInfo:
+    """One run directory as a page shows it."""
+
+    run_id: str
+    run_dir: Path
+    state: str
+    message: str
+    epoch: int
+    epochs: int
+    pid: int | None
+    config: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)
+    started: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The run's latest inference checkpoint (model.safetensors), if an epoch has completed."""
+        w = self.run_dir / "model.safetensors"
+        return w if w.is_file() and (self.run_dir / "model.json").is_file() else None
+
+    @property
+    def losses(self) -> list[tuple[int, float]]:
+        return [(int(r["epoch"]), float(r["loss"])) for r in self.metrics if "epoch" in r and "loss" in r]
+
+    @property
+    def latest_sample(self) -> Path | None:
+        """The newest preview grid (samples/epoch_NNNN.png) written by the trainer."""
+        for row in reversed(self.metrics):
+            if row.get("sample") and (self.run_dir / row["sample"]).is_file():
+                return self.run_dir / row["sample"]
+        return None
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Mean epoch time × epochs left, while the run is active."""
+        times = [float(r["epoch_time_s"]) for r in self.metrics if "epoch_time_s" in r]
+        if not self.active or not times:
+            return None
+        return sum(times) / len(times) * max(self.epochs - self.epoch, 0)
+
+    def describe(self) -> str:
+        """A one-line summary of what the run trains, for pickers and tables."""
+        cfg = self.config
+        diff = cfg.get("diffusion", {})
+        if diff.get("type") == "noise":
+            s = diff.get("schedule", {})
+            what = diff.get("preset") or f"{s.get('kind')} β {s.get('beta1', '?')}→{s.get('beta2', '?')}"
+            what = f"noise {what} T={s.get('T')}"
+        elif diff.get("type") == "cold":
+            what = f"cold {diff.get('degradation', {}).get('kind', '?')}"
+        else:
+            what = "?"
+        arch = cfg.get("model", {}).get("arch", "?")
+        return f"{arch}, {what}, {cfg.get('dataset', '?')}"
+
+
+def _read_job(run_dir: Path) -> dict:
+    try:
+        job = json.loads((run_dir / "job.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return job if isinstance(job, dict) else {}
+
+
+def _log_error(run_dir: Path) -> str:
+    """The CLI's own error line from log.txt ("error: …" / "training failed: …"), else its tail."""
+    try:
+        lines = [ln.strip() for ln in (run_dir / "log.txt").read_text(errors="replace").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return "the training process ended before writing anything"
+    for line in reversed(lines):
+        for prefix in ("error: ", "training failed: "):
+            if line.startswith(prefix):
+                return line[len(prefix):]
+    tail = " | ".join(lines[-3:])
+    return f"the training process ended before training began: {tail or 'no output'}"
+
+
+def read_run(run_id: str, root: Path | None = None) -> RunInfo:
+    """The current state of one run, derived from its files and whether its process lives."""
+    run_dir = run_dir_for(run_id, root)
+    if not run_dir.is_dir():
+        raise JobError(f"no run {run_id!r} in {run_dir.parent}; pick one from the list of runs")
+    job = _read_job(run_dir)
+    status = read_status(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        config = {}
+    pid = job.get("pid", status.get("pid"))
+    alive = pid_alive(pid)
+    this_process = status.get("pid") == pid  # status.json written by the current process (not an earlier one)
+    trainer_state = status.get("state") if this_process else None
+    message = status.get("message", "") if this_process else ""
+    if alive and trainer_state == "running":
+        state = "stopping" if (run_dir / "STOP").exists() else "running"
+    elif alive and trainer_state is None:
+        state = "starting"
+    elif trainer_state in ("finished", "stopped", "failed"):  # (the process may still be exiting)
+        state = trainer_state
+    elif job.get("stop_requested") and trainer_state is None:
+        state, message = "stopped", "stopped before training began"
+    elif trainer_state == "running":
+        done = int(status.get("epoch", 0))
+        state = "died"
+        message = (DIED_MESSAGE if done else
+                   "process ended unexpectedly before the first epoch completed; Resume to start again")
+    else:
+        state, message = "failed", _log_error(run_dir)
+    return RunInfo(
+        run_id=run_id, run_dir=run_dir, state=state, message=message,
+        epoch=int(status.get("epoch", 0)) if status else 0,
+        epochs=int(status.get("epochs") or config.get("epochs") or job.get("options", {}).get("epochs") or 0),
+        pid=pid, config=config, status=status, metrics=read_jsonl(run_dir / "metrics.jsonl"),
+        started=job.get("started"),
+    )
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """Every run under the runs root, newest first."""
+    root = root or runs_root()
+    if not root.is_dir():
+        return []
+    runs = []
+    for d in root.iterdir():
+        if d.is_dir() and _RUN_ID.match(d.name) and ((d / "job.json").is_file() or (d / "config.json").is_file()):
+            runs.append(read_run(d.name, root))
+    runs.sort(key=lambda r: (r.started or r.run_dir.stat().st_mtime, r.run_id), reverse=True)
+    return runs
+
+
+def active_runs(root: Path | None = None) -> list[RunInfo]:
+    return [r for r in list_runs(root) if r.active]
+
+
+# ---------------------------------------------------------------- starting, stopping, resuming
+
+
+def _train_parser():
+    import argparse
+
+    from .cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices["train"]
+
+
+def option_args(options: Mapping[str, object]) -> list[str]:
+    """CLI arguments from {"epochs": 3, "ema": 0.999, "no_download": True, "hidden": [4, 4]}.
+
+    Keys become --flags (underscores → dashes; "T" stays "--T"); None and False are left out,
+    True is a bare flag. A list is repeated for a repeatable option (--degradation-param a=1
+    --degradation-param b=2) and comma-joined otherwise (--hidden 4,4)."""
+    import argparse
+
+    appends = [a for a in _train_parser()._actions if isinstance(a, argparse._AppendAction)]
+    repeatable = {o for a in appends for o in a.option_strings}
+    args: list[str] = []
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            args.append(flag)
+        elif isinstance(value, (list, tuple)):
+            if flag in repeatable:
+                for item in value:
+                    args += [flag, str(item)]
+            elif value:
+                args += [flag, ",".join(str(v) for v in value)]
+        else:
+            args += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return args
+
+
+def check_train_args(args: list[str]) -> None:
+    """Parse `train` arguments with the CLI's own parser; raise JobError with argparse's message."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(buf):
+            _train_parser().parse_args(["--out", "x", *args])
+    except SystemExit:
+        lines = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
+        reason = lines[-1].split("error: ", 1)[-1] if lines else "invalid arguments"
+        raise JobError(f"invalid training settings: {reason}") from None
+
+
+@contextmanager
+def _launch_lock(root: Path) -> Iterator[None]:
+    """Serialise cap-check-then-launch across sessions and processes."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".launch.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _check_cap(root: Path) -> None:
+    cap = max_jobs()
+    active = active_runs(root)
+    if len(active) >= cap:
+        ids = ", ".join(r.run_id for r in active)
+        raise JobError(
+            f"{len(active)} training job(s) are already running ({ids}) and the limit is {cap}. "
+            f"Wait for one to finish or stop one, then start again (the limit is set by {MAX_JOBS_ENV})."
+        )
+
+
+def _spawn(run_dir: Path, cli_args: list[str], job: dict) -> int:
+    command = [sys.executable, "-m", "diffusion_core", "train", *cli_args, "--quiet"]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONUNBUFFERED"] = "1"
+    with open(run_dir / "log.txt", "ab") as log:
+        log.write(f"$ {' '.join(command)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=PROJECT_ROOT, env=env, start_new_session=True)  # outlives a server restart
+    atomic_write_json(run_dir / "job.json", {**job, "pid": proc.pid, "command": command, "started": time.time(),
+                                             "stop_requested": False})
+    return proc.pid
+
+
+def start_training(options: Mapping[str, object], root: Path | None = None) -> RunInfo:
+    """Launch a new training job with CLI `options` (see option_args); returns its RunInfo.
+
+    Raises JobError when the arguments are invalid or the concurrent-job cap is reached."""
+    root = root or runs_root()
+    if "out" in options or "resume" in options:
+        raise JobError("the run directory is chosen by the jobs module; do not pass out/resume")
+    cli_args = option_args(options)
+    check_train_args(cli_args)
+    with _launch_lock(root):
+        _check_cap(root)
+        while True:  # mkdir is the uniqueness check
+            run_id = new_run_id()
+            run_dir = run_dir_for(run_id, root)
+            try:
+                run_dir.mkdir(parents=True)
+                break
+            except FileExistsError:
+                continue
+        _spawn(run_dir, ["--out", str(run_dir), *cli_args], {"run_id": run_id, "options": dict(options)})
+    return read_run(run_id, root)
+
+
+def resume_training(run_id: str, epochs: int | None = None, root: Path | None = None) -> RunInfo:
+    """Continue a stopped, died or finished run from its last complete epoch (`epochs` extends it)."""
+    root = root or runs_root()
+    run = read_run(run_id, root)
+    if run.active:
+        raise JobError(f"run {run_id} is {run.state}; it can be resumed once it has stopped")
+    if not (run.run_dir / "config.json").is_file():
+        raise JobError(f"run {run_id} never started training (no config.json); start a new run instead")
+    target = int(epochs if epochs is not None else run.config.get("epochs", run.epochs))
+    if run.state == "finished" and target <= run.epoch:
+        raise JobError(f"run {run_id} already finished all {run.epoch} epochs; ask for more epochs to extend it")
+    # always pass --epochs: without it the CLI's default (100) would extend the run
+    cli_args = ["--resume", str(run.run_dir), "--epochs", str(target)]
+    with _launch_lock(root):
+        _check_cap(root)
+        job = _read_job(run.run_dir)
+        _spawn(run.run_dir, cli_args, {**job, "run_id": run_id, "resumes": int(job.get("resumes", 0)) + 1})
+    return read_run(run_id, root)
+
+
+def stop_training(run_id: str, root: Path | None = None) -> RunInfo:
+    """Ask a run to stop cleanly: the trainer sees STOP at its next batch and keeps the last
+    complete epoch. A job still starting up (not yet training) is terminated outright."""
+    root = root or runs_root()
+    run = read_run(run_id, root)
+    if not run.active:
+        raise JobError(f"run {run_id} is not running (it is {run.state})")
+    job = _read_job(run.run_dir)
+    atomic_write_json(run.run_dir / "job.json", {**job, "stop_requested": True})
+    if run.state == "starting":
+        # train() clears STOP when it begins, so a STOP file could be lost; nothing is trained yet
+        try:
+            os.kill(run.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 5.0
+        while pid_alive(run.pid) and time.monotonic() < deadline:  # (also reaps it if it is our child)
+            time.sleep(0.05)
+    else:
+        (run.run_dir / "STOP").touch()
+    return read_run(run_id, root)
+
+
+def wait_for(run_id: str, states: tuple[str, ...], timeout: float = 60.0, root: Path | None = None) -> RunInfo:
+    """Poll until the run reaches one of `states` (for scripts and tests); JobError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = read_run(run_id, root)
+        if run.state in states:
+            return run
+        if time.monotonic() > deadline:
+            raise JobError(f"run {run_id} is still {run.state} after {timeout:g} s (waiting for {states})")
+        time.sleep(0.2)

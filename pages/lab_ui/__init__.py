@@ -1,0 +1,42 @@
+"""Shared pieces of the Diffusion Lab pages (Streamlit only here; all maths stays in diffusion_core).
+
+Why it lives in pages/lab_ui/: the top level of the repository is fixed (streamlit_app.py, pages/,
+diffusion_core/, checkpoints/, tests/, requirements.txt) and diffusion_core must not import
+Streamlit. Without st.navigation, Streamlit (1.67, scriptrunner `_mpa_v1`) turns every
+`pages/*.py` into a page — only names starting with "." and `__init__.py` are skipped, so a
+`pages/_ui.py` would show up as a page — but it globs `*.py` non-recursively, so a sub-package of
+pages/ is never a page. (streamlit_app.py now builds the sidebar itself with st.navigation from
+`PAGES`, which also gives Home its name; a sub-package stays correct either way.) `streamlit run`
+puts the app's folder on sys.path (and pytest does via `pythonpath = ["."]`), so pages import
+`from pages.lab_ui import …` (`pages` is a namespace package).
+
+Modules: common (page setup, navigation, error display), models (cached checkpoints, the model
+picker, uploads), render (image grids and Plotly helpers).
+"""
+
+from .common import PAGES, USER_ERRORS, navigation, page_links, setup_page, user_errors
+from .models import (
+    checkpoint_label,
+    default_checkpoint,
+    load_checkpoint_cached,
+    model_picker,
+    model_sources,
+)
+from .render import downsample_indices, grid_image, show_grid
+
+__all__ = [
+    "PAGES",
+    "USER_ERRORS",
+    "checkpoint_label",
+    "default_checkpoint",
+    "downsample_indices",
+    "grid_image",
+    "load_checkpoint_cached",
+    "model_picker",
+    "model_sources",
+    "navigation",
+    "page_links",
+    "setup_page",
+    "show_grid",
+    "user_errors",
+]

@@ -1,0 +1,99 @@
+"""Page setup, the page registry with links, and turning user-facing errors into st.error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from streamlit.navigation.page import StreamlitPage
+
+from diffusion_core.checkpoints import CheckpointError
+from diffusion_core.data import DatasetUnavailableError
+from diffusion_core.training import TrainingError
+
+APP_ROOT = Path(__file__).resolve().parents[2]
+
+# Every page of the lab, in sidebar order: (path relative to streamlit_app.py, title, Material icon, blurb).
+# streamlit_app.py builds st.navigation from this list; pages whose file does not exist yet are left out,
+# so a later page slots in by adding its file here (and in pages/).
+PAGES: list[tuple[str, str, str, str]] = [
+    ("streamlit_app.py", "Home", ":material/home:", "what the lab is; one-click samples from the default model"),
+    ("pages/1_Train.py", "Train", ":material/model_training:",
+     "train a denoiser in the background, watch it learn, stop and resume"),
+    ("pages/2_Schedules.py", "Schedules", ":material/show_chart:",
+     "β_t, ᾱ_t and log-SNR of the report's presets and your own"),
+    ("pages/3_Reverse_diffusion.py", "Reverse diffusion", ":material/fast_rewind:",
+     "step through sampling: z_t and x̂0 side by side"),
+    ("pages/4_Degradations.py", "Degradations", ":material/blur_on:",
+     "cold diffusion: blur, masks, pixelation and their samplers"),
+    ("pages/5_Explore.py", "Explore", ":material/scatter_plot:",
+     "density plots and PCA clusters of real and generated digits"),
+    ("pages/6_Evaluate.py", "Evaluate", ":material/leaderboard:",
+     "compare runs and shipped models: loss, FID, sample grids"),
+]
+
+# Errors whose message is written for the user: shown with st.error, never as a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, CheckpointError, DatasetUnavailableError, TrainingError, OSError,
+)
+
+
+def setup_page(title: str, intro: str | None = None) -> None:
+    """Page config, title and a one-paragraph introduction."""
+    st.set_page_config(page_title=f"{title} · Diffusion Lab", page_icon=":material/blur_circular:", layout="wide")
+    st.title(title)
+    if intro:
+        st.markdown(intro)
+
+
+def existing_pages() -> list[tuple[str, str, str, str]]:
+    return [p for p in PAGES if (APP_ROOT / p[0]).is_file()]
+
+
+def navigation(home: Callable[[], None]) -> StreamlitPage:
+    """The sidebar: Home (the `home` function of streamlit_app.py) and every page file that exists."""
+    pages = []
+    for path, title, icon, _ in existing_pages():
+        if path == "streamlit_app.py":
+            pages.append(st.Page(home, title=title, icon=icon, default=True))
+        else:
+            pages.append(st.Page(path, title=title, icon=icon))
+    return st.navigation(pages)
+
+
+def page_links(with_blurb: bool = True) -> None:
+    """st.page_link to every page except Home, with its one-line description."""
+    for path, label, icon, blurb in existing_pages():
+        if path != "streamlit_app.py":
+            st.page_link(path, label=f"{label} — {blurb}" if with_blurb else label, icon=icon)
+
+
+@dataclass
+class Outcome:
+    """What happened inside a `user_errors` block."""
+
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@contextmanager
+def user_errors(context: str | None = None) -> Iterator[Outcome]:
+    """Run a block; a user-facing error becomes st.error with its message (no traceback).
+
+    with user_errors("Could not load the model") as outcome:
+        ...
+    if outcome.failed: ...
+    """
+    outcome = Outcome()
+    try:
+        yield outcome
+    except USER_ERRORS as exc:
+        message = str(exc) or exc.__class__.__name__
+        outcome.error = message
+        st.error(f"{context}: {message}" if context else message)

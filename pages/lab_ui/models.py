@@ -1,0 +1,129 @@
+"""Models for the pages: cached checkpoint loading, the model picker (shipped, trained runs, upload)
+and the home page's default model. Uploads go through checkpoints.model_from_bytes (safetensors +
+JSON, hash-checked); nothing is ever unpickled."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from diffusion_core import jobs
+from diffusion_core.checkpoints import LoadedCheckpoint, list_checkpoints, load_checkpoint, model_from_bytes
+
+from .common import user_errors
+
+UPLOAD = "upload"
+DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"
+# Preferred names for the home page's model, best first; otherwise the first shipped noise model.
+DEFAULT_NAMES = ("default-unet", "unet", "default")
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _load_cached(path: str, mtime_ns: int) -> LoadedCheckpoint:
+    del mtime_ns  # part of the cache key only: a retrained run's checkpoint loads afresh
+    return load_checkpoint(path)
+
+
+def load_checkpoint_cached(path: str | Path) -> LoadedCheckpoint:
+    """load_checkpoint through st.cache_resource, keyed by path and the weights file's mtime."""
+    path = Path(path)
+    wpath = path.with_suffix(".safetensors") if path.suffix == ".json" else path
+    try:
+        mtime = wpath.stat().st_mtime_ns
+    except FileNotFoundError:
+        mtime = 0  # load_checkpoint reports the missing file
+    return _load_cached(str(wpath), mtime)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Checking the uploaded checkpoint…")
+def _from_upload(digest: str, _config: bytes, _weights: bytes, name: str) -> LoadedCheckpoint:
+    del digest  # cache key: the bytes themselves are not hashed by Streamlit (leading underscore)
+    model, meta = model_from_bytes(_config, _weights, source=name)
+    return LoadedCheckpoint(model=model, config=meta, path=Path(name))
+
+
+def checkpoint_from_upload(config_bytes: bytes, weights_bytes: bytes, name: str = "uploaded") -> LoadedCheckpoint:
+    """Validate and build an uploaded (config JSON, safetensors) pair; CheckpointError if unusable."""
+    digest = hashlib.sha256(config_bytes + b"\0" + weights_bytes).hexdigest()
+    return _from_upload(digest, config_bytes, weights_bytes, name)
+
+
+def checkpoint_label(meta: dict) -> str:
+    """'cnn · noise linear T=1000 · 100 epochs' from a checkpoint config."""
+    diff = meta.get("diffusion", {})
+    if diff.get("type") == "noise":
+        s = diff.get("schedule", {})
+        what = f"noise {diff.get('preset') or s.get('kind', '?')} T={s.get('T', '?')}"
+    else:
+        what = f"cold {diff.get('degradation', {}).get('kind', '?')}"
+    epochs = meta.get("epochs")
+    trained = f" · {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else ""
+    return f"{meta.get('model', {}).get('arch', '?')} · {what}{trained}"
+
+
+def model_sources() -> dict[str, tuple[str, Path]]:
+    """Loadable models: key → (label, weights path). Keys are 'shipped:<name>' and 'run:<run id>'."""
+    found: dict[str, tuple[str, Path]] = {}
+    for wpath, meta in list_checkpoints():
+        found[f"shipped:{wpath.stem}"] = (f"Shipped · {wpath.stem} ({checkpoint_label(meta)})", wpath)
+    try:
+        runs = jobs.list_runs()
+    except (OSError, ValueError):
+        runs = []
+    for run in runs:
+        if run.checkpoint is not None:
+            progress = f"{run.state}, epoch {run.epoch}/{run.epochs}"
+            found[f"run:{run.run_id}"] = (f"Run · {run.run_id} ({run.describe()}; {progress})", run.checkpoint)
+    return found
+
+
+def default_checkpoint() -> Path | None:
+    """The home page's model: $DIFFUSION_LAB_DEFAULT_MODEL, a preferred shipped name, else the first
+    shipped noise model, else the first shipped model; None when nothing is shipped."""
+    shipped = list_checkpoints()
+    by_name = {w.stem: (w, meta) for w, meta in shipped}
+    for name in (os.environ.get(DEFAULT_ENV), *DEFAULT_NAMES):
+        if name and name in by_name:
+            return by_name[name][0]
+    noise = [w for w, meta in shipped if meta["diffusion"]["type"] == "noise"]
+    return (noise or [w for w, _ in shipped] or [None])[0]
+
+
+def _upload_widgets(key: str) -> LoadedCheckpoint | None:
+    st.caption("A checkpoint is a pair: the weights (.safetensors) and its config (.json) as written by "
+               "Diffusion Lab. Pickled PyTorch files (.pt/.pth/.ckpt) are refused: they can run code.")
+    c1, c2 = st.columns(2)
+    weights = c1.file_uploader("Weights (.safetensors)", type=["safetensors"], key=f"{key}_weights")
+    config = c2.file_uploader("Config (.json)", type=["json"], key=f"{key}_config")
+    if weights is None or config is None:
+        st.info("Upload both files of the checkpoint to use it.")
+        return None
+    with user_errors("This upload cannot be used"):
+        return checkpoint_from_upload(config.getvalue(), weights.getvalue(), name=weights.name)
+    return None
+
+
+def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = True) -> LoadedCheckpoint | None:
+    """Choose a shipped checkpoint, a trained run or an upload; returns the loaded model or None.
+
+    `?model=shipped:<name>` or `?model=run:<run id>` in the URL preselects a model."""
+    sources = model_sources()
+    options = list(sources) + ([UPLOAD] if allow_upload else [])
+    if not sources:
+        st.info("No trained models yet: none is shipped in checkpoints/ and no run has finished an epoch. "
+                "Train one on the Train page" + (", or upload a checkpoint below." if allow_upload else "."))
+        st.page_link("pages/1_Train.py", label="Go to Train", icon=":material/model_training:")
+    if not options:
+        return None
+    wanted = st.query_params.get("model")
+    index = options.index(wanted) if wanted in options else 0
+    choice = st.selectbox(label, options, index=index, key=f"{key}_choice",
+                          format_func=lambda k: "Upload a checkpoint…" if k == UPLOAD else sources[k][0])
+    if choice == UPLOAD:
+        return _upload_widgets(key)
+    with user_errors("Could not load this model"):
+        return load_checkpoint_cached(sources[choice][1])
+    return None

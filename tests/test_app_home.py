@@ -1,0 +1,76 @@
+"""Home page: the no-model message, one-click Generate from the default model, links to every page."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import streamlit as st
+
+from diffusion_core.checkpoints import load_checkpoint
+from diffusion_core.images import to_unit_numpy
+from diffusion_core.sampling import sample_checkpoint
+from pages.lab_ui import default_checkpoint
+from tests.app_support import app, errors, no_exceptions, write_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def _fresh(tmp_path, monkeypatch):
+    st.cache_resource.clear()
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
+    monkeypatch.delenv("DIFFUSION_LAB_DEFAULT_MODEL", raising=False)
+    return shipped
+
+
+def test_without_shipped_models_home_says_so_and_links_to_train():
+    at = app().run()
+    no_exceptions(at)
+    assert any("No model is shipped" in i.value for i in at.info)
+    assert not at.button  # nothing to generate from
+    labels = [p.proto.label for p in at.page_link]
+    assert "Train a model" in labels
+    for page in ("Train", "Schedules", "Reverse diffusion"):
+        assert any(label.startswith(f"{page} — ") for label in labels), labels
+
+
+def test_generate_draws_a_4x4_grid_from_the_default_model(_fresh):
+    path = write_checkpoint(_fresh, "tiny", T=20)
+    at = app().run()
+    no_exceptions(at)
+    assert not at.image
+    at.number_input(key="home_seed").set_value(3)
+    at.button(key="home_generate").click().run()
+    no_exceptions(at)
+    assert errors(at) == []
+    caption = at.image[0].captions[0]
+    assert caption.startswith("tiny (cnn · noise linear T=20 · 1 epoch)") and "dpm++2m, 20 steps · seed 3" in caption
+    grid = at.session_state["home_grid"]["images"]
+    assert grid.shape == (16, 28, 28)
+    expected = to_unit_numpy(sample_checkpoint(load_checkpoint(path), "dpm++2m", n=16, seed=3, steps=20).samples)
+    np.testing.assert_allclose(grid, expected, atol=1e-5)  # the same seed gives the same digits
+    at.run()
+    assert at.image[0].captions == [caption]  # the grid survives reruns
+
+
+def test_default_model_prefers_known_names_then_noise_models(_fresh, monkeypatch):
+    assert default_checkpoint() is None
+    write_checkpoint(_fresh, "b_model", T=20)
+    write_checkpoint(_fresh, "a_model", T=20)
+    assert default_checkpoint().stem == "a_model"  # first noise model by name
+    write_checkpoint(_fresh, "default", T=20)
+    assert default_checkpoint().stem == "default"
+    write_checkpoint(_fresh, "default-unet", T=20)
+    assert default_checkpoint().stem == "default-unet"
+    monkeypatch.setenv("DIFFUSION_LAB_DEFAULT_MODEL", "b_model")
+    assert default_checkpoint().stem == "b_model"
+
+
+def test_a_broken_default_model_is_an_error_message_not_a_traceback(_fresh):
+    path = write_checkpoint(_fresh, "tiny", T=20)
+    path.write_bytes(path.read_bytes()[:-10])  # torn weights: the hash no longer matches
+    at = app().run()
+    at.button(key="home_generate").click().run()
+    no_exceptions(at)
+    assert len(errors(at)) == 1 and errors(at)[0].startswith("Could not generate: ")
+    assert "SHA-256" in errors(at)[0]

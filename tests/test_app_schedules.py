@@ -1,0 +1,110 @@
+"""Schedules page: the curves against the report's formulas, the ᾱ_T lesson, bad input, the forward strip."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tests.app_support import app, charts, errors, no_exceptions
+
+PAGE = "pages/2_Schedules.py"  # (st.cache_resource is kept between these tests: it holds only the test digits)
+
+
+def linear_abar(beta1: float, beta2: float, T: int) -> np.ndarray:
+    """ᾱ_t = Π_{s≤t}(1 − β_s) with β_t = β1 + (β2 − β1)·t/T, t = 0..T (independent of the library)."""
+    t = np.arange(T + 1)
+    return np.cumprod(1 - (beta1 + (beta2 - beta1) * t / T))
+
+
+@pytest.fixture
+def page():
+    at = app(PAGE).run()
+    no_exceptions(at)
+    return at
+
+
+def traces(fig: dict) -> dict[str, dict]:
+    return {t["name"]: t for t in fig["data"]}
+
+
+def test_curves_follow_the_formulas(page):
+    abar_fig, beta_fig, snr_fig = charts(page)
+    names = ["default", "model1", "model2", "model2 at T=1000", "custom"]
+    assert list(traces(abar_fig)) == names
+    ab = traces(abar_fig)
+    for name, (b1, b2, T) in {"default": (1e-4, 0.02, 1000), "model1": (1e-5, 0.01, 1840),
+                              "model2 at T=1000": (1e-5, 1e-3, 1000)}.items():
+        expected = linear_abar(b1, b2, T)
+        assert ab[name]["x"][0] == 0 and ab[name]["x"][-1] == T
+        np.testing.assert_allclose(ab[name]["y"], expected[ab[name]["x"].astype(int)], rtol=1e-4, atol=1e-7)
+    assert len(ab["model2"]["x"]) <= 1500 and ab["model2"]["x"][-1] == 18300  # thinned, ends kept
+    beta = traces(beta_fig)["model1"]
+    assert beta["y"][0] == pytest.approx(1e-5) and beta["y"][-1] == pytest.approx(0.01)
+    end = linear_abar(1e-5, 1e-3, 1000)[-1]
+    assert traces(snr_fig)["model2 at T=1000"]["y"][-1] == pytest.approx(math.log(end / (1 - end)), rel=1e-4)
+
+
+def test_model2_at_T1000_lesson_is_visible(page):
+    end = linear_abar(1e-5, 1e-3, 1000)[-1]
+    assert 0.59 < end < 0.62
+    metrics = {m.label: m.value for m in page.metric}
+    assert metrics["ᾱ_T · model2 at T=1000"] == f"{end:.3g}"
+    assert float(metrics["ᾱ_T · default"]) < 1e-4
+    warnings = [w.value for w in page.warning]
+    assert len(warnings) == 1 and warnings[0].startswith("**model2 at T=1000** ends at ᾱ_T = 0.60")
+    assert "40% of the way to noise" in warnings[0]
+    annotations = [a["text"] for a in charts(page)[0]["layout"]["annotations"]]
+    assert annotations == ["model2 at T=1000: ᾱ_T ≈ 0.60"]
+
+
+def test_normalised_time_axis(page):
+    page.radio(key="sched_axis").set_value("t / T").run()
+    for trace in charts(page)[0]["data"]:
+        assert trace["x"][0] == 0 and trace["x"][-1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("beta1,beta2,T,message", [
+    (0.05, 0.02, 1000, "beta1 must be smaller than beta2"),
+    (1e-4, 1.0, 1000, "beta2 must be a number with 0 < beta2 < 1"),
+    (0.5, 0.9, 100000, "destroy the signal far too early"),
+])
+def test_bad_custom_schedule_shows_an_error_and_keeps_the_presets(page, beta1, beta2, T, message):
+    page.number_input(key="sched_beta1").set_value(beta1)
+    page.number_input(key="sched_beta2").set_value(beta2)
+    page.number_input(key="sched_T").set_value(T).run()
+    no_exceptions(page)
+    assert len(errors(page)) == 1 and errors(page)[0].startswith("Invalid custom schedule: ")
+    assert message in errors(page)[0]
+    assert "custom" not in traces(charts(page)[0])
+
+
+def test_a_custom_schedule_that_stops_short_of_noise_is_flagged(page):
+    page.number_input(key="sched_beta2").set_value(1e-3)
+    page.number_input(key="sched_T").set_value(100).run()
+    end = linear_abar(1e-4, 1e-3, 100)[-1]
+    assert {m.label: m.value for m in page.metric}["ᾱ_T · custom"] == f"{end:.3g}"
+    assert any(w.value.startswith(f"**custom** ends at ᾱ_T = {end:.2f}") for w in page.warning)
+
+
+def test_forward_strip_of_a_real_digit(page):
+    page.selectbox(key="strip_schedule").set_value("default").run()
+    page.text_input(key="strip_ts_default").set_value("0, 250, 1000").run()
+    no_exceptions(page)
+    ab = linear_abar(1e-4, 0.02, 1000)
+    assert page.image[0].captions == [f"t={t} · ᾱ={ab[t]:.3f}" for t in (0, 250, 1000)]
+    page.text_input(key="strip_ts_default").set_value("0, 5000").run()
+    assert errors(page) == ["Cannot draw the strip: give 1 to 16 timesteps, each between 0 and T = 1000; "
+                            "got '0, 5000'"]
+    page.text_input(key="strip_ts_default").set_value("ten").run()
+    assert "whole numbers separated by commas" in errors(page)[0]
+
+
+def test_no_schedule_chosen():
+    at = app(PAGE).run()
+    at.multiselect(key="sched_presets").set_value([])
+    at.checkbox(key="sched_custom").uncheck().run()
+    no_exceptions(at)
+    assert any("Choose at least one preset" in i.value for i in at.info)
+    assert not at.get("plotly_chart")

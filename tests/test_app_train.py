@@ -1,0 +1,176 @@
+"""Train page: bad settings, the job cap, reattaching to runs from the URL in each state, and a real
+job started, watched and stopped from the page."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import streamlit as st
+
+from diffusion_core import jobs
+from diffusion_core.images import png_bytes
+from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, stand_in_job, write_checkpoint
+
+PAGE = "pages/1_Train.py"
+
+
+@pytest.fixture(autouse=True)
+def _fresh(tmp_path, monkeypatch):
+    st.cache_resource.clear()
+    (tmp_path / "shipped").mkdir()
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path / "shipped"))
+    monkeypatch.delenv(jobs.MAX_JOBS_ENV, raising=False)
+
+
+def progress_text(at) -> str:
+    bars = at.get("progress")
+    return bars[0].proto.text if bars else ""
+
+
+def test_bad_beta_range_is_an_error_and_starts_nothing():
+    at = app(PAGE).run()
+    no_exceptions(at)
+    at.radio(key="train_schedule_mode").set_value("Custom").run()
+    at.number_input(key="train_beta1").set_value(0.5)
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    assert errors(at) == ["Could not start training: beta1 must be smaller than beta2 (0 < beta1 < beta2 < 1); "
+                          "got beta1=0.5, beta2=0.02"]
+    assert jobs.list_runs() == [] and "run" not in at.query_params
+
+
+@pytest.mark.parametrize("params,message", [
+    ("foo=1", "unknown parameter(s) ['foo'] for the blur degradation"),
+    ("sigma_max", "KEY=VALUE pairs"),
+])
+def test_bad_degradation_parameters_are_errors(params, message):
+    at = app(PAGE).run()
+    at.radio(key="train_process").set_value("Cold (degradation)").run()
+    assert at.selectbox(key="train_degradation").value == "blur"
+    assert at.number_input(key="train_degradation_T_blur").value == 500  # the report's T for blur
+    at.text_input(key="train_degradation_params").set_value(params)
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    assert len(errors(at)) == 1 and message in errors(at)[0]
+    assert jobs.list_runs() == []
+
+
+COMMON = ["--arch", "cnn", "--epochs", "10", "--batch-size", "128", "--lr", "0.0002", "--ema", "0.999", "--seed", "0",
+          "--dataset", "mnist", "--quiet"]
+
+
+@pytest.mark.parametrize("process,expected", [
+    ("Noise (Gaussian)", ["--preset", "default", *COMMON]),
+    ("Cold (degradation)", ["--degradation", "blur", "--degradation-T", "500", "--degradation-schedule", "linear",
+                            "--loss", "l2", "--degradation-param", "sigma_max=3", "--degradation-param",
+                            "kernel_size=27", *COMMON]),
+])
+def test_start_passes_the_settings_to_the_cli(process, expected):
+    at = app(PAGE).run()
+    at.radio(key="train_process").set_value(process).run()
+    if process.startswith("Cold"):
+        at.text_input(key="train_degradation_params").set_value("sigma_max=3, kernel_size=27")
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    run_id = at.query_params["run"]
+    try:
+        command = json.loads((jobs.runs_root() / run_id / "job.json").read_text())["command"]
+        train = command.index("train")
+        assert command[train + 1:train + 3] == ["--out", str(jobs.runs_root() / run_id)]
+        assert command[train + 3:] == expected
+    finally:
+        jobs.stop_training(run_id)
+
+
+def test_the_job_cap_is_explained(monkeypatch):
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
+    live = stand_in_job()
+    try:
+        fake_run(jobs.runs_root(), "busy", live.pid, state=None)
+        at = app(PAGE).run()
+        assert "1 of at most 1 training jobs running now." in [c.value for c in at.caption]
+        at.button(key="train_start").click().run()
+        no_exceptions(at)
+        assert len(errors(at)) == 1
+        assert errors(at)[0].startswith("Could not start training: 1 training job(s) are already running (busy) "
+                                        "and the limit is 1.")
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_finished_run_reattaches_from_the_url():
+    run_dir = fake_run(jobs.runs_root(), "run-done", dead_pid(), state="finished", epoch=3, epochs=3,
+                       losses=(0.9, 0.5, 0.4), message="")
+    (run_dir / "samples").mkdir()
+    (run_dir / "samples" / "epoch_0003.png").write_bytes(png_bytes(np.full((28, 28), 0.5)))
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+    rows[-1] = rows[-1][:-1] + ', "sample": "samples/epoch_0003.png"}'
+    (run_dir / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    write_checkpoint(run_dir, "model")
+
+    at = app(PAGE, query={"run": "run-done"}).run()
+    no_exceptions(at)
+    assert progress_text(at) == "finished · epoch 3/3 · loss 0.4000"
+    loss = charts(at)[0]["data"][0]
+    assert loss["x"].tolist() == [1, 2, 3] and loss["y"].tolist() == [0.9, 0.5, 0.4]
+    assert at.image[0].captions == ["Samples after epoch 3"]
+    assert not [b for b in at.button if b.key == "train_stop"]
+    assert at.number_input(key="train_until").value == 13  # a finished run resumes by extending it
+    assert "Sample from this run" in [p.proto.label for p in at.page_link]
+    table = at.dataframe[0].value
+    assert table["run"].tolist() == ["run-done"] and table["state"].tolist() == ["finished"]
+    at.button(key="train_close").click().run()
+    assert "run" not in at.query_params and not at.get("progress")
+
+
+def test_a_dead_run_is_explained_and_offers_resume():
+    fake_run(jobs.runs_root(), "run-dead", dead_pid(), state="running", epoch=2, epochs=5, losses=(0.9, 0.5))
+    at = app(PAGE, query={"run": "run-dead"}).run()
+    no_exceptions(at)
+    assert [w.value for w in at.warning] == [jobs.DIED_MESSAGE]
+    assert at.button(key="train_resume") and at.number_input(key="train_until").value == 5
+
+
+@pytest.mark.parametrize("run_id,message", [("../etc", "not a valid run id"), ("run-nope", "no run 'run-nope'")])
+def test_a_bad_run_in_the_url_is_an_error(run_id, message):
+    at = app(PAGE, query={"run": run_id}).run()
+    no_exceptions(at)
+    assert len(errors(at)) == 1 and message in errors(at)[0]
+
+
+@pytest.mark.slow
+def test_start_watch_and_stop_a_real_job():
+    at = app(PAGE).run()
+    at.radio(key="train_schedule_mode").set_value("Custom").run()
+    at.number_input(key="train_T").set_value(20)
+    at.number_input(key="train_epochs").set_value(5000)
+    at.number_input(key="train_limit").set_value(64)
+    at.number_input(key="train_batch").set_value(32)
+    at.checkbox(key="train_use_ema").uncheck()
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    run_id = at.query_params["run"]
+    deadline = time.monotonic() + 90
+    while not (progress_text(at).startswith("running") and jobs.read_run(run_id).epoch >= 1):
+        assert time.monotonic() < deadline, progress_text(at)
+        time.sleep(0.5)
+        at.run()
+    no_exceptions(at)
+    assert progress_text(at).startswith("running · epoch ") and "/5000 · loss " in progress_text(at)
+    assert "left" in progress_text(at)  # an ETA once an epoch has finished
+    config = jobs.read_run(run_id).config
+    assert config["diffusion"]["schedule"] == {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 20}
+    assert config["model"]["arch"] == "cnn" and config["ema_decay"] is None and config["limit"] == 64
+    assert config["batch_size"] == 32 and config["lr"] == pytest.approx(2e-4)
+
+    at.button(key="train_stop").click().run()
+    no_exceptions(at)
+    stopped = jobs.wait_for(run_id, ("stopped",), timeout=30)
+    at.run()
+    assert progress_text(at).startswith(f"stopped · epoch {stopped.epoch}/5000")
+    assert at.button(key="train_resume")
+    assert any(f"stopped by user during epoch {stopped.epoch + 1}" in i.value for i in at.info)

@@ -1,0 +1,182 @@
+"""Background training jobs: CLI arguments, run states read from files, the job cap, and real
+subprocess jobs on tiny settings (finish, die and resume, stop, fail)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from diffusion_core import jobs
+from diffusion_core.checkpoints import load_checkpoint
+from tests.app_support import dead_pid, fake_run, stand_in_job
+
+TINY = {"schedule": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 50, "hidden": [4, 4], "kernel_size": 3,
+        "batch_size": 32, "limit": 64, "no_download": True}
+# enough batches per epoch that a stop lands mid-run, and more epochs than any test waits for
+LONG = {**TINY, "epochs": 5000, "batch_size": 16, "limit": 128, "sample_epochs": [1]}
+
+
+def wait_until(run_id: str, pred, timeout: float = 90.0) -> jobs.RunInfo:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = jobs.read_run(run_id)
+        if pred(run):
+            return run
+        assert time.monotonic() < deadline, f"timed out; run is {run.state} at epoch {run.epoch}: {run.message}"
+        time.sleep(0.2)
+
+
+def test_option_args_maps_options_to_cli_flags():
+    args = jobs.option_args({"epochs": 3, "T": 50, "lr": 2e-4, "ema": None, "no_download": True, "quiet": False,
+                             "hidden": [4, 8], "degradation_param": ["sigma_max=3", "kernel_size=27"]})
+    assert args == ["--epochs", "3", "--T", "50", "--lr", "0.0002", "--no-download", "--hidden", "4,8",
+                    "--degradation-param", "sigma_max=3", "--degradation-param", "kernel_size=27"]
+
+
+def test_invalid_settings_are_refused_before_launch():
+    with pytest.raises(jobs.JobError, match="invalid training settings: argument --epochs: invalid int value"):
+        jobs.start_training({"epochs": "many"})
+    with pytest.raises(jobs.JobError, match="invalid choice"):
+        jobs.start_training({"arch": "transformer"})
+    with pytest.raises(jobs.JobError, match="do not pass out/resume"):
+        jobs.start_training({"out": "/tmp/elsewhere"})
+    assert jobs.list_runs() == []
+
+
+def test_run_ids_are_unique_and_cannot_escape_the_runs_root():
+    ids = {jobs.new_run_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(jobs.run_dir_for(i).parent == jobs.runs_root() for i in ids)
+    for bad in ("../etc", "a/b", "", ".hidden", "x" * 101):
+        with pytest.raises(jobs.JobError, match="not a valid run id"):
+            jobs.run_dir_for(bad)
+    with pytest.raises(jobs.JobError, match="no run 'run-missing'"):
+        jobs.read_run("run-missing")
+
+
+def test_job_cap_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(jobs.MAX_JOBS_ENV, raising=False)
+    assert jobs.max_jobs() == 2
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, "3")
+    assert jobs.max_jobs() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv(jobs.MAX_JOBS_ENV, bad)
+        with pytest.raises(jobs.JobError, match="DIFFUSION_LAB_MAX_JOBS must be a whole number ≥ 1"):
+            jobs.max_jobs()
+
+
+def test_states_are_read_from_the_run_files():
+    root = jobs.runs_root()
+    live = stand_in_job()
+    try:
+        fake_run(root, "starting", live.pid, state=None)
+        fake_run(root, "running", live.pid, state="running", epoch=2, epochs=5, losses=(0.9, 0.5))
+        fake_run(root, "stopping", live.pid, state="running", epoch=1).joinpath("STOP").touch()
+        gone = dead_pid()
+        fake_run(root, "died", gone, state="running", epoch=2, losses=(0.9, 0.5))
+        fake_run(root, "died-early", gone, state="running", epoch=0)
+        fake_run(root, "finished", gone, state="finished", epoch=3, losses=(0.9, 0.5, 0.4))
+        fake_run(root, "failed", gone, state=None).joinpath("log.txt").write_text("$ python …\nerror: boom here\n")
+        old = fake_run(root, "stopped-early", gone, state=None)
+        (old / "job.json").write_text(json.dumps({"pid": gone, "stop_requested": True}))
+        states = {r.run_id: r for r in jobs.list_runs()}
+        assert {k: v.state for k, v in states.items()} == {
+            "starting": "starting", "running": "running", "stopping": "stopping", "died": "died",
+            "died-early": "died", "finished": "finished", "failed": "failed", "stopped-early": "stopped"}
+        assert states["died"].message == jobs.DIED_MESSAGE
+        assert "before the first epoch" in states["died-early"].message
+        assert states["failed"].message == "boom here"
+        # ETA = mean epoch time (2 s) × epochs left (5 − 2)
+        assert states["running"].eta_seconds == pytest.approx(6.0)
+        assert states["finished"].eta_seconds is None
+        assert states["running"].losses == [(1, 0.9), (2, 0.5)]
+        assert sorted(r.run_id for r in jobs.active_runs()) == ["running", "starting", "stopping"]
+    finally:
+        live.kill()
+        live.wait()
+    assert jobs.read_run("running").state == "died"  # the process is gone while status says running
+
+
+def test_cap_refuses_another_job_with_a_clear_message(monkeypatch):
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
+    live = stand_in_job()
+    try:
+        fake_run(jobs.runs_root(), "busy", live.pid, state=None)
+        with pytest.raises(jobs.JobError, match=r"already running \(busy\) and the limit is 1.*stop one"):
+            jobs.start_training({**TINY, "epochs": 1})
+        assert [r.run_id for r in jobs.list_runs()] == ["busy"]
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_resume_is_refused_for_active_or_complete_runs():
+    live = stand_in_job()
+    try:
+        fake_run(jobs.runs_root(), "busy", live.pid, state="running", epoch=1)
+        with pytest.raises(jobs.JobError, match="busy is running; it can be resumed once it has stopped"):
+            jobs.resume_training("busy")
+    finally:
+        live.kill()
+        live.wait()
+    fake_run(jobs.runs_root(), "done", dead_pid(), state="finished", epoch=3, epochs=3)
+    with pytest.raises(jobs.JobError, match="already finished all 3 epochs"):
+        jobs.resume_training("done")
+    with pytest.raises(jobs.JobError, match="is not running"):
+        jobs.stop_training("done")
+
+
+@pytest.mark.slow
+def test_a_real_job_finishes_with_a_loadable_checkpoint():
+    run = jobs.start_training({**TINY, "epochs": 2})
+    assert run.state == "starting" and run.run_dir.parent == jobs.runs_root()
+    run = jobs.wait_for(run.run_id, ("finished", "failed", "died"), timeout=120)
+    assert run.state == "finished", run.message
+    assert [e for e, _ in run.losses] == [1, 2]
+    ckpt = load_checkpoint(run.checkpoint)
+    assert ckpt.config["epochs"] == 2 and ckpt.config["diffusion"]["schedule"]["T"] == 50
+    assert run.latest_sample is not None and run.latest_sample.name == "epoch_0002.png"
+    log = (run.run_dir / "log.txt").read_text()
+    assert "--quiet" in log and "epoch 2/2" in log
+    assert "bundled" in run.message  # the data notice reaches the page
+
+
+@pytest.mark.slow
+def test_a_killed_job_is_reported_and_resumes_from_its_last_epoch():
+    run = jobs.start_training(LONG)
+    run = wait_until(run.run_id, lambda r: r.state == "running" and r.epoch >= 1)
+    os.kill(run.pid, signal.SIGKILL)
+    died = wait_until(run.run_id, lambda r: not r.active, timeout=20)
+    assert died.state == "died" and died.message == jobs.DIED_MESSAGE
+    kept = load_checkpoint(died.checkpoint).config["epochs"]
+    assert kept >= 1
+
+    resumed = jobs.resume_training(run.run_id)
+    assert resumed.active and resumed.pid != run.pid
+    wait_until(run.run_id, lambda r: r.state == "running" and r.epoch >= kept + 1)
+    assert jobs.stop_training(run.run_id).state == "stopping"
+    stopped = wait_until(run.run_id, lambda r: not r.active, timeout=30)
+    assert stopped.state == "stopped" and "stopped by user" in stopped.message
+    epochs = [e for e, _ in stopped.losses]
+    assert epochs == list(range(1, stopped.epoch + 1))  # no gap and no repeat across the kill
+    assert load_checkpoint(stopped.checkpoint).config["epochs"] == stopped.epoch
+    assert jobs.read_run(run.run_id).epochs == 5000  # resuming did not change the plan
+
+
+def test_stop_during_start_up_ends_the_job():
+    run = jobs.start_training(LONG)
+    stopped = jobs.stop_training(run.run_id)
+    assert stopped.state == "stopped" and stopped.message == "stopped before training began"
+    assert not jobs.pid_alive(run.pid)
+
+
+@pytest.mark.slow
+def test_cli_errors_become_the_run_message():
+    run = jobs.start_training({**TINY, "preset": "default", "epochs": 1})  # preset and schedule together
+    run = jobs.wait_for(run.run_id, ("failed", "finished", "died"), timeout=60)
+    assert run.state == "failed"
+    assert run.message.startswith("give either --preset or --schedule")
