@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
+import torch
+
 from . import __version__
 from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint, resolve_checkpoint, shipped_dir
+from .cold import COLD_LOSSES, COLD_SAMPLERS, COLD_STARTS
 from .data import DATASETS, DatasetUnavailableError
+from .degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
 from .images import save_samples, to_unit_numpy
 from .models import ARCHITECTURES
+from .precision import PRECISIONS
 from .samplers import NOISE_SAMPLERS
-from .sampling import sample_checkpoint
+from .sampling import sample_checkpoint, samplers_for
 from .schedules import PRESETS, SCHEDULE_KINDS
 from .training import TrainConfig, TrainingError, noise_diffusion_config, train
 
@@ -24,6 +30,24 @@ def _int_list(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as an integer, a number, none, or text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. sigma_max=3.0), got {text!r}")
+    value: object = raw.strip()
+    if raw.strip().lower() in ("none", "null"):
+        value = None
+    else:
+        for cast in (int, float):
+            try:
+                value = cast(raw)
+                break
+            except ValueError:
+                pass
+    return key.strip(), value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,21 +64,35 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("diffusion process")
     g.add_argument("--preset", choices=sorted(PRESETS), help="the report's schedules (default: 'default')")
     g.add_argument("--schedule", choices=SCHEDULE_KINDS, help="schedule kind, with --beta1/--beta2/--T")
-    g.add_argument("--beta1", type=float, default=1e-4, help="β at t=0 (0 < β1 < β2 < 1; default 1e-4)")
-    g.add_argument("--beta2", type=float, default=0.02, help="β at t=T (default 0.02)")
-    g.add_argument("--T", type=int, default=1000, help="number of diffusion steps (1..100000; default 1000)")
+    g.add_argument("--beta1", type=float, help="with --schedule: β at t=0 (0 < β1 < β2 < 1; default 1e-4)")
+    g.add_argument("--beta2", type=float, help="with --schedule: β at t=T (default 0.02)")
+    g.add_argument("--T", type=int, help="with --schedule: number of diffusion steps (1..100000; default 1000)")
+    c = t.add_argument_group("cold diffusion (instead of noise)")
+    c.add_argument("--degradation", choices=DEGRADATION_KINDS, help="train a restorer for this degradation "
+                   "(Algorithm 3); 'blur' is the report's (σ_t = 0.02 + 0.01·t, T = 500)")
+    c.add_argument("--degradation-T", type=int, help="degradation steps (default per kind: " +
+                   ", ".join(f"{k} {v}" for k, v in DEFAULT_T.items()) + ")")
+    c.add_argument("--degradation-schedule", choices=STRENGTH_SCHEDULES, default="linear",
+                   help="strength schedule s(t/T) (default linear, as the report)")
+    c.add_argument("--degradation-param", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="a degradation parameter, e.g. sigma_max=3.0, min_size=7, fill=0, target=0.13, "
+                   "noise_std=0.1 (repeatable)")
+    c.add_argument("--loss", choices=COLD_LOSSES, help="restoration loss (default l2; the paper uses l1)")
     m = t.add_argument_group("model")
     m.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn", help="report CNN or U-Net (default cnn)")
     m.add_argument("--hidden", type=_int_list, help="CNN hidden widths (default 16,32,32,16)")
     m.add_argument("--kernel-size", type=int, help="CNN kernel size (odd; default 7)")
     m.add_argument("--base-channels", type=int, help="U-Net base channels (multiple of 8; default 32)")
     o = t.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=100)
+    o.add_argument("--epochs", type=int, help="epochs to train (default 100); with --resume, the total to reach "
+                   "(default: the run's own total)")
     o.add_argument("--batch-size", type=int, default=128)
     o.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
     o.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    o.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: bf16 autocast where the "
+                   "CPU/GPU runs it natively, else fp32 (default); fp32 opts out; bf16 forces it")
     d = t.add_argument_group("data")
     d.add_argument("--dataset", choices=DATASETS, default="mnist")
     d.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
@@ -68,16 +106,76 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sample from a checkpoint; writes OUT.npy (N×28×28 in [0, 1]) and OUT.png.")
     s.add_argument("checkpoint", help="a .safetensors/.json pair, a run directory, or a shipped name")
     s.add_argument("--n", type=int, default=16, help="number of images (1..4096; default 16)")
-    s.add_argument("--sampler", default="ancestral", help=f"one of {', '.join(NOISE_SAMPLERS)} (default ancestral)")
-    s.add_argument("--steps", type=int, help="steps for ddim / dpm++2m (ancestral always takes T)")
+    s.add_argument("--sampler", help=f"noise: one of {', '.join(NOISE_SAMPLERS)} (default ancestral); "
+                   f"cold: one of {', '.join(COLD_SAMPLERS)} (default improved)")
+    s.add_argument("--steps", type=int, help="steps for ddim / dpm++2m and the cold naive / improved samplers "
+                   "(ancestral always takes T; cold default: all T)")
+    s.add_argument("--start", choices=COLD_STARTS, help="cold checkpoints: start from a Gaussian mixture fitted "
+                   "to degraded training images (default) or from a black image (the report)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity η in [0, 1] (default 0)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, default=Path("samples"), help="output stem (default ./samples)")
     s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
 
     i = sub.add_parser("info", help="list shipped checkpoints, or describe one",
-                       description="Without an argument, list checkpoints/; with one, print its config.")
-    i.add_argument("checkpoint", nargs="?")
+                       description="Without an argument, list the shipped checkpoints in checkpoints/ "
+                       "(or $DIFFUSION_LAB_CHECKPOINTS); with one, print its config.")
+    i.add_argument("checkpoint", nargs="?", help="a checkpoint path, run directory or shipped name")
+
+    e = sub.add_parser("evaluate", help="classifier metrics of a checkpoint's samples or of a .npy of images",
+                       description="Classifier-FID, confidence, class histogram / entropy and Inception-Score "
+                       "analogue of SOURCE: a .npy of N×28×28 images in [0, 1], or a checkpoint to sample from. "
+                       "Prints JSON.")
+    e.add_argument("source", help="a .npy file, a .safetensors/.json pair, a run directory or a shipped name")
+    e.add_argument("--n", type=int, default=1000, help="samples to draw from a checkpoint (default 1000)")
+    e.add_argument("--sampler", help="sampler for a checkpoint (default: its first, e.g. ancestral)")
+    e.add_argument("--steps", type=int, help="steps for few-step samplers")
+    e.add_argument("--eta", type=float, default=0.0, help="DDIM η (default 0)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed and the floor's draw (default 0)")
+    e.add_argument("--reference", choices=["test", "train"], default="test",
+                   help="real split the FID compares against (default test); the floor uses the other split")
+    e.add_argument("--scale", action="store_true", help="also compute the FID floor (held-out real digits) and "
+                   "ceilings (pure noise, black images) at the same sample count")
+    e.add_argument("--classifier", type=Path, help="classifier checkpoint (default checkpoints/classifier)")
+    e.add_argument("--save-samples", type=Path, metavar="STEM", help="keep a checkpoint's samples as STEM.npy/.png")
+    e.add_argument("--out", type=Path, help="also write the JSON to this file")
+    e.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
+    e.add_argument("--no-download", action="store_true", help="never try to download")
+    e.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+
+    f = sub.add_parser("figures", help="write the report's figures as HTML files",
+                       description="Write the report's figures (ᾱ_t, sample grids, samples at epochs, loss and "
+                       "FID curves, blur schedule, noise vs blur, densities, PCA clusters) as offline HTML.")
+    f.add_argument("--out", type=Path, required=True, help="folder for the .html files")
+    f.add_argument("--runs", type=Path, nargs="*", default=[], help="training run directories (curves, previews)")
+    f.add_argument("--samples", nargs="*", default=[], metavar="NAME=FILE.npy", help="sample sets in [0, 1]")
+    f.add_argument("--checkpoints", nargs="*", default=[], help="checkpoints to sample --n images from")
+    f.add_argument("--n", type=int, default=16, help="images per checkpoint (default 16)")
+    f.add_argument("--sampler", help="sampler for the checkpoints (default: each one's first)")
+    f.add_argument("--steps", type=int, help="steps for few-step samplers")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--real-n", type=int, default=500, help="real test digits in the density / PCA views")
+    f.add_argument("--fid-floor", type=float, help="draw this real-data FID floor on the FID curves")
+    f.add_argument("--classifier", type=Path, help="classifier checkpoint (default checkpoints/classifier)")
+    f.add_argument("--self-contained", action="store_true", help="embed plotly.js in every file (default: one "
+                   "plotly.min.js next to them)")
+    f.add_argument("--data-root", help="dataset cache folder")
+    f.add_argument("--no-download", action="store_true", help="never try to download")
+
+    c = sub.add_parser("train-classifier", help="train the MNIST classifier behind the metrics",
+                       description="Train the small MNIST CNN used for classifier-FID and write OUT.safetensors, "
+                       "OUT.json and the card OUT.md.")
+    c.add_argument("--out", type=Path, default=Path("checkpoints/classifier"), help="output stem "
+                   "(default checkpoints/classifier)")
+    c.add_argument("--epochs", type=int, default=15)
+    c.add_argument("--batch-size", type=int, default=64)
+    c.add_argument("--lr", type=float, default=1e-3)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--val-size", type=int, default=500, help="training digits held out for validation")
+    c.add_argument("--no-augment", action="store_true", help="no random rotation / scale / shift")
+    c.add_argument("--limit", type=int, help="use only the first N training digits (quick checks)")
+    c.add_argument("--data-root", help="dataset cache folder")
+    c.add_argument("--no-download", action="store_true", help="never try to download")
     return p
 
 
@@ -86,8 +184,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("give --out RUN_DIR for a new run, or --resume RUN_DIR to continue one")
     if args.preset and args.schedule:
         raise ValueError("give either --preset or --schedule (with --beta1/--beta2/--T), not both")
-    diffusion = (noise_diffusion_config(kind=args.schedule, beta1=args.beta1, beta2=args.beta2, T=args.T)
-                 if args.schedule else noise_diffusion_config(preset=args.preset or "default"))
+    explicit = [f"--{k}" for k in ("beta1", "beta2", "T") if getattr(args, k) is not None]
+    if explicit and not args.schedule:
+        raise ValueError(f"{', '.join(explicit)} only apply with --schedule KIND (a preset fixes β1, β2 and T; "
+                         "cold diffusion uses --degradation-T)")
+    if args.degradation and (args.preset or args.schedule):
+        raise ValueError("give either a noise schedule (--preset / --schedule) or --degradation, not both")
+    if not args.degradation and (args.loss or args.degradation_param or args.degradation_T is not None):
+        raise ValueError("--loss, --degradation-T and --degradation-param need --degradation KIND")
+    reserved = {"kind", "T", "schedule"} & {k for k, _ in args.degradation_param}
+    if reserved:
+        raise ValueError(f"set {sorted(reserved)} with --degradation / --degradation-T / --degradation-schedule, "
+                         "not --degradation-param")
+    if args.degradation:
+        degradation = make_degradation(args.degradation, args.degradation_T, args.degradation_schedule,
+                                       **dict(args.degradation_param))
+        diffusion = {"type": "cold", "degradation": degradation.config(), "loss": args.loss or "l2"}
+    else:
+        diffusion = (noise_diffusion_config(kind=args.schedule, beta1=1e-4 if args.beta1 is None else args.beta1,
+                                            beta2=0.02 if args.beta2 is None else args.beta2,
+                                            T=1000 if args.T is None else args.T)
+                     if args.schedule else noise_diffusion_config(preset=args.preset or "default"))
+    if args.epochs is not None:
+        epochs = args.epochs
+    else:  # train() resumes to max(the run's total, epochs), so 1 keeps the run's own total
+        epochs = 1 if args.resume else 100
     params: dict = {}
     if args.arch == "cnn":
         if args.hidden:
@@ -98,12 +219,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         params["base_channels"] = args.base_channels
     config = TrainConfig(
         diffusion=diffusion, model={"arch": args.arch, "params": params}, dataset=args.dataset,
-        data_root=args.data_root, download=not args.no_download, limit=args.limit, epochs=args.epochs,
+        data_root=args.data_root, download=not args.no_download, limit=args.limit, epochs=epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, ema_decay=args.ema, device=args.device,
+        precision=args.precision,
         sample_epochs=args.sample_epochs,
     )
     run_dir = args.resume or args.out
-    if args.resume is None and (run_dir / "config.json").exists():
+    first_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 creates the run directory
+    if args.resume is None and first_rank and (run_dir / "config.json").exists():
         raise ValueError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
     config.validate()
 
@@ -135,6 +258,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     print(f"checkpoint: {path}")
     return 0
 
@@ -144,8 +269,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .training import resolve_device
 
     device = resolve_device(args.device)
-    result = sample_checkpoint(ckpt, args.sampler, n=args.n, seed=args.seed, steps=args.steps, eta=args.eta,
-                               device=device)
+    cold = ckpt.config["diffusion"]["type"] == "cold"
+    if args.start and not cold:
+        raise ValueError("--start applies to cold (degradation) checkpoints only")
+    sampler = args.sampler or samplers_for(ckpt)[0]
+    result = sample_checkpoint(ckpt, sampler, n=args.n, seed=args.seed, steps=args.steps, eta=args.eta,
+                               device=device, start=args.start or "mixture")
     npy, png = save_samples(to_unit_numpy(result.samples), args.out)
     print(f"wrote {npy} and {png}")
     return 0
@@ -167,9 +296,129 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_split(split: str, args: argparse.Namespace, limit: int | None = None):
+    """(images N×28×28 in [0, 1], labels, source) of an MNIST split."""
+    from .data import load_dataset
+
+    ds = load_dataset("mnist", split, root=args.data_root, download=not args.no_download)
+    imgs = to_unit_numpy(ds.images[:limit] if limit else ds.images)
+    return imgs, ds.labels[:len(imgs)].numpy(), ds.source
+
+
+def _load_npy(path: Path):
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read {path} as a .npy array of N×28×28 images in [0, 1]: {exc}") from None
+
+
+def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
+    from .training import resolve_device
+
+    ckpt = load_checkpoint(resolve_checkpoint(name), device="cpu")
+    sampler = args.sampler or samplers_for(ckpt)[0]
+    result = sample_checkpoint(ckpt, sampler, n=n, seed=args.seed, steps=args.steps, eta=getattr(args, "eta", 0.0),
+                               device=resolve_device(args.device if hasattr(args, "device") else "cpu"))
+    return to_unit_numpy(result.samples), sampler
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .classifier import load_classifier
+    from .io_utils import atomic_write_json
+    from .metrics import evaluate_samples, fid_scale, reference_stats
+
+    classifier = load_classifier(args.classifier)
+    report: dict = {"source": str(args.source)}
+    if str(args.source).endswith(".npy"):
+        images = _load_npy(Path(args.source))
+        report["kind"] = "samples"
+    else:
+        images, sampler = _checkpoint_images(args.source, args, args.n)
+        report.update(kind="checkpoint", sampler=sampler, steps=args.steps, seed=args.seed)
+        if args.save_samples:
+            save_samples(images, args.save_samples)
+    ref_images, _, ref_source = _unit_split(args.reference, args)
+    ref = reference_stats(classifier, ref_images)
+    report.update(reference=f"mnist {args.reference} split ({ref_source})", **evaluate_samples(images, classifier, ref))
+    if args.scale:
+        other = "train" if args.reference == "test" else "test"
+        held, _, _ = _unit_split(other, args)
+        scale = fid_scale(classifier, ref, held, n=report["n"], seed=args.seed)
+        report.update(scale={**scale, "floor_images": f"mnist {other} split"},
+                      fid_over_floor=report["fid"] / scale["floor"] if report["fid"] is not None else None)
+    print(json.dumps(report, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(args.out, report)
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    import html
+
+    from .classifier import load_classifier
+    from .figures import report_figures, write_html
+
+    samples = {}
+    for item in args.samples:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--samples takes NAME=FILE.npy; got {item!r}")
+        samples[name] = _load_npy(Path(path))
+    for name in args.checkpoints:
+        samples[Path(name).stem if name.endswith((".json", ".safetensors")) else Path(name).name] = \
+            _checkpoint_images(name, args, args.n)[0]
+    try:
+        classifier = load_classifier(args.classifier)
+    except CheckpointError as exc:
+        if args.classifier is not None:
+            raise
+        print(f"note: no density / PCA figures ({exc})", file=sys.stderr)
+        classifier = None
+    real, labels, _ = _unit_split("test", args, limit=args.real_n)
+    figs = report_figures(args.runs, samples, classifier, real, labels, fid_floor=args.fid_floor, seed=args.seed)
+    links = []
+    for stem, fig in figs.items():
+        path = write_html(fig, args.out / f"{stem}.html", self_contained=args.self_contained)
+        links.append(f'<li><a href="{html.escape(path.name)}">{html.escape(stem)}</a></li>')
+        print(path)
+    index = "<!doctype html><title>Diffusion Lab figures</title><h1>Figures</h1><ul>" + "".join(links) + "</ul>"
+    (args.out / "index.html").write_text(index, encoding="utf-8")
+    print(args.out / "index.html")
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from .classifier import ClassifierTrainConfig, classifier_card, save_classifier, train_classifier
+    from .io_utils import atomic_write_bytes
+
+    config = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                   val_size=args.val_size, augment=not args.no_augment, data_root=args.data_root,
+                                   download=not args.no_download, limit=args.limit)
+    config.validate()
+
+    def on_epoch(epoch: int, loss: float, val_acc: float) -> None:
+        print(f"epoch {epoch}/{config.epochs}  loss {loss:.4f}  validation accuracy {100 * val_acc:.1f}%", flush=True)
+
+    result = train_classifier(config, on_epoch=on_epoch)
+    path = save_classifier(args.out, result.model, result.config)
+    command = (f"python -m diffusion_core train-classifier --out {args.out} --epochs {args.epochs} --batch-size "
+               f"{args.batch_size} --lr {args.lr:g} --seed {args.seed} --val-size {args.val_size}"
+               + (" --no-augment" if args.no_augment else "") + (f" --limit {args.limit}" if args.limit else ""))
+    card = path.with_suffix(".md")
+    atomic_write_bytes(card, classifier_card(result.config, command).encode())
+    m = result.config["metrics"]
+    print(f"validation accuracy {100 * m['val_accuracy']:.2f}%, test accuracy {100 * m['test_accuracy']:.2f}% "
+          f"({m['wall_time_s']} s)\nwrote {path}, {path.with_suffix('.json')} and {card}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info}[args.command]
+    handler = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "evaluate": cmd_evaluate,
+               "figures": cmd_figures, "train-classifier": cmd_train_classifier}[args.command]
     try:
         return handler(args)
     except (ValueError, CheckpointError, DatasetUnavailableError) as exc:

@@ -1,0 +1,408 @@
+"""Plotly figure builders for the report's figures (GUIDE.md §2, 1–10) and the analysis views.
+
+Every builder takes data in (arrays in [0, 1], metrics rows as read from metrics.jsonl, schedules)
+and returns a plotly.graph_objects.Figure; nothing here draws to a screen or imports Streamlit.
+`write_html` saves one for offline viewing (plotly.js embedded or next to the file, never a CDN).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from .analysis import FeatureDensity
+from .images import make_grid, to_unit_numpy
+from .schedules import PRESETS, NoiseSchedule, make_schedule, preset_schedule
+
+REAL_COLOUR = "#1f77b4"
+GENERATED_COLOUR = "#d62728"
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf"]
+MAX_CURVE_POINTS = 2000
+
+
+def _images01(images: np.ndarray) -> np.ndarray:
+    a = np.asarray(images, dtype=np.float32)
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"images must be N×H×W (or N×1×H×W) pixels in [0, 1]; got shape {a.shape}")
+    return np.clip(a, 0.0, 1.0)
+
+
+def _image_trace(array01: np.ndarray, name: str = "") -> go.Heatmap:
+    return go.Heatmap(z=array01, colorscale="gray", zmin=0.0, zmax=1.0, showscale=False, name=name,
+                      hovertemplate="x=%{x} y=%{y} value=%{z:.2f}<extra></extra>")
+
+
+def _style_image_axes(fig: go.Figure) -> go.Figure:
+    """Image panels: y down, square pixels, no ticks."""
+    for trace in fig.data:
+        if isinstance(trace, go.Heatmap):
+            xa, ya = trace.xaxis or "x", trace.yaxis or "y"
+            fig.layout["yaxis" + ya[1:]].update(autorange="reversed", scaleanchor=xa, showticklabels=False,
+                                                showgrid=False, zeroline=False)
+            fig.layout["xaxis" + xa[1:]].update(showticklabels=False, showgrid=False, zeroline=False,
+                                                constrain="domain")
+    fig.update_layout(plot_bgcolor="white")
+    return fig
+
+
+def _thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    if len(x) <= max_points:
+        return x, y
+    idx = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
+    return x[idx], y[idx]
+
+
+# ------------------------------------------------------------------ Figure 1: ᾱ_t for the presets
+
+
+def report_schedules() -> dict[str, NoiseSchedule]:
+    """The report's presets plus model2 cut at T = 1000 (only ~40% of the way to noise)."""
+    out = {name: preset_schedule(name) for name in PRESETS}
+    m2 = PRESETS["model2"]
+    out["model2 at T=1000"] = make_schedule(m2["kind"], m2["beta1"], m2["beta2"], 1000)
+    return out
+
+
+def alpha_bar_figure(schedules: Mapping[str, NoiseSchedule] | None = None, normalise_t: bool = False) -> go.Figure:
+    """Figure 1: ᾱ_t against t (or t/T) for each schedule."""
+    schedules = report_schedules() if schedules is None else schedules
+    fig = go.Figure()
+    for name, s in schedules.items():
+        t = np.arange(s.T + 1, dtype=np.float64)
+        x, y = _thin(t / s.T if normalise_t else t, s.alpha_bars.double().numpy())
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} (T={s.T})"))
+    fig.update_layout(title="ᾱ_t = Π(1 − β_s) for the report's schedules", xaxis_title="t / T" if normalise_t else "t",
+                      yaxis_title="ᾱ_t", yaxis_range=[0, 1.02], legend_title="schedule")
+    return fig
+
+
+# -------------------------------------------------------------- Figures 2, 3, 7–8: image panels
+
+
+def sample_grid_figure(images: np.ndarray, title: str = "samples", nrow: int | None = 4) -> go.Figure:
+    """Figure 2 (one model): an nrow-wide grid of samples."""
+    fig = go.Figure(_image_trace(make_grid(_images01(images), nrow=nrow), title))
+    fig.update_layout(title=title, width=420, height=460, margin=dict(l=10, r=10, t=50, b=10))
+    return _style_image_axes(fig)
+
+
+def image_panels_figure(panels: Mapping[str, np.ndarray], title: str = "", nrow: int | None = 4,
+                        rows: int = 1) -> go.Figure:
+    """Several grids side by side (e.g. Figure 2 for several models, Figure 3 at several epochs)."""
+    if not panels:
+        raise ValueError("panels must hold at least one named set of images")
+    names = list(panels)
+    cols = -(-len(names) // rows)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.02, vertical_spacing=0.08)
+    for i, name in enumerate(names):
+        fig.add_trace(_image_trace(make_grid(_images01(panels[name]), nrow=nrow), name),
+                      row=i // cols + 1, col=i % cols + 1)
+    fig.update_layout(title=title, width=max(420, 300 * cols), height=120 + 300 * rows,
+                      margin=dict(l=10, r=10, t=80, b=10))
+    return _style_image_axes(fig)
+
+
+def sample_grids_figure(samples: Mapping[str, np.ndarray], nrow: int = 4) -> go.Figure:
+    """Figure 2: a 4×4 sample grid per model."""
+    return image_panels_figure(samples, title="Samples per model", nrow=nrow)
+
+
+def samples_at_epochs_figure(samples: Mapping[int, np.ndarray], title: str = "Samples during training",
+                             nrow: int = 4) -> go.Figure:
+    """Figure 3: sample grids at chosen epochs (e.g. 10, 50, 100)."""
+    return image_panels_figure({f"epoch {e}": samples[e] for e in sorted(samples)}, title=title, nrow=nrow)
+
+
+def restorations_figure(conditional: Mapping[int, np.ndarray], unconditional: Mapping[int, np.ndarray],
+                        nrow: int = 4) -> go.Figure:
+    """Figures 7–8: blur-model restorations over epochs, conditional (from blurred test digits, top row)
+    and unconditional (from a black image or a fitted mixture, bottom row)."""
+    epochs = sorted(set(conditional) | set(unconditional))
+    if not epochs:
+        raise ValueError("give restorations for at least one epoch")
+    titles = [f"conditional, epoch {e}" for e in epochs] + [f"unconditional, epoch {e}" for e in epochs]
+    fig = make_subplots(rows=2, cols=len(epochs), subplot_titles=titles, horizontal_spacing=0.02,
+                        vertical_spacing=0.08)
+    for r, group in enumerate((conditional, unconditional), start=1):
+        for c, e in enumerate(epochs, start=1):
+            if e in group:
+                fig.add_trace(_image_trace(make_grid(_images01(group[e]), nrow=nrow), titles[(r - 1) * len(epochs)
+                                                                                            + c - 1]), row=r, col=c)
+    fig.update_layout(title="Blur model: conditional vs unconditional restorations", width=max(420, 300 * len(epochs)),
+                      height=720, margin=dict(l=10, r=10, t=80, b=10))
+    return _style_image_axes(fig)
+
+
+# ------------------------------------------------------------------ Figures 4, 5, 9, 10: curves
+
+
+def _series(rows: Sequence[Mapping], key: str, x_key: str = "epoch") -> tuple[list, list]:
+    pts = [(r[x_key], r[key]) for r in rows if r.get(key) is not None and r.get(x_key) is not None]
+    pts.sort(key=lambda p: p[0])
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def curves_figure(runs: Mapping[str, Sequence[Mapping]], key: str, title: str, y_title: str,
+                  log_y: bool = False, x_key: str = "epoch") -> go.Figure:
+    """One line per run of metrics-row `key` against `x_key`; runs without that key are left out."""
+    fig = go.Figure()
+    for name, rows in runs.items():
+        x, y = _series(rows, key, x_key)
+        if x:
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(x) < 30 else "lines", name=name))
+    fig.update_layout(title=title, xaxis_title=x_key, yaxis_title=y_title, yaxis_type="log" if log_y else "linear",
+                      legend_title="run")
+    return fig
+
+
+def loss_curves_figure(runs: Mapping[str, Sequence[Mapping]], log_y: bool = True) -> go.Figure:
+    """Figure 4: training loss per epoch."""
+    return curves_figure(runs, "loss", "Training loss", "loss (mean per epoch)", log_y=log_y)
+
+
+def fid_curves_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "fid", floor: float | None = None,
+                      ceiling: float | None = None) -> go.Figure:
+    """Figure 5: classifier-FID during training, with the real-data floor (and a ceiling) as lines."""
+    fig = curves_figure(runs, key, "Classifier-FID during training", "classifier-FID")
+    for value, label, dash in ((floor, "real-data floor", "dash"), (ceiling, "noise ceiling", "dot")):
+        if value is not None:
+            fig.add_hline(y=value, line_dash=dash, line_color="gray", annotation_text=f"{label} {value:.3g}")
+    return fig
+
+
+def noise_vs_blur_figure(noise_runs: Mapping[str, Sequence[Mapping]], blur_runs: Mapping[str, Sequence[Mapping]],
+                         key: str = "loss") -> go.Figure:
+    """Figures 9–10: loss (or FID) of noise models (left axis) and blur models (right axis, dashed);
+    the two losses measure different things (ε error vs x error), hence two y-axes."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for runs, secondary, dash in ((noise_runs, False, "solid"), (blur_runs, True, "dash")):
+        for name, rows in runs.items():
+            x, y = _series(rows, key)
+            if x:
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line_dash=dash), secondary_y=secondary)
+    what = "loss" if key == "loss" else "classifier-FID" if key == "fid" else key
+    fig.update_layout(title=f"{what}: noise models vs blur model", xaxis_title="epoch", legend_title="run")
+    fig.update_yaxes(title_text=f"{what} (noise, ‖ε − g‖²)" if key == "loss" else f"{what} (noise)",
+                     secondary_y=False, type="log" if key == "loss" else "linear")
+    fig.update_yaxes(title_text=f"{what} (blur, ‖x − R‖²)" if key == "loss" else f"{what} (blur)",
+                     secondary_y=True, type="log" if key == "loss" else "linear")
+    return fig
+
+
+# ------------------------------------------------------------------ Figure 6: blur σ schedule
+
+
+def blur_schedule_figure(sigmas: np.ndarray, strip: Mapping[int, np.ndarray]) -> go.Figure:
+    """Figure 6: σ_t against t (sigmas[t], t = 0..T) above a strip of one image blurred at chosen t."""
+    s = np.asarray(sigmas, dtype=np.float64).ravel()
+    if s.size < 2:
+        raise ValueError("sigmas must hold σ_t for t = 0..T (at least two values)")
+    ts = sorted(strip)
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.12,
+                        subplot_titles=["blur σ_t", "x blurred at t = " + ", ".join(map(str, ts))])
+    fig.add_trace(go.Scatter(x=np.arange(s.size), y=s, mode="lines", name="σ_t"), row=1, col=1)
+    if ts:
+        imgs = [_images01(strip[t])[0] for t in ts]
+        h, w = imgs[0].shape
+        gap = np.full((h, 2), 1.0, dtype=np.float32)
+        row = np.concatenate([np.concatenate([im, gap], axis=1) for im in imgs], axis=1)[:, :-2]
+        fig.add_trace(_image_trace(row, "strip"), row=2, col=1)
+        _style_image_axes(fig)
+        fig.update_xaxes(showticklabels=True, tickvals=[i * (w + 2) + w / 2 for i in range(len(ts))],
+                         ticktext=[f"t={t}" for t in ts], row=2, col=1)
+    fig.update_xaxes(title_text="t", row=1, col=1)
+    fig.update_yaxes(title_text="σ_t", row=1, col=1)
+    fig.update_layout(title="Gaussian-blur degradation schedule", height=560, showlegend=False)
+    return fig
+
+
+# -------------------------------------------------------------------------- analysis views
+
+
+def density_figure(densities: Sequence[FeatureDensity], cols: int = 5, title: str = "Feature densities",
+                   labels: tuple[str, str] = ("real", "generated")) -> go.Figure:
+    """The report's density plot: one panel per feature, real (blue) vs generated (red)."""
+    if not densities:
+        raise ValueError("densities must hold at least one feature")
+    cols = min(cols, len(densities))
+    rows = -(-len(densities) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[d.name for d in densities],
+                        horizontal_spacing=0.04, vertical_spacing=0.5 / max(rows, 1) if rows > 1 else 0.1)
+    for i, d in enumerate(densities):
+        r, c = i // cols + 1, i % cols + 1
+        fig.add_trace(go.Scatter(x=d.grid, y=d.real, mode="lines", name=labels[0], legendgroup=labels[0],
+                                 line_color=REAL_COLOUR, showlegend=i == 0), row=r, col=c)
+        if d.generated is not None:
+            fig.add_trace(go.Scatter(x=d.grid, y=d.generated, mode="lines", name=labels[1], legendgroup=labels[1],
+                                     line_color=GENERATED_COLOUR, showlegend=i == 0), row=r, col=c)
+    fig.update_layout(title=title, height=max(320, 220 * rows), width=max(500, 240 * cols))
+    fig.update_annotations(font_size=10)
+    return fig
+
+
+def pca_cluster_figure(result: Mapping, color_by: str = "label", title: str | None = None) -> go.Figure:
+    """PCA view of real (circles) and generated (crosses) points together, coloured by class label
+    (real: true or predicted; generated: predicted) or by cluster ("kmeans" / "gmm").
+    `result` is analysis.real_vs_generated's dict; 2 components → 2-D, 3 → 3-D."""
+    proj = result["projection"]
+    if color_by != "label" and color_by not in result["clusters"]:
+        raise ValueError(f"color_by must be 'label' or one of {', '.join(result['clusters'])}; got {color_by!r}")
+    n_real = len(proj.real)
+    if color_by == "label":
+        real_c, gen_c = result["real_labels"], result["generated_labels"]
+        what = "predicted class" if result.get("labels_are_predicted") else "class"
+    else:
+        labels = result["clusters"][color_by].labels
+        real_c, gen_c = labels[:n_real], labels[n_real:]
+        what = f"{color_by} cluster"
+    three = proj.real.shape[1] >= 3
+    fig = go.Figure()
+    for group, coords, colours, symbol in (("real", proj.real, real_c, "circle"),
+                                           ("generated", proj.generated, gen_c, "x")):
+        if coords is None or colours is None:
+            continue
+        for value in np.unique(colours):
+            m = np.asarray(colours) == value
+            name = f"{group} {what} {value}"
+            marker = dict(color=PALETTE[int(value) % len(PALETTE)], symbol=symbol, size=3 if three else 6,
+                          opacity=0.6 if group == "real" else 0.9)
+            if three:
+                fig.add_trace(go.Scatter3d(x=coords[m, 0], y=coords[m, 1], z=coords[m, 2], mode="markers",
+                                           name=name, legendgroup=group, marker=marker))
+            else:
+                fig.add_trace(go.Scatter(x=coords[m, 0], y=coords[m, 1], mode="markers", name=name,
+                                         legendgroup=group, marker=marker))
+    evr = proj.explained_variance_ratio
+    axis = [f"PC{i + 1} ({100 * evr[i]:.1f}%)" for i in range(len(evr))]
+    stats = "; ".join(
+        f"{m}: silhouette {c.silhouette:.2f}" + (f", ARI real {c.ari_real:.2f}" if c.ari_real is not None else "")
+        + (f", ARI generated {c.ari_generated:.2f}" if c.ari_generated is not None else "")
+        for m, c in result["clusters"].items() if c.silhouette is not None)
+    fig.update_layout(title=title or f"PCA of {result.get('space', '')} features, coloured by {what}<br>"
+                      f"<sup>{stats}</sup>", legend_title="set / colour")
+    if three:
+        fig.update_layout(scene=dict(xaxis_title=axis[0], yaxis_title=axis[1], zaxis_title=axis[2]), height=700)
+    else:
+        fig.update_layout(xaxis_title=axis[0], yaxis_title=axis[1], height=600)
+    return fig
+
+
+# -------------------------------------------------------------------------------- output
+
+
+def write_html(fig: go.Figure, path: str | Path, self_contained: bool = True) -> Path:
+    """Save a figure as HTML that works offline: plotly.js embedded (self_contained) or written once
+    as plotly.min.js next to the file ("directory" mode)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(path), include_plotlyjs=True if self_contained else "directory", full_html=True)
+    return path
+
+
+# ------------------------------------------------------------------------ the report's set
+
+
+def read_run(run_dir: str | Path) -> dict:
+    """A training run directory as figure data: metrics rows, diffusion type, epoch → preview images."""
+    from .io_utils import read_jsonl
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "metrics.jsonl").is_file() and not (run_dir / "config.json").is_file():
+        raise ValueError(f"{run_dir} is not a training run directory (no metrics.jsonl or config.json)")
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        config = {}
+    previews = {}
+    for f in sorted((run_dir / "samples").glob("epoch_*.npy")):
+        try:
+            previews[int(f.stem.split("_")[1])] = f
+        except (IndexError, ValueError):
+            continue
+    return {"name": run_dir.name, "rows": read_jsonl(run_dir / "metrics.jsonl"),
+            "diffusion_type": (config.get("diffusion") or {}).get("type", "noise"), "previews": previews}
+
+
+def _pick_epochs(available: Sequence[int], wanted: Sequence[int] = (10, 50, 100), most: int = 4) -> list[int]:
+    chosen = [e for e in wanted if e in available]
+    if chosen:
+        return chosen
+    avail = sorted(available)
+    idx = np.unique(np.linspace(0, len(avail) - 1, min(most, len(avail))).round().astype(int))
+    return [avail[i] for i in idx]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "x"
+
+
+def report_figures(
+    runs: Sequence[str | Path] = (),
+    samples: Mapping[str, np.ndarray] | None = None,
+    classifier: object | None = None,
+    real_images: np.ndarray | None = None,
+    real_labels: np.ndarray | None = None,
+    fid_floor: float | None = None,
+    seed: int = 0,
+) -> dict[str, go.Figure]:
+    """The report's figures that the given data allows, by file stem: 01 ᾱ_t (always); 02 sample grids
+    (samples); 03 samples at epochs, 04 loss, 05 FID (runs); 06 blur schedule (a real image); 09–10
+    noise vs blur (noise and cold runs); density and PCA-cluster views per sample set (with a
+    classifier and real images)."""
+    from .analysis import density_data, feature_sets, real_vs_generated
+
+    samples = dict(samples or {})
+    figs: dict[str, go.Figure] = {"01_alpha_bar": alpha_bar_figure()}
+    if samples:
+        figs["02_sample_grids"] = sample_grids_figure({k: _images01(v)[:16] for k, v in samples.items()})
+    data = [read_run(r) for r in runs]
+    for run in data:
+        if run["previews"]:
+            epochs = _pick_epochs(list(run["previews"]))
+            imgs = {e: np.load(run["previews"][e], allow_pickle=False) for e in epochs}
+            figs[f"03_samples_at_epochs_{_slug(run['name'])}"] = samples_at_epochs_figure(
+                imgs, title=f"{run['name']}: samples during training")
+    by_name = {run["name"]: run["rows"] for run in data}
+    if any(r.get("loss") is not None for rows in by_name.values() for r in rows):
+        figs["04_loss_curves"] = loss_curves_figure(by_name)
+    has_fid = any(r.get("fid") is not None for rows in by_name.values() for r in rows)
+    if has_fid:
+        figs["05_fid_curves"] = fid_curves_figure(by_name, floor=fid_floor)
+    if real_images is not None:
+        from .degradations import make_degradation, preview_strip
+
+        blur = make_degradation("blur")  # the report's σ_t = 0.02 + 0.01·t, T = 500
+        ts, frames = preview_strip(blur, torch.as_tensor(_images01(real_images)[:1] - 0.5))
+        strip = {t: to_unit_numpy(frames[i:i + 1]) for i, t in enumerate(ts)}
+        figs["06_blur_schedule"] = blur_schedule_figure(blur.sigmas.numpy(), strip)
+    noise = {r["name"]: r["rows"] for r in data if r["diffusion_type"] == "noise"}
+    cold = {r["name"]: r["rows"] for r in data if r["diffusion_type"] == "cold"}
+    if noise and cold:
+        figs["09_loss_noise_vs_blur"] = noise_vs_blur_figure(noise, cold, key="loss")
+        if has_fid:
+            figs["10_fid_noise_vs_blur"] = noise_vs_blur_figure(noise, cold, key="fid")
+    if classifier is not None and real_images is not None:
+        for name, imgs in samples.items():
+            slug = _slug(name)
+            for kind, what in (("pixels", "the first 20 pixels (the report's features)"),
+                               ("classifier", "the 20 most variable classifier features")):
+                fs = feature_sets(kind, real_images, imgs, n=20, classifier=classifier, seed=seed)
+                figs[f"density_{kind}_{slug}"] = density_figure(
+                    density_data(fs), title=f"{name}: densities of {what}, real vs generated")
+            for dims in (2, 3):
+                res = real_vs_generated(real_images, imgs, classifier, real_labels, space="pca", n_components=dims,
+                                        seed=seed)
+                figs[f"pca{dims}d_{slug}"] = pca_cluster_figure(res)
+    return figs
