@@ -1,0 +1,149 @@
+"""Figure builders: the traces hold the data they were given (checked against independent formulas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from diffusion_core.analysis import ClusterResult, FeatureDensity, Projection
+from diffusion_core.figures import (
+    alpha_bar_figure,
+    blur_schedule_figure,
+    density_figure,
+    fid_curves_figure,
+    loss_curves_figure,
+    noise_vs_blur_figure,
+    pca_cluster_figure,
+    restorations_figure,
+    sample_grid_figure,
+    samples_at_epochs_figure,
+    write_html,
+)
+from diffusion_core.images import make_grid
+from diffusion_core.schedules import make_schedule
+
+
+def test_alpha_bar_figure_plots_the_report_presets():
+    fig = alpha_bar_figure()
+    names = [t.name for t in fig.data]
+    assert names == ["default (T=1000)", "model1 (T=1840)", "model2 (T=18300)", "model2 at T=1000 (T=1000)"]
+    for trace, (b1, b2, T) in zip(fig.data, [(1e-4, 0.02, 1000), (1e-5, 0.01, 1840), (1e-5, 1e-3, 18300),
+                                             (1e-5, 1e-3, 1000)], strict=True):
+        t = np.asarray(trace.x)
+        assert t[0] == 0 and t[-1] == T and len(t) <= 2001
+        beta = b1 + (b2 - b1) * np.arange(T + 1) / T  # β_t = β1 + (β2 − β1)·t/T
+        expected = np.cumprod(1 - beta)[t.astype(int)]
+        np.testing.assert_allclose(np.asarray(trace.y), expected, rtol=1e-4)
+    # the report's remark: model2 cut at T = 1000 ends only ~40% of the way to noise (ᾱ_T ≈ 0.6)
+    assert 0.55 < fig.data[3].y[-1] < 0.65
+    custom = alpha_bar_figure({"s": make_schedule("linear", 1e-4, 0.02, 10)}, normalise_t=True)
+    assert custom.data[0].x[-1] == 1.0 and custom.layout.xaxis.title.text == "t / T"
+
+
+def test_sample_grid_shows_the_images_top_down():
+    rng = np.random.default_rng(0)
+    imgs = rng.uniform(size=(16, 28, 28)).astype(np.float32)
+    fig = sample_grid_figure(imgs, title="m")
+    (trace,) = fig.data
+    assert isinstance(trace, go.Heatmap)
+    np.testing.assert_array_equal(np.asarray(trace.z), make_grid(imgs, nrow=4))
+    assert fig.layout.yaxis.autorange == "reversed" and (trace.zmin, trace.zmax) == (0.0, 1.0)
+
+
+def test_samples_at_epochs_are_ordered_panels():
+    imgs = {50: np.zeros((4, 28, 28)), 10: np.ones((4, 28, 28)), 100: np.full((4, 28, 28), 0.5)}
+    fig = samples_at_epochs_figure(imgs)
+    assert [a.text for a in fig.layout.annotations] == ["epoch 10", "epoch 50", "epoch 100"]
+    assert [float(np.asarray(t.z)[3, 3]) for t in fig.data] == [1.0, 0.0, 0.5]  # first pixel of each grid
+    assert fig.data[2].xaxis == "x3" and fig.layout.yaxis3.autorange == "reversed"
+
+
+def test_restorations_have_a_conditional_and_an_unconditional_row():
+    cond = {1: np.zeros((4, 28, 28)), 5: np.zeros((4, 28, 28))}
+    uncond = {1: np.ones((4, 28, 28)), 5: np.ones((4, 28, 28))}
+    fig = restorations_figure(cond, uncond)
+    assert len(fig.data) == 4
+    assert [a.text for a in fig.layout.annotations] == ["conditional, epoch 1", "conditional, epoch 5",
+                                                         "unconditional, epoch 1", "unconditional, epoch 5"]
+
+
+ROWS_A = [{"epoch": 2, "loss": 0.05, "fid": 30.0}, {"epoch": 1, "loss": 0.08}, {"epoch": 3, "loss": 0.04, "fid": 20.0}]
+ROWS_B = [{"epoch": 1, "loss": 0.3}, {"epoch": 2, "loss": 0.2}]
+
+
+def test_loss_and_fid_curves_follow_the_rows():
+    fig = loss_curves_figure({"a": ROWS_A, "b": ROWS_B})
+    assert [t.name for t in fig.data] == ["a", "b"]
+    assert list(fig.data[0].x) == [1, 2, 3] and list(fig.data[0].y) == [0.08, 0.05, 0.04]  # sorted by epoch
+    assert fig.layout.yaxis.type == "log"
+    fid = fid_curves_figure({"a": ROWS_A, "b": ROWS_B}, floor=2.5, ceiling=300.0)
+    assert [t.name for t in fid.data] == ["a"]  # run b has no FID rows
+    assert list(fid.data[0].x) == [2, 3] and list(fid.data[0].y) == [30.0, 20.0]
+    assert sorted(s.y0 for s in fid.layout.shapes) == [2.5, 300.0]
+
+
+def test_noise_vs_blur_puts_blur_on_the_second_axis():
+    fig = noise_vs_blur_figure({"default": ROWS_A}, {"blur": ROWS_B}, key="loss")
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["default"].yaxis == "y" and by_name["blur"].yaxis == "y2"
+    assert by_name["blur"].line.dash == "dash" and list(by_name["blur"].y) == [0.3, 0.2]
+    fid = noise_vs_blur_figure({"default": ROWS_A}, {"blur": ROWS_B}, key="fid")
+    assert [t.name for t in fid.data] == ["default"]
+
+
+def test_blur_schedule_plots_sigma_and_the_strip():
+    T = 500
+    sigmas = 0.02 + 0.01 * np.arange(T + 1)  # σ_t = 0.02 + 0.01·t
+    strip = {t: np.full((28, 28), t / T) for t in (0, 250, 500)}
+    fig = blur_schedule_figure(sigmas, strip)
+    line, image = fig.data
+    np.testing.assert_allclose(np.asarray(line.y), sigmas)
+    z = np.asarray(image.z)
+    assert z.shape == (28, 3 * 28 + 2 * 2)
+    assert z[0, 0] == 0.0 and z[0, 30] == 0.5 and z[0, -1] == 1.0
+    assert list(fig.layout.xaxis2.ticktext) == ["t=0", "t=250", "t=500"]
+
+
+def test_density_figure_has_real_and_generated_per_feature():
+    grid = np.linspace(0, 1, 5)
+    ds = [FeatureDensity(f"f{i}", grid, grid * i, grid[::-1]) for i in range(3)]
+    fig = density_figure(ds, cols=2)
+    assert len(fig.data) == 6
+    assert [t.showlegend for t in fig.data] == [True, True, False, False, False, False]
+    np.testing.assert_allclose(np.asarray(fig.data[4].y), grid * 2)
+    assert [a.text for a in fig.layout.annotations] == ["f0", "f1", "f2"]
+
+
+def _result(dims: int) -> dict:
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 1, 1, 2])
+    clusters = np.array([1, 1, 0, 0, 0, 1, 0, 0])
+    cr = ClusterResult("kmeans", clusters, 0.5, 0.7, 0.2)
+    return {"projection": Projection(rng.normal(size=(5, dims)), rng.normal(size=(3, dims)), np.full(dims, 0.2)),
+            "real_labels": labels, "generated_labels": np.array([2, 2, 0]), "clusters": {"kmeans": cr},
+            "space": "pca", "labels_are_predicted": False}
+
+
+def test_pca_cluster_figure_groups_points_by_set_and_colour():
+    res = _result(2)
+    fig = pca_cluster_figure(res)
+    names = [t.name for t in fig.data]
+    assert names == ["real class 0", "real class 1", "real class 2", "generated class 0", "generated class 2"]
+    assert len(fig.data[0].x) == 2 and fig.data[3].marker.symbol == "x"
+    np.testing.assert_allclose(fig.data[4].x, res["projection"].generated[:2, 0])
+    by_cluster = pca_cluster_figure(res, color_by="kmeans")
+    assert sum(len(t.x) for t in by_cluster.data) == 8 and "silhouette 0.50" in by_cluster.layout.title.text
+    three = pca_cluster_figure(_result(3))
+    assert all(isinstance(t, go.Scatter3d) for t in three.data)
+    with pytest.raises(ValueError, match="color_by"):
+        pca_cluster_figure(res, color_by="gmm")
+
+
+def test_write_html_works_offline(tmp_path):
+    fig = loss_curves_figure({"a": ROWS_A})
+    inline = write_html(fig, tmp_path / "a.html").read_text()
+    assert 'src="http' not in inline and len(inline) > 1_000_000  # plotly.js is embedded, no CDN
+    shared = write_html(fig, tmp_path / "d" / "b.html", self_contained=False).read_text()
+    assert 'src="plotly.min.js"' in shared and 'src="http' not in shared
+    assert (tmp_path / "d" / "plotly.min.js").is_file()
