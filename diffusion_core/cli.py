@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=int, help="train on the first N images only")
     t.add_argument("--sample-epochs", type=_int_list, help="epochs at which to save previews "
                    "(default every 10th and the last)")
+    t.add_argument("--fid-every", type=int, default=0, metavar="N", help="measure classifier-FID every N epochs "
+                   "and at the end (default 0: never; MNIST only)")
+    t.add_argument("--fid-samples", type=int, default=256, help="samples per FID measurement (default 256)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="generate images from a checkpoint",
@@ -221,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         diffusion=diffusion, model={"arch": args.arch, "params": params}, dataset=args.dataset,
         data_root=args.data_root, download=not args.no_download, limit=args.limit, epochs=epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, ema_decay=args.ema, device=args.device,
-        precision=args.precision,
+        precision=args.precision, fid_every=args.fid_every, fid_samples=args.fid_samples,
         sample_epochs=args.sample_epochs,
     )
     run_dir = args.resume or args.out

@@ -29,6 +29,7 @@ from torch import nn
 
 from .checkpoints import save_checkpoint
 from .data import load_dataset
+from .fid_monitor import FIDMonitor
 from .images import save_samples, to_unit_numpy
 from .io_utils import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from .models import build_model, count_parameters
@@ -62,6 +63,8 @@ class TrainConfig:
     device: str = "auto"
     sample_epochs: list[int] | None = None  # None: every 10th epoch and the last
     precision: str = "auto"  # bf16 autocast where native (see precision.py), else fp32
+    fid_every: int = 0  # epochs between classifier-FID measurements (0: never); see fid_monitor.py
+    fid_samples: int = 256
     preview_n: int = 16
 
     def validate(self) -> None:
@@ -73,6 +76,8 @@ class TrainConfig:
         whole("epochs", self.epochs, 1, MAX_EPOCHS)
         whole("batch_size", self.batch_size, 1, MAX_BATCH)
         whole("preview_n", self.preview_n, 1, 64)
+        whole("fid_every", self.fid_every, 0, MAX_EPOCHS)
+        whole("fid_samples", self.fid_samples, 16, 4096)
         validate_seed(self.seed)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or not 0 < self.lr <= 1:
             raise ValueError(f"lr must be a number with 0 < lr ≤ 1; got {self.lr!r}")
@@ -94,6 +99,11 @@ class TrainConfig:
         if self.sample_epochs is not None:
             return {e for e in self.sample_epochs if 1 <= e <= self.epochs}
         return {e for e in range(10, self.epochs + 1, 10)} | {self.epochs}
+
+    def epochs_to_measure(self) -> set[int]:
+        if not self.fid_every:
+            return set()
+        return set(range(self.fid_every, self.epochs + 1, self.fid_every)) | {self.epochs}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -199,6 +209,16 @@ def _fail(run_dir: Path, dist: Distributed, reason: str) -> TrainingError:
     return TrainingError(reason)
 
 
+def _save_failed(run_dir: Path, dist: Distributed, epoch: int, exc: OSError) -> TrainingError:
+    """A TrainingError (status "failed" when it can still be written) for a write that failed at epoch end."""
+    reason = (f"could not save epoch {epoch} in {run_dir}: {exc.strerror or exc}. Free disk space (or make the "
+              "folder writable), then Resume to continue from the last saved epoch.")
+    try:
+        return _fail(run_dir, dist, reason)
+    except OSError:  # the status cannot be written either (the disk is still full)
+        return TrainingError(reason)
+
+
 def train(
     config: TrainConfig,
     run_dir: str | Path,
@@ -274,6 +294,8 @@ def train(
                      "ema_decay": config.ema_decay, "n_train": len(x_all), "data_source": data.source},
     }
     ckpt_path = run_dir / "model.safetensors"
+    fid = FIDMonitor(config.dataset, config.fid_samples, config.seed, config.data_root, config.download) \
+        if config.fid_every and dist.is_main else None
     n = len(x_all)
     n_batches = math.ceil(n / config.batch_size)
     for epoch in range(start_epoch, config.epochs + 1):
@@ -319,8 +341,11 @@ def train(
             raise _fail(run_dir, dist, f"weights became NaN/Inf in epoch {epoch}: training diverged. Lower the "
                         f"learning rate (now {config.lr:g}); the checkpoint of epoch {epoch - 1} is kept.")
         if dist.is_main:
-            _end_of_epoch(config, run_dir, objective, model, ema, optim, device, ckpt_meta, epoch, epoch_loss,
-                          wall, elapsed, count, n_batches)
+            try:
+                _end_of_epoch(config, run_dir, objective, model, ema, optim, device, ckpt_meta, epoch, epoch_loss,
+                              wall, elapsed, count, n_batches, fid)
+            except OSError as exc:  # disk full, folder removed or read-only: fail the run with a reason
+                raise _save_failed(run_dir, dist, epoch, exc) from None
             if on_epoch is not None:
                 on_epoch(EpochReport(epoch, config.epochs, epoch_loss, elapsed))
         dist.barrier()
@@ -329,7 +354,8 @@ def train(
 
 def _end_of_epoch(config: TrainConfig, run_dir: Path, objective, model: nn.Module, ema: nn.Module | None,
                   optim: torch.optim.Optimizer, device: torch.device, ckpt_meta: dict, epoch: int,
-                  epoch_loss: float, wall: float, elapsed: float, count: int, n_batches: int) -> None:
+                  epoch_loss: float, wall: float, elapsed: float, count: int, n_batches: int,
+                  fid: FIDMonitor | None) -> None:
     """Rank 0's writes, in an order that keeps resume safe: training state, then the inference
     checkpoint, then previews and the metrics line, then the status."""
     net = ema if ema is not None else model
@@ -343,9 +369,15 @@ def _end_of_epoch(config: TrainConfig, run_dir: Path, objective, model: nn.Modul
                                                          "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
     row = {"epoch": epoch, "loss": epoch_loss, "epoch_time_s": wall, "wall_time_s": elapsed,
            "images_per_s": count / wall, "steps": epoch * n_batches}
+    fast_net = with_precision(net, config.precision, device)
+    if fid is not None and epoch in config.epochs_to_measure():
+        measured = fid(objective, fast_net, device)
+        if measured is not None:
+            row.update(measured, fid_samples=config.fid_samples)
+        elif fid.unavailable:
+            write_status(run_dir, message=fid.unavailable)
     if epoch in config.epochs_to_sample():
-        samples = objective.preview(with_precision(net, config.precision, device), config.preview_n, config.seed,
-                                    device)
+        samples = objective.preview(fast_net, config.preview_n, config.seed, device)
         save_samples(to_unit_numpy(samples), run_dir / "samples" / f"epoch_{epoch:04d}")
         row["sample"] = f"samples/epoch_{epoch:04d}.png"
     append_jsonl(run_dir / "metrics.jsonl", row)

@@ -132,3 +132,32 @@ def test_unwritable_run_directory_gives_a_clear_error(tmp_path, fake_data):
     blocker.write_text("x")
     with pytest.raises(TrainingError, match="cannot write the run directory"):
         train(tiny_config(), blocker / "run")
+
+
+def test_fid_during_training_is_written_and_matches_an_independent_measurement(tmp_path, fake_data):
+    import warnings
+
+    from diffusion_core.classifier import load_classifier
+    from diffusion_core.data import load_dataset
+    from diffusion_core.images import to_unit_numpy
+    from diffusion_core.metrics import evaluate_samples
+    from diffusion_core.objectives import objective_from_config
+
+    cfg = tiny_config(epochs=2, fid_every=1, fid_samples=32)
+    train(cfg, tmp_path / "run")
+    rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["fid_samples"] for r in rows] == [32, 32] and all(r["fid"] > 0 for r in rows)
+    # recompute epoch 2's value from the saved checkpoint: same sampler, seed and reference
+    model = load_checkpoint(tmp_path / "run" / "model").model
+    samples = to_unit_numpy(objective_from_config(cfg.diffusion).preview(model, 32, cfg.seed, "cpu"))
+    held = to_unit_numpy(load_dataset("mnist", "test", download=False).images)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = evaluate_samples(samples, load_classifier(), held)["fid"]
+    assert rows[1]["fid"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_fid_is_skipped_with_a_reason_for_other_datasets(tmp_path, fake_data):
+    train(tiny_config(epochs=1, fid_every=1, dataset="fashion-mnist"), tmp_path / "run")
+    assert "fid" not in read_jsonl(tmp_path / "run" / "metrics.jsonl")[0]
+    assert "needs MNIST" in read_status(tmp_path / "run")["message"]
