@@ -11,10 +11,11 @@ puts the app's folder on sys.path (and pytest does via `pythonpath = ["."]`), so
 `from pages.lab_ui import …` (`pages` is a namespace package).
 
 Modules: common (page setup, navigation, error display), models (cached checkpoints, the model
-picker, uploads), render (image grids and Plotly helpers).
+picker, uploads), render (image grids and Plotly helpers), data (cached test digits and classifier).
 """
 
 from .common import PAGES, USER_ERRORS, navigation, page_links, setup_page, user_errors
+from .data import load_test_digits, shipped_classifier
 from .models import (
     checkpoint_label,
     default_checkpoint,
@@ -37,6 +38,8 @@ __all__ = [
     "navigation",
     "page_links",
     "setup_page",
+    "shipped_classifier",
     "show_grid",
+    "load_test_digits",
     "user_errors",
 ]

@@ -64,16 +64,20 @@ def checkpoint_label(meta: dict) -> str:
     return f"{meta.get('model', {}).get('arch', '?')} · {what}{trained}"
 
 
-def model_sources() -> dict[str, tuple[str, Path]]:
-    """Loadable models: key → (label, weights path). Keys are 'shipped:<name>' and 'run:<run id>'."""
+def model_sources(diffusion_type: str | None = None) -> dict[str, tuple[str, Path]]:
+    """Loadable models: key → (label, weights path). Keys are 'shipped:<name>' and 'run:<run id>'.
+    `diffusion_type` ("noise" | "cold") keeps only models of that kind."""
     found: dict[str, tuple[str, Path]] = {}
     for wpath, meta in list_checkpoints():
-        found[f"shipped:{wpath.stem}"] = (f"Shipped · {wpath.stem} ({checkpoint_label(meta)})", wpath)
+        if diffusion_type is None or meta["diffusion"]["type"] == diffusion_type:
+            found[f"shipped:{wpath.stem}"] = (f"Shipped · {wpath.stem} ({checkpoint_label(meta)})", wpath)
     try:
         runs = jobs.list_runs()
     except (OSError, ValueError):
         runs = []
     for run in runs:
+        if diffusion_type is not None and run.config.get("diffusion", {}).get("type") != diffusion_type:
+            continue
         if run.checkpoint is not None:
             progress = f"{run.state}, epoch {run.epoch}/{run.epochs}"
             found[f"run:{run.run_id}"] = (f"Run · {run.run_id} ({run.describe()}; {progress})", run.checkpoint)
@@ -106,15 +110,19 @@ def _upload_widgets(key: str) -> LoadedCheckpoint | None:
     return None
 
 
-def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = True) -> LoadedCheckpoint | None:
+def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = True,
+                 diffusion_type: str | None = None) -> LoadedCheckpoint | None:
     """Choose a shipped checkpoint, a trained run or an upload; returns the loaded model or None.
+    `diffusion_type` ("noise" | "cold") offers only models of that kind (an upload of another kind is refused).
 
     `?model=shipped:<name>` or `?model=run:<run id>` in the URL preselects a model."""
-    sources = model_sources()
+    sources = model_sources(diffusion_type)
     options = list(sources) + ([UPLOAD] if allow_upload else [])
     if not sources:
-        st.info("No trained models yet: none is shipped in checkpoints/ and no run has finished an epoch. "
-                "Train one on the Train page" + (", or upload a checkpoint below." if allow_upload else "."))
+        what = {"cold": "cold-diffusion model (one trained with a degradation)", "noise": "noise model"}
+        st.info(f"No trained {what.get(diffusion_type, 'models')} yet: none is shipped in checkpoints/ and no run "
+                "has finished an epoch. Train one on the Train page"
+                + (", or upload a checkpoint below." if allow_upload else "."))
         st.page_link("pages/1_Train.py", label="Go to Train", icon=":material/model_training:")
     if not options:
         return None
@@ -123,7 +131,12 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
     choice = st.selectbox(label, options, index=index, key=f"{key}_choice",
                           format_func=lambda k: "Upload a checkpoint…" if k == UPLOAD else sources[k][0])
     if choice == UPLOAD:
-        return _upload_widgets(key)
+        ckpt = _upload_widgets(key)
+        kind = None if ckpt is None else ckpt.config["diffusion"]["type"]
+        if diffusion_type is not None and kind not in (None, diffusion_type):
+            st.error(f"This upload is a {kind} diffusion model; this part of the page needs a {diffusion_type} one.")
+            return None
+        return ckpt
     with user_errors("Could not load this model"):
         return load_checkpoint_cached(sources[choice][1])
     return None

@@ -1,0 +1,108 @@
+"""Evaluate: compare training runs and shipped checkpoints — loss curves (report Figures 4 and 9), FID
+curves (5 and 10), sample grids over epochs (2, 3, 7, 8) and a metrics table; a quality-vs-speed table
+when the benchmark file exists."""
+
+import pandas as pd
+import streamlit as st
+
+from diffusion_core.comparison import (
+    benchmark_path,
+    collect_records,
+    default_epochs,
+    has_fid,
+    read_benchmark,
+    sample_grids,
+    summary_table,
+)
+from diffusion_core.figures import fid_curves_figure, loss_curves_figure, noise_vs_blur_figure
+from pages.lab_ui import setup_page, user_errors
+
+MAX_DEFAULT = 8  # runs compared by default (the newest first)
+
+setup_page("Evaluate", (
+    "Compare models by how they trained and what they draw. The training loss shows optimisation "
+    "(noise models predict ε, blur models restore x, so their losses are on different scales); the "
+    "classifier-FID measures how close the samples are to real digits (lower is better) — when it was "
+    "measured during training."
+))
+
+records = collect_records()
+if not records:
+    st.info("Nothing to compare yet: no training run and no shipped checkpoint. Train a model and its run "
+            "appears here with its loss curve and samples.")
+    st.page_link("pages/1_Train.py", label="Go to Train", icon=":material/model_training:")
+    st.stop()
+
+by_key = {r.key: r for r in records}
+chosen = st.multiselect("Runs and checkpoints", list(by_key), default=list(by_key)[:MAX_DEFAULT], key="ev_models",
+                        format_func=lambda k: f"{'Run' if by_key[k].source == 'run' else 'Shipped'} · "
+                                              f"{by_key[k].name} ({by_key[k].diffusion_type})")
+selected = [by_key[k] for k in chosen]
+if not selected:
+    st.info("Choose at least one run or checkpoint.")
+    st.stop()
+
+st.subheader("Metrics")
+st.dataframe(pd.DataFrame(summary_table(selected)), hide_index=True, key="ev_table")
+
+by_name = {r.name: r for r in selected}
+tab_loss, tab_fid, tab_samples = st.tabs(["Loss", "FID", "Samples over epochs"])
+
+
+def curves_of(key: str) -> dict[str, list[dict]]:
+    return {r.name: r.rows for r in selected if r.values(key)}
+
+
+def noise_vs_blur(curves: dict[str, list[dict]], key: str) -> None:
+    """Figures 9–10: noise models and blur models on one plot (two y-axes), when both are chosen."""
+    noise = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == "noise"}
+    cold = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == "cold"}
+    if noise and cold:
+        st.plotly_chart(noise_vs_blur_figure(noise, cold, key=key), key=f"ev_{key}_vs_fig")
+
+
+with tab_loss:
+    losses = curves_of("loss")
+    if not losses:
+        st.info("None of the chosen models has a loss curve: shipped checkpoints carry only their final numbers "
+                "(in the table above).")
+    else:
+        log_y = st.toggle("Log scale", value=True, key="ev_log")
+        st.plotly_chart(loss_curves_figure(losses, log_y=log_y), key="ev_loss_fig")
+        noise_vs_blur(losses, "loss")
+
+with tab_fid:
+    if not has_fid(selected):
+        st.info("No FID curve: none of the chosen runs recorded \"fid\" in its metrics.jsonl. FID is measured "
+                "during training only when asked for (`train --fid-every N`); final FIDs of shipped checkpoints "
+                "are in the table above.")
+    else:
+        fids = curves_of("fid")
+        st.plotly_chart(fid_curves_figure(fids), key="ev_fid_fig")
+        noise_vs_blur(fids, "fid")
+
+with tab_samples:
+    grids = {r.name: sample_grids(r.run_dir) for r in selected if r.run_dir is not None}
+    grids = {n: g for n, g in grids.items() if g}
+    if not grids:
+        st.info("None of the chosen runs has saved sample grids yet (the trainer writes samples/epoch_NNNN.png at "
+                "its preview epochs).")
+    else:
+        st.caption("Latest samples of each run (report Figure 2). Cold models preview restorations.")
+        latest = {n: g[max(g)] for n, g in grids.items()}
+        st.image([str(p) for p in latest.values()], caption=[f"{n} · epoch {max(grids[n])}" for n in latest],
+                 width=220)
+        run_name = st.selectbox("Run", list(grids), key="ev_samples_run")
+        available = list(grids[run_name])
+        epochs = st.multiselect("Epochs", available, default=default_epochs(available), key=f"ev_epochs_{run_name}")
+        if epochs:
+            st.caption("Samples during training (report Figure 3; Figures 7–8 for a blur model).")
+            st.image([str(grids[run_name][e]) for e in sorted(epochs)], caption=[f"epoch {e}" for e in sorted(epochs)],
+                     width=220)
+
+with user_errors("Cannot read the quality-vs-speed benchmark"):
+    bench = read_benchmark()
+    if bench is not None:
+        st.subheader("Quality vs speed")
+        st.caption(f"From {benchmark_path().name}: classifier-FID and seconds per sampler and number of steps.")
+        st.dataframe(pd.DataFrame(bench), hide_index=True, key="ev_benchmark")

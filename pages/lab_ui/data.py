@@ -1,0 +1,32 @@
+"""Cached data for the pages: real test digits and the shipped MNIST classifier (or why it is missing)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from diffusion_core.checkpoints import CheckpointError, shipped_dir
+from diffusion_core.classifier import SHIPPED_NAME, load_classifier
+from diffusion_core.data import Dataset, load_dataset
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading test digits…")
+def load_test_digits(dataset: str = "mnist") -> Dataset:
+    """The test split of `dataset` (never downloads here: the Train page is where data is fetched)."""
+    return load_dataset(dataset, "test", download=False)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the classifier…")
+def _classifier(folder: str, mtime_ns: int):
+    del mtime_ns  # cache key only: a retrained classifier loads afresh
+    try:
+        return load_classifier(f"{folder}/{SHIPPED_NAME}"), None
+    except CheckpointError as exc:
+        return None, str(exc)
+
+
+def shipped_classifier():
+    """(the shipped classifier, None), or (None, why it cannot be used)."""
+    folder = shipped_dir()
+    wpath = folder / f"{SHIPPED_NAME}.safetensors"
+    mtime = wpath.stat().st_mtime_ns if wpath.is_file() else 0
+    return _classifier(str(folder), mtime)

@@ -1,0 +1,142 @@
+"""Degradations page: the preview over t (Figure 6's σ_t = 0.02 + 0.01·t and its strip), parameter
+errors, the cold-model picker, restorations with RMSE / SSIM, black vs mixture starts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion_core.checkpoints import load_checkpoint, save_checkpoint
+from diffusion_core.cold import cold_sampler_steps
+from diffusion_core.data import load_dataset
+from diffusion_core.degradations import make_degradation
+from diffusion_core.images import to_unit_numpy
+from diffusion_core.models import build_model
+from diffusion_core.restoration_metrics import rmse, ssim
+from diffusion_core.samplers import run_to_end
+from tests.app_support import TINY_CNN, app, charts, errors, no_exceptions, write_checkpoint
+
+PAGE = "pages/4_Degradations.py"
+
+
+@pytest.fixture(autouse=True)
+def shipped(tmp_path, monkeypatch):
+    # (st.cache_resource is not cleared: models are cached by path, and the test digits load once)
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(folder))
+    return folder
+
+
+def write_cold(folder, name="blur10", T=10):
+    torch.manual_seed(2)
+    blur = make_degradation("blur", T=T)
+    return save_checkpoint(folder / name, build_model(TINY_CNN), {
+        "model": TINY_CNN, "diffusion": {"type": "cold", "degradation": blur.config(), "loss": "l2"},
+        "dataset": "mnist", "epochs": 1})
+
+
+def test_report_blur_preview_and_no_cold_model(shipped):
+    write_checkpoint(shipped, "noise", T=20)  # a noise model is not offered for restorations
+    at = app(PAGE).run()
+    no_exceptions(at)
+    fig = charts(at)[0]
+    t = np.arange(501)
+    np.testing.assert_allclose(fig["data"][0]["y"], 0.02 + 0.01 * t, atol=1e-12)  # σ_t of the report
+    np.testing.assert_allclose(fig["data"][0]["x"], t)
+    assert fig["layout"]["title"]["text"] == "blur degradation, linear schedule, T = 500"
+    assert fig["layout"]["xaxis2"]["ticktext"] == [f"t={v}" for v in range(0, 501, 50)]  # the image strip
+    assert "σ_t at t = 0, 50, 100" in at.caption[0].value and "0.02, 0.52, 1.02" in at.caption[0].value
+    assert any(i.value.startswith("No trained cold-diffusion model") for i in at.info)
+    assert "Go to Train" in [p.proto.label for p in at.page_link]
+    assert not at.button  # nothing to restore with
+
+
+def test_other_kinds_and_schedules_follow_their_formulas():
+    at = app(PAGE).run()
+    at.selectbox(key="deg_kind").set_value("pixelate").run()
+    at.number_input(key="deg_T_pixelate").set_value(20)
+    at.selectbox(key="deg_schedule").set_value("quadratic")
+    at.number_input(key="deg_pixelate_min_size").set_value(7).run()
+    no_exceptions(at)
+    assert errors(at) == []
+    fig = charts(at)[0]
+    s = (np.arange(21) / 20) ** 2
+    np.testing.assert_allclose(fig["data"][0]["y"], np.round(28 - s * (28 - 7)))  # blocks per side r_t
+    assert fig["layout"]["annotations"][0]["text"] == "blocks per side r_t (28-pixel image)"
+    assert fig["layout"]["title"]["text"] == "pixelate degradation, quadratic schedule, T = 20"
+
+
+def test_bad_parameters_show_an_error_instead_of_the_preview():
+    at = app(PAGE).run()
+    at.number_input(key="deg_blur_sigma_max").set_value(0.01).run()
+    no_exceptions(at)
+    assert errors(at) == ["Cannot preview this degradation: blur degradation: sigma_max must be ≥ sigma_min; "
+                          "got sigma_min=0.02, sigma_max=0.01"]
+    assert charts(at) == []
+    at.number_input(key="deg_blur_sigma_max").set_value(5.02)
+    at.number_input(key="deg_blur_kernel_size").set_value(4).run()
+    assert "kernel_size must be an odd integer" in errors(at)[0]
+    at.number_input(key="deg_blur_kernel_size").set_value(None)
+    at.number_input(key="deg_digit").set_value(600).run()  # the bundled test split has 500 digits
+    assert errors(at) == ["Cannot preview this degradation: test digit must be below 500 (the size of the test "
+                          "set here)"]
+
+
+def test_restorations_side_by_side_with_their_scores(shipped):
+    write_checkpoint(shipped, "noise", T=20)
+    path = write_cold(shipped)
+    at = app(PAGE).run()
+    no_exceptions(at)
+    assert at.selectbox(key="deg_model_choice").options == [  # cold models only, and upload
+        "Shipped · blur10 (cnn · cold blur · 1 epoch)", "Upload a checkpoint…"]
+    at.number_input(key="deg_digit").set_value(3)
+    at.number_input(key="deg_steps").set_value(4)
+    at.button(key="deg_restore").click().run()
+    no_exceptions(at)
+    assert errors(at) == []
+    table = at.dataframe[0].value
+    assert list(table["sampler"]) == ["improved", "naive", "direct"]
+
+    ckpt = load_checkpoint(path)  # the same restorations, computed here from the cold samplers themselves
+    blur = make_degradation("blur", T=10)
+    x = load_dataset("mnist", "test", download=False).images[3:4]
+    original = to_unit_numpy(x)
+    for sampler, row in zip(table["sampler"], table.itertuples(), strict=True):
+        frames = cold_sampler_steps(ckpt.model, blur, sampler, blur(x, 10), None, None if sampler == "direct" else 4)
+        restored = to_unit_numpy(run_to_end(frames, ()).samples)
+        assert row.RMSE == pytest.approx(float(rmse(restored, original)[0]), abs=1e-6)
+        assert row.SSIM == pytest.approx(float(ssim(restored, original)[0]), abs=1e-6)
+    titles = [a["text"] for a in charts(at)[1]["layout"]["annotations"]]
+    assert titles == ["original", "degraded, t = 10", "improved (4 steps)", "naive (4 steps)", "direct (1 step)"]
+
+    at.number_input(key="deg_steps").set_value(5).run()  # changed inputs: the old result is not shown
+    assert not at.dataframe
+
+
+def test_black_start_collapses_while_the_mixture_varies(shipped):
+    write_cold(shipped)
+    at = app(PAGE).run()
+    at.number_input(key="deg_uncond_n").set_value(4)
+    at.number_input(key="deg_uncond_steps").set_value(5)
+    at.button(key="deg_generate").click().run()
+    no_exceptions(at)
+    assert errors(at) == []
+    spread = {m.label: float(m.value) for m in at.metric}
+    assert spread["Spread · black start"] == 0.0  # every sample is the same image
+    assert spread["Spread · mixture start"] > 0.01
+    samples = at.session_state["deg_uncond"]["samples"]
+    assert samples["black"].shape == (4, 28, 28)
+    assert np.ptp(samples["black"], axis=0).max() == 0.0
+
+
+def test_an_uploaded_noise_model_is_refused_for_restorations(tmp_path):
+    path = write_checkpoint(tmp_path, "up", T=20)
+    at = app(PAGE).run()
+    at.file_uploader(key="deg_model_weights").upload("m.safetensors", path.read_bytes())
+    at.file_uploader(key="deg_model_config").upload("m.json", path.with_suffix(".json").read_bytes())
+    at.run()
+    no_exceptions(at)
+    assert errors(at) == ["This upload is a noise diffusion model; this part of the page needs a cold one."]
+    assert not at.button

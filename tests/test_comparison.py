@@ -1,0 +1,66 @@
+"""comparison: records of runs and shipped checkpoints, the metrics-table row, sample grids by epoch,
+the report's epochs, the benchmark file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from diffusion_core.comparison import (
+    ModelRecord,
+    collect_records,
+    default_epochs,
+    has_fid,
+    read_benchmark,
+    sample_grids,
+    summary_row,
+)
+from tests.app_support import dead_pid, fake_run, write_checkpoint
+
+
+def test_summary_prefers_the_history_and_falls_back_to_the_card():
+    rows = [{"epoch": 1, "loss": 0.5, "wall_time_s": 10.0, "fid": 40.0},
+            {"epoch": 2, "loss": 0.3, "wall_time_s": 21.0},
+            {"epoch": 3, "loss": 0.2, "wall_time_s": 30.0, "fid": 25.0}]
+    rec = ModelRecord("run:r", "r", "run", {"model": {"arch": "unet"}, "dataset": "mnist",
+                                             "diffusion": {"type": "noise"}}, rows, {"loss": 9.0}, 3, "finished")
+    row = summary_row(rec)
+    assert row["final loss"] == 0.2 and row["wall time (s)"] == 30.0  # the last row, not the card
+    assert row["best FID"] == 25.0 and row["final FID"] == 25.0 and row["arch"] == "unet"
+    card = ModelRecord("shipped:c", "c", "shipped", {"diffusion": {"type": "cold"}}, [],
+                       {"loss": 0.01, "wall_time_s": 99.0, "fid": 7.0}, 100)
+    row = summary_row(card)
+    assert (row["final loss"], row["best FID"], row["wall time (s)"], row["state"]) == (0.01, 7.0, 99.0, "shipped")
+    assert row["type"] == "cold" and has_fid([rec]) and not has_fid([card])  # a card's FID is no curve
+
+
+def test_records_of_runs_and_shipped_checkpoints(tmp_path):
+    fake_run(tmp_path / "runs", "run-x", dead_pid(), state="finished", epoch=2, epochs=2, losses=(0.4, 0.3))
+    ck = write_checkpoint(tmp_path / "ck", "default", T=20)
+    ck.with_suffix(".metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": 0.7}) + "\n")
+    records = collect_records(tmp_path / "runs", tmp_path / "ck")
+    assert [(r.key, r.source, r.epochs) for r in records] == [
+        ("run:run-x", "run", 2), ("shipped:default", "shipped", 1)]
+    assert records[0].values("loss") == [0.4, 0.3] and records[1].values("loss") == [0.7]
+
+
+def test_sample_grids_and_epochs(tmp_path):
+    (tmp_path / "samples").mkdir()
+    for name in ("epoch_0010.png", "epoch_0002.png", "epoch_0010.npy", "notes.png", "epoch_x.png"):
+        (tmp_path / "samples" / name).write_bytes(b"")
+    assert list(sample_grids(tmp_path)) == [2, 10]
+    assert sample_grids(tmp_path / "nothing") == {}
+    assert default_epochs([1, 10, 50, 100, 200]) == [10, 50, 100]
+    assert default_epochs([1, 2, 3, 4, 5, 6, 7]) == [1, 3, 5, 7]
+    assert default_epochs([2, 5]) == [2, 5] and default_epochs([]) == []
+
+
+def test_benchmark_rows(tmp_path):
+    path = tmp_path / "b.json"
+    assert read_benchmark(path) is None
+    path.write_text(json.dumps({"rows": [{"fid": 3.0, "sampler": "ddim"}]}))
+    assert read_benchmark(path) == [{"sampler": "ddim", "steps": None, "fid": 3.0, "seconds": None}]
+    path.write_text("{broken")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        read_benchmark(path)
