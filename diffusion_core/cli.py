@@ -146,6 +146,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-download", action="store_true", help="never try to download")
     e.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
 
+    h = sub.add_parser("ship", help="copy a finished run into checkpoints/ with measured metrics and a card",
+                       description="Sample N images from RUN_DIR's model with its default sampler, measure "
+                       "classifier-FID (with the floor and ceilings at N), confidence and class entropy, and write "
+                       "OUT_DIR/NAME.safetensors, .json (metrics inside) and .md (the card).")
+    h.add_argument("run", type=Path, metavar="RUN_DIR")
+    h.add_argument("--name", required=True, help="shipped name, e.g. default-unet")
+    h.add_argument("--out-dir", type=Path, default=shipped_dir(), help="default: the project's checkpoints/")
+    h.add_argument("--n", type=int, default=1000, help="samples to measure (default 1000)")
+    h.add_argument("--sampler", help="default: the model's first sampler")
+    h.add_argument("--steps", type=int)
+    h.add_argument("--eta", type=float, default=0.0)
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--reference", choices=["test", "train"], default="test")
+    h.add_argument("--data-root")
+    h.add_argument("--no-download", action="store_true")
+    h.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+
     f = sub.add_parser("figures", help="write the report's figures as HTML files",
                        description="Write the report's figures (ᾱ_t, sample grids, samples at epochs, loss and "
                        "FID curves, blur schedule, noise vs blur, densities, PCA clusters) as offline HTML.")
@@ -327,10 +344,59 @@ def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
     return to_unit_numpy(result.samples), sampler
 
 
+def _metrics_report(images, classifier, args: argparse.Namespace) -> dict:
+    """Metrics of images in [0, 1] against args.reference, plus the FID scale when args.scale."""
+    from .metrics import evaluate_samples, fid_scale, reference_stats
+
+    ref_images, _, ref_source = _unit_split(args.reference, args)
+    ref = reference_stats(classifier, ref_images)
+    report = {"reference": f"mnist {args.reference} split ({ref_source})", **evaluate_samples(images, classifier, ref)}
+    if args.scale:
+        other = "train" if args.reference == "test" else "test"
+        held, _, _ = _unit_split(other, args)
+        scale = fid_scale(classifier, ref, held, n=report["n"], seed=args.seed)
+        report.update(scale={**scale, "floor_images": f"mnist {other} split"},
+                      fid_over_floor=report["fid"] / scale["floor"] if report["fid"] is not None else None)
+    return report
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    """Copy a run's checkpoint into checkpoints/ with measured metrics and a card."""
+    import shlex
+
+    from .cards import model_card
+    from .checkpoints import save_checkpoint
+    from .classifier import load_classifier
+    from .io_utils import atomic_write_bytes, read_jsonl
+    from .models import count_parameters
+
+    if not (args.run / "model.json").is_file():
+        raise ValueError(f"{args.run} is not a finished run directory (no model.json)")
+    ckpt = load_checkpoint(args.run / "model.safetensors")
+    images, sampler = _checkpoint_images(str(args.run), args, args.n)
+    args.scale = True
+    report = {"sampler": sampler, "steps": args.steps, "seed": args.seed,
+              **_metrics_report(images, load_classifier(None), args)}
+    rows = read_jsonl(args.run / "metrics.jsonl")
+    recompute = ["python", "-m", "diffusion_core", "evaluate", args.name, "--n", str(args.n), "--sampler", sampler,
+                 "--seed", str(args.seed), "--scale"] + (["--steps", str(args.steps)] if args.steps else [])
+    keep = ("fid", "fid_over_floor", "confident_fraction", "mean_confidence", "class_entropy", "classes_present",
+            "inception_score", "n")
+    metrics = {**ckpt.config.get("metrics", {}), **{k: report[k] for k in keep}, "sampler": sampler,
+               "steps": args.steps, "fid_floor": report["scale"]["floor"], "optimizer_steps": rows[-1]["steps"]}
+    out = args.out_dir / args.name
+    save_checkpoint(out, ckpt.model, {**ckpt.config, "name": args.name, "metrics": metrics})
+    card = model_card(args.name, ckpt.config, rows, report, shlex.join(recompute), count_parameters(ckpt.model))
+    atomic_write_bytes(out.with_suffix(".md"), card.encode())
+    # the training curves travel with the model (the Evaluate page draws <name>.metrics.jsonl)
+    atomic_write_bytes(out.with_suffix(".metrics.jsonl"), (args.run / "metrics.jsonl").read_bytes())
+    print(card)
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .classifier import load_classifier
     from .io_utils import atomic_write_json
-    from .metrics import evaluate_samples, fid_scale, reference_stats
 
     classifier = load_classifier(args.classifier)
     report: dict = {"source": str(args.source)}
@@ -342,15 +408,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report.update(kind="checkpoint", sampler=sampler, steps=args.steps, seed=args.seed)
         if args.save_samples:
             save_samples(images, args.save_samples)
-    ref_images, _, ref_source = _unit_split(args.reference, args)
-    ref = reference_stats(classifier, ref_images)
-    report.update(reference=f"mnist {args.reference} split ({ref_source})", **evaluate_samples(images, classifier, ref))
-    if args.scale:
-        other = "train" if args.reference == "test" else "test"
-        held, _, _ = _unit_split(other, args)
-        scale = fid_scale(classifier, ref, held, n=report["n"], seed=args.seed)
-        report.update(scale={**scale, "floor_images": f"mnist {other} split"},
-                      fid_over_floor=report["fid"] / scale["floor"] if report["fid"] is not None else None)
+    report.update(_metrics_report(images, classifier, args))
     print(json.dumps(report, indent=2))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -421,7 +479,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "evaluate": cmd_evaluate,
-               "figures": cmd_figures, "train-classifier": cmd_train_classifier}[args.command]
+               "figures": cmd_figures, "train-classifier": cmd_train_classifier, "ship": cmd_ship}[args.command]
     try:
         return handler(args)
     except (ValueError, CheckpointError, DatasetUnavailableError) as exc:

@@ -1,0 +1,72 @@
+"""Model cards for shipped checkpoints: what a user needs to read a model's numbers."""
+
+from __future__ import annotations
+
+# The app's quality bar for its default model (measured on 1,000 samples of its default sampler).
+QUALITY_BAR = {"fid_over_floor": 3.0, "confident_fraction": 0.85, "class_entropy": 2.2, "classes_present": 10}
+
+
+def quality_verdict(report: dict) -> dict[str, bool]:
+    """Which parts of the quality bar a metrics report meets."""
+    return {
+        "fid ≤ 3× floor": report.get("fid_over_floor") is not None
+        and report["fid_over_floor"] <= QUALITY_BAR["fid_over_floor"],
+        "≥ 85% confident": report["confident_fraction"] >= QUALITY_BAR["confident_fraction"],
+        "entropy ≥ 2.2 nats": report["class_entropy"] >= QUALITY_BAR["class_entropy"],
+        "all ten digits": report["classes_present"] >= QUALITY_BAR["classes_present"],
+    }
+
+
+def describe_process(diffusion: dict) -> str:
+    if diffusion["type"] == "noise":
+        s = diffusion["schedule"]
+        name = f"preset `{diffusion['preset']}`: " if diffusion.get("preset") else ""
+        return f"Gaussian noise, {name}{s['kind']} β from {s['beta1']:g} to {s['beta2']:g}, T = {s['T']}"
+    d = diffusion["degradation"]
+    extra = ", ".join(f"{k} = {v}" for k, v in sorted(d.items()) if k not in ("kind", "T", "schedule"))
+    return (f"cold diffusion, {d['kind']} ({d.get('schedule', 'linear')} strength, T = {d['T']}"
+            f"{', ' + extra if extra else ''}), {diffusion.get('loss', 'l2')} loss")
+
+
+def model_card(name: str, config: dict, rows: list[dict], report: dict, command: str, parameters: int) -> str:
+    """Markdown card: data, process, training, wall time, final loss, metrics against the FID scale."""
+    train = config.get("training", {})
+    last = rows[-1] if rows else {}
+    scale = report.get("scale", {})
+    fid_line = f"**{report['fid']:.1f}**" if report.get("fid") is not None else "n/a"
+    if scale:
+        fid_line += (f" (floor {scale['floor']:.1f} for {scale['n']} held-out real digits → "
+                     f"{report['fid_over_floor']:.2f}× the floor; ceilings: pure noise {scale['ceiling_noise']:.0f}, "
+                     f"black images {scale['ceiling_black']:.0f})")
+    hist = " ".join(f"{i}:{c}" for i, c in enumerate(report["class_histogram"]))
+    lines = [
+        f"# `{name}`",
+        "",
+        f"- **Process:** {describe_process(config['diffusion'])}.",
+        f"- **Denoiser:** `{config['model']['arch']}` {config['model'].get('params') or '(defaults)'}, "
+        f"{parameters:,} parameters.",
+        f"- **Data:** {train.get('data_source', config.get('dataset', '?'))}, {train.get('n_train', '?'):,} "
+        "training images, normalised x/255 − 0.5.",
+        f"- **Training:** {config.get('epochs', '?')} epochs ({last.get('steps', '?'):,} Adam steps), lr "
+        f"{train.get('lr', '?'):g}, batch {train.get('batch_size', '?')}, EMA {train.get('ema_decay') or 'off'}, "
+        f"seed {train.get('seed', '?')}.",
+        f"- **Wall time:** {last.get('wall_time_s', 0) / 60:.0f} min of training on a shared 2-core CPU "
+        f"({last.get('images_per_s', 0):.0f} images/s in the last epoch).",
+        f"- **Final training loss:** {last.get('loss', float('nan')):.4f}.",
+        "",
+        f"## Quality ({report['n']} samples, sampler `{report.get('sampler')}`"
+        f"{', ' + str(report['steps']) + ' steps' if report.get('steps') else ''}, seed {report.get('seed', 0)})",
+        "",
+        f"- Classifier-FID against the {report.get('reference', 'test split')}: {fid_line}",
+        f"- Classified with confidence > 0.9: **{report['confident_fraction']:.1%}**; mean confidence "
+        f"{report['mean_confidence']:.3f}",
+        f"- Predicted classes: {hist}; {report['classes_present']} digits present, entropy "
+        f"**{report['class_entropy']:.2f}** nats (max {report['max_class_entropy']:.2f}); IS analogue "
+        f"{report['inception_score']:.2f}",
+    ]
+    if config["diffusion"]["type"] == "noise":
+        verdict = quality_verdict(report)
+        lines.append("- Against the default-model bar: " + ", ".join(
+            f"{k} {'✓' if ok else '✗'}" for k, ok in verdict.items()))
+    lines += ["", "Recompute these figures:", "", "```", command, "```", ""]
+    return "\n".join(lines)

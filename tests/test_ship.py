@@ -1,0 +1,42 @@
+"""Shipping a run: measured metrics in the checkpoint config and a card with the recompute command."""
+
+import json
+
+import pytest
+
+from diffusion_core.cards import quality_verdict
+from diffusion_core.checkpoints import load_checkpoint
+from diffusion_core.cli import main
+
+
+def test_quality_verdict_applies_the_bar():
+    good = {"fid_over_floor": 2.9, "confident_fraction": 0.86, "class_entropy": 2.25, "classes_present": 10}
+    assert all(quality_verdict(good).values())
+    for key, bad in (("fid_over_floor", 3.1), ("confident_fraction", 0.84), ("class_entropy", 2.1),
+                     ("classes_present", 9)):
+        verdict = quality_verdict(good | {key: bad})
+        assert sum(not ok for ok in verdict.values()) == 1
+
+
+def test_ship_writes_checkpoint_metrics_and_card(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--schedule", "linear", "--T", "20", "--epochs", "1", "--limit", "32",
+                 "--batch-size", "16", "--hidden", "4,4", "--kernel-size", "3", "--no-download", "--quiet"]) == 0
+    out = tmp_path / "shipped"
+    assert main(["ship", str(run), "--name", "tiny", "--out-dir", str(out), "--n", "200", "--sampler", "ddim",
+                 "--steps", "5", "--no-download"]) == 0
+    ck = load_checkpoint(out / "tiny")
+    m = ck.config["metrics"]
+    assert ck.config["name"] == "tiny" and m["n"] == 200 and m["sampler"] == "ddim" and m["steps"] == 5
+    assert m["fid"] > m["fid_floor"] > 0 and m["fid_over_floor"] == pytest.approx(m["fid"] / m["fid_floor"])
+    assert m["optimizer_steps"] == 2 and "loss" in m  # the run's own metrics are kept
+    assert (out / "tiny.metrics.jsonl").read_text() == (run / "metrics.jsonl").read_text()
+    card = (out / "tiny.md").read_text()
+    assert f"**{m['fid']:.1f}**" in card and "floor" in card and "1 epochs (2 Adam steps)" in card
+    assert "python -m diffusion_core evaluate tiny --n 200 --sampler ddim --seed 0 --scale --steps 5" in card
+    assert "Against the default-model bar" in card
+    capsys.readouterr()
+    # the recompute command reproduces the card's FID (same seed, sampler, reference)
+    assert main(["evaluate", str(out / "tiny.safetensors"), "--n", "200", "--sampler", "ddim", "--steps", "5",
+                 "--seed", "0", "--no-download"]) == 0
+    assert json.loads(capsys.readouterr().out)["fid"] == pytest.approx(m["fid"], rel=1e-6)
