@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "noise_std=0.1 (repeatable)")
     c.add_argument("--loss", choices=COLD_LOSSES, help="restoration loss (default l2; the paper uses l1)")
     m = t.add_argument_group("model")
-    m.add_argument("--arch", choices=sorted(ARCHITECTURES), default="cnn", help="report CNN or U-Net (default cnn)")
+    m.add_argument("--arch", choices=sorted(ARCHITECTURES), help="report CNN or U-Net (default cnn)")
+    m.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint's weights (a path, run "
+                   "directory or shipped name; its architecture is used, with a fresh optimiser)")
     m.add_argument("--hidden", type=_int_list, help="CNN hidden widths (default 16,32,32,16)")
     m.add_argument("--kernel-size", type=int, help="CNN kernel size (odd; default 7)")
     m.add_argument("--base-channels", type=int, help="U-Net base channels (multiple of 8; default 32)")
@@ -230,7 +232,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:  # train() resumes to max(the run's total, epochs), so 1 keeps the run's own total
         epochs = 1 if args.resume else 100
     params: dict = {}
-    if args.arch == "cnn":
+    if args.init_from:
+        if args.arch or args.hidden or args.kernel_size or args.base_channels:
+            raise ValueError("--init-from takes the architecture from the checkpoint; drop --arch/--hidden/"
+                             "--kernel-size/--base-channels")
+        model_config = load_checkpoint(resolve_checkpoint(args.init_from)).config["model"]
+    else:
+        model_config = {"arch": args.arch or "cnn", "params": params}
+    if (args.arch or "cnn") == "cnn":
         if args.hidden:
             params["hidden"] = args.hidden
         if args.kernel_size:
@@ -238,10 +247,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.base_channels:
         params["base_channels"] = args.base_channels
     config = TrainConfig(
-        diffusion=diffusion, model={"arch": args.arch, "params": params}, dataset=args.dataset,
+        diffusion=diffusion, model=model_config, dataset=args.dataset,
         data_root=args.data_root, download=not args.no_download, limit=args.limit, epochs=epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, ema_decay=args.ema, device=args.device,
         precision=args.precision, fid_every=args.fid_every, fid_samples=args.fid_samples,
+        init_from=str(resolve_checkpoint(args.init_from)) if args.init_from else None,
         sample_epochs=args.sample_epochs,
     )
     run_dir = args.resume or args.out

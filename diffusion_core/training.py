@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import save_checkpoint
+from .checkpoints import load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .fid_monitor import FIDMonitor
 from .images import save_samples, to_unit_numpy
@@ -65,6 +65,7 @@ class TrainConfig:
     precision: str = "auto"  # bf16 autocast where native (see precision.py), else fp32
     fid_every: int = 0  # epochs between classifier-FID measurements (0: never); see fid_monitor.py
     fid_samples: int = 256
+    init_from: str | None = None  # a checkpoint whose weights start the run (same architecture)
     preview_n: int = 16
 
     def validate(self) -> None:
@@ -265,6 +266,15 @@ def train(
     ema = copy.deepcopy(model).eval() if config.ema_decay else None
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_epoch, elapsed = 1, 0.0
+    if config.init_from and state is None:
+        init = load_checkpoint(config.init_from)
+        if build_model(init.config["model"]).state_dict().keys() != model.state_dict().keys() or any(
+                v.shape != model.state_dict()[k].shape for k, v in init.model.state_dict().items()):
+            raise ValueError(f"--init-from {config.init_from} holds a {init.config['model']} model, which does "
+                             f"not fit this run's {config.model}")
+        model.load_state_dict(init.model.state_dict())
+        if ema is not None:
+            ema.load_state_dict(init.model.state_dict())
     if state is not None:
         model.load_state_dict(state["model"])
         optim.load_state_dict(state["optimizer"])

@@ -64,6 +64,8 @@ def test_info_lists_shipped_checkpoints(tiny_noise_checkpoint):
      (["train", "--out", "{tmp}/r", "--arch", "unet", "--base-channels", "12"], "base_channels"),
      (["train", "--out", "{tmp}/r", "--preset", "default", "--schedule", "linear"], "not both"),
      (["train"], "--out"),
+     (["train", "--out", "{tmp}/r", "--init-from", "{ckpt}", "--arch", "unet"], "architecture from the checkpoint"),
+     (["train", "--out", "{tmp}/r", "--init-from", "{tmp}/none"], "no checkpoint at"),
      (["train", "--out", "{tmp}/r", "--T", "50"], "only apply with --schedule"),
      (["train", "--out", "{tmp}/r", "--preset", "model1", "--beta2", "0.1"], "only apply with --schedule"),
      (["train", "--resume", "{tmp}"], "not a run directory"),

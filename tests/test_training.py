@@ -161,3 +161,15 @@ def test_fid_is_skipped_with_a_reason_for_other_datasets(tmp_path, fake_data):
     train(tiny_config(epochs=1, fid_every=1, dataset="fashion-mnist"), tmp_path / "run")
     assert "fid" not in read_jsonl(tmp_path / "run" / "metrics.jsonl")[0]
     assert "needs MNIST" in read_status(tmp_path / "run")["message"]
+
+
+def test_init_from_a_checkpoint_starts_from_its_weights(tmp_path, fake_data):
+    first = train(tiny_config(epochs=1), tmp_path / "first")
+    cfg = tiny_config(epochs=1, lr=1e-12, init_from=str(first))  # lr ≈ 0: the weights barely move
+    second = train(cfg, tmp_path / "second")
+    a, b = load_checkpoint(first).model.state_dict(), load_checkpoint(second).model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="does not fit"):
+        train(tiny_config(epochs=1, init_from=str(first), model={"arch": "cnn", "params": {"hidden": [8, 8]}}),
+              tmp_path / "third")
