@@ -18,12 +18,13 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from .io_utils import atomic_write_bytes, atomic_write_json
+from .io_utils import atomic_write_files
 from .models import build_model
 
 FORMAT = "diffusion-lab-checkpoint"
 VERSION = 1
 MAX_CHECKPOINT_BYTES = 200 * 1024 * 1024
+MAX_PARAMETERS = MAX_CHECKPOINT_BYTES // 4  # float32 weights that fit in the file size limit
 REQUIRED_FIELDS = {"format", "version", "model", "diffusion", "weights_sha256"}
 OPTIONAL_FIELDS = {"dataset", "epochs", "metrics", "training", "name", "notes"}
 DIFFUSION_TYPES = ("noise", "cold")
@@ -53,15 +54,15 @@ def weights_bytes(model: nn.Module) -> bytes:
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, config: dict) -> Path:
-    """Write `<stem>.safetensors` then `<stem>.json` (with the weights' hash), each atomically."""
+    """Write `<stem>.safetensors` and `<stem>.json` (with the weights' hash) as one atomic pair."""
     wpath, cpath = checkpoint_paths(path)
     wpath.parent.mkdir(parents=True, exist_ok=True)
     data = weights_bytes(model)
     meta = {k: v for k, v in config.items() if k in REQUIRED_FIELDS | OPTIONAL_FIELDS}
     meta.update(format=FORMAT, version=VERSION, weights_sha256=hashlib.sha256(data).hexdigest())
     validate_config(meta)
-    atomic_write_bytes(wpath, data)
-    atomic_write_json(cpath, meta)
+    config_bytes = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write_files({wpath: data, cpath: config_bytes})  # both written before either replaces the old pair
     return wpath
 
 
@@ -138,8 +139,12 @@ def model_from_bytes(config_bytes: bytes, weights: bytes, source: str = "checkpo
         )
     state = load_weights(weights, source=f"{source} weights")
     try:
+        with torch.device("meta"):  # size the model before allocating it: a hostile config could ask for TBs
+            n_params = sum(p.numel() for p in build_model(meta["model"]).parameters())
+        if n_params > MAX_PARAMETERS:
+            raise ValueError(f"it has {n_params:,} parameters; the limit is {MAX_PARAMETERS:,}")
         model = build_model(meta["model"])
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{source} config describes a model that cannot be built: {exc}") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -498,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as exc:
         print(f"training failed: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a file that cannot be read or written: say which and why
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

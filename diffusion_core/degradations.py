@@ -37,7 +37,8 @@ DEGRADATION_KINDS = ("blur", "cumulative-blur", "mask", "pixelate", "fade", "noi
 STRENGTH_SCHEDULES = ("linear", "cosine", "quadratic", "sqrt")
 DEFAULT_T = {"blur": 500, "cumulative-blur": 50, "mask": 100, "pixelate": 50, "fade": 100, "noise-blur": 500}
 MAX_T = 10_000
-MAX_KERNEL = 255
+MIN_SIGMA = 1e-3  # below this the Gaussian kernel is a delta anyway; far below, σ² underflows to 0
+MAX_KERNEL = 55  # 2·28 − 1: reflect padding of a 28-pixel side allows no more
 BLACK = -0.5  # a black pixel in data space
 
 
@@ -195,8 +196,8 @@ class GaussianBlur(_Separable):
     def __init__(self, T: int | None = None, schedule: str = "linear", sigma_min: float = 0.02,
                  sigma_max: float = 5.02, kernel_size: int | None = None) -> None:
         super().__init__(T, schedule)
-        self.sigma_min = _number("sigma_min", sigma_min, 0.0, 100.0, self.kind, lo_open=True)
-        self.sigma_max = _number("sigma_max", sigma_max, 0.0, 100.0, self.kind, lo_open=True)
+        self.sigma_min = _number("sigma_min", sigma_min, MIN_SIGMA, 100.0, self.kind)
+        self.sigma_max = _number("sigma_max", sigma_max, MIN_SIGMA, 100.0, self.kind)
         if self.sigma_max < self.sigma_min:
             raise ValueError(f"{self.kind} degradation: sigma_max must be ≥ sigma_min; got "
                              f"sigma_min={sigma_min}, sigma_max={sigma_max}")
@@ -228,7 +229,7 @@ class CumulativeBlur(_Separable):
     def __init__(self, T: int | None = None, schedule: str = "linear", sigma: float = 1.0,
                  kernel_size: int = 5) -> None:
         super().__init__(T, schedule)
-        self.sigma = _number("sigma", sigma, 0.0, 100.0, self.kind, lo_open=True)
+        self.sigma = _number("sigma", sigma, MIN_SIGMA, 100.0, self.kind)
         self.kernel_size = _integer("kernel_size", kernel_size, 3, MAX_KERNEL, self.kind, odd=True)
 
     @property

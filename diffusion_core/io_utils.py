@@ -9,24 +9,37 @@ from pathlib import Path
 from typing import Any
 
 
+def atomic_write_files(files: dict[Path, bytes]) -> None:
+    """Write every file to a temporary sibling and fsync them all, then rename each over its target.
+
+    A crash or a full disk while writing leaves all the previous files intact; only the renames,
+    which need no space, remain between the old set and the new."""
+    temps: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`.
 
     A crash or a full disk leaves the previous file intact."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_files({Path(path): data})
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

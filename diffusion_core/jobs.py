@@ -40,6 +40,7 @@ ACTIVE_STATES = ("starting", "running", "stopping")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DIED_MESSAGE = "process ended unexpectedly; the last complete epoch is kept; Resume to continue"
+DIED_EARLY_MESSAGE = "process ended unexpectedly before the first epoch completed; Resume to start again"
 
 
 class JobError(ValueError):
@@ -229,8 +230,7 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
     elif trainer_state == "running":
         done = int(status.get("epoch", 0))
         state = "died"
-        message = (DIED_MESSAGE if done else
-                   "process ended unexpectedly before the first epoch completed; Resume to start again")
+        message = DIED_MESSAGE if done else DIED_EARLY_MESSAGE
     else:
         state, message = "failed", _log_error(run_dir)
     return RunInfo(

@@ -227,6 +227,35 @@ def train(
     on_batch: Callable[[int, int, int, float], None] | None = None,
     on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> Path:
+    """Train into `run_dir` (see _train). Whatever stops a run that has started is recorded in its
+    status.json as "failed" with the reason, so a page never shows a dead run as running; an OSError
+    (disk full, folder gone) becomes a TrainingError naming the problem and the fix."""
+    run_dir = Path(run_dir)
+    try:
+        return _train(config, run_dir, resume, on_batch, on_epoch)
+    except TrainingError:
+        raise
+    except (Exception, KeyboardInterrupt) as exc:
+        if read_status(run_dir).get("state") == "running" and int(os.environ.get("RANK", "0")) == 0:
+            reason = f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, KeyboardInterrupt) else "interrupted"
+            try:
+                write_status(run_dir, state="failed" if not isinstance(exc, KeyboardInterrupt) else "stopped",
+                             message=reason)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise TrainingError(f"{exc.strerror or exc} ({exc.filename or run_dir}): free disk space or fix the "
+                                "folder's permissions, then Resume; the last complete epoch is kept") from None
+        raise
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    on_batch: Callable[[int, int, int, float], None] | None,
+    on_epoch: Callable[[EpochReport], None] | None,
+) -> Path:
     """Train into `run_dir` (resume=True continues its last complete epoch). Returns the
     inference checkpoint path. Raises TrainingError (status "failed") on NaN/Inf loss.
 
@@ -234,7 +263,6 @@ def train(
     its own shard, and DistributedDataParallel averages the gradients: the result matches one
     process with the same global batch. Rank 0 alone writes the run directory.
     """
-    run_dir = Path(run_dir)
     state = None
     if resume:
         if not (run_dir / "config.json").is_file():
@@ -243,7 +271,11 @@ def train(
         saved.epochs = max(saved.epochs, config.epochs)  # allow extending a finished run
         config = saved
         if (run_dir / "train_state.pt").is_file():
-            state = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)
+            try:  # tensors, numbers and dicts only: weights_only refuses anything that could run code
+                state = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)
+            except Exception as exc:
+                raise TrainingError(f"{run_dir / 'train_state.pt'} is not a valid training state and was not "
+                                    f"loaded ({exc.__class__.__name__}); start a new run") from None
     config.validate()
     dist, device = init_distributed(config.device)
     if dist.is_main:
@@ -366,15 +398,11 @@ def _end_of_epoch(config: TrainConfig, run_dir: Path, objective, model: nn.Modul
                   optim: torch.optim.Optimizer, device: torch.device, ckpt_meta: dict, epoch: int,
                   epoch_loss: float, wall: float, elapsed: float, count: int, n_batches: int,
                   fid: FIDMonitor | None) -> None:
-    """Rank 0's writes, in an order that keeps resume safe: training state, then the inference
-    checkpoint, then previews and the metrics line, then the status."""
+    """Rank 0's writes, in an order that keeps resume safe: the inference checkpoint (one atomic
+    pair), previews and the metrics line, then the training state, then the status. Resume continues
+    after the epoch in train_state.pt and drops metrics rows beyond it, so a kill or a full disk at any
+    point redoes the unfinished epoch instead of losing its row."""
     net = ema if ema is not None else model
-    state_dict = {"model": model.state_dict(), "optimizer": optim.state_dict(), "epoch": epoch, "elapsed": elapsed}
-    if ema is not None:
-        state_dict["ema"] = ema.state_dict()
-    buf = io.BytesIO()
-    torch.save(state_dict, buf)
-    atomic_write_bytes(run_dir / "train_state.pt", buf.getvalue())
     save_checkpoint(run_dir / "model.safetensors", net, {**ckpt_meta, "epochs": epoch,
                                                          "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
     row = {"epoch": epoch, "loss": epoch_loss, "epoch_time_s": wall, "wall_time_s": elapsed,
@@ -391,5 +419,11 @@ def _end_of_epoch(config: TrainConfig, run_dir: Path, objective, model: nn.Modul
         save_samples(to_unit_numpy(samples), run_dir / "samples" / f"epoch_{epoch:04d}")
         row["sample"] = f"samples/epoch_{epoch:04d}.png"
     append_jsonl(run_dir / "metrics.jsonl", row)
+    state_dict = {"model": model.state_dict(), "optimizer": optim.state_dict(), "epoch": epoch, "elapsed": elapsed}
+    if ema is not None:
+        state_dict["ema"] = ema.state_dict()
+    buf = io.BytesIO()
+    torch.save(state_dict, buf)
+    atomic_write_bytes(run_dir / "train_state.pt", buf.getvalue())
     write_status(run_dir, state="running" if epoch < config.epochs else "finished", epoch=epoch,
                  loss=epoch_loss, elapsed=elapsed)

@@ -79,9 +79,9 @@ def noise_sampler_steps(
             )
         it = ancestral_steps(model, schedule, z_T, generator)
     elif sampler == "ddim":
-        it = ddim_steps(model, schedule, z_T, generator, steps=steps or 50, eta=eta)
+        it = ddim_steps(model, schedule, z_T, generator, steps=50 if steps is None else steps, eta=eta)
     else:
-        it = dpm_solver_2m_steps(model, schedule, z_T, generator, steps=steps or 20)
+        it = dpm_solver_2m_steps(model, schedule, z_T, generator, steps=20 if steps is None else steps)
     return in_inference_mode(it)
 
 

@@ -1,0 +1,342 @@
+"""Bad parameters: every numeric input out of range is refused with a message that names it — through
+the CLI, through the validators (property-based, hypothesis) and through the pages' number inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import streamlit as st
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
+from diffusion_core import jobs
+from diffusion_core.cli import main
+from diffusion_core.degradations import MAX_KERNEL, make_degradation
+from diffusion_core.degradations import MAX_T as DEG_MAX_T
+from diffusion_core.models import build_model
+from diffusion_core.samplers import MAX_SAMPLES, noise_sampler_steps, validate_sample_count, validate_seed
+from diffusion_core.samplers.base import spaced_timesteps
+from diffusion_core.schedules import MAX_T, make_schedule, validate_schedule_params
+from diffusion_core.training import MAX_BATCH, MAX_EPOCHS, TrainConfig
+from tests.app_support import TINY_CNN, app, errors, no_exceptions, write_checkpoint
+
+# ---------------------------------------------------------------- the CLI
+
+TRAIN_CASES = [
+    (["--schedule", "linear", "--beta1", "0"], "beta1 must be a number with 0 < beta1 < 1"),
+    (["--schedule", "linear", "--beta2", "1"], "beta2 must be a number with 0 < beta2 < 1"),
+    (["--schedule", "linear", "--beta1", "nan"], "beta1 must be a number with 0 < beta1 < 1"),
+    (["--schedule", "linear", "--T", str(MAX_T + 1)], f"T must be an integer between 1 and {MAX_T}"),
+    (["--lr", "2"], "lr must be a number with 0 < lr ≤ 1"),
+    (["--lr", "nan"], "lr must be a number with 0 < lr ≤ 1"),
+    (["--epochs", str(MAX_EPOCHS + 1)], f"epochs must be an integer between 1 and {MAX_EPOCHS}"),
+    (["--batch-size", "0"], f"batch_size must be an integer between 1 and {MAX_BATCH}"),
+    (["--seed", str(2**63)], "seed must be a non-negative integer below 2**63"),
+    (["--ema", "1.5"], "ema_decay must be between 0 and 1"),
+    (["--limit", "0"], "limit must be an integer between 1"),
+    (["--degradation", "blur", "--degradation-T", "0"], f"degradation T must be an integer between 1 and {DEG_MAX_T}"),
+    (["--degradation", "fade", "--degradation-T", str(DEG_MAX_T + 1)], "degradation T must be an integer"),
+    (["--degradation", "blur", "--degradation-param", "sigma_max=-1"], "sigma_max must be a number with 0.001 ≤"),
+    (["--degradation", "blur", "--degradation-param", "sigma_max=inf"], "sigma_max must be a number"),
+    (["--degradation", "noise-blur", "--degradation-param", "noise_std=2"], "noise_std must be a number"),
+    (["--degradation", "mask", "--degradation-param", "fill=1.5"], "fill must be a number with 0.0 ≤ fill ≤ 1.0"),
+    (["--degradation", "pixelate", "--degradation-param", "min_size=0"], "min_size must be an integer between 1"),
+    (["--degradation", "cumulative-blur", "--degradation-param", "kernel_size=4"], "kernel_size must be an odd"),
+    (["--degradation", "blur", "--degradation-param", "T=5"], "set ['T'] with --degradation"),
+]
+
+
+@pytest.mark.parametrize("args, message", TRAIN_CASES)
+def test_cli_train_refuses_out_of_range_numbers(tmp_path, capsys, args, message):
+    code = main(["train", "--out", str(tmp_path / "run"), "--quiet", "--no-download", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+SAMPLE_CASES = [
+    (["--n", str(MAX_SAMPLES + 1)], f"number of samples must be an integer between 1 and {MAX_SAMPLES}"),
+    (["--seed", str(2**63)], "seed must be a non-negative integer below 2**63"),
+    (["--sampler", "dpm++2m", "--steps", "-1"], "steps must be an integer between 1 and T=20"),
+    (["--sampler", "ddim", "--steps", "21"], "steps must be an integer between 1 and T=20"),
+    (["--sampler", "dpm++2m", "--steps", "0"], "steps must be an integer between 1 and T=20"),
+    (["--sampler", "ddim", "--eta", "1.5"], "eta must be between 0 and 1"),
+    (["--sampler", "ddim", "--eta", "nan"], "eta must be between 0 and 1"),
+]
+
+
+@pytest.mark.parametrize("args, message", SAMPLE_CASES)
+def test_cli_sample_refuses_out_of_range_numbers(tmp_path, capsys, args, message):
+    ckpt = write_checkpoint(tmp_path, "tiny", T=20)
+    code = main(["sample", str(ckpt), "--out", str(tmp_path / "s"), *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "s.npy").exists()
+
+
+# ---------------------------------------------------------------- validators (property-based)
+
+ANY = hs.one_of(hs.floats(allow_nan=True, allow_infinity=True), hs.integers(-10**6, 10**6), hs.booleans(),
+                hs.none(), hs.text(max_size=3))
+
+
+def is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# kind, parameter, accepted iff (with every other parameter at its default: blur's σ_min 0.02, σ_max 5.02)
+DEGRADATION_RANGES = [
+    ("blur", "sigma_min", lambda v: is_number(v) and 1e-3 <= v <= 5.02),
+    ("blur", "sigma_max", lambda v: is_number(v) and 0.02 <= v <= 100),
+    ("noise-blur", "noise_std", lambda v: is_number(v) and 0 < v <= 1),
+    ("cumulative-blur", "sigma", lambda v: is_number(v) and 1e-3 <= v <= 100),
+    ("mask", "fill", lambda v: is_number(v) and 0 <= v <= 1),
+    ("fade", "target", lambda v: is_number(v) and 0 <= v <= 1),
+    ("pixelate", "min_size", lambda v: is_int(v) and 1 <= v <= 64),
+]
+
+
+@pytest.mark.parametrize("kind, name, ok", DEGRADATION_RANGES, ids=[f"{k}-{n}" for k, n, _ in DEGRADATION_RANGES])
+@settings(max_examples=40, deadline=None)
+@given(value=hs.one_of(ANY, hs.floats(-1, 110), hs.integers(-2, 70)))
+def test_degradation_strength_accepted_exactly_in_range(kind, name, ok, value):
+    if ok(value):
+        d = make_degradation(kind, T=8, **{name: value})
+        x = torch.rand(2, 1, 28, 28) - 0.5
+        noise = d.draw_noise(tuple(x.shape), torch.Generator().manual_seed(0))
+        assert torch.equal(d(x, 0, noise), x.float())  # D(x, 0) = x
+        assert torch.isfinite(d(x, 8, noise)).all()
+    else:  # the message names the parameter (blur's σ_min above σ_max: "sigma_max must be ≥ sigma_min")
+        with pytest.raises(ValueError, match=f"^{kind} degradation: .*{name}"):
+            make_degradation(kind, T=8, **{name: value})
+
+
+def test_a_vanishing_cumulative_blur_sigma_is_refused_or_harmless():
+    try:
+        d = make_degradation("cumulative-blur", T=8, sigma=1e-300)
+    except ValueError as exc:
+        assert "sigma" in str(exc)
+        return
+    assert torch.isfinite(d(torch.zeros(1, 1, 28, 28), 8)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=hs.sampled_from(["blur", "mask", "fade", "pixelate"]), T=hs.one_of(ANY, hs.integers(-5, DEG_MAX_T + 5)))
+def test_degradation_T_accepted_exactly_in_range(kind, T):
+    if T is None:  # None means "the kind's default T"
+        return
+    if is_int(T) and 1 <= T <= DEG_MAX_T:
+        assert make_degradation(kind, T=T).T == T
+    else:
+        with pytest.raises(ValueError, match=f"degradation T must be an integer between 1 and {DEG_MAX_T}"):
+            make_degradation(kind, T=T)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=hs.sampled_from(["blur", "cumulative-blur"]),
+       size=hs.one_of(ANY, hs.integers(-3, MAX_KERNEL + 4)))
+def test_blur_kernel_size_outside_odd_range_is_refused(kind, size):
+    lo = 1 if kind == "blur" else 3
+    if (size is None and kind == "blur") or (is_int(size) and lo <= size <= MAX_KERNEL and size % 2):
+        return  # accepted (usability on a 28×28 image: see the next test)
+    with pytest.raises(ValueError, match=f"{kind} degradation: kernel_size must be an odd integer"):
+        make_degradation(kind, T=8, kernel_size=size)
+
+
+@pytest.mark.parametrize("size", [55, 57, 101, 255])
+def test_an_accepted_blur_kernel_works_on_a_digit(size):
+    try:
+        d = make_degradation("blur", T=8, kernel_size=size)
+    except ValueError as exc:
+        assert "kernel_size" in str(exc)  # refusing it up front is fine too
+        return
+    d(torch.zeros(1, 1, 28, 28), 8)
+
+
+@settings(max_examples=80, deadline=None)
+@given(n=hs.one_of(ANY, hs.integers(-3, MAX_SAMPLES + 3)))
+def test_sample_count_validator(n):
+    if is_int(n) and 1 <= n <= MAX_SAMPLES:
+        validate_sample_count(n)
+    else:
+        with pytest.raises(ValueError, match=f"number of samples must be an integer between 1 and {MAX_SAMPLES}"):
+            validate_sample_count(n)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=hs.one_of(ANY, hs.integers(-3, 2**64)))
+def test_seed_validator(seed):
+    if is_int(seed) and 0 <= seed < 2**63:
+        validate_seed(seed)
+    else:
+        with pytest.raises(ValueError, match="seed must be a non-negative integer below 2"):
+            validate_seed(seed)
+
+
+@settings(max_examples=80, deadline=None)
+@given(T=hs.integers(1, 3000), steps=hs.one_of(ANY, hs.integers(-3, 3003)))
+def test_step_count_validator_and_the_timesteps_it_gives(T, steps):
+    if is_int(steps) and 1 <= steps <= T:
+        ts = spaced_timesteps(T, steps)
+        assert len(ts) == steps and ts[0] == T and ts[-1] >= 1
+        assert all(a > b for a, b in zip(ts, ts[1:], strict=False))  # strictly decreasing t
+    else:
+        with pytest.raises(ValueError, match=f"steps must be an integer between 1 and T={T}"):
+            spaced_timesteps(T, steps)
+
+
+@settings(max_examples=40, deadline=None)
+@given(eta=hs.floats(allow_nan=True, allow_infinity=True))
+def test_ddim_eta_validator(eta):
+    torch.manual_seed(0)
+    frames = noise_sampler_steps(build_model(TINY_CNN), make_schedule("linear", 1e-4, 0.02, 4), "ddim", n=1,
+                                 steps=2, eta=eta)
+    if 0 <= eta <= 1:
+        assert next(frames).t == 4
+    else:
+        with pytest.raises(ValueError, match="eta must be between 0 and 1"):
+            next(frames)
+
+
+@settings(max_examples=60, deadline=None)
+@given(T=hs.one_of(ANY, hs.integers(-3, MAX_T + 3)))
+def test_schedule_T_validator(T):
+    ok = (is_int(T) or (isinstance(T, float) and T.is_integer())) and 1 <= T <= MAX_T
+    if ok:
+        validate_schedule_params("linear", 1e-4, 0.02, T)
+    else:
+        with pytest.raises(ValueError, match=f"T must be an integer between 1 and {MAX_T}"):
+            validate_schedule_params("linear", 1e-4, 0.02, T)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lr=hs.one_of(hs.floats(allow_nan=True, allow_infinity=True), hs.floats(-1, 2)),
+       epochs=hs.integers(-2, MAX_EPOCHS + 2), batch=hs.integers(-2, MAX_BATCH + 2))
+def test_training_numbers_validator(lr, epochs, batch):
+    cfg = TrainConfig(model=TINY_CNN, lr=lr, epochs=epochs, batch_size=batch)
+    problems = [name for name, ok in (("epochs", 1 <= epochs <= MAX_EPOCHS), ("batch_size", 1 <= batch <= MAX_BATCH),
+                                      ("lr", math.isfinite(lr) and 0 < lr <= 1)) if not ok]
+    if not problems:
+        cfg.validate()
+    else:
+        with pytest.raises(ValueError, match=f"^{problems[0]} must be"):
+            cfg.validate()
+
+
+# ---------------------------------------------------------------- the pages' number inputs
+
+
+@pytest.fixture
+def shipped(tmp_path, monkeypatch):
+    st.cache_resource.clear()
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(folder))
+    return folder
+
+
+@pytest.fixture
+def launched(monkeypatch):
+    """Capture the CLI arguments of jobs started from a page instead of launching a process."""
+    calls: list[list[str]] = []
+
+    def spawn(run_dir, cli_args, job):
+        calls.append(cli_args)
+        from diffusion_core.io_utils import atomic_write_json
+
+        atomic_write_json(run_dir / "job.json", {**job, "pid": 0, "command": cli_args, "started": 0.0})
+        return 0
+
+    monkeypatch.setattr(jobs, "_spawn", spawn)
+    return calls
+
+
+# key: (too low, too high) for every number input of the Train page's noise form
+TRAIN_INPUTS = {
+    "train_limit": (-1, 100_001), "train_epochs": (0, MAX_EPOCHS + 1), "train_batch": (0, MAX_BATCH + 1),
+    "train_lr": (0.0, 2.0), "train_ema": (0.1, 1.0), "train_seed": (-1, 2**31),
+    "train_beta1": (-0.1, 1.5), "train_beta2": (-0.1, 1.5), "train_T": (0, MAX_T + 1),
+}
+
+
+@pytest.mark.parametrize("side", [0, 1], ids=["too-low", "too-high"])
+def test_train_page_number_inputs_refuse_out_of_range_values(shipped, launched, side):
+    at = app("pages/1_Train.py").run()
+    at.radio(key="train_schedule_mode").set_value("Custom").run()
+    before = {key: at.number_input(key=key).value for key in TRAIN_INPUTS}
+    for key, bad in TRAIN_INPUTS.items():
+        at.number_input(key=key).set_value(bad[side])
+    at.run()
+    no_exceptions(at)
+    assert {key: at.number_input(key=key).value for key in TRAIN_INPUTS} == before  # every bad value refused
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    args = jobs._train_parser().parse_args(["--out", "x", *launched[0]])
+    assert (args.epochs, args.batch_size, args.seed, args.T) == (before["train_epochs"], before["train_batch"],
+                                                                 before["train_seed"], before["train_T"])
+    assert args.lr == pytest.approx(before["train_lr"]) and args.beta2 == pytest.approx(before["train_beta2"])
+
+
+@pytest.mark.parametrize("beta1, beta2, message", [
+    (0.0, 0.02, "beta1 must be a number with 0 < beta1 < 1; got 0.0"),
+    (1e-4, 1.0, "beta2 must be a number with 0 < beta2 < 1; got 1.0"),
+])
+def test_train_page_betas_at_the_edges_are_errors(shipped, launched, beta1, beta2, message):
+    at = app("pages/1_Train.py").run()
+    at.radio(key="train_schedule_mode").set_value("Custom").run()
+    at.number_input(key="train_beta1").set_value(beta1)
+    at.number_input(key="train_beta2").set_value(beta2)
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    assert errors(at) == [f"Could not start training: {message}"] and launched == []
+
+
+@pytest.mark.parametrize("params, message", [
+    ("sigma_max=-1", "blur degradation: sigma_max must be a number with 0.001 ≤ sigma_max ≤ 100.0; got -1"),
+    ("sigma_min=9", "blur degradation: sigma_max must be ≥ sigma_min"),
+    ("sigma_max=1e999", "blur degradation: sigma_max must be a number"),
+])
+def test_train_page_degradation_strength_out_of_range_is_an_error(shipped, launched, params, message):
+    at = app("pages/1_Train.py").run()
+    at.radio(key="train_process").set_value("Cold (degradation)").run()
+    T_before = at.number_input(key="train_degradation_T_blur").value
+    at.number_input(key="train_degradation_T_blur").set_value(DEG_MAX_T + 1)
+    at.text_input(key="train_degradation_params").set_value(params)
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    assert at.number_input(key="train_degradation_T_blur").value == T_before
+    assert len(errors(at)) == 1 and message in errors(at)[0] and launched == []
+
+
+def test_reverse_page_caps_images_steps_and_seed(shipped):
+    write_checkpoint(shipped, "tiny", T=20)
+    at = app("pages/3_Reverse_diffusion.py").run()
+    at.selectbox(key="rd_sampler").set_value("ddim").run()
+    keys = {"rd_n": (0, 17), "rd_seed": (-1, 2**31), "rd_steps_ddim": (0, 21)}  # at most 16 images, T = 20
+    before = {key: at.number_input(key=key).value for key in keys}
+    for side in (0, 1):
+        for key, bad in keys.items():
+            at.number_input(key=key).set_value(bad[side])
+        at.run()
+        assert {key: at.number_input(key=key).value for key in keys} == before
+    at.button(key="rd_run").click().run()
+    no_exceptions(at)
+    traj = at.session_state["rd_result"]["traj"]
+    assert traj.z.shape[1] == before["rd_n"] and len(traj) == before["rd_steps_ddim"] + 1
+
+
+def test_home_seed_refuses_out_of_range_values(shipped):
+    write_checkpoint(shipped, "tiny", T=20)
+    at = app().run()
+    for bad in (-1, 2**31):
+        at.number_input(key="home_seed").set_value(bad).run()
+        assert at.number_input(key="home_seed").value == 0
+    at.button(key="home_generate").click().run()
+    no_exceptions(at)
+    assert at.session_state["home_grid"]["seed"] == 0
