@@ -79,16 +79,29 @@ def running_app(env_extra: dict[str, str], log_path: Path):
 
 
 @contextmanager
-def browser_page(user_data_dir: Path):
+def browser_pages(*user_data_dirs: Path):
+    """One headless Chromium per profile folder (separate cookies and sessions), one page each."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(user_data_dir), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1600})
+        contexts = []
         try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.set_default_timeout(60_000)
-            yield page
+            for folder in user_data_dirs:
+                contexts.append(pw.chromium.launch_persistent_context(
+                    str(folder), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                    viewport={"width": 1280, "height": 1600}))
+            pages = []
+            for ctx in contexts:
+                page = ctx.pages[0] if ctx.pages else ctx.new_page()
+                page.set_default_timeout(60_000)
+                pages.append(page)
+            yield pages
         finally:
-            ctx.close()
+            for ctx in contexts:
+                ctx.close()
+
+
+@contextmanager
+def browser_page(user_data_dir: Path):
+    with browser_pages(user_data_dir) as (page,):
+        yield page

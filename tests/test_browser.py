@@ -14,7 +14,7 @@ import torch
 from diffusion_core.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
-from .browser_harness import browser_page, require_browser, running_app
+from .browser_harness import browser_page, browser_pages, require_browser, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -127,3 +127,42 @@ def test_other_pages_render_without_errors(app, tmp_path, name):
             page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
         assert page.locator('[data-testid="stException"]').count() == 0  # no traceback on the page
         page.screenshot(path=shot(tmp_path, name.lower()), full_page=True)
+
+
+def test_two_browser_sessions_generate_and_train_without_cross_talk(app, tmp_path):
+    """Two separate browsers on one server: each sees its own samples and its own training run."""
+    with browser_pages(tmp_path / "a", tmp_path / "b") as (a, b):
+        for page, seed in ((a, "1"), (b, "2")):
+            page.goto(app["url"])
+            page.get_by_role("button", name="Generate").wait_for()
+            box = page.get_by_label("Seed", exact=True)
+            box.fill(seed)
+            box.press("Enter")
+            wait_idle(page)
+        a.get_by_role("button", name="Generate").click()  # both requests in flight together
+        b.get_by_role("button", name="Generate").click()
+        for page, mine, theirs in ((a, "seed 1", "seed 2"), (b, "seed 2", "seed 1")):
+            page.get_by_text(mine).first.wait_for()
+            wait_idle(page)
+            assert page.get_by_text(theirs).count() == 0
+        srcs = [p.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.get_attribute("src")
+                for p in (a, b)]
+        assert srcs[0] != srcs[1]
+
+        run_ids = []
+        for page in (a, b):
+            page.get_by_role("link", name="Train").first.click()
+            page.get_by_role("button", name="Start training").wait_for()
+            wait_idle(page)
+            for label, value in (("Training images (0 = all)", "32"), ("Epochs", "1"), ("Batch size", "32")):
+                box = page.get_by_label(label, exact=True)
+                box.fill(value)
+                box.press("Enter")
+                wait_idle(page)
+            page.get_by_role("button", name="Start training").click()
+            page.wait_for_url("**run=*")
+            run_ids.append(page.url.split("run=")[1].split("&")[0])
+        assert run_ids[0] != run_ids[1]
+        for page in (a, b):
+            page.get_by_text("finished").first.wait_for(timeout=240_000)
+        assert {p.name for p in app["runs"].iterdir() if p.is_dir()} >= set(run_ids)
