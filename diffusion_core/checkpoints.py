@@ -66,19 +66,23 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict) -> Path:
     return wpath
 
 
+def check_fields(meta: object, required: set[str], optional: set[str], what: str) -> dict:
+    """A JSON object with every required field and nothing unknown, or CheckpointError naming which."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{what} config must be a JSON object")
+    missing = required - set(meta)
+    if missing:
+        raise CheckpointError(f"{what} config is missing required field(s) {sorted(missing)}")
+    extra = set(meta) - required - optional
+    if extra:
+        raise CheckpointError(f"{what} config has unknown field(s) {sorted(extra)}; allowed: "
+                              f"{sorted(required | optional)}")
+    return meta
+
+
 def validate_config(meta: object) -> dict:
     """Check a checkpoint config's structure; raise CheckpointError naming the problem."""
-    if not isinstance(meta, dict):
-        raise CheckpointError("checkpoint config must be a JSON object")
-    missing = REQUIRED_FIELDS - set(meta)
-    if missing:
-        raise CheckpointError(f"checkpoint config is missing required field(s) {sorted(missing)}")
-    extra = set(meta) - REQUIRED_FIELDS - OPTIONAL_FIELDS
-    if extra:
-        raise CheckpointError(
-            f"checkpoint config has unknown field(s) {sorted(extra)}; allowed: "
-            f"{sorted(REQUIRED_FIELDS | OPTIONAL_FIELDS)}"
-        )
+    check_fields(meta, REQUIRED_FIELDS, OPTIONAL_FIELDS, "checkpoint")
     if meta["format"] != FORMAT:
         raise CheckpointError(f"not a Diffusion Lab checkpoint (format is {meta['format']!r}, expected {FORMAT!r})")
     if meta["version"] != VERSION:

@@ -23,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import MAX_CHECKPOINT_BYTES, CheckpointError, checkpoint_paths, load_weights, weights_bytes
+from .checkpoints import (
+    MAX_CHECKPOINT_BYTES,
+    CheckpointError,
+    check_fields,
+    checkpoint_paths,
+    load_weights,
+    weights_bytes,
+)
 from .io_utils import atomic_write_bytes, atomic_write_json
 
 FORMAT = "diffusion-lab-classifier"
@@ -229,15 +236,7 @@ def train_classifier(
 
 def validate_classifier_config(meta: object) -> dict:
     """Check a classifier config's structure; raise CheckpointError naming the problem."""
-    if not isinstance(meta, dict):
-        raise CheckpointError("classifier config must be a JSON object")
-    missing = REQUIRED_FIELDS - set(meta)
-    if missing:
-        raise CheckpointError(f"classifier config is missing required field(s) {sorted(missing)}")
-    extra = set(meta) - REQUIRED_FIELDS - OPTIONAL_FIELDS
-    if extra:
-        raise CheckpointError(f"classifier config has unknown field(s) {sorted(extra)}; allowed: "
-                              f"{sorted(REQUIRED_FIELDS | OPTIONAL_FIELDS)}")
+    check_fields(meta, REQUIRED_FIELDS, OPTIONAL_FIELDS, "classifier")
     if meta["format"] != FORMAT:
         raise CheckpointError(f"not a Diffusion Lab classifier (format is {meta['format']!r}, expected {FORMAT!r})")
     if meta["version"] != VERSION:
