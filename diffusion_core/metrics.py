@@ -199,7 +199,7 @@ def class_entropy(histogram: np.ndarray) -> float:
     if h.ndim != 1 or h.sum() <= 0 or (h < 0).any():
         raise ValueError("histogram must be a 1-D array of non-negative counts with a positive total")
     p = h[h > 0] / h.sum()
-    return float(-(p * np.log(p)).sum())
+    return float(-(p * np.log(p)).sum()) + 0.0  # + 0.0 turns the −0.0 of a single class into 0.0
 
 
 def inception_score(probs: np.ndarray) -> float:

@@ -153,10 +153,18 @@ def write_status(run_dir: Path, **fields: object) -> None:
     atomic_write_json(run_dir / "status.json", status)
 
 
+def ema_decay_at(decay: float, step: int) -> float:
+    """EMA decay with warm-up, min(decay, (1 + step)/(10 + step)): early on the average follows the
+    weights closely, so a short run's EMA is not dominated by the random initial weights."""
+    return min(decay, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """θ_ema ← d·θ_ema + (1 − d)·θ with d = ema_decay_at(decay, step) (step: updates done before this one)."""
+    d = ema_decay_at(decay, step)
     for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-        pe.lerp_(pm, 1.0 - decay)
+        pe.lerp_(pm, 1.0 - d)
 
 
 @dataclass
@@ -371,7 +379,7 @@ def _train(
             (loss * weight).backward()
             optim.step()
             if ema is not None:
-                ema_update(ema, model, config.ema_decay)
+                ema_update(ema, model, config.ema_decay, (epoch - 1) * n_batches + b)
             total += batch_loss * x.shape[0]
             count += x.shape[0]
             if on_batch is not None and dist.is_main:

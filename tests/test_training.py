@@ -173,3 +173,18 @@ def test_init_from_a_checkpoint_starts_from_its_weights(tmp_path, fake_data):
     with pytest.raises(ValueError, match="does not fit"):
         train(tiny_config(epochs=1, init_from=str(first), model={"arch": "cnn", "params": {"hidden": [8, 8]}}),
               tmp_path / "third")
+
+
+def test_ema_warms_up_then_uses_the_configured_decay():
+    from diffusion_core.training import ema_decay_at, ema_update
+
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1) and ema_decay_at(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay_at(0.999, 10**6) == 0.999
+    ema, model = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        ema.weight.fill_(0.0)
+        model.weight.fill_(1.0)
+    ema_update(ema, model, 0.999, step=0)  # θ_ema = 0.1·0 + 0.9·1
+    assert ema.weight.item() == pytest.approx(0.9)
+    ema_update(ema, model, 0.5, step=10**6)  # θ_ema = 0.5·0.9 + 0.5·1
+    assert ema.weight.item() == pytest.approx(0.95)
