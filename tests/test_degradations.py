@@ -233,7 +233,9 @@ def test_bad_calls_give_clear_errors():
         d(x, torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match="N×C×H×W"):
         d(x[0], 1)
-    with pytest.raises(ValueError, match="choose a smaller kernel_size"):
-        GaussianBlur(10, kernel_size=101)(x, 5)
+    with pytest.raises(ValueError, match="kernel_size must be an odd integer between 1 and 55"):
+        GaussianBlur(10, kernel_size=101)
+    with pytest.raises(ValueError, match="choose a smaller kernel_size"):  # 55 taps need a side of ≥ 28
+        GaussianBlur(10, kernel_size=55)(torch.zeros(1, 1, 14, 14), 5)
     with pytest.raises(ValueError, match='"kind"'):
         degradation_from_config({"T": 10})
