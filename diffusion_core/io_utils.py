@@ -20,6 +20,7 @@ def atomic_write_files(files: dict[Path, bytes]) -> None:
             path = Path(path)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             temps.append((tmp, path))
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; results are meant to be shared like any other file
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
