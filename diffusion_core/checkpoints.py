@@ -66,8 +66,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: dict) -> Path:
     return wpath
 
 
-def check_fields(meta: object, required: set[str], optional: set[str], what: str) -> dict:
-    """A JSON object with every required field and nothing unknown, or CheckpointError naming which."""
+def check_fields(meta: object, required: set[str], optional: set[str], what: str, fmt: str, version: int) -> dict:
+    """A JSON object of format `fmt` and `version` with every required field and nothing unknown, or
+    CheckpointError naming what is wrong."""
     if not isinstance(meta, dict):
         raise CheckpointError(f"{what} config must be a JSON object")
     missing = required - set(meta)
@@ -77,16 +78,16 @@ def check_fields(meta: object, required: set[str], optional: set[str], what: str
     if extra:
         raise CheckpointError(f"{what} config has unknown field(s) {sorted(extra)}; allowed: "
                               f"{sorted(required | optional)}")
+    if meta["format"] != fmt:
+        raise CheckpointError(f"not a Diffusion Lab {what} (format is {meta['format']!r}, expected {fmt!r})")
+    if meta["version"] != version:
+        raise CheckpointError(f"{what} version {meta['version']!r} is not supported (this build reads {version})")
     return meta
 
 
 def validate_config(meta: object) -> dict:
     """Check a checkpoint config's structure; raise CheckpointError naming the problem."""
-    check_fields(meta, REQUIRED_FIELDS, OPTIONAL_FIELDS, "checkpoint")
-    if meta["format"] != FORMAT:
-        raise CheckpointError(f"not a Diffusion Lab checkpoint (format is {meta['format']!r}, expected {FORMAT!r})")
-    if meta["version"] != VERSION:
-        raise CheckpointError(f"checkpoint version {meta['version']!r} is not supported (this build reads {VERSION})")
+    check_fields(meta, REQUIRED_FIELDS, OPTIONAL_FIELDS, "checkpoint", FORMAT, VERSION)
     model = meta["model"]
     if not isinstance(model, dict) or "arch" not in model or not isinstance(model.get("params", {}), dict):
         raise CheckpointError('checkpoint "model" must be {"arch": ..., "params": {...}}')

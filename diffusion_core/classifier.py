@@ -236,11 +236,7 @@ def train_classifier(
 
 def validate_classifier_config(meta: object) -> dict:
     """Check a classifier config's structure; raise CheckpointError naming the problem."""
-    check_fields(meta, REQUIRED_FIELDS, OPTIONAL_FIELDS, "classifier")
-    if meta["format"] != FORMAT:
-        raise CheckpointError(f"not a Diffusion Lab classifier (format is {meta['format']!r}, expected {FORMAT!r})")
-    if meta["version"] != VERSION:
-        raise CheckpointError(f"classifier version {meta['version']!r} is not supported (this build reads {VERSION})")
+    check_fields(meta, REQUIRED_FIELDS, OPTIONAL_FIELDS, "classifier", FORMAT, VERSION)
     if not isinstance(meta["weights_sha256"], str) or len(meta["weights_sha256"]) != 64:
         raise CheckpointError("classifier config's weights_sha256 must be a 64-character hex string")
     try:
