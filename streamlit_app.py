@@ -7,6 +7,7 @@ from diffusion_core.images import to_unit_numpy
 from diffusion_core.sampling import sample_checkpoint, samplers_for
 from pages.lab_ui import (
     checkpoint_label,
+    class_controls,
     default_checkpoint,
     load_checkpoint_cached,
     navigation,
@@ -20,18 +21,24 @@ GRID_N = 16  # a 4×4 grid
 FAST_STEPS = 20  # DPM-Solver++(2M): a 4×4 grid in about a second on a CPU
 
 
-def generate(seed: int) -> None:
-    """Sample a 4×4 grid from the default model into session state (shown until the next Generate)."""
+def generate(seed: int, conditioning: dict) -> None:
+    """Sample a 4×4 grid from the default model into session state (shown until the next Generate);
+    `conditioning`: digit and guidance for a class-conditional model (class_controls)."""
     path = default_checkpoint()
     ckpt = load_checkpoint_cached(path)
     samplers = samplers_for(ckpt)
     sampler = "dpm++2m" if "dpm++2m" in samplers else samplers[0]
     T = ckpt.config["diffusion"].get("schedule", {}).get("T")
     steps = min(FAST_STEPS, T) if sampler == "dpm++2m" and T else None
-    result = sample_checkpoint(ckpt, sampler, n=GRID_N, seed=seed, steps=steps)
+    result = sample_checkpoint(ckpt, sampler, n=GRID_N, seed=seed, steps=steps, **conditioning)
+    how = sampler + (f", {steps} steps" if steps else "")
+    if conditioning:
+        digit = conditioning["digit"]
+        how += (", digits 0–9" if digit is None else ", unconditional" if digit < 0 else f", digit {digit}") + \
+            f", guidance w = {conditioning['guidance']:g}"
     st.session_state["home_grid"] = {
-        "images": to_unit_numpy(result.samples), "seed": seed, "model": path.stem,
-        "how": sampler + (f", {steps} steps" if steps else ""), "label": checkpoint_label(ckpt.config),
+        "images": to_unit_numpy(result.samples), "seed": seed, "model": path.stem, "how": how,
+        "label": checkpoint_label(ckpt.config),
     }
 
 
@@ -51,9 +58,12 @@ def home() -> None:
     else:
         c1, c2 = st.columns([1, 3])
         seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="home_seed")
+        conditioning = {}
+        with user_errors("Could not load the default model"):
+            conditioning = class_controls(load_checkpoint_cached(path), "home", c1, side_by_side=False)
         if c1.button("Generate", type="primary", key="home_generate"):
             with user_errors("Could not generate"), st.spinner("Sampling…"):
-                generate(int(seed))
+                generate(int(seed), conditioning)
         grid = st.session_state.get("home_grid")
         with c2:
             if grid:

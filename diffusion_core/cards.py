@@ -49,10 +49,17 @@ def model_card(name: str, config: dict, rows: list[dict], report: dict, command:
         "training images, normalised x/255 − 0.5.",
         f"- **Training:** {config.get('epochs', '?')} epochs ({last.get('steps', '?'):,} Adam steps), lr "
         f"{train.get('lr', '?'):g}, batch {train.get('batch_size', '?')}, EMA {train.get('ema_decay') or 'off'}, "
-        f"seed {train.get('seed', '?')}.",
+        f"seed {train.get('seed', '?')}"
+        + (f", starting from the weights of `{train['init_from']}`" if train.get("init_from") else "") + ".",
         f"- **Wall time:** {last.get('wall_time_s', 0) / 60:.0f} min of training on a shared 2-core CPU "
         f"({last.get('images_per_s', 0):.0f} images/s in the last epoch).",
         f"- **Final training loss:** {last.get('loss', float('nan')):.4f}.",
+    ]
+    if config["model"].get("params", {}).get("num_classes"):
+        lines.append(f"- **Class-conditional:** labels 0–9, each dropped to 'none' with p = "
+                     f"{train.get('label_dropout', '?')} in training; sampling draws the digits 0–9 in turn with "
+                     f"classifier-free guidance w = {config.get('guidance', 0):g}.")
+    lines += [
         "",
         f"## Quality ({report['n']} samples, sampler `{report.get('sampler')}`"
         f"{', ' + str(report['steps']) + ' steps' if report.get('steps') else ''}, seed {report.get('seed', 0)})",

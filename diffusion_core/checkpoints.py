@@ -18,6 +18,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
+from .guidance import validate_guidance
 from .io_utils import atomic_write_files
 from .models import build_model
 
@@ -26,7 +27,7 @@ VERSION = 1
 MAX_CHECKPOINT_BYTES = 200 * 1024 * 1024
 MAX_PARAMETERS = MAX_CHECKPOINT_BYTES // 4  # float32 weights that fit in the file size limit
 REQUIRED_FIELDS = {"format", "version", "model", "diffusion", "weights_sha256"}
-OPTIONAL_FIELDS = {"dataset", "epochs", "metrics", "training", "name", "notes"}
+OPTIONAL_FIELDS = {"dataset", "epochs", "metrics", "training", "name", "notes", "guidance"}
 DIFFUSION_TYPES = ("noise", "cold")
 
 
@@ -98,6 +99,11 @@ def validate_config(meta: object) -> dict:
         raise CheckpointError('a noise checkpoint needs "diffusion": {"type": "noise", "schedule": {...}}')
     if diff["type"] == "cold" and not isinstance(diff.get("degradation"), dict):
         raise CheckpointError('a cold checkpoint needs "diffusion": {"type": "cold", "degradation": {...}}')
+    if "guidance" in meta:  # the default classifier-free guidance scale of a class-conditional model
+        try:
+            validate_guidance(meta["guidance"])
+        except ValueError as exc:
+            raise CheckpointError(f"checkpoint {exc}") from None
     return meta
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import signal
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--hidden", type=_int_list, help="CNN hidden widths (default 16,32,32,16)")
     m.add_argument("--kernel-size", type=int, help="CNN kernel size (odd; default 7)")
     m.add_argument("--base-channels", type=int, help="U-Net base channels (multiple of 8; default 32)")
+    m.add_argument("--conditional", action="store_true", help="U-Net only: class-conditional on the digit labels, "
+                   "for classifier-free guidance (an unconditional --init-from starts with a zero label embedding)")
+    m.add_argument("--label-dropout", type=float, default=0.1, metavar="P", help="with --conditional: probability "
+                   "of training a label as 'none', so the same net learns the unconditional ε (default 0.1)")
     o = t.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, help="epochs to train (default 100); with --resume, the total to reach "
                    "(default: the run's own total)")
@@ -121,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, default=Path("samples"), help="output stem (default ./samples)")
     s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    _class_arguments(s)
 
     i = sub.add_parser("info", help="list shipped checkpoints, or describe one",
                        description="Without an argument, list the shipped checkpoints in checkpoints/ "
@@ -147,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
     e.add_argument("--no-download", action="store_true", help="never try to download")
     e.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    _class_arguments(e)
 
     h = sub.add_parser("ship", help="copy a finished run into checkpoints/ with measured metrics and a card",
                        description="Sample N images from RUN_DIR's model with its default sampler, measure "
@@ -164,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--data-root")
     h.add_argument("--no-download", action="store_true")
     h.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    _class_arguments(h, ship=True)
 
     f = sub.add_parser("figures", help="write the report's figures as HTML files",
                        description="Write the report's figures (ᾱ_t, sample grids, samples at epochs, loss and "
@@ -236,7 +244,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.arch or args.hidden or args.kernel_size or args.base_channels:
             raise ValueError("--init-from takes the architecture from the checkpoint; drop --arch/--hidden/"
                              "--kernel-size/--base-channels")
-        model_config = load_checkpoint(resolve_checkpoint(args.init_from)).config["model"]
+        model_config = copy.deepcopy(load_checkpoint(resolve_checkpoint(args.init_from)).config["model"])
     else:
         model_config = {"arch": args.arch or "cnn", "params": params}
     if (args.arch or "cnn") == "cnn":
@@ -246,13 +254,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             params["kernel_size"] = args.kernel_size
     elif args.base_channels:
         params["base_channels"] = args.base_channels
+    if args.conditional:
+        if model_config["arch"] != "unet":
+            raise ValueError("--conditional needs a U-Net: add --arch unet (the report's CNN takes no label)")
+        model_config.setdefault("params", {})["num_classes"] = 10
     config = TrainConfig(
         diffusion=diffusion, model=model_config, dataset=args.dataset,
         data_root=args.data_root, download=not args.no_download, limit=args.limit, epochs=epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, ema_decay=args.ema, device=args.device,
         precision=args.precision, fid_every=args.fid_every, fid_samples=args.fid_samples,
         init_from=str(resolve_checkpoint(args.init_from)) if args.init_from else None,
-        sample_epochs=args.sample_epochs,
+        sample_epochs=args.sample_epochs, label_dropout=args.label_dropout,
     )
     run_dir = args.resume or args.out
     first_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 creates the run directory
@@ -294,6 +306,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_arguments(parser: argparse.ArgumentParser, ship: bool = False) -> None:
+    g = parser.add_argument_group("class-conditional models (trained with --conditional)")
+    g.add_argument("--digit", type=int, help="generate this digit 0–9 (-1: unconditional; default: 0–9 in turn)")
+    g.add_argument("--guidance", type=float, help="classifier-free guidance scale w ≥ 0: ε̃ = (1+w)·ε(z,t,y) − "
+                   "w·ε(z,t,∅) (" + ("stored as the model's default" if ship else "default: the model's own") + ")")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device="cpu")
     from .training import resolve_device
@@ -304,7 +323,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError("--start applies to cold (degradation) checkpoints only")
     sampler = args.sampler or samplers_for(ckpt)[0]
     result = sample_checkpoint(ckpt, sampler, n=args.n, seed=args.seed, steps=args.steps, eta=args.eta,
-                               device=device, start=args.start or "mixture")
+                               device=device, start=args.start or "mixture", digit=args.digit, guidance=args.guidance)
     npy, png = save_samples(to_unit_numpy(result.samples), args.out)
     print(f"wrote {npy} and {png}")
     return 0
@@ -350,7 +369,8 @@ def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
     ckpt = load_checkpoint(resolve_checkpoint(name), device="cpu")
     sampler = args.sampler or samplers_for(ckpt)[0]
     result = sample_checkpoint(ckpt, sampler, n=n, seed=args.seed, steps=args.steps, eta=getattr(args, "eta", 0.0),
-                               device=resolve_device(args.device if hasattr(args, "device") else "cpu"))
+                               device=resolve_device(args.device if hasattr(args, "device") else "cpu"),
+                               digit=getattr(args, "digit", None), guidance=getattr(args, "guidance", None))
     return to_unit_numpy(result.samples), sampler
 
 
@@ -382,6 +402,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
     if not (args.run / "model.json").is_file():
         raise ValueError(f"{args.run} is not a finished run directory (no model.json)")
+    if args.digit is not None:
+        raise ValueError("ship measures all ten digits in turn; drop --digit")
     ckpt = load_checkpoint(args.run / "model.safetensors")
     images, sampler = _checkpoint_images(str(args.run), args, args.n)
     args.scale = True
@@ -393,10 +415,14 @@ def cmd_ship(args: argparse.Namespace) -> int:
     keep = ("fid", "fid_over_floor", "confident_fraction", "mean_confidence", "class_entropy", "classes_present",
             "inception_score", "n")
     metrics = {**ckpt.config.get("metrics", {}), **{k: report[k] for k in keep}, "sampler": sampler,
-               "steps": args.steps, "fid_floor": report["scale"]["floor"], "optimizer_steps": rows[-1]["steps"]}
+               "steps": args.steps, "fid_floor": report["scale"]["floor"], "optimizer_steps": rows[-1]["steps"],
+               **({"guidance": args.guidance} if args.guidance is not None else {})}
     out = args.out_dir / args.name
-    save_checkpoint(out, ckpt.model, {**ckpt.config, "name": args.name, "metrics": metrics})
-    card = model_card(args.name, ckpt.config, rows, report, shlex.join(recompute), count_parameters(ckpt.model))
+    shipped = {**ckpt.config, "name": args.name, "metrics": metrics}
+    if args.guidance is not None:  # the model's default from now on (sampling.checkpoint_steps)
+        shipped["guidance"] = args.guidance
+    save_checkpoint(out, ckpt.model, shipped)
+    card = model_card(args.name, shipped, rows, report, shlex.join(recompute), count_parameters(ckpt.model))
     atomic_write_bytes(out.with_suffix(".md"), card.encode())
     # the training curves travel with the model (the Evaluate page draws <name>.metrics.jsonl)
     atomic_write_bytes(out.with_suffix(".metrics.jsonl"), (args.run / "metrics.jsonl").read_bytes())

@@ -24,9 +24,10 @@ def predict_x0(z_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: float) -> 
 
 def ddpm_loss(
     model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, generator: torch.Generator | None = None,
-    shard: slice = slice(None),
+    shard: slice = slice(None), y: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Algorithm 1: t ~ U{1..T}, ε ~ N(0, I), mean ‖ε − g(z_t, t/T)‖².
+    """Algorithm 1: t ~ U{1..T}, ε ~ N(0, I), mean ‖ε − g(z_t, t/T)‖² (‖ε − g(z_t, t/T, y)‖² with
+    class labels y for a class-conditional denoiser).
 
     t and ε are drawn for the whole batch x; the loss is taken over x[shard] (one rank's part
     of a distributed global batch)."""
@@ -35,5 +36,5 @@ def ddpm_loss(
     eps = torch.randn(x.shape, generator=generator).to(x.device)[shard]
     x = x[shard]
     z_t = q_sample(schedule, x, t, eps)
-    eps_hat = model(z_t, t.float() / T)
+    eps_hat = model(z_t, t.float() / T) if y is None else model(z_t, t.float() / T, y[shard])
     return torch.mean((eps - eps_hat.float()) ** 2)

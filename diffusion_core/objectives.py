@@ -20,8 +20,9 @@ from .schedules import NoiseSchedule, schedule_from_config
 
 class Objective(Protocol):
     def loss(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator,
-             shard: slice = slice(None)) -> torch.Tensor:
-        """Draw the randomness for the whole batch x; return the mean loss over x[shard]."""
+             shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
+        """Draw the randomness for the whole batch x; return the mean loss over x[shard]
+        (y: class labels of x for a class-conditional denoiser)."""
 
     def preview(self, model: nn.Module, n: int, seed: int, device: torch.device | str) -> torch.Tensor: ...
 
@@ -33,8 +34,8 @@ class NoiseObjective:
         self.preview_steps = min(preview_steps, schedule.T)
 
     def loss(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator,
-             shard: slice = slice(None)) -> torch.Tensor:
-        return ddpm_loss(model, self.schedule, x, generator, shard)
+             shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
+        return ddpm_loss(model, self.schedule, x, generator, shard, y)
 
     def preview(self, model: nn.Module, n: int, seed: int, device: torch.device | str) -> torch.Tensor:
         return sample_noise(model, self.schedule, self.preview_sampler, n=n, seed=seed,
@@ -57,7 +58,9 @@ class ColdObjective:
         self._mixture = None
 
     def loss(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator,
-             shard: slice = slice(None)) -> torch.Tensor:
+             shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is not None:
+            raise ValueError("class-conditional training is for Gaussian-noise diffusion; cold restorers take no label")
         n_seen = sum(len(s) for s in self._seen)
         if n_seen < self.mixture_images:  # keep clean images for the preview's mixture (no randomness used)
             self._seen.append(x[: self.mixture_images - n_seen].detach().cpu())

@@ -60,9 +60,9 @@ class AutocastModel(nn.Module):
         self.dtype = dtype
         self.device_type = torch.device(device).type
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, t: torch.Tensor, *labels: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=self.device_type, dtype=self.dtype):
-            out = self.inner(z, t)
+            out = self.inner(z, t, *labels)
         return out.float()
 
 

@@ -3,6 +3,9 @@
 Cold checkpoints take a `start`: "mixture" (default; fitted on first use from a few hundred
 training images of the checkpoint's dataset and cached, see cold.dataset_mixture), "black", or a
 tensor of degraded images x_T (conditional generation).
+
+Class-conditional checkpoints take a `digit` (None: every class in turn) and a classifier-free
+`guidance` scale w (None: the checkpoint's own "guidance", else 0); see guidance.py.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from .checkpoints import LoadedCheckpoint
 from .cold import COLD_SAMPLERS, cold_steps, dataset_mixture
 from .degradations import degradation_from_config
+from .guidance import ClassGuided, is_conditional, sample_labels
 from .samplers import NOISE_SAMPLERS, SampleResult, SamplerStep, noise_sampler_steps, run_to_end
 from .schedules import schedule_from_config
 
@@ -32,10 +36,18 @@ def checkpoint_steps(
     eta: float = 0.0,
     device: torch.device | str = "cpu",
     start: str | torch.Tensor = "mixture",
+    digit: int | None = None,
+    guidance: float | None = None,
 ) -> Iterator[SamplerStep]:
     """Frames (t, z_t, x̂0) of one reverse run of a loaded checkpoint."""
     diffusion = checkpoint.config["diffusion"]
     model = checkpoint.model.to(device)
+    if is_conditional(model):
+        w = checkpoint.config.get("guidance", 0.0) if guidance is None else guidance
+        model = ClassGuided(model, sample_labels(n, digit, model.num_classes), w)
+    elif digit is not None or guidance is not None:
+        raise ValueError("this model is not class-conditional: a digit and guidance need a model trained with "
+                         "--conditional")
     if diffusion["type"] == "noise":
         schedule = schedule_from_config(diffusion["schedule"])
         return noise_sampler_steps(model, schedule, sampler, n, seed, steps, eta, device=device)
@@ -57,5 +69,8 @@ def sample_checkpoint(
     record: tuple[int, ...] = (),
     device: torch.device | str = "cpu",
     start: str | torch.Tensor = "mixture",
+    digit: int | None = None,
+    guidance: float | None = None,
 ) -> SampleResult:
-    return run_to_end(checkpoint_steps(checkpoint, sampler, n, seed, steps, eta, device, start), record)
+    return run_to_end(checkpoint_steps(checkpoint, sampler, n, seed, steps, eta, device, start, digit, guidance),
+                      record)

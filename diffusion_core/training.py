@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import load_checkpoint, save_checkpoint
+from .checkpoints import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .fid_monitor import FIDMonitor
+from .guidance import drop_labels, is_conditional
 from .images import save_samples, to_unit_numpy
 from .io_utils import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from .models import build_model, count_parameters
@@ -66,6 +67,7 @@ class TrainConfig:
     fid_every: int = 0  # epochs between classifier-FID measurements (0: never); see fid_monitor.py
     fid_samples: int = 256
     init_from: str | None = None  # a checkpoint whose weights start the run (same architecture)
+    label_dropout: float = 0.1  # class-conditional models: P(label → none), for classifier-free guidance
     preview_n: int = 16
 
     def validate(self) -> None:
@@ -86,6 +88,9 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999), or None; got {self.ema_decay!r}")
         if self.limit is not None:
             whole("limit", self.limit, 1, 10_000_000)
+        if isinstance(self.label_dropout, bool) or not isinstance(self.label_dropout, (int, float)) \
+                or not 0 <= self.label_dropout < 1:
+            raise ValueError(f"label_dropout must be a number with 0 ≤ p < 1 (e.g. 0.1); got {self.label_dropout!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
@@ -94,7 +99,12 @@ class TrainConfig:
             s = self.diffusion.get("schedule", {})
             validate_schedule_params(s.get("kind"), s.get("beta1", 1e-4), s.get("beta2", 0.02), s.get("T"))
         objective_from_config(self.diffusion)  # raises for unknown types / parameters
-        build_model(self.model)  # raises for unknown architectures / parameters
+        if is_conditional(build_model(self.model)):  # raises for unknown architectures / parameters
+            if self.diffusion.get("type") != "noise":
+                raise ValueError("a class-conditional model needs Gaussian-noise diffusion; cold restorers take "
+                                 "no label (drop --conditional)")
+            if self.dataset not in ("mnist", "fashion-mnist") or self.model.get("params", {}).get("num_classes") != 10:
+                raise ValueError("num_classes must be 10: the dataset's labels are the digits 0–9")
 
     def epochs_to_sample(self) -> set[int]:
         if self.sample_epochs is not None:
@@ -257,6 +267,22 @@ def train(
         raise
 
 
+def init_weights(model: nn.Module, init: LoadedCheckpoint, config: TrainConfig) -> None:
+    """Copy a checkpoint's weights into `model` (same architecture). An unconditional U-Net may also
+    start a class-conditional one: its label embedding starts at zero, so the first step of the
+    conditional run predicts exactly what the unconditional model did."""
+    own, theirs = model.state_dict(), init.model.state_dict()
+    new = set(own) - set(theirs)
+    if set(theirs) - set(own) or any(not k.startswith("label_embed.") for k in new) or any(
+            v.shape != own[k].shape for k, v in theirs.items()):
+        raise ValueError(f"--init-from {config.init_from} holds a {init.config['model']} model, which does "
+                         f"not fit this run's {config.model}")
+    model.load_state_dict(theirs, strict=False)
+    with torch.no_grad():
+        for k in new:
+            own[k].zero_()
+
+
 def _train(
     config: TrainConfig,
     run_dir: Path,
@@ -300,21 +326,18 @@ def _train(
     data = load_dataset(config.dataset, "train", root=config.data_root, download=config.download)
     x_all = data.images[: config.limit] if config.limit else data.images
     x_all = x_all.to(device)
+    y_all = (data.labels[: config.limit] if config.limit else data.labels).to(device)
     objective = objective_from_config(config.diffusion)
     torch.manual_seed(config.seed)  # initial weights: identical on every rank
     model = build_model(config.model).to(device)
+    conditional = is_conditional(model)
     ema = copy.deepcopy(model).eval() if config.ema_decay else None
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_epoch, elapsed = 1, 0.0
     if config.init_from and state is None:
-        init = load_checkpoint(config.init_from)
-        if build_model(init.config["model"]).state_dict().keys() != model.state_dict().keys() or any(
-                v.shape != model.state_dict()[k].shape for k, v in init.model.state_dict().items()):
-            raise ValueError(f"--init-from {config.init_from} holds a {init.config['model']} model, which does "
-                             f"not fit this run's {config.model}")
-        model.load_state_dict(init.model.state_dict())
+        init_weights(model, load_checkpoint(config.init_from), config)
         if ema is not None:
-            ema.load_state_dict(init.model.state_dict())
+            ema.load_state_dict(model.state_dict())
     if state is not None:
         model.load_state_dict(state["model"])
         optim.load_state_dict(state["optimizer"])
@@ -341,7 +364,9 @@ def _train(
     ckpt_meta = {
         "model": config.model, "diffusion": config.diffusion, "dataset": config.dataset,
         "training": {"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
-                     "ema_decay": config.ema_decay, "n_train": len(x_all), "data_source": data.source},
+                     "ema_decay": config.ema_decay, "n_train": len(x_all), "data_source": data.source,
+                     **({"init_from": Path(config.init_from).stem} if config.init_from else {}),
+                     **({"label_dropout": config.label_dropout} if conditional else {})},
     }
     ckpt_path = run_dir / "model.safetensors"
     fid = FIDMonitor(config.dataset, config.fid_samples, config.seed, config.data_root, config.download) \
@@ -355,9 +380,11 @@ def _train(
         model.train()
         total, count = 0.0, 0
         for b in range(n_batches):
-            x = x_all[perm[b * config.batch_size:(b + 1) * config.batch_size]]
+            idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
+            x = x_all[idx]
             shard = dist.shard(x.shape[0])
-            loss = objective.loss(trained, x, gen, shard)
+            y = drop_labels(y_all[idx], config.label_dropout, gen) if conditional else None
+            loss = objective.loss(trained, x, gen, shard, y)
             # weight the shard so that DDP's gradient average is the mean over the global batch
             weight = (shard.stop - shard.start) * dist.world / x.shape[0]
             stop = (run_dir / "STOP").exists() if dist.is_main else False

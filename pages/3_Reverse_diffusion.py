@@ -7,7 +7,7 @@ import streamlit as st
 from diffusion_core.sampling import checkpoint_steps, samplers_for
 from diffusion_core.schedules import schedule_from_config
 from diffusion_core.trajectory import record_trajectory, samples_npy, samples_png, trajectory_gif
-from pages.lab_ui import downsample_indices, model_picker, setup_page, show_grid, user_errors
+from pages.lab_ui import class_controls, downsample_indices, model_picker, setup_page, show_grid, user_errors
 
 MAX_FRAMES = 128  # frames kept for the slider (evenly spaced; the last is always kept)
 PLAY_SECONDS = 8.0  # a Play run through all kept frames takes about this long
@@ -49,13 +49,18 @@ if cold:
     start = c3.selectbox("Start from", list(COLD_STARTS), format_func=COLD_STARTS.get, key="rd_start")
 seed = int(c4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="rd_seed"))
 n = int(c5.number_input("Images", min_value=1, max_value=16, value=4, key="rd_n"))
+conditioning = class_controls(ckpt, "rd")
 
 if st.button("Run reverse diffusion", type="primary", key="rd_run"):
     with user_errors("Could not sample"), st.spinner("Sampling…"):
-        kwargs = {"start": start} if cold else {}
+        kwargs = {"start": start} if cold else dict(conditioning)
         frames = checkpoint_steps(ckpt, sampler, n=n, seed=seed, steps=steps, eta=eta, **kwargs)
         traj = record_trajectory(frames, max_frames=MAX_FRAMES)
         what = [sampler] + ([f"{steps} steps"] if steps else []) + ([f"η = {eta:g}"] if sampler == "ddim" else [])
+        if conditioning:
+            digit = conditioning["digit"]
+            what += ["digits 0–9" if digit is None else "unconditional" if digit < 0 else f"digit {digit}",
+                     f"guidance w = {conditioning['guidance']:g}"]
         what += [f"seed {seed}", f"{traj.total_frames} frames"
                  + (f" ({len(traj)} shown)" if len(traj) < traj.total_frames else "")]
         st.session_state["rd_result"] = {

@@ -41,6 +41,17 @@ def write_checkpoint(folder: Path, name: str = "tiny", T: int = 20, beta1: float
     return save_checkpoint(Path(folder) / name, model, config)
 
 
+def write_conditional_checkpoint(folder: Path, name: str = "cond", T: int = 20, guidance: float = 1.5,
+                                 seed: int = 1) -> Path:
+    """A tiny class-conditional U-Net noise checkpoint (base 8) with a stored guidance scale."""
+    torch.manual_seed(seed)
+    model_config = {"arch": "unet", "params": {"base_channels": 8, "time_embed_dim": 16, "num_classes": 10}}
+    config = {"model": model_config, "diffusion": {"type": "noise", "schedule": {
+        "kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": T}}, "dataset": "mnist", "epochs": 1,
+        "guidance": guidance}
+    return save_checkpoint(Path(folder) / name, build_model(model_config), config)
+
+
 def stand_in_job() -> subprocess.Popen:
     """A live process whose command line names diffusion_core, as a training job's does (sleeps 60 s)."""
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "diffusion_core"])

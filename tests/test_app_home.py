@@ -10,7 +10,7 @@ from diffusion_core.checkpoints import load_checkpoint
 from diffusion_core.images import to_unit_numpy
 from diffusion_core.sampling import sample_checkpoint
 from pages.lab_ui import default_checkpoint
-from tests.app_support import app, errors, no_exceptions, write_checkpoint
+from tests.app_support import app, errors, no_exceptions, write_checkpoint, write_conditional_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +51,26 @@ def test_generate_draws_a_4x4_grid_from_the_default_model(_fresh):
     np.testing.assert_allclose(grid, expected, atol=1e-5)  # the same seed gives the same digits
     at.run()
     assert at.image[0].captions == [caption]  # the grid survives reruns
+
+
+def test_a_conditional_default_model_offers_digit_and_guidance(_fresh):
+    path = write_conditional_checkpoint(_fresh, "cond", guidance=1.5)
+    at = app().run()
+    no_exceptions(at)
+    assert at.slider(key="home_guidance").value == 1.5  # the model's own default
+    at.selectbox(key="home_digit").set_value(3)
+    at.slider(key="home_guidance").set_value(2.5)
+    at.button(key="home_generate").click().run()
+    no_exceptions(at)
+    assert "digit 3, guidance w = 2.5" in at.image[0].captions[0]
+    expected = sample_checkpoint(load_checkpoint(path), "dpm++2m", n=16, seed=0, steps=20, digit=3, guidance=2.5)
+    np.testing.assert_allclose(at.session_state["home_grid"]["images"], to_unit_numpy(expected.samples), atol=1e-5)
+
+
+def test_an_unconditional_default_model_has_no_digit_input(_fresh):
+    write_checkpoint(_fresh, "tiny", T=20)
+    at = app().run()
+    assert not [s for s in at.selectbox if s.key == "home_digit"] and not at.slider
 
 
 def test_default_model_prefers_known_names_then_noise_models(_fresh, monkeypatch):

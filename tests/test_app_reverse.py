@@ -18,7 +18,16 @@ from diffusion_core.degradations import make_degradation
 from diffusion_core.images import to_unit_numpy
 from diffusion_core.models import build_model
 from diffusion_core.sampling import sample_checkpoint
-from tests.app_support import TINY_CNN, app, dead_pid, errors, fake_run, no_exceptions, write_checkpoint
+from tests.app_support import (
+    TINY_CNN,
+    app,
+    dead_pid,
+    errors,
+    fake_run,
+    no_exceptions,
+    write_checkpoint,
+    write_conditional_checkpoint,
+)
 
 PAGE = "pages/3_Reverse_diffusion.py"
 
@@ -106,6 +115,23 @@ def test_ddim_with_eta_and_few_steps(shipped):
     assert len(at.select_slider(key="rd_frame").options) == 6
     assert "Trajectory: ddim, 5 steps, η = 0.5, seed 0, 6 frames." in [c.value for c in at.caption]
     assert at.session_state["rd_result"]["traj"].z.shape == (6, 2, 28, 28)
+
+
+def test_a_conditional_model_samples_the_chosen_digit_with_guidance(shipped):
+    path = write_conditional_checkpoint(shipped, "cond", guidance=1.0)
+    at = app(PAGE).run()
+    assert at.slider(key="rd_guidance").value == 1.0
+    at.selectbox(key="rd_sampler").set_value("ddim").run()
+    at.number_input(key="rd_steps_ddim").set_value(4)
+    at.number_input(key="rd_n").set_value(2)
+    at.selectbox(key="rd_digit").set_value(7)
+    at.slider(key="rd_guidance").set_value(3.0)
+    at.button(key="rd_run").click().run()
+    no_exceptions(at)
+    captions = [c.value for c in at.caption]
+    assert "Trajectory: ddim, 4 steps, η = 0, digit 7, guidance w = 3, seed 0, 5 frames." in captions
+    expected = sample_checkpoint(load_checkpoint(path), "ddim", n=2, seed=0, steps=4, digit=7, guidance=3.0).samples
+    np.testing.assert_allclose(at.session_state["rd_result"]["traj"].samples, to_unit_numpy(expected), atol=1e-5)
 
 
 def test_long_ancestral_runs_keep_a_bounded_number_of_frames(shipped):

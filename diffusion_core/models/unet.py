@@ -1,5 +1,6 @@
 """A small U-Net denoiser at two resolutions (28×28 and 14×14), with a sinusoidal time
-embedding added in every residual block and room for a class label (num_classes)."""
+embedding added in every residual block and, with num_classes, an optional class label
+(label −1 or y=None: no label, the unconditional ε used by classifier-free guidance)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class ResBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """model(z, t/T[, y]) → tensor shaped like z."""
+    """model(z, t/T[, y]) → tensor shaped like z. y: class labels in 0..num_classes−1, −1 for none."""
 
     def __init__(
         self,
@@ -73,7 +74,10 @@ class UNet(nn.Module):
     def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.time_mlp(sinusoidal_embedding(t, self.time_embed_dim))
         if self.label_embed is not None and y is not None:
-            emb = emb + self.label_embed(y)
+            if int(y.min()) < -1 or int(y.max()) >= self.num_classes:
+                raise ValueError(f"class labels must be in 0..{self.num_classes - 1}, or -1 for none")
+            has_label = (y >= 0).unsqueeze(1).to(emb.dtype)
+            emb = emb + self.label_embed(y.clamp(min=0)) * has_label  # no label: the unconditional embedding
         h0 = self.stem(z)
         h1 = self.down1(h0, emb)
         h2 = self.down2(self.downsample(h1), emb)

@@ -18,6 +18,7 @@ from .common import PAGES, USER_ERRORS, navigation, page_links, setup_page, user
 from .data import load_test_digits, shipped_classifier
 from .models import (
     checkpoint_label,
+    class_controls,
     default_checkpoint,
     load_checkpoint_cached,
     model_picker,
@@ -29,6 +30,7 @@ __all__ = [
     "PAGES",
     "USER_ERRORS",
     "checkpoint_label",
+    "class_controls",
     "default_checkpoint",
     "downsample_indices",
     "grid_image",

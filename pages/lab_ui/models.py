@@ -12,6 +12,7 @@ import streamlit as st
 
 from diffusion_core import jobs
 from diffusion_core.checkpoints import LoadedCheckpoint, list_checkpoints, load_checkpoint, model_from_bytes
+from diffusion_core.guidance import NO_LABEL, is_conditional
 
 from .common import user_errors
 
@@ -140,3 +141,22 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
     with user_errors("Could not load this model"):
         return load_checkpoint_cached(sources[choice][1])
     return None
+
+
+ALL_DIGITS = "all"
+
+
+def class_controls(ckpt: LoadedCheckpoint, key: str, container=st, side_by_side: bool = True) -> dict:
+    """Digit and guidance inputs for a class-conditional model, as keyword arguments for
+    sampling.checkpoint_steps / sample_checkpoint; {} (and nothing drawn) for other models."""
+    if not is_conditional(ckpt.model):
+        return {}
+    c1, c2 = container.columns(2) if side_by_side else (container, container)
+    options = [ALL_DIGITS, *range(ckpt.model.num_classes), NO_LABEL]
+    names = {ALL_DIGITS: "0–9 in turn", NO_LABEL: "none (unconditional)"}
+    digit = c1.selectbox("Digit", options, key=f"{key}_digit", format_func=lambda d: names.get(d, str(d)),
+                         help="this model is class-conditional: ask for one digit, every digit in turn, or none")
+    guidance = c2.slider("Guidance w", 0.0, 8.0, float(ckpt.config.get("guidance", 0.0)), 0.5, key=f"{key}_guidance",
+                         help="classifier-free guidance: ε̃ = (1+w)·ε(z,t,digit) − w·ε(z,t,none). 0 is the plain "
+                         "conditional model; larger w gives clearer, more typical digits with less variety")
+    return {"digit": None if digit == ALL_DIGITS else int(digit), "guidance": float(guidance)}
