@@ -207,6 +207,11 @@ with st.expander("New training run", expanded=not watched):
     ema = o3.number_input("EMA decay", min_value=0.5, max_value=0.99999, value=0.999, step=0.001, format="%.4f",
                           key="train_ema", disabled=not use_ema)
     seed = o4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="train_seed")
+    if arch == "unet" and not process.startswith("Cold"):
+        options["conditional"] = st.checkbox(
+            "Class-conditional (learn the digit labels, for classifier-free guidance)", key="train_conditional",
+            help="The U-Net also sees the digit label (dropped 10% of the time, so it learns the unconditional "
+                 "ε too); sampling can then ask for a digit and sharpen it with a guidance scale w.")
     options.update(arch=arch, epochs=int(epochs), batch_size=int(batch), lr=float(lr),
                    ema=float(ema) if use_ema else None, seed=int(seed), dataset=dataset,
                    limit=int(limit) or None)

@@ -85,6 +85,22 @@ def test_start_passes_the_settings_to_the_cli(process, expected):
         jobs.stop_training(run_id)
 
 
+def test_a_conditional_unet_can_be_started():
+    at = app(PAGE).run()
+    assert not [c for c in at.checkbox if c.key == "train_conditional"]  # the report CNN takes no label
+    at.selectbox(key="train_arch").set_value("unet").run()
+    at.checkbox(key="train_conditional").check()
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    run_id = at.query_params["run"]
+    try:
+        command = json.loads((jobs.runs_root() / run_id / "job.json").read_text())["command"]
+        assert command[command.index("--arch"):command.index("--arch") + 2] == ["--arch", "unet"]
+        assert "--conditional" in command
+    finally:
+        jobs.stop_training(run_id)
+
+
 def test_the_job_cap_is_explained(monkeypatch):
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
     live = stand_in_job()
