@@ -50,18 +50,19 @@ def sample_labels(n: int, digit: int | None, num_classes: int) -> torch.Tensor:
 class ClassGuided(nn.Module):
     """A conditional denoiser with its labels and guidance bound: called as model(z_t, t/T) like any
     unconditional one, so the samplers stay unchanged. Conditional and unconditional predictions
-    come from one batched call."""
+    come from one batched call. labels=None: the classes in turn for whatever batch comes in."""
 
-    def __init__(self, model: nn.Module, labels: torch.Tensor, guidance: float = 0.0) -> None:
+    def __init__(self, model: nn.Module, labels: torch.Tensor | None = None, guidance: float = 0.0) -> None:
         super().__init__()
         if not is_conditional(model):
             raise ValueError("class labels and guidance need a class-conditional model (trained with --conditional)")
         self.inner = model
         self.guidance = validate_guidance(guidance)
-        self.register_buffer("labels", labels.long(), persistent=False)
+        self.labels = None if labels is None else labels.long()
 
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        y = self.labels.to(z.device)
+        labels = sample_labels(z.shape[0], None, self.inner.num_classes) if self.labels is None else self.labels
+        y = labels.to(z.device)
         if self.guidance == 0 or bool((y == NO_LABEL).all()):
             return self.inner(z, t, y)
         both = self.inner(torch.cat([z, z]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, NO_LABEL)]))

@@ -30,7 +30,7 @@ from torch import nn
 from .checkpoints import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from .data import load_dataset
 from .fid_monitor import FIDMonitor
-from .guidance import drop_labels, is_conditional
+from .guidance import ClassGuided, drop_labels, is_conditional
 from .images import save_samples, to_unit_numpy
 from .io_utils import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from .models import build_model, count_parameters
@@ -442,7 +442,8 @@ def _end_of_epoch(config: TrainConfig, run_dir: Path, objective, model: nn.Modul
                                                          "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
     row = {"epoch": epoch, "loss": epoch_loss, "epoch_time_s": wall, "wall_time_s": elapsed,
            "images_per_s": count / wall, "steps": epoch * n_batches}
-    fast_net = with_precision(net, config.precision, device)
+    # a class-conditional model previews (and is measured on) the digits 0–9 in turn, unguided
+    fast_net = with_precision(ClassGuided(net) if is_conditional(net) else net, config.precision, device)
     if fid is not None and epoch in config.epochs_to_measure():
         measured = fid(objective, fast_net, device)
         if measured is not None:

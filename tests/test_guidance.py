@@ -3,6 +3,7 @@ against a known answer, starting a conditional model from an unconditional one, 
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -10,6 +11,7 @@ from torch import nn
 from diffusion_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from diffusion_core.cli import main
 from diffusion_core.guidance import NO_LABEL, ClassGuided, drop_labels, sample_labels
+from diffusion_core.images import to_unit_numpy
 from diffusion_core.models import UNet, build_model
 from diffusion_core.noise import ddpm_loss
 from diffusion_core.samplers import sample_noise
@@ -176,6 +178,10 @@ def test_train_conditional_then_sample_a_digit_from_the_cli(tmp_path, capsys):
     stored = save_checkpoint(tmp_path / "stored", ck.model, {**ck.config, "guidance": 1.0})
     torch.testing.assert_close(sample_checkpoint(load_checkpoint(stored), "ddim", n=4, seed=0, steps=5, digit=3)
                                .samples, a)
+    # the run's previews are the digits 0–9 in turn, unguided (w = 0), 20 DDIM steps
+    preview = np.load(run / "samples" / "epoch_0001.npy")
+    unguided = sample_checkpoint(ck, "ddim", n=16, seed=0, steps=20, guidance=0.0).samples
+    np.testing.assert_allclose(preview, to_unit_numpy(unguided), atol=1e-5)
     out = tmp_path / "s"
     assert main(["sample", str(run), "--n", "2", "--sampler", "ddim", "--steps", "3", "--digit", "7",
                  "--guidance", "2", "--out", str(out)]) == 0
