@@ -3,6 +3,7 @@ Home: what the lab is, one-click samples from the default model, links to every 
 
 import streamlit as st
 
+from diffusion_core.checkpoints import CheckpointError
 from diffusion_core.images import to_unit_numpy
 from diffusion_core.sampling import sample_checkpoint, samplers_for
 from pages.lab_ui import (
@@ -58,9 +59,10 @@ def home() -> None:
     else:
         c1, c2 = st.columns([1, 3])
         seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="home_seed")
-        conditioning = {}
-        with user_errors("Could not load the default model"):
+        try:
             conditioning = class_controls(load_checkpoint_cached(path), "home", c1, side_by_side=False)
+        except CheckpointError:
+            conditioning = {}  # Generate reports what is wrong with the model
         if c1.button("Generate", type="primary", key="home_generate"):
             with user_errors("Could not generate"), st.spinner("Sampling…"):
                 generate(int(seed), conditioning)

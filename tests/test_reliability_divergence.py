@@ -33,9 +33,9 @@ class Diverging:
     def __init__(self, objective, bad: float, at: int):
         self.objective, self.bad, self.at, self.calls = objective, bad, at, 0
 
-    def loss(self, model, x, generator, shard=slice(None)):
+    def loss(self, model, x, generator, shard=slice(None), y=None):
         self.calls += 1
-        loss = self.objective.loss(model, x, generator, shard)
+        loss = self.objective.loss(model, x, generator, shard, y)
         return loss * self.bad if self.calls >= self.at else loss
 
     def __getattr__(self, name):
