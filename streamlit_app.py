@@ -10,6 +10,7 @@ from pages.lab_ui import (
     checkpoint_label,
     class_controls,
     default_checkpoint,
+    describe_conditioning,
     load_checkpoint_cached,
     navigation,
     page_links,
@@ -32,11 +33,7 @@ def generate(seed: int, conditioning: dict) -> None:
     T = ckpt.config["diffusion"].get("schedule", {}).get("T")
     steps = min(FAST_STEPS, T) if sampler == "dpm++2m" and T else None
     result = sample_checkpoint(ckpt, sampler, n=GRID_N, seed=seed, steps=steps, **conditioning)
-    how = sampler + (f", {steps} steps" if steps else "")
-    if conditioning:
-        digit = conditioning["digit"]
-        how += (", digits 0–9" if digit is None else ", unconditional" if digit < 0 else f", digit {digit}") + \
-            f", guidance w = {conditioning['guidance']:g}"
+    how = ", ".join([sampler] + ([f"{steps} steps"] if steps else []) + describe_conditioning(conditioning))
     st.session_state["home_grid"] = {
         "images": to_unit_numpy(result.samples), "seed": seed, "model": path.stem, "how": how,
         "label": checkpoint_label(ckpt.config),

@@ -7,7 +7,15 @@ import streamlit as st
 from diffusion_core.sampling import checkpoint_steps, samplers_for
 from diffusion_core.schedules import schedule_from_config
 from diffusion_core.trajectory import record_trajectory, samples_npy, samples_png, trajectory_gif
-from pages.lab_ui import class_controls, downsample_indices, model_picker, setup_page, show_grid, user_errors
+from pages.lab_ui import (
+    class_controls,
+    describe_conditioning,
+    downsample_indices,
+    model_picker,
+    setup_page,
+    show_grid,
+    user_errors,
+)
 
 MAX_FRAMES = 128  # frames kept for the slider (evenly spaced; the last is always kept)
 PLAY_SECONDS = 8.0  # a Play run through all kept frames takes about this long
@@ -57,10 +65,7 @@ if st.button("Run reverse diffusion", type="primary", key="rd_run"):
         frames = checkpoint_steps(ckpt, sampler, n=n, seed=seed, steps=steps, eta=eta, **kwargs)
         traj = record_trajectory(frames, max_frames=MAX_FRAMES)
         what = [sampler] + ([f"{steps} steps"] if steps else []) + ([f"η = {eta:g}"] if sampler == "ddim" else [])
-        if conditioning:
-            digit = conditioning["digit"]
-            what += ["digits 0–9" if digit is None else "unconditional" if digit < 0 else f"digit {digit}",
-                     f"guidance w = {conditioning['guidance']:g}"]
+        what += describe_conditioning(conditioning)
         what += [f"seed {seed}", f"{traj.total_frames} frames"
                  + (f" ({len(traj)} shown)" if len(traj) < traj.total_frames else "")]
         st.session_state["rd_result"] = {

@@ -160,3 +160,12 @@ def class_controls(ckpt: LoadedCheckpoint, key: str, container=st, side_by_side:
                          help="classifier-free guidance: ε̃ = (1+w)·ε(z,t,digit) − w·ε(z,t,none). 0 is the plain "
                          "conditional model; larger w gives clearer, more typical digits with less variety")
     return {"digit": None if digit == ALL_DIGITS else int(digit), "guidance": float(guidance)}
+
+
+def describe_conditioning(conditioning: dict) -> list[str]:
+    """['digit 3', 'guidance w = 1.5'] for class_controls' result; [] for an unconditional model."""
+    if not conditioning:
+        return []
+    digit = conditioning["digit"]
+    which = "digits 0–9" if digit is None else "unconditional" if digit == NO_LABEL else f"digit {digit}"
+    return [which, f"guidance w = {conditioning['guidance']:g}"]
