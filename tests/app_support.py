@@ -15,6 +15,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from diffusion_core.checkpoints import save_checkpoint
+from diffusion_core.data import Dataset
 from diffusion_core.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,15 @@ def write_checkpoint(folder: Path, name: str = "tiny", T: int = 20, beta1: float
     config = {"model": TINY_CNN, "diffusion": {"type": "noise", "schedule": {
         "kind": "linear", "beta1": beta1, "beta2": beta2, "T": T}}, "dataset": "mnist", "epochs": 1}
     return save_checkpoint(Path(folder) / name, model, config)
+
+
+def blobs(n: int = 48) -> Dataset:
+    """Gaussian blobs at random places: a learnable stand-in for digits (no dataset needed)."""
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    cy, cx = (torch.randint(8, 20, (n, 1, 1), generator=g).float() for _ in range(2))
+    img = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0) - 0.5
+    return Dataset(images=img.unsqueeze(1), labels=torch.zeros(n, dtype=torch.long), name="mnist", source="blobs")
 
 
 def write_conditional_checkpoint(folder: Path, name: str = "cond", T: int = 20, guidance: float = 1.5,

@@ -17,21 +17,14 @@ import diffusion_core.io_utils as io_utils
 import diffusion_core.training as training
 from diffusion_core import jobs
 from diffusion_core.checkpoints import load_checkpoint
-from diffusion_core.data import DEBIAN_FASHION_DIR, Dataset
+from diffusion_core.data import DEBIAN_FASHION_DIR
 from diffusion_core.io_utils import read_jsonl
 from diffusion_core.training import TrainConfig, TrainingError, read_status, train
-from tests.app_support import TINY_CNN, app, errors, no_exceptions
+from tests.app_support import TINY_CNN, app, blobs, errors, no_exceptions
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def blobs(n: int = 48) -> Dataset:
-    """Gaussian blobs at random places: a learnable stand-in for digits (no dataset needed)."""
-    g = torch.Generator().manual_seed(0)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    cy, cx = (torch.randint(8, 20, (n, 1, 1), generator=g).float() for _ in range(2))
-    img = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0) - 0.5
-    return Dataset(images=img.unsqueeze(1), labels=torch.zeros(n, dtype=torch.long), name="mnist", source="blobs")
 
 
 @pytest.fixture(autouse=True)

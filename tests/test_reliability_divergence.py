@@ -7,23 +7,13 @@ import math
 
 import pytest
 import streamlit as st
-import torch
 
 import diffusion_core.training as training
 from diffusion_core import jobs
 from diffusion_core.checkpoints import load_checkpoint
-from diffusion_core.data import Dataset
 from diffusion_core.io_utils import read_jsonl
 from diffusion_core.training import TrainConfig, TrainingError, read_status, train
-from tests.app_support import TINY_CNN, app, no_exceptions
-
-
-def blobs(n: int = 48) -> Dataset:
-    g = torch.Generator().manual_seed(0)
-    yy, xx = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
-    cy, cx = (torch.randint(8, 20, (n, 1, 1), generator=g).float() for _ in range(2))
-    img = torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 18.0) - 0.5
-    return Dataset(images=img.unsqueeze(1), labels=torch.zeros(n, dtype=torch.long), name="mnist", source="blobs")
+from tests.app_support import TINY_CNN, app, blobs, no_exceptions
 
 
 class Diverging:
