@@ -26,10 +26,10 @@ CHUNK = 250  # images sampled per call, so n = 1000 does not hold 1000-image act
 
 
 def quality_plan(T: int, steps: tuple[int, ...] = QUALITY_STEPS, max_steps: int | None = None) -> list[tuple[str, int]]:
-    """(sampler, steps) rows: ancestral at T (it cannot skip steps), ddim and dpm++2m at each count ≤ T.
+    """(sampler, steps) rows: ancestral at T (it cannot skip steps), the others at each count ≤ T.
     Rows with more than `max_steps` steps are left out (--quick)."""
     plan = [("ancestral", T)]
-    for sampler in ("ddim", "dpm++2m"):
+    for sampler in ("ddim", "dpm++2m", "dpm++2m-sde"):
         plan += [(sampler, s) for s in sorted({min(s, T) for s in steps})]
     return [(s, k) for s, k in plan if max_steps is None or k <= max_steps]
 

@@ -39,13 +39,14 @@ from diffusion_core.checkpoints import (
 from diffusion_core.data import load_dataset
 from diffusion_core.models import ReportCNN, build_model
 from diffusion_core.precision import cpu_has_native_bf16, resolve_precision, with_precision
+from diffusion_core.sampling import quick_sampler
 from diffusion_core.schedules import PRESETS, schedule_from_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"
 DEFAULT_NAMES = ("default-unet", "unet", "default")  # the app's preference order (pages/lab_ui/models.py)
-APP_SAMPLER, APP_STEPS = "dpm++2m", 20  # what the home page's Generate runs (streamlit_app.py FAST_STEPS)
-SAMPLE_PLAN = (("ancestral", None), ("ddim", 50), ("ddim", 20), ("dpm++2m", 20), ("dpm++2m", 10))
+SAMPLE_PLAN = (("ancestral", None), ("ddim", 50), ("ddim", 20), ("dpm++2m", 20), ("dpm++2m", 10),
+               ("dpm++2m-sde", 20), ("dpm++2m-sde", 10))
 
 
 @dataclass
@@ -186,11 +187,20 @@ def gflops_row(g: dict, ceiling: dict[str, float]) -> dict:
                     f"{g['bf16'] / ceiling['bf16']:.0%} of the bf16 ceiling")
 
 
+def app_sampler(ckpt: LoadedCheckpoint) -> tuple[str, int | None]:
+    """(sampler, steps) of the home page's Generate (sampling.quick_sampler): rows key on these two, and
+    the DDIM rows are η = 0, so a quick sampler with η > 0 could not be told apart."""
+    choice = quick_sampler(ckpt)
+    if choice.eta:
+        raise ValueError(f"the benchmark cannot tell {choice.describe()} from η = 0 rows")
+    return choice.sampler, choice.steps
+
+
 def bench_sampling(cfg: BenchConfig, ckpt: LoadedCheckpoint) -> tuple[list[dict], dict]:
     schedule = schedule_from_config(ckpt.config["diffusion"]["schedule"])
     T, n = schedule.T, cfg.sample_n
     ddpm = measure.reference_ddpm(ckpt.model, schedule)
-    app_key = (APP_SAMPLER, min(APP_STEPS, T))
+    app_key = app_sampler(ckpt)
     plan = list(dict.fromkeys((s, T if k is None else min(k, T)) for s, k in cfg.sample_plan))
     plan += [app_key] if app_key not in plan else []
     fns = {"reference": measure.reference_sampler(ddpm, n, cfg.seed)}
@@ -248,7 +258,7 @@ def bench_quality(cfg: BenchConfig, ckpt: LoadedCheckpoint) -> tuple[list[dict],
         cfg.notes.append(f"FID from n={cfg.quality_n} ≤ 128 (the classifier's feature dimension) is biased high and "
                          "unreliable; compare rows with each other only")
     cfg.notes.append(f"FID reference: MNIST test split ({source})")
-    app = next((q["fid"] for q in quality if (q["sampler"], q["steps"]) == (APP_SAMPLER, min(APP_STEPS, T))), None)
+    app = next((q["fid"] for q in quality if (q["sampler"], q["steps"]) == app_sampler(ckpt)), None)
     anc = next((q["fid"] for q in quality if q["sampler"] == "ancestral"), None)
     return rows, quality, {"app_fid": app, "ancestral_fid": anc}
 
@@ -333,8 +343,7 @@ def run_benchmark(cfg: BenchConfig, ckpt: LoadedCheckpoint, model_desc: str, war
     app_rows = bench_app(cfg)
     rows = train_rows + rows + sample_rows + step_rows + quality_rows + app_rows[:2] + bench_memory(peaks) + \
         app_rows[2:]
-    T = ckpt.config["diffusion"]["schedule"]["T"]
-    label = f"{APP_SAMPLER} {min(APP_STEPS, T)} steps"
+    label = "{} {} steps".format(*app_sampler(ckpt))
     targets = evaluate_targets(train["speedup"], sample["speedup"], step["ms16"], fids["app_fid"],
                                fids["ancestral_fid"], label)
     targets[0]["note"] = (f"bf16 forced: {train['bf16_speedup']:.2f}× ("

@@ -4,7 +4,7 @@ z_t and the model's x̂0 side by side; download it as a GIF and the samples as P
 import plotly.graph_objects as go
 import streamlit as st
 
-from diffusion_core.sampling import checkpoint_steps, samplers_for
+from diffusion_core.sampling import SamplerChoice, checkpoint_steps, samplers_for
 from diffusion_core.schedules import schedule_from_config
 from diffusion_core.trajectory import record_trajectory, samples_npy, samples_png, trajectory_gif
 from pages.lab_ui import (
@@ -42,12 +42,13 @@ if sampler == "ancestral":
     c2.number_input("Steps", value=T, disabled=True, key="rd_steps_fixed", help="ancestral takes all T steps")
     steps = None
     if T > 2000:
-        st.warning(f"The ancestral sampler takes all T = {T:,} steps: minutes on a CPU. DDIM or dpm++2m need 20–50.")
+        st.warning(f"The ancestral sampler takes all T = {T:,} steps: minutes on a CPU. DDIM or the DPM-Solvers "
+                   "need 20–50.")
 elif cold and sampler == "direct":
     c2.number_input("Steps", value=1, disabled=True, key="rd_steps_direct", help="direct restoration: one step")
     steps = None
 else:
-    default = min({"ddim": 50, "dpm++2m": 20}.get(sampler, T), T)
+    default = min({"ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 20}.get(sampler, T), T)
     steps = int(c2.number_input("Steps", min_value=1, max_value=T, value=default, key=f"rd_steps_{sampler}"))
 eta = 0.0
 if sampler == "ddim":
@@ -64,7 +65,7 @@ if st.button("Run reverse diffusion", type="primary", key="rd_run"):
         kwargs = {"start": start} if cold else dict(conditioning)
         frames = checkpoint_steps(ckpt, sampler, n=n, seed=seed, steps=steps, eta=eta, **kwargs)
         traj = record_trajectory(frames, max_frames=MAX_FRAMES)
-        what = [sampler] + ([f"{steps} steps"] if steps else []) + ([f"η = {eta:g}"] if sampler == "ddim" else [])
+        what = [SamplerChoice(sampler, steps, eta).describe()]
         what += describe_conditioning(conditioning)
         what += [f"seed {seed}", f"{traj.total_frames} frames"
                  + (f" ({len(traj)} shown)" if len(traj) < traj.total_frames else "")]

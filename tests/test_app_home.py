@@ -44,10 +44,11 @@ def test_generate_draws_a_4x4_grid_from_the_default_model(_fresh):
     no_exceptions(at)
     assert errors(at) == []
     caption = at.image[0].captions[0]
-    assert caption.startswith("tiny (cnn · noise linear T=20 · 1 epoch)") and "dpm++2m, 20 steps · seed 3" in caption
+    assert caption.startswith("tiny (cnn · noise linear T=20 · 1 epoch)")
+    assert "dpm++2m-sde, 20 steps · seed 3" in caption
     grid = at.session_state["home_grid"]["images"]
     assert grid.shape == (16, 28, 28)
-    expected = to_unit_numpy(sample_checkpoint(load_checkpoint(path), "dpm++2m", n=16, seed=3, steps=20).samples)
+    expected = to_unit_numpy(sample_checkpoint(load_checkpoint(path), "dpm++2m-sde", n=16, seed=3, steps=20).samples)
     np.testing.assert_allclose(grid, expected, atol=1e-5)  # the same seed gives the same digits
     at.run()
     assert at.image[0].captions == [caption]  # the grid survives reruns
@@ -63,7 +64,8 @@ def test_a_conditional_default_model_offers_digit_and_guidance(_fresh):
     at.button(key="home_generate").click().run()
     no_exceptions(at)
     assert "digit 3, guidance w = 2.5" in at.image[0].captions[0]
-    expected = sample_checkpoint(load_checkpoint(path), "dpm++2m", n=16, seed=0, steps=20, digit=3, guidance=2.5)
+    expected = sample_checkpoint(load_checkpoint(path), "dpm++2m-sde", n=16, seed=0, steps=20, digit=3,
+                                 guidance=2.5)
     np.testing.assert_allclose(at.session_state["home_grid"]["images"], to_unit_numpy(expected.samples), atol=1e-5)
 
 

@@ -62,7 +62,7 @@ def test_without_models_the_page_points_to_train_and_upload():
 def test_ancestral_trajectory_steps_back_and_forth(shipped):
     path = write_checkpoint(shipped, "tiny", T=20)
     at = app(PAGE).run()
-    assert at.selectbox(key="rd_sampler").options == ["ancestral", "ddim", "dpm++2m"]
+    assert at.selectbox(key="rd_sampler").options == ["ancestral", "ddim", "dpm++2m", "dpm++2m-sde"]
     at.selectbox(key="rd_sampler").set_value("ancestral").run()
     at.button(key="rd_run").click().run()
     no_exceptions(at)

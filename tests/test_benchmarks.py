@@ -182,11 +182,12 @@ def test_speedup_direction_depends_on_the_unit():
 def test_quality_plan_full_and_quick():
     full = quality_plan(1000)
     assert full[0] == ("ancestral", 1000)
-    assert [s for n, s in full if n == "ddim"] == list(QUALITY_STEPS) == [s for n, s in full if n == "dpm++2m"]
+    for sampler in ("ddim", "dpm++2m", "dpm++2m-sde"):
+        assert [s for n, s in full if n == sampler] == list(QUALITY_STEPS)
     quick = quality_plan(1000, max_steps=quick_config().quality_max_steps)
-    assert ("ancestral", 1000) not in quick and max(s for _, s in quick) == 100 and len(quick) == 8
+    assert ("ancestral", 1000) not in quick and max(s for _, s in quick) == 100 and len(quick) == 12
     assert quality_plan(30, (10, 50)) == [("ancestral", 30), ("ddim", 10), ("ddim", 30), ("dpm++2m", 10),
-                                          ("dpm++2m", 30)]
+                                          ("dpm++2m", 30), ("dpm++2m-sde", 10), ("dpm++2m-sde", 30)]
 
 
 # --------------------------------------------------------------------------------------- the model
@@ -211,13 +212,11 @@ def test_default_model_follows_the_app(tmp_path, monkeypatch):
         resolve_model(str(tmp_path / "cos"), seed=0)
 
 
-def test_benchmark_mirrors_the_apps_default_and_sampler():
+def test_benchmark_mirrors_the_apps_default_model():
     from benchmarks import run
     from pages.lab_ui import models
 
     assert run.DEFAULT_NAMES == models.DEFAULT_NAMES and run.DEFAULT_ENV == models.DEFAULT_ENV
-    app = (ROOT / "streamlit_app.py").read_text()
-    assert f"FAST_STEPS = {run.APP_STEPS}" in app and f'"{run.APP_SAMPLER}"' in app
 
 
 # ----------------------------------------------------------------------------------- table and JSON
@@ -248,7 +247,7 @@ def test_tiny_run_writes_every_required_field(tmp_path, monkeypatch):
     assert all(tuple(r) == ROW_FIELDS for r in report["rows"])
     # every sampler and step count of the plan, capped at T
     assert {f"sample16.{s}.{k}" for s, k in [("ancestral", T), ("ddim", T), ("ddim", 20), ("dpm++2m", 20),
-                                             ("dpm++2m", 10)]} <= set(ids)
+                                             ("dpm++2m", 10), ("dpm++2m-sde", 20)]} <= set(ids)
     by_id = {r["id"]: r for r in report["rows"]}
     assert by_id["app.health"]["fast"] is None and "skipped" in by_id["app.first_page"]["note"]
     assert by_id["memory.self"]["fast"] > 0 and by_id["memory.app"]["fast"] is None
@@ -258,7 +257,7 @@ def test_tiny_run_writes_every_required_field(tmp_path, monkeypatch):
 
     assert [t["id"] for t in report["targets"]] == ["train", "sample16", "sample16_fid", "step16"]
     assert all(tuple(t) == TARGET_FIELDS for t in report["targets"])
-    assert all(isinstance(t["pass"], bool) for t in report["targets"])  # ancestral and dpm++2m 20 FIDs exist
+    assert all(isinstance(t["pass"], bool) for t in report["targets"])  # ancestral and the quick sampler's FIDs exist
     assert "a test warning" in report["meta"]["notes"] and "native bf16" in report["meta"]
     assert "MNIST test split (synthetic)" in " ".join(report["meta"]["notes"])
 

@@ -30,10 +30,14 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None].to(h.dtype)
-        h = self.conv2(F.silu(self.norm2(h)))
-        return h + self.skip(x)
+        # In-place SiLU only without autograd (its backward needs its input); the in-place adds act on
+        # convolution outputs, which no backward needs. Same numbers, less memory traffic.
+        inplace = not torch.is_grad_enabled()
+        h = self.conv1(F.silu(self.norm1(x), inplace=inplace))
+        h += self.emb(emb)[:, :, None, None].to(h.dtype)
+        h = self.conv2(F.silu(self.norm2(h), inplace=inplace))
+        h += self.skip(x)
+        return h
 
 
 class UNet(nn.Module):
@@ -70,6 +74,9 @@ class UNet(nn.Module):
         self.up1 = ResBlock(c1 + c1, c1, time_embed_dim)
         self.out_norm = nn.GroupNorm(8, c1)
         self.out = nn.Conv2d(c1, in_channels, 3, padding=1)
+        # Channels-last (NHWC) weights make every convolution run NHWC: no layout reorders between
+        # layers, 10–25 % faster per step on CPU (benchmarks/run.py). Loading a state dict keeps it.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.time_mlp(sinusoidal_embedding(t, self.time_embed_dim))
@@ -84,4 +91,4 @@ class UNet(nn.Module):
         m = self.mid2(self.mid1(h2, emb), emb)
         u2 = self.up2(torch.cat([m, h2], dim=1), emb)
         u1 = self.up1(torch.cat([self.upsample(u2), h1], dim=1), emb)
-        return self.out(F.silu(self.out_norm(u1)))
+        return self.out(F.silu(self.out_norm(u1), inplace=not torch.is_grad_enabled()))

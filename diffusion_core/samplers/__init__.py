@@ -19,7 +19,7 @@ from .ddim import ddim_steps
 from .dpm_solver import dpm_solver_2m_steps
 
 MAX_SAMPLES = 4096
-NOISE_SAMPLERS = ("ancestral", "ddim", "dpm++2m")
+NOISE_SAMPLERS = ("ancestral", "ddim", "dpm++2m", "dpm++2m-sde")
 
 
 @dataclass
@@ -63,7 +63,7 @@ def noise_sampler_steps(
 ) -> Iterator[SamplerStep]:
     """Frames of one reverse run from z_T ~ N(0, I) drawn with `seed`.
 
-    ancestral always takes all T steps (steps must be None or T); ddim and dpm++2m take `steps`.
+    ancestral always takes all T steps (steps must be None or T); the others take `steps`.
     """
     validate_sample_count(n)
     validate_seed(seed)
@@ -81,7 +81,8 @@ def noise_sampler_steps(
     elif sampler == "ddim":
         it = ddim_steps(model, schedule, z_T, generator, steps=50 if steps is None else steps, eta=eta)
     else:
-        it = dpm_solver_2m_steps(model, schedule, z_T, generator, steps=20 if steps is None else steps)
+        it = dpm_solver_2m_steps(model, schedule, z_T, generator, steps=20 if steps is None else steps,
+                                 stochastic=sampler == "dpm++2m-sde")
     return in_inference_mode(it)
 
 

@@ -1,13 +1,14 @@
-"""DPM-Solver++(2M) (Lu et al. 2022): a second-order multistep solver of the diffusion ODE
-in data-prediction form, good in 10–25 steps.
+"""DPM-Solver++(2M) (Lu et al. 2022): a second-order multistep solver in data-prediction form,
+good in 10–25 steps — of the diffusion ODE (deterministic) or of the reverse SDE (stochastic).
 
-With α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log(α_t/σ_t) and h = λ_s − λ_t:
-    first step:  z_s = (σ_s/σ_t) z_t − α_s (e^{−h} − 1) x̂0_t
-    later steps: D = (1 + 1/(2r)) x̂0_t − 1/(2r) x̂0_prev,  r = h_prev / h
-                 z_s = (σ_s/σ_t) z_t − α_s (e^{−h} − 1) D
-Timesteps are spaced evenly in λ (so r = 1 wherever integer t allows).
-The final step goes to σ = 0, where the update reduces to z_0 = x̂0 (first order, as is usual
-for few steps).
+With α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log(α_t/σ_t), h = λ_s − λ_t and x̂0 from g(z_t, t/T):
+    D = x̂0_t on the first step; later D = x̂0_t + (x̂0_t − x̂0_prev)/(2r),  r = h_prev / h
+    ODE:  z_s = (σ_s/σ_t) z_t − α_s (e^{−h} − 1) D
+    SDE:  z_s = (σ_s/σ_t) e^{−h} z_t + α_s (1 − e^{−2h}) D + σ_s √(1 − e^{−2h}) · N(0, I)
+The SDE solver adds fresh noise at every step as the ancestral sampler does (its first-order form
+is DDIM with η = 1) and is second order, so it keeps the data's spread in few steps where DDIM
+with η = 1 shrinks it. Timesteps are spaced evenly in λ (so r = 1 wherever integer t allows).
+The final step goes to σ = 0, where both reduce to z_0 = x̂0 (first order, as is usual).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import nn
 
 from ..noise import predict_x0
 from ..schedules import NoiseSchedule
-from .base import SamplerStep, log_snr_spaced_timesteps, model_call
+from .base import SamplerStep, log_snr_spaced_timesteps, model_call, seeded_noise
 
 
 def dpm_solver_2m_steps(
@@ -29,8 +30,11 @@ def dpm_solver_2m_steps(
     z_T: torch.Tensor,
     generator: torch.Generator | None = None,
     steps: int = 20,
+    stochastic: bool = False,
 ) -> Iterator[SamplerStep]:
-    del generator  # deterministic solver: z_T is the only randomness
+    """Frames of DPM-Solver++(2M); stochastic=True: its SDE form, drawing noise from `generator`."""
+    if stochastic and generator is None:
+        raise ValueError("the stochastic solver needs a generator for its noise")
     T = schedule.T
     alpha_bars = schedule.alpha_bars.tolist()
     ts = log_snr_spaced_timesteps(alpha_bars, steps)
@@ -51,11 +55,11 @@ def dpm_solver_2m_steps(
         ab_s = alpha_bars[ts[i + 1]]
         sigma_t, sigma_s, alpha_s = (1 - ab_t) ** 0.5, (1 - ab_s) ** 0.5, ab_s**0.5
         h = lam(ab_s) - lam(ab_t)
-        if x0_prev is None:
-            d = x0
+        d = x0 if x0_prev is None else x0 + (x0 - x0_prev) / (2 * (h_prev / h))
+        if stochastic:
+            z = (sigma_s / sigma_t) * math.exp(-h) * z - alpha_s * math.expm1(-2 * h) * d
+            z = z + sigma_s * (-math.expm1(-2 * h)) ** 0.5 * seeded_noise(z.shape, generator, z.device)
         else:
-            r = h_prev / h
-            d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
-        z = (sigma_s / sigma_t) * z - alpha_s * math.expm1(-h) * d
+            z = (sigma_s / sigma_t) * z - alpha_s * math.expm1(-h) * d
         x0_prev, h_prev = x0, h
     yield SamplerStep(0, z, z)
