@@ -347,7 +347,9 @@ def run_benchmark(cfg: BenchConfig, ckpt: LoadedCheckpoint, model_desc: str, war
     targets = evaluate_targets(train["speedup"], sample["speedup"], step["ms16"], fids["app_fid"],
                                fids["ancestral_fid"], label)
     targets[0]["note"] = (f"bf16 forced: {train['bf16_speedup']:.2f}× ("
-                          + ("native" if native else "emulated: no native bf16 here, so auto runs fp32") + ")")
+                          + ("native" if native else "emulated: no native bf16 here, so auto runs fp32") + "); "
+                          f"fp32 cannot beat {ceiling['fp32'] / train_gflops['ref']:.2f}× here (the matmul "
+                          "ceiling ÷ the reference's GFLOP/s)")
     meta["bf16 measured"] = next(r["note"] for r in rows if r["id"] == "train.bf16")
     report = {"meta": meta, "rows": rows, "targets": targets, "quality": quality}
     if out_dir is not None:

@@ -224,3 +224,21 @@ def test_q_sample_and_algorithm_1_loss_match_the_formula():
     torch.randint(1, 101, (6,), generator=g)
     expected = (torch.randn(x.shape, generator=g) ** 2).mean()  # ‖ε − 0‖²
     torch.testing.assert_close(loss, expected)
+
+
+def test_quick_sampler_fits_the_checkpoint():
+    from pathlib import Path
+
+    from diffusion_core.checkpoints import LoadedCheckpoint
+    from diffusion_core.cold import COLD_SAMPLERS
+    from diffusion_core.sampling import SamplerChoice, quick_sampler
+
+    def ckpt(diffusion):
+        return LoadedCheckpoint(nn.Identity(), {"diffusion": diffusion}, Path("<test>"))
+
+    noise = {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 1000}}
+    assert quick_sampler(ckpt(noise)) == SamplerChoice("dpm++2m-sde", 20)
+    short = {**noise, "schedule": {**noise["schedule"], "T": 8}}
+    assert quick_sampler(ckpt(short)).steps == 8  # never more steps than T
+    assert quick_sampler(ckpt({"type": "cold", "degradation": {}})) == SamplerChoice(COLD_SAMPLERS[0])
+    assert SamplerChoice("ddim", 50, 0.5).describe() == "ddim, 50 steps, η = 0.5"
