@@ -220,7 +220,7 @@ def bench_sampling(cfg: BenchConfig, ckpt: LoadedCheckpoint) -> tuple[list[dict]
     return rows, {"speedup": ref / t[f"{app_key[0]} {app_key[1]}"]}
 
 
-def bench_steps(cfg: BenchConfig, ckpt: LoadedCheckpoint) -> tuple[list[dict], dict]:
+def bench_steps(cfg: BenchConfig, ckpt: LoadedCheckpoint, native: bool) -> tuple[list[dict], dict]:
     schedule = schedule_from_config(ckpt.config["diffusion"]["schedule"])
     ddpm = measure.reference_ddpm(ckpt.model, schedule)
     bf16 = LoadedCheckpoint(with_precision(ckpt.model, "bf16", "cpu"), ckpt.config, ckpt.path)
@@ -237,7 +237,8 @@ def bench_steps(cfg: BenchConfig, ckpt: LoadedCheckpoint) -> tuple[list[dict], d
         if b == 16:
             ms16 = t["fast"]
             rows.append(row("step.b16.bf16", "reverse step", "one ancestral step, batch 16, bf16 forced", "ms",
-                            t["ref"], t["bf16"], note="the app samples in fp32"))
+                            t["ref"], t["bf16"],
+                            note="the app samples with precision auto: " + ("bf16 here" if native else "fp32 here")))
     return rows, {"ms16": ms16}
 
 
@@ -336,7 +337,7 @@ def run_benchmark(cfg: BenchConfig, ckpt: LoadedCheckpoint, model_desc: str, war
         rows = ceiling_rows(cfg, ceiling, native)
         peaks["training"] = measure.peak_rss_mib()
         sample_rows, sample = bench_sampling(cfg, ckpt)
-        step_rows, step = bench_steps(cfg, ckpt)
+        step_rows, step = bench_steps(cfg, ckpt, native)
         peaks["sampling"] = measure.peak_rss_mib()
         quality_rows, quality, fids = bench_quality(cfg, ckpt)
         peaks["FID"] = measure.peak_rss_mib()

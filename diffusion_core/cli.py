@@ -98,8 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    o.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: bf16 autocast where the "
-                   "CPU/GPU runs it natively, else fp32 (default); fp32 opts out; bf16 forces it")
+    _precision_argument(o)
     d = t.add_argument_group("data")
     d.add_argument("--dataset", choices=DATASETS, default="mnist")
     d.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
@@ -126,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, default=Path("samples"), help="output stem (default ./samples)")
     s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    _precision_argument(s)
     _class_arguments(s)
 
     i = sub.add_parser("info", help="list shipped checkpoints, or describe one",
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
     e.add_argument("--no-download", action="store_true", help="never try to download")
     e.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    _precision_argument(e)
     _class_arguments(e)
 
     h = sub.add_parser("ship", help="copy a finished run into checkpoints/ with measured metrics and a card",
@@ -306,6 +307,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _precision_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: bf16 autocast where the "
+                        "CPU/GPU runs it natively, else fp32 (default); fp32 opts out; bf16 forces it")
+
+
 def _class_arguments(parser: argparse.ArgumentParser, ship: bool = False) -> None:
     g = parser.add_argument_group("class-conditional models (trained with --conditional)")
     g.add_argument("--digit", type=int, help="generate this digit 0–9 (-1: unconditional; default: 0–9 in turn)")
@@ -323,7 +329,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ValueError("--start applies to cold (degradation) checkpoints only")
     sampler = args.sampler or samplers_for(ckpt)[0]
     result = sample_checkpoint(ckpt, sampler, n=args.n, seed=args.seed, steps=args.steps, eta=args.eta,
-                               device=device, start=args.start or "mixture", digit=args.digit, guidance=args.guidance)
+                               device=device, start=args.start or "mixture", digit=args.digit, guidance=args.guidance,
+                               precision=args.precision)
     npy, png = save_samples(to_unit_numpy(result.samples), args.out)
     print(f"wrote {npy} and {png}")
     return 0
@@ -370,7 +377,8 @@ def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
     sampler = args.sampler or samplers_for(ckpt)[0]
     result = sample_checkpoint(ckpt, sampler, n=n, seed=args.seed, steps=args.steps, eta=getattr(args, "eta", 0.0),
                                device=resolve_device(args.device if hasattr(args, "device") else "cpu"),
-                               digit=getattr(args, "digit", None), guidance=getattr(args, "guidance", None))
+                               digit=getattr(args, "digit", None), guidance=getattr(args, "guidance", None),
+                               precision=getattr(args, "precision", "auto"))
     return to_unit_numpy(result.samples), sampler
 
 

@@ -19,6 +19,7 @@ from .checkpoints import LoadedCheckpoint
 from .cold import COLD_SAMPLERS, cold_steps, dataset_mixture
 from .degradations import degradation_from_config
 from .guidance import ClassGuided, is_conditional, sample_labels
+from .precision import with_precision
 from .samplers import NOISE_SAMPLERS, SampleResult, SamplerStep, noise_sampler_steps, run_to_end
 from .schedules import schedule_from_config
 
@@ -67,8 +68,10 @@ def checkpoint_steps(
     start: str | torch.Tensor = "mixture",
     digit: int | None = None,
     guidance: float | None = None,
+    precision: str = "auto",
 ) -> Iterator[SamplerStep]:
-    """Frames (t, z_t, x̂0) of one reverse run of a loaded checkpoint."""
+    """Frames (t, z_t, x̂0) of one reverse run of a loaded checkpoint. precision "auto": the network
+    runs under bf16 autocast where the hardware does bf16 natively, else in fp32 ("fp32" opts out)."""
     diffusion = checkpoint.config["diffusion"]
     model = checkpoint.model.to(device)
     if is_conditional(model):
@@ -77,6 +80,7 @@ def checkpoint_steps(
     elif digit is not None or guidance is not None:
         raise ValueError("this model is not class-conditional: a digit and guidance need a model trained with "
                          "--conditional")
+    model = with_precision(model, precision, device)  # the samplers' arithmetic stays float32
     if diffusion["type"] == "noise":
         schedule = schedule_from_config(diffusion["schedule"])
         return noise_sampler_steps(model, schedule, sampler, n, seed, steps, eta, device=device)
@@ -100,6 +104,7 @@ def sample_checkpoint(
     start: str | torch.Tensor = "mixture",
     digit: int | None = None,
     guidance: float | None = None,
+    precision: str = "auto",
 ) -> SampleResult:
-    return run_to_end(checkpoint_steps(checkpoint, sampler, n, seed, steps, eta, device, start, digit, guidance),
-                      record)
+    return run_to_end(checkpoint_steps(checkpoint, sampler, n, seed, steps, eta, device, start, digit, guidance,
+                                       precision), record)

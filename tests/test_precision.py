@@ -34,3 +34,27 @@ def test_bf16_predictions_agree_with_fp32(cfg):
     assert fast.dtype == torch.float32
     rel = ((fast - ref).norm() / ref.norm()).item()
     assert 0 < rel < 0.02
+
+
+def test_sampling_runs_the_network_in_the_detected_precision(monkeypatch):
+    """sample_checkpoint's precision: auto follows the hardware, fp32 opts out; bf16 samples stay close."""
+    from pathlib import Path
+
+    from diffusion_core.checkpoints import LoadedCheckpoint
+    from diffusion_core.sampling import sample_checkpoint
+
+    torch.manual_seed(0)
+    config = {"model": {"arch": "unet", "params": {"base_channels": 16}},
+              "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 100}}}
+    ckpt = LoadedCheckpoint(build_model(config["model"]).eval(), config, Path("<test>"))
+
+    def sample(p):
+        return sample_checkpoint(ckpt, "dpm++2m", n=4, seed=0, steps=5, precision=p).samples
+
+    fp32, bf16 = sample("fp32"), sample("bf16")
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert torch.equal(sample("auto"), fp32)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert torch.equal(sample("auto"), bf16)
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
+    assert ((bf16 - fp32).norm() / fp32.norm()).item() < 0.05
