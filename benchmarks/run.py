@@ -196,11 +196,11 @@ def app_sampler(ckpt: LoadedCheckpoint) -> tuple[str, int | None]:
     return choice.sampler, choice.steps
 
 
-def bench_sampling(cfg: BenchConfig, ckpt: LoadedCheckpoint) -> tuple[list[dict], dict]:
+def bench_sampling(cfg: BenchConfig, ckpt: LoadedCheckpoint, app_key: tuple[str, int | None]
+                   ) -> tuple[list[dict], dict]:
     schedule = schedule_from_config(ckpt.config["diffusion"]["schedule"])
     T, n = schedule.T, cfg.sample_n
     ddpm = measure.reference_ddpm(ckpt.model, schedule)
-    app_key = app_sampler(ckpt)
     plan = list(dict.fromkeys((s, T if k is None else min(k, T)) for s, k in cfg.sample_plan))
     plan += [app_key] if app_key not in plan else []
     fns = {"reference": measure.reference_sampler(ddpm, n, cfg.seed)}
@@ -242,7 +242,8 @@ def bench_steps(cfg: BenchConfig, ckpt: LoadedCheckpoint, native: bool) -> tuple
     return rows, {"ms16": ms16}
 
 
-def bench_quality(cfg: BenchConfig, ckpt: LoadedCheckpoint) -> tuple[list[dict], list[dict], dict]:
+def bench_quality(cfg: BenchConfig, ckpt: LoadedCheckpoint, app_key: tuple[str, int | None]
+                  ) -> tuple[list[dict], list[dict], dict]:
     T = ckpt.config["diffusion"]["schedule"]["T"]
     plan = quality_plan(T, cfg.quality_steps, cfg.quality_max_steps)
     if cfg.quality_max_steps is not None and cfg.quality_max_steps < T:
@@ -259,7 +260,7 @@ def bench_quality(cfg: BenchConfig, ckpt: LoadedCheckpoint) -> tuple[list[dict],
         cfg.notes.append(f"FID from n={cfg.quality_n} ≤ 128 (the classifier's feature dimension) is biased high and "
                          "unreliable; compare rows with each other only")
     cfg.notes.append(f"FID reference: MNIST test split ({source})")
-    app = next((q["fid"] for q in quality if (q["sampler"], q["steps"]) == app_sampler(ckpt)), None)
+    app = next((q["fid"] for q in quality if (q["sampler"], q["steps"]) == app_key), None)
     anc = next((q["fid"] for q in quality if q["sampler"] == "ancestral"), None)
     return rows, quality, {"app_fid": app, "ancestral_fid": anc}
 
@@ -307,6 +308,7 @@ def run_benchmark(cfg: BenchConfig, ckpt: LoadedCheckpoint, model_desc: str, war
                   out_dir: Path | None) -> dict:
     """Measure everything, return {"meta", "rows", "targets", "quality"}; write the JSON files to out_dir."""
     native = cpu_has_native_bf16()
+    app_key = app_sampler(ckpt)
     if warning:
         cfg.notes.append(warning)
     load, cores, threads = os.getloadavg()[0], os.cpu_count() or 1, torch.get_num_threads()
@@ -336,15 +338,15 @@ def run_benchmark(cfg: BenchConfig, ckpt: LoadedCheckpoint, model_desc: str, war
         train_rows.append(gflops_row(train_gflops, ceiling))
         rows = ceiling_rows(cfg, ceiling, native)
         peaks["training"] = measure.peak_rss_mib()
-        sample_rows, sample = bench_sampling(cfg, ckpt)
+        sample_rows, sample = bench_sampling(cfg, ckpt, app_key)
         step_rows, step = bench_steps(cfg, ckpt, native)
         peaks["sampling"] = measure.peak_rss_mib()
-        quality_rows, quality, fids = bench_quality(cfg, ckpt)
+        quality_rows, quality, fids = bench_quality(cfg, ckpt, app_key)
         peaks["FID"] = measure.peak_rss_mib()
     app_rows = bench_app(cfg)
     rows = train_rows + rows + sample_rows + step_rows + quality_rows + app_rows[:2] + bench_memory(peaks) + \
         app_rows[2:]
-    label = "{} {} steps".format(*app_sampler(ckpt))
+    label = "{} {} steps".format(*app_key)
     targets = evaluate_targets(train["speedup"], sample["speedup"], step["ms16"], fids["app_fid"],
                                fids["ancestral_fid"], label)
     targets[0]["note"] = (f"bf16 forced: {train['bf16_speedup']:.2f}× ("

@@ -4,6 +4,7 @@ z_t and the model's x̂0 side by side; download it as a GIF and the samples as P
 import plotly.graph_objects as go
 import streamlit as st
 
+from diffusion_core.samplers import DEFAULT_STEPS
 from diffusion_core.sampling import SamplerChoice, checkpoint_steps, samplers_for
 from diffusion_core.schedules import schedule_from_config
 from diffusion_core.trajectory import record_trajectory, samples_npy, samples_png, trajectory_gif
@@ -48,7 +49,7 @@ elif cold and sampler == "direct":
     c2.number_input("Steps", value=1, disabled=True, key="rd_steps_direct", help="direct restoration: one step")
     steps = None
 else:
-    default = min({"ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 20}.get(sampler, T), T)
+    default = min(DEFAULT_STEPS.get(sampler, T), T)
     steps = int(c2.number_input("Steps", min_value=1, max_value=T, value=default, key=f"rd_steps_{sampler}"))
 eta = 0.0
 if sampler == "ddim":

@@ -9,6 +9,7 @@ from diffusion_core.analysis import density_data, feature_sets
 from diffusion_core.explore import cluster_summary, cluster_view, real_digits
 from diffusion_core.figures import density_figure, pca_cluster_figure
 from diffusion_core.images import to_unit_numpy
+from diffusion_core.samplers import DEFAULT_STEPS
 from diffusion_core.sampling import sample_checkpoint, samplers_for
 from pages.lab_ui import load_test_digits, model_picker, setup_page, shipped_classifier, user_errors
 
@@ -17,7 +18,7 @@ FEATURES = {"pixels": "pixels (the report's first N features)", "pca": "PCA comp
 COLOURS = {"label": "class (real: true; generated: predicted)", "kmeans": "k-means cluster",
            "gmm": "Gaussian-mixture cluster"}
 WITHOUT_CLASSIFIER = "Pixel features and PCA components work without it."
-FAST = {"ddim": 50, "dpm++2m": 20, "improved": 50, "naive": 50}  # default steps: a few hundred digits in seconds
+FAST = {**DEFAULT_STEPS, "improved": 50, "naive": 50}  # default steps: a few hundred digits in seconds
 
 setup_page("Explore", (
     "Do generated digits look like real ones *as a population*? The report read this from a density plot of "

@@ -20,6 +20,7 @@ from .dpm_solver import dpm_solver_2m_steps
 
 MAX_SAMPLES = 4096
 NOISE_SAMPLERS = ("ancestral", "ddim", "dpm++2m", "dpm++2m-sde")
+DEFAULT_STEPS = {"ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 20}  # steps=None; ancestral always takes T
 
 
 @dataclass
@@ -79,9 +80,9 @@ def noise_sampler_steps(
             )
         it = ancestral_steps(model, schedule, z_T, generator)
     elif sampler == "ddim":
-        it = ddim_steps(model, schedule, z_T, generator, steps=50 if steps is None else steps, eta=eta)
+        it = ddim_steps(model, schedule, z_T, generator, DEFAULT_STEPS[sampler] if steps is None else steps, eta)
     else:
-        it = dpm_solver_2m_steps(model, schedule, z_T, generator, steps=20 if steps is None else steps,
+        it = dpm_solver_2m_steps(model, schedule, z_T, generator, DEFAULT_STEPS[sampler] if steps is None else steps,
                                  stochastic=sampler == "dpm++2m-sde")
     return in_inference_mode(it)
 
@@ -125,6 +126,7 @@ def sample_noise(
 
 
 __all__ = [
+    "DEFAULT_STEPS",
     "NOISE_SAMPLERS",
     "SampleResult",
     "SamplerStep",
