@@ -2,27 +2,50 @@
 
 "auto" picks bf16 on CUDA GPUs that support it and on CPUs with avx512_bf16 or AMX; everything
 else (and "fp32") runs in float32. "bf16" forces autocast even where it is emulated (slower).
+
+The CPU answer can be overridden with DIFFUSION_LAB_NATIVE_BF16=1 (act as if native) or =0 (as if
+not), so one machine can run the precision-sensitive tests as the other kind would (.ci/run does).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 PRECISIONS = ("auto", "fp32", "bf16")
+NATIVE_BF16_ENV = "DIFFUSION_LAB_NATIVE_BF16"
+NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpuinfo_has_native_bf16(cpuinfo: str) -> bool:
+    """True when a `flags` line of /proc/cpuinfo text lists avx512_bf16 or amx_bf16."""
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "flags" and set(value.split()) & set(NATIVE_BF16_CPU_FLAGS):
+            return True
+    return False
 
 
 @functools.cache
-def cpu_has_native_bf16() -> bool:
+def _proc_cpuinfo_has_native_bf16() -> bool:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        return cpuinfo_has_native_bf16(Path("/proc/cpuinfo").read_text())
     except OSError:
         return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def cpu_has_native_bf16() -> bool:
+    """The CPU's answer: $DIFFUSION_LAB_NATIVE_BF16 (1/0) when set, else /proc/cpuinfo's flags."""
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced in ("1", "0"):
+        return forced == "1"
+    if forced:
+        raise ValueError(f"{NATIVE_BF16_ENV} must be 1 (act as native bf16) or 0 (as not); got {forced!r}")
+    return _proc_cpuinfo_has_native_bf16()
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -41,13 +64,6 @@ def resolve_precision(choice: str, device: torch.device | str) -> torch.dtype:
     if choice == "bf16" or (choice == "auto" and native_bf16(device)):
         return torch.bfloat16
     return torch.float32
-
-
-def autocast(device: torch.device | str, dtype: torch.dtype) -> contextlib.AbstractContextManager:
-    device = torch.device(device)
-    if dtype == torch.float32:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 class AutocastModel(nn.Module):

@@ -16,7 +16,7 @@ from diffusion_core.training import Distributed
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["train", "--schedule", "linear", "--T", "50", "--epochs", "2", "--limit", "40", "--batch-size", "16",
         "--hidden", "4,4", "--kernel-size", "3", "--no-download", "--quiet", "--sample-epochs", "2", "--ema", "0.9",
-        "--lr", "1e-3"]
+        "--lr", "1e-3", "--precision", "fp32"]  # exact gradient averaging is a float32 claim: bf16 rounds per shard
 
 
 def free_port() -> int:

@@ -5,19 +5,54 @@ import torch
 
 import diffusion_core.precision as precision
 from diffusion_core.models import build_model
-from diffusion_core.precision import AutocastModel, resolve_precision, with_precision
+from diffusion_core.precision import (
+    NATIVE_BF16_ENV,
+    AutocastModel,
+    cpuinfo_has_native_bf16,
+    resolve_precision,
+    with_precision,
+)
+
+# flag lines as /proc/cpuinfo prints them (trimmed): a Sapphire Rapids Xeon, a Zen 4, a Cascade Lake Xeon
+SAPPHIRE_RAPIDS = "flags\t\t: fpu vme sse2 avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+ZEN4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\nbugs\t\t: sysret_ss_attrs\n"
+CASCADE_LAKE = "flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\nbugs\t\t: spectre_v1\n"
+
+
+def test_cpuinfo_flags_decide_native_bf16():
+    assert cpuinfo_has_native_bf16(SAPPHIRE_RAPIDS) and cpuinfo_has_native_bf16(ZEN4)
+    assert not cpuinfo_has_native_bf16(CASCADE_LAKE)
+    assert not cpuinfo_has_native_bf16("")
+    # a whole flag on a flags line, not a substring or another field
+    assert not cpuinfo_has_native_bf16("flags\t\t: avx512_bf16x avx512f\n")
+    assert not cpuinfo_has_native_bf16("model name\t: fake avx512_bf16 cpu\nflags\t\t: sse2\n")
+    assert cpuinfo_has_native_bf16("flags: sse2\nflags\t\t: amx_bf16\n")  # any processor's line
 
 
 def test_auto_uses_bf16_only_where_native(monkeypatch):
-    precision.cpu_has_native_bf16.cache_clear()
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
+    assert precision.cpu_has_native_bf16()
     assert resolve_precision("auto", "cpu") == torch.bfloat16
     assert resolve_precision("fp32", "cpu") == torch.float32  # the opt-out
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setenv(NATIVE_BF16_ENV, "0")
     assert resolve_precision("auto", "cpu") == torch.float32  # fallback
     assert resolve_precision("bf16", "cpu") == torch.bfloat16  # forced
     with pytest.raises(ValueError, match="precision must be"):
         resolve_precision("fp8", "cpu")
+    monkeypatch.setenv(NATIVE_BF16_ENV, "yes")
+    with pytest.raises(ValueError, match=f"{NATIVE_BF16_ENV} must be 1 .* or 0"):
+        resolve_precision("auto", "cpu")
+
+
+def test_without_the_override_auto_follows_proc_cpuinfo(monkeypatch):
+    monkeypatch.delenv(NATIVE_BF16_ENV, raising=False)
+    try:
+        with open("/proc/cpuinfo") as f:
+            expected = cpuinfo_has_native_bf16(f.read())
+    except OSError:
+        expected = False
+    assert precision.cpu_has_native_bf16() is expected
+    assert resolve_precision("auto", "cpu") == (torch.bfloat16 if expected else torch.float32)
 
 
 @pytest.mark.parametrize("cfg", [{"arch": "cnn", "params": {}}, {"arch": "unet", "params": {"base_channels": 16}}])
@@ -52,9 +87,9 @@ def test_sampling_runs_the_network_in_the_detected_precision(monkeypatch):
         return sample_checkpoint(ckpt, "dpm++2m", n=4, seed=0, steps=5, precision=p).samples
 
     fp32, bf16 = sample("fp32"), sample("bf16")
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setenv(NATIVE_BF16_ENV, "0")
     assert torch.equal(sample("auto"), fp32)
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setenv(NATIVE_BF16_ENV, "1")
     assert torch.equal(sample("auto"), bf16)
     assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
     assert ((bf16 - fp32).norm() / fp32.norm()).item() < 0.05

@@ -142,13 +142,15 @@ def test_fid_during_training_is_written_and_matches_an_independent_measurement(t
     from diffusion_core.images import to_unit_numpy
     from diffusion_core.metrics import evaluate_samples
     from diffusion_core.objectives import objective_from_config
+    from diffusion_core.precision import with_precision
 
     cfg = tiny_config(epochs=2, fid_every=1, fid_samples=32)
     train(cfg, tmp_path / "run")
     rows = read_jsonl(tmp_path / "run" / "metrics.jsonl")
     assert [r["fid_samples"] for r in rows] == [32, 32] and all(r["fid"] > 0 for r in rows)
-    # recompute epoch 2's value from the saved checkpoint: same sampler, seed and reference
-    model = load_checkpoint(tmp_path / "run" / "model").model
+    # recompute epoch 2's value from the saved checkpoint: same sampler, seed, reference and precision
+    # (auto: bf16 autocast where the CPU has it natively, as the trainer's monitor ran it)
+    model = with_precision(load_checkpoint(tmp_path / "run" / "model").model, cfg.precision, "cpu")
     samples = to_unit_numpy(objective_from_config(cfg.diffusion).preview(model, 32, cfg.seed, "cpu"))
     held = to_unit_numpy(load_dataset("mnist", "test", download=False).images)
     with warnings.catch_warnings():

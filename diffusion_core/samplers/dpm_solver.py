@@ -7,7 +7,8 @@ With α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log(α_t/σ_t), h = λ_s −
     SDE:  z_s = (σ_s/σ_t) e^{−h} z_t + α_s (1 − e^{−2h}) D + σ_s √(1 − e^{−2h}) · N(0, I)
 The SDE solver adds fresh noise at every step as the ancestral sampler does (its first-order form
 is DDIM with η = 1) and is second order, so it keeps the data's spread in few steps where DDIM
-with η = 1 shrinks it. Timesteps are spaced evenly in λ (so r = 1 wherever integer t allows).
+with η = 1 shrinks it. Timesteps are spaced evenly in λ (so r = 1 wherever integer t allows), from T or, for schedules
+that end far noisier than the report's (cosine), from where λ reaches LOG_SNR_MIN (see base.py).
 The final step goes to σ = 0, where both reduce to z_0 = x̂0 (first order, as is usual).
 """
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from ..noise import predict_x0
 from ..schedules import NoiseSchedule
-from .base import SamplerStep, log_snr_spaced_timesteps, model_call, seeded_noise
+from .base import SamplerStep, half_log_snr, log_snr_spaced_timesteps, model_call, seeded_noise
 
 
 def dpm_solver_2m_steps(
@@ -39,9 +40,6 @@ def dpm_solver_2m_steps(
     alpha_bars = schedule.alpha_bars.tolist()
     ts = log_snr_spaced_timesteps(alpha_bars, steps)
 
-    def lam(ab: float) -> float:
-        return 0.5 * (math.log(ab) - math.log1p(-ab))
-
     z = z_T
     x0_prev, h_prev = None, None
     for i, t in enumerate(ts):
@@ -54,7 +52,7 @@ def dpm_solver_2m_steps(
             break
         ab_s = alpha_bars[ts[i + 1]]
         sigma_t, sigma_s, alpha_s = (1 - ab_t) ** 0.5, (1 - ab_s) ** 0.5, ab_s**0.5
-        h = lam(ab_s) - lam(ab_t)
+        h = half_log_snr(ab_s) - half_log_snr(ab_t)
         d = x0 if x0_prev is None else x0 + (x0 - x0_prev) / (2 * (h_prev / h))
         if stochastic:
             z = (sigma_s / sigma_t) * math.exp(-h) * z - alpha_s * math.expm1(-2 * h) * d

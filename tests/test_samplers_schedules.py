@@ -1,0 +1,65 @@
+"""Every noise sampler on every schedule kind and preset: through the library with the exact ε of
+Gaussian data (known answer: the data's mean and spread), and through the CLI on saved checkpoints."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion_core.checkpoints import save_checkpoint
+from diffusion_core.cli import main
+from diffusion_core.models import build_model
+from diffusion_core.samplers import NOISE_SAMPLERS, sample_noise
+from diffusion_core.samplers.base import LOG_SNR_MIN, half_log_snr, log_snr_spaced_timesteps
+from diffusion_core.schedules import PRESETS, SCHEDULE_KINDS, make_schedule, preset_schedule
+
+from .conftest import TINY_CNN
+from .test_samplers import GaussianOracleEps
+
+SCHEDULES = {kind: (lambda kind=kind: make_schedule(kind)) for kind in SCHEDULE_KINDS} | {
+    f"preset {name}": (lambda name=name: preset_schedule(name)) for name in PRESETS}
+# spread after each sampler at its default steps, relative to the data's (DDIM η = 0 narrows it at 50 steps)
+STD_TOLERANCE = {"ancestral": 0.08, "ddim": 0.25, "dpm++2m": 0.08, "dpm++2m-sde": 0.1}
+
+
+@pytest.mark.parametrize("sampler", NOISE_SAMPLERS)
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_every_sampler_reproduces_gaussian_data_on_every_schedule(schedule, sampler):
+    """x ~ N(μ, s²) per pixel with the exact ε-predictor: finite samples with the data's mean and std."""
+    mu, s = 0.1, 0.2
+    sched = SCHEDULES[schedule]()
+    out = sample_noise(GaussianOracleEps(mu, s, sched), sched, sampler, n=64, seed=0, image_shape=(1, 8, 8)).samples
+    assert torch.isfinite(out).all()
+    assert out.mean().item() == pytest.approx(mu, abs=0.02)
+    assert out.std().item() == pytest.approx(s, rel=STD_TOLERANCE[sampler])
+
+
+def test_log_snr_steps_skip_the_cosine_schedules_capped_tail_and_keep_the_presets():
+    cosine = make_schedule("cosine").alpha_bars.tolist()
+    ts = log_snr_spaced_timesteps(cosine, 20)
+    assert sum(t >= 992 for t in ts) <= 2  # evenly in λ from −9.9 it was 8 of 20
+    assert half_log_snr(cosine[ts[0]]) >= LOG_SNR_MIN > half_log_snr(cosine[ts[0] + 1])
+    lam = [half_log_snr(cosine[t]) for t in ts]
+    gaps = np.diff(lam)
+    assert gaps.min() > 0 and gaps.max() < 1.6 * np.median(gaps)  # evenly spaced in λ where t allows
+    assert math.isinf(half_log_snr(cosine[0]))  # ᾱ_0 = 1: never a step, no math domain error
+    for name in PRESETS:  # their λ_T ≥ LOG_SNR_MIN: they start at T as before
+        sched = preset_schedule(name)
+        assert log_snr_spaced_timesteps(sched.alpha_bars.tolist(), 20)[0] == sched.T
+
+
+@pytest.mark.parametrize("kind", SCHEDULE_KINDS)
+def test_cli_samples_every_schedule_kind_with_every_sampler(tmp_path, kind, capsys):
+    torch.manual_seed(0)
+    config = {"model": TINY_CNN, "dataset": "mnist", "epochs": 1,
+              "diffusion": {"type": "noise", "schedule": {"kind": kind, "beta1": 1e-4, "beta2": 0.02, "T": 100}}}
+    path = save_checkpoint(tmp_path / kind, build_model(TINY_CNN), config)
+    for sampler in NOISE_SAMPLERS:
+        out = tmp_path / f"{kind}-{sampler}"
+        steps = [] if sampler == "ancestral" else ["--steps", "10"]
+        assert main(["sample", str(path), "--sampler", sampler, *steps, "--n", "4", "--out", str(out)]) == 0, \
+            capsys.readouterr().err
+        images = np.load(out.with_suffix(".npy"))
+        assert images.shape == (4, 28, 28) and np.isfinite(images).all()
+        assert images.min() >= 0.0 and images.max() <= 1.0
