@@ -23,15 +23,35 @@ def test_report_cnn_has_the_reports_structure():
     torch.testing.assert_close(m.frequencies, torch.tensor(expected))
 
 
-def test_time_embedding_is_added_after_the_first_block():
-    m = ReportCNN(hidden=(4, 4), kernel_size=3, time_embed_dim=8).eval()
-    z = torch.randn(2, 1, 28, 28)
-    t = torch.tensor([0.1, 0.9])
-    h = m.blocks[0](z) + m.time_encoding(t)
-    for block in m.blocks[1:]:
-        h = block(h)
-    torch.testing.assert_close(m(z, t), m.final(h))
-    assert not torch.allclose(m(z, t), m(z, torch.tensor([0.5, 0.5])))
+def test_one_report_block_is_layernorm_then_gelu_then_the_time_embedding():
+    """A known answer: with identity convolutions and a constant time embedding c, the one-block CNN gives
+    GELU(LayerNorm(z)) + c, LayerNorm over the whole (C, H, W) map of each image."""
+    m = ReportCNN(hidden=(1,)).eval()
+    with torch.no_grad():
+        for conv in (m.blocks[0].conv, m.final):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            k = conv.kernel_size[0] // 2
+            conv.weight[0, 0, k, k] = 1.0  # the identity, given "same" padding
+        m.time_embed[-1].weight.zero_()
+        m.time_embed[-1].bias.fill_(0.25)
+    z = torch.randn(3, 1, 28, 28) * 2 + 1
+    x = (z - z.mean(dim=(1, 2, 3), keepdim=True)) / (z.var(dim=(1, 2, 3), unbiased=False, keepdim=True) + 1e-5).sqrt()
+    expected = 0.5 * x * (1 + torch.erf(x / math.sqrt(2))) + 0.25
+    torch.testing.assert_close(m(z, torch.tensor([0.0, 0.5, 1.0])), expected)
+
+
+@pytest.mark.parametrize("cfg", [{"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}},
+                                 {"arch": "unet", "params": {"base_channels": 8}}])
+def test_the_output_depends_on_t_and_on_nothing_else_in_the_batch(cfg):
+    torch.manual_seed(0)
+    m = build_model(cfg).eval()
+    z = torch.randn(3, 1, 28, 28)
+    t = torch.tensor([0.1, 0.5, 0.9])
+    out = m(z, t)
+    assert torch.equal(m(z, t), out)  # the same t, the same output
+    assert ((m(z, t + 0.05) - out).abs().amax(dim=(1, 2, 3)) > 1e-4).all()  # another t, another output
+    torch.testing.assert_close(m(z[1:2], t[1:2]), out[1:2])  # each image on its own: no batch statistics
 
 
 @pytest.mark.parametrize("cfg", [{"arch": "cnn", "params": {}}, {"arch": "unet", "params": {}},
@@ -53,6 +73,7 @@ def test_unet_uses_the_time_and_an_optional_label():
     t = torch.tensor([0.2, 0.2])
     assert not torch.allclose(m(z, t), m(z, t + 0.5))
     assert not torch.allclose(m(z, t, torch.tensor([1, 1])), m(z, t, torch.tensor([7, 7])))
+    torch.testing.assert_close(m(z, t, torch.tensor([-1, -1])), m(z, t))  # label −1: no label
 
 
 @pytest.mark.parametrize(
