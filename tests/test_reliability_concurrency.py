@@ -6,9 +6,11 @@ threads, and the cap on samples per request. Going over a cap is a message, neve
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -36,14 +38,12 @@ def _fresh(tmp_path, monkeypatch):
 
 @pytest.fixture
 def stand_ins(monkeypatch):
-    """Jobs launched as stand-in processes (alive, named like a training job, never training); the
-    launch is slowed down so that two unserialised launches would overlap."""
+    """Jobs launched as stand-in processes (alive, named like a training job, never training)."""
     procs = []
 
     def spawn(run_dir, cli_args, job):
         proc = stand_in_job()
         procs.append(proc)
-        time.sleep(0.3)  # (a real launch also takes a moment before job.json exists)
         atomic_write_json(run_dir / "job.json", {**job, "pid": proc.pid, "command": cli_args,
                                                  "started": time.time(), "stop_requested": False})
         return proc.pid
@@ -91,12 +91,42 @@ def test_two_real_jobs_train_at_once_without_cross_talk():
         assert str(done.run_dir) in (done.run_dir / "log.txt").read_text()  # each wrote its own log
 
 
-def test_two_launches_racing_for_the_last_slot_start_exactly_one(stand_ins, monkeypatch):
+@pytest.fixture
+def launch_window(monkeypatch):
+    """Holds a launch that has passed the cap check (the window before its job exists) until the other launch
+    is inside that window too (launches not serialised) or waiting for the launch lock (serialised): the two
+    launches provably overlap, with no sleep."""
+    state = threading.Condition()
+    inside, waiting = set(), set()
+    real_check, real_flock = jobs._check_cap, fcntl.flock
+
+    def flock(fd, op):
+        if op == fcntl.LOCK_EX:
+            try:
+                return real_flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with state:
+                    waiting.add(threading.get_ident())
+                    state.notify_all()
+        return real_flock(fd, op)
+
+    def check_cap(root):
+        real_check(root)
+        me = threading.get_ident()
+        with state:
+            inside.add(me)
+            state.notify_all()
+            assert state.wait_for(lambda: (inside | waiting) - {me}, timeout=60), "the other launch never came"
+
+    monkeypatch.setattr(jobs, "fcntl", SimpleNamespace(flock=flock, LOCK_EX=fcntl.LOCK_EX, LOCK_UN=fcntl.LOCK_UN))
+    monkeypatch.setattr(jobs, "_check_cap", check_cap)
+    return inside
+
+
+def test_two_launches_racing_for_the_last_slot_start_exactly_one(stand_ins, launch_window, monkeypatch):
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
-    barrier = threading.Barrier(2)
 
     def launch(seed: int):
-        barrier.wait()
         try:
             return jobs.start_training({**TINY, "T": 50, "seed": seed})
         except jobs.JobError as exc:
@@ -107,6 +137,7 @@ def test_two_launches_racing_for_the_last_slot_start_exactly_one(stand_ins, monk
     started = [o for o in outcomes if isinstance(o, jobs.RunInfo)]
     refused = [o for o in outcomes if isinstance(o, jobs.JobError)]
     assert len(started) == 1 and len(refused) == 1, outcomes
+    assert len(launch_window) == 1  # the other launch waited for the lock, then failed the cap check
     assert "the limit is 1" in str(refused[0]) and started[0].run_id in str(refused[0])
     assert [r.run_id for r in jobs.list_runs()] == [started[0].run_id]  # the refused one left no run directory
 
