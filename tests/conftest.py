@@ -27,3 +27,18 @@ def tiny_noise_checkpoint(tmp_path):
     config = {"model": TINY_CNN, "diffusion": {"type": "noise", "schedule": {
         "kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 20}}, "dataset": "mnist", "epochs": 1}
     return save_checkpoint(tmp_path / "tiny", model, config)
+
+
+# Modules whose results depend on what `precision auto` resolves to on this CPU (training, sampling
+# checkpoints, the CLI, Home's Generate). .ci/run runs them a second time with DIFFUSION_LAB_NATIVE_BF16
+# set to the other answer, so a machine without native bf16 also sees what one with it would show.
+PRECISION_SENSITIVE = {
+    "test_precision", "test_training", "test_distributed", "test_samplers_schedules", "test_guidance", "test_cli",
+    "test_cli_evaluate", "test_ship", "test_reliability_divergence", "test_app_home",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rpartition(".")[2] in PRECISION_SENSITIVE:
+            item.add_marker(pytest.mark.precision)
