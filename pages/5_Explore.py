@@ -84,7 +84,9 @@ if generated is None:
 tab_density, tab_clusters = st.tabs(["Density plots", "PCA clusters"])
 with tab_density:
     d1, d2, d3 = st.columns(3)
-    kind = d1.radio("Features", list(FEATURES), format_func=FEATURES.get, key="ex_density_kind")
+    kind = d1.radio("Features", list(FEATURES), index=1, format_func=FEATURES.get, key="ex_density_kind",
+                    help="The report's view is the first N pixels: with the first pixel at 0, the blank top row, "
+                    "zero for every digit. PCA components are the directions in which real digits vary most.")
     n_feat = int(d2.slider("Number of features N", min_value=1, max_value=30, value=20, key="ex_density_n"))
     start = 0
     if kind == "pixels":

@@ -48,6 +48,11 @@ def test_real_digits_only_without_a_model_or_classifier():
     no_exceptions(at)
     assert errors(at) == []
     assert any(i.value.startswith("No trained models yet") for i in at.info)
+    titles = [a["text"] for a in charts(at)[0]["layout"]["annotations"]]
+    assert [t.split(" ")[0] for t in titles] == [f"PC{i}" for i in range(1, 21)]  # by default: where digits differ
+    at.radio(key="ex_density_kind").set_value("pixels").run()  # the report's view, one click away
+    titles = [a["text"] for a in charts(at)[0]["layout"]["annotations"]]
+    assert titles == [f"pixel {c} (row 0, col {c})" for c in range(20)]
     at.number_input(key="ex_density_start").set_value(392)
     at.slider(key="ex_density_n").set_value(5).run()
     density = charts(at)[0]
@@ -117,6 +122,7 @@ def test_with_the_classifier_its_features_and_predicted_classes_are_used(shipped
 
 def test_bad_settings_show_errors():
     at = small_app()
+    at.radio(key="ex_density_kind").set_value("pixels").run()
     at.number_input(key="ex_density_start").set_value(780).run()
     assert errors(at) == ["Cannot draw the densities: start must be an integer between 0 and 764 for n=20 pixels; "
                           "got 780"]
