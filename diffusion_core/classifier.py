@@ -41,6 +41,8 @@ OPTIONAL_FIELDS = {"name", "classes", "dataset", "epochs", "training", "metrics"
 PARAMS = {"channels", "feature_dim", "num_classes"}
 DEFAULT_PARAMS = {"channels": [32, 64], "feature_dim": 128, "num_classes": 10}
 SHIPPED_NAME = "classifier"
+# allowed ranges of ClassifierTrainConfig's integer fields (limit: when set); the CLI checks against them
+INT_RANGES = {"epochs": (1, 1000), "batch_size": (1, 4096), "val_size": (1, 100_000), "limit": (2, 10_000_000)}
 
 
 class MNISTClassifier(nn.Module):
@@ -118,16 +120,14 @@ class ClassifierTrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"{name} must be an integer between {lo} and {hi}; got {value!r}")
 
-        whole("epochs", self.epochs, 1, 1000)
-        whole("batch_size", self.batch_size, 1, 4096)
-        whole("val_size", self.val_size, 1, 100_000)
+        for name, (lo, hi) in INT_RANGES.items():
+            if name != "limit" or self.limit is not None:
+                whole(name, getattr(self, name), lo, hi)
         for name, value, hi in (("max_shift", self.max_shift, 8), ("max_rotation", self.max_rotation, 45),
                                 ("max_scale", self.max_scale, 0.5)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= hi:
                 raise ValueError(f"{name} must be a number between 0 and {hi}; got {value!r}")
         whole("seed", self.seed, 0, 2**63 - 1)
-        if self.limit is not None:
-            whole("limit", self.limit, 2, 10_000_000)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or not 0 < self.lr <= 1:
             raise ValueError(f"lr must be a number with 0 < lr ≤ 1; got {self.lr!r}")
         build_classifier({"arch": ARCH, "params": self.params or {}})

@@ -1,36 +1,103 @@
-"""Command line: python -m diffusion_core {train, sample, info}."""
+"""Command line: python -m diffusion_core {train, sample, info, evaluate, ship, figures, train-classifier}.
+
+Every numeric argument is checked against the library's own limits when argparse reads it, so a bad
+value is refused in one line ("error: argument --n: …") before any checkpoint or data is loaded."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
+import math
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 
 from . import __version__
+from . import classifier as _classifier
 from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint, resolve_checkpoint, shipped_dir
 from .cold import COLD_LOSSES, COLD_SAMPLERS, COLD_STARTS
 from .data import DATASETS, DatasetUnavailableError
 from .degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
+from .degradations import MAX_T as DEGRADATION_MAX_T
+from .guidance import MAX_GUIDANCE, NO_LABEL
 from .images import save_samples, to_unit_numpy
 from .models import ARCHITECTURES
 from .precision import PRECISIONS
-from .samplers import NOISE_SAMPLERS
-from .sampling import sample_checkpoint, samplers_for
-from .schedules import PRESETS, SCHEDULE_KINDS
-from .training import TrainConfig, TrainingError, noise_diffusion_config, train
+from .samplers import MAX_SAMPLES, NOISE_SAMPLERS, SamplerStep, validate_seed
+from .sampling import sample_checkpoint, sampler_step_count, samplers_for
+from .schedules import MAX_T, PRESETS, SCHEDULE_KINDS
+from .training import INT_RANGES, TrainConfig, TrainingError, noise_diffusion_config, train
+
+DIGIT_RANGE = (NO_LABEL, 9)  # a digit, or -1: unconditional (guidance.sample_labels)
+# the models check widths and kernels only from below; these keep a typo from allocating gigabytes
+MAX_WIDTH, MAX_KERNEL = 1024, 27
 
 
-def _int_list(text: str) -> list[int]:
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, "error: argument --n: …", like the commands' own."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _whole(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer in lo..hi."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = lo - 1
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer between {lo} and {hi}; got {text!r}")
+        return value
+    return whole
+
+
+def _seed(text: str) -> int:
+    """An argparse type: a seed, as samplers.validate_seed takes it."""
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        value = int(text)
+        validate_seed(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer below 2**63; got {text!r}") from None
+    return value
+
+
+def _number(lo: float, hi: float = math.inf, open_lo: bool = False, open_hi: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number between lo and hi (each end excluded when open)."""
+    rule = " ".join([f"{lo:g}", "<" if open_lo else "≤", "value"] +
+                    ([] if hi == math.inf else ["<" if open_hi else "≤", f"{hi:g}"]))
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (lo < value if open_lo else lo <= value)
+                and (value < hi if open_hi else value <= hi)):
+            raise argparse.ArgumentTypeError(f"must be a number with {rule}; got {text!r}")
+        return value
+    return number
+
+
+def _int_list(lo: int, hi: int) -> Callable[[str], list[int]]:
+    """An argparse type: comma-separated integers, each in lo..hi."""
+    def int_list(text: str) -> list[int]:
+        try:
+            values = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values or not lo <= min(values) <= max(values) <= hi:
+            raise argparse.ArgumentTypeError(f"must be comma-separated integers between {lo} and {hi}; got {text!r}")
+        return values
+    return int_list
 
 
 def _key_value(text: str) -> tuple[str, object]:
@@ -51,8 +118,13 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
+N_SAMPLES = _whole(1, MAX_SAMPLES)  # samplers.validate_sample_count
+STEPS = _whole(1, max(MAX_T, DEGRADATION_MAX_T))  # at most the checkpoint's own T: checked once it is loaded
+ETA = _number(0, 1)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m diffusion_core", description="Diffusion Lab: train and sample "
+    p = _Parser(prog="python -m diffusion_core", description="Diffusion Lab: train and sample "
                                 "denoising diffusion models on MNIST-sized images.")
     p.add_argument("--version", action="version", version=f"diffusion_core {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -65,13 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("diffusion process")
     g.add_argument("--preset", choices=sorted(PRESETS), help="the report's schedules (default: 'default')")
     g.add_argument("--schedule", choices=SCHEDULE_KINDS, help="schedule kind, with --beta1/--beta2/--T")
-    g.add_argument("--beta1", type=float, help="with --schedule: β at t=0 (0 < β1 < β2 < 1; default 1e-4)")
-    g.add_argument("--beta2", type=float, help="with --schedule: β at t=T (default 0.02)")
-    g.add_argument("--T", type=int, help="with --schedule: number of diffusion steps (1..100000; default 1000)")
+    beta = _number(0, 1, open_lo=True, open_hi=True)
+    g.add_argument("--beta1", type=beta, help="with --schedule: β at t=0 (0 < β1 < β2 < 1; default 1e-4)")
+    g.add_argument("--beta2", type=beta, help="with --schedule: β at t=T (default 0.02)")
+    g.add_argument("--T", type=_whole(1, MAX_T), help=f"with --schedule: number of diffusion steps (1..{MAX_T}; "
+                   "default 1000)")
     c = t.add_argument_group("cold diffusion (instead of noise)")
     c.add_argument("--degradation", choices=DEGRADATION_KINDS, help="train a restorer for this degradation "
                    "(Algorithm 3); 'blur' is the report's (σ_t = 0.02 + 0.01·t, T = 500)")
-    c.add_argument("--degradation-T", type=int, help="degradation steps (default per kind: " +
+    c.add_argument("--degradation-T", type=_whole(1, DEGRADATION_MAX_T), help="degradation steps (default per kind: " +
                    ", ".join(f"{k} {v}" for k, v in DEFAULT_T.items()) + ")")
     c.add_argument("--degradation-schedule", choices=STRENGTH_SCHEDULES, default="linear",
                    help="strength schedule s(t/T) (default linear, as the report)")
@@ -83,50 +157,55 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--arch", choices=sorted(ARCHITECTURES), help="report CNN or U-Net (default cnn)")
     m.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint's weights (a path, run "
                    "directory or shipped name; its architecture is used, with a fresh optimiser)")
-    m.add_argument("--hidden", type=_int_list, help="CNN hidden widths (default 16,32,32,16)")
-    m.add_argument("--kernel-size", type=int, help="CNN kernel size (odd; default 7)")
-    m.add_argument("--base-channels", type=int, help="U-Net base channels (multiple of 8; default 32)")
+    m.add_argument("--hidden", type=_int_list(1, MAX_WIDTH), help="CNN hidden widths (default 16,32,32,16)")
+    m.add_argument("--kernel-size", type=_whole(1, MAX_KERNEL), help=f"CNN kernel size (odd, 1..{MAX_KERNEL}; "
+                   "default 7)")
+    m.add_argument("--base-channels", type=_whole(8, MAX_WIDTH), help="U-Net base channels (multiple of 8; default 32)")
     m.add_argument("--conditional", action="store_true", help="U-Net only: class-conditional on the digit labels, "
                    "for classifier-free guidance (an unconditional --init-from starts with a zero label embedding)")
-    m.add_argument("--label-dropout", type=float, default=0.1, metavar="P", help="with --conditional: probability "
-                   "of training a label as 'none', so the same net learns the unconditional ε (default 0.1)")
+    m.add_argument("--label-dropout", type=_number(0, 1, open_hi=True), default=0.1, metavar="P",
+                   help="with --conditional: probability (0 ≤ P < 1) of training a label as 'none', so the same "
+                   "net learns the unconditional ε (default 0.1)")
     o = t.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, help="epochs to train (default 100); with --resume, the total to reach "
-                   "(default: the run's own total)")
-    o.add_argument("--batch-size", type=int, default=128)
-    o.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4)")
-    o.add_argument("--ema", type=float, metavar="DECAY", help="keep an EMA of the weights (e.g. 0.999)")
-    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--epochs", type=_whole(*INT_RANGES["epochs"]), help="epochs to train (default 100); with "
+                   "--resume, the total to reach (default: the run's own total)")
+    o.add_argument("--batch-size", type=_whole(*INT_RANGES["batch_size"]), default=128)
+    o.add_argument("--lr", type=_number(0, 1, open_lo=True), default=2e-4, help="Adam learning rate (default 2e-4)")
+    o.add_argument("--ema", type=_number(0, 1, open_lo=True, open_hi=True), metavar="DECAY",
+                   help="keep an EMA of the weights (e.g. 0.999)")
+    o.add_argument("--seed", type=_seed, default=0)
     o.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     _precision_argument(o)
     d = t.add_argument_group("data")
     d.add_argument("--dataset", choices=DATASETS, default="mnist")
     d.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
     d.add_argument("--no-download", action="store_true", help="never try to download")
-    d.add_argument("--limit", type=int, help="train on the first N images only")
-    t.add_argument("--sample-epochs", type=_int_list, help="epochs at which to save previews "
+    d.add_argument("--limit", type=_whole(*INT_RANGES["limit"]), help="train on the first N images only")
+    t.add_argument("--sample-epochs", type=_int_list(*INT_RANGES["epochs"]), help="epochs at which to save previews "
                    "(default every 10th and the last)")
-    t.add_argument("--fid-every", type=int, default=0, metavar="N", help="measure classifier-FID every N epochs "
-                   "and at the end (default 0: never; MNIST only)")
-    t.add_argument("--fid-samples", type=int, default=256, help="samples per FID measurement (default 256)")
+    t.add_argument("--fid-every", type=_whole(*INT_RANGES["fid_every"]), default=0, metavar="N",
+                   help="measure classifier-FID every N epochs and at the end (default 0: never; MNIST only)")
+    t.add_argument("--fid-samples", type=_whole(*INT_RANGES["fid_samples"]), default=256,
+                   help="samples per FID measurement (default 256)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("sample", help="generate images from a checkpoint",
                        description="Sample from a checkpoint; writes OUT.npy (N×28×28 in [0, 1]) and OUT.png.")
     s.add_argument("checkpoint", help="a .safetensors/.json pair, a run directory, or a shipped name")
-    s.add_argument("--n", type=int, default=16, help="number of images (1..4096; default 16)")
+    s.add_argument("--n", type=N_SAMPLES, default=16, help=f"number of images (1..{MAX_SAMPLES}; default 16)")
     s.add_argument("--sampler", help=f"noise: one of {', '.join(NOISE_SAMPLERS)} (default ancestral); "
                    f"cold: one of {', '.join(COLD_SAMPLERS)} (default improved)")
-    s.add_argument("--steps", type=int, help="steps for ddim / dpm++2m and the cold naive / improved samplers "
+    s.add_argument("--steps", type=STEPS, help="steps for ddim / dpm++2m and the cold naive / improved samplers "
                    "(ancestral always takes T; cold default: all T)")
     s.add_argument("--start", choices=COLD_STARTS, help="cold checkpoints: start from a Gaussian mixture fitted "
                    "to degraded training images (default) or from a black image (the report)")
-    s.add_argument("--eta", type=float, default=0.0, help="DDIM stochasticity η in [0, 1] (default 0)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--eta", type=ETA, default=0.0, help="DDIM stochasticity η in [0, 1] (default 0)")
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--out", type=Path, default=Path("samples"), help="output stem (default ./samples)")
     s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     _precision_argument(s)
     _class_arguments(s)
+    _quiet_argument(s)
 
     i = sub.add_parser("info", help="list shipped checkpoints, or describe one",
                        description="Without an argument, list the shipped checkpoints in checkpoints/ "
@@ -138,11 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "analogue of SOURCE: a .npy of N×28×28 images in [0, 1], or a checkpoint to sample from. "
                        "Prints JSON.")
     e.add_argument("source", help="a .npy file, a .safetensors/.json pair, a run directory or a shipped name")
-    e.add_argument("--n", type=int, default=1000, help="samples to draw from a checkpoint (default 1000)")
+    e.add_argument("--n", type=N_SAMPLES, default=1000, help="samples to draw from a checkpoint (default 1000)")
     e.add_argument("--sampler", help="sampler for a checkpoint (default: its first, e.g. ancestral)")
-    e.add_argument("--steps", type=int, help="steps for few-step samplers")
-    e.add_argument("--eta", type=float, default=0.0, help="DDIM η (default 0)")
-    e.add_argument("--seed", type=int, default=0, help="sampling seed and the floor's draw (default 0)")
+    e.add_argument("--steps", type=STEPS, help="steps for few-step samplers")
+    e.add_argument("--eta", type=ETA, default=0.0, help="DDIM η (default 0)")
+    e.add_argument("--seed", type=_seed, default=0, help="sampling seed and the floor's draw (default 0)")
     e.add_argument("--reference", choices=["test", "train"], default="test",
                    help="real split the FID compares against (default test); the floor uses the other split")
     e.add_argument("--scale", action="store_true", help="also compute the FID floor (held-out real digits) and "
@@ -155,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     _precision_argument(e)
     _class_arguments(e)
+    _quiet_argument(e)
 
     h = sub.add_parser("ship", help="copy a finished run into checkpoints/ with measured metrics and a card",
                        description="Sample N images from RUN_DIR's model with its default sampler, measure "
@@ -163,16 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("run", type=Path, metavar="RUN_DIR")
     h.add_argument("--name", required=True, help="shipped name, e.g. default-unet")
     h.add_argument("--out-dir", type=Path, default=shipped_dir(), help="default: the project's checkpoints/")
-    h.add_argument("--n", type=int, default=1000, help="samples to measure (default 1000)")
+    h.add_argument("--n", type=N_SAMPLES, default=1000, help="samples to measure (default 1000)")
     h.add_argument("--sampler", help="default: the model's first sampler")
-    h.add_argument("--steps", type=int)
-    h.add_argument("--eta", type=float, default=0.0)
-    h.add_argument("--seed", type=int, default=0)
+    h.add_argument("--steps", type=STEPS)
+    h.add_argument("--eta", type=ETA, default=0.0)
+    h.add_argument("--seed", type=_seed, default=0)
     h.add_argument("--reference", choices=["test", "train"], default="test")
     h.add_argument("--data-root")
     h.add_argument("--no-download", action="store_true")
     h.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
     _class_arguments(h, ship=True)
+    _quiet_argument(h)
 
     f = sub.add_parser("figures", help="write the report's figures as HTML files",
                        description="Write the report's figures (ᾱ_t, sample grids, samples at epochs, loss and "
@@ -181,30 +262,35 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--runs", type=Path, nargs="*", default=[], help="training run directories (curves, previews)")
     f.add_argument("--samples", nargs="*", default=[], metavar="NAME=FILE.npy", help="sample sets in [0, 1]")
     f.add_argument("--checkpoints", nargs="*", default=[], help="checkpoints to sample --n images from")
-    f.add_argument("--n", type=int, default=16, help="images per checkpoint (default 16)")
+    f.add_argument("--n", type=N_SAMPLES, default=16, help="images per checkpoint (default 16)")
     f.add_argument("--sampler", help="sampler for the checkpoints (default: each one's first)")
-    f.add_argument("--steps", type=int, help="steps for few-step samplers")
-    f.add_argument("--seed", type=int, default=0)
-    f.add_argument("--real-n", type=int, default=500, help="real test digits in the density / PCA views")
-    f.add_argument("--fid-floor", type=float, help="draw this real-data FID floor on the FID curves")
+    f.add_argument("--steps", type=STEPS, help="steps for few-step samplers")
+    f.add_argument("--seed", type=_seed, default=0)
+    f.add_argument("--real-n", type=N_SAMPLES, default=500, help="real test digits in the density / PCA views "
+                   f"(1..{MAX_SAMPLES}; default 500)")
+    f.add_argument("--fid-floor", type=_number(0), help="draw this real-data FID floor on the FID curves")
     f.add_argument("--classifier", type=Path, help="classifier checkpoint (default checkpoints/classifier)")
     f.add_argument("--self-contained", action="store_true", help="embed plotly.js in every file (default: one "
                    "plotly.min.js next to them)")
     f.add_argument("--data-root", help="dataset cache folder")
     f.add_argument("--no-download", action="store_true", help="never try to download")
+    _quiet_argument(f)
 
     c = sub.add_parser("train-classifier", help="train the MNIST classifier behind the metrics",
                        description="Train the small MNIST CNN used for classifier-FID and write OUT.safetensors, "
                        "OUT.json and the card OUT.md.")
     c.add_argument("--out", type=Path, default=Path("checkpoints/classifier"), help="output stem "
                    "(default checkpoints/classifier)")
-    c.add_argument("--epochs", type=int, default=15)
-    c.add_argument("--batch-size", type=int, default=64)
-    c.add_argument("--lr", type=float, default=1e-3)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--val-size", type=int, default=500, help="training digits held out for validation")
+    ranges = _classifier.INT_RANGES
+    c.add_argument("--epochs", type=_whole(*ranges["epochs"]), default=15)
+    c.add_argument("--batch-size", type=_whole(*ranges["batch_size"]), default=64)
+    c.add_argument("--lr", type=_number(0, 1, open_lo=True), default=1e-3)
+    c.add_argument("--seed", type=_seed, default=0)
+    c.add_argument("--val-size", type=_whole(*ranges["val_size"]), default=500,
+                   help="training digits held out for validation")
     c.add_argument("--no-augment", action="store_true", help="no random rotation / scale / shift")
-    c.add_argument("--limit", type=int, help="use only the first N training digits (quick checks)")
+    c.add_argument("--limit", type=_whole(*ranges["limit"]), help="use only the first N training digits "
+                   "(quick checks)")
     c.add_argument("--data-root", help="dataset cache folder")
     c.add_argument("--no-download", action="store_true", help="never try to download")
     return p
@@ -314,24 +400,35 @@ def _precision_argument(parser: argparse.ArgumentParser | argparse._ArgumentGrou
 
 def _class_arguments(parser: argparse.ArgumentParser, ship: bool = False) -> None:
     g = parser.add_argument_group("class-conditional models (trained with --conditional)")
-    g.add_argument("--digit", type=int, help="generate this digit 0–9 (-1: unconditional; default: 0–9 in turn)")
-    g.add_argument("--guidance", type=float, help="classifier-free guidance scale w ≥ 0: ε̃ = (1+w)·ε(z,t,y) − "
-                   "w·ε(z,t,∅) (" + ("stored as the model's default" if ship else "default: the model's own") + ")")
+    g.add_argument("--digit", type=_whole(*DIGIT_RANGE), help="generate this digit 0–9 (-1: unconditional; "
+                   "default: 0–9 in turn)")
+    g.add_argument("--guidance", type=_number(0, MAX_GUIDANCE), help=f"classifier-free guidance scale "
+                   f"0 ≤ w ≤ {MAX_GUIDANCE:g}: ε̃ = (1+w)·ε(z,t,y) − w·ε(z,t,∅) ("
+                   + ("stored as the model's default" if ship else "default: the model's own") + ")")
+
+
+def _quiet_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (on stderr) while sampling")
+
+
+@contextlib.contextmanager
+def _progress(total: int, desc: str, quiet: bool) -> Iterator[Callable[[SamplerStep], None] | None]:
+    """An on_step callback driving a tqdm bar on stderr over a run's `total` network steps (None if quiet)."""
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit="step", file=sys.stderr) as bar:
+        def on_step(frame: SamplerStep) -> None:
+            if frame.t > 0:  # the last frame (t = 0) is the result, not a step
+                bar.update(1)
+        yield on_step
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint), device="cpu")
-    from .training import resolve_device
-
-    device = resolve_device(args.device)
-    cold = ckpt.config["diffusion"]["type"] == "cold"
-    if args.start and not cold:
-        raise ValueError("--start applies to cold (degradation) checkpoints only")
-    sampler = args.sampler or samplers_for(ckpt)[0]
-    result = sample_checkpoint(ckpt, sampler, n=args.n, seed=args.seed, steps=args.steps, eta=args.eta,
-                               device=device, start=args.start or "mixture", digit=args.digit, guidance=args.guidance,
-                               precision=args.precision)
-    npy, png = save_samples(to_unit_numpy(result.samples), args.out)
+    images, _ = _checkpoint_images(args.checkpoint, args, args.n)
+    npy, png = save_samples(images, args.out)
     print(f"wrote {npy} and {png}")
     return 0
 
@@ -370,15 +467,26 @@ def _load_npy(path: Path):
         raise ValueError(f"cannot read {path} as a .npy array of N×28×28 images in [0, 1]: {exc}") from None
 
 
+def _short_name(checkpoint: str) -> str:
+    """A checkpoint's name without folder or suffix, for labels."""
+    return Path(checkpoint).stem if checkpoint.endswith((".json", ".safetensors")) else Path(checkpoint).name
+
+
 def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
+    """(n images N×28×28 in [0, 1], sampler) from a checkpoint, with a progress bar unless args.quiet."""
     from .training import resolve_device
 
     ckpt = load_checkpoint(resolve_checkpoint(name), device="cpu")
+    start = getattr(args, "start", None)
+    if start and ckpt.config["diffusion"]["type"] != "cold":
+        raise ValueError("--start applies to cold (degradation) checkpoints only")
     sampler = args.sampler or samplers_for(ckpt)[0]
-    result = sample_checkpoint(ckpt, sampler, n=n, seed=args.seed, steps=args.steps, eta=getattr(args, "eta", 0.0),
-                               device=resolve_device(args.device if hasattr(args, "device") else "cpu"),
-                               digit=getattr(args, "digit", None), guidance=getattr(args, "guidance", None),
-                               precision=getattr(args, "precision", "auto"))
+    total = sampler_step_count(ckpt, sampler, args.steps)  # refuses a sampler or step count this model cannot take
+    with _progress(total, f"{_short_name(name)} ({sampler})", args.quiet) as on_step:
+        result = sample_checkpoint(ckpt, sampler, n=n, seed=args.seed, steps=args.steps, eta=getattr(args, "eta", 0.0),
+                                   device=resolve_device(getattr(args, "device", "cpu")), start=start or "mixture",
+                                   digit=getattr(args, "digit", None), guidance=getattr(args, "guidance", None),
+                                   precision=getattr(args, "precision", "auto"), on_step=on_step)
     return to_unit_numpy(result.samples), sampler
 
 
@@ -473,8 +581,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
             raise ValueError(f"--samples takes NAME=FILE.npy; got {item!r}")
         samples[name] = _load_npy(Path(path))
     for name in args.checkpoints:
-        samples[Path(name).stem if name.endswith((".json", ".safetensors")) else Path(name).name] = \
-            _checkpoint_images(name, args, args.n)[0]
+        samples[_short_name(name)] = _checkpoint_images(name, args, args.n)[0]
     try:
         classifier = load_classifier(args.classifier)
     except CheckpointError as exc:
@@ -521,7 +628,10 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a refused argument (already reported in one line)
+        return exc.code if isinstance(exc.code, int) else 0
     handler = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "evaluate": cmd_evaluate,
                "figures": cmd_figures, "train-classifier": cmd_train_classifier, "ship": cmd_ship}[args.command]
     try:

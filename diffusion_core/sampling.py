@@ -10,7 +10,7 @@ Class-conditional checkpoints take a `digit` (None: every class in turn) and a c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +20,17 @@ from .cold import COLD_SAMPLERS, cold_steps, dataset_mixture
 from .degradations import degradation_from_config
 from .guidance import ClassGuided, is_conditional, sample_labels
 from .precision import with_precision
-from .samplers import NOISE_SAMPLERS, SampleResult, SamplerStep, noise_sampler_steps, run_to_end
+from .samplers import (
+    DEFAULT_STEPS,
+    NOISE_SAMPLERS,
+    SampleResult,
+    SamplerStep,
+    noise_sampler_steps,
+    run_to_end,
+    validate_sample_count,
+    validate_seed,
+)
+from .samplers.base import spaced_timesteps
 from .schedules import schedule_from_config
 
 
@@ -72,6 +82,9 @@ def checkpoint_steps(
 ) -> Iterator[SamplerStep]:
     """Frames (t, z_t, x̂0) of one reverse run of a loaded checkpoint. precision "auto": the network
     runs under bf16 autocast where the hardware does bf16 natively, else in fp32 ("fp32" opts out)."""
+    if not isinstance(start, torch.Tensor):  # a tensor start brings its own images
+        validate_sample_count(n)
+    validate_seed(seed)  # both before a conditional model's labels, so a bad n is a ValueError naming it
     diffusion = checkpoint.config["diffusion"]
     model = checkpoint.model.to(device)
     if is_conditional(model):
@@ -105,6 +118,28 @@ def sample_checkpoint(
     digit: int | None = None,
     guidance: float | None = None,
     precision: str = "auto",
+    on_step: Callable[[SamplerStep], None] | None = None,
 ) -> SampleResult:
+    """One reverse run to the end; on_step sees every frame (sampler_step_count of them have t > 0)."""
     return run_to_end(checkpoint_steps(checkpoint, sampler, n, seed, steps, eta, device, start, digit, guidance,
-                                       precision), record)
+                                       precision), record, on_step)
+
+
+def sampler_step_count(checkpoint: LoadedCheckpoint, sampler: str, steps: int | None = None) -> int:
+    """How many network steps (frames with t > 0) one run of `sampler` takes on this checkpoint — a
+    progress bar's total. Raises the sampler's own ValueError for a sampler or step count it refuses."""
+    diffusion = checkpoint.config["diffusion"]
+    if diffusion["type"] == "cold":
+        T = degradation_from_config(diffusion["degradation"]).T
+        if sampler not in COLD_SAMPLERS:
+            raise ValueError(f"cold sampler must be one of {', '.join(COLD_SAMPLERS)}; got {sampler!r}")
+        ts = spaced_timesteps(T, T if steps is None else steps)
+        return 1 if sampler == "direct" else len(ts)
+    T = diffusion["schedule"]["T"]
+    if sampler not in NOISE_SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(NOISE_SAMPLERS)}; got {sampler!r}")
+    if sampler == "ancestral":
+        if steps not in (None, T):
+            raise ValueError(f"the ancestral sampler takes all T={T} steps; use ddim or dpm++2m for {steps} steps")
+        return T
+    return len(spaced_timesteps(T, DEFAULT_STEPS[sampler] if steps is None else steps))

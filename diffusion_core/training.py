@@ -36,11 +36,14 @@ from .io_utils import append_jsonl, atomic_write_bytes, atomic_write_json, read_
 from .models import build_model, count_parameters
 from .objectives import objective_from_config
 from .precision import PRECISIONS, resolve_precision, with_precision
-from .samplers import validate_seed
+from .samplers import MAX_SAMPLES, validate_seed
 from .schedules import PRESETS, validate_schedule_params
 
 MAX_EPOCHS = 10_000
 MAX_BATCH = 4096
+# allowed ranges of TrainConfig's integer fields (limit: when set); the CLI checks its arguments against them
+INT_RANGES = {"epochs": (1, MAX_EPOCHS), "batch_size": (1, MAX_BATCH), "preview_n": (1, 64),
+              "fid_every": (0, MAX_EPOCHS), "fid_samples": (16, MAX_SAMPLES), "limit": (1, 10_000_000)}
 
 
 class TrainingError(RuntimeError):
@@ -76,18 +79,14 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
                 raise ValueError(f"{name} must be an integer between {lo} and {hi}; got {value!r}")
 
-        whole("epochs", self.epochs, 1, MAX_EPOCHS)
-        whole("batch_size", self.batch_size, 1, MAX_BATCH)
-        whole("preview_n", self.preview_n, 1, 64)
-        whole("fid_every", self.fid_every, 0, MAX_EPOCHS)
-        whole("fid_samples", self.fid_samples, 16, 4096)
+        for name, (lo, hi) in INT_RANGES.items():
+            if name != "limit" or self.limit is not None:
+                whole(name, getattr(self, name), lo, hi)
         validate_seed(self.seed)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or not 0 < self.lr <= 1:
             raise ValueError(f"lr must be a number with 0 < lr ≤ 1; got {self.lr!r}")
         if self.ema_decay is not None and not (isinstance(self.ema_decay, float) and 0 < self.ema_decay < 1):
             raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999), or None; got {self.ema_decay!r}")
-        if self.limit is not None:
-            whole("limit", self.limit, 1, 10_000_000)
         if isinstance(self.label_dropout, bool) or not isinstance(self.label_dropout, (int, float)) \
                 or not 0 <= self.label_dropout < 1:
             raise ValueError(f"label_dropout must be a number with 0 ≤ p < 1 (e.g. 0.1); got {self.label_dropout!r}")

@@ -156,4 +156,4 @@ def test_cli_train_classifier_writes_a_loadable_checkpoint_and_card(tmp_path, ca
     card = out.with_suffix(".md").read_text()
     assert "--epochs 1" in card and "--limit 200" in card and "validation" in card
     assert main(["train-classifier", "--out", str(out), "--epochs", "0"]) == 2
-    assert "epochs must be an integer between 1 and 1000" in capsys.readouterr().err
+    assert "argument --epochs: must be an integer between 1 and 1000" in capsys.readouterr().err

@@ -25,19 +25,20 @@ from tests.app_support import TINY_CNN, app, errors, no_exceptions, write_checkp
 # ---------------------------------------------------------------- the CLI
 
 TRAIN_CASES = [
-    (["--schedule", "linear", "--beta1", "0"], "beta1 must be a number with 0 < beta1 < 1"),
-    (["--schedule", "linear", "--beta2", "1"], "beta2 must be a number with 0 < beta2 < 1"),
-    (["--schedule", "linear", "--beta1", "nan"], "beta1 must be a number with 0 < beta1 < 1"),
-    (["--schedule", "linear", "--T", str(MAX_T + 1)], f"T must be an integer between 1 and {MAX_T}"),
-    (["--lr", "2"], "lr must be a number with 0 < lr ≤ 1"),
-    (["--lr", "nan"], "lr must be a number with 0 < lr ≤ 1"),
-    (["--epochs", str(MAX_EPOCHS + 1)], f"epochs must be an integer between 1 and {MAX_EPOCHS}"),
-    (["--batch-size", "0"], f"batch_size must be an integer between 1 and {MAX_BATCH}"),
-    (["--seed", str(2**63)], "seed must be a non-negative integer below 2**63"),
-    (["--ema", "1.5"], "ema_decay must be between 0 and 1"),
-    (["--limit", "0"], "limit must be an integer between 1"),
-    (["--degradation", "blur", "--degradation-T", "0"], f"degradation T must be an integer between 1 and {DEG_MAX_T}"),
-    (["--degradation", "fade", "--degradation-T", str(DEG_MAX_T + 1)], "degradation T must be an integer"),
+    (["--schedule", "linear", "--beta1", "0"], "argument --beta1: must be a number with 0 < value < 1; got '0'"),
+    (["--schedule", "linear", "--beta2", "1"], "argument --beta2: must be a number with 0 < value < 1; got '1'"),
+    (["--schedule", "linear", "--beta1", "nan"], "argument --beta1: must be a number with 0 < value < 1"),
+    (["--schedule", "linear", "--T", str(MAX_T + 1)], f"argument --T: must be an integer between 1 and {MAX_T}"),
+    (["--lr", "2"], "argument --lr: must be a number with 0 < value ≤ 1"),
+    (["--lr", "nan"], "argument --lr: must be a number with 0 < value ≤ 1"),
+    (["--epochs", str(MAX_EPOCHS + 1)], f"argument --epochs: must be an integer between 1 and {MAX_EPOCHS}"),
+    (["--batch-size", "0"], f"argument --batch-size: must be an integer between 1 and {MAX_BATCH}"),
+    (["--seed", str(2**63)], "argument --seed: must be a non-negative integer below 2**63"),
+    (["--ema", "1.5"], "argument --ema: must be a number with 0 < value < 1"),
+    (["--limit", "0"], "argument --limit: must be an integer between 1"),
+    (["--degradation", "blur", "--degradation-T", "0"],
+     f"argument --degradation-T: must be an integer between 1 and {DEG_MAX_T}"),
+    (["--degradation", "fade", "--degradation-T", str(DEG_MAX_T + 1)], "argument --degradation-T: must be an integer"),
     (["--degradation", "blur", "--degradation-param", "sigma_max=-1"], "sigma_max must be a number with 0.001 ≤"),
     (["--degradation", "blur", "--degradation-param", "sigma_max=inf"], "sigma_max must be a number"),
     (["--degradation", "noise-blur", "--degradation-param", "noise_std=2"], "noise_std must be a number"),
@@ -57,13 +58,13 @@ def test_cli_train_refuses_out_of_range_numbers(tmp_path, capsys, args, message)
 
 
 SAMPLE_CASES = [
-    (["--n", str(MAX_SAMPLES + 1)], f"number of samples must be an integer between 1 and {MAX_SAMPLES}"),
-    (["--seed", str(2**63)], "seed must be a non-negative integer below 2**63"),
-    (["--sampler", "dpm++2m", "--steps", "-1"], "steps must be an integer between 1 and T=20"),
-    (["--sampler", "ddim", "--steps", "21"], "steps must be an integer between 1 and T=20"),
-    (["--sampler", "dpm++2m", "--steps", "0"], "steps must be an integer between 1 and T=20"),
-    (["--sampler", "ddim", "--eta", "1.5"], "eta must be between 0 and 1"),
-    (["--sampler", "ddim", "--eta", "nan"], "eta must be between 0 and 1"),
+    (["--n", str(MAX_SAMPLES + 1)], f"argument --n: must be an integer between 1 and {MAX_SAMPLES}"),
+    (["--seed", str(2**63)], "argument --seed: must be a non-negative integer below 2**63"),
+    (["--sampler", "dpm++2m", "--steps", "-1"], "argument --steps: must be an integer between 1 and"),
+    (["--sampler", "ddim", "--steps", "21"], "steps must be an integer between 1 and T=20"),  # this model's T
+    (["--sampler", "dpm++2m", "--steps", "0"], "argument --steps: must be an integer between 1 and"),
+    (["--sampler", "ddim", "--eta", "1.5"], "argument --eta: must be a number with 0 ≤ value ≤ 1"),
+    (["--sampler", "ddim", "--eta", "nan"], "argument --eta: must be a number with 0 ≤ value ≤ 1"),
 ]
 
 
