@@ -13,6 +13,7 @@ from pages.lab_ui import (
     describe_conditioning,
     downsample_indices,
     model_picker,
+    run_queued,
     setup_page,
     show_grid,
     user_errors,
@@ -64,8 +65,8 @@ conditioning = class_controls(ckpt, "rd")
 if st.button("Run reverse diffusion", type="primary", key="rd_run"):
     with user_errors("Could not sample"), st.spinner("Sampling…"):
         kwargs = {"start": start} if cold else dict(conditioning)
-        frames = checkpoint_steps(ckpt, sampler, n=n, seed=seed, steps=steps, eta=eta, **kwargs)
-        traj = record_trajectory(frames, max_frames=MAX_FRAMES)
+        traj = run_queued(lambda: record_trajectory(  # the server's one work queue, with the place in line shown
+            checkpoint_steps(ckpt, sampler, n=n, seed=seed, steps=steps, eta=eta, **kwargs), max_frames=MAX_FRAMES))
         what = [SamplerChoice(sampler, steps, eta).describe()]
         what += describe_conditioning(conditioning)
         what += [f"seed {seed}", f"{traj.total_frames} frames"

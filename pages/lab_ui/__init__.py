@@ -12,6 +12,8 @@ puts the app's folder on sys.path (and pytest does via `pythonpath = ["."]`), so
 
 Modules: common (page setup, navigation, error display), models (cached checkpoints, the model
 picker, uploads), render (image grids and Plotly helpers), data (cached test digits and classifier).
+queue_ui: compute through the server's one work queue, showing the place in line; the background
+warm-up of the default model.
 """
 
 from .common import PAGES, USER_ERRORS, navigation, page_links, setup_page, user_errors
@@ -25,6 +27,7 @@ from .models import (
     model_picker,
     model_sources,
 )
+from .queue_ui import run_queued, warm_up_default_model
 from .render import downsample_indices, grid_image, show_grid
 
 __all__ = [
@@ -41,9 +44,11 @@ __all__ = [
     "model_sources",
     "navigation",
     "page_links",
+    "run_queued",
     "setup_page",
     "shipped_classifier",
     "show_grid",
     "load_test_digits",
     "user_errors",
+    "warm_up_default_model",
 ]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 from streamlit.navigation.page import StreamlitPage
 
 from diffusion_core.checkpoints import CheckpointError
 from diffusion_core.data import DatasetUnavailableError
 from diffusion_core.training import TrainingError
+from diffusion_core.work_queue import QueueFull
 
 APP_ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,13 +41,26 @@ PAGES: list[tuple[str, str, str, str]] = [
 
 # Errors whose message is written for the user: shown with st.error, never as a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, CheckpointError, DatasetUnavailableError, TrainingError, OSError,
+    ValueError, CheckpointError, DatasetUnavailableError, TrainingError, OSError, QueueFull,
 )
+
+
+@functools.cache
+def favicon() -> Image.Image:
+    """The tab icon, drawn here: a soft ring (a digit dissolving into noise), RGBA 64×64. Streamlit serves
+    an image page_icon from this server; a `:material/…:` page_icon makes the browser fetch an SVG from
+    fonts.gstatic.com and an emoji needs an emoji font, so neither works in an offline classroom."""
+    yy, xx = np.mgrid[0:64, 0:64]
+    alpha = np.exp(-(((np.hypot(yy - 31.5, xx - 31.5) - 20.0) / 7.0) ** 2))
+    icon = np.zeros((64, 64, 4), dtype=np.uint8)
+    icon[..., :3] = (255, 75, 75)  # Streamlit's primary red
+    icon[..., 3] = np.round(255 * alpha).astype(np.uint8)
+    return Image.fromarray(icon, "RGBA")  # an image (st.set_page_config refuses a numpy array)
 
 
 def setup_page(title: str, intro: str | None = None) -> None:
     """Page config, title and a one-paragraph introduction."""
-    st.set_page_config(page_title=f"{title} · Diffusion Lab", page_icon=":material/blur_circular:", layout="wide")
+    st.set_page_config(page_title=f"{title} · Diffusion Lab", page_icon=favicon(), layout="wide")
     st.title(title)
     if intro:
         st.markdown(intro)
@@ -61,6 +78,9 @@ def navigation(home: Callable[[], None]) -> StreamlitPage:
             pages.append(st.Page(home, title=title, icon=icon, default=True))
         else:
             pages.append(st.Page(path, title=title, icon=icon))
+    # The tab icon first: until a page config sets one, the browser takes the current page's Material icon
+    # as the tab icon and fetches it from fonts.gstatic.com (the sidebar's icons come with Streamlit's font).
+    st.set_page_config(page_icon=favicon())
     return st.navigation(pages)
 
 

@@ -1,0 +1,348 @@
+# ruff: noqa: E402  (the project root goes on sys.path before the project imports)
+"""Load test: a class on one server. N simulated students press Generate on Home at the same moment, then
+open Reverse diffusion, run it and step Forward through the trajectory. Prints per action the p50/p95 time
+to result, the server's peak memory and the errors (there must be none), next to one student alone on the
+same server in the same run.
+
+    python benchmarks/load_test.py [--students 10] [--steps 3] [--workers W --threads T] [--json OUT]
+
+Each student is a real Streamlit session over the app's websocket (the protocol the browser speaks: a
+BackMsg asks for a rerun with the widget states, ForwardMsgs stream the page back), so the server does all
+of its real work and the students' own rendering, which happens on their laptops, costs this machine
+nothing. "Time to result": from the click being sent to the end of the rerun that shows the result (the
+grid's image / the trajectory's images); a run with an error box or a traceback counts as an error.
+
+--workers/--threads set DIFFUSION_LAB_WORKERS / DIFFUSION_LAB_TORCH_THREADS for the server; e.g.
+`--workers 10 --threads 2` lets all ten jobs compute at once on two torch threads each, as before the
+queue. The target (issue #18): on 2 cores with the default model, p95 ≤ 10 s for Generate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python benchmarks/load_test.py`: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import websockets
+from streamlit.proto.Alert_pb2 import Alert
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from benchmarks.measure import process_peak_rss_mib
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_P95_S = 10.0  # issue #18: 10 students pressing Generate at once, 2 cores, the default model
+ACTION_TIMEOUT_S = 300.0
+
+
+@dataclass
+class RunResult:
+    """What one script run sent back."""
+
+    seconds: float
+    status: int  # ForwardMsg.ScriptFinishedStatus
+    kinds: dict[str, int] = field(default_factory=dict)  # element type → count
+    errors: list[str] = field(default_factory=list)  # error boxes and tracebacks
+
+    @property
+    def ok(self) -> bool:
+        return self.status == ForwardMsg.FINISHED_SUCCESSFULLY and not self.errors
+
+
+class StreamlitSession:
+    """One browser tab's worth of Streamlit protocol: connect, rerun a page, click a button."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.ws = None
+        self.widget_ids: dict[str, str] = {}  # user key → widget id, from the elements seen
+        self.page_name = ""
+
+    async def connect(self) -> None:
+        ws_url = self.url.replace("http://", "ws://", 1) + "/_stcore/stream"
+        self.ws = await websockets.connect(ws_url, subprotocols=["streamlit"], origin=self.url, max_size=None,
+                                           open_timeout=60, ping_interval=None)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def open_page(self, page_name: str = "") -> RunResult:
+        """Load a page ('' = Home; else the URL path, e.g. 'Reverse_diffusion')."""
+        self.page_name = page_name
+        return await self._rerun(None)
+
+    async def click(self, key: str) -> RunResult:
+        """Press the button with this user key (as seen on the current page)."""
+        if key not in self.widget_ids:
+            raise KeyError(f"no button {key!r} on this page; widgets seen: {sorted(self.widget_ids)}")
+        return await self._rerun(self.widget_ids[key])
+
+    async def _rerun(self, trigger_id: str | None) -> RunResult:
+        msg = BackMsg()
+        state = msg.rerun_script
+        state.query_string = ""
+        state.page_name = self.page_name
+        if trigger_id is not None:
+            widget = state.widget_states.widgets.add()
+            widget.id = trigger_id
+            widget.trigger_value = True
+        t0 = time.perf_counter()
+        await self.ws.send(msg.SerializeToString())
+        result = RunResult(seconds=0.0, status=-1)
+        started = False
+        while True:
+            raw = await asyncio.wait_for(self.ws.recv(), ACTION_TIMEOUT_S)
+            fwd = ForwardMsg()
+            fwd.ParseFromString(raw)
+            kind = fwd.WhichOneof("type")
+            if kind == "new_session":
+                started = True
+            elif kind == "delta" and started:
+                self._element(fwd, result)
+            elif kind == "page_not_found":
+                result.errors.append(f"page not found: {self.page_name!r}")
+            elif kind == "script_finished" and started:
+                if fwd.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+                    continue
+                result.status = fwd.script_finished
+                result.seconds = time.perf_counter() - t0
+                return result
+
+    def _element(self, fwd: ForwardMsg, result: RunResult) -> None:
+        delta = fwd.delta
+        if delta.WhichOneof("type") != "new_element":
+            return
+        element = delta.new_element
+        kind = element.WhichOneof("type")
+        if kind is None:
+            return
+        result.kinds[kind] = result.kinds.get(kind, 0) + 1
+        body = getattr(element, kind)
+        if kind == "exception":
+            result.errors.append(f"traceback: {body.type}: {body.message}")
+        elif kind == "alert" and body.format == Alert.ERROR:
+            result.errors.append(f"error box: {body.body}")
+        widget_id = getattr(body, "id", "") if "id" in body.DESCRIPTOR.fields_by_name else ""
+        if widget_id and "-" in widget_id:
+            self.widget_ids[widget_id.rsplit("-", 1)[-1]] = widget_id
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process (all its threads) has used so far; None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(env_extra: dict[str, str] | None = None, log_path: Path | None = None, timeout: float = 180.0):
+    """`streamlit run streamlit_app.py` from the project folder (its .streamlit/config.toml applies) on a free
+    loopback port; yields (url, process)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = os.environ | {"PYTHONPATH": str(ROOT)} | (env_extra or {})
+    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    with tempfile.TemporaryDirectory(prefix="load-test-") as tmp:
+        log_path = log_path or Path(tmp) / "streamlit.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                t0 = time.perf_counter()
+                while True:
+                    try:
+                        if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                            break
+                    except OSError:
+                        pass
+                    if proc.poll() is not None or time.perf_counter() - t0 > timeout:
+                        raise RuntimeError(f"streamlit did not start:\n{Path(log_path).read_text()[-3000:]}")
+                    time.sleep(0.2)
+                yield url, proc
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+@dataclass
+class Timings:
+    """Seconds to result per action, and what went wrong."""
+
+    by_action: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def record(self, who: str, action: str, result: RunResult, needs: str | None = None) -> None:
+        problems = list(result.errors)
+        if result.status != ForwardMsg.FINISHED_SUCCESSFULLY:
+            problems.append(f"script finished with status {result.status}")
+        if needs and not result.kinds.get(needs):
+            problems.append(f"no {needs} element in the result")
+        if problems:
+            self.errors.extend(f"{who} {action}: {p}" for p in problems)
+        else:
+            self.by_action.setdefault(action, []).append(result.seconds)
+
+
+async def student(url: str, who: str, timings: Timings, start: asyncio.Event | None, steps: int,
+                  ready: list) -> None:
+    """Open Home; (wait for everyone;) Generate; open Reverse diffusion, run it, step Forward `steps` times."""
+    s = StreamlitSession(url)
+    try:
+        await s.connect()
+        timings.record(who, "open Home", await s.open_page(""))
+        ready.append(who)
+        if start is not None:
+            await start.wait()
+        timings.record(who, "Generate", await s.click("home_generate"), needs="imgs")
+        timings.record(who, "open Reverse diffusion", await s.open_page("Reverse_diffusion"))
+        timings.record(who, "Run reverse diffusion", await s.click("rd_run"), needs="imgs")
+        for _ in range(steps):
+            timings.record(who, "Forward ▶ (one step)", await s.click("rd_forward"), needs="imgs")
+    except Exception as exc:  # a dropped connection, a timeout, a missing button: an error, not a crash
+        timings.errors.append(f"{who}: {type(exc).__name__}: {exc}")
+        if who not in ready:
+            ready.append(who)
+    finally:
+        await s.close()
+
+
+async def class_at_once(url: str, students: int, steps: int) -> tuple[Timings, float]:
+    """All students open Home, then press Generate in the same instant. Returns (timings, wall seconds)."""
+    timings, start, ready = Timings(), asyncio.Event(), []
+    tasks = [asyncio.create_task(student(url, f"student {i + 1}", timings, start, steps, ready))
+             for i in range(students)]
+    while len(ready) < students:
+        await asyncio.sleep(0.05)
+    t0 = time.perf_counter()
+    start.set()
+    await asyncio.gather(*tasks)
+    return timings, time.perf_counter() - t0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100), as numpy's default."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    k = (len(ordered) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summarise(alone: Timings, crowd: Timings) -> list[dict]:
+    rows = []
+    for action, times in crowd.by_action.items():
+        solo = alone.by_action.get(action, [])
+        rows.append({"action": action, "n": len(times), "p50_s": round(percentile(times, 50), 2),
+                     "p95_s": round(percentile(times, 95), 2), "max_s": round(max(times), 2),
+                     "alone_s": round(statistics.median(solo), 2) if solo else None,
+                     "times_s": [round(t, 2) for t in sorted(times)]})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--students", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=3, help="Forward ▶ clicks per student on Reverse diffusion")
+    parser.add_argument("--workers", type=int, help="DIFFUSION_LAB_WORKERS for the server (default: its own plan)")
+    parser.add_argument("--threads", type=int, help="DIFFUSION_LAB_TORCH_THREADS for the server (default 1)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    env = {}
+    if args.workers:
+        env["DIFFUSION_LAB_WORKERS"] = str(args.workers)
+    if args.threads:
+        env["DIFFUSION_LAB_TORCH_THREADS"] = str(args.threads)
+    with tempfile.TemporaryDirectory(prefix="load-test-runs-") as runs:
+        env["DIFFUSION_LAB_RUNS"] = runs  # nothing a student does here trains, but keep runs/ untouched
+        with running_server(env) as (url, proc):
+            t0 = time.perf_counter()
+            alone = Timings()
+            # one student alone first: the first page load starts the server's background warm-up, as the
+            # first visitor of a class does; the second Generate is what a student meets on a warm server
+            asyncio.run(_alone(url, alone, args.steps))
+            cpu0, load0 = cpu_seconds(proc.pid), os.getloadavg()[0]
+            timings, wall = asyncio.run(class_at_once(url, args.students, args.steps))
+            cpu1 = cpu_seconds(proc.pid)
+            server_cores = None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / wall
+            peak = process_peak_rss_mib(proc.pid)
+            total = time.perf_counter() - t0
+    rows = summarise(alone, timings)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"Load test: {args.students} students at once on {cores} cores; server env {env}")
+    print(f"{'action':<28}{'n':>4}{'p50 s':>9}{'p95 s':>9}{'max s':>9}{'alone s':>10}")
+    for r in rows:
+        alone_s = "" if r["alone_s"] is None else f"{r['alone_s']:.2f}"
+        print(f"{r['action']:<28}{r['n']:>4}{r['p50_s']:>9.2f}{r['p95_s']:>9.2f}{r['max_s']:>9.2f}{alone_s:>10}")
+    for action in ("first page load", "first Generate"):
+        if alone.by_action.get(action):
+            print(f"{action + ' after start':<28} {alone.by_action[action][0]:.2f} s (the first student, alone)")
+    generate = next((r for r in rows if r["action"] == "Generate"), None)
+    errors = alone.errors + timings.errors
+    print(f"server peak RSS (VmHWM): {peak:.0f} MiB" if peak else "server peak RSS: unavailable")
+    if server_cores is not None:
+        # on a machine that others share, the server gets fewer cores than it could use: read the times with it
+        print(f"while the class worked ({wall:.1f} s) the server used {server_cores:.2f} of {cores} cores on "
+              f"average; load average {load0:.1f} before, {os.getloadavg()[0]:.1f} after")
+    print(f"errors: {len(errors)}")
+    for e in errors[:20]:
+        print(f"  {e}")
+    verdict = None
+    if generate:
+        verdict = generate["p95_s"] <= TARGET_P95_S and generate["n"] == args.students
+        print(f"Generate p95 {generate['p95_s']:.2f} s vs target ≤ {TARGET_P95_S:.0f} s: "
+              f"{'met' if verdict else 'MISSED'}; the class's wall time from the click {wall:.1f} s; "
+              f"whole test {total:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"students": args.students, "cores": cores, "env": env, "rows": rows,
+                                         "server_peak_rss_mib": peak, "errors": errors, "class_wall_s": wall,
+                                         "server_cores_used": server_cores, "load_average_before": load0,
+                                         "generate_p95_target_s": TARGET_P95_S, "met": verdict}, indent=2))
+    return 0 if not errors and verdict else 1
+
+
+async def _alone(url: str, timings: Timings, steps: int) -> None:
+    s = StreamlitSession(url)
+    try:
+        await s.connect()
+        timings.record("alone", "first page load", await s.open_page(""))
+        timings.record("alone", "first Generate", await s.click("home_generate"), needs="imgs")
+        timings.record("alone", "Generate", await s.click("home_generate"), needs="imgs")
+        timings.record("alone", "open Reverse diffusion", await s.open_page("Reverse_diffusion"))
+        timings.record("alone", "Run reverse diffusion", await s.click("rd_run"), needs="imgs")
+        for _ in range(steps):
+            timings.record("alone", "Forward ▶ (one step)", await s.click("rd_forward"), needs="imgs")
+    finally:
+        await s.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""One bounded, first-come-first-served line for compute jobs (sampling, analysis) shared by every session
+of a server process.
+
+Why: Streamlit runs each browser session's script in its own thread. When ten students press Generate at
+the same moment, ten threads each start torch ops, and torch gives every op one intra-op thread per core:
+on 2 cores about twenty threads fight, and OpenMP's barriers wait for threads that are not scheduled. All
+ten grids then arrived together after ~22 s while one student alone waited ~2 s (issue #18). On this
+2-core machine under load, one 16-image Generate took 20 s with 2 torch threads and 2.5 s with one.
+
+Here jobs wait in line and `workers` threads run them, so at most `workers` jobs compute at once, each
+torch op on `threads` intra-op threads (workers × threads = the cores, by default one thread per worker).
+torch.set_num_threads is process-wide (new threads inherit it), so it is set once per process, when the
+first queue starts its workers; later queues keep that setting.
+
+The same goes for Python's GIL switch interval. A sampler runs hundreds of small torch ops per step and
+takes the GIL back after each one; while page scripts render in other threads, each take-back can wait a
+whole switch interval (5 ms by default) — the convoy effect. Measured here (2 cores, 10 Generate jobs,
+2 workers, 3 threads of pure Python beside them): the last job finished after 35 s at 5 ms, 13 s at 1 ms,
+6 s at 0.25 ms; 4.4 s with no Python beside them. The first queue to start its workers sets 0.25 ms.
+
+    queue = default_queue()                # the process-wide line (sized for this machine)
+    ticket = queue.submit(fn, *args)       # QueueFull when the line is full
+    while not ticket.wait(0.3):
+        show(ticket.position())            # 1 = next to start; 0 = running (or finished)
+    value = ticket.result()                # fn's return value, or fn's exception raised again
+
+No Streamlit here: pages/lab_ui/queue_ui.py shows the place in line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from typing import Any
+
+import torch
+
+WORKERS_ENV = "DIFFUSION_LAB_WORKERS"  # jobs computed at once (default: the usable cores / threads)
+THREADS_ENV = "DIFFUSION_LAB_TORCH_THREADS"  # torch intra-op threads per job (default 1)
+QUEUE_SIZE_ENV = "DIFFUSION_LAB_QUEUE_SIZE"  # jobs allowed to wait (default 30: a class, one request each)
+DEFAULT_QUEUE_SIZE = 30
+SWITCH_INTERVAL_S = 0.00025  # sys.setswitchinterval for a process that computes beside page scripts
+
+WAITING, RUNNING, DONE, CANCELLED = "waiting", "running", "done", "cancelled"
+
+__all__ = [
+    "CancelledError",
+    "QueueFull",
+    "Ticket",
+    "WorkQueue",
+    "configure_switch_interval",
+    "configure_torch_threads",
+    "default_queue",
+    "machine_plan",
+    "usable_cores",
+]
+
+
+class QueueFull(RuntimeError):
+    """The line is full: the job was not queued. The message is written for the user."""
+
+
+class Ticket:
+    """One submitted job: its place in line while it waits, then its result or its exception."""
+
+    def __init__(self, queue: WorkQueue, fn: Callable[..., Any], args: tuple, kwargs: dict):
+        self._queue = queue
+        self._call = (fn, args, kwargs)
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self.state = WAITING
+
+    def position(self) -> int:
+        """1 for the next job to start, 2 for the one after it, …; 0 once running, finished or cancelled."""
+        return self._queue._position(self)
+
+    def done(self) -> bool:
+        """True once the job has finished (with a value or an exception) or was cancelled."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until done or `timeout` seconds have passed; True when done."""
+        return self._done.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The job's return value; its exception is raised again here (with the job's traceback).
+        CancelledError for a cancelled job; TimeoutError when not done within `timeout` seconds."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the job did not finish within {timeout} s")
+        if self.state == CANCELLED:
+            raise CancelledError("the job was cancelled before it started")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def cancel(self) -> bool:
+        """Give up the place in line: True when the job had not started (it never will); False when it is
+        already running or done (a running job finishes; nobody reads its result)."""
+        return self._queue._cancel(self)
+
+
+class WorkQueue:
+    """`workers` threads run submitted jobs in the order they came; at most `max_waiting` jobs wait.
+
+    `threads`: torch intra-op threads, set with configure_torch_threads when the workers start; and
+    `switch_interval`: seconds, set with configure_switch_interval then (None: leave either alone).
+    Workers are daemon threads started on the first submit."""
+
+    def __init__(self, workers: int = 1, max_waiting: int = DEFAULT_QUEUE_SIZE, threads: int | None = None,
+                 switch_interval: float | None = None):
+        for name, value in (("workers", workers), ("max_waiting", max_waiting)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer ≥ 1; got {value!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be an integer ≥ 1 or None; got {threads!r}")
+        self.workers = workers
+        self.max_waiting = max_waiting
+        if switch_interval is not None and not 0 < switch_interval <= 0.1:
+            raise ValueError(f"switch_interval must be in (0, 0.1] seconds; got {switch_interval!r}")
+        self.threads = threads
+        self.switch_interval = switch_interval
+        self._lock = threading.Condition()
+        self._waiting: deque[Ticket] = deque()
+        self._running = 0
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Ticket:
+        """Queue fn(*args, **kwargs); QueueFull (nothing queued) when `max_waiting` jobs already wait."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this work queue has been shut down")
+            if len(self._waiting) >= self.max_waiting:
+                raise QueueFull(f"the lab is busy: the line for the CPU is full ({len(self._waiting)} waiting). "
+                                "Please try again in a minute.")
+            self._start_workers()
+            ticket = Ticket(self, fn, args, kwargs)
+            self._waiting.append(ticket)
+            self._lock.notify()
+            return ticket
+
+    def waiting(self) -> int:
+        """Jobs in line, not yet started."""
+        with self._lock:
+            return len(self._waiting)
+
+    def running(self) -> int:
+        """Jobs computing now."""
+        with self._lock:
+            return self._running
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Cancel the jobs still waiting and stop the workers once they finish what they run."""
+        with self._lock:
+            self._closed = True
+            while self._waiting:
+                self._finish_cancelled(self._waiting.popleft())
+            self._lock.notify_all()
+            workers = list(self._threads)
+        if wait:
+            for thread in workers:
+                if thread is not threading.current_thread():
+                    thread.join()
+
+    # -- internals (called with self._lock held where noted) --
+
+    def _start_workers(self) -> None:  # lock held
+        if self._threads:
+            return
+        if self.threads is not None:
+            configure_torch_threads(self.threads)  # before the first job: the workers inherit it
+        if self.switch_interval is not None:
+            configure_switch_interval(self.switch_interval)
+        for i in range(self.workers):
+            thread = threading.Thread(target=self._work, name=f"diffusion-lab-worker-{i}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _position(self, ticket: Ticket) -> int:
+        with self._lock:
+            if ticket.state != WAITING:
+                return 0
+            for place, queued in enumerate(self._waiting, start=1):
+                if queued is ticket:
+                    return place
+            return 0
+
+    def _cancel(self, ticket: Ticket) -> bool:
+        with self._lock:
+            if ticket.state != WAITING:
+                return False
+            self._waiting.remove(ticket)
+            self._finish_cancelled(ticket)
+            return True
+
+    @staticmethod
+    def _finish_cancelled(ticket: Ticket) -> None:  # lock held
+        ticket.state = CANCELLED
+        ticket._call = None  # drop the job's arguments (models, tensors) now
+        ticket._done.set()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._waiting and not self._closed:
+                    self._lock.wait()
+                if not self._waiting:  # closed and nothing left
+                    return
+                ticket = self._waiting.popleft()
+                ticket.state = RUNNING
+                self._running += 1
+            fn, args, kwargs = ticket._call
+            try:
+                ticket._value = fn(*args, **kwargs)
+            except BaseException as exc:  # noqa: BLE001 — handed to the submitter, who raises it
+                ticket._error = exc
+            finally:
+                ticket._call = None
+                with self._lock:
+                    self._running -= 1
+                    ticket.state = DONE
+                ticket._done.set()
+
+
+_threads_lock = threading.Lock()
+_threads_set: int | None = None  # what configure_torch_threads set in this process, once
+
+
+def configure_torch_threads(threads: int) -> int:
+    """torch.set_num_threads(threads) the first time it is called in this process; later calls change
+    nothing (the process-wide setting must not flip while jobs run). Returns the setting in force."""
+    global _threads_set
+    with _threads_lock:
+        if _threads_set is None:
+            torch.set_num_threads(threads)
+            _threads_set = threads
+        return _threads_set
+
+
+_interval_set: float | None = None  # what configure_switch_interval set in this process, once
+
+
+def configure_switch_interval(seconds: float) -> float:
+    """sys.setswitchinterval(seconds) the first time it is called in this process; later calls change
+    nothing. Returns the setting in force."""
+    global _interval_set
+    with _threads_lock:
+        if _interval_set is None:
+            sys.setswitchinterval(seconds)
+            _interval_set = seconds
+        return _interval_set
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, else os.cpu_count())."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number ≥ 1; got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number ≥ 1; got {raw!r}")
+    return value
+
+
+def machine_plan(cores: int | None = None) -> dict:
+    """{"workers", "threads", "max_waiting", "switch_interval"} for this machine: one torch thread per job
+    and one job per core, unless DIFFUSION_LAB_TORCH_THREADS / DIFFUSION_LAB_WORKERS /
+    DIFFUSION_LAB_QUEUE_SIZE say otherwise; the GIL switch interval SWITCH_INTERVAL_S."""
+    cores = usable_cores() if cores is None else cores
+    threads = _env_int(THREADS_ENV, 1)
+    workers = _env_int(WORKERS_ENV, max(1, cores // threads))
+    return {"workers": workers, "threads": threads, "max_waiting": _env_int(QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE),
+            "switch_interval": SWITCH_INTERVAL_S}
+
+
+_default_lock = threading.Lock()
+_default: WorkQueue | None = None
+
+
+def default_queue() -> WorkQueue:
+    """The process-wide queue every session shares, created (per machine_plan) on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = WorkQueue(**machine_plan())
+        return _default

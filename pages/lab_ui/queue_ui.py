@@ -1,0 +1,85 @@
+"""Compute through the server's one line (diffusion_core.work_queue), with the user's place in it shown,
+and the default model warmed in the background when the server process serves its first page.
+
+    with user_errors("Could not sample"):
+        result = run_queued(sample_checkpoint, ckpt, "ddim", n=16, seed=seed)
+
+A full line raises work_queue.QueueFull, a user error (common.USER_ERRORS): user_errors shows its message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from diffusion_core.checkpoints import load_checkpoint
+from diffusion_core.sampling import quick_sampler, sample_checkpoint
+from diffusion_core.work_queue import Ticket, default_queue
+
+from .models import default_checkpoint
+
+POLL_SECONDS = 0.3  # how often a waiting page updates its place in line (and notices a rerun or a closed tab)
+WARM_STEPS = 2  # network steps of the warm-up sample: enough to run every kernel Generate runs
+
+R = TypeVar("R")
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def place_message(position: int) -> str:
+    """What a waiting page shows for its place in line (1 = next to start)."""
+    ahead = position - 1
+    who = "you are next" if ahead == 0 else f"{ahead} request{'s' if ahead != 1 else ''} ahead of yours"
+    return (f":material/hourglass_top: The CPU is busy with other students' work: you are **{ordinal(position)} "
+            f"in line** ({who}). It starts by itself; keep this page open.")
+
+
+def run_queued(fn: Callable[..., R], /, *args: Any, label: str | None = None, **kwargs: Any) -> R:
+    """fn(*args, **kwargs) run by the server's work queue; returns its result or raises its exception.
+
+    While the job waits, the page shows its place in line (updated every POLL_SECONDS); `label`, if given,
+    is a spinner shown until the result is back. A rerun or a closed tab while waiting gives the place up."""
+    ticket = default_queue().submit(fn, *args, **kwargs)
+    status = st.empty()
+    try:
+        with st.spinner(label) if label else contextlib.nullcontext():
+            while not ticket.wait(POLL_SECONDS):
+                # redrawn every tick: each st call is where Streamlit stops this run for a rerun or a closed tab
+                position = ticket.position()
+                if position:
+                    status.info(place_message(position))
+                else:
+                    status.empty()
+        status.empty()
+    finally:
+        ticket.cancel()  # still waiting (a rerun or a closed tab stopped this run): leave the line
+    return ticket.result()
+
+
+def _warm(path: Path) -> str:
+    """Load the model (torch's one-time set-up costs seconds: later loads take ~0.1 s) and, for a noise
+    model, draw one tiny sample so the kernels Generate uses are warm. Never raises: the outcome as text."""
+    try:
+        ckpt = load_checkpoint(path)
+        if ckpt.config["diffusion"]["type"] == "noise":
+            choice = quick_sampler(ckpt)
+            steps = None if choice.steps is None else min(choice.steps, WARM_STEPS)
+            sample_checkpoint(ckpt, choice.sampler, n=1, seed=0, steps=steps, eta=choice.eta)
+        return f"warm: {path.stem}"
+    except Exception as exc:  # a broken model is reported by the page that uses it, not here
+        return f"not warmed: {path.stem}: {exc}"
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_default_model() -> Ticket | None:
+    """Once per server process: queue the default model's warm-up (background; never blocks a page)."""
+    path = default_checkpoint()
+    return None if path is None else default_queue().submit(_warm, path)
