@@ -25,6 +25,23 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-dev-shm-usage"]
 
 
+# A page is broken if it shows an error box (st.error) or a traceback (an uncaught exception).
+ERROR_BOX = '[data-testid="stAlertContentError"]'
+TRACEBACK = '[data-testid="stException"]'
+# A page's main content: a Plotly chart, an image, a table.
+CHART = '[data-testid="stMain"] .js-plotly-plot'
+IMAGE = '[data-testid="stMain"] [data-testid="stImage"] img'
+TABLE = '[data-testid="stMain"] [data-testid="stDataFrame"]'
+
+
+def assert_page_works(page, main: str) -> None:
+    """No error box and no traceback on the page, and its main chart, image or table (`main`) is shown (a chart on
+    a tab that is not open is drawn but hidden)."""
+    assert page.locator(ERROR_BOX).count() == 0, f"error box: {page.locator(ERROR_BOX).all_inner_texts()}"
+    assert page.locator(TRACEBACK).count() == 0, f"traceback: {page.locator(TRACEBACK).all_inner_texts()}"
+    page.locator(main).filter(visible=True).first.wait_for(timeout=10_000)
+
+
 def require_browser() -> None:
     """Skip (or fail under CI) when no browser can be driven here."""
     problem = None

@@ -1,4 +1,8 @@
-"""End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run`.
+"""End to end in a real browser: Debian's Chromium driven by Playwright against `streamlit run`. Every page
+must show its main chart, image or table and no error box.
+
+With DIFFUSION_LAB_SCREENSHOTS=docs the app runs on the shipped checkpoints and the screenshots (the README's
+docs/*.png) show what a visitor gets; otherwise on a tiny untrained model, screenshots in a temporary folder.
 
 Skipped with a clear message when Chromium/Playwright are missing; CI sets
 DIFFUSION_LAB_REQUIRE_BROWSER=1 so that they fail there instead.
@@ -7,6 +11,7 @@ DIFFUSION_LAB_REQUIRE_BROWSER=1 so that they fail there instead.
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import torch
@@ -14,11 +19,23 @@ import torch
 from diffusion_core.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
-from .browser_harness import browser_page, browser_pages, require_browser, running_app
+from .browser_harness import (
+    CHART,
+    IMAGE,
+    ROOT,
+    TABLE,
+    assert_page_works,
+    browser_page,
+    browser_pages,
+    require_browser,
+    running_app,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
+SCREENSHOTS = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
+DEFAULT_MODEL = "shipped:default-unet" if SCREENSHOTS else "shipped:default"  # the model of Home's Generate
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +45,13 @@ def app(tmp_path_factory):
     ckpts, runs, data = root / "checkpoints", root / "runs", root / "data"
     for d in (ckpts, runs, data):
         d.mkdir()
-    torch.manual_seed(0)
-    save_checkpoint(ckpts / "default", build_model(TINY), {
-        "model": TINY, "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02,
-                                                                     "T": 50}}, "epochs": 1})
+    if SCREENSHOTS:
+        ckpts = ROOT / "checkpoints"
+    else:
+        torch.manual_seed(0)
+        save_checkpoint(ckpts / "default", build_model(TINY), {
+            "model": TINY, "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02,
+                                                                         "T": 50}}, "epochs": 1})
     env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
            "OMP_NUM_THREADS": "1"}
     with running_app(env, root / "streamlit.log") as url:
@@ -40,10 +60,9 @@ def app(tmp_path_factory):
 
 def shot(tmp_path, name: str) -> str:
     """Where a page screenshot goes: $DIFFUSION_LAB_SCREENSHOTS (e.g. docs, to refresh the README's) or tmp."""
-    folder = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-        return os.path.join(folder, f"{name}.png")
+    if SCREENSHOTS:
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        return os.path.join(SCREENSHOTS, f"{name}.png")
     return str(tmp_path / f"{name}.png")
 
 
@@ -69,6 +88,7 @@ def test_generate_on_the_home_page_shows_a_grid(app, tmp_path):
         box = img.bounding_box()
         assert box["width"] > 100 and box["height"] > 100  # a 4×4 grid of 28-pixel digits, scaled up
         assert page.get_by_text("seed 0").count() >= 1
+        assert_page_works(page, IMAGE)
         page.screenshot(path=shot(tmp_path, "home"), full_page=True)
 
 
@@ -96,13 +116,15 @@ def test_train_then_sample_and_step_through(app, tmp_path):
         page.get_by_text("epoch 2/2").first.wait_for(timeout=240_000)
         page.get_by_text("finished").first.wait_for(timeout=240_000)
         assert "run=" in page.url
+        wait_idle(page)
+        assert_page_works(page, CHART)  # the loss curve
         page.screenshot(path=shot(tmp_path, "train"), full_page=True)
 
         page.get_by_role("link", name="Sample from this run").click()
         page.get_by_role("button", name="Run reverse diffusion").wait_for()
         wait_idle(page)
         page.get_by_role("button", name="Run reverse diffusion").click()
-        slider = page.get_by_role("slider").first
+        slider = page.get_by_role("slider", name="Step through the trajectory")
         slider.wait_for(timeout=120_000)
         wait_idle(page)
         assert page.get_by_text("z_t at t = 40", exact=True).count() == 1  # the first frame: z_T
@@ -113,20 +135,62 @@ def test_train_then_sample_and_step_through(app, tmp_path):
         wait_idle(page)
         after = main_images(page).first.get_attribute("src")
         assert before != after
+        assert_page_works(page, IMAGE)
+
+
+def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        page.goto(f"{app['url']}/Reverse_diffusion?model={DEFAULT_MODEL}")
+        page.get_by_role("button", name="Run reverse diffusion").wait_for()
+        wait_idle(page)
+        page.get_by_role("button", name="Run reverse diffusion").click()
+        slider = page.get_by_role("slider", name="Step through the trajectory")
+        slider.wait_for(timeout=300_000)
+        wait_idle(page)
+        caption = page.get_by_text(re.compile(r"^z_t at t = \d+$"))
+
+        def shown_t() -> int:
+            return int(caption.inner_text().rsplit(" ", 1)[1])
+
+        T = shown_t()  # the first frame: z_T
+        frames = int(slider.get_attribute("max")) + 1  # an <input type="range">
+        slider.focus()
+        for _ in range(frames // 2):
+            slider.press("ArrowRight")
+        wait_idle(page)
+        assert 0 < shown_t() < T, f"stopped at t = {shown_t()} of {T}"
+        assert main_images(page).count() == 2  # z_t and x̂0
+        assert_page_works(page, IMAGE)
         page.screenshot(path=shot(tmp_path, "reverse_diffusion"), full_page=True)
 
 
-@pytest.mark.parametrize("name", ["Schedules", "Degradations", "Explore", "Evaluate"])
-def test_other_pages_render_without_errors(app, tmp_path, name):
+@pytest.mark.parametrize("name, main", [("Schedules", CHART), ("Degradations", CHART), ("Explore", CHART),
+                                        ("Evaluate", TABLE)])
+def test_other_pages_show_their_content_without_errors(app, tmp_path, name, main):
     with browser_page(tmp_path / "profile") as page:
         page.goto(app["url"])
         page.get_by_role("link", name=name).first.click()
         page.get_by_role("heading", name=name).first.wait_for()
         wait_idle(page)
-        if name in ("Schedules", "Degradations"):
-            page.locator('[data-testid="stPlotlyChart"]').first.wait_for()
-        assert page.locator('[data-testid="stException"]').count() == 0  # no traceback on the page
-        page.screenshot(path=shot(tmp_path, name.lower()), full_page=True)
+        assert_page_works(page, main)
+        if name != "Explore":  # Explore's screenshot shows the clusters of generated digits (below)
+            page.screenshot(path=shot(tmp_path, name.lower()), full_page=True)
+
+
+def test_explore_compares_the_default_models_digits_with_real_ones(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        page.goto(f"{app['url']}/Explore?model={DEFAULT_MODEL}")
+        page.get_by_role("button", name="Generate samples").wait_for()
+        wait_idle(page)
+        page.get_by_role("button", name="Generate samples").click()
+        page.get_by_text("real test digits vs 200 generated").wait_for(timeout=300_000)
+        wait_idle(page)
+        assert_page_works(page, CHART)  # the densities, real and generated
+        page.get_by_role("tab", name="PCA clusters").click()
+        wait_idle(page)
+        assert_page_works(page, CHART)  # the clusters
+        assert_page_works(page, TABLE)  # their silhouette and agreement with the classes
+        page.screenshot(path=shot(tmp_path, "explore"), full_page=True)
 
 
 def test_two_browser_sessions_generate_and_train_without_cross_talk(app, tmp_path):
