@@ -13,6 +13,7 @@ from pages.lab_ui import (
     describe_conditioning,
     load_checkpoint_cached,
     navigation,
+    number_field,
     page_links,
     run_queued,
     setup_page,
@@ -55,7 +56,7 @@ def home() -> None:
         st.page_link("pages/1_Train.py", label="Train a model", icon=":material/model_training:")
     else:
         c1, c2 = st.columns([1, 3])
-        seed = c1.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="home_seed")
+        seed = number_field("Seed", 0, 2**31 - 1, value=0, key="home_seed", container=c1)  # int(seed) refuses −5
         controls = c1.container()  # digit and guidance (a conditional model) go here, above the button
         clicked = c1.button("Generate", type="primary", key="home_generate")  # drawn before the model loads
         try:

@@ -6,8 +6,9 @@
 - conditional restoration of real digits by every cold sampler, side by side, with RMSE / SSIM
   against the originals;
 - unconditional samples from a black start (the report) and from the paper's mixture start, with the
-  spread of each set (the black start is one image, so a deterministic sampler returns copies of one
-  digit: a spread of 0 — the collapse the report saw).
+  spread of each set, and why the black start collapses (start_comparison): every black start is the
+  same image, so a deterministic sampler returns copies of one image (a spread of 0), and that image is
+  unlike any real digit at t = T, so what it restores to need not be a digit at all.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from scipy.spatial.distance import pdist
 from torch import nn
 
 from .checkpoints import LoadedCheckpoint
-from .cold import COLD_SAMPLERS, COLD_STARTS, cold_steps, conditional_start
+from .cold import COLD_SAMPLERS, COLD_STARTS, black_start, cold_steps, conditional_start, dataset_mixture
+from .data import DatasetUnavailableError
 from .degradations import Degradation, degradation_from_config, make_degradation, preview_strip
 from .images import to_unit_numpy
 from .restoration_metrics import restoration_scores
 from .samplers import run_to_end
+from .samplers.base import model_call
 from .sampling import sample_checkpoint
 
 
@@ -49,12 +52,23 @@ def degradation_parameters(kind: str) -> list[ParamSpec]:
     return specs
 
 
+# what D(x, t) does to x, for headings ("x masked at t = …")
+DEGRADED = {"blur": "blurred", "cumulative-blur": "blurred again and again", "mask": "masked",
+            "pixelate": "pixelated", "fade": "faded", "noise-blur": "blurred, plus noise"}
+
+
 @dataclass
 class DegradationPreview:
     label: str  # what the schedule drives, e.g. "blur σ_t"
     curve: np.ndarray  # its value at t = 0..T
     ts: list[int]
     frames: np.ndarray  # len(ts)×H×W: D(x, t) as pixels in [0, 1]
+    kind: str = "blur"
+
+    @property
+    def strip_title(self) -> str:
+        """'x masked at t = 0, 2, …' — the heading of the image strip, true to the degradation."""
+        return f"x {DEGRADED.get(self.kind, 'degraded')} at t = " + ", ".join(map(str, self.ts))
 
 
 def degradation_preview(degradation: Degradation, image: torch.Tensor, ts: list[int] | None = None,
@@ -62,7 +76,8 @@ def degradation_preview(degradation: Degradation, image: torch.Tensor, ts: list[
     """The schedule curve and D(x, t) of one data-space image (C×H×W) at `ts` (default t = 0, T/10, …, T)."""
     label, values = degradation.strength_curve()
     ts, frames = preview_strip(degradation, image, ts, seed)
-    return DegradationPreview(label, np.asarray(values, dtype=np.float64), ts, to_unit_numpy(frames))
+    return DegradationPreview(label, np.asarray(values, dtype=np.float64), ts, to_unit_numpy(frames),
+                              degradation.kind)
 
 
 def cold_parts(checkpoint: LoadedCheckpoint) -> tuple[nn.Module, Degradation]:
@@ -118,3 +133,72 @@ def unconditional_samples(checkpoint: LoadedCheckpoint, sampler: str = "improved
     return {start: to_unit_numpy(sample_checkpoint(checkpoint, sampler, n, seed,
                                                    None if sampler == "direct" else steps, start=start).samples)
             for start in starts}
+
+
+BLANK_BELOW = 0.2  # a sample whose brightest pixel is under this is an empty (black) square
+
+
+@dataclass
+class StartComparison:
+    """Why the black start collapses, in pictures and numbers (for a cold model)."""
+
+    starts: dict[str, np.ndarray]  # "black start x_T", "real digits at t = T", "mixture start x_T": N×H×W in [0, 1]
+    first_guess: dict[str, np.ndarray]  # R(x_T, T) from the black start and from real digits at t = T
+    black_spread: float  # mean pairwise RMSE of the black-start samples (0: all the same image)
+    black_brightest: float  # the brightest pixel of any black-start sample
+    real_T_mean: float  # mean brightness of real digits at t = T (what the model saw there in training)
+    black_T_mean: float  # mean brightness of the black start
+
+    def explanation(self, n: int, kind: str) -> str:
+        """What the black-start samples are, and why, in plain words true to the numbers."""
+        same = self.black_spread < 1e-6
+        what = ("empty (black) squares" if self.black_brightest < BLANK_BELOW else
+                "one image" if same else "images that barely differ")
+        first = (f"All {n} black-start samples begin from one image, x_T = D(black, T), the same for every sample"
+                 + (", and the sampler is deterministic, so they end as one image too (spread 0)." if same else
+                    " (this degradation adds noise, so they differ a little)."))
+        verb = DEGRADED.get(kind, "degraded")
+        if abs(self.real_T_mean - self.black_T_mean) < 0.02:
+            unlike = (f" Real digits {verb} to t = T look the same (mean brightness {self.real_T_mean:.2f}, the black "
+                      f"start {self.black_T_mean:.2f}), so nothing in the start tells the model which digit to draw")
+        else:
+            unlike = (f" That start is unlike what the model saw at t = T in training: real digits {verb} to t = T "
+                      f"have a mean brightness of {self.real_T_mean:.2f}, the black start {self.black_T_mean:.2f}")
+        unlike += (f". Compare the model's first guess R(x_T, T) from each (second row). The walk back ends at {what} "
+                   f"(brightest pixel {self.black_brightest:.2f}).")
+        return first + unlike + (" The mixture start draws a different x_T for each sample from a fit to real "
+                                 "degraded digits, so each walk back starts somewhere a digit could have come from.")
+
+
+def start_comparison(checkpoint: LoadedCheckpoint, black_samples: np.ndarray, real: torch.Tensor,
+                     n: int = 4, seed: int = 0) -> StartComparison:
+    """The black start, real digits at t = T and the mixture start side by side, with the restorer's
+    first guess R(x_T, T) from the black start and from the real digits; `black_samples` are the
+    black-start samples already drawn (pixels in [0, 1]) and `real` data-space test digits N×C×H×W."""
+    model, degradation = cold_parts(checkpoint)
+    real = real[:n].float()
+    n = len(real)
+    noise = degradation.draw_noise(tuple(real.shape), torch.Generator().manual_seed(seed), "cpu")
+    black = black_start(degradation, n, tuple(real.shape[1:]), noise)
+    real_T = degradation(real, degradation.T, noise)
+    try:
+        mixture = dataset_mixture(degradation, checkpoint.config.get("dataset", "mnist"))
+        mix = mixture.sample(n, torch.Generator().manual_seed(seed))
+    except DatasetUnavailableError:  # no training digits here: show the other two
+        mix = None
+    with torch.no_grad():
+        guess_black = model_call(model, black, degradation.T, degradation.T)
+        guess_real = model_call(model, real_T, degradation.T, degradation.T)
+    starts = {"black start x_T = D(black, T)": to_unit_numpy(black),
+              "real digits at t = T": to_unit_numpy(real_T)}
+    if mix is not None:
+        starts["mixture start x_T"] = to_unit_numpy(mix)
+    images = np.asarray(black_samples, dtype=np.float64)
+    return StartComparison(
+        starts=starts,
+        first_guess={"R(x_T, T) from the black start": to_unit_numpy(guess_black),
+                     "R(x_T, T) from real digits at t = T": to_unit_numpy(guess_real)},
+        black_spread=mean_pairwise_distance(images) if len(images) > 1 else 0.0,
+        black_brightest=float(images.max()) if images.size else 0.0,
+        real_T_mean=float(to_unit_numpy(real_T).mean()), black_T_mean=float(to_unit_numpy(black).mean()),
+    )

@@ -101,6 +101,18 @@ def has_fid(records: Sequence[ModelRecord]) -> bool:
     return any(r.values("fid") for r in records)
 
 
+def final_fids(records: Sequence[ModelRecord]) -> dict[str, dict]:
+    """name → the FID measured on a finished model (its card's metrics: fid, fid_floor at the same number
+    of samples n, the sampler and its steps), for the records that carry one."""
+    keep = ("fid", "fid_floor", "n", "sampler", "steps")
+    return {r.name: {k: r.final.get(k) for k in keep} for r in records if r.final.get("fid") is not None}
+
+
+def fid_curve_missing(records: Sequence[ModelRecord]) -> list[str]:
+    """Names of the shipped models whose training history (metrics.jsonl) has rows but no "fid" in them."""
+    return [r.name for r in records if r.source == "shipped" and r.rows and not r.values("fid")]
+
+
 def sample_grids(run_dir: Path) -> dict[int, Path]:
     """epoch → samples/epoch_NNNN.png written by the trainer, in epoch order."""
     folder = Path(run_dir) / "samples"

@@ -154,65 +154,147 @@ def _series(rows: Sequence[Mapping], key: str, x_key: str = "epoch") -> tuple[li
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def model_colours(names: Sequence[str]) -> dict[str, str]:
+    """One colour per model, by its place in `names`: pass the same map to every chart of a page so a
+    model keeps its colour from chart to chart."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(dict.fromkeys(names))}
+
+
+def log_ticks(values: Sequence[float]) -> tuple[list[float], list[str]]:
+    """Ticks at 1, 2 and 5 × 10^k from the one at or below the smallest of `values` (positive ones) to the
+    one at or above the largest, labelled in plain numbers ("0.005", "0.01", "0.02"): Plotly's own log
+    ticks over a short range print bare digits ("2", "5") that read as garbage, worse on a second axis."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=np.float64)
+    if v.size == 0:
+        return [], []
+    lo, hi = float(v.min()), float(v.max())
+    candidates = [float(f"{m}e{k}") for k in range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 2)
+                  for m in (1, 2, 5)]
+    first = max(t for t in candidates if t <= lo * 1.0001)
+    last = min(t for t in candidates if t >= hi / 1.0001)
+    ticks = [t for t in candidates if first <= t <= last]
+    return ticks, [f"{t:g}" for t in ticks]
+
+
+def _style_log_axis(fig: go.Figure, values: Sequence[float], **where) -> None:
+    """A log y-axis labelled by log_ticks and spanning them, so both ends carry a number."""
+    ticks, text = log_ticks(values)
+    if ticks:
+        pad = 0.02 * (np.log10(ticks[-1]) - np.log10(ticks[0]) or 1.0)
+        fig.update_yaxes(type="log", tickvals=ticks, ticktext=text,
+                         range=[np.log10(ticks[0]) - pad, np.log10(ticks[-1]) + pad], **where)
+    else:
+        fig.update_yaxes(type="log", **where)
+
+
 def curves_figure(runs: Mapping[str, Sequence[Mapping]], key: str, title: str, y_title: str,
-                  log_y: bool = False, x_key: str = "epoch") -> go.Figure:
-    """One line per run of metrics-row `key` against `x_key`; runs without that key are left out."""
+                  log_y: bool = False, x_key: str = "epoch", colours: Mapping[str, str] | None = None) -> go.Figure:
+    """One line per run of metrics-row `key` against `x_key`; runs without that key are left out.
+    `colours` (model_colours) fixes each run's colour, so it matches the page's other charts."""
+    colours = model_colours(list(runs)) if colours is None else colours
     fig = go.Figure()
+    ys: list[float] = []
     for name, rows in runs.items():
         x, y = _series(rows, key, x_key)
         if x:
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(x) < 30 else "lines", name=name))
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(x) < 30 else "lines", name=name,
+                                     line_color=colours.get(name)))
+            ys += y
     fig.update_layout(title=title, xaxis_title=x_key, yaxis_title=y_title, yaxis_type="log" if log_y else "linear",
                       legend_title="run")
+    if log_y:
+        _style_log_axis(fig, ys)
     return fig
 
 
-def loss_curves_figure(runs: Mapping[str, Sequence[Mapping]], log_y: bool = True) -> go.Figure:
+def loss_curves_figure(runs: Mapping[str, Sequence[Mapping]], log_y: bool = True,
+                       colours: Mapping[str, str] | None = None) -> go.Figure:
     """Figure 4: training loss per epoch."""
-    return curves_figure(runs, "loss", "Training loss", "loss (mean per epoch)", log_y=log_y)
+    return curves_figure(runs, "loss", "Training loss", "loss (mean per epoch)", log_y=log_y, colours=colours)
 
 
 def fid_curves_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "fid", floor: float | None = None,
-                      ceiling: float | None = None) -> go.Figure:
+                      ceiling: float | None = None, colours: Mapping[str, str] | None = None) -> go.Figure:
     """Figure 5: classifier-FID during training, with the real-data floor (and a ceiling) as lines."""
-    fig = curves_figure(runs, key, "Classifier-FID during training", "classifier-FID")
+    fig = curves_figure(runs, key, "Classifier-FID during training", "classifier-FID", colours=colours)
     for value, label, dash in ((floor, "real-data floor", "dash"), (ceiling, "noise ceiling", "dot")):
         if value is not None:
             fig.add_hline(y=value, line_dash=dash, line_color="gray", annotation_text=f"{label} {value:.3g}")
     return fig
 
 
+def final_fid_figure(points: Mapping[str, Mapping], colours: Mapping[str, str] | None = None) -> go.Figure:
+    """The measured classifier-FID of finished models (one bar each, log scale) against the real-data
+    floor at the same number of samples (a black tick): for models whose training recorded no FID curve.
+    `points`: name → {"fid", "fid_floor" (optional), "n" (optional)}."""
+    names = [n for n, p in points.items() if p.get("fid") is not None]
+    if not names:
+        raise ValueError("points must hold at least one model with a measured fid")
+    colours = model_colours(names) if colours is None else colours
+    fids = [float(points[n]["fid"]) for n in names]
+    at = list(range(len(names)))  # bar positions (numbers, labelled with the names below)
+    fig = go.Figure(go.Bar(
+        x=at, y=fids, name="measured FID", marker_color=[colours.get(n, PALETTE[0]) for n in names],
+        text=[f"{f:.3g}" for f in fids], textposition="outside",
+        customdata=[[n, points[n].get("n")] for n in names],
+        hovertemplate="%{customdata[0]}: FID %{y:.4g} on %{customdata[1]} samples<extra></extra>"))
+    floors = [(i, float(points[n]["fid_floor"])) for i, n in enumerate(names) if points[n].get("fid_floor") is not None]
+    if floors:
+        fig.add_trace(go.Scatter(
+            x=[i for i, _ in floors], y=[f for _, f in floors], mode="markers", name="real-data floor",
+            marker=dict(symbol="line-ew-open", size=40, color="black", line=dict(width=3, color="black")),
+            hovertemplate="floor %{y:.3g} (held-out real digits, same number of samples)<extra></extra>"))
+    fig.update_xaxes(tickvals=at, ticktext=names, title_text="model")
+    fig.update_layout(title="Measured classifier-FID of the finished models (lower is better)",
+                      yaxis_title="classifier-FID (log)", legend_title="", showlegend=True, margin=dict(t=60))
+    _style_log_axis(fig, fids + [f for _, f in floors] + [max(fids) * 1.6])  # room above for the labels
+    return fig
+
+
 def noise_vs_blur_figure(noise_runs: Mapping[str, Sequence[Mapping]], blur_runs: Mapping[str, Sequence[Mapping]],
-                         key: str = "loss") -> go.Figure:
-    """Figures 9–10: loss (or FID) of noise models (left axis) and blur models (right axis, dashed);
-    the two losses measure different things (ε error vs x error), hence two y-axes."""
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    for runs, secondary, dash in ((noise_runs, False, "solid"), (blur_runs, True, "dash")):
+                         key: str = "loss", colours: Mapping[str, str] | None = None) -> go.Figure:
+    """Figures 9–10: loss (or FID) of noise models (top panel) and blur models (bottom panel, dashed)
+    over the same epochs. The two losses measure different things (ε error vs x error), so each gets
+    its own panel and scale rather than a second axis over the first."""
+    colours = model_colours([*noise_runs, *blur_runs]) if colours is None else colours
+    what = "loss" if key == "loss" else "classifier-FID" if key == "fid" else key
+    titles = (f"noise models: {what}" + (" ‖ε − g‖²" if key == "loss" else ""),
+              f"blur models: {what}" + (" ‖x − R‖²" if key == "loss" else ""))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.14, subplot_titles=titles)
+    for row, (runs, dash) in enumerate(((noise_runs, "solid"), (blur_runs, "dash")), start=1):
+        ys: list[float] = []
         for name, rows in runs.items():
             x, y = _series(rows, key)
             if x:
-                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line_dash=dash), secondary_y=secondary)
-    what = "loss" if key == "loss" else "classifier-FID" if key == "fid" else key
-    fig.update_layout(title=f"{what}: noise models vs blur model", xaxis_title="epoch", legend_title="run")
-    fig.update_yaxes(title_text=f"{what} (noise, ‖ε − g‖²)" if key == "loss" else f"{what} (noise)",
-                     secondary_y=False, type="log" if key == "loss" else "linear")
-    fig.update_yaxes(title_text=f"{what} (blur, ‖x − R‖²)" if key == "loss" else f"{what} (blur)",
-                     secondary_y=True, type="log" if key == "loss" else "linear")
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line_dash=dash,
+                                         line_color=colours.get(name)), row=row, col=1)
+                ys += y
+        if key == "loss":
+            _style_log_axis(fig, ys, row=row, col=1)
+        fig.update_yaxes(title_text=what, row=row, col=1)
+    fig.update_xaxes(title_text="epoch", row=2, col=1)
+    fig.update_layout(title=f"{what}: noise models vs blur model", legend_title="run", height=620,
+                      margin=dict(t=90))
     return fig
 
 
 # ------------------------------------------------------------------ Figure 6: blur σ schedule
 
 
-def blur_schedule_figure(sigmas: np.ndarray, strip: Mapping[int, np.ndarray]) -> go.Figure:
-    """Figure 6: σ_t against t (sigmas[t], t = 0..T) above a strip of one image blurred at chosen t."""
+def blur_schedule_figure(sigmas: np.ndarray, strip: Mapping[int, np.ndarray], label: str = "blur σ_t",
+                         strip_title: str | None = None,
+                         title: str = "Gaussian-blur degradation schedule") -> go.Figure:
+    """Figure 6: σ_t against t (sigmas[t], t = 0..T) above a strip of one image blurred at chosen t.
+    Any degradation: `label` names what its schedule drives, `strip_title` heads the strip (default
+    "x blurred at t = …")."""
     s = np.asarray(sigmas, dtype=np.float64).ravel()
     if s.size < 2:
         raise ValueError("sigmas must hold σ_t for t = 0..T (at least two values)")
     ts = sorted(strip)
-    fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.12,
-                        subplot_titles=["blur σ_t", "x blurred at t = " + ", ".join(map(str, ts))])
-    fig.add_trace(go.Scatter(x=np.arange(s.size), y=s, mode="lines", name="σ_t"), row=1, col=1)
+    strip_title = strip_title or "x blurred at t = " + ", ".join(map(str, ts))
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.2,
+                        subplot_titles=[label, strip_title])
+    fig.add_trace(go.Scatter(x=np.arange(s.size), y=s, mode="lines", name=label), row=1, col=1)
     if ts:
         imgs = [_images01(strip[t])[0] for t in ts]
         h, w = imgs[0].shape
@@ -222,9 +304,9 @@ def blur_schedule_figure(sigmas: np.ndarray, strip: Mapping[int, np.ndarray]) ->
         _style_image_axes(fig)
         fig.update_xaxes(showticklabels=True, tickvals=[i * (w + 2) + w / 2 for i in range(len(ts))],
                          ticktext=[f"t={t}" for t in ts], row=2, col=1)
-    fig.update_xaxes(title_text="t", row=1, col=1)
-    fig.update_yaxes(title_text="σ_t", row=1, col=1)
-    fig.update_layout(title="Gaussian-blur degradation schedule", height=560, showlegend=False)
+    fig.update_xaxes(title_text="t", title_standoff=4, row=1, col=1)
+    fig.update_yaxes(title_text=label, row=1, col=1)
+    fig.update_layout(title=title, height=600, showlegend=False)
     return fig
 
 

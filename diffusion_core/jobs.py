@@ -8,7 +8,9 @@ runs root (default ./runs, or $DIFFUSION_LAB_RUNS)/
     log.txt          the subprocess's stdout and stderr
 
 A run's state is read from the files, never from memory, so any process can list runs:
-  starting   the process is alive but has not begun training yet (importing, loading data)
+  starting   the process is alive but has not begun training yet; `RunInfo.phase` says which part
+             (importing PyTorch until the trainer writes config.json, then loading the data and
+             building the model until it writes status.json)
   running    training; `stopping` once STOP has been requested
   finished / stopped / failed   as written by the trainer
   died       the process ended while status.json still said running (killed, out of memory, …)
@@ -134,6 +136,9 @@ class RunInfo:
     status: dict = field(default_factory=dict)
     metrics: list[dict] = field(default_factory=list)
     started: float | None = None
+    options: dict = field(default_factory=dict)  # what the page asked for (job.json), before config.json exists
+    phase: str = ""  # what an active run is doing now, e.g. "loading the training data and building the model"
+    phase_since: float | None = None  # when that began (time.time())
 
     @property
     def active(self) -> bool:
@@ -166,8 +171,9 @@ class RunInfo:
         return sum(times) / len(times) * max(self.epochs - self.epoch, 0)
 
     def describe(self) -> str:
-        """A one-line summary of what the run trains, for pickers and tables."""
-        cfg = self.config
+        """A one-line summary of what the run trains, for pickers and tables (from the options it was
+        started with until the trainer has written config.json)."""
+        cfg = self.config or _config_from_options(self.options)
         diff = cfg.get("diffusion", {})
         if diff.get("type") == "noise":
             s = diff.get("schedule", {})
@@ -179,6 +185,56 @@ class RunInfo:
             what = "?"
         arch = cfg.get("model", {}).get("arch", "?")
         return f"{arch}, {what}, {cfg.get('dataset', '?')}"
+
+    def phase_text(self, now: float | None = None) -> str:
+        """The phase with how long it has lasted: 'importing PyTorch (12 s)'; '' when there is none."""
+        if not self.phase:
+            return ""
+        if self.phase_since is None:
+            return self.phase
+        seconds = max(0, int((time.time() if now is None else now) - self.phase_since))
+        return f"{self.phase} ({seconds} s)"
+
+
+def _config_from_options(options: Mapping[str, object]) -> dict:
+    """The parts of a run's config that describe() shows, from the page's options and the CLI's
+    defaults (report CNN, preset default, MNIST) for what they leave out."""
+    if options.get("degradation"):
+        diffusion: dict = {"type": "cold", "degradation": {"kind": options["degradation"]}}
+    elif options.get("schedule"):
+        diffusion = {"type": "noise", "schedule": {"kind": options["schedule"], "beta1": options.get("beta1", 1e-4),
+                                                   "beta2": options.get("beta2", 0.02), "T": options.get("T", 1000)}}
+    else:
+        from .schedules import PRESETS
+
+        preset = str(options.get("preset") or "default")
+        diffusion = {"type": "noise", "preset": preset, "schedule": {"T": PRESETS.get(preset, {}).get("T", "?")}}
+    return {"diffusion": diffusion, "model": {"arch": options.get("arch") or "cnn"},
+            "dataset": options.get("dataset") or "mnist"}
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _phase(state: str, run_dir: Path, job: dict, epoch: int, epochs: int) -> tuple[str, float | None]:
+    """What an active run is doing, read from its files: the trainer writes config.json once PyTorch is
+    imported and status.json once the data is loaded and the model built; then each epoch adds a line."""
+    started = job.get("started")
+    if state == "starting":
+        config_written = _mtime(run_dir / "config.json")
+        if config_written is not None and isinstance(started, (int, float)) and config_written >= started:
+            return "loading the training data and building the model", config_written
+        return "starting Python and importing PyTorch", started if isinstance(started, (int, float)) else None
+    if state == "running":  # status.json is rewritten when training begins and at the end of every epoch
+        return (f"training epoch {min(epoch + 1, epochs) if epochs else epoch + 1} of {epochs or '?'}",
+                _mtime(run_dir / "status.json"))
+    if state == "stopping":
+        return "stopping at the end of the current batch", _mtime(run_dir / "STOP")
+    return "", None
 
 
 def _read_job(run_dir: Path) -> dict:
@@ -233,12 +289,16 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
         message = DIED_MESSAGE if done else DIED_EARLY_MESSAGE
     else:
         state, message = "failed", _log_error(run_dir)
+    options = job.get("options") if isinstance(job.get("options"), dict) else {}
+    epoch = int(status.get("epoch", 0)) if status else 0
+    epochs = int(status.get("epochs") or config.get("epochs") or options.get("epochs") or 0)
+    if state == "starting" and job.get("epochs_target"):  # a resume: the target it was launched with
+        epochs = int(job["epochs_target"])
+    phase, since = _phase(state, run_dir, job, epoch, epochs)
     return RunInfo(
-        run_id=run_id, run_dir=run_dir, state=state, message=message,
-        epoch=int(status.get("epoch", 0)) if status else 0,
-        epochs=int(status.get("epochs") or config.get("epochs") or job.get("options", {}).get("epochs") or 0),
+        run_id=run_id, run_dir=run_dir, state=state, message=message, epoch=epoch, epochs=epochs,
         pid=pid, config=config, status=status, metrics=read_jsonl(run_dir / "metrics.jsonl"),
-        started=job.get("started"),
+        started=job.get("started"), options=options, phase=phase, phase_since=since,
     )
 
 
@@ -391,7 +451,8 @@ def resume_training(run_id: str, epochs: int | None = None, root: Path | None = 
     with _launch_lock(root):
         _check_cap(root)
         job = _read_job(run.run_dir)
-        _spawn(run.run_dir, cli_args, {**job, "run_id": run_id, "resumes": int(job.get("resumes", 0)) + 1})
+        _spawn(run.run_dir, cli_args, {**job, "run_id": run_id, "resumes": int(job.get("resumes", 0)) + 1,
+                                       "epochs_target": max(target, int(run.config.get("epochs", 0) or 0))})
     return read_run(run_id, root)
 
 
@@ -428,3 +489,273 @@ def wait_for(run_id: str, states: tuple[str, ...], timeout: float = 60.0, root: 
         if time.monotonic() > deadline:
             raise JobError(f"run {run_id} is still {run.state} after {timeout:g} s (waiting for {states})")
         time.sleep(0.2)
+
+
+# ---------------------------------------------------------------- what a run will cost and give, before Start
+
+# Measured on the 2-core machines this lab was built on (torch 2.14, CPU): a training job spends about
+# 8 s importing PyTorch, then 10–15 s loading the data (offline, torchvision first tries to download MNIST
+# and fails before the bundled digits are used) and building the model, before its first batch.
+STARTUP_S = 25.0
+FORWARD_SHARE = 1 / 3  # one forward pass costs about a third of a training image (forward + backward)
+FID_SETUP_S = 5.0  # the classifier's statistics of the held-out digits, once per run
+NOISE_PREVIEW_STEPS, COLD_PREVIEW_STEPS = 20, 50  # the trainer's preview samplers (objectives.py)
+# Under this share of a shipped model's optimiser steps, expect noise, not digits: a judgement (the curves hold
+# no FID per epoch), from the report CNN, whose samples are still only a third digits after all its 3,600 steps.
+NOT_DIGITS_BELOW = 0.25
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A shipped model as a yardstick: how fast it trained here and what it draws after how many steps."""
+
+    name: str
+    arch: str
+    diffusion_type: str
+    preset: str | None
+    degradation: str | None
+    images_per_s: float | None  # median over its epochs (metrics.jsonl), None without a curve
+    epochs_measured: int
+    batch_size: int | None
+    optimizer_steps: int | None
+    continued: bool  # trained on from an earlier run's weights: it had more steps than optimizer_steps
+    metrics: dict  # the card's final numbers: fid, fid_floor, confident_fraction, n, …
+    rows: tuple = ()  # its metrics.jsonl rows
+
+    def quality_text(self) -> str:
+        """'FID 602 (27× the real-data floor); 35% of samples confidently a digit'."""
+        m = self.metrics
+        parts = []
+        if m.get("fid") is not None:
+            floor = m.get("fid_floor")
+            over = f" ({m['fid'] / floor:.1f}× the real-data floor {floor:.0f})" if floor else ""
+            parts.append(f"classifier-FID {m['fid']:.0f}{over}")
+        if m.get("confident_fraction") is not None:
+            parts.append(f"{100 * m['confident_fraction']:.0f}% of its samples confidently a digit")
+        return "; ".join(parts) or "no measured quality on its card"
+
+    def loss_at(self, steps: int) -> float | None:
+        """Its training loss at the first epoch that reached `steps` optimiser steps (None if never)."""
+        for row in self.rows:
+            if row.get("steps") is not None and row.get("loss") is not None and int(row["steps"]) >= steps:
+                return float(row["loss"])
+        return None
+
+
+def shipped_references(folder: Path | None = None) -> list[Reference]:
+    """Every shipped diffusion checkpoint with its training curve (<name>.metrics.jsonl) and card metrics."""
+    import statistics
+
+    from .checkpoints import list_checkpoints
+
+    refs = []
+    for wpath, meta in list_checkpoints(folder):
+        diffusion = meta.get("diffusion") or {}
+        if diffusion.get("type") not in ("noise", "cold"):
+            continue  # the classifier
+        history = wpath.with_suffix(".metrics.jsonl")
+        rows = tuple(read_jsonl(history)) if history.is_file() else ()
+        speeds = [float(r["images_per_s"]) for r in rows if isinstance(r.get("images_per_s"), (int, float))]
+        training = meta.get("training") or {}
+        metrics = meta.get("metrics") or {}
+        steps = metrics.get("optimizer_steps") or (rows[-1].get("steps") if rows else None)
+        refs.append(Reference(
+            name=wpath.stem, arch=(meta.get("model") or {}).get("arch", "?"), diffusion_type=diffusion["type"],
+            preset=diffusion.get("preset"), degradation=(diffusion.get("degradation") or {}).get("kind"),
+            images_per_s=statistics.median(speeds) if speeds else None, epochs_measured=len(speeds),
+            batch_size=training.get("batch_size"), optimizer_steps=int(steps) if steps else None,
+            continued=bool(training.get("init_from")), metrics=metrics, rows=rows,
+        ))
+    return refs
+
+
+@dataclass
+class TrainingEstimate:
+    """How long a run will take and what to expect of it, worked out before it starts."""
+
+    n_train: int
+    epochs: int
+    steps_per_epoch: int
+    steps: int
+    images_per_s: float | None
+    speed_source: str
+    seconds: float | None
+    parts: dict  # seconds: starting, training, previews, FID
+    reference: Reference | None
+    verdict: str  # what quality to expect, in one sentence
+
+    def time_text(self) -> str:
+        if self.seconds is None:
+            return f"{self.steps:,} optimiser steps ({self.epochs} × {self.steps_per_epoch}); no speed to estimate " \
+                   "the time from: measure this machine"
+        extra = ", ".join(f"{k} {_duration(v)}" for k, v in self.parts.items() if k != "training" and v >= 1)
+        return (f"about {_duration(self.seconds)} in all: {self.steps:,} optimiser steps ({self.epochs} epochs × "
+                f"{self.steps_per_epoch} batches of {self.n_train:,} images) at {self.images_per_s:,.0f} images/s: "
+                f"{self.speed_source}" + (f". Plus {extra}" if extra else ""))
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _pick_reference(options: Mapping[str, object], refs: list[Reference]) -> Reference | None:
+    """The shipped model most like this run: same architecture and process, then same preset/degradation."""
+    arch = str(options.get("arch") or "cnn")
+    kind = "cold" if options.get("degradation") else "noise"
+    same = [r for r in refs if r.arch == arch and r.diffusion_type == kind and r.optimizer_steps]
+    if not same:
+        return None
+    wanted = options.get("degradation") if kind == "cold" else (options.get("preset") or (
+        None if options.get("schedule") else "default"))
+    return max(same, key=lambda r: ((r.degradation if kind == "cold" else r.preset) == wanted, r.optimizer_steps))
+
+
+def _schedule_count(epochs: int, every: int) -> int:
+    """How many of epochs 1..epochs are multiples of `every`, plus the last (the trainer's previews / FIDs)."""
+    return epochs // every + (1 if epochs % every else 0)
+
+
+def machine_load() -> tuple[float, int] | None:
+    """(runnable processes averaged over the last minute, CPU cores), or None where the OS does not say."""
+    try:
+        return os.getloadavg()[0], os.cpu_count() or 1
+    except (AttributeError, OSError):
+        return None
+
+
+def estimate_training(options: Mapping[str, object], n_train: int, references: list[Reference] | None = None,
+                      images_per_s: float | None = None, speed_source: str | None = None,
+                      load: tuple[float, int] | None = None) -> TrainingEstimate:
+    """Time and expected quality of a run with the Train page's `options` on `n_train` images.
+
+    Speed: `images_per_s` when measured (measure_images_per_s), else the median of the shipped models'
+    curves for the same architecture (they trained on the machines this lab was built on), shared out
+    by the `load` (machine_load) when more processes want the CPU than it has cores. Quality: the
+    shipped model of the same architecture and process, its measured FID and confidence, and the share
+    of its optimiser steps this run will take (and its loss when it had taken as many)."""
+    refs = shipped_references() if references is None else references
+    arch = str(options.get("arch") or "cnn")
+    epochs, batch = int(options.get("epochs", 100)), int(options.get("batch_size", 128))
+    limit = options.get("limit")
+    n = min(int(limit), n_train) if limit else n_train
+    per_epoch = -(-n // batch)
+    steps = epochs * per_epoch
+    ref = _pick_reference(options, refs)
+    if images_per_s is None:
+        speed = [r for r in refs if r.arch == arch and r.images_per_s]
+        if speed:  # the model it is compared with, else the longest curve of the same architecture
+            best = ref if ref in speed else max(speed, key=lambda r: r.epochs_measured)
+            images_per_s = best.images_per_s
+            speed_source = (f"the shipped `{best.name}` trained at a median {images_per_s:,.0f} images/s ({arch}, "
+                            f"batch {best.batch_size}, {best.epochs_measured} epochs on a shared 2-core CPU)")
+            if load is not None and load[0] > load[1]:  # a busy machine: the run gets its share of the cores
+                images_per_s *= load[1] / load[0]
+                speed_source += (f"; this machine is busy now ({load[0]:.1f} processes want its {load[1]} "
+                                 f"core{'s' if load[1] > 1 else ''}), which leaves about {images_per_s:,.0f}")
+    seconds, parts = None, {}
+    if images_per_s:
+        cold = bool(options.get("degradation"))
+        preview_steps = COLD_PREVIEW_STEPS if cold else NOISE_PREVIEW_STEPS
+        forward_s = FORWARD_SHARE / images_per_s  # one image through the network once
+        parts["starting"] = STARTUP_S
+        parts["training"] = epochs * n / images_per_s
+        parts["previews"] = _schedule_count(epochs, 10) * 16 * preview_steps * forward_s
+        fid_every = int(options.get("fid_every") or 0)
+        if fid_every:
+            parts["FID"] = FID_SETUP_S + _schedule_count(epochs, fid_every) * int(
+                options.get("fid_samples") or 256) * preview_steps * forward_s
+        seconds = sum(parts.values())
+    verdict = _verdict(steps, ref)
+    if ref is not None and (options.get("dataset") or "mnist") != "mnist":
+        verdict += f" (The shipped models learned MNIST digits; this run learns {options['dataset']}.)"
+    return TrainingEstimate(n, epochs, per_epoch, steps, images_per_s, speed_source or "", seconds, parts, ref,
+                            verdict)
+
+
+def _verdict(steps: int, ref: Reference | None) -> str:
+    if ref is None:
+        return "No shipped model of this architecture and process to compare with."
+    had = f"{'more than ' if ref.continued else ''}{ref.optimizer_steps:,}"
+    base = f"The shipped `{ref.name}` after {had} optimiser steps: {ref.quality_text()}."
+    share = steps / ref.optimizer_steps
+    loss = None if ref.continued else ref.loss_at(steps)
+    final = ref.rows[-1].get("loss") if ref.rows else None
+    at = (f" Its training loss after {steps:,} steps was {loss:.3g} (at the end {final:.3g})."
+          if loss is not None and final is not None and share < 1 else "")
+    if share < NOT_DIGITS_BELOW:
+        expect = (f"Expect noise, not digits: this run takes {steps:,} steps, {100 * share:.0f}% of that. "
+                  "More epochs (or a smaller batch) give more steps.")
+    elif share < 1:
+        expect = f"Expect worse samples than it: this run takes {steps:,} steps, {100 * share:.0f}% of that."
+    else:
+        expect = f"This run takes {steps:,} steps, as many or more: expect about that quality."
+    return f"{expect} {base}{at}"
+
+
+def _diffusion_from_options(options: Mapping[str, object]) -> dict:
+    if options.get("degradation"):
+        from .degradations import make_degradation
+
+        deg = make_degradation(str(options["degradation"]), options.get("degradation_T"),
+                               str(options.get("degradation_schedule") or "linear"))
+        return {"type": "cold", "degradation": deg.config(), "loss": options.get("loss") or "l2"}
+    from .training import noise_diffusion_config
+
+    if options.get("schedule"):
+        return noise_diffusion_config(kind=str(options["schedule"]), beta1=float(options.get("beta1", 1e-4)),
+                                      beta2=float(options.get("beta2", 0.02)), T=int(options.get("T", 1000)))
+    return noise_diffusion_config(preset=str(options.get("preset") or "default"))
+
+
+def measure_images_per_s(options: Mapping[str, object], budget_s: float = 3.0,
+                         max_batch: int = 64) -> tuple[float, str]:
+    """Training images per second on this machine for a run with these options: a few forward +
+    backward + Adam steps of its architecture and objective on random data, on the device and at the
+    precision the trainer would use. Returns (images/s, a description of what was measured)."""
+    import torch
+
+    from .models import build_model
+    from .objectives import objective_from_config
+    from .precision import resolve_precision, with_precision
+    from .training import resolve_device
+
+    device = resolve_device("auto")
+    params = {"num_classes": 10} if options.get("conditional") else {}
+    model = build_model({"arch": str(options.get("arch") or "cnn"), "params": params}).to(device)
+    objective = objective_from_config(_diffusion_from_options(options))
+    trained = with_precision(model, "auto", device)
+    optim = torch.optim.Adam(model.parameters(), lr=1e-4)
+    batch = max(1, min(int(options.get("batch_size", 128)), max_batch))
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.rand((batch, 1, 28, 28), generator=gen) - 0.5).to(device)
+    y = torch.zeros(batch, dtype=torch.long, device=device) if params else None
+
+    def step() -> None:
+        loss = objective.loss(trained, x, gen, slice(None), y)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up (allocations, kernels)
+    count, t0 = 0, time.perf_counter()
+    while count < 1 or (time.perf_counter() - t0 < budget_s and count < 50):
+        step()
+        count += 1
+    rate = count * batch / (time.perf_counter() - t0)
+    precision = str(resolve_precision("auto", device)).replace("torch.", "")
+    return rate, f"measured on this machine just now ({device.type}, {precision}, batch {batch}, {count} steps)"
+
+
+def training_set_size(dataset: str, data_root: str | None = None) -> tuple[int, str]:
+    """(images in the training split a run would use now, where they come from), without downloading."""
+    from .data import load_dataset
+
+    data = load_dataset(dataset, "train", root=data_root, download=False)
+    return len(data), data.source

@@ -8,12 +8,12 @@ import streamlit as st
 
 from diffusion_core import jobs
 from diffusion_core.cold import COLD_LOSSES
-from diffusion_core.data import DATASETS
+from diffusion_core.data import DATASETS, DatasetUnavailableError
 from diffusion_core.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
 from diffusion_core.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, make_schedule
-from diffusion_core.training import MAX_BATCH, MAX_EPOCHS
-from pages.lab_ui import setup_page, user_errors
+from diffusion_core.training import INT_RANGES, MAX_BATCH, MAX_EPOCHS
+from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
 
 ARCH_LABELS = {"cnn": "Report CNN (hidden 16, 32, 32, 16; 7×7 convs)", "unet": "U-Net (learns faster per FLOP)"}
 DATA_LABELS = {"mnist": "MNIST (full set when present or downloadable, else the bundled 5,000 digits)",
@@ -43,20 +43,21 @@ def parse_params(text: str) -> list[str]:
     return items
 
 
-def degradation_widgets() -> dict[str, object]:
+def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
     """The `train --degradation …` options of the CLI: kind, T, strength schedule, parameters, loss."""
     c1, c2, c3, c4 = st.columns(4)
     kind = c1.selectbox("Degradation", DEGRADATION_KINDS, key="train_degradation",
                         help="blur is the report's (σ_t = 0.02 + 0.01·t over the whole image, T = 500)")
-    T = c2.number_input("Degradation steps T", min_value=1, max_value=DEGRADATION_MAX_T, value=DEFAULT_T[kind],
-                        key=f"train_degradation_T_{kind}")
+    T = number_field("Degradation steps T", 1, DEGRADATION_MAX_T, DEFAULT_T[kind], f"train_degradation_T_{kind}",
+                     container=c2)
+    fields.append(T)
     schedule = c3.selectbox("Strength schedule", STRENGTH_SCHEDULES, key="train_degradation_schedule",
                             help="how the strength grows with t/T: linear as the report, or a non-linear curve")
     loss = c4.selectbox("Restoration loss", COLD_LOSSES, key="train_loss", help="l2 as the report; l1 as the paper")
     text = st.text_input("Degradation parameters (KEY=VALUE, comma-separated; blank for the defaults)", value="",
                          key="train_degradation_params", help="e.g. sigma_max=3.0 (blur), min_size=7 (pixelate), "
                          "fill=0 (mask), target=0.13 (fade), noise_std=0.1 (noise-blur)")
-    return {"degradation": kind, "degradation_T": int(T), "degradation_schedule": schedule, "loss": loss,
+    return {"degradation": kind, "degradation_T": T.value, "degradation_schedule": schedule, "loss": loss,
             "degradation_param": text}
 
 
@@ -119,9 +120,19 @@ def show_run(run_id: str, was_active: bool) -> None:
     st.subheader(f"Run {run.run_id}")
     st.caption(run.describe())
     done = min(run.epoch / run.epochs, 1.0) if run.epochs else 0.0
-    eta = f" · about {fmt_duration(run.eta_seconds)} left" if run.eta_seconds is not None else ""
-    last = f" · loss {run.losses[-1][1]:.4f}" if run.losses else ""
-    st.progress(done, text=f"{run.state} · epoch {run.epoch}/{run.epochs}{last}{eta}")
+    if run.state == "starting":  # nothing trained yet: say what it is doing instead of "epoch 0/N"
+        text = f"starting · {run.phase_text()}"
+    else:
+        eta = f" · about {fmt_duration(run.eta_seconds)} left" if run.eta_seconds is not None else ""
+        last = f" · loss {run.losses[-1][1]:.4f}" if run.losses else ""
+        text = f"{run.state} · epoch {run.epoch}/{run.epochs}{last}{eta}"
+    st.progress(done, text=text)
+    if run.state == "starting":
+        st.caption("A new job spends its first 20–30 s on a CPU importing PyTorch, then loading the data (first "
+                   "trying to download MNIST when it is not in the data folder) and building the model, before its "
+                   "first batch.")
+    elif run.state in ("running", "stopping"):
+        st.caption(f"Now: {run.phase_text()}.")
     if run.state == "died":
         st.warning(run.message)
     elif run.state == "failed":
@@ -144,11 +155,11 @@ def show_run(run_id: str, was_active: bool) -> None:
                 jobs.stop_training(run.run_id)
                 st.rerun()
     else:
-        until = b2.number_input("Train until epoch", min_value=1, max_value=MAX_EPOCHS,
-                                value=run.epochs + (10 if run.state == "finished" else 0), key="train_until")
+        default_until = max(1, run.epochs + (10 if run.state == "finished" else 0))  # finished: extend it
+        until = number_field("Train until epoch", 1, MAX_EPOCHS, default_until, "train_until", container=b2)
         if b1.button("Resume", key="train_resume"):
             with user_errors("Could not resume"):
-                jobs.resume_training(run.run_id, epochs=int(until))
+                jobs.resume_training(run.run_id, epochs=int(until))  # int() refuses an out-of-range value
                 st.rerun()
     if run.checkpoint is not None:
         b3.page_link("pages/3_Reverse_diffusion.py", label="Sample from this run", icon=":material/fast_rewind:",
@@ -169,17 +180,79 @@ if watched:
 
 # ---------------------------------------------------------------- a new run
 
+
+@st.cache_data(ttl=300, show_spinner=False)
+def training_set(dataset: str) -> tuple[int | None, str]:
+    """(images a run would train on now, where they come from); None and why when not here."""
+    try:
+        return jobs.training_set_size(dataset)
+    except DatasetUnavailableError as exc:
+        return None, str(exc)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def shipped_references() -> list[jobs.Reference]:
+    return jobs.shipped_references()
+
+
+@st.cache_resource(show_spinner=False)
+def gpu_here() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def speed_key(options: dict[str, object]) -> tuple:
+    """What a measured speed depends on: architecture, label, process, batch (measured up to 64)."""
+    return (options["arch"], bool(options.get("conditional")), bool(options.get("degradation")),
+            min(int(options["batch_size"]), 64))
+
+
+def show_estimate(options: dict[str, object], fields: list[NumberField]) -> None:
+    """How long this run will take and what it will draw, before Start (jobs.estimate_training)."""
+    bad = [f for f in fields if not f.ok]
+    if bad:
+        st.caption(f"Fix {', '.join(f.label for f in bad)} to see how long this run would take.")
+        return
+    n, source = training_set(str(options["dataset"]))
+    note = ""
+    if n is None:
+        n = 60_000
+        note = f"\n\n{source} Estimated for the 60,000 training images a download gives."
+    elif "bundled" in source:
+        note = ("\n\nFull MNIST is not in the data folder, so the run uses the 4,500 bundled digits; if it can "
+                "download full MNIST it trains on 60,000 instead, 13× longer.")
+    measured = st.session_state.get("train_speed")
+    if measured and measured["key"] == speed_key(options):
+        est = jobs.estimate_training(options, n, shipped_references(), measured["rate"], measured["source"])
+    else:
+        est = jobs.estimate_training(options, n, shipped_references(), load=jobs.machine_load())
+        if gpu_here():
+            note += ("\n\nThis machine has a GPU, which the job will use: the shipped speeds are CPU speeds, so "
+                     "press **Measure this machine's speed** for a real estimate.")
+    st.info(f"**Time:** {est.time_text()}.\n\n**What to expect:** {est.verdict}{note}")
+    if st.button("Measure this machine's speed", key="train_measure",
+                 help="A few training steps of this architecture on random data, on this machine now "
+                      "(its GPU if it has one): a few seconds, longer for the U-Net"):
+        with user_errors("Could not measure"), st.spinner("Measuring a few training steps…"):
+            rate, what = jobs.measure_images_per_s(options)
+            st.session_state["train_speed"] = {"key": speed_key(options), "rate": rate, "source": what}
+            st.rerun()
+
+
 with st.expander("New training run", expanded=not watched):
+    fields: list[NumberField] = []  # every number box of the form: Start refuses any out of range
     d1, d2 = st.columns(2)
     dataset = d1.selectbox("Dataset", DATASETS, format_func=DATA_LABELS.get, key="train_dataset")
-    limit = d2.number_input("Training images (0 = all)", min_value=0, max_value=100_000, value=0, step=500,
-                            key="train_limit", help="Train on the first N images only: quick experiments")
+    limit = number_field("Training images (0 = all)", 0, 100_000, 0, "train_limit", container=d2, step=500,
+                         help="Train on the first N images only: quick experiments.")
+    fields.append(limit)
 
     process = st.radio("Process", ["Noise (Gaussian)", "Cold (degradation)"], horizontal=True, key="train_process",
                        help="noise: Algorithm 1 (predict ε); cold: Algorithm 3 (restore x from a degraded image)")
     options: dict[str, object] = {}
     if process.startswith("Cold"):
-        options.update(degradation_widgets())
+        options.update(degradation_widgets(fields))
     else:
         mode = st.radio("Schedule", ["Report preset", "Custom"], horizontal=True, key="train_schedule_mode")
         if mode == "Report preset":
@@ -188,34 +261,48 @@ with st.expander("New training run", expanded=not watched):
         else:
             s1, s2, s3, s4 = st.columns(4)
             kind = s1.selectbox("Kind", SCHEDULE_KINDS, key="train_kind")
-            beta1 = s2.number_input("β1", min_value=0.0, max_value=1.0, value=1e-4, step=1e-5, format="%.2e",
-                                    key="train_beta1")
-            beta2 = s3.number_input("β2", min_value=0.0, max_value=1.0, value=0.02, step=1e-3, format="%.2e",
-                                    key="train_beta2")
-            T = s4.number_input("T", min_value=1, max_value=MAX_T, value=1000, step=100, key="train_T")
-            options.update(schedule=kind, beta1=float(beta1), beta2=float(beta2), T=int(T))
+            beta1 = number_field("β1", 0.0, 1.0, 1e-4, "train_beta1", container=s2, step=1e-5, format="%.2e")
+            beta2 = number_field("β2", 0.0, 1.0, 0.02, "train_beta2", container=s3, step=1e-3, format="%.2e")
+            T = number_field("T", 1, MAX_T, 1000, "train_T", container=s4, step=100)
+            fields += [beta1, beta2, T]
+            options.update(schedule=kind, beta1=beta1.value, beta2=beta2.value, T=T.value)
 
     a1, a2, a3 = st.columns(3)
     arch = a1.selectbox("Architecture", list(ARCH_LABELS), format_func=ARCH_LABELS.get, key="train_arch")
-    epochs = a2.number_input("Epochs", min_value=1, max_value=MAX_EPOCHS, value=10, key="train_epochs")
-    batch = a3.number_input("Batch size", min_value=1, max_value=MAX_BATCH, value=128, key="train_batch")
+    epochs = number_field("Epochs", 1, MAX_EPOCHS, 10, "train_epochs", container=a2)
+    batch = number_field("Batch size", 1, MAX_BATCH, 128, "train_batch", container=a3)
     o1, o2, o3, o4 = st.columns(4)
-    lr = o1.number_input("Learning rate", min_value=1e-6, max_value=1.0, value=2e-4, step=1e-4, format="%.1e",
-                         key="train_lr")
+    lr = number_field("Learning rate", 1e-6, 1.0, 2e-4, "train_lr", container=o1, step=1e-4, format="%.1e")
     use_ema = o2.checkbox("EMA of the weights", value=True, key="train_use_ema",
                           help="Sample from an exponential moving average of the weights: smoother, better samples")
-    ema = o3.number_input("EMA decay", min_value=0.5, max_value=0.99999, value=0.999, step=0.001, format="%.4f",
-                          key="train_ema", disabled=not use_ema)
-    seed = o4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="train_seed")
+    ema = number_field("EMA decay", 0.5, 0.99999, 0.999, "train_ema", container=o3, step=0.001, format="%.4f",
+                       disabled=not use_ema)
+    seed = number_field("Seed", 0, 2**31 - 1, 0, "train_seed", container=o4)
+    fields += [epochs, batch, lr, seed] + ([ema] if use_ema else [])
     if arch == "unet" and not process.startswith("Cold"):
         options["conditional"] = st.checkbox(
             "Class-conditional (learn the digit labels, for classifier-free guidance)", key="train_conditional",
             help="The U-Net also sees the digit label (dropped 10% of the time, so it learns the unconditional "
                  "ε too); sampling can then ask for a digit and sharpen it with a guidance scale w.")
-    options.update(arch=arch, epochs=int(epochs), batch_size=int(batch), lr=float(lr),
-                   ema=float(ema) if use_ema else None, seed=int(seed), dataset=dataset,
-                   limit=int(limit) or None)
+    f1, f2, f3 = st.columns([2, 1, 1])
+    fid_on = f1.checkbox(
+        "Measure FID during training", value=False, key="train_fid", disabled=dataset != "mnist",
+        help="Every N epochs (and at the last) the trainer draws samples with its fast preview sampler and "
+             "measures their classifier-FID against held-out digits (MNIST only: the classifier knows digits). "
+             "The curve appears on the Evaluate page (the report's Figures 5 and 10); each measurement costs "
+             "a few seconds on a CPU, more with more samples.") and dataset == "mnist"
+    fid_every = number_field("FID every N epochs", 1, INT_RANGES["fid_every"][1], 5, "train_fid_every",
+                             container=f2, disabled=not fid_on)
+    fid_samples = number_field("FID samples", *INT_RANGES["fid_samples"], 256, "train_fid_samples", container=f3,
+                               disabled=not fid_on, step=64)
+    if fid_on:
+        fields += [fid_every, fid_samples]
+    options.update(arch=arch, epochs=epochs.value, batch_size=batch.value, lr=lr.value,
+                   ema=ema.value if use_ema else None, seed=seed.value, dataset=dataset,
+                   limit=limit.value or None, fid_every=fid_every.value if fid_on else None,
+                   fid_samples=fid_samples.value if fid_on else None)
 
+    show_estimate(options, fields)
     try:
         running, cap = len(jobs.active_runs()), jobs.max_jobs()
         st.caption(f"{running} of at most {cap} training jobs running now.")
@@ -223,6 +310,7 @@ with st.expander("New training run", expanded=not watched):
         st.error(str(exc))
     if st.button("Start training", type="primary", key="train_start"):
         with user_errors("Could not start training"):
+            require(fields)  # a value out of range is refused, never replaced by the last valid one
             if "schedule" in options:
                 make_schedule(options["schedule"], options["beta1"], options["beta2"], options["T"])
             if "degradation" in options:
@@ -233,13 +321,17 @@ with st.expander("New training run", expanded=not watched):
 
 # ---------------------------------------------------------------- all runs
 
-st.subheader("Runs")
-runs = jobs.list_runs()
-if not runs:
-    st.caption("No runs yet.")
-else:
+
+def runs_table(was_active: bool) -> None:
+    """Every run, refreshed each second while one is active (the same files the run panel reads)."""
+    runs = jobs.list_runs()
+    if was_active and not any(r.active for r in runs):
+        st.rerun()  # the last active run ended: redraw the page once and stop ticking
+    if not runs:
+        st.caption("No runs yet.")
+        return
     st.dataframe(
-        [{"run": r.run_id, "state": r.state, "epoch": f"{r.epoch}/{r.epochs}",
+        [{"run": r.run_id, "state": r.state, "epoch": f"{r.epoch}/{r.epochs}", "now": r.phase_text(),
           "loss": round(r.losses[-1][1], 5) if r.losses else None, "what": r.describe(),
           "model": "yes" if r.checkpoint else "no"} for r in runs],
         hide_index=True, key="train_runs_table",
@@ -250,3 +342,8 @@ else:
     if r2.button("Open", key="train_open"):
         open_run(pick)
         st.rerun()
+
+
+st.subheader("Runs")
+any_active = any(r.active for r in jobs.list_runs())
+st.fragment(runs_table, run_every=1.0 if any_active else None)(any_active)

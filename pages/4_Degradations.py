@@ -12,11 +12,20 @@ from diffusion_core.cold_views import (
     degradation_preview,
     mean_pairwise_distance,
     restore,
+    start_comparison,
     unconditional_samples,
 )
 from diffusion_core.degradations import DEFAULT_T, DEGRADATION_KINDS, MAX_T, STRENGTH_SCHEDULES, make_degradation
 from diffusion_core.figures import blur_schedule_figure, image_panels_figure
-from pages.lab_ui import checkpoint_label, load_test_digits, model_picker, setup_page, user_errors
+from pages.lab_ui import (
+    checkpoint_label,
+    load_test_digits,
+    model_picker,
+    number_field,
+    require,
+    setup_page,
+    user_errors,
+)
 
 START_LABELS = {"black": "black start (the report)", "mixture": "mixture start (the paper)"}
 
@@ -34,10 +43,10 @@ st.subheader("A degradation over t")
 c1, c2, c3, c4 = st.columns(4)
 kind = c1.selectbox("Degradation", DEGRADATION_KINDS, key="deg_kind",
                     help="blur is the report's: one Gaussian kernel covering the whole image")
-T = int(c2.number_input("Steps T", min_value=1, max_value=MAX_T, value=DEFAULT_T[kind], key=f"deg_T_{kind}"))
+T_field = number_field("Steps T", 1, MAX_T, DEFAULT_T[kind], f"deg_T_{kind}", container=c2)
 schedule = c3.selectbox("Strength schedule", STRENGTH_SCHEDULES, key="deg_schedule",
                         help="how the strength grows with t/T: linear as the report, or non-linear")
-digit = int(c4.number_input("Test digit", min_value=0, max_value=9999, value=0, step=1, key="deg_digit"))
+digit_field = number_field("Test digit", 0, 9999, 0, "deg_digit", container=c4)
 
 specs = degradation_parameters(kind)
 params: dict[str, float | int | None] = {}
@@ -50,21 +59,22 @@ for col, spec in zip(cols, specs, strict=False):
         value = col.number_input(spec.name, value=float(spec.default), step=0.01, format="%g",
                                  key=f"deg_{kind}_{spec.name}")
     params[spec.name] = value
-noise_seed = 0
+preview_fields = [T_field, digit_field]
 if kind == "noise-blur":
-    noise_seed = int(cols[len(specs)].number_input("Noise seed", min_value=0, max_value=2**31 - 1, value=0,
-                                                   key="deg_noise_seed"))
+    preview_fields.append(number_field("Noise seed", 0, 2**31 - 1, 0, "deg_noise_seed", container=cols[len(specs)]))
 
 with user_errors("Cannot preview this degradation"):
+    require(preview_fields)  # an out-of-range box is named above; no preview from a value it did not show
+    T, digit = int(T_field), int(digit_field)
+    noise_seed = int(preview_fields[2]) if len(preview_fields) > 2 else 0
     degradation = make_degradation(kind, T, schedule, **params)
     data = load_test_digits("mnist")
     if digit >= len(data):
         raise ValueError(f"test digit must be below {len(data)} (the size of the test set here)")
     preview = degradation_preview(degradation, data.images[digit], seed=noise_seed)
-    fig = blur_schedule_figure(preview.curve, dict(zip(preview.ts, preview.frames, strict=True)))
-    fig.update_layout(title=f"{kind} degradation, {schedule} schedule, T = {T}")
-    fig.layout.annotations[0].text = preview.label
-    fig.update_yaxes(title_text=preview.label, row=1, col=1)
+    fig = blur_schedule_figure(preview.curve, dict(zip(preview.ts, preview.frames, strict=True)),
+                               label=preview.label, strip_title=preview.strip_title,
+                               title=f"{kind} degradation, {schedule} schedule, T = {T}")
     st.plotly_chart(fig, key="deg_preview_fig")
     shown = ", ".join(f"{preview.curve[t]:.4g}" for t in preview.ts)
     st.caption(f"Test digit {digit} ({data.source}, label {int(data.labels[digit])}). {preview.label} at "
@@ -85,15 +95,18 @@ st.caption(f"Model: {checkpoint_label(ckpt.config)}. It undoes {model_deg['kind'
            + ", ".join(f"{k} = {v}" for k, v in model_deg.items() if k not in ("kind", "T", "schedule")) + ").")
 
 r1, r2, r3 = st.columns(3)
-steps = int(r1.number_input("Sampler steps (naive, improved)", min_value=1, max_value=model_T,
-                            value=min(model_T, 100), key="deg_steps", help="direct always takes one step"))
+steps_field = number_field("Sampler steps (naive, improved)", 1, model_T, min(model_T, 100), "deg_steps", container=r1,
+                           help="Direct always takes one step.")
 t_start = int(r2.slider("Degrade to t", min_value=1, max_value=model_T, value=model_T, key="deg_t_start")
               if model_T > 1 else 1)
-seed = int(r3.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="deg_seed"))
+seed_field = number_field("Seed", 0, 2**31 - 1, 0, "deg_seed", container=r3)
 
-inputs = (str(ckpt.path), digit, steps, t_start, seed)
+steps = steps_field.value
+inputs = (str(ckpt.path), digit_field.value, steps, t_start, seed_field.value)
 if st.button("Restore", type="primary", key="deg_restore"):
     with user_errors("Could not restore"), st.spinner("Restoring…"):
+        require([digit_field, steps_field, seed_field])
+        digit, steps, seed = int(digit_field), int(steps_field), int(seed_field)
         data = load_test_digits(ckpt.config.get("dataset", "mnist"))
         if digit >= len(data):
             raise ValueError(f"test digit must be below {len(data)} (the size of the test set here)")
@@ -115,28 +128,37 @@ else:
 # ---------------------------------------------------------------- unconditional: black vs mixture start
 
 st.subheader("Generate from nothing: black start vs mixture start")
-st.caption("The report started unconditional sampling from a black image, D(black, T): every sample starts from the "
-           "same image, so a deterministic sampler draws one digit over and over (spread 0). The Cold Diffusion paper "
-           "starts from a Gaussian mixture fitted to fully degraded training digits, plus a little noise.")
+st.caption("Unconditional generation starts from a fully degraded image x_T and walks back to t = 0. The report "
+           "started from a black image, x_T = D(black, T); the Cold Diffusion paper starts from a Gaussian mixture "
+           "fitted to fully degraded training digits, plus a little noise. Generate both with the same seed to see "
+           "what the black start gives, and why.")
 u1, u2, u3, u4 = st.columns(4)
 sampler = u1.selectbox("Sampler", COLD_SAMPLERS, key="deg_uncond_sampler")
-u_steps = int(u2.number_input("Steps", min_value=1, max_value=model_T, value=min(model_T, 100), key="deg_uncond_steps",
-                              disabled=sampler == "direct"))
-n = int(u3.number_input("Images", min_value=2, max_value=16, value=8, key="deg_uncond_n"))
-u_seed = int(u4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="deg_uncond_seed"))
-u_inputs = (str(ckpt.path), sampler, u_steps, n, u_seed)
+u_steps = number_field("Steps", 1, model_T, min(model_T, 100), "deg_uncond_steps", container=u2,
+                       disabled=sampler == "direct")
+n_field = number_field("Images", 2, 16, 8, "deg_uncond_n", container=u3)
+u_seed = number_field("Seed", 0, 2**31 - 1, 0, "deg_uncond_seed", container=u4)
+u_inputs = (str(ckpt.path), sampler, u_steps.value, n_field.value, u_seed.value)
 if st.button("Generate", key="deg_generate"):
     with user_errors("Could not sample"), st.spinner("Sampling (fitting the mixture on first use)…"):
-        st.session_state["deg_uncond"] = {"inputs": u_inputs,
-                                          "samples": unconditional_samples(ckpt, sampler, n, u_seed, u_steps)}
+        require([n_field, u_seed] + ([u_steps] if sampler != "direct" else []))
+        n = int(n_field)
+        samples = unconditional_samples(ckpt, sampler, n, int(u_seed), None if sampler == "direct" else int(u_steps))
+        real = load_test_digits(ckpt.config.get("dataset", "mnist")).images
+        why = start_comparison(ckpt, samples["black"], real, n=4, seed=int(u_seed))
+        st.session_state["deg_uncond"] = {"inputs": u_inputs, "samples": samples, "why": why}
 saved = st.session_state.get("deg_uncond")
 if saved and saved["inputs"] == u_inputs:
-    samples = saved["samples"]
+    samples, why = saved["samples"], saved["why"]
     st.plotly_chart(image_panels_figure({START_LABELS[k]: v for k, v in samples.items()},
                                         title=f"Unconditional samples ({sampler})", nrow=4), key="deg_uncond_fig")
     m = st.columns(len(samples))
     for col, (start, imgs) in zip(m, samples.items(), strict=True):
         col.metric(f"Spread · {start} start", f"{mean_pairwise_distance(imgs):.4f}",
                    help="mean RMSE between pairs of samples; 0 means every sample is the same image")
+    st.markdown("**Why the black start collapses.** " + why.explanation(int(n_field), model_deg["kind"]))
+    st.plotly_chart(image_panels_figure({**why.starts, **why.first_guess}, title="Where each walk back starts (top) "
+                                        "and the model's first guess R(x_T, T) (bottom)", nrow=4, rows=2)
+                    .update_layout(height=520), key="deg_why_fig")
 else:
     st.caption("Press **Generate** to sample from both starts with the same seed.")

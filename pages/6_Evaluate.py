@@ -9,12 +9,20 @@ from diffusion_core.comparison import (
     benchmark_path,
     collect_records,
     default_epochs,
+    fid_curve_missing,
+    final_fids,
     has_fid,
     read_benchmark,
     sample_grids,
     summary_table,
 )
-from diffusion_core.figures import fid_curves_figure, loss_curves_figure, noise_vs_blur_figure
+from diffusion_core.figures import (
+    fid_curves_figure,
+    final_fid_figure,
+    loss_curves_figure,
+    model_colours,
+    noise_vs_blur_figure,
+)
 from pages.lab_ui import setup_page, user_errors
 
 MAX_DEFAULT = 8  # runs compared by default (the newest first)
@@ -46,6 +54,7 @@ st.subheader("Metrics")
 st.dataframe(pd.DataFrame(summary_table(selected)), hide_index=True, key="ev_table")
 
 by_name = {r.name: r for r in selected}
+colours = model_colours([r.name for r in selected])  # one colour per model in every chart below
 tab_loss, tab_fid, tab_samples = st.tabs(["Loss", "FID", "Samples over epochs"])
 
 
@@ -58,7 +67,7 @@ def noise_vs_blur(curves: dict[str, list[dict]], key: str) -> None:
     noise = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == "noise"}
     cold = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == "cold"}
     if noise and cold:
-        st.plotly_chart(noise_vs_blur_figure(noise, cold, key=key), key=f"ev_{key}_vs_fig")
+        st.plotly_chart(noise_vs_blur_figure(noise, cold, key=key, colours=colours), key=f"ev_{key}_vs_fig")
 
 
 with tab_loss:
@@ -68,18 +77,27 @@ with tab_loss:
                 "(in the table above).")
     else:
         log_y = st.toggle("Log scale", value=True, key="ev_log")
-        st.plotly_chart(loss_curves_figure(losses, log_y=log_y), key="ev_loss_fig")
+        st.plotly_chart(loss_curves_figure(losses, log_y=log_y, colours=colours), key="ev_loss_fig")
         noise_vs_blur(losses, "loss")
 
 with tab_fid:
-    if not has_fid(selected):
-        st.info("No FID curve: none of the chosen runs recorded \"fid\" in its metrics.jsonl. FID is measured "
-                "during training only when asked for (`train --fid-every N`); final FIDs of shipped checkpoints "
-                "are in the table above.")
-    else:
+    if has_fid(selected):
         fids = curves_of("fid")
-        st.plotly_chart(fid_curves_figure(fids), key="ev_fid_fig")
+        st.plotly_chart(fid_curves_figure(fids, colours=colours), key="ev_fid_fig")
         noise_vs_blur(fids, "fid")
+    else:
+        st.info("No FID curve: none of the chosen runs measured FID while it trained. To get one, tick **Measure FID "
+                "during training** on the Train page (the CLI's `train --fid-every N --fid-samples M`).")
+    finals = final_fids(selected)
+    if finals:
+        missing = fid_curve_missing(selected)
+        note = (f" The shipped models' training histories ({', '.join(f'`{n}.metrics.jsonl`' for n in missing)}) "
+                "hold no FID rows, so they have no curve; these are the FIDs measured once they had finished."
+                if missing else "")
+        st.caption("Measured classifier-FID of the finished models, each on its card's number of samples, against "
+                   "the real-data floor at the same number of samples (held-out real digits: the best a model can "
+                   "score there)." + note)
+        st.plotly_chart(final_fid_figure(finals, colours=colours), key="ev_final_fid_fig")
 
 with tab_samples:
     grids = {r.name: sample_grids(r.run_dir) for r in selected if r.run_dir is not None}

@@ -140,3 +140,54 @@ def test_an_uploaded_noise_model_is_refused_for_restorations(tmp_path):
     no_exceptions(at)
     assert errors(at) == ["This upload is a noise diffusion model; this part of the page needs a cold one."]
     assert not at.button
+
+
+def test_a_mask_preview_is_headed_masked_not_blurred():
+    """Before: the mask and pixelate strips were headed 'x blurred at t = …'."""
+    at = app(PAGE).run()
+    at.selectbox(key="deg_kind").set_value("mask").run()
+    no_exceptions(at)
+    titles = [a["text"] for a in charts(at)[0]["layout"]["annotations"]]
+    assert titles[1].startswith("x masked at t = 0, ") and not any("blurred" in t for t in titles)
+
+
+def test_out_of_range_numbers_are_named_and_refused():
+    """Before: the boxes had min/max, so 0 steps or 1 image silently became the last valid value."""
+    at = app(PAGE).run()
+    at.number_input(key="deg_T_blur").set_value(0).run()
+    no_exceptions(at)
+    message = "Steps T must be a whole number from 1 to 10,000; got 0"
+    assert errors(at) == [message, f"Cannot preview this degradation: {message}"]
+    assert charts(at) == []  # no preview from a value the box did not show
+
+
+def test_the_unconditional_numbers_are_refused_by_generate(shipped):
+    write_cold(shipped)
+    at = app(PAGE).run()
+    at.number_input(key="deg_uncond_n").set_value(1)
+    at.button(key="deg_generate").click().run()
+    no_exceptions(at)
+    message = "Images must be a whole number from 2 to 16; got 1"
+    assert errors(at) == [message, f"Could not sample: {message}"]
+    assert "deg_uncond" not in at.session_state
+
+
+def test_the_black_start_text_is_true_to_the_samples_and_shows_why(shipped):
+    """Before: the text said the black start 'draws one digit over and over' under eight empty squares."""
+    write_cold(shipped)
+    at = app(PAGE).run()
+    at.number_input(key="deg_uncond_n").set_value(4)
+    at.number_input(key="deg_uncond_steps").set_value(5)
+    at.button(key="deg_generate").click().run()
+    no_exceptions(at)
+    assert not [c for c in at.caption if "one digit over and over" in c.value]
+    why = at.session_state["deg_uncond"]["why"]
+    samples = at.session_state["deg_uncond"]["samples"]["black"]
+    text = next(m.value for m in at.markdown if m.value.startswith("**Why the black start collapses.**"))
+    assert text == "**Why the black start collapses.** " + why.explanation(4, "blur")
+    assert why.black_brightest == pytest.approx(float(samples.max()))
+    shown = "empty (black) squares" if samples.max() < 0.2 else "one image"
+    assert f"ends at {shown}" in text
+    panels = [a["text"] for a in charts(at)[-1]["layout"]["annotations"]]
+    assert panels == ["black start x_T = D(black, T)", "real digits at t = T", "mixture start x_T",
+                      "R(x_T, T) from the black start", "R(x_T, T) from real digits at t = T"]

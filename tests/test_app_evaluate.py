@@ -133,3 +133,41 @@ def test_quality_vs_speed_table_when_the_file_exists(tmp_path):
     at = app(PAGE).run()
     assert errors(at) == ['Cannot read the quality-vs-speed benchmark: bench.json must hold a list of rows like '
                           '{"sampler": "ddim", "steps": 50, "fid": 12.3, "seconds": 1.4}']
+
+
+def test_shipped_models_without_fid_rows_show_their_measured_fid(shipped):
+    """Before: the FID tab was empty out of the box and pointed to a CLI flag the Train page did not offer."""
+    for name, fid, floor, n in (("default", 601.8, 22.5, 250), ("blur", 995.9, 13.3, 1000)):
+        ck = write_checkpoint(shipped, name, T=20)
+        meta = json.loads(ck.with_suffix(".json").read_text())
+        meta.update(metrics={"loss": 0.03, "fid": fid, "fid_floor": floor, "n": n})
+        ck.with_suffix(".json").write_text(json.dumps(meta))
+        ck.with_suffix(".metrics.jsonl").write_text(json.dumps({"epoch": 1, "loss": 0.5}) + "\n")  # no "fid"
+    at = app(PAGE).run()
+    no_exceptions(at)
+    info = next(i.value for i in at.info if i.value.startswith("No FID curve"))
+    assert "**Measure FID during training** on the Train page" in info
+    assert any("`blur.metrics.jsonl`, `default.metrics.jsonl`) hold no FID rows" in c.value for c in at.caption)
+    final = next(f for f in charts(at) if f["layout"]["title"]["text"].startswith("Measured classifier-FID"))
+    bars, floors = final["data"]
+    assert final["layout"]["xaxis"]["ticktext"] == ["blur", "default"]
+    np.testing.assert_allclose(bars["y"], [995.9, 601.8])
+    np.testing.assert_allclose(floors["y"], [13.3, 22.5])
+
+
+def test_a_model_keeps_its_colour_and_the_noise_vs_blur_axes_are_readable():
+    """Before: one model had different colours in the two loss charts, and the blur loss sat on a second
+    log axis over the first with run-together labels."""
+    root = jobs.runs_root()
+    fake_run(root, "run-noise", dead_pid(), state="finished", epoch=3, epochs=3, losses=(0.5, 0.1, 0.03))
+    blur = fake_run(root, "run-blur", dead_pid(), state="finished", epoch=3, epochs=3, losses=(0.05, 0.01, 0.005))
+    make_cold(blur)
+    at = app(PAGE).run()
+    no_exceptions(at)
+    loss, vs = charts(at)[:2]
+    colour = {t["name"]: t["line"]["color"] for t in loss["data"]}
+    assert colour == {t["name"]: t["line"]["color"] for t in vs["data"]} and None not in colour.values()
+    assert len(set(colour.values())) == 2
+    assert "overlaying" not in vs["layout"]["yaxis2"]
+    assert vs["layout"]["yaxis"]["ticktext"] == ["0.02", "0.05", "0.1", "0.2", "0.5"]
+    assert vs["layout"]["yaxis2"]["ticktext"] == ["0.005", "0.01", "0.02", "0.05"]

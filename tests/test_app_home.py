@@ -96,3 +96,20 @@ def test_a_broken_default_model_is_an_error_message_not_a_traceback(_fresh):
     no_exceptions(at)
     assert len(errors(at)) == 1 and errors(at)[0].startswith("Could not generate: ")
     assert "SHA-256" in errors(at)[0]
+
+
+@pytest.mark.parametrize("seed", [-5, 2**31])
+def test_an_out_of_range_seed_is_named_and_generates_nothing(_fresh, seed):
+    """Before: the box had min/max, so -5 silently became the default 0 and Generate drew a grid."""
+    write_checkpoint(_fresh, "tiny", T=20)
+    at = app().run()
+    at.number_input(key="home_seed").set_value(seed).run()
+    message = f"Seed must be a whole number from 0 to 2,147,483,647; got {seed}"
+    assert errors(at) == [message]  # named under the box as soon as it is typed
+    at.button(key="home_generate").click().run()
+    no_exceptions(at)
+    assert errors(at) == [message, f"Could not generate: {message}"]
+    assert not at.image and "home_grid" not in at.session_state
+    at.number_input(key="home_seed").set_value(7)
+    at.button(key="home_generate").click().run()
+    assert errors(at) == [] and at.session_state["home_grid"]["seed"] == 7

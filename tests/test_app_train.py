@@ -190,3 +190,157 @@ def test_start_watch_and_stop_a_real_job():
     assert progress_text(at).startswith(f"stopped · epoch {stopped.epoch}/5000")
     assert at.button(key="train_resume")
     assert any(f"stopped by user during epoch {stopped.epoch + 1}" in i.value for i in at.info)
+
+
+# ---------------------------------------------------------------- issue #18: inputs, estimate, FID, starting runs
+
+BAD_VALUES = [  # (key, a value out of range, the message naming the field and its range)
+    ("train_batch", 0, "Batch size must be a whole number from 1 to 4,096; got 0"),
+    ("train_epochs", 0, "Epochs must be a whole number from 1 to 10,000; got 0"),
+    ("train_limit", -1, "Training images (0 = all) must be a whole number from 0 to 100,000; got -1"),
+    ("train_seed", -5, "Seed must be a whole number from 0 to 2,147,483,647; got -5"),
+    ("train_lr", 0.0, "Learning rate must be a number from 1e-06 to 1; got 0"),
+    ("train_ema", 1.5, "EMA decay must be a number from 0.5 to 0.99999; got 1.5"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", BAD_VALUES)
+def test_an_out_of_range_number_is_named_and_start_refuses_it(key, value, message):
+    """Before: the boxes had min/max, so 0 became the default (batch 128) and the run started."""
+    at = app(PAGE).run()
+    at.number_input(key=key).set_value(value).run()
+    no_exceptions(at)
+    assert errors(at) == [message]  # under the box at once
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    assert errors(at) == [message, f"Could not start training: {message}"]
+    assert jobs.list_runs() == [] and "run" not in at.query_params
+
+
+@pytest.mark.parametrize("setup,key,value,message", [
+    ({"train_schedule_mode": "Custom"}, "train_T", 0, "T must be a whole number from 1 to 100,000; got 0"),
+    ({"train_schedule_mode": "Custom"}, "train_beta2", 1.5, "β2 must be a number from 0 to 1; got 1.5"),
+    ({"train_process": "Cold (degradation)"}, "train_degradation_T_blur", 0,
+     "Degradation steps T must be a whole number from 1 to 10,000; got 0"),
+])
+def test_the_schedule_and_degradation_numbers_are_checked_too(setup, key, value, message):
+    at = app(PAGE).run()
+    for radio, choice in setup.items():
+        at.radio(key=radio).set_value(choice).run()
+    at.number_input(key=key).set_value(value)
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    assert errors(at) == [message, f"Could not start training: {message}"]
+    assert jobs.list_runs() == []
+
+
+def test_resume_refuses_an_out_of_range_epoch():
+    fake_run(jobs.runs_root(), "run-dead", dead_pid(), state="running", epoch=2, epochs=5, losses=(0.9, 0.5))
+    at = app(PAGE, query={"run": "run-dead"}).run()
+    at.number_input(key="train_until").set_value(0)
+    at.button(key="train_resume").click().run()
+    no_exceptions(at)
+    message = "Train until epoch must be a whole number from 1 to 10,000; got 0"
+    assert errors(at) == [message, f"Could not resume: {message}"]
+    assert jobs.read_run("run-dead").state == "died"  # nothing was launched
+
+
+def test_the_estimate_before_start_gives_time_and_quality(monkeypatch):
+    """Before: nothing said that the default (report CNN, 10 epochs) trains for minutes and draws noise."""
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(jobs.PROJECT_ROOT / "checkpoints"))
+    monkeypatch.setattr(jobs, "machine_load", lambda: (1.0, 2))  # a quiet machine
+    st.cache_data.clear()
+    at = app(PAGE).run()
+    no_exceptions(at)
+    text = [i.value for i in at.info if i.value.startswith("**Time:**")]
+    assert len(text) == 1, [i.value for i in at.info]
+    refs = jobs.shipped_references()
+    quiet = jobs.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, refs)
+    assert f"about {jobs._duration(quiet.seconds)} in all: 360 optimiser steps (10 epochs × 36 batches" in text[0]
+    assert "Expect noise, not digits" in text[0] and "The shipped `default` after 3,600 optimiser steps" in text[0]
+    assert "4,500 bundled digits" in text[0]  # no full MNIST in the test's data folder
+    at.number_input(key="train_epochs").set_value(100).run()
+    text = next(i.value for i in at.info if i.value.startswith("**Time:**"))
+    assert "3,600 optimiser steps" in text and "expect about that quality" in text
+
+    monkeypatch.setattr(jobs, "machine_load", lambda: (8.0, 2))  # four times as many processes as cores
+    at.run()
+    text = next(i.value for i in at.info if i.value.startswith("**Time:**"))
+    busy = jobs.estimate_training({"arch": "cnn", "epochs": 100, "batch_size": 128}, 4500, refs, load=(8.0, 2))
+    assert f"about {jobs._duration(busy.seconds)} in all" in text
+    assert "this machine is busy now (8.0 processes want its 2 cores)" in text
+    default = next(r for r in refs if r.name == "default")
+    assert busy.reference == default and busy.images_per_s == pytest.approx(default.images_per_s / 4)
+
+    at.number_input(key="train_batch").set_value(0).run()
+    assert not [i for i in at.info if i.value.startswith("**Time:**")]
+    assert "Fix Batch size to see how long this run would take." in [c.value for c in at.caption]
+
+
+def test_fid_during_training_is_offered_and_passed_to_the_cli():
+    at = app(PAGE).run()
+    assert at.number_input(key="train_fid_every").disabled
+    at.checkbox(key="train_fid").check().run()
+    at.number_input(key="train_fid_every").set_value(2)
+    at.number_input(key="train_fid_samples").set_value(128)
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    run_id = at.query_params["run"]
+    try:
+        command = json.loads((jobs.runs_root() / run_id / "job.json").read_text())["command"]
+        assert command[-5:] == ["--fid-every", "2", "--fid-samples", "128", "--quiet"]
+    finally:
+        jobs.stop_training(run_id)
+    at = app(PAGE).run()
+    at.selectbox(key="train_dataset").set_value("fashion-mnist").run()
+    assert at.checkbox(key="train_fid").disabled  # the classifier knows digits only
+
+
+def test_a_starting_run_says_what_it_is_doing():
+    """Before: its caption read '?, ?, ?' (no config.json yet) and the panel said only 'starting · epoch 0/3'."""
+    live = stand_in_job()
+    try:
+        run_dir = fake_run(jobs.runs_root(), "run-new", live.pid, state=None, epochs=3)
+        (run_dir / "config.json").unlink()  # the trainer has not written it yet
+        job = json.loads((run_dir / "job.json").read_text())
+        job["options"] = {"arch": "unet", "preset": "model1", "epochs": 3, "dataset": "mnist"}
+        job["started"] = time.time() - 5
+        (run_dir / "job.json").write_text(json.dumps(job))
+        at = app(PAGE, query={"run": "run-new"}).run()
+        no_exceptions(at)
+        assert at.caption[0].value == "unet, noise model1 T=1840, mnist"
+        assert progress_text(at).startswith("starting · starting Python and importing PyTorch (")
+        (run_dir / "config.json").write_text(json.dumps({"epochs": 3, "dataset": "mnist", "model": {"arch": "unet"},
+                                                         "diffusion": {"type": "noise", "preset": "model1",
+                                                                       "schedule": {"T": 1840}}}))
+        at.run()
+        assert progress_text(at).startswith("starting · loading the training data and building the model (")
+        table = at.dataframe[0].value
+        assert table["state"].tolist() == ["starting"]
+        assert table["now"].tolist()[0].startswith("loading the training data")
+        (run_dir / "status.json").write_text(json.dumps({"state": "running", "pid": live.pid, "epoch": 1,
+                                                         "epochs": 3}))
+        at.run()
+        assert progress_text(at).startswith("running · epoch 1/3")
+        assert any(c.value.startswith("Now: training epoch 2 of 3 (") for c in at.caption)
+        table = at.dataframe[0].value
+        assert table["state"].tolist() == ["running"] and table["epoch"].tolist() == ["1/3"]
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_measuring_this_machine_replaces_the_shipped_speed(monkeypatch):
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(jobs.PROJECT_ROOT / "checkpoints"))
+    calls = []
+    monkeypatch.setattr(jobs, "measure_images_per_s", lambda options: calls.append(options) or (40.0, "measured here"))
+    st.cache_data.clear()
+    at = app(PAGE).run()
+    at.button(key="train_measure").click().run()
+    no_exceptions(at)
+    assert calls and calls[0]["arch"] == "cnn" and calls[0]["batch_size"] == 128
+    text = next(i.value for i in at.info if i.value.startswith("**Time:**"))
+    assert "at 40 images/s: measured here" in text
+    at.selectbox(key="train_arch").set_value("unet").run()  # another architecture: not what was measured
+    text = next(i.value for i in at.info if i.value.startswith("**Time:**"))
+    assert "measured here" not in text and "default-unet" in text

@@ -16,6 +16,7 @@ from diffusion_core.cold_views import (
     degradation_preview,
     mean_pairwise_distance,
     restore,
+    start_comparison,
     unconditional_samples,
 )
 from diffusion_core.degradations import DEGRADATION_KINDS, make_degradation
@@ -116,3 +117,44 @@ def test_black_start_collapses_and_the_mixture_does_not(monkeypatch, tmp_path):
     assert set(out) == {"mixture", "black"} and out["black"].shape == (4, 28, 28)
     assert mean_pairwise_distance(out["black"]) == 0.0  # one start image, a deterministic sampler
     assert mean_pairwise_distance(out["mixture"]) > 0.01
+
+
+@pytest.mark.parametrize("kind,heading", [("blur", "x blurred at t = "), ("mask", "x masked at t = "),
+                                          ("pixelate", "x pixelated at t = "), ("fade", "x faded at t = ")])
+def test_the_strip_heading_says_what_the_degradation_does(kind, heading):
+    """Before: every preview's strip was headed 'x blurred at t = …', masks and pixelation too."""
+    p = degradation_preview(make_degradation(kind, T=20), digits(1)[0])
+    assert p.kind == kind and p.strip_title == heading + ", ".join(map(str, p.ts))
+
+
+def test_start_comparison_shows_why_black_collapses(monkeypatch, tmp_path):
+    """A restorer that answers black: black-start samples are empty squares, all alike, and the words say so."""
+    monkeypatch.setenv("DIFFUSION_LAB_DATA", str(tmp_path))
+    blur = make_degradation("blur", T=10)
+    ckpt = cold(Constant(torch.full((1, 1, 28, 28), -0.5)), blur)
+    samples = unconditional_samples(ckpt, "improved", n=4, seed=0, steps=5)
+    x = digits(3)
+    why = start_comparison(ckpt, samples["black"], x, n=4, seed=0)
+    assert list(why.starts) == ["black start x_T = D(black, T)", "real digits at t = T", "mixture start x_T"]
+    assert why.starts["black start x_T = D(black, T)"].shape == (3, 28, 28)  # n: as many real digits as given
+    assert why.starts["black start x_T = D(black, T)"].max() < 1e-6
+    np.testing.assert_allclose(why.starts["real digits at t = T"], (blur(x, 10)[:, 0] + 0.5).clip(0, 1).numpy(),
+                               atol=1e-5)
+    assert why.real_T_mean == pytest.approx(float((blur(x, 10) + 0.5).clamp(0, 1).mean()), abs=1e-5)
+    assert why.black_spread == 0.0 and why.black_brightest < 1e-6 and why.black_T_mean < 1e-6
+    text = why.explanation(4, "blur")
+    assert text.startswith("All 4 black-start samples begin from one image, x_T = D(black, T)")
+    assert "spread 0" in text and "real digits blurred to t = T have a mean brightness of" in text
+    assert "ends at empty (black) squares (brightest pixel 0.00)" in text
+    assert "one digit" not in text  # what the page used to claim, untrue here
+
+
+def test_a_black_start_that_matches_real_degraded_digits_is_explained_differently():
+    """Fully masked digits are black as well: the start is not unusual, it just says nothing."""
+    mask = make_degradation("mask", T=10)
+    ckpt = cold(Constant(torch.zeros(1, 1, 28, 28)), mask)
+    x = digits(2)
+    why = start_comparison(ckpt, np.full((4, 28, 28), 0.5), x, n=2)
+    assert why.real_T_mean == pytest.approx(0.0, abs=1e-6) and why.black_brightest == 0.5
+    text = why.explanation(4, "mask")
+    assert "Real digits masked to t = T look the same" in text and "ends at one image" in text

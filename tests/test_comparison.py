@@ -11,6 +11,8 @@ from diffusion_core.comparison import (
     ModelRecord,
     collect_records,
     default_epochs,
+    fid_curve_missing,
+    final_fids,
     has_fid,
     read_benchmark,
     sample_grids,
@@ -64,3 +66,12 @@ def test_benchmark_rows(tmp_path):
     path.write_text("{broken")
     with pytest.raises(ValueError, match="not valid JSON"):
         read_benchmark(path)
+
+
+def test_final_fids_and_the_shipped_histories_without_fid():
+    card = ModelRecord("shipped:d", "d", "shipped", {}, [{"epoch": 1, "loss": 0.5}],
+                       {"fid": 601.8, "fid_floor": 22.5, "n": 250, "sampler": "ancestral", "loss": 0.02}, 100)
+    run = ModelRecord("run:r", "r", "run", {}, [{"epoch": 1, "loss": 0.5, "fid": 40.0}], {"loss": 0.5}, 1)
+    assert final_fids([card, run]) == {"d": {"fid": 601.8, "fid_floor": 22.5, "n": 250, "sampler": "ancestral",
+                                             "steps": None}}
+    assert fid_curve_missing([card, run]) == ["d"]

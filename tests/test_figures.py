@@ -12,7 +12,10 @@ from diffusion_core.figures import (
     blur_schedule_figure,
     density_figure,
     fid_curves_figure,
+    final_fid_figure,
+    log_ticks,
     loss_curves_figure,
+    model_colours,
     noise_vs_blur_figure,
     pca_cluster_figure,
     restorations_figure,
@@ -147,3 +150,54 @@ def test_write_html_works_offline(tmp_path):
     shared = write_html(fig, tmp_path / "d" / "b.html", self_contained=False).read_text()
     assert 'src="plotly.min.js"' in shared and 'src="http' not in shared
     assert (tmp_path / "d" / "plotly.min.js").is_file()
+
+
+def test_log_ticks_are_plain_numbers_spanning_the_values():
+    assert log_ticks([0.00505, 0.072]) == ([0.005, 0.01, 0.02, 0.05, 0.1], ["0.005", "0.01", "0.02", "0.05", "0.1"])
+    assert log_ticks([25.5, 996.0])[1] == ["20", "50", "100", "200", "500", "1000"]
+    assert log_ticks([0.3, 0.31]) == ([0.2, 0.5], ["0.2", "0.5"])
+    assert log_ticks([0.0, -1.0, float("nan")]) == ([], [])
+
+
+def test_noise_vs_blur_has_two_panels_with_readable_ticks_and_the_models_colours():
+    """Before: the blur loss sat on a second log axis over the first; its labels ran together
+    ('2 2 2 1 1 1 0.01111418 9 7') and each chart chose its own colours."""
+    colours = model_colours(["blur", "default"])
+    fig = noise_vs_blur_figure({"default": ROWS_A}, {"blur": ROWS_B}, key="loss", colours=colours)
+    assert "overlaying" not in fig.layout.yaxis2.to_plotly_json()  # its own panel, not a second axis on top
+    assert fig.layout.yaxis.domain[0] > fig.layout.yaxis2.domain[1]  # noise above, blur below
+    assert list(fig.layout.yaxis.ticktext) == ["0.02", "0.05", "0.1"]  # noise losses 0.04–0.08
+    assert list(fig.layout.yaxis2.ticktext) == ["0.2", "0.5"]  # blur losses 0.2–0.3
+    by_name = {t.name: t for t in fig.data}
+    assert by_name["blur"].line.color == colours["blur"] and by_name["default"].line.color == colours["default"]
+    loss = loss_curves_figure({"default": ROWS_A, "blur": ROWS_B}, colours=colours)
+    assert {t.name: t.line.color for t in loss.data} == {n: t.line.color for n, t in by_name.items()}
+    assert list(loss.layout.yaxis.ticktext) == ["0.02", "0.05", "0.1", "0.2", "0.5"]
+
+
+def test_final_fid_figure_has_a_bar_and_a_floor_per_model():
+    fig = final_fid_figure({"default": {"fid": 601.8, "fid_floor": 22.5, "n": 250},
+                            "unet": {"fid": 25.5, "fid_floor": 13.3, "n": 1000}, "none": {"fid": None}})
+    bars, floors = fig.data
+    assert list(bars.y) == [601.8, 25.5] and list(fig.layout.xaxis.ticktext) == ["default", "unet"]
+    assert list(floors.y) == [22.5, 13.3] and list(floors.x) == list(bars.x)
+    assert fig.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="at least one model"):
+        final_fid_figure({"none": {"fid": None}})
+
+
+def test_the_strip_heading_is_the_callers():
+    fig = blur_schedule_figure(np.linspace(0, 1, 11), {0: np.zeros((28, 28)), 10: np.ones((28, 28))},
+                               label="masked fraction", strip_title="x masked at t = 0, 10")
+    assert [a.text for a in fig.layout.annotations] == ["masked fraction", "x masked at t = 0, 10"]
+    assert fig.layout.yaxis.title.text == "masked fraction"
+
+
+def test_the_strip_heading_leaves_room_for_the_t_axis_above_it():
+    """Before: 'x blurred at t = …' sat on the σ_t plot's 't' axis title (46 px between the plots)."""
+    fig = blur_schedule_figure(0.02 + 0.01 * np.arange(501), {0: np.zeros((28, 28)), 500: np.ones((28, 28))})
+    plot_height = fig.layout.height - 100 - 80  # Plotly's default top and bottom margins
+    heading = fig.layout.annotations[1]
+    gap_px = (fig.layout.yaxis.domain[0] - heading.y) * plot_height
+    assert gap_px >= 70  # tick labels (~20 px), the axis title "t" (~20 px) and the heading's own line
+    assert fig.layout.xaxis.title.text == "t"

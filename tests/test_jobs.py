@@ -38,7 +38,7 @@ def test_option_args_maps_options_to_cli_flags():
 
 
 def test_invalid_settings_are_refused_before_launch():
-    with pytest.raises(jobs.JobError, match="invalid training settings: argument --epochs: invalid int value"):
+    with pytest.raises(jobs.JobError, match="invalid training settings: argument --epochs: "):
         jobs.start_training({"epochs": "many"})
     with pytest.raises(jobs.JobError, match="invalid choice"):
         jobs.start_training({"arch": "transformer"})

@@ -11,13 +11,15 @@ puts the app's folder on sys.path (and pytest does via `pythonpath = ["."]`), so
 `from pages.lab_ui import …` (`pages` is a namespace package).
 
 Modules: common (page setup, navigation, error display), models (cached checkpoints, the model
-picker, uploads), render (image grids and Plotly helpers), data (cached test digits and classifier).
+picker, uploads), render (image grids and Plotly helpers), data (cached test digits and classifier),
+inputs (number boxes whose out-of-range values are named and refused, never silently replaced).
 queue_ui: compute through the server's one work queue, showing the place in line; the background
 warm-up of the default model.
 """
 
 from .common import PAGES, USER_ERRORS, navigation, page_links, setup_page, user_errors
 from .data import load_test_digits, shipped_classifier
+from .inputs import InputError, NumberField, number_field, require
 from .models import (
     checkpoint_label,
     class_controls,
@@ -31,6 +33,8 @@ from .queue_ui import run_queued, warm_up_default_model
 from .render import downsample_indices, grid_image, show_grid
 
 __all__ = [
+    "InputError",
+    "NumberField",
     "PAGES",
     "USER_ERRORS",
     "checkpoint_label",
@@ -43,8 +47,10 @@ __all__ = [
     "model_picker",
     "model_sources",
     "navigation",
+    "number_field",
     "page_links",
     "run_queued",
+    "require",
     "setup_page",
     "shipped_classifier",
     "show_grid",

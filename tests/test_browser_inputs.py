@@ -1,0 +1,128 @@
+"""Issue #18 in a real browser (Debian's Chromium through Playwright against `streamlit run`): a number
+typed out of range is named and refused — type it, press the button, nothing runs — and the Train page's
+runs table follows a run as it starts, with what it is doing.
+
+Skipped with a clear message when Chromium/Playwright are missing (see tests/browser_harness.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from diffusion_core.checkpoints import save_checkpoint
+from diffusion_core.models import build_model
+
+from .app_support import fake_run, stand_in_job
+from .browser_harness import browser_page, require_browser, running_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
+ERROR = '[data-testid="stAlertContentError"]'
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    require_browser()
+    root = tmp_path_factory.mktemp("browser_inputs")
+    ckpts, runs, data = root / "checkpoints", root / "runs", root / "data"
+    for d in (ckpts, runs, data):
+        d.mkdir()
+    torch.manual_seed(0)
+    save_checkpoint(ckpts / "default", build_model(TINY), {
+        "model": TINY, "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02,
+                                                                     "T": 50}}, "epochs": 1})
+    env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
+           "OMP_NUM_THREADS": "1"}
+    with running_app(env, root / "streamlit.log") as url:
+        yield {"url": url, "root": root, "runs": runs}
+
+
+def wait_idle(page) -> None:
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+
+def errors(page) -> list[str]:
+    return [t.strip() for t in page.locator(ERROR).all_inner_texts()]
+
+
+def test_home_refuses_a_negative_seed(app, tmp_path):
+    """Before: the box turned red and Generate sampled with seed 0."""
+    with browser_page(tmp_path / "profile") as page:
+        page.goto(app["url"])
+        page.get_by_role("button", name="Generate").wait_for()
+        wait_idle(page)
+        page.get_by_label("Seed", exact=True).fill("-5")  # typed, not confirmed with Enter
+        page.get_by_role("button", name="Generate").click()
+        message = "Seed must be a whole number from 0 to 2,147,483,647; got -5"
+        page.get_by_text(f"Could not generate: {message}").wait_for(timeout=60_000)
+        wait_idle(page)
+        assert errors(page) == [message, f"Could not generate: {message}"]
+        assert page.locator('[data-testid="stMain"] [data-testid="stImage"] img').count() == 0  # nothing sampled
+        page.screenshot(path=str(tmp_path / "home_seed.png"), full_page=True)
+
+
+def test_train_refuses_a_batch_of_zero(app, tmp_path):
+    """Before: the box turned red and Start trained with batch 128."""
+    with browser_page(tmp_path / "profile") as page:
+        page.goto(app["url"])
+        page.get_by_role("link", name="Train").first.click()
+        page.get_by_role("button", name="Start training").wait_for()
+        wait_idle(page)
+        page.get_by_label("Batch size", exact=True).fill("0")
+        page.get_by_role("button", name="Start training").click()
+        message = "Batch size must be a whole number from 1 to 4,096; got 0"
+        page.get_by_text(f"Could not start training: {message}").wait_for(timeout=60_000)
+        wait_idle(page)
+        assert errors(page) == [message, f"Could not start training: {message}"]
+        assert "run=" not in page.url and not [p for p in app["runs"].iterdir() if p.is_dir()]  # nothing ran
+        page.get_by_text("Fix Batch size to see how long this run would take.").wait_for()
+        page.screenshot(path=str(tmp_path / "train_batch.png"), full_page=True)
+
+
+def grid_cells(page) -> list[str]:
+    """The runs table's cells (st.dataframe draws on a canvas; its accessible table holds the text)."""
+    return page.locator('[data-testid="stDataFrame"] [role="gridcell"]').all_inner_texts()
+
+
+def wait_cells(page, wanted: list[str], timeout: float = 30.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        cells = grid_cells(page)
+        if all(w in cells for w in wanted):
+            return cells
+        assert time.monotonic() < deadline, f"the runs table still shows {cells}, not {wanted}"
+        page.wait_for_timeout(500)
+
+
+def test_the_runs_table_follows_a_starting_run(app, tmp_path):
+    """Before: the table stayed at 'starting 0/3' while the panel above showed epoch 1/3, the caption read
+    '?, ?, ?' and nothing said what a starting run was doing."""
+    live = stand_in_job()
+    try:
+        run_dir = fake_run(app["runs"], "run-live", live.pid, state=None, epochs=3)
+        (run_dir / "config.json").unlink()  # the trainer is still importing PyTorch
+        with browser_page(tmp_path / "profile") as page:
+            page.goto(f"{app['url']}/Train?run=run-live")
+            page.locator('[data-testid="stDataFrame"]').wait_for(timeout=120_000)
+            cells = wait_cells(page, ["run-live", "starting", "0/3"])
+            assert any(c.startswith("starting Python and importing PyTorch (") for c in cells)
+            page.get_by_text("cnn, noise default T=1000, mnist").first.wait_for()
+            page.get_by_text("starting · starting Python and importing PyTorch").wait_for()
+            (run_dir / "config.json").write_text(json.dumps({
+                "epochs": 3, "dataset": "mnist", "model": {"arch": "cnn"},
+                "diffusion": {"type": "noise", "preset": "default", "schedule": {"T": 1000}}}))
+            page.get_by_text("starting · loading the training data and building the model").wait_for()
+            (run_dir / "status.json").write_text(json.dumps({"state": "running", "pid": live.pid, "epoch": 1,
+                                                             "epochs": 3}))
+            page.get_by_text("running · epoch 1/3").wait_for(timeout=30_000)  # the panel
+            cells = wait_cells(page, ["running", "1/3"])  # and the table, without a reload
+            assert "starting" not in cells and any(c.startswith("training epoch 2 of 3 (") for c in cells)
+            page.screenshot(path=str(tmp_path / "train_runs.png"), full_page=True)
+    finally:
+        live.kill()
+        live.wait()
