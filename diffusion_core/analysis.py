@@ -234,4 +234,4 @@ def real_vs_generated(
     labels = np.asarray(real_labels) if real_labels is not None else real_p.argmax(1)
     clusters = cluster_analysis(proj.real, proj.generated, labels, gen_pred, k=k, seed=seed)
     return {"projection": proj, "real_labels": labels, "generated_labels": gen_pred, "clusters": clusters,
-            "space": space, "labels_are_predicted": real_labels is None}
+            "space": space, "n_features": feats.real.shape[1], "labels_are_predicted": real_labels is None}

@@ -51,7 +51,7 @@ def cluster_view(
     labels = np.asarray(real_labels)
     clusters = cluster_analysis(proj.real, proj.generated, labels, None, k=k, seed=seed)
     return {"projection": proj, "real_labels": labels, "generated_labels": None, "clusters": clusters,
-            "space": space, "labels_are_predicted": False}
+            "space": space, "n_features": feats.real.shape[1], "labels_are_predicted": False}
 
 
 def cluster_summary(result: dict) -> list[dict]:

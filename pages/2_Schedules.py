@@ -10,7 +10,7 @@ from diffusion_core.data import load_dataset
 from diffusion_core.images import png_bytes
 from diffusion_core.noise import q_sample
 from diffusion_core.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, NoiseSchedule, make_schedule, preset_schedule
-from pages.lab_ui import downsample_indices, setup_page, user_errors
+from pages.lab_ui import downsample_indices, number_field, require, setup_page, user_errors
 
 NOT_NOISE = 0.01  # ᾱ_T above this: z_T still carries visible signal, so N(0, I) is the wrong start
 MODEL2_1000 = "model2 at T=1000"
@@ -45,14 +45,17 @@ with st.expander("Custom schedule", expanded=True):
     use_custom = st.checkbox("Add a custom schedule", value=True, key="sched_custom")
     k1, k2, k3, k4 = st.columns(4)
     kind = k1.selectbox("Kind", SCHEDULE_KINDS, key="sched_kind")
-    beta1 = k2.number_input("β1", min_value=0.0, max_value=1.0, value=1e-4, step=1e-5, format="%.2e",
-                            key="sched_beta1", disabled=kind == "cosine")
-    beta2 = k3.number_input("β2", min_value=0.0, max_value=1.0, value=0.02, step=1e-3, format="%.2e",
-                            key="sched_beta2", disabled=kind == "cosine")
-    T = k4.number_input("T", min_value=1, max_value=MAX_T, value=1000, step=100, key="sched_T")
+    cosine = kind == "cosine"  # no β1/β2: their boxes are disabled and not read
+    beta1 = number_field("β1", 0.0, 1.0, 1e-4, "sched_beta1", container=k2, step=1e-5, format="%.2e",
+                         lo_open=True, hi_open=True, disabled=cosine or not use_custom)
+    beta2 = number_field("β2", 0.0, 1.0, 0.02, "sched_beta2", container=k3, step=1e-3, format="%.2e",
+                         lo_open=True, hi_open=True, disabled=cosine or not use_custom)
+    T = number_field("T", 1, MAX_T, 1000, "sched_T", container=k4, step=100, disabled=not use_custom)
     if use_custom:
         with user_errors("Invalid custom schedule") as outcome:
-            schedules["custom"] = make_schedule(kind, float(beta1), float(beta2), int(T))
+            require([T] if cosine else [beta1, beta2, T])  # out of range: refused, never the last valid value
+            schedules["custom"] = (make_schedule(kind, T=int(T)) if cosine
+                                   else make_schedule(kind, float(beta1), float(beta2), int(T)))
         if outcome.failed:
             st.caption("Fix the values above; the presets are still drawn below.")
 
@@ -111,11 +114,12 @@ strip_name = f1.selectbox("Schedule for the strip", list(schedules), key="strip_
 s = schedules[strip_name]
 snapshots = PRESETS.get(strip_name, {}).get("snapshots") or np.linspace(0, s.T, 9).round().astype(int).tolist()
 default_ts = ", ".join(str(t) for t in sorted({0, *snapshots}))
-digit = f2.number_input("Test digit index", min_value=0, max_value=9999, value=0, step=1, key="strip_digit")
-noise_seed = f3.number_input("Noise seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="strip_seed")
+digit = number_field("Test digit index", 0, 9999, 0, "strip_digit", container=f2)
+noise_seed = number_field("Noise seed", 0, 2**31 - 1, 0, "strip_seed", container=f3)
 ts_text = st.text_input("Timesteps t (comma-separated)", value=default_ts, key=f"strip_ts_{strip_name}")
 
 with user_errors("Cannot draw the strip"):
+    require([digit, noise_seed])
     try:
         ts = [int(v) for v in ts_text.replace(";", ",").split(",") if v.strip()]
     except ValueError:
@@ -123,8 +127,9 @@ with user_errors("Cannot draw the strip"):
     if not ts or len(ts) > 16 or any(not 0 <= t <= s.T for t in ts):
         raise ValueError(f"give 1 to 16 timesteps, each between 0 and T = {s.T}; got {ts_text!r}")
     data = test_digits()
-    if digit >= len(data):
-        raise ValueError(f"test digit index must be below {len(data)} (the size of the test set here)")
+    if int(digit) >= len(data):
+        raise ValueError(f"Test digit index must be below {len(data):,} (the size of the test set here, "
+                         f"{data.source}); got {int(digit)}")
     x = data.images[int(digit)].unsqueeze(0).repeat(len(ts), 1, 1, 1)
     eps = torch.randn(x[:1].shape, generator=torch.Generator().manual_seed(int(noise_seed))).repeat(len(ts), 1, 1, 1)
     z = q_sample(s, x, torch.tensor(ts), eps)  # the same ε at every t: one path from x to noise

@@ -11,12 +11,20 @@ from diffusion_core.figures import density_figure, pca_cluster_figure
 from diffusion_core.images import to_unit_numpy
 from diffusion_core.samplers import DEFAULT_STEPS
 from diffusion_core.sampling import sample_checkpoint, samplers_for
-from pages.lab_ui import load_test_digits, model_picker, setup_page, shipped_classifier, user_errors
+from pages.lab_ui import (
+    load_test_digits,
+    model_picker,
+    number_field,
+    require,
+    setup_page,
+    shipped_classifier,
+    user_errors,
+)
 
 FEATURES = {"pixels": "pixels (the report's first N features)", "pca": "PCA components of the pixels",
             "classifier": "classifier features"}
-COLOURS = {"label": "class (real: true; generated: predicted)", "kmeans": "k-means cluster",
-           "gmm": "Gaussian-mixture cluster"}
+COLOURS = {"set": "real (blue) vs generated (red)", "label": "class (real: true; generated: predicted)",
+           "kmeans": "k-means cluster", "gmm": "Gaussian-mixture cluster"}
 WITHOUT_CLASSIFIER = "Pixel features and PCA components work without it."
 FAST = {**DEFAULT_STEPS, "improved": 50, "naive": 50}  # default steps: a few hundred digits in seconds
 
@@ -46,12 +54,16 @@ if classifier is not None and dataset != "mnist":
     classifier, why_not = None, f"the shipped classifier reads digits and this model was trained on {dataset}"
 
 c1, c2, c3, c4, c5 = st.columns(5)
-n_real = int(c1.number_input("Real digits", min_value=10, max_value=2000, value=300, step=50, key="ex_n_real"))
-seed = int(c5.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="ex_seed"))
+n_real = number_field("Real digits", 10, 2000, 300, "ex_n_real", container=c1, step=50)
+seed = number_field("Seed", 0, 2**31 - 1, 0, "ex_seed", container=c5)
 with user_errors("Cannot load the real digits") as outcome:
-    real, real_labels = real_digits(load_test_digits(dataset), n_real, seed)
+    test_set = load_test_digits(dataset)
+    real, real_labels = real_digits(test_set, int(n_real), int(seed))  # refused while a box is out of range
 if outcome.failed:
     st.stop()
+if len(real) < n_real.value:
+    st.warning(f"Asked for {n_real.value:,} real digits, but the test split here has only {len(test_set):,} "
+               f"({test_set.source}): all {len(real):,} are used.")
 
 generated = None
 if ckpt is not None:
@@ -62,19 +74,21 @@ if ckpt is not None:
                            key="ex_sampler")
     steps = None
     if sampler in FAST:
-        steps = int(c3.number_input("Steps", min_value=1, max_value=T, value=min(FAST[sampler], T),
-                                    key=f"ex_steps_{sampler}"))
-    n_gen = int(c4.number_input("Generated digits", min_value=10, max_value=1000, value=200, step=50, key="ex_n_gen"))
-    inputs = (str(ckpt.path), sampler, steps, n_gen, seed)
+        steps = number_field("Steps", 1, T, min(FAST[sampler], T), f"ex_steps_{sampler}", container=c3)
+    n_gen = number_field("Generated digits", 10, 1000, 200, "ex_n_gen", container=c4, step=50)
+    sample_fields = [n_gen, seed] + ([steps] if steps is not None else [])
+    inputs = (str(ckpt.path), sampler, None if steps is None else steps.value, n_gen.value, seed.value)
     if st.button("Generate samples", type="primary", key="ex_generate"):
         with user_errors("Could not sample"), st.spinner("Sampling…"):
-            samples = sample_checkpoint(ckpt, sampler, n_gen, seed, steps).samples
+            require(sample_fields)  # an out-of-range box is refused, never replaced by its last valid value
+            n_steps = None if steps is None else int(steps)
+            samples = sample_checkpoint(ckpt, sampler, int(n_gen), int(seed), n_steps).samples
             st.session_state["ex_generated"] = {"inputs": inputs, "images": to_unit_numpy(samples)}
     saved = st.session_state.get("ex_generated")
     if saved and saved["inputs"] == inputs:
         generated = saved["images"]
         st.caption(f"{len(real)} real test digits vs {len(generated)} generated ({sampler}"
-                   + (f", {steps} steps" if steps else "") + f", seed {seed}).")
+                   + (f", {steps.value} steps" if steps is not None else "") + f", seed {seed.value}).")
 if generated is None:
     st.caption(f"Showing {len(real)} real test digits only; choose a model and press **Generate samples** to "
                "compare its digits with them.")
@@ -88,18 +102,22 @@ with tab_density:
                     help="The report's view is the first N pixels: with the first pixel at 0, the blank top row, "
                     "zero for every digit. PCA components are the directions in which real digits vary most.")
     n_feat = int(d2.slider("Number of features N", min_value=1, max_value=30, value=20, key="ex_density_n"))
-    start = 0
+    start = None
     if kind == "pixels":
-        start = int(d3.number_input("First pixel", min_value=0, max_value=783, value=0, key="ex_density_start",
-                                    help="0 is the report's choice: the blank top row. 392 starts at row 14, "
-                                    "through the middle of the digits."))
+        start = number_field("First pixel", 0, 784 - n_feat, 0, "ex_density_start", container=d3,
+                             help="0 is the report's choice: the blank top row. 392 starts at row 14, "
+                             "through the middle of the digits.")
     if kind == "classifier" and classifier is None:
         st.info(f"Classifier features are not available: {why_not}. {WITHOUT_CLASSIFIER}")
     else:
         with user_errors("Cannot draw the densities"):
-            feats = feature_sets(kind, real, generated, n=n_feat, start=start, classifier=classifier, seed=seed)
-            st.plotly_chart(density_figure(density_data(feats), title=f"Densities of {FEATURES[kind]}, "
-                                           "real (blue) vs generated (red)"), key="ex_density_fig")
+            feats = feature_sets(kind, real, generated, n=n_feat, start=0 if start is None else int(start),
+                                 classifier=classifier, seed=int(seed))
+            x_title = {"pixels": "pixel value (0 black, 1 white)", "pca": "component score",
+                       "classifier": "feature value"}[kind]
+            st.plotly_chart(density_figure(density_data(feats), x_title=x_title, title=(
+                f"Densities of {FEATURES[kind]}, real (blue)" + (" vs generated (red)" if generated is not None
+                                                                  else " only"))), key="ex_density_fig")
 
 # ---------------------------------------------------------------- PCA clusters
 
@@ -108,22 +126,25 @@ with tab_clusters:
     space = p1.selectbox("Features", list(FEATURES), index=1, key="ex_space",
                          format_func=lambda s: "all 784 pixels" if s == "pixels" else FEATURES[s])
     dims = int(p2.radio("View", [2, 3], format_func=lambda d: f"{d}-D", horizontal=True, key="ex_dims"))
-    colour = p3.selectbox("Colour by", list(COLOURS), index=0 if classifier is not None else 1,
-                          format_func=COLOURS.get, key="ex_colour",
-                          help="without the classifier generated digits have no class: colour by a cluster")
+    colour = p3.selectbox("Colour by", list(COLOURS), format_func=COLOURS.get, key="ex_colour",
+                          help="The symbol always tells real (circles) from generated (crosses). Without the "
+                          "classifier generated digits have no class: colour by a cluster to see them grouped.")
     k = int(p4.slider("Clusters k", min_value=2, max_value=15, value=10, key="ex_k"))
-    n_pcs = int(p5.number_input("PCA components (features)", min_value=2, max_value=100, value=50, key="ex_n_pcs",
-                                disabled=space != "pca"))
+    n_pcs = number_field("PCA components (features)", 2, min(100, len(real)), min(50, len(real)), "ex_n_pcs",
+                         container=p5, disabled=space != "pca")
     if space == "classifier" and classifier is None:
         st.info(f"Classifier features are not available: {why_not}. {WITHOUT_CLASSIFIER}")
     else:
         with user_errors("Cannot cluster"), st.spinner("Clustering…"):
             sha = None if classifier is None else classifier.config.get("weights_sha256")
-            result = clusters(real, generated, real_labels, classifier, sha, space, n_pcs, dims, k, seed)
+            n_features = int(n_pcs) if space == "pca" else 50  # only the PCA space reads the box
+            result = clusters(real, generated, real_labels, classifier, sha, space, n_features, dims, k, int(seed))
             st.plotly_chart(pca_cluster_figure(result, colour), key="ex_cluster_fig")
             if colour == "label" and generated is not None and result["generated_labels"] is None:
                 st.caption(f"Generated digits are not drawn in this colouring: without the classifier they have no "
                            f"class ({why_not}). Colour by a cluster to see them.")
             st.dataframe(pd.DataFrame(cluster_summary(result)), hide_index=True, key="ex_cluster_table")
-            st.caption("Silhouette: how well separated the clusters are (−1 to 1). ARI (adjusted Rand index): 1 when "
-                       "the clusters are exactly the classes, about 0 for chance.")
+            st.caption(f"Silhouette: how well separated the clusters are (−1 to 1). The clusters and their "
+                       f"silhouette are computed in the {dims}-D PCA space drawn above, not in the features before "
+                       f"it, so switching between 2-D and 3-D changes them. ARI (adjusted Rand index): 1 when the "
+                       "clusters are exactly the classes, about 0 for chance.")

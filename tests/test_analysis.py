@@ -115,5 +115,6 @@ def test_real_vs_generated_on_digits_finds_class_structure():
     km = res["clusters"]["kmeans"]
     assert km.ari_real > 0.3 and km.ari_generated > 0.3  # far above chance (≈0)
     assert res["labels_are_predicted"] is False
+    assert res["n_features"] == min(50, clf.feature_dim)  # what the figure's title names
     with pytest.raises(ValueError, match="2 or 3"):
         real_vs_generated(imgs[:50], None, clf, n_components=5)

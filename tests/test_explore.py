@@ -42,6 +42,7 @@ def test_clusters_without_a_classifier_find_separated_classes():
     gen = real[::3] + 0.01
     res = cluster_view(real, gen, labels, None, space="pca", n_features=5, n_components=2, k=3)
     assert res["generated_labels"] is None and res["projection"].generated.shape == (15, 2)
+    assert res["space"] == "pca" and res["n_features"] == 5
     km = res["clusters"]["kmeans"]
     assert km.ari_real == pytest.approx(1.0)  # the three squares are the three clusters
     x = np.concatenate([res["projection"].real, res["projection"].generated])

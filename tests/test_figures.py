@@ -8,6 +8,8 @@ import pytest
 
 from diffusion_core.analysis import ClusterResult, FeatureDensity, Projection
 from diffusion_core.figures import (
+    GENERATED_COLOUR,
+    REAL_COLOUR,
     alpha_bar_figure,
     blur_schedule_figure,
     density_figure,
@@ -118,27 +120,71 @@ def test_density_figure_has_real_and_generated_per_feature():
     assert [a.text for a in fig.layout.annotations] == ["f0", "f1", "f2"]
 
 
-def _result(dims: int) -> dict:
+def test_density_figure_has_readable_panel_titles_and_axis_titles():
+    """Before (#18): the panels' names were 10 px and no axis said what was plotted."""
+    grid = np.linspace(0, 1, 5)
+    ds = [FeatureDensity(f"f{i}", grid, grid, None) for i in range(7)]  # 5 + 2: the last row is not full
+    fig = density_figure(ds, cols=5, x_title="component score")
+    assert all(a.font.size >= 13 for a in fig.layout.annotations)
+    assert fig.layout.xaxis.tickfont.size >= 12 and fig.layout.yaxis.tickfont.size >= 12
+    layout = fig.to_plotly_json()["layout"]
+    x_titled = sorted(k for k, v in layout.items() if k.startswith("xaxis") and v.get("title", {}).get("text"))
+    y_titled = sorted(k for k, v in layout.items() if k.startswith("yaxis") and v.get("title", {}).get("text"))
+    # every column's lowest panel: f5, f6 in the second row, f2, f3, f4 in the first; the first of each row
+    assert x_titled == ["xaxis3", "xaxis4", "xaxis5", "xaxis6", "xaxis7"]
+    assert {layout[k]["title"]["text"] for k in x_titled} == {"component score"}
+    assert y_titled == ["yaxis", "yaxis6"] and layout["yaxis"]["title"]["text"] == "density"
+
+
+def _result(dims: int, space: str = "pca") -> dict:
     rng = np.random.default_rng(0)
     labels = np.array([0, 0, 1, 1, 2])
     clusters = np.array([1, 1, 0, 0, 0, 1, 0, 0])
     cr = ClusterResult("kmeans", clusters, 0.5, 0.7, 0.2)
     return {"projection": Projection(rng.normal(size=(5, dims)), rng.normal(size=(3, dims)), np.full(dims, 0.2)),
             "real_labels": labels, "generated_labels": np.array([2, 2, 0]), "clusters": {"kmeans": cr},
-            "space": "pca", "labels_are_predicted": False}
+            "space": space, "n_features": 50, "labels_are_predicted": False}
 
 
-def test_pca_cluster_figure_groups_points_by_set_and_colour():
+def drawn(fig) -> list:
+    """The traces that draw points (not the legend-only entries, whose coordinates are [None])."""
+    return [t for t in fig.data if list(t.x) != [None]]
+
+
+def test_pca_cluster_figure_shows_real_in_blue_and_generated_in_red_by_default():
+    """Before (#18): the page promised real in blue and generated in red, but the clusters were coloured by class
+    with 20 legend entries, under the title 'PCA of pca features'."""
     res = _result(2)
     fig = pca_cluster_figure(res)
-    names = [t.name for t in fig.data]
+    assert [(t.name, t.marker.color, t.marker.symbol) for t in fig.data] == [
+        ("real", REAL_COLOUR, "circle"), ("generated", GENERATED_COLOUR, "x")]
+    np.testing.assert_allclose(fig.data[1].x, res["projection"].generated[:, 0])
+    title = fig.layout.title.text
+    assert title.startswith("Real (blue) vs generated (red) digits: 2-D PCA of the first 50 PCA components of the "
+                            "pixels")
+    assert "pca features" not in title and "Clusters fitted in this 2-D view. k-means: silhouette 0.50" in title
+    assert fig.layout.xaxis.title.text == "PC1 (20.0% of variance)"
+    assert "all 784 pixels" in pca_cluster_figure(_result(2, "pixels")).layout.title.text
+    assert "3-D PCA of 50 classifier features" in pca_cluster_figure(_result(3, "classifier")).layout.title.text
+
+
+def test_pca_cluster_figure_colours_by_class_or_cluster_with_one_legend_entry_each():
+    res = _result(2)
+    fig = pca_cluster_figure(res, color_by="label")
+    names = [t.name for t in drawn(fig)]
     assert names == ["real class 0", "real class 1", "real class 2", "generated class 0", "generated class 2"]
     assert len(fig.data[0].x) == 2 and fig.data[3].marker.symbol == "x"
     np.testing.assert_allclose(fig.data[4].x, res["projection"].generated[:2, 0])
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert legend == ["class 0", "class 1", "class 2", "real: circles", "generated: crosses"]  # not one per set
+    assert "coloured by class (circles real, crosses generated)" in fig.layout.title.text
     by_cluster = pca_cluster_figure(res, color_by="kmeans")
-    assert sum(len(t.x) for t in by_cluster.data) == 8 and "silhouette 0.50" in by_cluster.layout.title.text
-    three = pca_cluster_figure(_result(3))
+    assert sum(len(t.x) for t in drawn(by_cluster)) == 8 and "silhouette 0.50" in by_cluster.layout.title.text
+    assert [t.name for t in by_cluster.data if t.showlegend is not False][:2] == ["k-means cluster 0",
+                                                                                  "k-means cluster 1"]
+    three = pca_cluster_figure(_result(3), color_by="label")
     assert all(isinstance(t, go.Scatter3d) for t in three.data)
+    assert all(isinstance(t, go.Scatter3d) for t in pca_cluster_figure(_result(3)).data)
     with pytest.raises(ValueError, match="color_by"):
         pca_cluster_figure(res, color_by="gmm")
 
