@@ -5,12 +5,19 @@ T = 18,300 would not fit in a browser session. `record_trajectory` keeps a bound
 subset by decimation: it keeps every `stride`-th frame and doubles the stride (dropping every other
 kept frame) whenever more than `max_frames` are held, so memory stays bounded without knowing the
 number of frames in advance. The first and the last frame (t = 0, the samples) are always kept.
+
+For a page: `LiveView` shares the latest frame of a run computing on another thread (live denoising),
+`frame_pngs` encodes every kept frame once so stepping through a finished run only swaps images,
+and `play_frame` says which frame Play shows after a given time, so Play lasts as long as intended
+however slowly the frames are drawn, and always ends on the last frame.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +71,68 @@ def record_trajectory(frames: Iterable[SamplerStep], max_frames: int = DEFAULT_M
         x0=np.stack([k[3] for k in kept]),
         total_frames=index + 1,
     )
+
+
+class RunStopped(Exception):
+    """A watched run was stopped (LiveView.stop) before its last step."""
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """One frame of a run in progress, as [0, 1] pixels: z and x0 are N×H×W; index counts frames from 0."""
+
+    index: int
+    t: int
+    z: np.ndarray
+    x0: np.ndarray
+
+
+class LiveView:
+    """The latest frame of a run computing on another thread (a work queue's), for a page to draw while it
+    waits, and a way to stop the run at its next step (a rerun or a closed tab should free the CPU).
+
+    `watch(frames)` passes the frames through, keeping a copy of the first and then of one frame every
+    `every_s` seconds (a live view costs a few copies per second, not one per step)."""
+
+    def __init__(self, every_s: float = 0.2, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s, self._clock = every_s, clock
+        self._lock = threading.Lock()
+        self._latest: LiveFrame | None = None
+        self._stop = threading.Event()
+
+    def watch(self, frames: Iterable[SamplerStep]) -> Iterator[SamplerStep]:
+        last = None
+        for index, frame in enumerate(frames):
+            if self._stop.is_set():
+                raise RunStopped(f"stopped at t = {frame.t}")
+            now = self._clock()
+            if last is None or now - last >= self.every_s:
+                live = LiveFrame(index, frame.t, to_unit_numpy(frame.z), to_unit_numpy(frame.x0_hat))
+                with self._lock:
+                    self._latest = live
+                last = now
+            yield frame
+
+    def latest(self) -> LiveFrame | None:
+        with self._lock:
+            return self._latest
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def frame_pngs(traj: Trajectory, scale: int = 4) -> list[tuple[bytes, bytes]]:
+    """(z_t grid, x̂0 grid) as PNG bytes for every kept frame, encoded once."""
+    return [(png_bytes(make_grid(traj.z[k]), scale=scale), png_bytes(make_grid(traj.x0[k]), scale=scale))
+            for k in range(len(traj))]
+
+
+def play_frame(start_frame: int, elapsed_s: float, frames: int, seconds: float) -> int:
+    """The frame Play shows elapsed_s after starting at start_frame, playing all `frames` in `seconds`;
+    frames − 1 (the samples, t = 0) once the time is up."""
+    if frames < 1 or seconds <= 0:
+        raise ValueError(f"need at least one frame and a positive duration; got {frames}, {seconds}")
+    return min(frames - 1, start_frame + int(max(elapsed_s, 0.0) / seconds * (frames - 1)))
 
 
 def side_by_side(z01: np.ndarray, x01: np.ndarray, nrow: int | None = None, gap: int = 6) -> np.ndarray:

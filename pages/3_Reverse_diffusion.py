@@ -1,27 +1,32 @@
-"""Reverse diffusion: run a sampler on a model, then step forward and back through the trajectory with
-z_t and the model's x̂0 side by side; download it as a GIF and the samples as PNG / .npy."""
+"""Reverse diffusion: run a sampler on a model and watch z_t and the model's x̂0 change while it computes,
+then step forward and back through the trajectory; download it as a GIF and the samples as PNG / .npy.
+Before a run the page shows its expected time on this machine and asks first when that is long."""
+
+import time
 
 import plotly.graph_objects as go
 import streamlit as st
 
+from diffusion_core import run_plan, trajectory
 from diffusion_core.samplers import DEFAULT_STEPS
-from diffusion_core.sampling import SamplerChoice, checkpoint_steps, samplers_for
+from diffusion_core.sampling import SamplerChoice, checkpoint_steps, sampler_step_count, samplers_for
 from diffusion_core.schedules import schedule_from_config
-from diffusion_core.trajectory import record_trajectory, samples_npy, samples_png, trajectory_gif
 from pages.lab_ui import (
     class_controls,
     describe_conditioning,
     downsample_indices,
+    grid_image,
     model_picker,
-    run_queued,
+    queue_ui,
     setup_page,
-    show_grid,
     user_errors,
 )
+from pages.lab_ui.models import seconds_per_call_cached
 
 MAX_FRAMES = 128  # frames kept for the slider (evenly spaced; the last is always kept)
-PLAY_SECONDS = 8.0  # a Play run through all kept frames takes about this long
-TICK = 0.2  # seconds between Play frames
+PLAY_SECONDS = 8.0  # Play runs through all kept frames in this time, whatever the frame rate
+TICK = 0.15  # seconds between Play frames
+LIVE_EVERY = 0.25  # seconds between live frames while a run computes
 COLD_STARTS = {"mixture": "Gaussian mixture fitted to degraded digits (the paper)",
                "black": "a black image (the report)"}
 
@@ -34,82 +39,47 @@ setup_page("Reverse diffusion", (
 ckpt = model_picker(key="rd")
 if ckpt is None:
     st.stop()
-diffusion = ckpt.config["diffusion"]
-cold = diffusion["type"] == "cold"
-T = int(diffusion["degradation"]["T"] if cold else diffusion["schedule"]["T"])
+cold = ckpt.config["diffusion"]["type"] == "cold"
+T = int(ckpt.config["diffusion"]["degradation"]["T"] if cold else ckpt.config["diffusion"]["schedule"]["T"])
+bad = run_plan.known_bad_samplers(ckpt.config)
+default = run_plan.default_sampler(ckpt)
 
 c1, c2, c3, c4, c5 = st.columns(5)
-sampler = c1.selectbox("Sampler", samplers_for(ckpt), key="rd_sampler")
+options = samplers_for(ckpt)
+sampler = c1.selectbox("Sampler", options, index=options.index(default.sampler), key="rd_sampler",
+                       format_func=lambda s: f"{s} (fails on this model)" if s in bad else s)
+steps = None
 if sampler == "ancestral":
     c2.number_input("Steps", value=T, disabled=True, key="rd_steps_fixed", help="ancestral takes all T steps")
-    steps = None
-    if T > 2000:
-        st.warning(f"The ancestral sampler takes all T = {T:,} steps: minutes on a CPU. DDIM or the DPM-Solvers "
-                   "need 20–50.")
 elif cold and sampler == "direct":
     c2.number_input("Steps", value=1, disabled=True, key="rd_steps_direct", help="direct restoration: one step")
-    steps = None
 else:
-    default = min(DEFAULT_STEPS.get(sampler, T), T)
-    steps = int(c2.number_input("Steps", min_value=1, max_value=T, value=default, key=f"rd_steps_{sampler}"))
-eta = 0.0
-if sampler == "ddim":
-    eta = c3.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="rd_eta", help="0: deterministic DDIM; 1: DDPM-like noise")
-start = "mixture"
-if cold:
-    start = c3.selectbox("Start from", list(COLD_STARTS), format_func=COLD_STARTS.get, key="rd_start")
+    first = default.steps if sampler == default.sampler and default.steps else DEFAULT_STEPS.get(sampler, T)
+    steps = int(c2.number_input("Steps", min_value=1, max_value=T, value=min(first, T), key=f"rd_steps_{sampler}"))
+eta = c3.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="rd_eta", help="0: deterministic DDIM; 1: DDPM-like noise") \
+    if sampler == "ddim" else 0.0
+start = c3.selectbox("Start from", list(COLD_STARTS), format_func=COLD_STARTS.get, key="rd_start") if cold else None
 seed = int(c4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="rd_seed"))
 n = int(c5.number_input("Images", min_value=1, max_value=16, value=4, key="rd_n"))
 conditioning = class_controls(ckpt, "rd")
+if sampler in bad:
+    st.warning(f"**{sampler}** on this model: {bad[sampler]}.")
 
-if st.button("Run reverse diffusion", type="primary", key="rd_run"):
-    with user_errors("Could not sample"), st.spinner("Sampling…"):
-        kwargs = {"start": start} if cold else dict(conditioning)
-        traj = run_queued(lambda: record_trajectory(  # the server's one work queue, with the place in line shown
-            checkpoint_steps(ckpt, sampler, n=n, seed=seed, steps=steps, eta=eta, **kwargs), max_frames=MAX_FRAMES))
-        what = [SamplerChoice(sampler, steps, eta).describe()]
-        what += describe_conditioning(conditioning)
-        what += [f"seed {seed}", f"{traj.total_frames} frames"
-                 + (f" ({len(traj)} shown)" if len(traj) < traj.total_frames else "")]
-        st.session_state["rd_result"] = {
-            "traj": traj, "gif": trajectory_gif(traj), "png": samples_png(traj.samples),
-            "npy": samples_npy(traj.samples), "cold": cold, "config": ckpt.config, "what": ", ".join(what),
-        }
-        st.session_state["rd_frame"] = 0
-        st.session_state["rd_playing"] = False
-
-result = st.session_state.get("rd_result")
-if result is None:
-    st.caption("Choose a sampler and press **Run reverse diffusion**.")
-    st.stop()
-
-traj = result["traj"]
-K = len(traj)
-st.caption(f"Trajectory: {result['what']}.")
-schedule = None if result["cold"] else schedule_from_config(result["config"]["diffusion"]["schedule"])
+choice = SamplerChoice(sampler, steps, eta)
+estimate = run_plan.RunEstimate(run_plan.network_calls(ckpt, sampler, steps, **conditioning),
+                                seconds_per_call_cached(ckpt, n))
+confirmed = not estimate.needs_confirmation
+if confirmed:
+    st.caption(f"Expected time on this machine: {estimate.describe()}.")
+else:
+    st.warning(f"This run should take {estimate.describe()}, on a CPU the whole class shares. Fewer steps, "
+               f"fewer images or the `{default.sampler}` sampler make it shorter.")
+    confirmed = st.checkbox(f"Run it anyway (about {run_plan.format_seconds(estimate.seconds)})",
+                            key=f"rd_confirm_{estimate.calls}_{n}")
 
 
-def toggle_play() -> None:
-    playing = not st.session_state.get("rd_playing", False)
-    if playing and st.session_state.get("rd_frame", 0) >= K - 1:
-        st.session_state["rd_frame"] = 0  # Play from the start again
-    st.session_state["rd_playing"] = playing
-
-
-def step(delta: int) -> None:
-    st.session_state["rd_playing"] = False
-    st.session_state["rd_frame"] = min(max(st.session_state.get("rd_frame", 0) + delta, 0), K - 1)
-
-
-playing = st.session_state.get("rd_playing", False)
-b1, b2, b3, _ = st.columns([1, 1, 1, 3])
-b1.button("◀ Back", key="rd_back", on_click=step, args=(-1,))
-b2.button("Pause" if playing else "▶ Play", key="rd_play", on_click=toggle_play)
-b3.button("Forward ▶", key="rd_forward", on_click=step, args=(1,))
-
-
-def schedule_figure(t: int) -> go.Figure:
-    idx = downsample_indices(schedule.T + 1, 800)
+def schedule_figure(schedule, t: int) -> go.Figure:
+    idx = downsample_indices(schedule.T + 1, 400)
     ab = schedule.alpha_bars.numpy()
     fig = go.Figure(go.Scatter(x=idx, y=ab[idx], mode="lines", name="ᾱ_t"))
     fig.add_trace(go.Scatter(x=[t], y=[float(ab[t])], mode="markers", marker=dict(size=12), name="current t"))
@@ -118,30 +88,122 @@ def schedule_figure(t: int) -> go.Figure:
     return fig
 
 
+def frame_slots() -> list:
+    """Places for one frame: t, β_t, ᾱ_t above z_t, x̂0 and the schedule (filled by show_frame)."""
+    return [c.empty() for c in (*st.columns(3), *st.columns(3))]
+
+
+def show_frame(slots: list, schedule, t: int, z_png: bytes, x0_png: bytes, fig_key: str, note: str = "") -> None:
+    """t (with β_t and ᾱ_t), z_t beside x̂0, and the schedule with t marked; only these elements change."""
+    m_t, m_beta, m_abar, g_z, g_x0, g_fig = slots
+    m_t.metric("t", t)
+    g_z.image(z_png, caption=f"z_t at t = {t}{note}")
+    g_x0.image(x0_png, caption=f"x̂0 predicted from z_t at t = {t}{note}")
+    if schedule is not None:
+        m_beta.metric("β_t", f"{float(schedule.betas[t]):.3g}")
+        m_abar.metric("ᾱ_t", f"{float(schedule.alpha_bars[t]):.4g}")
+        g_fig.plotly_chart(schedule_figure(schedule, t), key=fig_key)
+
+
+def sample_trajectory(live: trajectory.LiveView, ckpt, choice: SamplerChoice, n: int, seed: int, options: dict):
+    """The page's one sampling call (run by the server's work queue): the sampler's frames kept for the
+    step-through, the latest shared through `live`; returns (trajectory, seconds it computed)."""
+    began = time.perf_counter()
+    frames = checkpoint_steps(ckpt, choice.sampler, n=n, seed=seed, steps=choice.steps, eta=choice.eta, **options)
+    return trajectory.record_trajectory(live.watch(frames), MAX_FRAMES), time.perf_counter() - began
+
+
+def sample_live(schedule, total: int, *args):
+    """sample_trajectory through the work queue, drawing z_t, x̂0, t and the schedule marker as it goes. A
+    rerun or a closed tab stops it: in line it gives its place up, running it stops at the next step."""
+    live = trajectory.LiveView(LIVE_EVERY)
+    ticket, box, shown = queue_ui.default_queue().submit(sample_trajectory, live, *args), st.empty(), None
+    with box.container():
+        note, slots = st.empty(), frame_slots()
+    try:
+        while not ticket.wait(LIVE_EVERY):
+            frame, position = live.latest(), ticket.position()
+            if position:
+                note.info(queue_ui.place_message(position))
+            elif frame is not None and frame is not shown:
+                note.progress(frame.index / max(total - 1, 1), text=f"Sampling: step {frame.index} of {total - 1}")
+                show_frame(slots, schedule, frame.t, grid_image(frame.z), grid_image(frame.x0),
+                           f"rd_live_fig_{frame.index}", " (live)")
+                shown = frame
+    finally:
+        live.stop()
+        ticket.cancel()
+    box.empty()
+    return ticket.result()
+
+
+if st.button("Run reverse diffusion", type="primary", key="rd_run", disabled=not confirmed):
+    st.session_state.pop("rd_result", None)
+    with user_errors("Could not sample"):
+        schedule = None if cold else schedule_from_config(ckpt.config["diffusion"]["schedule"])
+        total = sampler_step_count(ckpt, sampler, steps) + 1
+        traj, seconds = sample_live(schedule, total, ckpt, choice, n, seed,
+                                    {"start": start} if cold else dict(conditioning))
+        what = [choice.describe(), *describe_conditioning(conditioning), f"seed {seed}", f"{traj.total_frames} frames"
+                + (f" ({len(traj)} shown)" if len(traj) < traj.total_frames else "")]
+        st.session_state["rd_result"] = {
+            "traj": traj, "pngs": trajectory.frame_pngs(traj), "gif": trajectory.trajectory_gif(traj),
+            "png": trajectory.samples_png(traj.samples), "npy": trajectory.samples_npy(traj.samples),
+            "schedule": schedule, "what": ", ".join(what),
+            "timing": f"Computed in {run_plan.format_seconds(seconds)}; expected about "
+                      f"{run_plan.format_seconds(estimate.seconds)}.",
+        }
+        st.session_state.update(rd_k=0, rd_playing=False, rd_gen=st.session_state.get("rd_gen", 0) + 1)
+
+result = st.session_state.get("rd_result")
+if result is None:
+    st.caption("Choose a sampler and press **Run reverse diffusion**.")
+    st.stop()
+traj, K = result["traj"], len(result["traj"])
+st.caption(f"Trajectory: {result['what']}.")
+st.caption(result["timing"])
+playing = st.session_state.get("rd_playing", False)  # Play runs the viewer on a timer
+# rd_k is the frame shown. The page never sets the slider's value: a new slider (key rd_frame_<rd_gen>) starts at rd_k
+# whenever the page moves the frame. (A slider set by the page can come back with the value the browser had when a
+# Play tick left it, so the frame shown after Play was not t = 0.)
+
+
+def go_to(k: int, play: bool = False) -> None:
+    st.session_state.update(rd_k=k, rd_playing=play, rd_gen=st.session_state.get("rd_gen", 0) + 1)
+
+
+def toggle_play() -> None:
+    k = st.session_state.get("rd_k", 0)
+    go_to(k, play=not st.session_state.get("rd_playing", False))
+    st.session_state.update(rd_play_from=0 if k >= K - 1 else k, rd_play_start=time.monotonic())
+
+
+def seek(key: str) -> None:  # the learner moved the slider (a slider the page has replaced may still report)
+    if key == f"rd_frame_{st.session_state.get('rd_gen', 0)}":
+        st.session_state.update(rd_k=st.session_state[key], rd_playing=False)
+
+
 @st.fragment(run_every=TICK if playing else None)
 def viewer() -> None:
+    """Only this reruns on Back, Forward, the slider and each Play tick; frames are PNGs encoded once."""
+    if st.session_state.get("rd_playing", False) != playing:
+        st.rerun()  # Play or Pause: the timer is set by a run of the whole page
+    if playing:
+        elapsed = time.monotonic() - st.session_state["rd_play_start"]
+        k = trajectory.play_frame(st.session_state["rd_play_from"], elapsed, K, PLAY_SECONDS)
+        go_to(k, play=k < K - 1)  # the last frame is drawn, then the next tick stops the timer
+    k = st.session_state.get("rd_k", 0)
+    b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+    b1.button("◀ Back", key="rd_back", on_click=lambda: go_to(max(st.session_state.get("rd_k", 0) - 1, 0)))
+    b2.button("Pause" if st.session_state.get("rd_playing") else "▶ Play", key="rd_play", on_click=toggle_play)
+    b3.button("Forward ▶", key="rd_forward", on_click=lambda: go_to(min(st.session_state.get("rd_k", 0) + 1, K - 1)))
     if st.session_state.get("rd_playing"):
-        nxt = st.session_state.get("rd_frame", 0) + max(1, round(K * TICK / PLAY_SECONDS))
-        if nxt >= K - 1:
-            st.session_state["rd_playing"] = False
-            st.session_state["rd_frame"] = K - 1
-            st.rerun()  # redraw the page without the timer
-        st.session_state["rd_frame"] = nxt
-    k = st.select_slider("Step through the trajectory (t from T down to 0)", options=list(range(K)),
-                         format_func=lambda i: f"t = {traj.ts[i]}", key="rd_frame")
-    t = traj.ts[k]
-    m1, m2, m3 = st.columns(3)
-    m1.metric("t", t)
-    if schedule is not None:
-        m2.metric("β_t", f"{float(schedule.betas[t]):.3g}")
-        m3.metric("ᾱ_t", f"{float(schedule.alpha_bars[t]):.4g}")
-    g1, g2, g3 = st.columns([2, 2, 2])
-    with g1:
-        show_grid(traj.z[k], caption=f"z_t at t = {t}", scale=4)
-    with g2:
-        show_grid(traj.x0[k], caption=f"x̂0 predicted from z_t at t = {t}", scale=4)
-    if schedule is not None:
-        g3.plotly_chart(schedule_figure(t), key="rd_schedule_fig")
+        st.progress(k / max(K - 1, 1), text=f"Playing: t = {traj.ts[k]}")
+    else:
+        key = f"rd_frame_{st.session_state.get('rd_gen', 0)}"
+        st.select_slider("Step through the trajectory (t from T down to 0)", options=list(range(K)), value=k,
+                         format_func=lambda i: f"t = {traj.ts[i]}", key=key, on_change=seek, args=(key,))
+    show_frame(frame_slots(), result["schedule"], traj.ts[k], *result["pngs"][k], "rd_schedule_fig")
 
 
 viewer()

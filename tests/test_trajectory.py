@@ -9,8 +9,19 @@ import pytest
 import torch
 from PIL import Image
 
+from diffusion_core.images import make_grid
 from diffusion_core.samplers import SamplerStep
-from diffusion_core.trajectory import record_trajectory, samples_npy, samples_png, side_by_side, trajectory_gif
+from diffusion_core.trajectory import (
+    LiveView,
+    RunStopped,
+    frame_pngs,
+    play_frame,
+    record_trajectory,
+    samples_npy,
+    samples_png,
+    side_by_side,
+    trajectory_gif,
+)
 
 
 def frames(T: int, n: int = 2):
@@ -65,3 +76,79 @@ def test_sample_exports_round_trip():
     np.testing.assert_array_equal(np.load(io.BytesIO(samples_npy(images)), allow_pickle=False), images)
     png = Image.open(io.BytesIO(samples_png(images, scale=1)))
     assert png.size == (2 * 30 + 2, 2 * 30 + 2)  # a 2×2 grid of 28-pixel tiles with 2-pixel padding
+
+
+class FakeClock:
+    """A clock that advances `step` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_live_view_passes_every_frame_and_keeps_one_every_interval():
+    live = LiveView(every_s=1.0, clock=FakeClock(0.25))  # a frame every 0.25 s: one in four is kept
+    assert live.latest() is None
+    seen = []
+    for _frame in live.watch(frames(20)):
+        latest = live.latest()
+        seen.append(latest.index)
+        assert latest.t == 20 - latest.index  # a copy of the frame it names, as [0, 1] pixels
+        np.testing.assert_allclose(latest.z[:, 0, 0], latest.t / 20, atol=1e-6)
+        np.testing.assert_allclose(latest.x0[:, 0, 0], 1 - latest.t / 20, atol=1e-6)
+    assert len(seen) == 21  # every frame passed through
+    assert sorted(set(seen)) == [0, 4, 8, 12, 16, 20]  # the first, then one a second
+
+
+def test_a_recorded_live_run_is_the_same_trajectory():
+    plain = record_trajectory(frames(30), max_frames=8)
+    live = record_trajectory(LiveView(every_s=0.0).watch(frames(30)), max_frames=8)
+    assert live.ts == plain.ts and live.total_frames == plain.total_frames
+    np.testing.assert_array_equal(live.z, plain.z)
+
+
+def test_stopping_a_live_run_ends_it_at_its_next_step():
+    live = LiveView()
+    computed = []
+
+    def sampler():
+        for frame in frames(10):
+            computed.append(frame.t)
+            yield frame
+
+    watched = live.watch(sampler())
+    next(watched), next(watched)
+    live.stop()  # e.g. the page that waits for it was rerun or closed
+    with pytest.raises(RunStopped):
+        next(watched)
+    assert computed == [10, 9, 8]  # the step in flight finishes; nothing after it is computed
+
+
+def test_frame_pngs_encode_each_kept_frame_once():
+    traj = record_trajectory(frames(6, n=4))
+    pngs = frame_pngs(traj, scale=2)
+    assert len(pngs) == len(traj) == 7
+    for k, (z_png, x0_png) in enumerate(pngs):
+        for png, images in ((z_png, traj.z[k]), (x0_png, traj.x0[k])):
+            decoded = np.asarray(Image.open(io.BytesIO(png)), dtype=float) / 255
+            np.testing.assert_allclose(decoded[::2, ::2], make_grid(images), atol=1 / 255)
+
+
+@pytest.mark.parametrize("frames_, seconds", [(51, 8.0), (129, 8.0), (2, 8.0), (21, 1.0)])
+def test_play_takes_the_intended_time_and_ends_on_the_last_frame(frames_, seconds):
+    assert play_frame(0, 0.0, frames_, seconds) == 0
+    assert play_frame(0, seconds * 0.999, frames_, seconds) < frames_ - 1  # not over early
+    assert play_frame(0, seconds, frames_, seconds) == frames_ - 1  # over on time
+    assert play_frame(0, 60 * seconds, frames_, seconds) == frames_ - 1  # a late tick still lands on the end
+    shown = [play_frame(0, i * 0.15, frames_, seconds) for i in range(200)]
+    assert shown == sorted(shown)  # never backwards, however late a tick comes
+
+
+def test_play_from_the_middle_keeps_the_same_pace():
+    assert play_frame(25, 0.0, 51, 8.0) == 25
+    assert play_frame(25, 4.0, 51, 8.0) == 50
+    with pytest.raises(ValueError):
+        play_frame(0, 1.0, 0, 8.0)

@@ -13,6 +13,7 @@ import streamlit as st
 from diffusion_core import jobs
 from diffusion_core.checkpoints import LoadedCheckpoint, list_checkpoints, load_checkpoint, model_from_bytes
 from diffusion_core.guidance import NO_LABEL, is_conditional
+from diffusion_core.run_plan import seconds_per_call
 
 from .common import user_errors
 
@@ -114,6 +115,7 @@ def _upload_widgets(key: str) -> LoadedCheckpoint | None:
 def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = True,
                  diffusion_type: str | None = None) -> LoadedCheckpoint | None:
     """Choose a shipped checkpoint, a trained run or an upload; returns the loaded model or None.
+    Opens on the app's default model (default_checkpoint, the one Home uses) when it is on offer.
     `diffusion_type` ("noise" | "cold") offers only models of that kind (an upload of another kind is refused).
 
     `?model=shipped:<name>` or `?model=run:<run id>` in the URL preselects a model."""
@@ -128,6 +130,9 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
     if not options:
         return None
     wanted = st.query_params.get("model")
+    if wanted not in options:  # open on the app's default model (Home's), not the alphabetically first
+        default = default_checkpoint()
+        wanted = f"shipped:{default.stem}" if default is not None else None
     index = options.index(wanted) if wanted in options else 0
     choice = st.selectbox(label, options, index=index, key=f"{key}_choice",
                           format_func=lambda k: "Upload a checkpoint…" if k == UPLOAD else sources[k][0])
@@ -141,6 +146,31 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
     with user_errors("Could not load this model"):
         return load_checkpoint_cached(sources[choice][1])
     return None
+
+
+MEASURE_WAIT_S = 3.0  # how long the timing waits for a queue worker before timing on the page's own thread
+
+
+@st.cache_resource(max_entries=32, ttl=600, show_spinner="Timing one network call on this machine…")
+def _seconds_per_call(key: str, n: int, _ckpt: LoadedCheckpoint) -> float:
+    del key  # cache key: the weights' hash (or path) stands for the model
+    from diffusion_core.work_queue import QueueFull
+
+    from .queue_ui import default_queue  # (queue_ui imports this module)
+
+    try:  # timed where runs compute: on a queue worker, with its torch threads, not beside another job
+        ticket = default_queue().submit(seconds_per_call, _ckpt, n)
+    except QueueFull:
+        return seconds_per_call(_ckpt, n)
+    if ticket.wait(MEASURE_WAIT_S) or not ticket.cancel():
+        return ticket.result()
+    return seconds_per_call(_ckpt, n)  # a long line: time it here, under the load a run would meet
+
+
+def seconds_per_call_cached(ckpt: LoadedCheckpoint, n: int) -> float:
+    """run_plan.seconds_per_call, measured once per model and batch on a work-queue worker (again after
+    10 minutes, as the machine's load changes)."""
+    return _seconds_per_call(str(ckpt.config.get("weights_sha256") or ckpt.path), n, ckpt)
 
 
 ALL_DIGITS = "all"

@@ -1,0 +1,172 @@
+"""Reverse diffusion in a real browser (Debian's Chromium through Playwright against `streamlit run`):
+the page opens on the app's default model, a run shows z_t and x̂0 live while it computes, stepping is
+quick, and Play ends on the last frame (t = 0) in about the intended time.
+
+Skipped with a clear message when Chromium/Playwright are missing (failed under CI, as test_browser)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import torch
+
+from diffusion_core.checkpoints import save_checkpoint
+from diffusion_core.degradations import make_degradation
+from diffusion_core.models import build_model
+
+from .browser_harness import browser_page, require_browser, running_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
+PLAY_SECONDS = 8.0  # the page's intended Play duration
+
+
+def noise_config(T: int) -> dict:
+    return {"model": TINY, "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4,
+                                                                        "beta2": 0.02, "T": T}}, "epochs": 1}
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    require_browser()
+    root = tmp_path_factory.mktemp("browser_reverse")
+    ckpts, runs, data = root / "checkpoints", root / "runs", root / "data"
+    for d in (ckpts, runs, data):
+        d.mkdir()
+    torch.manual_seed(0)
+    # "blur" sorts first, as the shipped cold model does; "default" is the app's default model
+    save_checkpoint(ckpts / "blur", build_model(TINY), {
+        "model": TINY, "diffusion": {"type": "cold", "degradation": make_degradation("blur", T=10).config(),
+                                     "loss": "l2"}, "dataset": "mnist", "epochs": 1})
+    save_checkpoint(ckpts / "default", build_model(TINY), noise_config(50))
+    save_checkpoint(ckpts / "long", build_model(TINY), noise_config(4000))  # a run long enough to watch
+    env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
+           "OMP_NUM_THREADS": "1", "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+    with running_app(env, root / "streamlit.log") as url:
+        yield url
+
+
+def shot(tmp_path, name: str) -> str:
+    folder = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f"{name}.png")
+    return str(tmp_path / f"{name}.png")
+
+
+def wait_idle(page) -> None:
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+
+def open_reverse(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("link", name="Reverse diffusion").first.click()
+    page.get_by_role("button", name="Run reverse diffusion").wait_for()
+    wait_idle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    wait_idle(page)
+
+
+def frame_slider(page):
+    """The step-through slider (its value reads 't = …'; the DDIM η slider is another slider)."""
+    return page.locator('input[type="range"][aria-valuetext^="t = "]')
+
+
+def wait_play_ended(page, timeout_s: float = 120.0, settle_s: float = 1.0) -> float:
+    """When Play ended: the time from which a '▶ Play' button and no 'Pause' button stayed on the page for
+    settle_s (the buttons are redrawn when Play starts and stops, so one look could catch a stale one)."""
+    deadline, since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        ended = (page.get_by_role("button", name="Pause", exact=True).count() == 0
+                 and page.get_by_role("button", name="▶ Play", exact=True).count() == 1)
+        now = time.monotonic()
+        since = (since or now) if ended else None
+        if since is not None and now - since >= settle_s:
+            return since
+        page.wait_for_timeout(50)
+    raise AssertionError("Play did not end")
+
+
+def metric_t(page) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("t", exact=True)).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def captions(page) -> list[str]:
+    return [c.strip() for c in page.locator('[data-testid="stMain"] [data-testid="stImage"]').all_inner_texts()]
+
+
+def test_opens_on_the_default_model_and_play_ends_on_t0(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_reverse(page, app)
+        model = page.get_by_role("combobox", name="Model").input_value()
+        assert model.startswith("Shipped · default (")  # not the alphabetically first "blur"
+        choose(page, "Sampler", "ddim")  # 50 steps on T = 50: 51 frames
+        page.get_by_role("button", name="Run reverse diffusion").click()
+        page.get_by_text("z_t at t = 50", exact=True).wait_for(timeout=120_000)
+        wait_idle(page)
+
+        start = time.monotonic()
+        page.get_by_role("button", name="Forward ▶").click()
+        page.get_by_text("z_t at t = 49", exact=True).wait_for()
+        forward_s = time.monotonic() - start
+        wait_idle(page)
+
+        page.get_by_role("button", name="▶ Play").click()
+        start = time.monotonic()
+        page.get_by_role("button", name="Pause").wait_for()
+        play_s = wait_play_ended(page) - start
+        wait_idle(page)
+        page.wait_for_timeout(1500)  # anything still in flight would land now
+        print(f"Forward click {forward_s:.2f} s; Play over 50 frames {play_s:.1f} s (intended {PLAY_SECONDS:g} s)")
+        page.screenshot(path=shot(tmp_path, "reverse_after_play"), full_page=True)
+        assert frame_slider(page).first.get_attribute("aria-valuetext") == "t = 0"
+        assert metric_t(page) == "0"
+        assert "z_t at t = 0" in captions(page) and "x̂0 predicted from z_t at t = 0" in captions(page)
+        assert play_s < 2 * PLAY_SECONDS
+
+
+def test_a_run_shows_z_t_and_x0_live_while_it_computes(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_reverse(page, app)
+        choose(page, "Model", "Shipped · long (cnn · noise linear T=4000 · 1 epoch)")
+        choose(page, "Sampler", "ancestral")
+        confirm = page.get_by_text("Run it anyway", exact=False)
+        if confirm.count():  # the estimate says this takes a while on this machine
+            confirm.first.click()
+            wait_idle(page)
+        page.get_by_role("button", name="Run reverse diffusion").click()
+        seen: list[int] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and frame_slider(page).count() == 0:
+            for c in captions(page):
+                if c.startswith("z_t at t = ") and "live" in c:
+                    t = int(c.split("= ")[1].split()[0].replace(",", ""))
+                    if not seen or seen[-1] != t:
+                        seen.append(t)
+            page.wait_for_timeout(100)
+        print(f"live frames seen: {len(seen)}: {seen[:12]}…")
+        assert len(seen) >= 3 and seen == sorted(seen, reverse=True) and seen[0] > seen[-1]
+        frame_slider(page).first.wait_for(timeout=180_000)
+        wait_idle(page)
+        assert page.get_by_text("z_t at t = 4000", exact=True).count() == 1  # the finished run: step-through
+        assert not [c for c in captions(page) if "live" in c]
+
+        frames = int(frame_slider(page).first.get_attribute("max")) + 1  # 128 kept of 4,001: a busy Play
+        page.get_by_role("button", name="▶ Play").click()
+        start = time.monotonic()
+        page.get_by_role("button", name="Pause").wait_for()
+        play_s = wait_play_ended(page) - start
+        wait_idle(page)
+        page.wait_for_timeout(1500)
+        print(f"Play over {frames} frames {play_s:.1f} s")
+        assert frame_slider(page).first.get_attribute("aria-valuetext") == "t = 0" and metric_t(page) == "0"
+        assert "z_t at t = 0" in captions(page)
