@@ -267,21 +267,24 @@ TRAIN_INPUTS = {
 
 
 @pytest.mark.parametrize("side", [0, 1], ids=["too-low", "too-high"])
-def test_train_page_number_inputs_refuse_out_of_range_values(shipped, launched, side):
+@pytest.mark.parametrize("key", list(TRAIN_INPUTS))
+def test_train_page_number_inputs_refuse_out_of_range_values(shipped, launched, key, side):
+    """A bad value stays in its box (never swapped for the last valid one): Start refuses it with a
+    message naming the field, and nothing is launched; fixed, the run starts with what was typed."""
     at = app("pages/1_Train.py").run()
     at.radio(key="train_schedule_mode").set_value("Custom").run()
-    before = {key: at.number_input(key=key).value for key in TRAIN_INPUTS}
-    for key, bad in TRAIN_INPUTS.items():
-        at.number_input(key=key).set_value(bad[side])
-    at.run()
+    good = at.number_input(key=key).value
+    at.number_input(key=key).set_value(TRAIN_INPUTS[key][side]).run()
     no_exceptions(at)
-    assert {key: at.number_input(key=key).value for key in TRAIN_INPUTS} == before  # every bad value refused
+    assert at.number_input(key=key).value == TRAIN_INPUTS[key][side]
+    label = at.number_input(key=key).label
     at.button(key="train_start").click().run()
     no_exceptions(at)
-    args = jobs._train_parser().parse_args(["--out", "x", *launched[0]])
-    assert (args.epochs, args.batch_size, args.seed, args.T) == (before["train_epochs"], before["train_batch"],
-                                                                 before["train_seed"], before["train_T"])
-    assert args.lr == pytest.approx(before["train_lr"]) and args.beta2 == pytest.approx(before["train_beta2"])
+    assert launched == [] and any(e.startswith("Could not start training") and label in e for e in errors(at)), \
+        errors(at)
+    at.number_input(key=key).set_value(good).run()
+    at.button(key="train_start").click().run()
+    assert len(launched) == 1 and not any(e.startswith("Could not start training") for e in errors(at))
 
 
 @pytest.mark.parametrize("beta1, beta2, message", [
@@ -306,13 +309,14 @@ def test_train_page_betas_at_the_edges_are_errors(shipped, launched, beta1, beta
 def test_train_page_degradation_strength_out_of_range_is_an_error(shipped, launched, params, message):
     at = app("pages/1_Train.py").run()
     at.radio(key="train_process").set_value("Cold (degradation)").run()
-    T_before = at.number_input(key="train_degradation_T_blur").value
-    at.number_input(key="train_degradation_T_blur").set_value(DEG_MAX_T + 1)
     at.text_input(key="train_degradation_params").set_value(params)
     at.button(key="train_start").click().run()
     no_exceptions(at)
-    assert at.number_input(key="train_degradation_T_blur").value == T_before
     assert len(errors(at)) == 1 and message in errors(at)[0] and launched == []
+    at.number_input(key="train_degradation_T_blur").set_value(DEG_MAX_T + 1)  # a bad T is named as well
+    at.button(key="train_start").click().run()
+    assert any(f"Degradation steps T must be a whole number from 1 to {DEG_MAX_T:,}" in e for e in errors(at))
+    assert launched == []
 
 
 def test_reverse_page_caps_images_steps_and_seed(shipped):
@@ -337,7 +341,12 @@ def test_home_seed_refuses_out_of_range_values(shipped):
     at = app().run()
     for bad in (-1, 2**31):
         at.number_input(key="home_seed").set_value(bad).run()
-        assert at.number_input(key="home_seed").value == 0
+        assert at.number_input(key="home_seed").value == bad  # kept as typed, not replaced by 0
+        at.button(key="home_generate").click().run()
+        no_exceptions(at)
+        assert "home_grid" not in at.session_state  # nothing was sampled
+        assert any("Seed must be a whole number from 0 to 2,147,483,647" in e for e in errors(at)), errors(at)
+    at.number_input(key="home_seed").set_value(0).run()
     at.button(key="home_generate").click().run()
     no_exceptions(at)
     assert at.session_state["home_grid"]["seed"] == 0
