@@ -17,7 +17,9 @@ from pages.lab_ui import (
     downsample_indices,
     grid_image,
     model_picker,
+    number_field,
     queue_ui,
+    require,
     setup_page,
     user_errors,
 )
@@ -48,30 +50,34 @@ c1, c2, c3, c4, c5 = st.columns(5)
 options = samplers_for(ckpt)
 sampler = c1.selectbox("Sampler", options, index=options.index(default.sampler), key="rd_sampler",
                        format_func=lambda s: f"{s} (fails on this model)" if s in bad else s)
-steps = None
+steps_field = None
 if sampler == "ancestral":
     c2.number_input("Steps", value=T, disabled=True, key="rd_steps_fixed", help="ancestral takes all T steps")
 elif cold and sampler == "direct":
     c2.number_input("Steps", value=1, disabled=True, key="rd_steps_direct", help="direct restoration: one step")
 else:
     first = default.steps if sampler == default.sampler and default.steps else DEFAULT_STEPS.get(sampler, T)
-    steps = int(c2.number_input("Steps", min_value=1, max_value=T, value=min(first, T), key=f"rd_steps_{sampler}"))
+    steps_field = number_field("Steps", 1, T, value=min(first, T), key=f"rd_steps_{sampler}", container=c2)
 eta = c3.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="rd_eta", help="0: deterministic DDIM; 1: DDPM-like noise") \
     if sampler == "ddim" else 0.0
 start = c3.selectbox("Start from", list(COLD_STARTS), format_func=COLD_STARTS.get, key="rd_start") if cold else None
-seed = int(c4.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="rd_seed"))
-n = int(c5.number_input("Images", min_value=1, max_value=16, value=4, key="rd_n"))
+seed_field = number_field("Seed", 0, 2**31 - 1, value=0, key="rd_seed", container=c4)
+n_field = number_field("Images", 1, 16, value=4, key="rd_n", container=c5)
+fields = [f for f in (steps_field, seed_field, n_field) if f is not None]
 conditioning = class_controls(ckpt, "rd")
 if sampler in bad:
     st.warning(f"**{sampler}** on this model: {bad[sampler]}.")
 
+valid = all(f.ok for f in fields)  # else Run refuses with the fields' messages (require)
+steps = int(steps_field.value) if steps_field is not None and valid else None
+seed, n = (int(seed_field.value), int(n_field.value)) if valid else (0, 1)
 choice = SamplerChoice(sampler, steps, eta)
 estimate = run_plan.RunEstimate(run_plan.network_calls(ckpt, sampler, steps, **conditioning),
-                                seconds_per_call_cached(ckpt, n))
-confirmed = not estimate.needs_confirmation
-if confirmed:
+                                seconds_per_call_cached(ckpt, n)) if valid else None
+confirmed = True
+if estimate is not None and not estimate.needs_confirmation:
     st.caption(f"Expected time on this machine: {estimate.describe()}.")
-else:
+elif estimate is not None:
     st.warning(f"This run should take {estimate.describe()}, on a CPU the whole class shares. Fewer steps, "
                f"fewer images or the `{default.sampler}` sampler make it shorter.")
     confirmed = st.checkbox(f"Run it anyway (about {run_plan.format_seconds(estimate.seconds)})",
@@ -140,6 +146,7 @@ def sample_live(schedule, total: int, *args):
 if st.button("Run reverse diffusion", type="primary", key="rd_run", disabled=not confirmed):
     st.session_state.pop("rd_result", None)
     with user_errors("Could not sample"):
+        require(fields)
         schedule = None if cold else schedule_from_config(ckpt.config["diffusion"]["schedule"])
         total = sampler_step_count(ckpt, sampler, steps) + 1
         traj, seconds = sample_live(schedule, total, ckpt, choice, n, seed,
@@ -151,7 +158,7 @@ if st.button("Run reverse diffusion", type="primary", key="rd_run", disabled=not
             "png": trajectory.samples_png(traj.samples), "npy": trajectory.samples_npy(traj.samples),
             "schedule": schedule, "what": ", ".join(what),
             "timing": f"Computed in {run_plan.format_seconds(seconds)}; expected about "
-                      f"{run_plan.format_seconds(estimate.seconds)}.",
+                      f"{run_plan.format_seconds(estimate.seconds)}." if estimate else "",
         }
         st.session_state.update(rd_k=0, rd_playing=False, rd_gen=st.session_state.get("rd_gen", 0) + 1)
 

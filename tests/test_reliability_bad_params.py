@@ -319,21 +319,25 @@ def test_train_page_degradation_strength_out_of_range_is_an_error(shipped, launc
     assert launched == []
 
 
-def test_reverse_page_caps_images_steps_and_seed(shipped):
+@pytest.mark.parametrize("key, bad, label", [("rd_n", 0, "Images"), ("rd_n", 17, "Images"), ("rd_seed", -1, "Seed"),
+                                             ("rd_seed", 2**31, "Seed"), ("rd_steps_ddim", 0, "Steps"),
+                                             ("rd_steps_ddim", 21, "Steps")])  # at most 16 images, T = 20
+def test_reverse_page_refuses_out_of_range_images_steps_and_seed(shipped, key, bad, label):
     write_checkpoint(shipped, "tiny", T=20)
     at = app("pages/3_Reverse_diffusion.py").run()
     at.selectbox(key="rd_sampler").set_value("ddim").run()
-    keys = {"rd_n": (0, 17), "rd_seed": (-1, 2**31), "rd_steps_ddim": (0, 21)}  # at most 16 images, T = 20
-    before = {key: at.number_input(key=key).value for key in keys}
-    for side in (0, 1):
-        for key, bad in keys.items():
-            at.number_input(key=key).set_value(bad[side])
-        at.run()
-        assert {key: at.number_input(key=key).value for key in keys} == before
+    good = at.number_input(key=key).value
+    at.number_input(key=key).set_value(bad).run()
+    assert at.number_input(key=key).value == bad  # kept as typed, not replaced by the last valid value
     at.button(key="rd_run").click().run()
     no_exceptions(at)
+    assert "rd_result" not in at.session_state  # nothing was sampled
+    assert any(e.startswith("Could not sample") and f"{label} must be" in e for e in errors(at)), errors(at)
+    at.number_input(key=key).set_value(good).run()
+    at.button(key="rd_run").click().run()
     traj = at.session_state["rd_result"]["traj"]
-    assert traj.z.shape[1] == before["rd_n"] and len(traj) == before["rd_steps_ddim"] + 1
+    assert traj.z.shape[1] == at.number_input(key="rd_n").value
+    assert len(traj) == at.number_input(key="rd_steps_ddim").value + 1
 
 
 def test_home_seed_refuses_out_of_range_values(shipped):
