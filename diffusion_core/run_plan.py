@@ -8,8 +8,8 @@ cold `direct`), doubled under classifier-free guidance w > 0 (the conditional an
 predictions; ClassGuided makes them as one call on twice the batch).
 
 Known failures: a checkpoint's card metrics (its config's "metrics") may carry
-`"known_bad_samplers": {sampler: why}`, written from measurements; the shipped report CNNs, whose
-configs predate that field, are listed here by their weights' SHA-256 with what was measured on them.
+`"known_bad_samplers": {sampler: why}`, written from measurements (the shipped report CNNs carry the
+dpm++2m / DDIM η = 0 failures measured for issue #18).
 """
 
 from __future__ import annotations
@@ -30,32 +30,10 @@ CONFIRM_ABOVE_S = 20.0  # runs expected to take longer than this ask for confirm
 KNOWN_BAD_KEY = "known_bad_samplers"  # in a config's "metrics": {sampler: why}
 
 
-def _report_cnn_notes(fid: int, eights: int, ddim_static: int, of: int) -> dict[str, str]:
-    return {
-        "dpm++2m": f"about half of this model's samples stay static with it (its card: FID {fid} at 20 steps, the "
-                   f"classifier calls {eights} % of the samples '8'); use dpm++2m-sde or ancestral",
-        "ddim": f"with η = 0, {ddim_static} % of {of} samples of this model stayed static at 20 steps (measured for "
-                "issue #18); dpm++2m-sde left none",
-    }
-
-
-# Shipped checkpoints measured before configs carried KNOWN_BAD_KEY: weights SHA-256 → {sampler: why}.
-SHIPPED_KNOWN_BAD = {
-    # checkpoints/default: the report's CNN, preset default
-    "d09132dd864299857efa4b854a610d66f0cc848535327ee085cd28cbf672c01c": _report_cnn_notes(1722, 64, 58, 200),
-    # checkpoints/model1: the report's CNN, preset model1
-    "4cd9f836b898f24a763da5899fa47fe140ca211bb98ed05f3f1cb530c4d78d64": _report_cnn_notes(1686, 67, 57, 100),
-}
-
-
 def known_bad_samplers(config: dict) -> dict[str, str]:
-    """{sampler: why it fails on this checkpoint} from its card metrics, or for a shipped checkpoint
-    measured before they carried that field; {} when nothing is known against any sampler."""
-    notes = dict(SHIPPED_KNOWN_BAD.get(str(config.get("weights_sha256")), {}))
+    """{sampler: why it fails on this checkpoint} from its card metrics; {} when nothing is known."""
     own = (config.get("metrics") or {}).get(KNOWN_BAD_KEY)
-    if isinstance(own, dict):
-        notes.update({str(k): str(v) for k, v in own.items()})
-    return notes
+    return {str(k): str(v) for k, v in own.items()} if isinstance(own, dict) else {}
 
 
 def default_sampler(checkpoint: LoadedCheckpoint) -> SamplerChoice:
