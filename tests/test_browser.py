@@ -161,6 +161,9 @@ def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(ap
         assert 0 < shown_t() < T, f"stopped at t = {shown_t()} of {T}"
         assert main_images(page).count() == 2  # z_t and x̂0
         assert_page_works(page, IMAGE)
+        page.wait_for_function(  # the frame's own images, not the previous frame's still on screen
+            "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
+            ".every(i => i.complete && i.naturalWidth)")
         page.screenshot(path=shot(tmp_path, "reverse_diffusion"), full_page=True)
 
 
