@@ -122,3 +122,39 @@ def browser_pages(*user_data_dirs: Path):
 def browser_page(user_data_dir: Path):
     with browser_pages(user_data_dir) as (page,):
         yield page
+
+
+# The tiny denoiser the browser tests serve (fast enough to sample in a page on a shared CPU).
+TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
+
+
+def tiny_noise_config(T: int = 50) -> dict:
+    return {"model": TINY, "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4,
+                                                                        "beta2": 0.02, "T": T}}, "epochs": 1}
+
+
+def lab_folders(root: Path, checkpoints: Path | None = None) -> tuple[Path, Path, dict[str, str]]:
+    """Fresh checkpoints/, runs/ and data/ under root (or an existing checkpoints folder) and the environment
+    that points the app at them: (checkpoints, runs, env)."""
+    ckpts, runs, data = root / "checkpoints", root / "runs", root / "data"
+    for d in (ckpts, runs, data):
+        d.mkdir()
+    ckpts = checkpoints or ckpts
+    env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
+           "OMP_NUM_THREADS": "1"}
+    return ckpts, runs, env
+
+
+def wait_idle(page) -> None:
+    """Wait until Streamlit has finished running the script (the status widget disappears)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
+
+
+def shot(tmp_path: Path, name: str) -> str:
+    """Where a page screenshot goes: $DIFFUSION_LAB_SCREENSHOTS (e.g. docs, to refresh the README's) or tmp."""
+    folder = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        return os.path.join(folder, f"{name}.png")
+    return str(tmp_path / f"{name}.png")

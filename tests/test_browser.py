@@ -24,16 +24,20 @@ from .browser_harness import (
     IMAGE,
     ROOT,
     TABLE,
+    TINY,
     assert_page_works,
     browser_page,
     browser_pages,
+    lab_folders,
     require_browser,
     running_app,
+    shot,
+    tiny_noise_config,
+    wait_idle,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
 SCREENSHOTS = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
 DEFAULT_MODEL = "shipped:default-unet" if SCREENSHOTS else "shipped:default"  # the model of Home's Generate
 
@@ -42,34 +46,12 @@ DEFAULT_MODEL = "shipped:default-unet" if SCREENSHOTS else "shipped:default"  # 
 def app(tmp_path_factory):
     require_browser()
     root = tmp_path_factory.mktemp("browser")
-    ckpts, runs, data = root / "checkpoints", root / "runs", root / "data"
-    for d in (ckpts, runs, data):
-        d.mkdir()
-    if SCREENSHOTS:
-        ckpts = ROOT / "checkpoints"
-    else:
+    ckpts, runs, env = lab_folders(root, ROOT / "checkpoints" if SCREENSHOTS else None)
+    if not SCREENSHOTS:
         torch.manual_seed(0)
-        save_checkpoint(ckpts / "default", build_model(TINY), {
-            "model": TINY, "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02,
-                                                                         "T": 50}}, "epochs": 1})
-    env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
-           "OMP_NUM_THREADS": "1"}
+        save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
     with running_app(env, root / "streamlit.log") as url:
         yield {"url": url, "root": root, "runs": runs}
-
-
-def shot(tmp_path, name: str) -> str:
-    """Where a page screenshot goes: $DIFFUSION_LAB_SCREENSHOTS (e.g. docs, to refresh the README's) or tmp."""
-    if SCREENSHOTS:
-        os.makedirs(SCREENSHOTS, exist_ok=True)
-        return os.path.join(SCREENSHOTS, f"{name}.png")
-    return str(tmp_path / f"{name}.png")
-
-
-def wait_idle(page) -> None:
-    """Wait until Streamlit has finished running the script (the status widget disappears)."""
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
 
 
 def main_images(page):

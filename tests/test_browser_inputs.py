@@ -16,11 +16,10 @@ from diffusion_core.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
 from .app_support import fake_run, stand_in_job
-from .browser_harness import browser_page, require_browser, running_app
+from .browser_harness import TINY, browser_page, lab_folders, require_browser, running_app, tiny_noise_config, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
 ERROR = '[data-testid="stAlertContentError"]'
 
 
@@ -28,22 +27,11 @@ ERROR = '[data-testid="stAlertContentError"]'
 def app(tmp_path_factory):
     require_browser()
     root = tmp_path_factory.mktemp("browser_inputs")
-    ckpts, runs, data = root / "checkpoints", root / "runs", root / "data"
-    for d in (ckpts, runs, data):
-        d.mkdir()
+    ckpts, runs, env = lab_folders(root)
     torch.manual_seed(0)
-    save_checkpoint(ckpts / "default", build_model(TINY), {
-        "model": TINY, "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02,
-                                                                     "T": 50}}, "epochs": 1})
-    env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
-           "OMP_NUM_THREADS": "1"}
+    save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
     with running_app(env, root / "streamlit.log") as url:
         yield {"url": url, "root": root, "runs": runs}
-
-
-def wait_idle(page) -> None:
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
 
 
 def errors(page) -> list[str]:

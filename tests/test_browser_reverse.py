@@ -6,7 +6,6 @@ Skipped with a clear message when Chromium/Playwright are missing (failed under 
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
@@ -16,50 +15,36 @@ from diffusion_core.checkpoints import save_checkpoint
 from diffusion_core.degradations import make_degradation
 from diffusion_core.models import build_model
 
-from .browser_harness import browser_page, require_browser, running_app
+from .browser_harness import (
+    TINY,
+    browser_page,
+    lab_folders,
+    require_browser,
+    running_app,
+    shot,
+    tiny_noise_config,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
 PLAY_SECONDS = 8.0  # the page's intended Play duration
-
-
-def noise_config(T: int) -> dict:
-    return {"model": TINY, "diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4,
-                                                                        "beta2": 0.02, "T": T}}, "epochs": 1}
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     require_browser()
     root = tmp_path_factory.mktemp("browser_reverse")
-    ckpts, runs, data = root / "checkpoints", root / "runs", root / "data"
-    for d in (ckpts, runs, data):
-        d.mkdir()
+    ckpts, _, env = lab_folders(root)
     torch.manual_seed(0)
     # "blur" sorts first, as the shipped cold model does; "default" is the app's default model
     save_checkpoint(ckpts / "blur", build_model(TINY), {
         "model": TINY, "diffusion": {"type": "cold", "degradation": make_degradation("blur", T=10).config(),
                                      "loss": "l2"}, "dataset": "mnist", "epochs": 1})
-    save_checkpoint(ckpts / "default", build_model(TINY), noise_config(50))
-    save_checkpoint(ckpts / "long", build_model(TINY), noise_config(4000))  # a run long enough to watch
-    env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
-           "OMP_NUM_THREADS": "1", "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none"}
+    save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
+    save_checkpoint(ckpts / "long", build_model(TINY), tiny_noise_config(4000))  # a run long enough to watch
     with running_app(env, root / "streamlit.log") as url:
         yield url
-
-
-def shot(tmp_path, name: str) -> str:
-    folder = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-        return os.path.join(folder, f"{name}.png")
-    return str(tmp_path / f"{name}.png")
-
-
-def wait_idle(page) -> None:
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
 
 
 def open_reverse(page, url: str) -> None:
