@@ -69,3 +69,18 @@ def read_jsonl(path: str | Path) -> list[dict]:
         if isinstance(row, dict):
             rows.append(row)
     return rows
+
+
+def env_int(name: str, default: int) -> int:
+    """A whole number ≥ 1 from environment variable `name`, or `default` when it is unset or empty;
+    ValueError naming the variable otherwise."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number ≥ 1; got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number ≥ 1; got {raw!r}")
+    return value

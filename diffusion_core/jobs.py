@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io_utils import atomic_write_json, read_jsonl
+from .io_utils import atomic_write_json, env_int, read_jsonl
 from .training import read_status
 
 RUNS_ENV = "DIFFUSION_LAB_RUNS"
@@ -56,16 +56,10 @@ def runs_root() -> Path:
 
 def max_jobs() -> int:
     """The cap on concurrently active jobs: $DIFFUSION_LAB_MAX_JOBS (≥ 1), else 2."""
-    raw = os.environ.get(MAX_JOBS_ENV)
-    if raw is None or raw.strip() == "":
-        return DEFAULT_MAX_JOBS
     try:
-        value = int(raw)
-    except ValueError:
-        raise JobError(f"{MAX_JOBS_ENV} must be a whole number ≥ 1; got {raw!r}") from None
-    if value < 1:
-        raise JobError(f"{MAX_JOBS_ENV} must be a whole number ≥ 1; got {value}")
-    return value
+        return env_int(MAX_JOBS_ENV, DEFAULT_MAX_JOBS)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
 
 
 def new_run_id() -> str:

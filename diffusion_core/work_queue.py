@@ -39,6 +39,8 @@ from typing import Any
 
 import torch
 
+from .io_utils import env_int
+
 WORKERS_ENV = "DIFFUSION_LAB_WORKERS"  # jobs computed at once (default: the usable cores / threads)
 THREADS_ENV = "DIFFUSION_LAB_TORCH_THREADS"  # torch intra-op threads per job (default 1)
 QUEUE_SIZE_ENV = "DIFFUSION_LAB_QUEUE_SIZE"  # jobs allowed to wait (default 30: a class, one request each)
@@ -264,27 +266,14 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number ≥ 1; got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a whole number ≥ 1; got {raw!r}")
-    return value
-
-
 def machine_plan(cores: int | None = None) -> dict:
     """{"workers", "threads", "max_waiting", "switch_interval"} for this machine: one torch thread per job
     and one job per core, unless DIFFUSION_LAB_TORCH_THREADS / DIFFUSION_LAB_WORKERS /
     DIFFUSION_LAB_QUEUE_SIZE say otherwise; the GIL switch interval SWITCH_INTERVAL_S."""
     cores = usable_cores() if cores is None else cores
-    threads = _env_int(THREADS_ENV, 1)
-    workers = _env_int(WORKERS_ENV, max(1, cores // threads))
-    return {"workers": workers, "threads": threads, "max_waiting": _env_int(QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE),
+    threads = env_int(THREADS_ENV, 1)
+    workers = env_int(WORKERS_ENV, max(1, cores // threads))
+    return {"workers": workers, "threads": threads, "max_waiting": env_int(QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE),
             "switch_interval": SWITCH_INTERVAL_S}
 
 
