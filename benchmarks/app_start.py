@@ -72,7 +72,7 @@ def cold_start(timeout: float = 180.0) -> dict:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)}, stdout=log,
                                 stderr=subprocess.STDOUT)
-        stack.callback(_stop, proc)
+        stack.callback(stop_server, proc)
         while not _healthy(url):
             if proc.poll() is not None or time.perf_counter() - t0 > timeout:
                 log.seek(0)
@@ -93,7 +93,8 @@ def cold_start(timeout: float = 180.0) -> dict:
                 "server_peak_mib": process_peak_rss_mib(proc.pid)}
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_server(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it after 15 s."""
     proc.terminate()
     try:
         proc.wait(timeout=15)

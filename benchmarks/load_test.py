@@ -42,6 +42,7 @@ from streamlit.proto.Alert_pb2 import Alert
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
+from benchmarks.app_start import stop_server
 from benchmarks.measure import process_peak_rss_mib
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,12 +184,7 @@ def running_server(env_extra: dict[str, str] | None = None, log_path: Path | Non
                     time.sleep(0.2)
                 yield url, proc
             finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_server(proc)
 
 
 @dataclass
