@@ -9,8 +9,11 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -19,6 +22,7 @@ DATASETS = ("mnist", "fashion-mnist")
 SPLITS = ("train", "test")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FALLBACK_TEST_SIZE = 500
+DOWNLOAD_TIMEOUT_S = 15.0  # per connect / read: an offline classroom must not wait minutes for a download
 MNIST_CLASSES = [str(i) for i in range(10)]
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -56,11 +60,41 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return (x + 0.5).clamp(0.0, 1.0)
 
 
-def _torchvision(name: str, root: Path, train: bool, download: bool):
+def _torchvision_class(name: str):
     from torchvision import datasets
 
-    cls = datasets.MNIST if name == "mnist" else datasets.FashionMNIST
-    return cls(str(root), train=train, download=download)
+    return datasets.MNIST if name == "mnist" else datasets.FashionMNIST
+
+
+def _torchvision(name: str, root: Path, train: bool, download: bool):
+    cls = _torchvision_class(name)
+    if not download:
+        return cls(str(root), train=train, download=False)
+    hosts = [urlsplit(m) for m in cls.mirrors]
+    if not any(_reachable(h.hostname, h.port or (443 if h.scheme == "https" else 80)) for h in hosts):
+        raise OSError(f"no network: none of {', '.join(h.hostname or '?' for h in hosts)} can be reached")
+    with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+        return cls(str(root), train=train, download=True)
+
+
+def _reachable(host: str | None, port: int) -> bool:
+    """Whether a TCP connection to host:port opens within DOWNLOAD_TIMEOUT_S."""
+    try:
+        socket.create_connection((host, port), timeout=DOWNLOAD_TIMEOUT_S).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _socket_timeout(seconds: float):
+    """torchvision's downloader opens sockets without a timeout; give every socket opened meanwhile one."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
 
 
 def _copy_debian_fashion(root: Path, debian_dir: Path) -> bool:

