@@ -3,8 +3,8 @@ Home: what the lab is, one-click samples from the default model, links to every 
 
 import streamlit as st
 
-from diffusion_core.checkpoints import CheckpointError
-from diffusion_core.images import to_unit_numpy
+from diffusion_core.io.checkpoints import CheckpointError
+from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.sampling import quick_sampler, sample_checkpoint
 from pages.lab_ui import (
     checkpoint_label,

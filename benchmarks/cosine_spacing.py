@@ -17,12 +17,12 @@ from unittest import mock
 import torch
 
 import diffusion_core.samplers.base as base
-from diffusion_core.checkpoints import load_checkpoint, resolve_checkpoint
-from diffusion_core.classifier import load_classifier
-from diffusion_core.images import to_unit_numpy
-from diffusion_core.metrics import evaluate_samples
+from diffusion_core.evaluation.classifier import load_classifier
+from diffusion_core.evaluation.metrics import evaluate_samples
+from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
+from diffusion_core.io.images import to_unit_numpy
+from diffusion_core.process.schedules import schedule_from_config
 from diffusion_core.sampling import sample_checkpoint
-from diffusion_core.schedules import schedule_from_config
 
 from .quality import CHUNK, mnist_reference
 

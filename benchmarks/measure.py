@@ -17,11 +17,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from diffusion_core.checkpoints import LoadedCheckpoint
-from diffusion_core.objectives import NoiseObjective
-from diffusion_core.precision import with_precision
+from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.process.schedules import NoiseSchedule
 from diffusion_core.sampling import checkpoint_steps, sample_checkpoint
-from diffusion_core.schedules import NoiseSchedule
+from diffusion_core.training.objectives import NoiseObjective
+from diffusion_core.training.precision import with_precision
 
 from .reference import DDPM, train_step
 

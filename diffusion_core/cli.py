@@ -19,21 +19,33 @@ from typing import NoReturn
 
 import torch
 
-from . import __version__
-from . import classifier as _classifier
-from .checkpoints import CheckpointError, list_checkpoints, load_checkpoint, resolve_checkpoint, shipped_dir
-from .cold import COLD_LOSSES, COLD_SAMPLERS, COLD_STARTS
-from .data import DATASETS, DatasetUnavailableError
-from .degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
-from .degradations import MAX_T as DEGRADATION_MAX_T
-from .guidance import MAX_GUIDANCE, NO_LABEL
-from .images import save_samples, to_unit_numpy
-from .models import ARCHITECTURES
-from .precision import PRECISIONS
-from .samplers import MAX_SAMPLES, NOISE_SAMPLERS, SamplerStep, validate_seed
-from .sampling import sample_checkpoint, sampler_step_count, samplers_for
-from .schedules import MAX_T, PRESETS, SCHEDULE_KINDS
-from .training import INT_RANGES, TrainConfig, TrainingError, noise_diffusion_config, train
+from diffusion_core import __version__
+from diffusion_core.evaluation import classifier as _classifier
+from diffusion_core.io.checkpoints import (
+    CheckpointError,
+    list_checkpoints,
+    load_checkpoint,
+    resolve_checkpoint,
+    shipped_dir,
+)
+from diffusion_core.io.data import DATASETS, DatasetUnavailableError
+from diffusion_core.io.images import save_samples, to_unit_numpy
+from diffusion_core.models import ARCHITECTURES
+from diffusion_core.models.guidance import MAX_GUIDANCE, NO_LABEL
+from diffusion_core.process.cold import COLD_LOSSES, COLD_SAMPLERS, COLD_STARTS
+from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
+from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
+from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
+from diffusion_core.samplers import MAX_SAMPLES, NOISE_SAMPLERS, SamplerStep, validate_seed
+from diffusion_core.sampling import sample_checkpoint, sampler_step_count, samplers_for
+from diffusion_core.training.precision import PRECISIONS
+from diffusion_core.training.trainer import (
+    INT_RANGES,
+    TrainConfig,
+    TrainingError,
+    noise_diffusion_config,
+    train,
+)
 
 DIGIT_RANGE = (NO_LABEL, 9)  # a digit, or -1: unconditional (guidance.sample_labels)
 # the models check widths and kernels only from below; these keep a typo from allocating gigabytes
@@ -451,7 +463,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _unit_split(split: str, args: argparse.Namespace, limit: int | None = None):
     """(images N×28×28 in [0, 1], labels, source) of an MNIST split."""
-    from .data import load_dataset
+    from diffusion_core.io.data import load_dataset
 
     ds = load_dataset("mnist", split, root=args.data_root, download=not args.no_download)
     imgs = to_unit_numpy(ds.images[:limit] if limit else ds.images)
@@ -474,7 +486,7 @@ def _short_name(checkpoint: str) -> str:
 
 def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
     """(n images N×28×28 in [0, 1], sampler) from a checkpoint, with a progress bar unless args.quiet."""
-    from .training import resolve_device
+    from diffusion_core.training.trainer import resolve_device
 
     ckpt = load_checkpoint(resolve_checkpoint(name), device="cpu")
     start = getattr(args, "start", None)
@@ -492,7 +504,7 @@ def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
 
 def _metrics_report(images, classifier, args: argparse.Namespace) -> dict:
     """Metrics of images in [0, 1] against args.reference, plus the FID scale when args.scale."""
-    from .metrics import evaluate_samples, fid_scale, reference_stats
+    from diffusion_core.evaluation.metrics import evaluate_samples, fid_scale, reference_stats
 
     ref_images, _, ref_source = _unit_split(args.reference, args)
     ref = reference_stats(classifier, ref_images)
@@ -510,11 +522,11 @@ def cmd_ship(args: argparse.Namespace) -> int:
     """Copy a run's checkpoint into checkpoints/ with measured metrics and a card."""
     import shlex
 
-    from .cards import model_card
-    from .checkpoints import save_checkpoint
-    from .classifier import load_classifier
-    from .io_utils import atomic_write_bytes, read_jsonl
-    from .models import count_parameters
+    from diffusion_core.evaluation.classifier import load_classifier
+    from diffusion_core.io.cards import model_card
+    from diffusion_core.io.checkpoints import save_checkpoint
+    from diffusion_core.io.files import atomic_write_bytes, read_jsonl
+    from diffusion_core.models import count_parameters
 
     if not (args.run / "model.json").is_file():
         raise ValueError(f"{args.run} is not a finished run directory (no model.json)")
@@ -547,8 +559,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .classifier import load_classifier
-    from .io_utils import atomic_write_json
+    from diffusion_core.evaluation.classifier import load_classifier
+    from diffusion_core.io.files import atomic_write_json
 
     classifier = load_classifier(args.classifier)
     report: dict = {"source": str(args.source)}
@@ -571,8 +583,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_figures(args: argparse.Namespace) -> int:
     import html
 
-    from .classifier import load_classifier
-    from .figures import report_figures, write_html
+    from diffusion_core.evaluation.classifier import load_classifier
+    from diffusion_core.figures import report_figures, write_html
 
     samples = {}
     for item in args.samples:
@@ -603,8 +615,13 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from .classifier import ClassifierTrainConfig, classifier_card, save_classifier, train_classifier
-    from .io_utils import atomic_write_bytes
+    from diffusion_core.evaluation.classifier import (
+        ClassifierTrainConfig,
+        classifier_card,
+        save_classifier,
+        train_classifier,
+    )
+    from diffusion_core.io.files import atomic_write_bytes
 
     config = ClassifierTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                    val_size=args.val_size, augment=not args.no_augment, data_root=args.data_root,

@@ -17,9 +17,9 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from .analysis import FeatureDensity
-from .images import make_grid, to_unit_numpy
-from .schedules import PRESETS, NoiseSchedule, make_schedule, preset_schedule
+from diffusion_core.evaluation.analysis import FeatureDensity
+from diffusion_core.io.images import make_grid, to_unit_numpy
+from diffusion_core.process.schedules import PRESETS, NoiseSchedule, make_schedule, preset_schedule
 
 REAL_COLOUR = "#1f77b4"
 GENERATED_COLOUR = "#d62728"
@@ -449,7 +449,7 @@ def write_html(fig: go.Figure, path: str | Path, self_contained: bool = True) ->
 
 def read_run(run_dir: str | Path) -> dict:
     """A training run directory as figure data: metrics rows, diffusion type, epoch → preview images."""
-    from .io_utils import read_jsonl
+    from diffusion_core.io.files import read_jsonl
 
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.jsonl").is_file() and not (run_dir / "config.json").is_file():
@@ -494,7 +494,7 @@ def report_figures(
     (samples); 03 samples at epochs, 04 loss, 05 FID (runs); 06 blur schedule (a real image); 09–10
     noise vs blur (noise and cold runs); density and PCA-cluster views per sample set (with a
     classifier and real images)."""
-    from .analysis import density_data, feature_sets, real_vs_generated
+    from diffusion_core.evaluation.analysis import density_data, feature_sets, real_vs_generated
 
     samples = dict(samples or {})
     figs: dict[str, go.Figure] = {"01_alpha_bar": alpha_bar_figure()}
@@ -514,7 +514,7 @@ def report_figures(
     if has_fid:
         figs["05_fid_curves"] = fid_curves_figure(by_name, floor=fid_floor)
     if real_images is not None:
-        from .degradations import make_degradation, preview_strip
+        from diffusion_core.process.degradations import make_degradation, preview_strip
 
         blur = make_degradation("blur")  # the report's σ_t = 0.02 + 0.01·t, T = 500
         ts, frames = preview_strip(blur, torch.as_tensor(_images01(real_images)[:1] - 0.5))

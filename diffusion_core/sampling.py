@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoints import LoadedCheckpoint
-from .cold import COLD_SAMPLERS, cold_steps, dataset_mixture
-from .degradations import degradation_from_config
-from .guidance import ClassGuided, is_conditional, sample_labels
-from .precision import with_precision
-from .samplers import (
+from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.models.guidance import ClassGuided, is_conditional, sample_labels
+from diffusion_core.process.cold import COLD_SAMPLERS, cold_steps, dataset_mixture
+from diffusion_core.process.degradations import degradation_from_config
+from diffusion_core.process.schedules import schedule_from_config
+from diffusion_core.samplers import (
     DEFAULT_STEPS,
     NOISE_SAMPLERS,
     SampleResult,
@@ -30,8 +30,8 @@ from .samplers import (
     validate_sample_count,
     validate_seed,
 )
-from .samplers.base import spaced_timesteps
-from .schedules import schedule_from_config
+from diffusion_core.samplers.base import spaced_timesteps
+from diffusion_core.training.precision import with_precision
 
 
 def samplers_for(checkpoint: LoadedCheckpoint) -> tuple[str, ...]:

@@ -1,18 +1,18 @@
 """Train: choose data, process, schedule and optimiser; Start runs `python -m diffusion_core train` in the
-background (diffusion_core.jobs). Live progress reattaches from the URL (?run=<id>) after a reload."""
+background (diffusion_core.lab.jobs). Live progress reattaches from the URL (?run=<id>) after a reload."""
 
 import math
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from diffusion_core import jobs
-from diffusion_core.cold import COLD_LOSSES
-from diffusion_core.data import DATASETS, DatasetUnavailableError
-from diffusion_core.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
-from diffusion_core.degradations import MAX_T as DEGRADATION_MAX_T
-from diffusion_core.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, make_schedule
-from diffusion_core.training import INT_RANGES, MAX_BATCH, MAX_EPOCHS
+from diffusion_core.io.data import DATASETS, DatasetUnavailableError
+from diffusion_core.lab import jobs
+from diffusion_core.process.cold import COLD_LOSSES
+from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
+from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
+from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, make_schedule
+from diffusion_core.training.trainer import INT_RANGES, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
 
 ARCH_LABELS = {"cnn": "Report CNN (hidden 16, 32, 32, 16; 7×7 convs)", "unet": "U-Net (learns faster per FLOP)"}

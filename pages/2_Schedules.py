@@ -6,10 +6,17 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from diffusion_core.data import load_dataset
-from diffusion_core.images import png_bytes
-from diffusion_core.noise import q_sample
-from diffusion_core.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, NoiseSchedule, make_schedule, preset_schedule
+from diffusion_core.io.data import load_dataset
+from diffusion_core.io.images import png_bytes
+from diffusion_core.process.gaussian import q_sample
+from diffusion_core.process.schedules import (
+    MAX_T,
+    PRESETS,
+    SCHEDULE_KINDS,
+    NoiseSchedule,
+    make_schedule,
+    preset_schedule,
+)
 from pages.lab_ui import downsample_indices, number_field, require, setup_page, user_errors
 
 NOT_NOISE = 0.01  # ᾱ_T above this: z_T still carries visible signal, so N(0, I) is the wrong start

@@ -7,10 +7,10 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from diffusion_core import run_plan, trajectory
+from diffusion_core.lab import run_plan, trajectory
+from diffusion_core.process.schedules import schedule_from_config
 from diffusion_core.samplers import DEFAULT_STEPS
 from diffusion_core.sampling import SamplerChoice, checkpoint_steps, sampler_step_count, samplers_for
-from diffusion_core.schedules import schedule_from_config
 from pages.lab_ui import (
     class_controls,
     describe_conditioning,

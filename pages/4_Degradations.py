@@ -6,8 +6,8 @@ black start vs the paper's mixture start."""
 import pandas as pd
 import streamlit as st
 
-from diffusion_core.cold import COLD_SAMPLERS
-from diffusion_core.cold_views import (
+from diffusion_core.figures import blur_schedule_figure, image_panels_figure
+from diffusion_core.lab.cold_views import (
     degradation_parameters,
     degradation_preview,
     mean_pairwise_distance,
@@ -15,8 +15,14 @@ from diffusion_core.cold_views import (
     start_comparison,
     unconditional_samples,
 )
-from diffusion_core.degradations import DEFAULT_T, DEGRADATION_KINDS, MAX_T, STRENGTH_SCHEDULES, make_degradation
-from diffusion_core.figures import blur_schedule_figure, image_panels_figure
+from diffusion_core.process.cold import COLD_SAMPLERS
+from diffusion_core.process.degradations import (
+    DEFAULT_T,
+    DEGRADATION_KINDS,
+    MAX_T,
+    STRENGTH_SCHEDULES,
+    make_degradation,
+)
 from pages.lab_ui import (
     checkpoint_label,
     load_test_digits,

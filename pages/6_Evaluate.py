@@ -5,7 +5,14 @@ when the benchmark file exists."""
 import pandas as pd
 import streamlit as st
 
-from diffusion_core.comparison import (
+from diffusion_core.figures import (
+    fid_curves_figure,
+    final_fid_figure,
+    loss_curves_figure,
+    model_colours,
+    noise_vs_blur_figure,
+)
+from diffusion_core.lab.comparison import (
     benchmark_path,
     collect_records,
     default_epochs,
@@ -15,13 +22,6 @@ from diffusion_core.comparison import (
     read_benchmark,
     sample_grids,
     summary_table,
-)
-from diffusion_core.figures import (
-    fid_curves_figure,
-    final_fid_figure,
-    loss_curves_figure,
-    model_colours,
-    noise_vs_blur_figure,
 )
 from pages.lab_ui import setup_page, user_errors
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from streamlit.testing.v1 import AppTest
 
-from diffusion_core.checkpoints import save_checkpoint
-from diffusion_core.data import Dataset
+from diffusion_core.io.checkpoints import save_checkpoint
+from diffusion_core.io.data import Dataset
 from diffusion_core.models import build_model
 
 ROOT = Path(__file__).resolve().parent.parent

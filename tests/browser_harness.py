@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core.data import load_dataset, to_unit
+from diffusion_core.io.data import load_dataset, to_unit
 from tests.idx_files import write_idx_split
 
 ROOT = Path(__file__).resolve().parent.parent

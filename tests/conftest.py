@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffusion_core.checkpoints import save_checkpoint
+from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import gaussian_kde
 
-from diffusion_core.analysis import (
+from diffusion_core.evaluation.analysis import (
     cluster_analysis,
     cluster_labels,
     density_data,
@@ -15,8 +15,8 @@ from diffusion_core.analysis import (
     pca_projection,
     real_vs_generated,
 )
-from diffusion_core.classifier import load_classifier
-from diffusion_core.data import load_dataset, to_unit
+from diffusion_core.evaluation.classifier import load_classifier
+from diffusion_core.io.data import load_dataset, to_unit
 
 
 def _blobs(n_per: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

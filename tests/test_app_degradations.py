@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core.checkpoints import load_checkpoint, save_checkpoint
-from diffusion_core.cold import cold_sampler_steps
-from diffusion_core.data import load_dataset
-from diffusion_core.degradations import make_degradation
-from diffusion_core.images import to_unit_numpy
+from diffusion_core.evaluation.restoration_metrics import rmse, ssim
+from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
+from diffusion_core.io.data import load_dataset
+from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.models import build_model
-from diffusion_core.restoration_metrics import rmse, ssim
+from diffusion_core.process.cold import cold_sampler_steps
+from diffusion_core.process.degradations import make_degradation
 from diffusion_core.samplers import run_to_end
 from tests.app_support import TINY_CNN, app, charts, errors, no_exceptions, write_checkpoint
 

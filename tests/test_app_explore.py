@@ -8,10 +8,10 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-from diffusion_core.checkpoints import load_checkpoint
-from diffusion_core.classifier import build_classifier, save_classifier
+from diffusion_core.evaluation.classifier import build_classifier, save_classifier
 from diffusion_core.figures import GENERATED_COLOUR, REAL_COLOUR
-from diffusion_core.images import to_unit_numpy
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.sampling import sample_checkpoint
 from tests.app_support import _array, app, charts, errors, no_exceptions, write_checkpoint
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import streamlit as st
 
-from diffusion_core.checkpoints import load_checkpoint
-from diffusion_core.images import to_unit_numpy
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.sampling import sample_checkpoint
 from pages.lab_ui import default_checkpoint
 from tests.app_support import app, errors, no_exceptions, write_checkpoint, write_conditional_checkpoint

@@ -13,11 +13,11 @@ import pytest
 import streamlit as st
 from PIL import Image
 
-from diffusion_core import jobs
-from diffusion_core.checkpoints import load_checkpoint, save_checkpoint
-from diffusion_core.degradations import make_degradation
-from diffusion_core.images import to_unit_numpy
+from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
+from diffusion_core.io.images import to_unit_numpy
+from diffusion_core.lab import jobs
 from diffusion_core.models import build_model
+from diffusion_core.process.degradations import make_degradation
 from diffusion_core.sampling import sample_checkpoint
 from pages.lab_ui import models as lab_models
 from tests.app_support import (

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import streamlit as st
 
-from diffusion_core import jobs
-from diffusion_core.images import png_bytes
+from diffusion_core.io.images import png_bytes
+from diffusion_core.lab import jobs
 from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, stand_in_job, write_checkpoint
 
 PAGE = "pages/1_Train.py"

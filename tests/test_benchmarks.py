@@ -27,13 +27,13 @@ from benchmarks.report import (
     row,
 )
 from benchmarks.run import BenchConfig, default_model_path, quick_config, resolve_model, run_benchmark
-from diffusion_core.checkpoints import LoadedCheckpoint, save_checkpoint
-from diffusion_core.comparison import read_benchmark
-from diffusion_core.data import Dataset
+from diffusion_core.io.checkpoints import LoadedCheckpoint, save_checkpoint
+from diffusion_core.io.data import Dataset
+from diffusion_core.lab.comparison import read_benchmark
 from diffusion_core.models import ReportCNN
-from diffusion_core.noise import ddpm_loss
+from diffusion_core.process.gaussian import ddpm_loss
+from diffusion_core.process.schedules import make_schedule
 from diffusion_core.samplers import sample_noise
-from diffusion_core.schedules import make_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}

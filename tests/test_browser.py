@@ -16,7 +16,7 @@ import re
 import pytest
 import torch
 
-from diffusion_core.checkpoints import save_checkpoint
+from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
 from .browser_harness import (

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from diffusion_core.checkpoints import save_checkpoint
+from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
 from .app_support import fake_run, stand_in_job

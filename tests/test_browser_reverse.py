@@ -11,9 +11,9 @@ import time
 import pytest
 import torch
 
-from diffusion_core.checkpoints import save_checkpoint
-from diffusion_core.degradations import make_degradation
+from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
+from diffusion_core.process.degradations import make_degradation
 
 from .browser_harness import (
     TINY,

@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from diffusion_core.checkpoints import (
+from diffusion_core.io.checkpoints import (
     CheckpointError,
     list_checkpoints,
     load_checkpoint,

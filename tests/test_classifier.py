@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-from diffusion_core.checkpoints import CheckpointError, shipped_dir
-from diffusion_core.classifier import (
+from diffusion_core.cli import main
+from diffusion_core.evaluation.classifier import (
     ClassifierTrainConfig,
     MNISTClassifier,
     accuracy,
@@ -20,8 +20,8 @@ from diffusion_core.classifier import (
     save_classifier,
     train_classifier,
 )
-from diffusion_core.cli import main
-from diffusion_core.data import load_dataset
+from diffusion_core.io.checkpoints import CheckpointError, shipped_dir
+from diffusion_core.io.data import load_dataset
 
 TINY = {"arch": "mnist-cnn", "params": {"channels": [4, 8], "feature_dim": 16, "num_classes": 10}}
 

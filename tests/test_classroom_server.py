@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from benchmarks.load_test import StreamlitSession, running_server
-from diffusion_core.checkpoints import save_checkpoint
+from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 from pages.lab_ui.common import PAGES
 

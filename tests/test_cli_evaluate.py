@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from diffusion_core.cli import main
-from diffusion_core.data import load_dataset, to_unit
+from diffusion_core.io.data import load_dataset, to_unit
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.cli import _key_value, build_parser, main
-from diffusion_core.degradations import make_degradation
+from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.models import build_model
+from diffusion_core.process.degradations import make_degradation
 from diffusion_core.samplers import DEFAULT_STEPS
 from diffusion_core.sampling import checkpoint_steps, sample_checkpoint, sampler_step_count
 from tests.app_support import ROOT, TINY_CNN, write_checkpoint, write_conditional_checkpoint

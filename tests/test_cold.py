@@ -14,9 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_core.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.cli import main
-from diffusion_core.cold import (
+from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
+from diffusion_core.models import build_model
+from diffusion_core.process.cold import (
     COLD_SAMPLERS,
     black_start,
     cold_loss,
@@ -27,11 +28,10 @@ from diffusion_core.cold import (
     fit_mixture_start,
     sample_cold,
 )
-from diffusion_core.degradations import DEGRADATION_KINDS, make_degradation
-from diffusion_core.models import build_model
-from diffusion_core.objectives import ColdObjective, objective_from_config
+from diffusion_core.process.degradations import DEGRADATION_KINDS, make_degradation
 from diffusion_core.samplers import run_to_end
 from diffusion_core.sampling import sample_checkpoint, samplers_for
+from diffusion_core.training.objectives import ColdObjective, objective_from_config
 from tests.idx_files import write_idx_split
 
 REPO = Path(__file__).resolve().parent.parent

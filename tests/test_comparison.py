@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from diffusion_core.comparison import (
+from diffusion_core.lab.comparison import (
     ModelRecord,
     collect_records,
     default_epochs,

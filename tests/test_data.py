@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core import data
-from diffusion_core.data import DatasetUnavailableError, load_dataset, to_unit
+from diffusion_core.io import data
+from diffusion_core.io.data import DatasetUnavailableError, load_dataset, to_unit
 from tests.idx_files import write_idx_split
 
 

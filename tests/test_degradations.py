@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from diffusion_core.degradations import (
+from diffusion_core.process.degradations import (
     DEGRADATION_KINDS,
     GaussianBlur,
     degradation_from_config,

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from diffusion_core.analysis import ClusterResult, FeatureDensity, Projection
+from diffusion_core.evaluation.analysis import ClusterResult, FeatureDensity, Projection
 from diffusion_core.figures import (
     GENERATED_COLOUR,
     REAL_COLOUR,
@@ -25,8 +25,8 @@ from diffusion_core.figures import (
     samples_at_epochs_figure,
     write_html,
 )
-from diffusion_core.images import make_grid
-from diffusion_core.schedules import make_schedule
+from diffusion_core.io.images import make_grid
+from diffusion_core.process.schedules import make_schedule
 
 
 def test_alpha_bar_figure_plots_the_report_presets():

@@ -8,16 +8,16 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from diffusion_core.cli import main
-from diffusion_core.guidance import NO_LABEL, ClassGuided, drop_labels, sample_labels
-from diffusion_core.images import to_unit_numpy
+from diffusion_core.io.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.models import UNet, build_model
-from diffusion_core.noise import ddpm_loss
+from diffusion_core.models.guidance import NO_LABEL, ClassGuided, drop_labels, sample_labels
+from diffusion_core.process.gaussian import ddpm_loss
+from diffusion_core.process.schedules import make_schedule, preset_schedule
 from diffusion_core.samplers import sample_noise
 from diffusion_core.sampling import sample_checkpoint
-from diffusion_core.schedules import make_schedule, preset_schedule
-from diffusion_core.training import TrainConfig, init_weights
+from diffusion_core.training.trainer import TrainConfig, init_weights
 
 TINY_UNET = {"base_channels": 8, "time_embed_dim": 16}
 NOISE = {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 20}}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from diffusion_core import jobs
+from diffusion_core.lab import jobs
 from tests.app_support import fake_run, stand_in_job, write_checkpoint
 
 

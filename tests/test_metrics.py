@@ -9,9 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from diffusion_core.classifier import load_classifier
-from diffusion_core.data import load_dataset, to_unit
-from diffusion_core.metrics import (
+from diffusion_core.evaluation.classifier import load_classifier
+from diffusion_core.evaluation.metrics import (
     FIDError,
     ReferenceStats,
     as_unit_images,
@@ -29,6 +28,7 @@ from diffusion_core.metrics import (
     mean_confidence,
     reference_stats,
 )
+from diffusion_core.io.data import load_dataset, to_unit
 
 
 def _spd(rng: np.random.Generator, d: int) -> np.ndarray:

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-import diffusion_core.precision as precision
+import diffusion_core.training.precision as precision
 from diffusion_core.models import build_model
-from diffusion_core.precision import (
+from diffusion_core.training.precision import (
     NATIVE_BF16_ENV,
     AutocastModel,
     cpuinfo_has_native_bf16,
@@ -75,7 +75,7 @@ def test_sampling_runs_the_network_in_the_detected_precision(monkeypatch):
     """sample_checkpoint's precision: auto follows the hardware, fp32 opts out; bf16 samples stay close."""
     from pathlib import Path
 
-    from diffusion_core.checkpoints import LoadedCheckpoint
+    from diffusion_core.io.checkpoints import LoadedCheckpoint
     from diffusion_core.sampling import sample_checkpoint
 
     torch.manual_seed(0)

@@ -11,15 +11,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from diffusion_core import jobs
 from diffusion_core.cli import main
-from diffusion_core.degradations import MAX_KERNEL, make_degradation
-from diffusion_core.degradations import MAX_T as DEG_MAX_T
+from diffusion_core.lab import jobs
 from diffusion_core.models import build_model
+from diffusion_core.process.degradations import MAX_KERNEL, make_degradation
+from diffusion_core.process.degradations import MAX_T as DEG_MAX_T
+from diffusion_core.process.schedules import MAX_T, make_schedule, validate_schedule_params
 from diffusion_core.samplers import MAX_SAMPLES, noise_sampler_steps, validate_sample_count, validate_seed
 from diffusion_core.samplers.base import spaced_timesteps
-from diffusion_core.schedules import MAX_T, make_schedule, validate_schedule_params
-from diffusion_core.training import MAX_BATCH, MAX_EPOCHS, TrainConfig
+from diffusion_core.training.trainer import MAX_BATCH, MAX_EPOCHS, TrainConfig
 from tests.app_support import TINY_CNN, app, errors, no_exceptions, write_checkpoint
 
 # ---------------------------------------------------------------- the CLI
@@ -249,7 +249,7 @@ def launched(monkeypatch):
 
     def spawn(run_dir, cli_args, job):
         calls.append(cli_args)
-        from diffusion_core.io_utils import atomic_write_json
+        from diffusion_core.io.files import atomic_write_json
 
         atomic_write_json(run_dir / "job.json", {**job, "pid": 0, "command": cli_args, "started": 0.0})
         return 0

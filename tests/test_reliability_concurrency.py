@@ -17,9 +17,9 @@ import pytest
 import streamlit as st
 import torch
 
-from diffusion_core import jobs
-from diffusion_core.checkpoints import load_checkpoint
-from diffusion_core.io_utils import atomic_write_json
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.io.files import atomic_write_json
+from diffusion_core.lab import jobs
 from diffusion_core.samplers import MAX_SAMPLES
 from diffusion_core.sampling import sample_checkpoint
 from tests.app_support import app, errors, no_exceptions, stand_in_job, write_checkpoint

@@ -13,13 +13,13 @@ import pytest
 import streamlit as st
 import torch
 
-import diffusion_core.io_utils as io_utils
-import diffusion_core.training as training
-from diffusion_core import jobs
-from diffusion_core.checkpoints import load_checkpoint
-from diffusion_core.data import DEBIAN_FASHION_DIR
-from diffusion_core.io_utils import read_jsonl
-from diffusion_core.training import TrainConfig, TrainingError, read_status, train
+import diffusion_core.io.files as io_utils
+import diffusion_core.training.trainer as training
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.io.data import DEBIAN_FASHION_DIR
+from diffusion_core.io.files import read_jsonl
+from diffusion_core.lab import jobs
+from diffusion_core.training.trainer import TrainConfig, TrainingError, read_status, train
 from tests.app_support import TINY_CNN, app, blobs, errors, no_exceptions
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -15,9 +15,9 @@ import streamlit as st
 import torch
 from safetensors.torch import save as safetensors_bytes
 
-import diffusion_core.checkpoints as checkpoints
-import diffusion_core.training as training
-from diffusion_core.data import Dataset
+import diffusion_core.io.checkpoints as checkpoints
+import diffusion_core.training.trainer as training
+from diffusion_core.io.data import Dataset
 from diffusion_core.models import build_model
 from tests.app_support import TINY_CNN, app, errors, no_exceptions, write_checkpoint
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core import jobs
-from diffusion_core.checkpoints import load_checkpoint
-from diffusion_core.io_utils import read_jsonl
-from diffusion_core.training import read_status
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.io.files import read_jsonl
+from diffusion_core.lab import jobs
+from diffusion_core.training.trainer import read_status
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--schedule", "linear", "--T", "50", "--hidden", "4,4", "--kernel-size", "3", "--batch-size", "8",
@@ -119,7 +119,7 @@ def test_half_written_files_from_a_kill_are_never_read_as_valid(tmp_path):
 # written after the metrics line, so it still says epoch 1 and Resume redoes epoch 2).
 KILL_IN_WINDOW = """
 import os, signal, sys
-import diffusion_core.training as training
+import diffusion_core.training.trainer as training
 real = training.append_jsonl
 def append_then_die(path, row):
     if row.get("epoch") == 2:

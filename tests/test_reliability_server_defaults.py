@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from diffusion_core.checkpoints import MAX_CHECKPOINT_BYTES, list_checkpoints
+from diffusion_core.io.checkpoints import MAX_CHECKPOINT_BYTES, list_checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / ".streamlit" / "config.toml"

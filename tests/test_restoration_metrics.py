@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from diffusion_core.restoration_metrics import restoration_scores, rmse, ssim
+from diffusion_core.evaluation.restoration_metrics import restoration_scores, rmse, ssim
 
 
 def rand(n=2, seed=0):

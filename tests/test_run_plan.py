@@ -9,11 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core.checkpoints import LoadedCheckpoint
-from diffusion_core.degradations import make_degradation
-from diffusion_core.guidance import NO_LABEL
-from diffusion_core.models import build_model
-from diffusion_core.run_plan import (
+from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.lab.run_plan import (
     CONFIRM_ABOVE_S,
     RunEstimate,
     default_sampler,
@@ -22,6 +19,9 @@ from diffusion_core.run_plan import (
     network_calls,
     seconds_per_call,
 )
+from diffusion_core.models import build_model
+from diffusion_core.models.guidance import NO_LABEL
+from diffusion_core.process.degradations import make_degradation
 from diffusion_core.sampling import SamplerChoice, checkpoint_steps
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from diffusion_core.noise import ddpm_loss, q_sample
+from diffusion_core.process.gaussian import ddpm_loss, q_sample
+from diffusion_core.process.schedules import make_schedule, preset_schedule
 from diffusion_core.samplers import ancestral_steps, noise_sampler_steps, run_to_end, sample_noise, spaced_timesteps
-from diffusion_core.schedules import make_schedule, preset_schedule
 
 SHAPE = (1, 28, 28)
 
@@ -229,8 +229,8 @@ def test_q_sample_and_algorithm_1_loss_match_the_formula():
 def test_quick_sampler_fits_the_checkpoint():
     from pathlib import Path
 
-    from diffusion_core.checkpoints import LoadedCheckpoint
-    from diffusion_core.cold import COLD_SAMPLERS
+    from diffusion_core.io.checkpoints import LoadedCheckpoint
+    from diffusion_core.process.cold import COLD_SAMPLERS
     from diffusion_core.sampling import SamplerChoice, quick_sampler
 
     def ckpt(diffusion):

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core.checkpoints import save_checkpoint
 from diffusion_core.cli import main
+from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
+from diffusion_core.process.schedules import PRESETS, SCHEDULE_KINDS, make_schedule, preset_schedule
 from diffusion_core.samplers import NOISE_SAMPLERS, sample_noise
 from diffusion_core.samplers.base import LOG_SNR_MIN, half_log_snr, log_snr_spaced_timesteps
-from diffusion_core.schedules import PRESETS, SCHEDULE_KINDS, make_schedule, preset_schedule
 
 from .conftest import TINY_CNN
 from .test_samplers import GaussianOracleEps

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffusion_core.schedules import MAX_T, PRESETS, make_schedule, preset_schedule
+from diffusion_core.process.schedules import MAX_T, PRESETS, make_schedule, preset_schedule
 
 
 def numpy_linear(beta1, beta2, T):

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from diffusion_core.cards import quality_verdict
-from diffusion_core.checkpoints import load_checkpoint
 from diffusion_core.cli import main
+from diffusion_core.io.cards import quality_verdict
+from diffusion_core.io.checkpoints import load_checkpoint
 
 
 def test_quality_verdict_applies_the_bar():

@@ -5,14 +5,14 @@ import json
 import pytest
 import torch
 
-import diffusion_core.training as training
-from diffusion_core.checkpoints import load_checkpoint
-from diffusion_core.data import Dataset
-from diffusion_core.io_utils import read_jsonl
+import diffusion_core.training.trainer as training
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.io.data import Dataset
+from diffusion_core.io.files import read_jsonl
 from diffusion_core.models import build_model
-from diffusion_core.noise import ddpm_loss
-from diffusion_core.schedules import make_schedule
-from diffusion_core.training import TrainConfig, TrainingError, read_status, train
+from diffusion_core.process.gaussian import ddpm_loss
+from diffusion_core.process.schedules import make_schedule
+from diffusion_core.training.trainer import TrainConfig, TrainingError, read_status, train
 
 from .conftest import TINY_CNN
 
@@ -137,12 +137,12 @@ def test_unwritable_run_directory_gives_a_clear_error(tmp_path, fake_data):
 def test_fid_during_training_is_written_and_matches_an_independent_measurement(tmp_path, fake_data):
     import warnings
 
-    from diffusion_core.classifier import load_classifier
-    from diffusion_core.data import load_dataset
-    from diffusion_core.images import to_unit_numpy
-    from diffusion_core.metrics import evaluate_samples
-    from diffusion_core.objectives import objective_from_config
-    from diffusion_core.precision import with_precision
+    from diffusion_core.evaluation.classifier import load_classifier
+    from diffusion_core.evaluation.metrics import evaluate_samples
+    from diffusion_core.io.data import load_dataset
+    from diffusion_core.io.images import to_unit_numpy
+    from diffusion_core.training.objectives import objective_from_config
+    from diffusion_core.training.precision import with_precision
 
     cfg = tiny_config(epochs=2, fid_every=1, fid_samples=32)
     train(cfg, tmp_path / "run")
@@ -178,7 +178,7 @@ def test_init_from_a_checkpoint_starts_from_its_weights(tmp_path, fake_data):
 
 
 def test_ema_warms_up_then_uses_the_configured_decay():
-    from diffusion_core.training import ema_decay_at, ema_update
+    from diffusion_core.training.trainer import ema_decay_at, ema_update
 
     assert ema_decay_at(0.999, 0) == pytest.approx(0.1) and ema_decay_at(0.999, 90) == pytest.approx(0.91)
     assert ema_decay_at(0.999, 10**6) == 0.999

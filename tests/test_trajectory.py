@@ -9,9 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from diffusion_core.images import make_grid
-from diffusion_core.samplers import SamplerStep
-from diffusion_core.trajectory import (
+from diffusion_core.io.images import make_grid
+from diffusion_core.lab.trajectory import (
     LiveView,
     RunStopped,
     frame_pngs,
@@ -22,6 +21,7 @@ from diffusion_core.trajectory import (
     side_by_side,
     trajectory_gif,
 )
+from diffusion_core.samplers import SamplerStep
 
 
 def frames(T: int, n: int = 2):

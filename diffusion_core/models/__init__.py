@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from .cnn import ReportCNN
-from .unet import UNet
+from diffusion_core.models.cnn import ReportCNN
+from diffusion_core.models.unet import UNet
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": ReportCNN, "unet": UNet}
 _ARCH_PARAMS = {

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..schedules import NoiseSchedule
-from .ancestral import ancestral_steps
-from .base import SamplerStep, seeded_noise, spaced_timesteps
-from .ddim import ddim_steps
-from .dpm_solver import dpm_solver_2m_steps
+from diffusion_core.process.schedules import NoiseSchedule
+from diffusion_core.samplers.ancestral import ancestral_steps
+from diffusion_core.samplers.base import SamplerStep, seeded_noise, spaced_timesteps
+from diffusion_core.samplers.ddim import ddim_steps
+from diffusion_core.samplers.dpm_solver import dpm_solver_2m_steps
 
 MAX_SAMPLES = 4096
 NOISE_SAMPLERS = ("ancestral", "ddim", "dpm++2m", "dpm++2m-sde")

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ..noise import predict_x0
-from ..schedules import NoiseSchedule
-from .base import SamplerStep, model_call, seeded_noise, spaced_timesteps
+from diffusion_core.process.gaussian import predict_x0
+from diffusion_core.process.schedules import NoiseSchedule
+from diffusion_core.samplers.base import SamplerStep, model_call, seeded_noise, spaced_timesteps
 
 
 def ddim_steps(

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from ..noise import predict_x0
-from ..schedules import NoiseSchedule
-from .base import SamplerStep, half_log_snr, log_snr_spaced_timesteps, model_call, seeded_noise
+from diffusion_core.process.gaussian import predict_x0
+from diffusion_core.process.schedules import NoiseSchedule
+from diffusion_core.samplers.base import SamplerStep, half_log_snr, log_snr_spaced_timesteps, model_call, seeded_noise
 
 
 def dpm_solver_2m_steps(

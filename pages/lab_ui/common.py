@@ -13,10 +13,10 @@ import streamlit as st
 from PIL import Image
 from streamlit.navigation.page import StreamlitPage
 
-from diffusion_core.checkpoints import CheckpointError
-from diffusion_core.data import DatasetUnavailableError
-from diffusion_core.training import TrainingError
-from diffusion_core.work_queue import QueueFull
+from diffusion_core.io.checkpoints import CheckpointError
+from diffusion_core.io.data import DatasetUnavailableError
+from diffusion_core.lab.work_queue import QueueFull
+from diffusion_core.training.trainer import TrainingError
 
 APP_ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from diffusion_core.checkpoints import CheckpointError, shipped_dir
-from diffusion_core.classifier import SHIPPED_NAME, load_classifier
-from diffusion_core.data import Dataset, load_dataset
+from diffusion_core.evaluation.classifier import SHIPPED_NAME, load_classifier
+from diffusion_core.io.checkpoints import CheckpointError, shipped_dir
+from diffusion_core.io.data import Dataset, load_dataset
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading test digits…")

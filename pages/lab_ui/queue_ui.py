@@ -1,4 +1,4 @@
-"""Compute through the server's one line (diffusion_core.work_queue), with the user's place in it shown,
+"""Compute through the server's one line (diffusion_core.lab.work_queue), with the user's place in it shown,
 and the default model warmed in the background when the server process serves its first page.
 
     with user_errors("Could not sample"):
@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from diffusion_core.checkpoints import load_checkpoint
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.lab.work_queue import Ticket, default_queue
 from diffusion_core.sampling import quick_sampler, sample_checkpoint
-from diffusion_core.work_queue import Ticket, default_queue
 
 from .models import default_checkpoint
 

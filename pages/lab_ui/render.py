@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from diffusion_core.images import make_grid, png_bytes
+from diffusion_core.io.images import make_grid, png_bytes
 
 
 def grid_image(images01: np.ndarray, nrow: int | None = None, scale: int = 4) -> bytes:

@@ -32,14 +32,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io_utils import atomic_write_json, env_int, read_jsonl
-from .training import read_status
+from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, env_int, read_jsonl
+from diffusion_core.training.trainer import read_status
 
 RUNS_ENV = "DIFFUSION_LAB_RUNS"
 MAX_JOBS_ENV = "DIFFUSION_LAB_MAX_JOBS"
 DEFAULT_MAX_JOBS = 2
 ACTIVE_STATES = ("starting", "running", "stopping")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DIED_MESSAGE = "process ended unexpectedly; the last complete epoch is kept; Resume to continue"
 DIED_EARLY_MESSAGE = "process ended unexpectedly before the first epoch completed; Resume to start again"
@@ -199,7 +198,7 @@ def _config_from_options(options: Mapping[str, object]) -> dict:
         diffusion = {"type": "noise", "schedule": {"kind": options["schedule"], "beta1": options.get("beta1", 1e-4),
                                                    "beta2": options.get("beta2", 0.02), "T": options.get("T", 1000)}}
     else:
-        from .schedules import PRESETS
+        from diffusion_core.process.schedules import PRESETS
 
         preset = str(options.get("preset") or "default")
         diffusion = {"type": "noise", "preset": preset, "schedule": {"T": PRESETS.get(preset, {}).get("T", "?")}}
@@ -319,7 +318,7 @@ def active_runs(root: Path | None = None) -> list[RunInfo]:
 def _train_parser():
     import argparse
 
-    from .cli import build_parser
+    from diffusion_core.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices["train"]
@@ -540,7 +539,7 @@ def shipped_references(folder: Path | None = None) -> list[Reference]:
     """Every shipped diffusion checkpoint with its training curve (<name>.metrics.jsonl) and card metrics."""
     import statistics
 
-    from .checkpoints import list_checkpoints
+    from diffusion_core.io.checkpoints import list_checkpoints
 
     refs = []
     for wpath, meta in list_checkpoints(folder):
@@ -693,12 +692,12 @@ def _verdict(steps: int, ref: Reference | None) -> str:
 
 def _diffusion_from_options(options: Mapping[str, object]) -> dict:
     if options.get("degradation"):
-        from .degradations import make_degradation
+        from diffusion_core.process.degradations import make_degradation
 
         deg = make_degradation(str(options["degradation"]), options.get("degradation_T"),
                                str(options.get("degradation_schedule") or "linear"))
         return {"type": "cold", "degradation": deg.config(), "loss": options.get("loss") or "l2"}
-    from .training import noise_diffusion_config
+    from diffusion_core.training.trainer import noise_diffusion_config
 
     if options.get("schedule"):
         return noise_diffusion_config(kind=str(options["schedule"]), beta1=float(options.get("beta1", 1e-4)),
@@ -713,10 +712,10 @@ def measure_images_per_s(options: Mapping[str, object], budget_s: float = 3.0,
     precision the trainer would use. Returns (images/s, a description of what was measured)."""
     import torch
 
-    from .models import build_model
-    from .objectives import objective_from_config
-    from .precision import resolve_precision, with_precision
-    from .training import resolve_device
+    from diffusion_core.models import build_model
+    from diffusion_core.training.objectives import objective_from_config
+    from diffusion_core.training.precision import resolve_precision, with_precision
+    from diffusion_core.training.trainer import resolve_device
 
     device = resolve_device("auto")
     params = {"num_classes": 10} if options.get("conditional") else {}
@@ -749,7 +748,7 @@ def measure_images_per_s(options: Mapping[str, object], budget_s: float = 3.0,
 
 def training_set_size(dataset: str, data_root: str | None = None) -> tuple[int, str]:
     """(images in the training split a run would use now, where they come from), without downloading."""
-    from .data import load_dataset
+    from diffusion_core.io.data import load_dataset
 
     data = load_dataset(dataset, "train", root=data_root, download=False)
     return len(data), data.source

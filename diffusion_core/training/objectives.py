@@ -11,11 +11,11 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from .cold import COLD_LOSSES, cold_loss, fit_mixture_start, sample_cold
-from .degradations import Degradation, degradation_from_config
-from .noise import ddpm_loss
-from .samplers import sample_noise
-from .schedules import NoiseSchedule, schedule_from_config
+from diffusion_core.process.cold import COLD_LOSSES, cold_loss, fit_mixture_start, sample_cold
+from diffusion_core.process.degradations import Degradation, degradation_from_config
+from diffusion_core.process.gaussian import ddpm_loss
+from diffusion_core.process.schedules import NoiseSchedule, schedule_from_config
+from diffusion_core.samplers import sample_noise
 
 
 class Objective(Protocol):

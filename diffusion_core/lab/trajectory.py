@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .images import make_grid, png_bytes, to_unit_numpy
-from .samplers import SamplerStep
+from diffusion_core.io.images import make_grid, png_bytes, to_unit_numpy
+from diffusion_core.samplers import SamplerStep
 
 DEFAULT_MAX_FRAMES = 128
 

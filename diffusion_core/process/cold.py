@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .degradations import BLACK, Degradation
-from .samplers import (
+from diffusion_core.process.degradations import BLACK, Degradation
+from diffusion_core.samplers import (
     SampleResult,
     SamplerStep,
     in_inference_mode,
@@ -33,7 +33,7 @@ from .samplers import (
     validate_sample_count,
     validate_seed,
 )
-from .samplers.base import model_call, spaced_timesteps
+from diffusion_core.samplers.base import model_call, spaced_timesteps
 
 COLD_SAMPLERS = ("improved", "naive", "direct")
 COLD_STARTS = ("mixture", "black")
@@ -203,7 +203,7 @@ def dataset_mixture(degradation: Degradation, dataset: str = "mnist", n_images: 
                     seed: int = 0, root: str | None = None) -> MixtureStart:
     """The mixture start of a cold checkpoint: fitted to D(x, T) of `n_images` training images chosen
     with `seed`, cached per (dataset, root, degradation, n_images, seed) for this process."""
-    from .data import DatasetUnavailableError, load_dataset
+    from diffusion_core.io.data import DatasetUnavailableError, load_dataset
 
     key = (dataset, root, json.dumps(degradation.config(), sort_keys=True), n_images, seed)
     if key not in _MIXTURES:

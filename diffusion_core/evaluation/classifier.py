@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import (
+from diffusion_core.io.checkpoints import (
     MAX_CHECKPOINT_BYTES,
     CheckpointError,
     check_fields,
@@ -31,7 +31,7 @@ from .checkpoints import (
     load_weights,
     weights_bytes,
 )
-from .io_utils import atomic_write_bytes, atomic_write_json
+from diffusion_core.io.files import atomic_write_bytes, atomic_write_json
 
 FORMAT = "diffusion-lab-classifier"
 VERSION = 1
@@ -171,7 +171,7 @@ def train_classifier(
 ) -> ClassifierResult:
     """Train on the training split minus a seeded validation hold-out (Adam, cross-entropy,
     optional random shifts); report validation and test accuracy. Deterministic for a seed."""
-    from .data import load_dataset
+    from diffusion_core.io.data import load_dataset
 
     config = config or ClassifierTrainConfig()
     config.validate()
@@ -263,7 +263,7 @@ def load_classifier(path: str | Path | None = None, device: torch.device | str =
     """Load a classifier pair (default: the shipped checkpoints/classifier); the model is in eval mode
     and carries its config as `.config`. Raises CheckpointError for anything wrong with the files."""
     if path is None:
-        from .checkpoints import shipped_dir
+        from diffusion_core.io.checkpoints import shipped_dir
 
         path = shipped_dir() / SHIPPED_NAME
     wpath, cpath = checkpoint_paths(path)

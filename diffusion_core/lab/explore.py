@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .analysis import cluster_analysis, feature_sets, pca_projection, real_vs_generated
-from .data import Dataset
-from .images import to_unit_numpy
+from diffusion_core.evaluation.analysis import cluster_analysis, feature_sets, pca_projection, real_vs_generated
+from diffusion_core.io.data import Dataset
+from diffusion_core.io.images import to_unit_numpy
 
 NO_CLASSIFIER = ("classifier features need the shipped MNIST classifier (checkpoints/classifier.safetensors "
                  "and .json); pixel and PCA features work without it")

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .data import to_unit
-from .io_utils import atomic_write_bytes
+from diffusion_core.io.data import to_unit
+from diffusion_core.io.files import atomic_write_bytes
 
 
 def to_unit_numpy(x: torch.Tensor) -> np.ndarray:

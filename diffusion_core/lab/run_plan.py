@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoints import LoadedCheckpoint
-from .guidance import NO_LABEL, ClassGuided, is_conditional, sample_labels
-from .precision import with_precision
-from .samplers.base import model_call
-from .sampling import SamplerChoice, quick_sampler, sampler_step_count, samplers_for
+from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.models.guidance import NO_LABEL, ClassGuided, is_conditional, sample_labels
+from diffusion_core.samplers.base import model_call
+from diffusion_core.sampling import SamplerChoice, quick_sampler, sampler_step_count, samplers_for
+from diffusion_core.training.precision import with_precision
 
 CONFIRM_ABOVE_S = 20.0  # runs expected to take longer than this ask for confirmation first
 KNOWN_BAD_KEY = "known_bad_samplers"  # in a config's "metrics": {sampler: why}

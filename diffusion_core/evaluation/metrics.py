@@ -48,7 +48,7 @@ def as_unit_images(images: np.ndarray | torch.Tensor, name: str = "images") -> t
     if lo < -1e-4 or hi > 1 + 1e-4:
         raise ValueError(
             f"{name} must be pixels in [0, 1]; got values in [{lo:.3g}, {hi:.3g}]. Data-space images "
-            "(x/255 − 0.5) convert with diffusion_core.images.to_unit_numpy; clip generated samples to [0, 1]."
+            "(x/255 − 0.5) convert with diffusion_core.io.images.to_unit_numpy; clip generated samples to [0, 1]."
         )
     return x.clamp(0.0, 1.0)
 

@@ -18,9 +18,9 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from .guidance import validate_guidance
-from .io_utils import atomic_write_files
-from .models import build_model
+from diffusion_core.io.files import PROJECT_ROOT, atomic_write_files
+from diffusion_core.models import build_model
+from diffusion_core.models.guidance import validate_guidance
 
 FORMAT = "diffusion-lab-checkpoint"
 VERSION = 1
@@ -193,7 +193,7 @@ def shipped_dir() -> Path:
     """The project's checkpoints/ folder (override with DIFFUSION_LAB_CHECKPOINTS)."""
     import os
 
-    return Path(os.environ.get("DIFFUSION_LAB_CHECKPOINTS", Path(__file__).resolve().parent.parent / "checkpoints"))
+    return Path(os.environ.get("DIFFUSION_LAB_CHECKPOINTS", PROJECT_ROOT / "checkpoints"))
 
 
 def list_checkpoints(folder: str | Path | None = None) -> list[tuple[Path, dict]]:

@@ -27,17 +27,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoints import LoadedCheckpoint, load_checkpoint, save_checkpoint
-from .data import load_dataset
-from .fid_monitor import FIDMonitor
-from .guidance import ClassGuided, drop_labels, is_conditional
-from .images import save_samples, to_unit_numpy
-from .io_utils import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
-from .models import build_model, count_parameters
-from .objectives import objective_from_config
-from .precision import PRECISIONS, resolve_precision, with_precision
-from .samplers import MAX_SAMPLES, validate_seed
-from .schedules import PRESETS, validate_schedule_params
+from diffusion_core.evaluation.fid_monitor import FIDMonitor
+from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint, save_checkpoint
+from diffusion_core.io.data import load_dataset
+from diffusion_core.io.files import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
+from diffusion_core.io.images import save_samples, to_unit_numpy
+from diffusion_core.models import build_model, count_parameters
+from diffusion_core.models.guidance import ClassGuided, drop_labels, is_conditional
+from diffusion_core.process.schedules import PRESETS, validate_schedule_params
+from diffusion_core.samplers import MAX_SAMPLES, validate_seed
+from diffusion_core.training.objectives import objective_from_config
+from diffusion_core.training.precision import PRECISIONS, resolve_precision, with_precision
 
 MAX_EPOCHS = 10_000
 MAX_BATCH = 4096

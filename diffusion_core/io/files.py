@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout: diffusion_core/, checkpoints/, pages/
+
 
 def atomic_write_files(files: dict[Path, bytes]) -> None:
     """Write every file to a temporary sibling and fsync them all, then rename each over its target.

@@ -21,15 +21,22 @@ import torch
 from scipy.spatial.distance import pdist
 from torch import nn
 
-from .checkpoints import LoadedCheckpoint
-from .cold import COLD_SAMPLERS, COLD_STARTS, black_start, cold_steps, conditional_start, dataset_mixture
-from .data import DatasetUnavailableError
-from .degradations import Degradation, degradation_from_config, make_degradation, preview_strip
-from .images import to_unit_numpy
-from .restoration_metrics import restoration_scores
-from .samplers import run_to_end
-from .samplers.base import model_call
-from .sampling import sample_checkpoint
+from diffusion_core.evaluation.restoration_metrics import restoration_scores
+from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.io.data import DatasetUnavailableError
+from diffusion_core.io.images import to_unit_numpy
+from diffusion_core.process.cold import (
+    COLD_SAMPLERS,
+    COLD_STARTS,
+    black_start,
+    cold_steps,
+    conditional_start,
+    dataset_mixture,
+)
+from diffusion_core.process.degradations import Degradation, degradation_from_config, make_degradation, preview_strip
+from diffusion_core.samplers import run_to_end
+from diffusion_core.samplers.base import model_call
+from diffusion_core.sampling import sample_checkpoint
 
 
 @dataclass(frozen=True)

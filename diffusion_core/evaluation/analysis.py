@@ -23,7 +23,7 @@ from sklearn.metrics import adjusted_rand_score, silhouette_score
 from sklearn.mixture import GaussianMixture
 from torch import nn
 
-from .metrics import as_unit_images, classifier_outputs
+from diffusion_core.evaluation.metrics import as_unit_images, classifier_outputs
 
 FEATURE_KINDS = ("pixels", "pca", "classifier")
 CLUSTER_METHODS = ("kmeans", "gmm")

@@ -14,10 +14,10 @@ import warnings
 import torch
 from torch import nn
 
-from .checkpoints import CheckpointError
-from .data import DatasetUnavailableError, load_dataset
-from .images import to_unit_numpy
-from .metrics import ReferenceStats, evaluate_samples, reference_stats
+from diffusion_core.evaluation.metrics import ReferenceStats, evaluate_samples, reference_stats
+from diffusion_core.io.checkpoints import CheckpointError
+from diffusion_core.io.data import DatasetUnavailableError, load_dataset
+from diffusion_core.io.images import to_unit_numpy
 
 
 class FIDMonitor:
@@ -34,7 +34,7 @@ class FIDMonitor:
         if self.unavailable is not None:
             return False
         if self._reference is None:
-            from .classifier import load_classifier
+            from diffusion_core.evaluation.classifier import load_classifier
 
             try:
                 self._classifier = load_classifier(self.classifier_path)

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoints import list_checkpoints
-from .io_utils import read_jsonl
-from .jobs import PROJECT_ROOT, list_runs
+from diffusion_core.io.checkpoints import list_checkpoints
+from diffusion_core.io.files import read_jsonl
+from diffusion_core.lab.jobs import PROJECT_ROOT, list_runs
 
 BENCHMARK_ENV = "DIFFUSION_LAB_BENCHMARKS"
 BENCHMARK_FILE = Path("benchmarks") / "results" / "quality_vs_speed.json"

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from .io_utils import env_int
+from diffusion_core.io.files import env_int
 
 WORKERS_ENV = "DIFFUSION_LAB_WORKERS"  # jobs computed at once (default: the usable cores / threads)
 THREADS_ENV = "DIFFUSION_LAB_TORCH_THREADS"  # torch intra-op threads per job (default 1)

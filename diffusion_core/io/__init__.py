@@ -1,0 +1,1 @@
+"""Files: checkpoints (safetensors + JSON), datasets, model cards, images, atomic writes."""

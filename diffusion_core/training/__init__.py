@@ -1,0 +1,1 @@
+"""Training: the trainer, its objectives, precision (bf16 where native) and distributed data parallel."""
