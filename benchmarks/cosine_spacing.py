@@ -22,7 +22,7 @@ from diffusion_core.evaluation.metrics import evaluate_samples
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.process.schedules import schedule_from_config
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 
 from .quality import CHUNK, mnist_reference
 
@@ -39,12 +39,13 @@ def main() -> None:
     classifier = load_classifier(None)
     ref, source = mnist_reference(classifier)
     print(f"reference: MNIST test split ({source}); n = {args.n}, {args.steps} steps, seed {args.seed}")
-    for name, lam_min in (("from λ_T (old)", -math.inf), (f"from λ ≥ {base.LOG_SNR_MIN} (now)", base.LOG_SNR_MIN)):
+    for name, lam_min in (("from log-SNR_T (old)", -math.inf),
+                          (f"from log-SNR ≥ {base.LOG_SNR_MIN} (now)", base.LOG_SNR_MIN)):
         with mock.patch.object(base, "LOG_SNR_MIN", lam_min):
             ts = base.log_snr_spaced_timesteps(alpha_bars, args.steps)
             for sampler in ("dpm++2m", "dpm++2m-sde"):
-                chunks = [sample_checkpoint(ckpt, sampler, n=min(CHUNK, args.n - i), seed=args.seed + i,
-                                            steps=args.steps).samples for i in range(0, args.n, CHUNK)]
+                chunks = [sample_checkpoint(ckpt, SamplerChoice(sampler, args.steps, seed=args.seed + i),
+                                            min(CHUNK, args.n - i)).samples for i in range(0, args.n, CHUNK)]
                 images = to_unit_numpy(torch.cat(chunks))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)

@@ -18,9 +18,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.schedules import NoiseSchedule
-from diffusion_core.sampling import checkpoint_steps, sample_checkpoint
-from diffusion_core.training.objectives import NoiseObjective
+from diffusion_core.sampling import checkpoint_frames, sample_checkpoint
+from diffusion_core.training.objectives import Objective
 from diffusion_core.training.precision import with_precision
 
 from .reference import DDPM, train_step
@@ -111,11 +112,11 @@ def reference_trainer(network: nn.Module, schedule: NoiseSchedule, images: torch
 
 def fast_trainer(network: nn.Module, schedule: NoiseSchedule, images: torch.Tensor, batch_size: int, seed: int,
                  precision: str) -> Callable[[], float]:
-    """diffusion_core's training step as training.train runs it: NoiseObjective.loss on the precision
+    """diffusion_core's training step as training.train runs it: Objective.loss on the precision
     wrapper, batches gathered by a seeded permutation, Adam — on its own copy of `network`."""
     model = copy.deepcopy(network).train()
     trained = with_precision(model, precision, "cpu")
-    objective = NoiseObjective(schedule)
+    objective = Objective(GaussianProcess(schedule))
     optim = torch.optim.Adam(model.parameters(), lr=LR)
     gen = torch.Generator().manual_seed(seed)
     n_batches = len(images) // batch_size
@@ -161,7 +162,7 @@ def reference_sampler(ddpm: DDPM, n: int, seed: int) -> Callable[[], torch.Tenso
 
 def fast_sampler(ckpt: LoadedCheckpoint, sampler: str, steps: int | None, n: int, seed: int) -> Callable[[], object]:
     """diffusion_core's sampler on the app's path (sampling.sample_checkpoint) drawing n images."""
-    return lambda: sample_checkpoint(ckpt, sampler, n=n, seed=seed, steps=steps)
+    return lambda: sample_checkpoint(ckpt, SamplerChoice(sampler, steps, seed=seed), n)
 
 
 def reference_step(ddpm: DDPM, batch: int, seed: int = 0) -> Callable[[], torch.Tensor]:
@@ -184,7 +185,7 @@ def fast_step(ckpt: LoadedCheckpoint, batch: int, calls: int, seed: int = 0) -> 
     T = ckpt.config["diffusion"]["schedule"]["T"]
     if calls + 1 > T:
         raise ValueError(f"timing {calls} single steps needs T > {calls}; the model has T={T}")
-    frames = checkpoint_steps(ckpt, "ancestral", n=batch, seed=seed)
+    frames = checkpoint_frames(ckpt, SamplerChoice("ancestral", seed=seed), batch)
     next(frames)  # the first frame (z_T and its model call) is not a full step
     return lambda: next(frames)
 

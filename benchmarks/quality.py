@@ -19,7 +19,7 @@ from diffusion_core.evaluation.metrics import ReferenceStats, classifier_fid, fi
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.data import load_dataset
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 
 QUALITY_STEPS = (10, 20, 50, 100, 1000)
 CHUNK = 250  # images sampled per call, so n = 1000 does not hold 1000-image activations at once
@@ -44,7 +44,7 @@ def sample_images(ckpt: LoadedCheckpoint, sampler: str, steps: int, n: int, seed
     """n images in [0, 1] in chunks of CHUNK (chunk k uses seed + k)."""
     out = []
     for k, start in enumerate(range(0, n, CHUNK)):
-        res = sample_checkpoint(ckpt, sampler, n=min(CHUNK, n - start), seed=seed + k, steps=steps)
+        res = sample_checkpoint(ckpt, SamplerChoice(sampler, steps, seed=seed + k), min(CHUNK, n - start))
         out.append(to_unit_numpy(res.samples))
     return np.concatenate(out)
 

@@ -32,19 +32,18 @@ from benchmarks.report import evaluate_targets, format_table, row, write_results
 from diffusion_core.io.checkpoints import (
     CheckpointError,
     LoadedCheckpoint,
-    list_checkpoints,
     load_checkpoint,
     resolve_checkpoint,
 )
 from diffusion_core.io.data import load_dataset
+from diffusion_core.lab.catalog import default_checkpoint
 from diffusion_core.models import ReportCNN, build_model
-from diffusion_core.process.schedules import PRESETS, schedule_from_config
-from diffusion_core.sampling import quick_sampler
+from diffusion_core.process import GaussianProcess
+from diffusion_core.process.gaussian import noise_diffusion_config
+from diffusion_core.process.schedules import PRESETS
 from diffusion_core.training.precision import cpu_has_native_bf16, resolve_precision, with_precision
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"
-DEFAULT_NAMES = ("default-unet", "unet", "default")  # the app's preference order (pages/lab_ui/models.py)
 SAMPLE_PLAN = (("ancestral", None), ("ddim", 50), ("ddim", 20), ("dpm++2m", 20), ("dpm++2m", 10),
                ("dpm++2m-sde", 20), ("dpm++2m-sde", 10))
 
@@ -83,21 +82,11 @@ def quick_config() -> BenchConfig:
 # ------------------------------------------------------------------------------------------- model
 
 
-def default_model_path() -> Path | None:
-    """The app's default noise model: $DIFFUSION_LAB_DEFAULT_MODEL, default-unet, unet, default, else the
-    first shipped noise checkpoint; None when none is shipped."""
-    noise = {w.stem: w for w, meta in list_checkpoints() if meta["diffusion"]["type"] == "noise"}
-    for name in (os.environ.get(DEFAULT_ENV), *DEFAULT_NAMES):
-        if name and name in noise:
-            return noise[name]
-    return next(iter(noise.values()), None)
-
-
 def fresh_checkpoint(seed: int) -> LoadedCheckpoint:
     """An untrained report CNN with the report's default schedule."""
     p = PRESETS["default"]
     config = {"model": {"arch": "cnn", "params": {}},
-              "diffusion": {"type": "noise", "schedule": {k: p[k] for k in ("kind", "beta1", "beta2", "T")}}}
+              "diffusion": noise_diffusion_config(kind=p["kind"], beta1=p["beta1"], beta2=p["beta2"], T=p["T"])}
     torch.manual_seed(seed)
     return LoadedCheckpoint(model=build_model(config["model"]).eval(), config=config, path=Path("<untrained>"))
 
@@ -105,16 +94,15 @@ def fresh_checkpoint(seed: int) -> LoadedCheckpoint:
 def resolve_model(arg: str | None, seed: int) -> tuple[LoadedCheckpoint, str, str | None]:
     """(checkpoint, description, warning). Only noise models with the report's linear schedule can be
     compared with the reference."""
-    path = resolve_checkpoint(arg) if arg else default_model_path()
+    path = resolve_checkpoint(arg) if arg else default_checkpoint(GaussianProcess)
     if path is None:
         return (fresh_checkpoint(seed), "untrained report CNN (no noise checkpoint shipped)",
                 "no trained noise model is shipped: the benchmark uses a freshly initialised report CNN, so its "
                 "quality (FID) numbers are meaningless; pass --model CHECKPOINT for a trained one")
     ckpt = load_checkpoint(path)
-    diffusion = ckpt.config["diffusion"]
-    if diffusion["type"] != "noise":
-        raise ValueError(f"--model must be a noise (Gaussian) model; {path.stem} is a {diffusion['type']} model")
-    schedule = schedule_from_config(diffusion["schedule"])
+    if not isinstance(ckpt.process, GaussianProcess):
+        raise ValueError(f"--model must be a noise (Gaussian) model; {path.stem} is a {ckpt.process.type} model")
+    schedule = ckpt.process.schedule
     if schedule.kind != "linear":
         raise ValueError(f"--model must use the report's linear β schedule (the reference implements only that); "
                          f"{path.stem} uses {schedule.kind!r}")
@@ -144,7 +132,7 @@ def ceiling_rows(cfg: BenchConfig, ceiling: dict[str, float], native: bool) -> l
 
 
 def bench_training(cfg: BenchConfig, ckpt: LoadedCheckpoint, native: bool) -> tuple[list[dict], dict, dict]:
-    schedule = schedule_from_config(ckpt.config["diffusion"]["schedule"])
+    schedule = ckpt.process.schedule
     if isinstance(ckpt.model, ReportCNN):
         net, which = ckpt.model, "the model's weights"
     else:
@@ -188,9 +176,9 @@ def gflops_row(g: dict, ceiling: dict[str, float]) -> dict:
 
 
 def app_sampler(ckpt: LoadedCheckpoint) -> tuple[str, int | None]:
-    """(sampler, steps) of the home page's Generate (sampling.quick_sampler): rows key on these two, and
+    """(sampler, steps) of the home page's Generate (process.quick_choice): rows key on these two, and
     the DDIM rows are η = 0, so a quick sampler with η > 0 could not be told apart."""
-    choice = quick_sampler(ckpt)
+    choice = ckpt.process.quick_choice()
     if choice.eta:
         raise ValueError(f"the benchmark cannot tell {choice.describe()} from η = 0 rows")
     return choice.sampler, choice.steps
@@ -198,7 +186,7 @@ def app_sampler(ckpt: LoadedCheckpoint) -> tuple[str, int | None]:
 
 def bench_sampling(cfg: BenchConfig, ckpt: LoadedCheckpoint, app_key: tuple[str, int | None]
                    ) -> tuple[list[dict], dict]:
-    schedule = schedule_from_config(ckpt.config["diffusion"]["schedule"])
+    schedule = ckpt.process.schedule
     T, n = schedule.T, cfg.sample_n
     ddpm = measure.reference_ddpm(ckpt.model, schedule)
     plan = list(dict.fromkeys((s, T if k is None else min(k, T)) for s, k in cfg.sample_plan))
@@ -221,7 +209,7 @@ def bench_sampling(cfg: BenchConfig, ckpt: LoadedCheckpoint, app_key: tuple[str,
 
 
 def bench_steps(cfg: BenchConfig, ckpt: LoadedCheckpoint, native: bool) -> tuple[list[dict], dict]:
-    schedule = schedule_from_config(ckpt.config["diffusion"]["schedule"])
+    schedule = ckpt.process.schedule
     ddpm = measure.reference_ddpm(ckpt.model, schedule)
     bf16 = LoadedCheckpoint(with_precision(ckpt.model, "bf16", "cpu"), ckpt.config, ckpt.path)
     calls = cfg.step_repeats + cfg.step_warmup

@@ -32,18 +32,19 @@ from diffusion_core.io.data import DATASETS, DatasetUnavailableError
 from diffusion_core.io.images import save_samples, to_unit_numpy
 from diffusion_core.models import ARCHITECTURES
 from diffusion_core.models.guidance import MAX_GUIDANCE, NO_LABEL
-from diffusion_core.process.cold import COLD_LOSSES, COLD_SAMPLERS, COLD_STARTS
+from diffusion_core.process import ColdProcess, SamplerChoice, process_from_config
+from diffusion_core.process.cold import COLD_LOSSES, COLD_STARTS
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
+from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
-from diffusion_core.samplers import MAX_SAMPLES, NOISE_SAMPLERS, SamplerStep, validate_seed
-from diffusion_core.sampling import sample_checkpoint, sampler_step_count, samplers_for
+from diffusion_core.samplers import MAX_SAMPLES, SamplerStep, samplers_of, validate_seed
+from diffusion_core.sampling import sample_checkpoint
 from diffusion_core.training.precision import PRECISIONS
 from diffusion_core.training.trainer import (
     INT_RANGES,
     TrainConfig,
     TrainingError,
-    noise_diffusion_config,
     train,
 )
 
@@ -205,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sample from a checkpoint; writes OUT.npy (N×28×28 in [0, 1]) and OUT.png.")
     s.add_argument("checkpoint", help="a .safetensors/.json pair, a run directory, or a shipped name")
     s.add_argument("--n", type=N_SAMPLES, default=16, help=f"number of images (1..{MAX_SAMPLES}; default 16)")
-    s.add_argument("--sampler", help=f"noise: one of {', '.join(NOISE_SAMPLERS)} (default ancestral); "
-                   f"cold: one of {', '.join(COLD_SAMPLERS)} (default improved)")
+    s.add_argument("--sampler", help=f"noise: one of {', '.join(samplers_of('noise'))} (default ancestral); "
+                   f"cold: one of {', '.join(samplers_of('cold'))} (default improved)")
     s.add_argument("--steps", type=STEPS, help="steps for ddim / dpm++2m and the cold naive / improved samplers "
                    "(ancestral always takes T; cold default: all T)")
     s.add_argument("--start", choices=COLD_STARTS, help="cold checkpoints: start from a Gaussian mixture fitted "
@@ -328,7 +329,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.degradation:
         degradation = make_degradation(args.degradation, args.degradation_T, args.degradation_schedule,
                                        **dict(args.degradation_param))
-        diffusion = {"type": "cold", "degradation": degradation.config(), "loss": args.loss or "l2"}
+        diffusion = ColdProcess(degradation, args.loss or "l2").config()
     else:
         diffusion = (noise_diffusion_config(kind=args.schedule, beta1=1e-4 if args.beta1 is None else args.beta1,
                                             beta2=0.02 if args.beta2 is None else args.beta2,
@@ -454,9 +455,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no checkpoints in {shipped_dir()}")
     for wpath, meta in rows:
-        diff = meta["diffusion"]
-        what = (f"noise {diff['schedule']['kind']} T={diff['schedule']['T']}" if diff["type"] == "noise"
-                else f"cold {diff['degradation'].get('kind', '?')}")
+        what = process_from_config(meta["diffusion"]).label()
         print(f"{wpath.stem:<16} {meta['model']['arch']:<5} {what:<28} epochs={meta.get('epochs', '?')}")
     return 0
 
@@ -490,15 +489,15 @@ def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
 
     ckpt = load_checkpoint(resolve_checkpoint(name), device="cpu")
     start = getattr(args, "start", None)
-    if start and ckpt.config["diffusion"]["type"] != "cold":
+    if start and start not in ckpt.process.starts:
         raise ValueError("--start applies to cold (degradation) checkpoints only")
-    sampler = args.sampler or samplers_for(ckpt)[0]
-    total = sampler_step_count(ckpt, sampler, args.steps)  # refuses a sampler or step count this model cannot take
+    sampler = args.sampler or ckpt.process.samplers[0]
+    choice = SamplerChoice(sampler, args.steps, getattr(args, "eta", 0.0), args.seed, start or "mixture",
+                           getattr(args, "digit", None), getattr(args, "guidance", None))
+    total = ckpt.process.step_count(choice)  # refuses a sampler or step count this model cannot take
     with _progress(total, f"{_short_name(name)} ({sampler})", args.quiet) as on_step:
-        result = sample_checkpoint(ckpt, sampler, n=n, seed=args.seed, steps=args.steps, eta=getattr(args, "eta", 0.0),
-                                   device=resolve_device(getattr(args, "device", "cpu")), start=start or "mixture",
-                                   digit=getattr(args, "digit", None), guidance=getattr(args, "guidance", None),
-                                   precision=getattr(args, "precision", "auto"), on_step=on_step)
+        result = sample_checkpoint(ckpt, choice, n, resolve_device(getattr(args, "device", "cpu")),
+                                   getattr(args, "precision", "auto"), on_step=on_step)
     return to_unit_numpy(result.samples), sampler
 
 
@@ -547,7 +546,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
                **({"guidance": args.guidance} if args.guidance is not None else {})}
     out = args.out_dir / args.name
     shipped = {**ckpt.config, "name": args.name, "metrics": metrics}
-    if args.guidance is not None:  # the model's default from now on (sampling.checkpoint_steps)
+    if args.guidance is not None:  # the model's default from now on (sampling.checkpoint_frames)
         shipped["guidance"] = args.guidance
     save_checkpoint(out, ckpt.model, shipped)
     card = model_card(args.name, shipped, rows, report, shlex.join(recompute), count_parameters(ckpt.model))

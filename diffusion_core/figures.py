@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 
 from diffusion_core.evaluation.analysis import FeatureDensity
 from diffusion_core.io.images import make_grid, to_unit_numpy
+from diffusion_core.process import ColdProcess, GaussianProcess
 from diffusion_core.process.schedules import PRESETS, NoiseSchedule, make_schedule, preset_schedule
 
 REAL_COLOUR = "#1f77b4"
@@ -465,7 +466,7 @@ def read_run(run_dir: str | Path) -> dict:
         except (IndexError, ValueError):
             continue
     return {"name": run_dir.name, "rows": read_jsonl(run_dir / "metrics.jsonl"),
-            "diffusion_type": (config.get("diffusion") or {}).get("type", "noise"), "previews": previews}
+            "diffusion_type": (config.get("diffusion") or {}).get("type", GaussianProcess.type), "previews": previews}
 
 
 def _pick_epochs(available: Sequence[int], wanted: Sequence[int] = (10, 50, 100), most: int = 4) -> list[int]:
@@ -520,8 +521,8 @@ def report_figures(
         ts, frames = preview_strip(blur, torch.as_tensor(_images01(real_images)[:1] - 0.5))
         strip = {t: to_unit_numpy(frames[i:i + 1]) for i, t in enumerate(ts)}
         figs["06_blur_schedule"] = blur_schedule_figure(blur.sigmas.numpy(), strip)
-    noise = {r["name"]: r["rows"] for r in data if r["diffusion_type"] == "noise"}
-    cold = {r["name"]: r["rows"] for r in data if r["diffusion_type"] == "cold"}
+    noise = {r["name"]: r["rows"] for r in data if r["diffusion_type"] == GaussianProcess.type}
+    cold = {r["name"]: r["rows"] for r in data if r["diffusion_type"] == ColdProcess.type}
     if noise and cold:
         figs["09_loss_noise_vs_blur"] = noise_vs_blur_figure(noise, cold, key="loss")
         if has_fid:

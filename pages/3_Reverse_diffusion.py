@@ -8,9 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from diffusion_core.lab import run_plan, trajectory
-from diffusion_core.process.schedules import schedule_from_config
-from diffusion_core.samplers import DEFAULT_STEPS
-from diffusion_core.sampling import SamplerChoice, checkpoint_steps, sampler_step_count, samplers_for
+from diffusion_core.sampling import SamplerChoice, checkpoint_frames
 from pages.lab_ui import (
     class_controls,
     describe_conditioning,
@@ -29,8 +27,8 @@ MAX_FRAMES = 128  # frames kept for the slider (evenly spaced; the last is alway
 PLAY_SECONDS = 8.0  # Play runs through all kept frames in this time, whatever the frame rate
 TICK = 0.15  # seconds between Play frames
 LIVE_EVERY = 0.25  # seconds between live frames while a run computes
-COLD_STARTS = {"mixture": "Gaussian mixture fitted to degraded digits (the paper)",
-               "black": "a black image (the report)"}
+START_LABELS = {"mixture": "Gaussian mixture fitted to degraded digits (the paper)",
+                "black": "a black image (the report)"}
 
 setup_page("Reverse diffusion", (
     "Sampling runs the diffusion backwards: from z_T (pure noise, or a fully degraded image for cold "
@@ -41,26 +39,27 @@ setup_page("Reverse diffusion", (
 ckpt = model_picker(key="rd")
 if ckpt is None:
     st.stop()
-cold = ckpt.config["diffusion"]["type"] == "cold"
-T = int(ckpt.config["diffusion"]["degradation"]["T"] if cold else ckpt.config["diffusion"]["schedule"]["T"])
+process = ckpt.process
+T = process.T
 bad = run_plan.known_bad_samplers(ckpt.config)
 default = run_plan.default_sampler(ckpt)
 
 c1, c2, c3, c4, c5 = st.columns(5)
-options = samplers_for(ckpt)
+options = process.samplers
 sampler = c1.selectbox("Sampler", options, index=options.index(default.sampler), key="rd_sampler",
                        format_func=lambda s: f"{s} (fails on this model)" if s in bad else s)
-steps_field = None
-if sampler == "ancestral":
-    c2.number_input("Steps", value=T, disabled=True, key="rd_steps_fixed", help="ancestral takes all T steps")
-elif cold and sampler == "direct":
-    c2.number_input("Steps", value=1, disabled=True, key="rd_steps_direct", help="direct restoration: one step")
+spec, steps_field = process.sampler(sampler), None
+if spec.all_steps:
+    c2.number_input("Steps", value=T, disabled=True, key="rd_steps_fixed", help=f"{sampler} takes all T steps")
+elif spec.one_step:
+    c2.number_input("Steps", value=1, disabled=True, key="rd_steps_direct", help=f"{sampler}: one step")
 else:
-    first = default.steps if sampler == default.sampler and default.steps else DEFAULT_STEPS.get(sampler, T)
+    first = default.steps if sampler == default.sampler and default.steps else (spec.default_steps or T)
     steps_field = number_field("Steps", 1, T, value=min(first, T), key=f"rd_steps_{sampler}", container=c2)
 eta = c3.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="rd_eta", help="0: deterministic DDIM; 1: DDPM-like noise") \
-    if sampler == "ddim" else 0.0
-start = c3.selectbox("Start from", list(COLD_STARTS), format_func=COLD_STARTS.get, key="rd_start") if cold else None
+    if spec.takes_eta else 0.0
+start = c3.selectbox("Start from", process.starts, format_func=START_LABELS.get, key="rd_start") \
+    if process.starts else "mixture"
 seed_field = number_field("Seed", 0, 2**31 - 1, value=0, key="rd_seed", container=c4)
 n_field = number_field("Images", 1, 16, value=4, key="rd_n", container=c5)
 fields = [f for f in (steps_field, seed_field, n_field) if f is not None]
@@ -71,8 +70,8 @@ if sampler in bad:
 valid = all(f.ok for f in fields)  # else Run refuses with the fields' messages (require)
 steps = int(steps_field.value) if steps_field is not None and valid else None
 seed, n = (int(seed_field.value), int(n_field.value)) if valid else (0, 1)
-choice = SamplerChoice(sampler, steps, eta)
-estimate = run_plan.RunEstimate(run_plan.network_calls(ckpt, sampler, steps, **conditioning),
+choice = SamplerChoice(sampler, steps, eta, seed, start, **conditioning)
+estimate = run_plan.RunEstimate(run_plan.network_calls(ckpt, choice),
                                 seconds_per_call_cached(ckpt, n)) if valid else None
 confirmed = True
 if estimate is not None and not estimate.needs_confirmation:
@@ -111,11 +110,11 @@ def show_frame(slots: list, schedule, t: int, z_png: bytes, x0_png: bytes, fig_k
         g_fig.plotly_chart(schedule_figure(schedule, t), key=fig_key)
 
 
-def sample_trajectory(live: trajectory.LiveView, ckpt, choice: SamplerChoice, n: int, seed: int, options: dict):
+def sample_trajectory(live: trajectory.LiveView, ckpt, choice: SamplerChoice, n: int):
     """The page's one sampling call (run by the server's work queue): the sampler's frames kept for the
     step-through, the latest shared through `live`; returns (trajectory, seconds it computed)."""
     began = time.perf_counter()
-    frames = checkpoint_steps(ckpt, choice.sampler, n=n, seed=seed, steps=choice.steps, eta=choice.eta, **options)
+    frames = checkpoint_frames(ckpt, choice, n)
     return trajectory.record_trajectory(live.watch(frames), MAX_FRAMES), time.perf_counter() - began
 
 
@@ -147,10 +146,9 @@ if st.button("Run reverse diffusion", type="primary", key="rd_run", disabled=not
     st.session_state.pop("rd_result", None)
     with user_errors("Could not sample"):
         require(fields)
-        schedule = None if cold else schedule_from_config(ckpt.config["diffusion"]["schedule"])
-        total = sampler_step_count(ckpt, sampler, steps) + 1
-        traj, seconds = sample_live(schedule, total, ckpt, choice, n, seed,
-                                    {"start": start} if cold else dict(conditioning))
+        schedule = getattr(process, "schedule", None)  # noise models: β_t and ᾱ_t beside each frame
+        total = process.step_count(choice) + 1
+        traj, seconds = sample_live(schedule, total, ckpt, choice, n)
         what = [choice.describe(), *describe_conditioning(conditioning), f"seed {seed}", f"{traj.total_frames} frames"
                 + (f" ({len(traj)} shown)" if len(traj) < traj.total_frames else "")]
         st.session_state["rd_result"] = {

@@ -15,7 +15,7 @@ from diffusion_core.lab.cold_views import (
     start_comparison,
     unconditional_samples,
 )
-from diffusion_core.process.cold import COLD_SAMPLERS
+from diffusion_core.process import ColdProcess
 from diffusion_core.process.degradations import (
     DEFAULT_T,
     DEGRADATION_KINDS,
@@ -91,7 +91,7 @@ with user_errors("Cannot preview this degradation"):
 st.subheader("Restore a degraded test digit")
 st.caption("Conditional generation: degrade a real test digit to x_t = D(x, t) with the model's own degradation, "
            "then let each sampler walk back to t = 0. RMSE and SSIM compare each restoration with the original.")
-ckpt = model_picker(key="deg_model", label="Cold model", diffusion_type="cold")
+ckpt = model_picker(key="deg_model", label="Cold model", process=ColdProcess)
 if ckpt is None:
     st.stop()
 model_T = int(ckpt.config["diffusion"]["degradation"]["T"])
@@ -116,7 +116,7 @@ if st.button("Restore", type="primary", key="deg_restore"):
         data = load_test_digits(ckpt.config.get("dataset", "mnist"))
         if digit >= len(data):
             raise ValueError(f"test digit must be below {len(data)} (the size of the test set here)")
-        result = restore(ckpt, data.images[digit:digit + 1], COLD_SAMPLERS, steps, t_start, seed)
+        result = restore(ckpt, data.images[digit:digit + 1], None, steps, t_start, seed)
         st.session_state["deg_restoration"] = {"inputs": inputs, "result": result}
 saved = st.session_state.get("deg_restoration")
 if saved and saved["inputs"] == inputs:
@@ -139,17 +139,17 @@ st.caption("Unconditional generation starts from a fully degraded image x_T and 
            "fitted to fully degraded training digits, plus a little noise. Generate both with the same seed to see "
            "what the black start gives, and why.")
 u1, u2, u3, u4 = st.columns(4)
-sampler = u1.selectbox("Sampler", COLD_SAMPLERS, key="deg_uncond_sampler")
-u_steps = number_field("Steps", 1, model_T, min(model_T, 100), "deg_uncond_steps", container=u2,
-                       disabled=sampler == "direct")
+sampler = u1.selectbox("Sampler", ckpt.process.samplers, key="deg_uncond_sampler")
+one_step = ckpt.process.sampler(sampler).one_step
+u_steps = number_field("Steps", 1, model_T, min(model_T, 100), "deg_uncond_steps", container=u2, disabled=one_step)
 n_field = number_field("Images", 2, 16, 8, "deg_uncond_n", container=u3)
 u_seed = number_field("Seed", 0, 2**31 - 1, 0, "deg_uncond_seed", container=u4)
 u_inputs = (str(ckpt.path), sampler, u_steps.value, n_field.value, u_seed.value)
 if st.button("Generate", key="deg_generate"):
     with user_errors("Could not sample"), st.spinner("Sampling (fitting the mixture on first use)…"):
-        require([n_field, u_seed] + ([u_steps] if sampler != "direct" else []))
+        require([n_field, u_seed] + ([] if one_step else [u_steps]))
         n = int(n_field)
-        samples = unconditional_samples(ckpt, sampler, n, int(u_seed), None if sampler == "direct" else int(u_steps))
+        samples = unconditional_samples(ckpt, sampler, n, int(u_seed), None if one_step else int(u_steps))
         real = load_test_digits(ckpt.config.get("dataset", "mnist")).images
         why = start_comparison(ckpt, samples["black"], real, n=4, seed=int(u_seed))
         st.session_state["deg_uncond"] = {"inputs": u_inputs, "samples": samples, "why": why}

@@ -8,9 +8,8 @@ import streamlit as st
 from diffusion_core.evaluation.analysis import density_data, feature_sets
 from diffusion_core.figures import density_figure, pca_cluster_figure
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.lab.explore import cluster_summary, cluster_view, real_digits
-from diffusion_core.samplers import DEFAULT_STEPS
-from diffusion_core.sampling import sample_checkpoint, samplers_for
+from diffusion_core.lab.explore import cluster_summary, cluster_view, explore_sampler, explore_steps, real_digits
+from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 from pages.lab_ui import (
     load_test_digits,
     model_picker,
@@ -26,7 +25,6 @@ FEATURES = {"pixels": "pixels (the report's first N features)", "pca": "PCA comp
 COLOURS = {"set": "real (blue) vs generated (red)", "label": "class (real: true; generated: predicted)",
            "kmeans": "k-means cluster", "gmm": "Gaussian-mixture cluster"}
 WITHOUT_CLASSIFIER = "Pixel features and PCA components work without it."
-FAST = {**DEFAULT_STEPS, "improved": 50, "naive": 50}  # default steps: a few hundred digits in seconds
 
 setup_page("Explore", (
     "Do generated digits look like real ones *as a population*? The report read this from a density plot of "
@@ -67,14 +65,12 @@ if len(real) < n_real.value:
 
 generated = None
 if ckpt is not None:
-    diffusion = ckpt.config["diffusion"]
-    T = int(diffusion["degradation"]["T"] if diffusion["type"] == "cold" else diffusion["schedule"]["T"])
-    options = samplers_for(ckpt)
-    sampler = c2.selectbox("Sampler", options, index=options.index("dpm++2m") if "dpm++2m" in options else 0,
-                           key="ex_sampler")
-    steps = None
-    if sampler in FAST:
-        steps = number_field("Steps", 1, T, min(FAST[sampler], T), f"ex_steps_{sampler}", container=c3)
+    process = ckpt.process
+    options = process.samplers
+    sampler = c2.selectbox("Sampler", options, index=options.index(explore_sampler(process)), key="ex_sampler")
+    steps, first = None, explore_steps(process, sampler)
+    if first is not None:
+        steps = number_field("Steps", 1, process.T, first, f"ex_steps_{sampler}", container=c3)
     n_gen = number_field("Generated digits", 10, 1000, 200, "ex_n_gen", container=c4, step=50)
     sample_fields = [n_gen, seed] + ([steps] if steps is not None else [])
     inputs = (str(ckpt.path), sampler, None if steps is None else steps.value, n_gen.value, seed.value)
@@ -82,7 +78,7 @@ if ckpt is not None:
         with user_errors("Could not sample"), st.spinner("Sampling…"):
             require(sample_fields)  # an out-of-range box is refused, never replaced by its last valid value
             n_steps = None if steps is None else int(steps)
-            samples = sample_checkpoint(ckpt, sampler, int(n_gen), int(seed), n_steps).samples
+            samples = sample_checkpoint(ckpt, SamplerChoice(sampler, n_steps, seed=int(seed)), int(n_gen)).samples
             st.session_state["ex_generated"] = {"inputs": inputs, "images": to_unit_numpy(samples)}
     saved = st.session_state.get("ex_generated")
     if saved and saved["inputs"] == inputs:

@@ -23,6 +23,7 @@ from diffusion_core.lab.comparison import (
     sample_grids,
     summary_table,
 )
+from diffusion_core.process import ColdProcess, GaussianProcess
 from pages.lab_ui import setup_page, user_errors
 
 MAX_DEFAULT = 8  # runs compared by default (the newest first)
@@ -64,8 +65,8 @@ def curves_of(key: str) -> dict[str, list[dict]]:
 
 def noise_vs_blur(curves: dict[str, list[dict]], key: str) -> None:
     """Figures 9–10: noise models and blur models on one plot (two y-axes), when both are chosen."""
-    noise = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == "noise"}
-    cold = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == "cold"}
+    noise = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == GaussianProcess.type}
+    cold = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == ColdProcess.type}
     if noise and cold:
         st.plotly_chart(noise_vs_blur_figure(noise, cold, key=key, colours=colours), key=f"ev_{key}_vs_fig")
 

@@ -12,7 +12,7 @@ from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.io.data import load_dataset
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.models import build_model
-from diffusion_core.process.cold import cold_sampler_steps
+from diffusion_core.process import ColdProcess, SamplerChoice
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.samplers import run_to_end
 from tests.app_support import TINY_CNN, app, charts, errors, no_exceptions, write_checkpoint
@@ -104,8 +104,8 @@ def test_restorations_side_by_side_with_their_scores(shipped):
     x = load_dataset("mnist", "test", download=False).images[3:4]
     original = to_unit_numpy(x)
     for sampler, row in zip(table["sampler"], table.itertuples(), strict=True):
-        frames = cold_sampler_steps(ckpt.model, blur, sampler, blur(x, 10), None, None if sampler == "direct" else 4)
-        restored = to_unit_numpy(run_to_end(frames, ()).samples)
+        choice = SamplerChoice(sampler, None if sampler == "direct" else 4, start=blur(x, 10))
+        restored = to_unit_numpy(run_to_end(ColdProcess(blur).frames(ckpt.model, choice, len(x))).samples)
         assert row.RMSE == pytest.approx(float(rmse(restored, original)[0]), abs=1e-6)
         assert row.SSIM == pytest.approx(float(ssim(restored, original)[0]), abs=1e-6)
     titles = [a["text"] for a in charts(at)[1]["layout"]["annotations"]]

@@ -12,7 +12,7 @@ from diffusion_core.evaluation.classifier import build_classifier, save_classifi
 from diffusion_core.figures import GENERATED_COLOUR, REAL_COLOUR
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 from tests.app_support import _array, app, charts, errors, no_exceptions, write_checkpoint
 
 PAGE = "pages/5_Explore.py"
@@ -80,7 +80,7 @@ def test_generated_digits_and_clusters_match_what_is_drawn(shipped):
     at.button(key="ex_generate").click().run()
     no_exceptions(at)
     assert errors(at) == []
-    expected = to_unit_numpy(sample_checkpoint(load_checkpoint(path), "dpm++2m", n=20, seed=0, steps=5).samples)
+    expected = to_unit_numpy(sample_checkpoint(load_checkpoint(path), SamplerChoice("dpm++2m", 5), 20).samples)
     np.testing.assert_allclose(at.session_state["ex_generated"]["images"], expected, atol=1e-5)
     assert "40 real test digits vs 20 generated (dpm++2m, 5 steps, seed 0)." in [c.value for c in at.caption]
     assert [t["name"] for t in charts(at)[0]["data"][:2]] == ["real", "generated"]

@@ -8,7 +8,7 @@ import streamlit as st
 
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 from pages.lab_ui import default_checkpoint
 from tests.app_support import app, errors, no_exceptions, write_checkpoint, write_conditional_checkpoint
 
@@ -48,7 +48,8 @@ def test_generate_draws_a_4x4_grid_from_the_default_model(_fresh):
     assert "dpm++2m-sde, 20 steps · seed 3" in caption
     grid = at.session_state["home_grid"]["images"]
     assert grid.shape == (16, 28, 28)
-    expected = to_unit_numpy(sample_checkpoint(load_checkpoint(path), "dpm++2m-sde", n=16, seed=3, steps=20).samples)
+    expected = sample_checkpoint(load_checkpoint(path), SamplerChoice("dpm++2m-sde", 20, seed=3), 16).samples
+    expected = to_unit_numpy(expected)
     np.testing.assert_allclose(grid, expected, atol=1e-5)  # the same seed gives the same digits
     at.run()
     assert at.image[0].captions == [caption]  # the grid survives reruns
@@ -64,8 +65,7 @@ def test_a_conditional_default_model_offers_digit_and_guidance(_fresh):
     at.button(key="home_generate").click().run()
     no_exceptions(at)
     assert "digit 3, guidance w = 2.5" in at.image[0].captions[0]
-    expected = sample_checkpoint(load_checkpoint(path), "dpm++2m-sde", n=16, seed=0, steps=20, digit=3,
-                                 guidance=2.5)
+    expected = sample_checkpoint(load_checkpoint(path), SamplerChoice("dpm++2m-sde", 20, digit=3, guidance=2.5), 16)
     np.testing.assert_allclose(at.session_state["home_grid"]["images"], to_unit_numpy(expected.samples), atol=1e-5)
 
 

@@ -97,13 +97,13 @@ def test_a_full_line_is_a_clear_message_not_a_traceback(line):
 
 def test_reverse_diffusion_samples_on_a_queue_worker(line, monkeypatch):
     threads = []
-    real = sampling.checkpoint_steps
+    real = sampling.checkpoint_frames
 
     def recording(*args, **kwargs):
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sampling, "checkpoint_steps", recording)
+    monkeypatch.setattr(sampling, "checkpoint_frames", recording)
     at = app("pages/3_Reverse_diffusion.py").run()
     at.button(key="rd_run").click().run()
     no_exceptions(at)

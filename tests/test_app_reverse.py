@@ -18,7 +18,7 @@ from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.lab import jobs
 from diffusion_core.models import build_model
 from diffusion_core.process.degradations import make_degradation
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 from pages.lab_ui import models as lab_models
 from tests.app_support import (
     TINY_CNN,
@@ -88,7 +88,7 @@ def test_ancestral_trajectory_steps_back_and_forth(shipped):
     assert "Trajectory: ancestral, seed 0, 21 frames." in [c.value for c in at.caption]
 
     result = at.session_state["rd_result"]
-    expected = to_unit_numpy(sample_checkpoint(load_checkpoint(path), "ancestral", n=4, seed=0).samples)
+    expected = to_unit_numpy(sample_checkpoint(load_checkpoint(path), SamplerChoice("ancestral", seed=0), n=4).samples)
     np.testing.assert_allclose(np.load(io.BytesIO(result["npy"])), expected, atol=1e-5)
     assert Image.open(io.BytesIO(result["gif"])).n_frames == 21
     assert Image.open(io.BytesIO(result["png"])).format == "PNG"
@@ -143,7 +143,7 @@ def test_pages_open_on_the_apps_default_model_with_the_others_one_click_away(shi
 def test_noise_models_open_on_the_quick_sampler(shipped):
     write_checkpoint(shipped, "tiny", T=50)
     at = app(PAGE).run()
-    assert at.selectbox(key="rd_sampler").value == "dpm++2m-sde"  # sampling.quick_sampler, as Home's Generate
+    assert at.selectbox(key="rd_sampler").value == "dpm++2m-sde"  # process.quick_choice(), as Home's Generate
     assert at.number_input(key="rd_steps_dpm++2m-sde").value == 20
 
 
@@ -211,7 +211,8 @@ def test_a_conditional_model_samples_the_chosen_digit_with_guidance(shipped):
     no_exceptions(at)
     captions = [c.value for c in at.caption]
     assert "Trajectory: ddim, 4 steps, η = 0, digit 7, guidance w = 3, seed 0, 5 frames." in captions
-    expected = sample_checkpoint(load_checkpoint(path), "ddim", n=2, seed=0, steps=4, digit=7, guidance=3.0).samples
+    choice = SamplerChoice("ddim", 4, seed=0, digit=7, guidance=3.0)
+    expected = sample_checkpoint(load_checkpoint(path), choice, n=2).samples
     np.testing.assert_allclose(at.session_state["rd_result"]["traj"].samples, to_unit_numpy(expected), atol=1e-5)
 
 

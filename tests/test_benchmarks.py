@@ -26,14 +26,17 @@ from benchmarks.report import (
     format_table,
     row,
 )
-from benchmarks.run import BenchConfig, default_model_path, quick_config, resolve_model, run_benchmark
+from benchmarks.run import BenchConfig, quick_config, resolve_model, run_benchmark
 from diffusion_core.io.checkpoints import LoadedCheckpoint, save_checkpoint
 from diffusion_core.io.data import Dataset
+from diffusion_core.lab import catalog
+from diffusion_core.lab.catalog import default_checkpoint
 from diffusion_core.lab.comparison import read_benchmark
 from diffusion_core.models import ReportCNN
+from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.gaussian import ddpm_loss
 from diffusion_core.process.schedules import make_schedule
-from diffusion_core.samplers import sample_noise
+from diffusion_core.sampling import sample
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
@@ -104,9 +107,10 @@ def test_reference_sampler_calls_the_network_with_a_fresh_t_over_T_each_step():
 def test_reference_sampler_equals_diffusion_core_ancestral_for_the_same_seed_and_weights():
     net = tiny_net()
     ref = DDPM(net, (1e-4, 0.02), 20).sample(4, (1, 28, 28), "cpu", torch.Generator().manual_seed(3))
-    fast = sample_noise(net, make_schedule("linear", 1e-4, 0.02, 20), "ancestral", n=4, seed=3).samples
+    process = GaussianProcess(make_schedule("linear", 1e-4, 0.02, 20))
+    fast = sample(process, net, SamplerChoice("ancestral", seed=3), 4, precision="fp32").samples
     assert torch.allclose(ref, fast, atol=1e-5)
-    other = sample_noise(net, make_schedule("linear", 1e-4, 0.02, 20), "ancestral", n=4, seed=4).samples
+    other = sample(process, net, SamplerChoice("ancestral", seed=4), 4, precision="fp32").samples
     assert (ref - other).abs().max() > 0.1
 
 
@@ -196,27 +200,39 @@ def test_quality_plan_full_and_quick():
 def test_default_model_follows_the_app(tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
     monkeypatch.delenv("DIFFUSION_LAB_DEFAULT_MODEL", raising=False)
-    assert default_model_path() is None
+    assert default_checkpoint(GaussianProcess) is None
     ckpt, desc, warning = resolve_model(None, seed=0)
     assert isinstance(ckpt.model, ReportCNN) and "meaningless" in warning and "untrained" in desc
     net = tiny_net()
-    save_checkpoint(tmp_path / "aaa", net, {"model": TINY, "diffusion": {"type": "cold", "degradation": {}}})
+    cold = {"type": "cold", "degradation": {"kind": "blur", "T": 10}}  # save_checkpoint validates it now
+    save_checkpoint(tmp_path / "aaa", net, {"model": TINY, "diffusion": cold})
     save_checkpoint(tmp_path / "zzz", net, {"model": TINY, "diffusion": noise_config(50)})
-    assert default_model_path().stem == "zzz"  # the first noise model, not the cold one
+    assert default_checkpoint(GaussianProcess).stem == "zzz"  # the first noise model, not the cold one
     save_checkpoint(tmp_path / "default-unet", net, {"model": TINY, "diffusion": noise_config(50)})
-    assert default_model_path().stem == "default-unet"
+    assert default_checkpoint(GaussianProcess).stem == "default-unet"
     monkeypatch.setenv("DIFFUSION_LAB_DEFAULT_MODEL", "zzz")
-    assert default_model_path().stem == "zzz"
+    assert default_checkpoint(GaussianProcess).stem == "zzz"
     save_checkpoint(tmp_path / "cos", net, {"model": TINY, "diffusion": noise_config(50, "cosine")})
     with pytest.raises(ValueError, match="linear"):
         resolve_model(str(tmp_path / "cos"), seed=0)
 
 
-def test_benchmark_mirrors_the_apps_default_model():
-    from benchmarks import run
-    from pages.lab_ui import models
-
-    assert run.DEFAULT_NAMES == models.DEFAULT_NAMES and run.DEFAULT_ENV == models.DEFAULT_ENV
+def test_benchmark_mirrors_the_apps_default_model(tmp_path, monkeypatch):
+    """The default-model rule lives once, in diffusion_core.lab.catalog: with no --model the benchmark runs
+    default_checkpoint(GaussianProcess), the app's default among the noise models."""
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
+    monkeypatch.delenv(catalog.DEFAULT_ENV, raising=False)
+    net = tiny_net()
+    cold = {"type": "cold", "degradation": {"kind": "blur", "T": 10}}
+    save_checkpoint(tmp_path / catalog.DEFAULT_NAMES[0], net, {"model": TINY, "diffusion": cold})  # not noise
+    save_checkpoint(tmp_path / "aaa", net, {"model": TINY, "diffusion": noise_config(20)})
+    save_checkpoint(tmp_path / catalog.DEFAULT_NAMES[-1], net, {"model": TINY, "diffusion": noise_config(20)})
+    for chosen, env in ((catalog.DEFAULT_NAMES[-1], None), ("aaa", "aaa")):
+        if env is not None:
+            monkeypatch.setenv(catalog.DEFAULT_ENV, env)
+        ckpt, desc, warning = resolve_model(None, seed=0)
+        assert ckpt.path == default_checkpoint(GaussianProcess) and ckpt.path.stem == chosen
+        assert warning is None and desc.startswith(f"{chosen} (")
 
 
 # ----------------------------------------------------------------------------------- table and JSON

@@ -17,8 +17,8 @@ from diffusion_core.cli import _key_value, build_parser, main
 from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.models import build_model
 from diffusion_core.process.degradations import make_degradation
-from diffusion_core.samplers import DEFAULT_STEPS
-from diffusion_core.sampling import checkpoint_steps, sample_checkpoint, sampler_step_count
+from diffusion_core.samplers import sampler_spec
+from diffusion_core.sampling import SamplerChoice, checkpoint_frames, sample_checkpoint
 from tests.app_support import ROOT, TINY_CNN, write_checkpoint, write_conditional_checkpoint
 
 
@@ -174,13 +174,13 @@ def test_steps_above_the_checkpoints_T_are_refused_in_one_line(tmp_path, capsys,
 
 def test_a_conditional_model_checks_n_seed_and_digit_before_building_labels(tmp_path):
     ckpt = load_checkpoint(write_conditional_checkpoint(tmp_path))
-    for kwargs, message in (({"n": -5}, "number of samples"), ({"n": 0, "digit": 3}, "number of samples"),
-                            ({"n": 5000}, "number of samples"), ({"seed": -1}, "seed must be"),
-                            ({"digit": 12}, "digit must be a class 0..9")):
+    for n, choice, message in ((-5, {}, "number of samples"), (0, {"digit": 3}, "number of samples"),
+                               (5000, {}, "number of samples"), (16, {"seed": -1}, "seed must be"),
+                               (16, {"digit": 12}, "digit must be a class 0..9")):
         with pytest.raises(ValueError, match=message):
-            checkpoint_steps(ckpt, "ddim", **{"steps": 2, **kwargs})
+            checkpoint_frames(ckpt, SamplerChoice("ddim", 2, **choice), n)
         with pytest.raises(ValueError, match=message):
-            sample_checkpoint(ckpt, "ddim", **{"steps": 2, **kwargs})
+            sample_checkpoint(ckpt, SamplerChoice("ddim", 2, **choice), n)
 
 
 # ---------------------------------------------------------------- progress
@@ -192,10 +192,10 @@ def test_a_conditional_model_checks_n_seed_and_digit_before_building_labels(tmp_
 def test_step_count_is_the_number_of_steps_a_run_takes(tmp_path, kind, sampler, steps):
     ckpt = load_checkpoint(write_checkpoint(tmp_path, T=20) if kind == "noise" else cold_checkpoint(tmp_path, T=10))
     seen = []
-    sample_checkpoint(ckpt, sampler, n=2, steps=steps, start="black", on_step=lambda f: seen.append(f.t))
+    sample_checkpoint(ckpt, SamplerChoice(sampler, steps, start="black"), n=2, on_step=lambda f: seen.append(f.t))
     assert seen[-1] == 0 and all(t > 0 for t in seen[:-1])  # on_step sees every frame, the result last
-    assert sampler_step_count(ckpt, sampler, steps) == len(seen) - 1
-    expected = {"ancestral": 20, "dpm++2m-sde": DEFAULT_STEPS["dpm++2m-sde"], "improved": 10, "direct": 1}
+    assert ckpt.process.step_count(SamplerChoice(sampler, steps)) == len(seen) - 1
+    expected = {"ancestral": 20, "dpm++2m-sde": sampler_spec("dpm++2m-sde").default_steps, "improved": 10, "direct": 1}
     assert len(seen) - 1 == (steps or expected[sampler])
 
 

@@ -17,21 +17,19 @@ from torch import nn
 from diffusion_core.cli import main
 from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.models import build_model
+from diffusion_core.process import ColdProcess, SamplerChoice
 from diffusion_core.process.cold import (
-    COLD_SAMPLERS,
     black_start,
     cold_loss,
-    cold_sampler_steps,
     cold_start,
-    cold_steps,
     conditional_start,
     fit_mixture_start,
-    sample_cold,
 )
 from diffusion_core.process.degradations import DEGRADATION_KINDS, make_degradation
-from diffusion_core.samplers import run_to_end
-from diffusion_core.sampling import sample_checkpoint, samplers_for
-from diffusion_core.training.objectives import ColdObjective, objective_from_config
+from diffusion_core.samplers import run_to_end, samplers_of, spaced_timesteps
+from diffusion_core.samplers.cold import improved_steps
+from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.training.objectives import Objective, objective_from_config
 from tests.idx_files import write_idx_split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,7 +137,7 @@ def test_improved_sampler_with_a_perfect_restorer_gives_back_x(kind):
     x, _ = stroke_images()
     x = x[::9]
     eps = d.draw_noise(tuple(x.shape), torch.Generator().manual_seed(0))
-    frames = list(cold_sampler_steps(Constant(x), d, "improved", d(x, d.T, eps), eps))
+    frames = list(improved_steps(Constant(x), d, d(x, d.T, eps), spaced_timesteps(d.T, d.T), eps))
     assert [f.t for f in frames] == list(range(d.T, -1, -1))
     for f in frames[:: max(1, d.T // 4)]:
         assert torch.allclose(f.z, d(x, f.t, eps), atol=1e-4)
@@ -156,13 +154,16 @@ def test_improved_cancels_a_restorer_error_that_naive_keeps():
     x, _ = stroke_images()
     x = x[::9]
     const = torch.full_like(x, 0.07)
+    process = ColdProcess(d)
     for steps in (None, 8):
-        improved = list(cold_sampler_steps(Constant(x + const), d, "improved", d(x, 40), steps=steps))[-1].z
-        naive = list(cold_sampler_steps(Constant(x + const), d, "naive", d(x, 40), steps=steps))[-1].z
+        improved = list(process.frames(Constant(x + const), SamplerChoice("improved", steps, start=d(x, 40)),
+                                       len(x)))[-1].z
+        naive = list(process.frames(Constant(x + const), SamplerChoice("naive", steps, start=d(x, 40)),
+                                    len(x)))[-1].z
         assert torch.allclose(improved, x, atol=1e-5)
         assert torch.allclose(naive, x + 0.07, atol=1e-5)
     delta = 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
-    improved = list(cold_sampler_steps(Constant(x + delta), d, "improved", d(x, 40)))[-1].z
+    improved = list(process.frames(Constant(x + delta), SamplerChoice("improved", start=d(x, 40)), len(x)))[-1].z
     assert torch.allclose(improved, x + delta - d(delta, 40), atol=1e-4)
 
 
@@ -171,10 +172,11 @@ def test_direct_and_naive_frames():
     x, _ = stroke_images()
     x = x[:4]
     x_T = d(x, 25)
-    direct = list(cold_sampler_steps(Constant(x), d, "direct", x_T))
+    process = ColdProcess(d)
+    direct = list(process.frames(Constant(x), SamplerChoice("direct", start=x_T), len(x)))
     assert [f.t for f in direct] == [25, 0]
     assert torch.equal(direct[0].z, x_T) and torch.equal(direct[0].x0_hat, x) and torch.equal(direct[1].z, x)
-    naive = list(cold_sampler_steps(Constant(x), d, "naive", x_T, steps=5))
+    naive = list(process.frames(Constant(x), SamplerChoice("naive", 5, start=x_T), len(x)))
     assert [f.t for f in naive] == [25, 19, 13, 7, 1, 0]
     assert torch.allclose(naive[2].z, d(x, 13))  # x_s = D(x̂0, s)
 
@@ -183,9 +185,9 @@ def test_sampler_arguments_are_checked():
     d = make_degradation("blur", 10)
     x = torch.zeros(2, 1, 28, 28)
     with pytest.raises(ValueError, match="cold sampler must be one of improved, naive, direct"):
-        cold_sampler_steps(Identity(), d, "ancestral", x)
+        ColdProcess(d).frames(Identity(), SamplerChoice("ancestral", start=x), len(x))
     with pytest.raises(ValueError, match="steps must be an integer between 1 and T=10"):
-        cold_sampler_steps(Identity(), d, "improved", x, steps=11)
+        ColdProcess(d).frames(Identity(), SamplerChoice("improved", 11, start=x), len(x))
     with pytest.raises(ValueError, match="start must be one of mixture, black"):
         cold_start(d, "white", 4, torch.Generator())
     with pytest.raises(ValueError, match="needs a fitted mixture"):
@@ -229,8 +231,9 @@ def test_mixture_start_gives_more_varied_digits_than_black():
     d = make_degradation("blur", 40)
     oracle = NearestRestorer(bank, d)
     mix = fit_mixture_start(d, bank, seed=0)
-    black = sample_cold(oracle, d, "improved", "black", n=32, seed=0, steps=10).samples
-    mixed = sample_cold(oracle, d, "improved", "mixture", n=32, seed=0, steps=10, mixture=mix).samples
+    process = ColdProcess(d)
+    black = run_to_end(process.frames(oracle, SamplerChoice("improved", 10, seed=0, start="black"), 32)).samples
+    mixed = run_to_end(process.frames(oracle, SamplerChoice("improved", 10, seed=0, start=mix), 32)).samples
 
     def spread(x):
         return torch.pdist(x.flatten(1)).mean().item(), len(set(nearest_labels(x, bank, labels).tolist()))
@@ -248,10 +251,12 @@ def test_conditional_start_from_degraded_digits():
     bank, _ = stroke_images()
     x = bank[::9]
     x_T = conditional_start(d, x, seed=3)
-    final = run_to_end(cold_steps(Constant(x), d, "improved", x_T, seed=3)).samples
+    process = ColdProcess(d)
+    final = run_to_end(process.frames(Constant(x), SamplerChoice("improved", seed=3, start=x_T), len(x))).samples
     assert torch.allclose(final, x, atol=1e-4)
     half = conditional_start(d, x, seed=3, t=20)
-    final = run_to_end(cold_steps(Constant(x), d, "naive", half, seed=3, steps=5, t_start=20)).samples
+    choice = SamplerChoice("naive", 5, seed=3, start=half, t_start=20)
+    final = run_to_end(process.frames(Constant(x), choice, len(x))).samples
     assert torch.allclose(final, x, atol=1e-5)
     with pytest.raises(ValueError, match="N×C×H×W"):
         cold_start(d, x[0], 1, torch.Generator())
@@ -261,7 +266,7 @@ def test_conditional_start_from_degraded_digits():
 
 def test_cold_objective_from_config_and_its_preview():
     obj = objective_from_config({"type": "cold", "degradation": {"kind": "blur", "T": 10}, "loss": "l1"})
-    assert isinstance(obj, ColdObjective) and obj.loss_kind == "l1"
+    assert isinstance(obj, Objective) and isinstance(obj.process, ColdProcess) and obj.process.loss_kind == "l1"
     torch.manual_seed(0)
     model = build_model(TINY_CNN)
     black = obj.preview(model, 4, seed=0, device="cpu")
@@ -291,16 +296,15 @@ def test_cold_checkpoint_sampling(tmp_path):
     config = {"model": TINY_CNN, "dataset": "mnist", "epochs": 1,
               "diffusion": {"type": "cold", "degradation": make_degradation("blur", 12).config(), "loss": "l2"}}
     ckpt = load_checkpoint(save_checkpoint(tmp_path / "cold", build_model(TINY_CNN), config))
-    assert samplers_for(ckpt) == COLD_SAMPLERS
-    for sampler in COLD_SAMPLERS:
-        a = sample_checkpoint(ckpt, sampler, n=3, seed=4, start="black").samples
-        b = sample_checkpoint(ckpt, sampler, n=3, seed=4, start="black").samples
+    assert ckpt.process.samplers == samplers_of("cold")
+    for sampler in samplers_of("cold"):
+        a = sample_checkpoint(ckpt, SamplerChoice(sampler, seed=4, start="black"), n=3).samples
+        b = sample_checkpoint(ckpt, SamplerChoice(sampler, seed=4, start="black"), n=3).samples
         assert a.shape == (3, 1, 28, 28) and torch.equal(a, b)
-    m1 = sample_checkpoint(ckpt, "improved", n=3, seed=4, steps=4, record=(12, 6)).samples
-    m2 = sample_checkpoint(ckpt, "improved", n=3, seed=4, steps=4).samples
-    assert torch.equal(m1, m2) and (m1[0] - m1[1]).abs().max() > 1e-4
+    m1 = sample_checkpoint(ckpt, SamplerChoice("improved", 4, seed=4), n=3).samples  # the mixture start
+    assert (m1[0] - m1[1]).abs().max() > 1e-4
     with pytest.raises(ValueError, match="cold sampler must be one of"):
-        sample_checkpoint(ckpt, "ddim", n=2)
+        sample_checkpoint(ckpt, SamplerChoice("ddim"), n=2)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

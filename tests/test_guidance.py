@@ -13,10 +13,10 @@ from diffusion_core.io.checkpoints import CheckpointError, load_checkpoint, save
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.models import UNet, build_model
 from diffusion_core.models.guidance import NO_LABEL, ClassGuided, drop_labels, sample_labels
+from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.gaussian import ddpm_loss
 from diffusion_core.process.schedules import make_schedule, preset_schedule
-from diffusion_core.samplers import sample_noise
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import sample, sample_checkpoint
 from diffusion_core.training.trainer import TrainConfig, init_weights
 
 TINY_UNET = {"base_channels": 8, "time_embed_dim": 16}
@@ -110,13 +110,13 @@ def test_conditional_sampling_with_an_oracle_returns_the_requested_image(w):
     g = torch.Generator().manual_seed(3)
     xs = torch.rand((2, 1, 28, 28), generator=g) - 0.5
     oracle = TwoImageOracle(xs, sched)
+    process, choice = GaussianProcess(sched), SamplerChoice("ddim", 50, seed=5)
     for digit in (0, 1):
-        out = sample_noise(ClassGuided(oracle, sample_labels(3, digit, 2), w), sched, "ddim", n=3, seed=5,
-                           steps=50).samples
+        out = sample(process, ClassGuided(oracle, sample_labels(3, digit, 2), w), choice, 3,
+                     precision="fp32").samples
         torch.testing.assert_close(out, xs[digit].expand_as(out), atol=1e-3, rtol=0)
     # unconditional samples land on either image, not in between
-    out = sample_noise(ClassGuided(oracle, sample_labels(8, NO_LABEL, 2), w), sched, "ddim", n=8, seed=5,
-                       steps=50).samples
+    out = sample(process, ClassGuided(oracle, sample_labels(8, NO_LABEL, 2), w), choice, 8, precision="fp32").samples
     dist = torch.stack([(out - x).abs().amax((1, 2, 3)) for x in xs], 1)
     assert (dist.min(1).values < 1e-3).all()
 
@@ -171,16 +171,16 @@ def test_train_conditional_then_sample_a_digit_from_the_cli(tmp_path, capsys):
                  "--batch-size", "16", "--no-download", "--quiet"]) == 0
     ck = load_checkpoint(run / "model.safetensors")
     assert ck.config["model"]["params"]["num_classes"] == 10 and ck.config["training"]["label_dropout"] == 0.2
-    a = sample_checkpoint(ck, "ddim", n=4, seed=0, steps=5, digit=3, guidance=1.0).samples
-    b = sample_checkpoint(ck, "ddim", n=4, seed=0, steps=5, digit=5, guidance=1.0).samples
+    a = sample_checkpoint(ck, SamplerChoice("ddim", 5, seed=0, digit=3, guidance=1.0), 4).samples
+    b = sample_checkpoint(ck, SamplerChoice("ddim", 5, seed=0, digit=5, guidance=1.0), 4).samples
     assert not torch.allclose(a, b)  # the digit reaches the network
     # the checkpoint's stored guidance is the default
     stored = save_checkpoint(tmp_path / "stored", ck.model, {**ck.config, "guidance": 1.0})
-    torch.testing.assert_close(sample_checkpoint(load_checkpoint(stored), "ddim", n=4, seed=0, steps=5, digit=3)
+    torch.testing.assert_close(sample_checkpoint(load_checkpoint(stored), SamplerChoice("ddim", 5, seed=0, digit=3), 4)
                                .samples, a)
     # the run's previews are the digits 0–9 in turn, unguided (w = 0), 20 DDIM steps
     preview = np.load(run / "samples" / "epoch_0001.npy")
-    unguided = sample_checkpoint(ck, "ddim", n=16, seed=0, steps=20, guidance=0.0).samples
+    unguided = sample_checkpoint(ck, SamplerChoice("ddim", 20, seed=0, guidance=0.0), 16).samples
     np.testing.assert_allclose(preview, to_unit_numpy(unguided), atol=1e-5)
     out = tmp_path / "s"
     assert main(["sample", str(run), "--n", "2", "--sampler", "ddim", "--steps", "3", "--digit", "7",
@@ -194,7 +194,7 @@ def test_train_conditional_then_sample_a_digit_from_the_cli(tmp_path, capsys):
 def test_digit_or_guidance_on_an_unconditional_model_is_refused(tiny_noise_checkpoint, capsys):
     ck = load_checkpoint(tiny_noise_checkpoint)
     with pytest.raises(ValueError, match="not class-conditional"):
-        sample_checkpoint(ck, "ddim", n=2, steps=3, digit=1)
+        sample_checkpoint(ck, SamplerChoice("ddim", 3, digit=1), 2)
     assert main(["sample", str(tiny_noise_checkpoint), "--guidance", "1", "--n", "2"]) == 2
     assert "not class-conditional" in capsys.readouterr().err
 

@@ -76,7 +76,7 @@ def test_sampling_runs_the_network_in_the_detected_precision(monkeypatch):
     from pathlib import Path
 
     from diffusion_core.io.checkpoints import LoadedCheckpoint
-    from diffusion_core.sampling import sample_checkpoint
+    from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 
     torch.manual_seed(0)
     config = {"model": {"arch": "unet", "params": {"base_channels": 16}},
@@ -84,7 +84,7 @@ def test_sampling_runs_the_network_in_the_detected_precision(monkeypatch):
     ckpt = LoadedCheckpoint(build_model(config["model"]).eval(), config, Path("<test>"))
 
     def sample(p):
-        return sample_checkpoint(ckpt, "dpm++2m", n=4, seed=0, steps=5, precision=p).samples
+        return sample_checkpoint(ckpt, SamplerChoice("dpm++2m", 5), 4, precision=p).samples
 
     fp32, bf16 = sample("fp32"), sample("bf16")
     monkeypatch.setenv(NATIVE_BF16_ENV, "0")

@@ -14,10 +14,11 @@ from hypothesis import strategies as hs
 from diffusion_core.cli import main
 from diffusion_core.lab import jobs
 from diffusion_core.models import build_model
+from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.degradations import MAX_KERNEL, make_degradation
 from diffusion_core.process.degradations import MAX_T as DEG_MAX_T
 from diffusion_core.process.schedules import MAX_T, make_schedule, validate_schedule_params
-from diffusion_core.samplers import MAX_SAMPLES, noise_sampler_steps, validate_sample_count, validate_seed
+from diffusion_core.samplers import MAX_SAMPLES, validate_sample_count, validate_seed
 from diffusion_core.samplers.base import spaced_timesteps
 from diffusion_core.training.trainer import MAX_BATCH, MAX_EPOCHS, TrainConfig
 from tests.app_support import TINY_CNN, app, errors, no_exceptions, write_checkpoint
@@ -196,8 +197,8 @@ def test_step_count_validator_and_the_timesteps_it_gives(T, steps):
 @given(eta=hs.floats(allow_nan=True, allow_infinity=True))
 def test_ddim_eta_validator(eta):
     torch.manual_seed(0)
-    frames = noise_sampler_steps(build_model(TINY_CNN), make_schedule("linear", 1e-4, 0.02, 4), "ddim", n=1,
-                                 steps=2, eta=eta)
+    frames = GaussianProcess(make_schedule("linear", 1e-4, 0.02, 4)).frames(build_model(TINY_CNN),
+                                                                             SamplerChoice("ddim", 2, eta), 1)
     if 0 <= eta <= 1:
         assert next(frames).t == 4
     else:

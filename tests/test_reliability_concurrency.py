@@ -21,7 +21,7 @@ from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import atomic_write_json
 from diffusion_core.lab import jobs
 from diffusion_core.samplers import MAX_SAMPLES
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 from tests.app_support import app, errors, no_exceptions, stand_in_job, write_checkpoint
 
 TINY = {"schedule": "linear", "beta1": 1e-4, "beta2": 0.02, "hidden": [4, 4], "kernel_size": 3,
@@ -182,10 +182,10 @@ def test_two_home_sessions_keep_their_own_grids(tmp_path):
 def test_threads_sampling_one_shared_model_get_their_own_seeds_results(tmp_path):
     ckpt = load_checkpoint(write_checkpoint(tmp_path, "tiny", T=20))  # one object, as st.cache_resource shares it
     seeds = [0, 1, 2, 3, 4, 5]
-    alone = {s: sample_checkpoint(ckpt, "ddim", n=2, seed=s, steps=10, eta=1.0).samples for s in seeds}
+    alone = {s: sample_checkpoint(ckpt, SamplerChoice("ddim", 10, 1.0, s), 2).samples for s in seeds}
     with ThreadPoolExecutor(3) as pool:
         together = dict(zip(seeds, pool.map(
-            lambda s: sample_checkpoint(ckpt, "ddim", n=2, seed=s, steps=10, eta=1.0).samples, seeds), strict=True))
+            lambda s: sample_checkpoint(ckpt, SamplerChoice("ddim", 10, 1.0, s), 2).samples, seeds), strict=True))
     for s in seeds:
         torch.testing.assert_close(together[s], alone[s], rtol=0, atol=1e-6)  # the global RNG is never used
 
@@ -195,5 +195,5 @@ def test_a_request_for_too_many_samples_is_refused_at_once(tmp_path):
     for n in (MAX_SAMPLES + 1, 10**9):
         t0 = time.monotonic()
         with pytest.raises(ValueError, match=f"number of samples must be an integer between 1 and {MAX_SAMPLES}"):
-            sample_checkpoint(ckpt, "ancestral", n=n)
+            sample_checkpoint(ckpt, SamplerChoice("ancestral"), n)
         assert time.monotonic() - t0 < 2  # refused before any noise is drawn

@@ -22,7 +22,7 @@ from diffusion_core.lab.run_plan import (
 from diffusion_core.models import build_model
 from diffusion_core.models.guidance import NO_LABEL
 from diffusion_core.process.degradations import make_degradation
-from diffusion_core.sampling import SamplerChoice, checkpoint_steps
+from diffusion_core.sampling import SamplerChoice, checkpoint_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
@@ -47,7 +47,7 @@ def counted_calls(ckpt: LoadedCheckpoint, n: int, **kwargs) -> int:
     images = []
     hook = ckpt.model.register_forward_hook(lambda module, args, out: images.append(args[0].shape[0]))
     try:
-        frames = list(checkpoint_steps(ckpt, n=n, seed=0, **kwargs))
+        frames = list(checkpoint_frames(ckpt, SamplerChoice(seed=0, **kwargs), n))
     finally:
         hook.remove()
     assert frames[-1].t == 0
@@ -61,14 +61,14 @@ def counted_calls(ckpt: LoadedCheckpoint, n: int, **kwargs) -> int:
 def test_noise_calls_match_a_counted_run(sampler, steps):
     ckpt = noise(T=60)  # ddim's default 50 steps fit
     expected = counted_calls(ckpt, 3, sampler=sampler, steps=steps)
-    assert network_calls(ckpt, sampler, steps) == expected
+    assert network_calls(ckpt, SamplerChoice(sampler, steps)) == expected
 
 
 @pytest.mark.parametrize("sampler, steps", [("improved", None), ("improved", 4), ("naive", 3), ("direct", None)])
 def test_cold_calls_match_a_counted_run(sampler, steps):
     ckpt = cold(T=10)
-    assert network_calls(ckpt, sampler, steps) == counted_calls(ckpt, 2, sampler=sampler, steps=steps,
-                                                                       start="black")
+    counted = counted_calls(ckpt, 2, sampler=sampler, steps=steps, start="black")
+    assert network_calls(ckpt, SamplerChoice(sampler, steps)) == counted
 
 
 @pytest.mark.parametrize("digit, guidance, doubled", [
@@ -78,16 +78,16 @@ def test_guidance_doubles_the_calls_as_counted(digit, guidance, doubled):
     ckpt = noise(T=20, model=TINY_UNET, guidance=1.5)  # guidance None: the checkpoint's own 1.5
     counted = counted_calls(ckpt, 2, sampler="ddim", steps=4, digit=digit, guidance=guidance)
     assert counted == (8 if doubled else 4)
-    assert network_calls(ckpt, "ddim", 4, digit=digit, guidance=guidance) == counted
+    assert network_calls(ckpt, SamplerChoice("ddim", 4, digit=digit, guidance=guidance)) == counted
 
 
 def test_unknown_samplers_and_steps_are_refused():
     with pytest.raises(ValueError, match="sampler must be one of"):
-        network_calls(noise(), "improved")
+        network_calls(noise(), SamplerChoice("improved"))
     with pytest.raises(ValueError, match="cold sampler must be one of"):
-        network_calls(cold(), "ddim")
+        network_calls(cold(), SamplerChoice("ddim"))
     with pytest.raises(ValueError, match="steps must be an integer between 1 and T=30"):
-        network_calls(noise(), "ddim", 31)
+        network_calls(noise(), SamplerChoice("ddim", 31))
 
 
 def test_seconds_per_call_times_one_call_on_the_batch():

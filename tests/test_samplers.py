@@ -5,9 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.gaussian import ddpm_loss, q_sample
 from diffusion_core.process.schedules import make_schedule, preset_schedule
-from diffusion_core.samplers import ancestral_steps, noise_sampler_steps, run_to_end, sample_noise, spaced_timesteps
+from diffusion_core.samplers import run_to_end, spaced_timesteps
+from diffusion_core.samplers.ancestral import ancestral_steps
+from diffusion_core.sampling import sample
 
 SHAPE = (1, 28, 28)
 
@@ -90,7 +93,8 @@ def test_last_ancestral_step_adds_no_noise():
 
 def test_ancestral_with_an_oracle_converges_to_the_single_training_image(x_star):
     sched = preset_schedule("default")
-    out = sample_noise(OracleEps(x_star, sched), sched, "ancestral", n=4, seed=0).samples
+    out = sample(GaussianProcess(sched), OracleEps(x_star, sched), SamplerChoice("ancestral", seed=0), 4,
+                 precision="fp32").samples
     err = (out - x_star).abs()
     assert err.mean() < 0.02 and err.max() < 0.1
 
@@ -100,7 +104,8 @@ def test_ancestral_with_an_oracle_converges_to_the_single_training_image(x_star)
 def test_deterministic_samplers_with_an_oracle_return_the_image_exactly(x_star, sampler, steps):
     """(And the SDE solver: with one training image, x̂0 = x* whatever the noise.)"""
     sched = preset_schedule("default")
-    out = sample_noise(OracleEps(x_star, sched), sched, sampler, n=3, seed=1, steps=steps).samples
+    out = sample(GaussianProcess(sched), OracleEps(x_star, sched), SamplerChoice(sampler, steps, seed=1), 3,
+                 precision="fp32").samples
     torch.testing.assert_close(out, x_star.expand_as(out), atol=2e-4, rtol=0)
 
 
@@ -109,7 +114,7 @@ def test_ddim_eta_zero_is_deterministic_and_eta_one_is_not():
     torch.manual_seed(0)
     model = GaussianOracleEps(0.1, 0.3, sched)
     z_T = torch.randn((2, *SHAPE), generator=torch.Generator().manual_seed(9))
-    from diffusion_core.samplers import ddim_steps
+    from diffusion_core.samplers.ddim import ddim_steps
 
     def final(eta, gen_seed):
         return list(ddim_steps(model, sched, z_T, torch.Generator().manual_seed(gen_seed), 20, eta))[-1].z
@@ -121,9 +126,9 @@ def test_ddim_eta_zero_is_deterministic_and_eta_one_is_not():
 def test_same_seed_same_samples_different_seed_different():
     sched = make_schedule("linear", 1e-4, 0.02, 30)
     model = GaussianOracleEps(0.0, 0.25, sched)
-    a = sample_noise(model, sched, "ancestral", n=2, seed=5).samples
-    b = sample_noise(model, sched, "ancestral", n=2, seed=5).samples
-    c = sample_noise(model, sched, "ancestral", n=2, seed=6).samples
+    a = sample(GaussianProcess(sched), model, SamplerChoice("ancestral", seed=5), 2, precision="fp32").samples
+    b = sample(GaussianProcess(sched), model, SamplerChoice("ancestral", seed=5), 2, precision="fp32").samples
+    c = sample(GaussianProcess(sched), model, SamplerChoice("ancestral", seed=6), 2, precision="fp32").samples
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 
@@ -134,7 +139,8 @@ def test_samplers_reproduce_gaussian_data_statistics():
     model = GaussianOracleEps(mu, s, sched)
     for sampler, steps, tol in [("ancestral", None, 0.05), ("ddim", 200, 0.04), ("dpm++2m", 20, 0.02),
                                 ("dpm++2m-sde", 20, 0.04), ("dpm++2m-sde", 10, 0.04)]:
-        out = sample_noise(model, sched, sampler, n=32, seed=0, steps=steps).samples
+        out = sample(GaussianProcess(sched), model, SamplerChoice(sampler, steps, seed=0), 32,
+                     precision="fp32").samples
         assert out.mean().item() == pytest.approx(mu, abs=0.01), sampler
         assert out.std().item() == pytest.approx(s, rel=tol), sampler
 
@@ -145,12 +151,13 @@ def test_stochastic_second_order_solver_keeps_the_spread_that_ddim_eta_one_loses
     mu, s = 0.1, 0.2
     sched = preset_schedule("default")
     model = GaussianOracleEps(mu, s, sched)
-    ddim = sample_noise(model, sched, "ddim", n=32, seed=0, steps=20, eta=1.0).samples
-    sde = sample_noise(model, sched, "dpm++2m-sde", n=32, seed=0, steps=20).samples
+    process = GaussianProcess(sched)
+    ddim = sample(process, model, SamplerChoice("ddim", 20, 1.0, seed=0), 32, precision="fp32").samples
+    sde = sample(process, model, SamplerChoice("dpm++2m-sde", 20, seed=0), 32, precision="fp32").samples
     assert ddim.std().item() < 0.75 * s
     assert sde.std().item() == pytest.approx(s, rel=0.04)
-    again = sample_noise(model, sched, "dpm++2m-sde", n=32, seed=0, steps=20).samples
-    other = sample_noise(model, sched, "dpm++2m-sde", n=32, seed=1, steps=20).samples
+    again = sample(process, model, SamplerChoice("dpm++2m-sde", 20, seed=0), 32, precision="fp32").samples
+    other = sample(process, model, SamplerChoice("dpm++2m-sde", 20, seed=1), 32, precision="fp32").samples
     assert torch.equal(sde, again) and not torch.allclose(sde, other)  # seeded noise
 
 
@@ -165,22 +172,22 @@ def test_second_order_solver_tracks_the_exact_ode_better_than_ddim():
     exact = mu + s * (z_T - ab_T.sqrt() * mu) / (ab_T * s**2 + 1 - ab_T).sqrt()
     err = {}
     for sampler in ("ddim", "dpm++2m"):
-        out = sample_noise(model, sched, sampler, n=4, seed=0, steps=8).samples.double()
+        out = sample(GaussianProcess(sched), model, SamplerChoice(sampler, 8, seed=0), 4,
+                     precision="fp32").samples.double()
         err[sampler] = (out - exact).abs().mean().item()
     assert err["dpm++2m"] < 0.5 * err["ddim"]
     assert err["dpm++2m"] < 0.01
 
 
-def test_frames_are_steppable_and_snapshots_are_recorded():
+def test_frames_are_steppable_and_run_to_end_returns_the_last():
     sched = make_schedule("linear", 1e-4, 0.02, 40)
     model = GaussianOracleEps(0.0, 0.25, sched)
-    frames = list(noise_sampler_steps(model, sched, "ddim", n=2, seed=0, steps=10))
+    process = GaussianProcess(sched)
+    frames = list(process.frames(model, SamplerChoice("ddim", 10, seed=0), 2))
     assert [f.t for f in frames] == spaced_timesteps(40, 10) + [0]
     assert all(f.z.shape == (2, *SHAPE) and f.x0_hat.shape == (2, *SHAPE) for f in frames)
-    res = run_to_end(noise_sampler_steps(model, sched, "ancestral", n=2, seed=0), record=[40, 20, 1])
-    assert sorted(res.snapshots) == [1, 20, 40]
-    full = list(noise_sampler_steps(model, sched, "ancestral", n=2, seed=0))
-    torch.testing.assert_close(res.snapshots[20], full[40 - 20].z)
+    res = run_to_end(process.frames(model, SamplerChoice("ancestral", seed=0), 2))
+    full = list(process.frames(model, SamplerChoice("ancestral", seed=0), 2))
     torch.testing.assert_close(res.samples, full[-1].z)
 
 
@@ -202,8 +209,9 @@ def test_spaced_timesteps():
 def test_bad_sampler_arguments(kwargs, word):
     sched = make_schedule("linear", 1e-4, 0.02, 20)
     args = {"sampler": "ddim", "n": 2, "seed": 0} | kwargs
+    n = args.pop("n")
     with pytest.raises(ValueError, match=word):
-        sample_noise(GaussianOracleEps(0, 0.2, sched), sched, **args)
+        sample(GaussianProcess(sched), GaussianOracleEps(0, 0.2, sched), SamplerChoice(**args), n, precision="fp32")
 
 
 def test_q_sample_and_algorithm_1_loss_match_the_formula():
@@ -230,15 +238,16 @@ def test_quick_sampler_fits_the_checkpoint():
     from pathlib import Path
 
     from diffusion_core.io.checkpoints import LoadedCheckpoint
-    from diffusion_core.process.cold import COLD_SAMPLERS
-    from diffusion_core.sampling import SamplerChoice, quick_sampler
+    from diffusion_core.process.degradations import make_degradation
+    from diffusion_core.samplers import samplers_of
 
     def ckpt(diffusion):
         return LoadedCheckpoint(nn.Identity(), {"diffusion": diffusion}, Path("<test>"))
 
     noise = {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 1000}}
-    assert quick_sampler(ckpt(noise)) == SamplerChoice("dpm++2m-sde", 20)
+    assert ckpt(noise).process.quick_choice() == SamplerChoice("dpm++2m-sde", 20)
     short = {**noise, "schedule": {**noise["schedule"], "T": 8}}
-    assert quick_sampler(ckpt(short)).steps == 8  # never more steps than T
-    assert quick_sampler(ckpt({"type": "cold", "degradation": {}})) == SamplerChoice(COLD_SAMPLERS[0])
+    assert ckpt(short).process.quick_choice().steps == 8  # never more steps than T
+    cold = {"type": "cold", "degradation": make_degradation("blur", T=10).config()}  # the process is built from it
+    assert ckpt(cold).process.quick_choice() == SamplerChoice(samplers_of("cold")[0])
     assert SamplerChoice("ddim", 50, 0.5).describe() == "ddim, 50 steps, η = 0.5"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from diffusion_core.process import process_from_config
+
 # The app's quality bar for its default model (measured on 1,000 samples of its default sampler).
 QUALITY_BAR = {"fid_over_floor": 3.0, "confident_fraction": 0.85, "class_entropy": 2.2, "classes_present": 10}
 
@@ -15,17 +17,6 @@ def quality_verdict(report: dict) -> dict[str, bool]:
         "entropy ≥ 2.2 nats": report["class_entropy"] >= QUALITY_BAR["class_entropy"],
         "all ten digits": report["classes_present"] >= QUALITY_BAR["classes_present"],
     }
-
-
-def describe_process(diffusion: dict) -> str:
-    if diffusion["type"] == "noise":
-        s = diffusion["schedule"]
-        name = f"preset `{diffusion['preset']}`: " if diffusion.get("preset") else ""
-        return f"Gaussian noise, {name}{s['kind']} β from {s['beta1']:g} to {s['beta2']:g}, T = {s['T']}"
-    d = diffusion["degradation"]
-    extra = ", ".join(f"{k} = {v}" for k, v in sorted(d.items()) if k not in ("kind", "T", "schedule"))
-    return (f"cold diffusion, {d['kind']} ({d.get('schedule', 'linear')} strength, T = {d['T']}"
-            f"{', ' + extra if extra else ''}), {diffusion.get('loss', 'l2')} loss")
 
 
 def model_card(name: str, config: dict, rows: list[dict], report: dict, command: str, parameters: int) -> str:
@@ -42,7 +33,7 @@ def model_card(name: str, config: dict, rows: list[dict], report: dict, command:
     lines = [
         f"# `{name}`",
         "",
-        f"- **Process:** {describe_process(config['diffusion'])}.",
+        f"- **Process:** {process_from_config(config['diffusion']).describe()}.",
         f"- **Denoiser:** `{config['model']['arch']}` {config['model'].get('params') or '(defaults)'}, "
         f"{parameters:,} parameters.",
         f"- **Data:** {train.get('data_source', config.get('dataset', '?'))}, {train.get('n_train', '?'):,} "
@@ -71,9 +62,8 @@ def model_card(name: str, config: dict, rows: list[dict], report: dict, command:
         f"**{report['class_entropy']:.2f}** nats (max {report['max_class_entropy']:.2f}); IS analogue "
         f"{report['inception_score']:.2f}",
     ]
-    if config["diffusion"]["type"] == "noise":
-        verdict = quality_verdict(report)
-        lines.append("- Against the default-model bar: " + ", ".join(
-            f"{k} {'✓' if ok else '✗'}" for k, ok in verdict.items()))
+    verdict = quality_verdict(report)
+    lines.append("- Against the default-model bar: " + ", ".join(
+        f"{k} {'✓' if ok else '✗'}" for k, ok in verdict.items()))
     lines += ["", "Recompute these figures:", "", "```", command, "```", ""]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_files
 from diffusion_core.models import build_model
 from diffusion_core.models.guidance import validate_guidance
+from diffusion_core.process import DiffusionProcess, process_from_config
 
 FORMAT = "diffusion-lab-checkpoint"
 VERSION = 1
@@ -28,7 +30,6 @@ MAX_CHECKPOINT_BYTES = 200 * 1024 * 1024
 MAX_PARAMETERS = MAX_CHECKPOINT_BYTES // 4  # float32 weights that fit in the file size limit
 REQUIRED_FIELDS = {"format", "version", "model", "diffusion", "weights_sha256"}
 OPTIONAL_FIELDS = {"dataset", "epochs", "metrics", "training", "name", "notes", "guidance"}
-DIFFUSION_TYPES = ("noise", "cold")
 
 
 class CheckpointError(ValueError):
@@ -40,6 +41,11 @@ class LoadedCheckpoint:
     model: nn.Module
     config: dict
     path: Path  # the .safetensors file
+
+    @cached_property
+    def process(self) -> DiffusionProcess:
+        """The diffusion process of its config (noise schedule or degradation, samplers, loss)."""
+        return process_from_config(self.config["diffusion"])
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
@@ -92,13 +98,10 @@ def validate_config(meta: object) -> dict:
     model = meta["model"]
     if not isinstance(model, dict) or "arch" not in model or not isinstance(model.get("params", {}), dict):
         raise CheckpointError('checkpoint "model" must be {"arch": ..., "params": {...}}')
-    diff = meta["diffusion"]
-    if not isinstance(diff, dict) or diff.get("type") not in DIFFUSION_TYPES:
-        raise CheckpointError(f'checkpoint "diffusion" must have a "type" of {" or ".join(DIFFUSION_TYPES)}')
-    if diff["type"] == "noise" and not isinstance(diff.get("schedule"), dict):
-        raise CheckpointError('a noise checkpoint needs "diffusion": {"type": "noise", "schedule": {...}}')
-    if diff["type"] == "cold" and not isinstance(diff.get("degradation"), dict):
-        raise CheckpointError('a cold checkpoint needs "diffusion": {"type": "cold", "degradation": {...}}')
+    try:
+        process_from_config(meta["diffusion"])
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint diffusion config: {exc}") from None
     if "guidance" in meta:  # the default classifier-free guidance scale of a class-conditional model
         try:
             validate_guidance(meta["guidance"])

@@ -25,15 +25,9 @@ from diffusion_core.evaluation.restoration_metrics import restoration_scores
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.process.cold import (
-    COLD_SAMPLERS,
-    COLD_STARTS,
-    black_start,
-    cold_steps,
-    conditional_start,
-    dataset_mixture,
-)
-from diffusion_core.process.degradations import Degradation, degradation_from_config, make_degradation, preview_strip
+from diffusion_core.process import ColdProcess, SamplerChoice
+from diffusion_core.process.cold import COLD_STARTS, black_start, conditional_start, dataset_mixture
+from diffusion_core.process.degradations import Degradation, make_degradation, preview_strip
 from diffusion_core.samplers import run_to_end
 from diffusion_core.samplers.base import model_call
 from diffusion_core.sampling import sample_checkpoint
@@ -89,11 +83,11 @@ def degradation_preview(degradation: Degradation, image: torch.Tensor, ts: list[
 
 def cold_parts(checkpoint: LoadedCheckpoint) -> tuple[nn.Module, Degradation]:
     """(restorer R, degradation D) of a cold checkpoint; ValueError for a noise model."""
-    diffusion = checkpoint.config.get("diffusion", {})
-    if diffusion.get("type") != "cold":
-        raise ValueError(f"this is a {diffusion.get('type', 'unknown')} diffusion model; restorations need a "
+    kind = (checkpoint.config.get("diffusion") or {}).get("type")
+    if kind != ColdProcess.type:
+        raise ValueError(f"this is a {kind or 'unknown'} diffusion model; restorations need a "
                          "cold-diffusion model (one trained with a degradation, e.g. the report's blur)")
-    return checkpoint.model, degradation_from_config(diffusion["degradation"])
+    return checkpoint.model, checkpoint.process.degradation
 
 
 @dataclass
@@ -105,10 +99,11 @@ class Restorations:
     scores: dict[str, dict[str, float]]  # sampler → {"rmse", "ssim"}: means over the N images
 
 
-def restore(checkpoint: LoadedCheckpoint, x: torch.Tensor, samplers: tuple[str, ...] = COLD_SAMPLERS,
+def restore(checkpoint: LoadedCheckpoint, x: torch.Tensor, samplers: tuple[str, ...] | None = None,
             steps: int | None = None, t_start: int | None = None, seed: int = 0) -> Restorations:
     """Conditional generation: degrade real data-space images x (N×C×H×W) to t_start (default T), restore
-    them with each sampler (`steps` for naive / improved; direct takes one) and score against x."""
+    them with each sampler (default: all the model's; `steps` for naive / improved; direct takes one) and
+    score against x."""
     model, degradation = cold_parts(checkpoint)
     t = degradation.T if t_start is None else t_start
     if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= degradation.T:
@@ -117,10 +112,9 @@ def restore(checkpoint: LoadedCheckpoint, x: torch.Tensor, samplers: tuple[str, 
     x_t = conditional_start(degradation, x, seed, t)
     original = to_unit_numpy(x)
     restored, scores = {}, {}
-    for sampler in samplers:
-        frames = cold_steps(model, degradation, sampler, x_t, len(x), seed,
-                            None if sampler == "direct" else steps, t_start=t)
-        restored[sampler] = to_unit_numpy(run_to_end(frames, ()).samples)
+    for sampler in checkpoint.process.samplers if samplers is None else samplers:
+        choice = SamplerChoice(sampler, steps, seed=seed, start=x_t, t_start=t)
+        restored[sampler] = to_unit_numpy(run_to_end(checkpoint.process.frames(model, choice, len(x))).samples)
         scores[sampler] = restoration_scores(restored[sampler], original)
     return Restorations(original, to_unit_numpy(x_t), t, restored, scores)
 
@@ -137,8 +131,8 @@ def unconditional_samples(checkpoint: LoadedCheckpoint, sampler: str = "improved
                           steps: int | None = None, starts: tuple[str, ...] = COLD_STARTS) -> dict[str, np.ndarray]:
     """Samples of a cold model from each start ("black", "mixture"), same seed, as pixels in [0, 1]."""
     cold_parts(checkpoint)
-    return {start: to_unit_numpy(sample_checkpoint(checkpoint, sampler, n, seed,
-                                                   None if sampler == "direct" else steps, start=start).samples)
+    return {start: to_unit_numpy(sample_checkpoint(checkpoint, SamplerChoice(sampler, steps, seed=seed, start=start),
+                                                   n).samples)
             for start in starts}
 
 

@@ -11,6 +11,23 @@ from torch import nn
 from diffusion_core.evaluation.analysis import cluster_analysis, feature_sets, pca_projection, real_vs_generated
 from diffusion_core.io.data import Dataset
 from diffusion_core.io.images import to_unit_numpy
+from diffusion_core.process import DiffusionProcess
+
+EXPLORE_STEPS = 50  # samplers that would take every step take at most this many: a few hundred digits in seconds
+
+
+def explore_sampler(process: DiffusionProcess) -> str:
+    """The sampler Explore opens on: DPM-Solver++(2M) where the process has it, else its default."""
+    return "dpm++2m" if "dpm++2m" in process.samplers else process.samplers[0]
+
+
+def explore_steps(process: DiffusionProcess, sampler: str) -> int | None:
+    """Explore's default steps for `sampler`: its own default, at most EXPLORE_STEPS where it would take every
+    step; None where the step count is fixed (ancestral: T, direct: 1)."""
+    spec = process.sampler(sampler)
+    if spec.all_steps or spec.one_step:
+        return None
+    return min(spec.default_steps or EXPLORE_STEPS, process.T)
 
 NO_CLASSIFIER = ("classifier features need the shipped MNIST classifier (checkpoints/classifier.safetensors "
                  "and .json); pixel and PCA features work without it")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, env_int, read_jsonl
+from diffusion_core.process import ColdProcess, process_from_config
 from diffusion_core.training.trainer import read_status
 
 RUNS_ENV = "DIFFUSION_LAB_RUNS"
@@ -166,18 +167,17 @@ class RunInfo:
     def describe(self) -> str:
         """A one-line summary of what the run trains, for pickers and tables (from the options it was
         started with until the trainer has written config.json)."""
-        cfg = self.config or _config_from_options(self.options)
-        diff = cfg.get("diffusion", {})
-        if diff.get("type") == "noise":
-            s = diff.get("schedule", {})
-            what = diff.get("preset") or f"{s.get('kind')} β {s.get('beta1', '?')}→{s.get('beta2', '?')}"
-            what = f"noise {what} T={s.get('T')}"
-        elif diff.get("type") == "cold":
-            what = f"cold {diff.get('degradation', {}).get('kind', '?')}"
+        if self.config:
+            diffusion, arch, dataset = (self.config.get("diffusion"), self.config.get("model", {}).get("arch", "?"),
+                                        self.config.get("dataset", "?"))
         else:
+            diffusion, arch, dataset = (self.options, str(self.options.get("arch") or "cnn"),
+                                        str(self.options.get("dataset") or "mnist"))
+        try:
+            what = process_from_config(diffusion if self.config else _diffusion_from_options(diffusion)).label()
+        except (ValueError, TypeError):
             what = "?"
-        arch = cfg.get("model", {}).get("arch", "?")
-        return f"{arch}, {what}, {cfg.get('dataset', '?')}"
+        return f"{arch}, {what}, {dataset}"
 
     def phase_text(self, now: float | None = None) -> str:
         """The phase with how long it has lasted: 'importing PyTorch (12 s)'; '' when there is none."""
@@ -187,23 +187,6 @@ class RunInfo:
             return self.phase
         seconds = max(0, int((time.time() if now is None else now) - self.phase_since))
         return f"{self.phase} ({seconds} s)"
-
-
-def _config_from_options(options: Mapping[str, object]) -> dict:
-    """The parts of a run's config that describe() shows, from the page's options and the CLI's
-    defaults (report CNN, preset default, MNIST) for what they leave out."""
-    if options.get("degradation"):
-        diffusion: dict = {"type": "cold", "degradation": {"kind": options["degradation"]}}
-    elif options.get("schedule"):
-        diffusion = {"type": "noise", "schedule": {"kind": options["schedule"], "beta1": options.get("beta1", 1e-4),
-                                                   "beta2": options.get("beta2", 0.02), "T": options.get("T", 1000)}}
-    else:
-        from diffusion_core.process.schedules import PRESETS
-
-        preset = str(options.get("preset") or "default")
-        diffusion = {"type": "noise", "preset": preset, "schedule": {"T": PRESETS.get(preset, {}).get("T", "?")}}
-    return {"diffusion": diffusion, "model": {"arch": options.get("arch") or "cnn"},
-            "dataset": options.get("dataset") or "mnist"}
 
 
 def _mtime(path: Path) -> float | None:
@@ -505,8 +488,7 @@ class Reference:
     name: str
     arch: str
     diffusion_type: str
-    preset: str | None
-    degradation: str | None
+    variant: str | None  # process.variant: the preset or the degradation kind
     images_per_s: float | None  # median over its epochs (metrics.jsonl), None without a curve
     epochs_measured: int
     batch_size: int | None
@@ -543,8 +525,9 @@ def shipped_references(folder: Path | None = None) -> list[Reference]:
 
     refs = []
     for wpath, meta in list_checkpoints(folder):
-        diffusion = meta.get("diffusion") or {}
-        if diffusion.get("type") not in ("noise", "cold"):
+        try:
+            process = process_from_config(meta.get("diffusion"))
+        except ValueError:
             continue  # the classifier
         history = wpath.with_suffix(".metrics.jsonl")
         rows = tuple(read_jsonl(history)) if history.is_file() else ()
@@ -553,8 +536,8 @@ def shipped_references(folder: Path | None = None) -> list[Reference]:
         metrics = meta.get("metrics") or {}
         steps = metrics.get("optimizer_steps") or (rows[-1].get("steps") if rows else None)
         refs.append(Reference(
-            name=wpath.stem, arch=(meta.get("model") or {}).get("arch", "?"), diffusion_type=diffusion["type"],
-            preset=diffusion.get("preset"), degradation=(diffusion.get("degradation") or {}).get("kind"),
+            name=wpath.stem, arch=(meta.get("model") or {}).get("arch", "?"), diffusion_type=process.type,
+            variant=process.variant,
             images_per_s=statistics.median(speeds) if speeds else None, epochs_measured=len(speeds),
             batch_size=training.get("batch_size"), optimizer_steps=int(steps) if steps else None,
             continued=bool(training.get("init_from")), metrics=metrics, rows=rows,
@@ -599,13 +582,14 @@ def _duration(seconds: float) -> str:
 def _pick_reference(options: Mapping[str, object], refs: list[Reference]) -> Reference | None:
     """The shipped model most like this run: same architecture and process, then same preset/degradation."""
     arch = str(options.get("arch") or "cnn")
-    kind = "cold" if options.get("degradation") else "noise"
-    same = [r for r in refs if r.arch == arch and r.diffusion_type == kind and r.optimizer_steps]
+    try:
+        process = process_from_config(_diffusion_from_options(options))
+    except (ValueError, TypeError):
+        return None  # the run's own checks name what is wrong with its options
+    same = [r for r in refs if r.arch == arch and r.diffusion_type == process.type and r.optimizer_steps]
     if not same:
         return None
-    wanted = options.get("degradation") if kind == "cold" else (options.get("preset") or (
-        None if options.get("schedule") else "default"))
-    return max(same, key=lambda r: ((r.degradation if kind == "cold" else r.preset) == wanted, r.optimizer_steps))
+    return max(same, key=lambda r: (r.variant == process.variant, r.optimizer_steps))
 
 
 def _schedule_count(epochs: int, every: int) -> int:
@@ -696,8 +680,8 @@ def _diffusion_from_options(options: Mapping[str, object]) -> dict:
 
         deg = make_degradation(str(options["degradation"]), options.get("degradation_T"),
                                str(options.get("degradation_schedule") or "linear"))
-        return {"type": "cold", "degradation": deg.config(), "loss": options.get("loss") or "l2"}
-    from diffusion_core.training.trainer import noise_diffusion_config
+        return ColdProcess(deg, str(options.get("loss") or "l2")).config()
+    from diffusion_core.process.gaussian import noise_diffusion_config
 
     if options.get("schedule"):
         return noise_diffusion_config(kind=str(options["schedule"]), beta1=float(options.get("beta1", 1e-4)),

@@ -22,8 +22,8 @@ import torch
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.models.guidance import NO_LABEL, ClassGuided, is_conditional, sample_labels
+from diffusion_core.process import SamplerChoice
 from diffusion_core.samplers.base import model_call
-from diffusion_core.sampling import SamplerChoice, quick_sampler, sampler_step_count, samplers_for
 from diffusion_core.training.precision import with_precision
 
 CONFIRM_ABOVE_S = 20.0  # runs expected to take longer than this ask for confirmation first
@@ -39,11 +39,11 @@ def known_bad_samplers(config: dict) -> dict[str, str]:
 def default_sampler(checkpoint: LoadedCheckpoint) -> SamplerChoice:
     """What a page opens on: the app's quick sampler (Home's Generate), unless it is known to fail on this
     model; then the first sampler not known to fail (with its default steps)."""
-    choice = quick_sampler(checkpoint)
+    choice = checkpoint.process.quick_choice()
     bad = known_bad_samplers(checkpoint.config)
     if choice.sampler not in bad:
         return choice
-    for sampler in samplers_for(checkpoint):
+    for sampler in checkpoint.process.samplers:
         if sampler not in bad:
             return SamplerChoice(sampler)
     return choice
@@ -58,12 +58,11 @@ def guided(config: dict, digit: int | None = None, guidance: float | None = None
     return bool(w)
 
 
-def network_calls(checkpoint: LoadedCheckpoint, sampler: str, steps: int | None = None, digit: int | None = None,
-                  guidance: float | None = None) -> int:
-    """Network calls on the batch of one run: its steps (sampling.sampler_step_count), twice over under
-    guidance w > 0. Raises the sampler's ValueError for a sampler or step count it refuses."""
-    calls = sampler_step_count(checkpoint, sampler, steps)
-    return calls * (2 if guided(checkpoint.config, digit, guidance) else 1)
+def network_calls(checkpoint: LoadedCheckpoint, choice: SamplerChoice) -> int:
+    """Network calls on the batch of one run: its steps (process.step_count), twice over under guidance
+    w > 0. Raises the sampler's ValueError for a sampler or step count it refuses."""
+    calls = checkpoint.process.step_count(choice)
+    return calls * (2 if guided(checkpoint.config, choice.digit, choice.guidance) else 1)
 
 
 def seconds_per_call(checkpoint: LoadedCheckpoint, n: int, repeats: int = 3, precision: str = "auto",
@@ -76,8 +75,7 @@ def seconds_per_call(checkpoint: LoadedCheckpoint, n: int, repeats: int = 3, pre
     if is_conditional(model):
         model = ClassGuided(model, sample_labels(n, None, model.num_classes), 0.0)
     model = with_precision(model, precision, "cpu")
-    diffusion = checkpoint.config["diffusion"]
-    T = int(diffusion["degradation"]["T"] if diffusion["type"] == "cold" else diffusion["schedule"]["T"])
+    T = checkpoint.process.T
     z = torch.randn((n, *image_shape), generator=torch.Generator().manual_seed(0))
     times = []
     with torch.inference_mode():

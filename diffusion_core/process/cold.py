@@ -1,11 +1,8 @@
-"""Cold diffusion: Algorithm 3 (training a restorer R) and its samplers (Bansal et al. 2022).
+"""Cold diffusion (Bansal et al. 2022): Algorithm 3 (training a restorer R), the starts of a reverse run,
+and the cold process built on them (its samplers are in samplers/cold.py).
 
 Training (Algorithm 3): t ~ U{1..T}, z_t = D(x, t), loss ‖x − R(z_t, t/T)‖² (or ‖·‖₁).
-Sampling from x_T, with x̂0 = R(x_t, t/T) at each visited t (and s the next, smaller t):
-    direct    x̂0 = R(x_T, T) in one step
-    naive     x_s = D(x̂0, s)
-    improved  x_s = x_t − D(x̂0, t) + D(x̂0, s)     (Algorithm 4 in the report)
-With all T steps s = t − 1. Starts: "black" (the report: D(black image, T)), "mixture" (the paper:
+Starts: "black" (the report: D(black image, T)), "mixture" (the paper:
 a Gaussian mixture fitted to fully degraded training images, plus a little noise), or a given x_T
 (conditional: a degraded real digit, made with conditional_start).
 
@@ -18,24 +15,15 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from diffusion_core.process.degradations import BLACK, Degradation
-from diffusion_core.samplers import (
-    SampleResult,
-    SamplerStep,
-    in_inference_mode,
-    run_to_end,
-    validate_sample_count,
-    validate_seed,
-)
-from diffusion_core.samplers.base import model_call, spaced_timesteps
+from diffusion_core.process.base import DiffusionProcess, SamplerChoice
+from diffusion_core.process.degradations import BLACK, Degradation, degradation_from_config
+from diffusion_core.samplers.base import validate_sample_count, validate_seed
 
-COLD_SAMPLERS = ("improved", "naive", "direct")
 COLD_STARTS = ("mixture", "black")
 COLD_LOSSES = ("l2", "l1")
 MIXTURE_IMAGES = 300  # training images fitted at load time
@@ -59,68 +47,6 @@ def cold_loss(
     x_hat = model(z_t, t.float() / T).float()
     err = x.float() - x_hat
     return torch.mean(err**2) if loss == "l2" else torch.mean(err.abs())
-
-
-# -- samplers: generators of SamplerStep(t, x_t, x̂0), ending with t = 0 --------------------------
-
-def _timesteps(degradation: Degradation, steps: int | None, t_start: int | None) -> list[int]:
-    t0 = degradation.T if t_start is None else t_start
-    if isinstance(t0, bool) or not isinstance(t0, int) or not 1 <= t0 <= degradation.T:
-        raise ValueError(f"t_start must be an integer between 1 and T={degradation.T}; got {t_start!r}")
-    return spaced_timesteps(t0, t0 if steps is None else steps)
-
-
-def direct_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor,
-                 t_start: int | None = None) -> Iterator[SamplerStep]:
-    """Direct reconstruction: x̂0 = R(x_T, T)."""
-    t = _timesteps(degradation, 1, t_start)[0]
-    x0 = model_call(model, x_T, t, degradation.T)
-    yield SamplerStep(t, x_T, x0)
-    yield SamplerStep(0, x0, x0)
-
-
-def naive_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, noise: torch.Tensor | None = None,
-                steps: int | None = None, t_start: int | None = None) -> Iterator[SamplerStep]:
-    """x_s = D(x̂0, s) with x̂0 = R(x_t, t)."""
-    ts = _timesteps(degradation, steps, t_start)
-    x = x_T
-    for i, t in enumerate(ts):
-        s = ts[i + 1] if i + 1 < len(ts) else 0
-        x0 = model_call(model, x, t, degradation.T)
-        yield SamplerStep(t, x, x0)
-        x = degradation(x0, s, noise)
-    yield SamplerStep(0, x, x)
-
-
-def improved_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, noise: torch.Tensor | None = None,
-                   steps: int | None = None, t_start: int | None = None) -> Iterator[SamplerStep]:
-    """Algorithm 4: x_s = x_t − D(x̂0, t) + D(x̂0, s) with x̂0 = R(x_t, t)."""
-    ts = _timesteps(degradation, steps, t_start)
-    x = x_T
-    for i, t in enumerate(ts):
-        s = ts[i + 1] if i + 1 < len(ts) else 0
-        x0 = model_call(model, x, t, degradation.T)
-        yield SamplerStep(t, x, x0)
-        x = x - degradation(x0, t, noise) + degradation(x0, s, noise)
-    yield SamplerStep(0, x, x)
-
-
-def cold_sampler_steps(
-    model: nn.Module, degradation: Degradation, sampler: str, x_T: torch.Tensor,
-    noise: torch.Tensor | None = None, steps: int | None = None, t_start: int | None = None,
-) -> Iterator[SamplerStep]:
-    """Frames of one cold reverse run from x_T (under torch.inference_mode while computing)."""
-    if sampler not in COLD_SAMPLERS:
-        raise ValueError(f"cold sampler must be one of {', '.join(COLD_SAMPLERS)}; got {sampler!r}")
-    _timesteps(degradation, steps, t_start)  # validate before the first frame is asked for
-    model.eval()
-    if sampler == "direct":
-        it = direct_steps(model, degradation, x_T, t_start)
-    elif sampler == "naive":
-        it = naive_steps(model, degradation, x_T, noise, steps, t_start)
-    else:
-        it = improved_steps(model, degradation, x_T, noise, steps, t_start)
-    return in_inference_mode(it)
 
 
 # -- starts ----------------------------------------------------------------------------------------
@@ -227,12 +153,14 @@ def conditional_start(degradation: Degradation, x: torch.Tensor, seed: int = 0,
 
 
 def cold_start(
-    degradation: Degradation, start: str | torch.Tensor, n: int, generator: torch.Generator,
+    degradation: Degradation, start: str | torch.Tensor | MixtureStart, n: int, generator: torch.Generator,
     mixture: MixtureStart | None = None, image_shape: tuple[int, int, int] = (1, 28, 28),
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(x_T, ε) for a start: "black", "mixture" (needs `mixture`) or a given N×C×H×W x_T. ε is the
-    hybrid's trajectory noise (None for deterministic degradations), drawn from `generator`."""
+    """(x_T, ε) for a start: "black", "mixture" (needs `mixture`), a fitted MixtureStart or a given N×C×H×W x_T.
+    ε is the hybrid's trajectory noise (None for deterministic degradations), drawn from `generator`."""
+    if isinstance(start, MixtureStart):
+        start, mixture = "mixture", start
     if isinstance(start, torch.Tensor):
         if start.dim() != 4:
             raise ValueError(f"a conditional start must be degraded images N×C×H×W; got shape {tuple(start.shape)}")
@@ -254,21 +182,78 @@ def cold_start(
     return x_T, noise
 
 
-def cold_steps(
-    model: nn.Module, degradation: Degradation, sampler: str = "improved", start: str | torch.Tensor = "black",
-    n: int = 16, seed: int = 0, steps: int | None = None, mixture: MixtureStart | None = None,
-    t_start: int | None = None, device: torch.device | str = "cpu",
-) -> Iterator[SamplerStep]:
-    """Frames of one seeded cold run: start → x_T, then the chosen sampler."""
-    validate_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    x_T, noise = cold_start(degradation, start, n, generator, mixture, device=device)
-    return cold_sampler_steps(model, degradation, sampler, x_T, noise, steps, t_start)
 
 
-def sample_cold(
-    model: nn.Module, degradation: Degradation, sampler: str = "improved", start: str | torch.Tensor = "black",
-    n: int = 16, seed: int = 0, steps: int | None = None, mixture: MixtureStart | None = None,
-    record: tuple[int, ...] = (), device: torch.device | str = "cpu",
-) -> SampleResult:
-    return run_to_end(cold_steps(model, degradation, sampler, start, n, seed, steps, mixture, device=device), record)
+class ColdProcess(DiffusionProcess):
+    """A deterministic (or hybrid) degradation D(x, t) undone by a restorer: the network predicts x̂0."""
+
+    type = "cold"
+    sampler_noun = "cold sampler"
+    model_noun = "cold-diffusion model (one trained with a degradation)"
+    starts = COLD_STARTS
+
+    def __init__(self, degradation: Degradation, loss: str = "l2") -> None:
+        if loss not in COLD_LOSSES:
+            raise ValueError(f"cold diffusion loss must be one of {', '.join(COLD_LOSSES)}; got {loss!r}")
+        self.degradation = degradation
+        self.loss_kind = loss
+        self.T = degradation.T
+        self.prediction = "x0"
+        self._preview_mixture: tuple[int, MixtureStart] | None = None
+
+    @classmethod
+    def from_config(cls, diffusion: dict) -> ColdProcess:
+        unknown = set(diffusion) - {"type", "degradation", "loss"}
+        if unknown:
+            raise ValueError(f"unknown cold diffusion field(s) {sorted(unknown)}; allowed: degradation, loss")
+        if not isinstance(diffusion.get("degradation"), dict):
+            raise ValueError('a cold model needs "diffusion": {"type": "cold", "degradation": {...}}')
+        return cls(degradation_from_config(diffusion["degradation"]), diffusion.get("loss", "l2"))
+
+    def config(self) -> dict:
+        return {"type": self.type, "degradation": self.degradation.config(), "loss": self.loss_kind}
+
+    def describe(self) -> str:
+        d = self.degradation.config()
+        extra = ", ".join(f"{k} = {v}" for k, v in sorted(d.items()) if k not in ("kind", "T", "schedule"))
+        return (f"cold diffusion, {d['kind']} ({d.get('schedule', 'linear')} strength, T = {d['T']}"
+                f"{', ' + extra if extra else ''}), {self.loss_kind} loss")
+
+    @property
+    def variant(self) -> str | None:
+        return self.degradation.kind
+
+    def label(self) -> str:
+        return f"cold {self.degradation.kind}"
+
+    def corrupt(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = self.degradation.draw_noise(tuple(x0.shape), generator, x0.device)
+        return self.degradation(x0, t, noise)
+
+    def loss(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+             shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is not None:
+            raise ValueError("class-conditional training is for Gaussian-noise diffusion; cold restorers take no label")
+        return cold_loss(model, self.degradation, x, generator, self.loss_kind, shard)
+
+    def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:
+        return output
+
+    def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
+        """The improved sampler (≤ 50 steps) from a mixture fitted to the images seen (black before 16)."""
+        start: str | MixtureStart = "black"
+        if len(seen) >= 16:
+            if self._preview_mixture is None or self._preview_mixture[0] != len(seen):
+                self._preview_mixture = (len(seen), fit_mixture_start(self.degradation, seen, seed=seed))
+            start = self._preview_mixture[1]
+        return SamplerChoice("improved", min(50, self.T), seed=seed, start=start)
+
+    def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
+              device: torch.device | str = "cpu", dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """choice.start: "black", "mixture" (fitted to `dataset`'s training images, cached) or a tensor x_T."""
+        mixture = None
+        if isinstance(choice.start, str) and choice.start == "mixture":
+            mixture = dataset_mixture(self.degradation, dataset)
+        elif choice.t_start is not None and not isinstance(choice.start, torch.Tensor):
+            raise ValueError("starting midway (t_start) needs the degraded images x_t as the start")
+        return cold_start(self.degradation, choice.start, n, generator, mixture, device=device)

@@ -54,11 +54,21 @@ class NoiseSchedule:
 
     @property
     def log_snr(self) -> torch.Tensor:
-        ab = self.alpha_bars.double()
-        return (torch.log(ab) - torch.log1p(-ab)).float()
+        """log SNR_t = log(ᾱ_t / (1 − ᾱ_t)) (see log_snr)."""
+        return log_snr(self.alpha_bars.double()).float()
 
     def to_config(self) -> dict:
         return {"kind": self.kind, "beta1": self.beta1, "beta2": self.beta2, "T": self.T}
+
+
+def log_snr(alpha_bar: float | torch.Tensor) -> float | torch.Tensor:
+    """log SNR = log(ᾱ/(1−ᾱ)), the one log-SNR of the library: +∞ where ᾱ = 1 (t = 0). DPM-Solver's
+    λ = log(α/σ) with α = √ᾱ, σ = √(1−ᾱ) is half of it."""
+    if isinstance(alpha_bar, torch.Tensor):
+        return torch.log(alpha_bar) - torch.log1p(-alpha_bar)
+    if alpha_bar >= 1.0:
+        return math.inf
+    return math.log(alpha_bar) - math.log1p(-alpha_bar)
 
 
 def validate_schedule_params(kind: str, beta1: float, beta2: float, T: int) -> None:

@@ -15,6 +15,7 @@ from torch import nn
 from diffusion_core.process.gaussian import predict_x0
 from diffusion_core.process.schedules import NoiseSchedule
 from diffusion_core.samplers.base import SamplerStep, model_call, seeded_noise
+from diffusion_core.samplers.registry import register
 
 
 def ancestral_steps(
@@ -32,3 +33,11 @@ def ancestral_steps(
         if t > 1:
             z = z + beta_t**0.5 * seeded_noise(z.shape, generator, z.device)
     yield SamplerStep(0, z, z)
+
+
+def _run(process, model, x_T, ts, generator, choice, noise):
+    return ancestral_steps(model, process.schedule, x_T, generator)
+
+
+register("ancestral", "noise", _run, order=0, all_steps=True,
+         summary="the report's Algorithm 2: all T steps, σ_t² = β_t")

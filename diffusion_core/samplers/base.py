@@ -1,12 +1,24 @@
-"""What every sampler yields, and helpers shared by the samplers."""
+"""What every sampler is and yields, and helpers shared by the samplers and the sampling loop.
+
+A sampler is a `Sampler`: a name, the process type it runs on, how it places its timesteps, and a short
+function run(process, model, x_T, ts, generator, choice, noise) → frames. A file in this package that
+calls `register` adds one; nothing else needs to change.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from diffusion_core.process.base import DiffusionProcess, SamplerChoice
+
+MAX_SAMPLES = 4096
 
 
 @dataclass(frozen=True)
@@ -19,6 +31,89 @@ class SamplerStep:
     t: int
     z: torch.Tensor
     x0_hat: torch.Tensor
+
+
+@dataclass
+class SampleResult:
+    samples: torch.Tensor  # N×C×H×W in data space (x/255 − 0.5)
+
+
+def in_inference_mode(steps: Iterator[SamplerStep]) -> Iterator[SamplerStep]:
+    """Advance a step generator with torch.inference_mode() active only while it computes."""
+    while True:
+        with torch.inference_mode():
+            try:
+                step = next(steps)
+            except StopIteration:
+                return
+        yield step
+
+
+def run_to_end(frames: Iterator[SamplerStep], on_step: Callable[[SamplerStep], None] | None = None) -> SampleResult:
+    """Consume frames (on_step sees each); the samples are the last frame's, at t = 0."""
+    last = None
+    for frame in frames:
+        if on_step is not None:
+            on_step(frame)
+        last = frame
+    assert last is not None and last.t == 0
+    return SampleResult(samples=last.z.cpu())
+
+
+def validate_sample_count(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"number of samples must be an integer between 1 and {MAX_SAMPLES}; got {n!r}")
+
+
+def validate_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be a non-negative integer below 2**63; got {seed!r}")
+
+
+# run(process, model, x_T, ts, generator, choice, noise) → frames (t, z_t, x̂0), the last at t = 0
+SamplerRun = Callable[["DiffusionProcess", nn.Module, torch.Tensor, Sequence[int], torch.Generator,
+                       "SamplerChoice", "torch.Tensor | None"], Iterator[SamplerStep]]
+# spacing(process, t_start, steps) → `steps` timesteps from t_start down to ≥ 1
+Spacing = Callable[["DiffusionProcess", int, int], list[int]]
+
+
+def uniform_spacing(process: DiffusionProcess, t_start: int, steps: int) -> list[int]:
+    return spaced_timesteps(t_start, steps)
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A registered sampler. default_steps None: every step from t_start; all_steps: exactly T, refusing others."""
+
+    name: str
+    process: str  # the DiffusionProcess.type it runs on
+    run: SamplerRun
+    order: int  # place in the process's list; the first is its default
+    default_steps: int | None = None
+    all_steps: bool = False
+    one_step: bool = False
+    takes_eta: bool = False
+    spacing: Spacing = uniform_spacing
+    summary: str = ""
+
+    def timesteps(self, process: DiffusionProcess, choice: SamplerChoice) -> list[int]:
+        """The network's timesteps for this choice; ValueError naming a step count or start it refuses."""
+        T = process.T
+        t0 = T if choice.t_start is None else choice.t_start
+        if isinstance(t0, bool) or not isinstance(t0, int) or not 1 <= t0 <= T:
+            raise ValueError(f"t_start must be an integer between 1 and T={T}; got {choice.t_start!r}")
+        steps = choice.steps
+        if self.all_steps:
+            if steps not in (None, T) or t0 != T:
+                raise ValueError(f"the {self.name} sampler takes all T={T} steps; "
+                                 f"use ddim or dpm++2m for {steps} steps")
+            return list(range(T, 0, -1))
+        if self.one_step:
+            return spaced_timesteps(t0, 1)
+        if steps is None:
+            steps = t0 if self.default_steps is None else min(self.default_steps, t0)
+        spaced_timesteps(t0, steps)  # validate
+        return self.spacing(process, t0, steps)
 
 
 def seeded_noise(shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
@@ -41,28 +136,23 @@ def spaced_timesteps(T: int, steps: int) -> list[int]:
     return torch.linspace(T, 1, steps).round().long().tolist()
 
 
-# λ_min: the few-step solvers start no noisier than this. ½·log(ᾱ/(1−ᾱ)) = −5.1 is ᾱ ≈ 3.7e-5, as noisy as
-# the report's default schedule at t = T (λ_T = −5.06), so every linear preset starts at T as before; the
-# cosine schedule's last steps, where the 0.999 β cap drives λ from −6.5 to −9.9, carry no signal worth a step.
-LOG_SNR_MIN = -5.1
-
-
-def half_log_snr(alpha_bar: float) -> float:
-    """λ = log(α/σ) = ½·log(ᾱ/(1−ᾱ)) with α = √ᾱ, σ = √(1−ᾱ); +∞ where ᾱ = 1 (t = 0 of the cosine schedule)."""
-    if alpha_bar >= 1.0:
-        return math.inf
-    return 0.5 * (math.log(alpha_bar) - math.log1p(-alpha_bar))
+# The few-step solvers start no noisier than this log-SNR. log(ᾱ/(1−ᾱ)) = −10.2 is ᾱ ≈ 3.7e-5, as noisy as the
+# report's default schedule at t = T (−10.12), so every linear preset starts at T as before; the cosine
+# schedule's last steps, where the 0.999 β cap drives log-SNR from −13 to −19.8, carry no signal worth a step.
+LOG_SNR_MIN = -10.2
 
 
 def log_snr_spaced_timesteps(alpha_bars: list[float], steps: int) -> list[int]:
     """`steps` integer timesteps from t_start down to 1 whose λ_t are as evenly spaced as integer t
     allows (DPM-Solver's recommended spacing for small images).
 
-    t_start = T unless λ_T < LOG_SNR_MIN; then the largest t with λ_t ≥ LOG_SNR_MIN (z_T ~ N(0, I)
+    t_start = T unless log-SNR_T < LOG_SNR_MIN; then the largest t with log-SNR_t ≥ LOG_SNR_MIN (z_T ~ N(0, I)
     stands for z at t_start, as pure noise as the report's own z_T)."""
+    from diffusion_core.process.schedules import log_snr
+
     T = len(alpha_bars) - 1
     spaced_timesteps(T, steps)  # same validation
-    lam = [math.inf] + [half_log_snr(ab) for ab in alpha_bars[1:]]  # decreasing in t; t = 0 is never a step
+    lam = [math.inf] + [log_snr(ab) for ab in alpha_bars[1:]]  # decreasing in t; t = 0 is never a step
     t_start = max([t for t in range(steps, T + 1) if lam[t] >= LOG_SNR_MIN], default=steps)
     lam_hi = lam[1] if math.isfinite(lam[1]) else max(v for v in lam if math.isfinite(v))
     out: list[int] = []

@@ -16,6 +16,7 @@ from torch import nn
 from diffusion_core.process.gaussian import predict_x0
 from diffusion_core.process.schedules import NoiseSchedule
 from diffusion_core.samplers.base import SamplerStep, model_call, seeded_noise, spaced_timesteps
+from diffusion_core.samplers.registry import register
 
 
 def ddim_steps(
@@ -43,3 +44,11 @@ def ddim_steps(
         if sigma > 0:
             z = z + sigma * seeded_noise(z.shape, generator, z.device)
     yield SamplerStep(0, z, z)
+
+
+def _run(process, model, x_T, ts, generator, choice, noise):
+    return ddim_steps(model, process.schedule, x_T, generator, len(ts), choice.eta)
+
+
+register("ddim", "noise", _run, order=1, default_steps=50, takes_eta=True,
+         summary="DDIM: deterministic (η = 0) to DDPM-like (η = 1) on a subset of steps")

@@ -8,7 +8,7 @@ With α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log(α_t/σ_t), h = λ_s −
 The SDE solver adds fresh noise at every step as the ancestral sampler does (its first-order form
 is DDIM with η = 1) and is second order, so it keeps the data's spread in few steps where DDIM
 with η = 1 shrinks it. Timesteps are spaced evenly in λ (so r = 1 wherever integer t allows), from T or, for schedules
-that end far noisier than the report's (cosine), from where λ reaches LOG_SNR_MIN (see base.py).
+that end far noisier than the report's (cosine), from where log SNR reaches LOG_SNR_MIN (see base.py).
 The final step goes to σ = 0, where both reduce to z_0 = x̂0 (first order, as is usual).
 """
 
@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from diffusion_core.process.gaussian import predict_x0
-from diffusion_core.process.schedules import NoiseSchedule
-from diffusion_core.samplers.base import SamplerStep, half_log_snr, log_snr_spaced_timesteps, model_call, seeded_noise
+from diffusion_core.process.schedules import NoiseSchedule, log_snr
+from diffusion_core.samplers.base import SamplerStep, log_snr_spaced_timesteps, model_call, seeded_noise
+from diffusion_core.samplers.registry import register
 
 
 def dpm_solver_2m_steps(
@@ -52,7 +53,7 @@ def dpm_solver_2m_steps(
             break
         ab_s = alpha_bars[ts[i + 1]]
         sigma_t, sigma_s, alpha_s = (1 - ab_t) ** 0.5, (1 - ab_s) ** 0.5, ab_s**0.5
-        h = half_log_snr(ab_s) - half_log_snr(ab_t)
+        h = 0.5 * (log_snr(ab_s) - log_snr(ab_t))  # λ = ½·log SNR
         d = x0 if x0_prev is None else x0 + (x0 - x0_prev) / (2 * (h_prev / h))
         if stochastic:
             z = (sigma_s / sigma_t) * math.exp(-h) * z - alpha_s * math.expm1(-2 * h) * d
@@ -61,3 +62,19 @@ def dpm_solver_2m_steps(
             z = (sigma_s / sigma_t) * z - alpha_s * math.expm1(-h) * d
         x0_prev, h_prev = x0, h
     yield SamplerStep(0, z, z)
+
+
+def _log_snr_spacing(process, t_start: int, steps: int) -> list[int]:
+    return log_snr_spaced_timesteps(process.schedule.alpha_bars.tolist(), steps)
+
+
+def _run(stochastic: bool):
+    def run(process, model, x_T, ts, generator, choice, noise):
+        return dpm_solver_2m_steps(model, process.schedule, x_T, generator, len(ts), stochastic=stochastic)
+    return run
+
+
+register("dpm++2m", "noise", _run(False), order=2, default_steps=20, spacing=_log_snr_spacing,
+         summary="DPM-Solver++(2M): second-order ODE solver, good in 10–25 steps")
+register("dpm++2m-sde", "noise", _run(True), order=3, default_steps=20, spacing=_log_snr_spacing,
+         summary="DPM-Solver++(2M) SDE: fresh noise every step like ancestral, in 20 steps")

@@ -34,7 +34,8 @@ from diffusion_core.io.files import append_jsonl, atomic_write_bytes, atomic_wri
 from diffusion_core.io.images import save_samples, to_unit_numpy
 from diffusion_core.models import build_model, count_parameters
 from diffusion_core.models.guidance import ClassGuided, drop_labels, is_conditional
-from diffusion_core.process.schedules import PRESETS, validate_schedule_params
+from diffusion_core.process import process_from_config
+from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.samplers import MAX_SAMPLES, validate_seed
 from diffusion_core.training.objectives import objective_from_config
 from diffusion_core.training.precision import PRECISIONS, resolve_precision, with_precision
@@ -52,8 +53,8 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    diffusion: dict = field(default_factory=lambda: {"type": "noise", "schedule": {
-        "kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 1000}})
+    diffusion: dict = field(default_factory=lambda: noise_diffusion_config(kind="linear", beta1=1e-4, beta2=0.02,
+                                                                           T=1000))
     model: dict = field(default_factory=lambda: {"arch": "cnn", "params": {}})
     dataset: str = "mnist"
     data_root: str | None = None
@@ -94,12 +95,9 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise ValueError(f"device must be auto, cpu, cuda or mps; got {self.device!r}")
-        if self.diffusion.get("type") == "noise":
-            s = self.diffusion.get("schedule", {})
-            validate_schedule_params(s.get("kind"), s.get("beta1", 1e-4), s.get("beta2", 0.02), s.get("T"))
-        objective_from_config(self.diffusion)  # raises for unknown types / parameters
+        process = process_from_config(self.diffusion)  # raises for unknown types / parameters
         if is_conditional(build_model(self.model)):  # raises for unknown architectures / parameters
-            if self.diffusion.get("type") != "noise":
+            if not process.takes_labels:
                 raise ValueError("a class-conditional model needs Gaussian-noise diffusion; cold restorers take "
                                  "no label (drop --conditional)")
             if self.dataset not in ("mnist", "fashion-mnist") or self.model.get("params", {}).get("num_classes") != 10:
@@ -122,19 +120,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config field(s) {sorted(unknown)}")
         return cls(**d)
-
-
-def noise_diffusion_config(preset: str | None = None, kind: str = "linear", beta1: float = 1e-4,
-                           beta2: float = 0.02, T: int = 1000) -> dict:
-    """{"type": "noise", "schedule": ...} from a preset name or explicit parameters."""
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        p = PRESETS[preset]
-        return {"type": "noise", "preset": preset,
-                "schedule": {"kind": p["kind"], "beta1": p["beta1"], "beta2": p["beta2"], "T": p["T"]}}
-    validate_schedule_params(kind, beta1, beta2, T)
-    return {"type": "noise", "schedule": {"kind": kind, "beta1": beta1, "beta2": beta2, "T": T}}
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -17,18 +17,12 @@ queue_ui: compute through the server's one work queue, showing the place in line
 warm-up of the default model.
 """
 
+from diffusion_core.lab.catalog import checkpoint_label, default_checkpoint, model_sources
+
 from .common import PAGES, USER_ERRORS, navigation, page_links, setup_page, user_errors
 from .data import load_test_digits, shipped_classifier
 from .inputs import InputError, NumberField, number_field, require
-from .models import (
-    checkpoint_label,
-    class_controls,
-    default_checkpoint,
-    describe_conditioning,
-    load_checkpoint_cached,
-    model_picker,
-    model_sources,
-)
+from .models import class_controls, describe_conditioning, load_checkpoint_cached, model_picker
 from .queue_ui import run_queued, warm_up_default_model
 from .render import downsample_indices, grid_image, show_grid
 

@@ -5,22 +5,19 @@ JSON, hash-checked); nothing is ever unpickled."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import streamlit as st
 
-from diffusion_core.io.checkpoints import LoadedCheckpoint, list_checkpoints, load_checkpoint, model_from_bytes
-from diffusion_core.lab import jobs
+from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint, model_from_bytes
+from diffusion_core.lab.catalog import default_checkpoint, model_sources
 from diffusion_core.lab.run_plan import seconds_per_call
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
+from diffusion_core.process import DiffusionProcess
 
 from .common import user_errors
 
 UPLOAD = "upload"
-DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"
-# Preferred names for the home page's model, best first; otherwise the first shipped noise model.
-DEFAULT_NAMES = ("default-unet", "unet", "default")
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the model…")
@@ -53,51 +50,6 @@ def checkpoint_from_upload(config_bytes: bytes, weights_bytes: bytes, name: str 
     return _from_upload(digest, config_bytes, weights_bytes, name)
 
 
-def checkpoint_label(meta: dict) -> str:
-    """'cnn · noise linear T=1000 · 100 epochs' from a checkpoint config."""
-    diff = meta.get("diffusion", {})
-    if diff.get("type") == "noise":
-        s = diff.get("schedule", {})
-        what = f"noise {diff.get('preset') or s.get('kind', '?')} T={s.get('T', '?')}"
-    else:
-        what = f"cold {diff.get('degradation', {}).get('kind', '?')}"
-    epochs = meta.get("epochs")
-    trained = f" · {epochs} epoch{'s' if epochs != 1 else ''}" if epochs else ""
-    return f"{meta.get('model', {}).get('arch', '?')} · {what}{trained}"
-
-
-def model_sources(diffusion_type: str | None = None) -> dict[str, tuple[str, Path]]:
-    """Loadable models: key → (label, weights path). Keys are 'shipped:<name>' and 'run:<run id>'.
-    `diffusion_type` ("noise" | "cold") keeps only models of that kind."""
-    found: dict[str, tuple[str, Path]] = {}
-    for wpath, meta in list_checkpoints():
-        if diffusion_type is None or meta["diffusion"]["type"] == diffusion_type:
-            found[f"shipped:{wpath.stem}"] = (f"Shipped · {wpath.stem} ({checkpoint_label(meta)})", wpath)
-    try:
-        runs = jobs.list_runs()
-    except (OSError, ValueError):
-        runs = []
-    for run in runs:
-        if diffusion_type is not None and run.config.get("diffusion", {}).get("type") != diffusion_type:
-            continue
-        if run.checkpoint is not None:
-            progress = f"{run.state}, epoch {run.epoch}/{run.epochs}"
-            found[f"run:{run.run_id}"] = (f"Run · {run.run_id} ({run.describe()}; {progress})", run.checkpoint)
-    return found
-
-
-def default_checkpoint() -> Path | None:
-    """The home page's model: $DIFFUSION_LAB_DEFAULT_MODEL, a preferred shipped name, else the first
-    shipped noise model, else the first shipped model; None when nothing is shipped."""
-    shipped = list_checkpoints()
-    by_name = {w.stem: (w, meta) for w, meta in shipped}
-    for name in (os.environ.get(DEFAULT_ENV), *DEFAULT_NAMES):
-        if name and name in by_name:
-            return by_name[name][0]
-    noise = [w for w, meta in shipped if meta["diffusion"]["type"] == "noise"]
-    return (noise or [w for w, _ in shipped] or [None])[0]
-
-
 def _upload_widgets(key: str) -> LoadedCheckpoint | None:
     st.caption("A checkpoint is a pair: the weights (.safetensors) and its config (.json) as written by "
                "Diffusion Lab. Pickled PyTorch files (.pt/.pth/.ckpt) are refused: they can run code.")
@@ -113,17 +65,17 @@ def _upload_widgets(key: str) -> LoadedCheckpoint | None:
 
 
 def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = True,
-                 diffusion_type: str | None = None) -> LoadedCheckpoint | None:
+                 process: type[DiffusionProcess] | None = None) -> LoadedCheckpoint | None:
     """Choose a shipped checkpoint, a trained run or an upload; returns the loaded model or None.
     Opens on the app's default model (default_checkpoint, the one Home uses) when it is on offer.
-    `diffusion_type` ("noise" | "cold") offers only models of that kind (an upload of another kind is refused).
+    `process` (a DiffusionProcess class) offers only its models (an upload of another kind is refused).
 
     `?model=shipped:<name>` or `?model=run:<run id>` in the URL preselects a model."""
-    sources = model_sources(diffusion_type)
+    sources = model_sources(process)
     options = list(sources) + ([UPLOAD] if allow_upload else [])
     if not sources:
-        what = {"cold": "cold-diffusion model (one trained with a degradation)", "noise": "noise model"}
-        st.info(f"No trained {what.get(diffusion_type, 'models')} yet: none is shipped in checkpoints/ and no run "
+        what = "models" if process is None else process.model_noun
+        st.info(f"No trained {what} yet: none is shipped in checkpoints/ and no run "
                 "has finished an epoch. Train one on the Train page"
                 + (", or upload a checkpoint below." if allow_upload else "."))
         st.page_link("pages/1_Train.py", label="Go to Train", icon=":material/model_training:")
@@ -138,9 +90,9 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
                           format_func=lambda k: "Upload a checkpoint…" if k == UPLOAD else sources[k][0])
     if choice == UPLOAD:
         ckpt = _upload_widgets(key)
-        kind = None if ckpt is None else ckpt.config["diffusion"]["type"]
-        if diffusion_type is not None and kind not in (None, diffusion_type):
-            st.error(f"This upload is a {kind} diffusion model; this part of the page needs a {diffusion_type} one.")
+        if ckpt is not None and process is not None and not isinstance(ckpt.process, process):
+            st.error(f"This upload is a {ckpt.process.type} diffusion model; this part of the page needs a "
+                     f"{process.type} one.")
             return None
         return ckpt
     with user_errors("Could not load this model"):

@@ -2,7 +2,7 @@
 and the default model warmed in the background when the server process serves its first page.
 
     with user_errors("Could not sample"):
-        result = run_queued(sample_checkpoint, ckpt, "ddim", n=16, seed=seed)
+        result = run_queued(sample_checkpoint, ckpt, SamplerChoice("ddim", seed=seed), n=16)
 
 A full line raises work_queue.QueueFull, a user error (common.USER_ERRORS): user_errors shows its message.
 """
@@ -10,6 +10,7 @@ A full line raises work_queue.QueueFull, a user error (common.USER_ERRORS): user
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,10 +18,9 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.lab.catalog import default_checkpoint
 from diffusion_core.lab.work_queue import Ticket, default_queue
-from diffusion_core.sampling import quick_sampler, sample_checkpoint
-
-from .models import default_checkpoint
+from diffusion_core.sampling import sample_checkpoint
 
 POLL_SECONDS = 0.3  # how often a waiting page updates its place in line (and notices a rerun or a closed tab)
 WARM_STEPS = 2  # network steps of the warm-up sample: enough to run every kernel Generate runs
@@ -69,10 +69,10 @@ def _warm(path: Path) -> str:
     model, draw one tiny sample so the kernels Generate uses are warm. Never raises: the outcome as text."""
     try:
         ckpt = load_checkpoint(path)
-        if ckpt.config["diffusion"]["type"] == "noise":
-            choice = quick_sampler(ckpt)
+        if not ckpt.process.starts:  # noise models (a cold model's mixture start is fitted on first use)
+            choice = ckpt.process.quick_choice()
             steps = None if choice.steps is None else min(choice.steps, WARM_STEPS)
-            sample_checkpoint(ckpt, choice.sampler, n=1, seed=0, steps=steps, eta=choice.eta)
+            sample_checkpoint(ckpt, dataclasses.replace(choice, steps=steps), n=1)
         return f"warm: {path.stem}"
     except Exception as exc:  # a broken model is reported by the page that uses it, not here
         return f"not warmed: {path.stem}: {exc}"

@@ -1,0 +1,159 @@
+"""What every diffusion process provides: the one interface the trainer, the sampling loop and the pages use.
+
+A process is built from a checkpoint's "diffusion" config (process_from_config). It owns T and the forward
+corruption q(x_t | x_0), what the network predicts and how its output becomes x̂0, the training loss, how a
+reverse run starts (x_T), its samplers (registered in diffusion_core/samplers by process type) and a
+one-line description. Adding a process is one subclass with its own `type`; nothing else switches on it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from diffusion_core.samplers.base import SamplerStep
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+@dataclass(frozen=True)
+class SamplerChoice:
+    """Everything that picks one reverse run apart from the model: the sampler and its settings, the seed,
+    where it starts (cold: "mixture", "black" or a tensor of degraded images x_T), and for a
+    class-conditional model the digit (None: every class in turn) and guidance scale w (None: the model's)."""
+
+    sampler: str
+    steps: int | None = None
+    eta: float = 0.0
+    seed: int = 0
+    start: str | torch.Tensor = "mixture"
+    digit: int | None = None
+    guidance: float | None = None
+    t_start: int | None = None  # start the reverse run at this t from a given x_t (default T)
+
+    def describe(self) -> str:
+        """E.g. "ddim, 20 steps, η = 1"."""
+        from diffusion_core.samplers import sampler_spec
+
+        try:
+            takes_eta = sampler_spec(self.sampler).takes_eta
+        except ValueError:
+            takes_eta = False
+        return ", ".join([self.sampler] + ([f"{self.steps} steps"] if self.steps else []) +
+                         ([f"η = {self.eta:g}"] if takes_eta else []))
+
+
+class DiffusionProcess(ABC):
+    """A forward corruption with its loss, its starts and its samplers."""
+
+    type: ClassVar[str]  # the config's "type"
+    sampler_noun: ClassVar[str] = "sampler"  # in messages: "sampler must be one of …"
+    model_noun: ClassVar[str] = "model"  # in messages: "No trained … yet"
+    starts: ClassVar[tuple[str, ...]] = ()  # named starts of a reverse run besides the default
+    takes_labels: ClassVar[bool] = False  # whether a class-conditional network can be trained on it
+    PROCESS_TYPES: ClassVar[dict[str, type[DiffusionProcess]]] = {}
+    T: int
+    prediction: str  # what the network outputs: "eps" (ε̂) or "x0" (x̂0)
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        DiffusionProcess.PROCESS_TYPES[cls.type] = cls
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, diffusion: dict) -> DiffusionProcess:
+        """Build from a "diffusion" config; ValueError naming the field that is wrong."""
+
+    @abstractmethod
+    def config(self) -> dict:
+        """The "diffusion" config that rebuilds this process."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for cards and tables, e.g. "Gaussian noise, linear β from 0.0001 to 0.02, T = 1000"."""
+
+    @property
+    @abstractmethod
+    def variant(self) -> str | None:
+        """Which one of its kind, for matching like with like: a preset or a degradation kind (None: custom)."""
+
+    @abstractmethod
+    def label(self) -> str:
+        """A few words for pickers, e.g. "noise default T=1000" or "cold blur"."""
+
+    @abstractmethod
+    def corrupt(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A draw of z_t ~ q(z_t | x_0) at integer timesteps t (shape [B])."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+             shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
+        """The training loss: t (and any noise) drawn for the whole batch x, the mean over x[shard]."""
+
+    @abstractmethod
+    def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:
+        """x̂0 from the network's output at z_t."""
+
+    @abstractmethod
+    def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
+              device: torch.device | str = "cpu", dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(x_T, trajectory noise or None) of a reverse run, drawn from `generator`."""
+
+    # -- samplers (registered in diffusion_core/samplers for this process's type) ------------------------
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """The samplers this process supports; the first is the default."""
+        from diffusion_core.samplers import samplers_of
+
+        return samplers_of(self.type)
+
+    @abstractmethod
+    def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
+        """The trainer's preview run, given the clean training images seen so far."""
+
+    def quick_choice(self) -> SamplerChoice:
+        """What one-click generation runs (default: the first sampler with its default steps)."""
+        return SamplerChoice(self.samplers[0])
+
+    def sampler(self, name: str):
+        """The registered sampler `name`; ValueError naming the ones this process has."""
+        from diffusion_core.samplers import sampler_spec
+
+        if name not in self.samplers:
+            raise ValueError(f"{self.sampler_noun} must be one of {', '.join(self.samplers)}; got {name!r}")
+        return sampler_spec(name)
+
+    def step_count(self, choice: SamplerChoice) -> int:
+        """Network steps (frames with t > 0) of one run: a progress bar's total. Raises the sampler's
+        ValueError for a step count it refuses."""
+        return len(self.sampler(choice.sampler).timesteps(self, choice))
+
+    def frames(self, model: nn.Module, choice: SamplerChoice, n: int = 16, device: torch.device | str = "cpu",
+               dataset: str = "mnist") -> Iterator[SamplerStep]:
+        """Frames (t, z_t, x̂0) of one seeded reverse run; the last has t = 0 and the samples."""
+        from diffusion_core.samplers import in_inference_mode, validate_seed
+
+        validate_seed(choice.seed)
+        spec = self.sampler(choice.sampler)
+        ts = spec.timesteps(self, choice)  # refuse a bad step count before anything is drawn
+        generator = torch.Generator().manual_seed(choice.seed)
+        x_T, noise = self.start(choice, n, generator, device, dataset)
+        model.eval()
+        return in_inference_mode(spec.run(self, model, x_T, ts, generator, choice, noise))
+
+
+def process_from_config(diffusion: dict) -> DiffusionProcess:
+    """The process a "diffusion" config describes; ValueError naming what is wrong."""
+    if not isinstance(diffusion, dict):
+        raise ValueError(f'"diffusion" must be an object; got {type(diffusion).__name__}')
+    kind = diffusion.get("type")
+    types = DiffusionProcess.PROCESS_TYPES
+    if kind not in types:
+        raise ValueError(f"diffusion type must be one of {', '.join(map(repr, types))}; got {kind!r}")
+    return types[kind].from_config(diffusion)

@@ -1,0 +1,56 @@
+"""Cold diffusion's samplers (Bansal et al. 2022), with x̂0 = R(x_t, t/T) at each visited t and s the next:
+    direct    x̂0 = R(x_T, T) in one step
+    naive     x_s = D(x̂0, s)
+    improved  x_s = x_t − D(x̂0, t) + D(x̂0, s)     (Algorithm 4 in the report)
+With all T steps s = t − 1. `noise` is a hybrid degradation's fixed trajectory noise (None otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from diffusion_core.process.degradations import Degradation
+from diffusion_core.samplers.base import SamplerStep, model_call
+from diffusion_core.samplers.registry import register
+
+
+def direct_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, t: int) -> Iterator[SamplerStep]:
+    """Direct reconstruction: x̂0 = R(x_t, t)."""
+    x0 = model_call(model, x_T, t, degradation.T)
+    yield SamplerStep(t, x_T, x0)
+    yield SamplerStep(0, x0, x0)
+
+
+def naive_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, ts: Sequence[int],
+                noise: torch.Tensor | None = None) -> Iterator[SamplerStep]:
+    """x_s = D(x̂0, s) with x̂0 = R(x_t, t)."""
+    x = x_T
+    for i, t in enumerate(ts):
+        s = ts[i + 1] if i + 1 < len(ts) else 0
+        x0 = model_call(model, x, t, degradation.T)
+        yield SamplerStep(t, x, x0)
+        x = degradation(x0, s, noise)
+    yield SamplerStep(0, x, x)
+
+
+def improved_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, ts: Sequence[int],
+                   noise: torch.Tensor | None = None) -> Iterator[SamplerStep]:
+    """Algorithm 4: x_s = x_t − D(x̂0, t) + D(x̂0, s) with x̂0 = R(x_t, t)."""
+    x = x_T
+    for i, t in enumerate(ts):
+        s = ts[i + 1] if i + 1 < len(ts) else 0
+        x0 = model_call(model, x, t, degradation.T)
+        yield SamplerStep(t, x, x0)
+        x = x - degradation(x0, t, noise) + degradation(x0, s, noise)
+    yield SamplerStep(0, x, x)
+
+
+register("improved", "cold", lambda p, m, x, ts, g, c, noise: improved_steps(m, p.degradation, x, ts, noise),
+         order=0, summary="Algorithm 4: x_s = x_t − D(x̂0, t) + D(x̂0, s)")
+register("naive", "cold", lambda p, m, x, ts, g, c, noise: naive_steps(m, p.degradation, x, ts, noise),
+         order=1, summary="x_s = D(x̂0, s)")
+register("direct", "cold", lambda p, m, x, ts, g, c, noise: direct_steps(m, p.degradation, x, ts[0]),
+         order=2, one_step=True, summary="x̂0 = R(x_T, T) in one step")

@@ -1,0 +1,113 @@
+"""The package tree is the design: imports point one way, process switches live in the process package,
+and checkpoints written before the redesign load unchanged."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.process import DiffusionProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE = ROOT / "diffusion_core"
+LAB_LAYER = ("diffusion_core.lab",)
+OUTSIDE_CORE = ("pages", "benchmarks", "streamlit_app", "tests")
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute module names a file imports (relative imports resolved against its package)."""
+    tree = ast.parse(path.read_text())
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def core_files(*exclude: str) -> list[Path]:
+    return [p for p in CORE.rglob("*.py") if not any(p.relative_to(CORE).as_posix().startswith(e) for e in exclude)]
+
+
+def test_the_core_never_imports_the_lab_layer_the_cli_pages_or_benchmarks():
+    forbidden = (*LAB_LAYER, "diffusion_core.cli", *OUTSIDE_CORE)
+    bad = {}
+    for path in core_files("lab/", "cli.py", "__main__.py", "figures.py"):
+        hits = sorted(m for m in imported_modules(path) if m.startswith(forbidden))
+        if hits:
+            bad[path.relative_to(ROOT).as_posix()] = hits
+    assert not bad, f"core modules importing the lab layer, CLI, pages or benchmarks: {bad}"
+
+
+# Not yet: jobs.py checks a run's options with the CLI's own parser until the typed training config is the
+# only contract for starting a run (issue #13, item 4). Nothing else may join it.
+LAB_IMPORTS_CLI_YET = {"jobs.py"}
+
+
+def test_the_lab_layer_never_imports_the_cli_pages_or_benchmarks():
+    bad = {p.name: sorted(m for m in imported_modules(p) if m.startswith(("diffusion_core.cli", *OUTSIDE_CORE)))
+           for p in (CORE / "lab").glob("*.py")}
+    bad = {k for k, v in bad.items() if v}
+    assert bad <= LAB_IMPORTS_CLI_YET, sorted(bad - LAB_IMPORTS_CLI_YET)
+
+
+def test_pages_import_only_the_lab_layer_figures_and_public_core_names():
+    """Pages (and their shared UI) reach the library through its subpackages' public modules, never a
+    private name (`_x`) and never the CLI."""
+    pages = [*(ROOT / "pages").rglob("*.py"), ROOT / "streamlit_app.py"]
+    for path in pages:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("diffusion_core"):
+                assert not node.module.startswith("diffusion_core.cli"), path
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports private names {private} from {node.module}"
+
+
+def test_process_type_switches_live_only_in_the_process_package():
+    """No `== "cold"` / `== "noise"` (or `!=`, `in (...)`) on a process type outside diffusion_core/process."""
+    switch = re.compile(r"""(==|!=)\s*["'](cold|noise)["']|["'](cold|noise)["']\s*(==|!=)|in \(["'](noise|cold)["']""")
+    files = [*core_files("process/"), *(ROOT / "pages").rglob("*.py"), ROOT / "streamlit_app.py",
+             *(ROOT / "benchmarks").glob("*.py")]
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in files for i, line in enumerate(p.read_text().splitlines(), 1)
+            if switch.search(line)]
+    assert not hits, hits
+
+
+def test_the_library_has_few_top_level_modules():
+    modules = [p.name for p in CORE.glob("*.py")]
+    assert len(modules) <= 8, modules
+    assert {"process", "samplers", "models", "training", "evaluation", "io", "lab"} <= {
+        p.name for p in CORE.iterdir() if (p / "__init__.py").is_file()}
+
+
+SHIPPED = sorted(p for p in (ROOT / "checkpoints").glob("*.json") if not p.name.endswith(".metrics.json"))
+
+
+@pytest.mark.parametrize("config", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_checkpoints_load_from_a_copy_of_their_json_as_it_is(tmp_path, config):
+    """A copy of each shipped pair, byte for byte, loads; noise and cold models build their process."""
+    meta = json.loads(config.read_text())
+    shutil.copy(config, tmp_path / config.name)
+    shutil.copy(config.with_suffix(".safetensors"), tmp_path / f"{config.stem}.safetensors")
+    if meta.get("format") != "diffusion-lab-checkpoint":
+        pytest.skip(f"{config.stem} is not a diffusion checkpoint ({meta.get('format')})")
+    ckpt = load_checkpoint(tmp_path / f"{config.stem}.safetensors")
+    assert ckpt.config == meta
+    process = ckpt.process
+    assert isinstance(process, DiffusionProcess) and process.type == meta["diffusion"]["type"]
+    assert process.T == (meta["diffusion"].get("schedule") or meta["diffusion"].get("degradation"))["T"]
+    assert process.samplers and process.samplers[0] in process.samplers
