@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import json
 import math
 import os
@@ -32,14 +31,14 @@ from diffusion_core.io.data import DATASETS, DatasetUnavailableError
 from diffusion_core.io.images import save_samples, to_unit_numpy
 from diffusion_core.models import ARCHITECTURES
 from diffusion_core.models.guidance import MAX_GUIDANCE, NO_LABEL
-from diffusion_core.process import ColdProcess, SamplerChoice, process_from_config
+from diffusion_core.process import SamplerChoice, process_from_config
 from diffusion_core.process.cold import COLD_LOSSES, COLD_STARTS
-from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
+from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
-from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.samplers import MAX_SAMPLES, SamplerStep, samplers_of, validate_seed
 from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.training.options import TRAIN_OPTIONS, parse_key_value, train_config
 from diffusion_core.training.precision import PRECISIONS
 from diffusion_core.training.trainer import (
     INT_RANGES,
@@ -114,21 +113,11 @@ def _int_list(lo: int, hi: int) -> Callable[[str], list[int]]:
 
 
 def _key_value(text: str) -> tuple[str, object]:
-    """KEY=VALUE with VALUE read as an integer, a number, none, or text."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. sigma_max=3.0), got {text!r}")
-    value: object = raw.strip()
-    if raw.strip().lower() in ("none", "null"):
-        value = None
-    else:
-        for cast in (int, float):
-            try:
-                value = cast(raw)
-                break
-            except ValueError:
-                pass
-    return key.strip(), value
+    """KEY=VALUE with VALUE read as an integer, a number, none, or text (training.options.parse_key_value)."""
+    try:
+        return parse_key_value(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 N_SAMPLES = _whole(1, MAX_SAMPLES)  # samplers.validate_sample_count
@@ -142,11 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"diffusion_core {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model into a run directory",
+    # no defaults here: an option not given is absent, and training.options fills in TrainConfig's defaults
+    t = sub.add_parser("train", help="train a model into a run directory", argument_default=argparse.SUPPRESS,
                        description="Train a denoiser. Choose a report preset or an explicit schedule; writes "
                        "config.json, metrics.jsonl, status.json, model.safetensors/.json and sample previews.")
     t.add_argument("--out", type=Path, help="run directory to create (required unless --resume)")
     t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last complete epoch")
+    t.add_argument("--config", type=Path, metavar="FILE", help="a training config as JSON (what the app's jobs "
+                   "write), instead of the options below")
     g = t.add_argument_group("diffusion process")
     g.add_argument("--preset", choices=sorted(PRESETS), help="the report's schedules (default: 'default')")
     g.add_argument("--schedule", choices=SCHEDULE_KINDS, help="schedule kind, with --beta1/--beta2/--T")
@@ -160,9 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(Algorithm 3); 'blur' is the report's (σ_t = 0.02 + 0.01·t, T = 500)")
     c.add_argument("--degradation-T", type=_whole(1, DEGRADATION_MAX_T), help="degradation steps (default per kind: " +
                    ", ".join(f"{k} {v}" for k, v in DEFAULT_T.items()) + ")")
-    c.add_argument("--degradation-schedule", choices=STRENGTH_SCHEDULES, default="linear",
+    c.add_argument("--degradation-schedule", choices=STRENGTH_SCHEDULES,
                    help="strength schedule s(t/T) (default linear, as the report)")
-    c.add_argument("--degradation-param", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    c.add_argument("--degradation-param", type=_key_value, action="append", metavar="KEY=VALUE",
                    help="a degradation parameter, e.g. sigma_max=3.0, min_size=7, fill=0, target=0.13, "
                    "noise_std=0.1 (repeatable)")
     c.add_argument("--loss", choices=COLD_LOSSES, help="restoration loss (default l2; the paper uses l1)")
@@ -176,29 +168,29 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--base-channels", type=_whole(8, MAX_WIDTH), help="U-Net base channels (multiple of 8; default 32)")
     m.add_argument("--conditional", action="store_true", help="U-Net only: class-conditional on the digit labels, "
                    "for classifier-free guidance (an unconditional --init-from starts with a zero label embedding)")
-    m.add_argument("--label-dropout", type=_number(0, 1, open_hi=True), default=0.1, metavar="P",
+    m.add_argument("--label-dropout", type=_number(0, 1, open_hi=True), metavar="P",
                    help="with --conditional: probability (0 ≤ P < 1) of training a label as 'none', so the same "
                    "net learns the unconditional ε (default 0.1)")
     o = t.add_argument_group("optimisation")
     o.add_argument("--epochs", type=_whole(*INT_RANGES["epochs"]), help="epochs to train (default 100); with "
                    "--resume, the total to reach (default: the run's own total)")
-    o.add_argument("--batch-size", type=_whole(*INT_RANGES["batch_size"]), default=128)
-    o.add_argument("--lr", type=_number(0, 1, open_lo=True), default=2e-4, help="Adam learning rate (default 2e-4)")
+    o.add_argument("--batch-size", type=_whole(*INT_RANGES["batch_size"]), help="default 128")
+    o.add_argument("--lr", type=_number(0, 1, open_lo=True), help="Adam learning rate (default 2e-4)")
     o.add_argument("--ema", type=_number(0, 1, open_lo=True, open_hi=True), metavar="DECAY",
                    help="keep an EMA of the weights (e.g. 0.999)")
-    o.add_argument("--seed", type=_seed, default=0)
-    o.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    _precision_argument(o)
+    o.add_argument("--seed", type=_seed, help="default 0")
+    o.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="default auto")
+    _precision_argument(o, default=argparse.SUPPRESS)
     d = t.add_argument_group("data")
-    d.add_argument("--dataset", choices=DATASETS, default="mnist")
+    d.add_argument("--dataset", choices=DATASETS, help="default mnist")
     d.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
     d.add_argument("--no-download", action="store_true", help="never try to download")
     d.add_argument("--limit", type=_whole(*INT_RANGES["limit"]), help="train on the first N images only")
     t.add_argument("--sample-epochs", type=_int_list(*INT_RANGES["epochs"]), help="epochs at which to save previews "
                    "(default every 10th and the last)")
-    t.add_argument("--fid-every", type=_whole(*INT_RANGES["fid_every"]), default=0, metavar="N",
+    t.add_argument("--fid-every", type=_whole(*INT_RANGES["fid_every"]), metavar="N",
                    help="measure classifier-FID every N epochs and at the end (default 0: never; MNIST only)")
-    t.add_argument("--fid-samples", type=_whole(*INT_RANGES["fid_samples"]), default=256,
+    t.add_argument("--fid-samples", type=_whole(*INT_RANGES["fid_samples"]),
                    help="samples per FID measurement (default 256)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -310,67 +302,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.resume is None and args.out is None:
+    out, resume = getattr(args, "out", None), getattr(args, "resume", None)
+    if resume is None and out is None:
         raise ValueError("give --out RUN_DIR for a new run, or --resume RUN_DIR to continue one")
-    if args.preset and args.schedule:
-        raise ValueError("give either --preset or --schedule (with --beta1/--beta2/--T), not both")
-    explicit = [f"--{k}" for k in ("beta1", "beta2", "T") if getattr(args, k) is not None]
-    if explicit and not args.schedule:
-        raise ValueError(f"{', '.join(explicit)} only apply with --schedule KIND (a preset fixes β1, β2 and T; "
-                         "cold diffusion uses --degradation-T)")
-    if args.degradation and (args.preset or args.schedule):
-        raise ValueError("give either a noise schedule (--preset / --schedule) or --degradation, not both")
-    if not args.degradation and (args.loss or args.degradation_param or args.degradation_T is not None):
-        raise ValueError("--loss, --degradation-T and --degradation-param need --degradation KIND")
-    reserved = {"kind", "T", "schedule"} & {k for k, _ in args.degradation_param}
-    if reserved:
-        raise ValueError(f"set {sorted(reserved)} with --degradation / --degradation-T / --degradation-schedule, "
-                         "not --degradation-param")
-    if args.degradation:
-        degradation = make_degradation(args.degradation, args.degradation_T, args.degradation_schedule,
-                                       **dict(args.degradation_param))
-        diffusion = ColdProcess(degradation, args.loss or "l2").config()
+    options = {k: v for k, v in vars(args).items() if k in TRAIN_OPTIONS}
+    if getattr(args, "config", None) is not None:
+        if options or resume is not None:
+            drop = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(options)) or "--resume"
+            raise ValueError(f"--config holds every setting of a new run; drop {drop}")
+        try:
+            saved = json.loads(args.config.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{args.config} is not a training config (invalid JSON: {exc})") from None
+        if not isinstance(saved, dict):
+            raise ValueError(f"{args.config} is not a training config (expected a JSON object)")
+        config = TrainConfig.from_dict(saved)
+        config.validate()
     else:
-        diffusion = (noise_diffusion_config(kind=args.schedule, beta1=1e-4 if args.beta1 is None else args.beta1,
-                                            beta2=0.02 if args.beta2 is None else args.beta2,
-                                            T=1000 if args.T is None else args.T)
-                     if args.schedule else noise_diffusion_config(preset=args.preset or "default"))
-    if args.epochs is not None:
-        epochs = args.epochs
-    else:  # train() resumes to max(the run's total, epochs), so 1 keeps the run's own total
-        epochs = 1 if args.resume else 100
-    params: dict = {}
-    if args.init_from:
-        if args.arch or args.hidden or args.kernel_size or args.base_channels:
-            raise ValueError("--init-from takes the architecture from the checkpoint; drop --arch/--hidden/"
-                             "--kernel-size/--base-channels")
-        model_config = copy.deepcopy(load_checkpoint(resolve_checkpoint(args.init_from)).config["model"])
-    else:
-        model_config = {"arch": args.arch or "cnn", "params": params}
-    if (args.arch or "cnn") == "cnn":
-        if args.hidden:
-            params["hidden"] = args.hidden
-        if args.kernel_size:
-            params["kernel_size"] = args.kernel_size
-    elif args.base_channels:
-        params["base_channels"] = args.base_channels
-    if args.conditional:
-        if model_config["arch"] != "unet":
-            raise ValueError("--conditional needs a U-Net: add --arch unet (the report's CNN takes no label)")
-        model_config.setdefault("params", {})["num_classes"] = 10
-    config = TrainConfig(
-        diffusion=diffusion, model=model_config, dataset=args.dataset,
-        data_root=args.data_root, download=not args.no_download, limit=args.limit, epochs=epochs,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, ema_decay=args.ema, device=args.device,
-        precision=args.precision, fid_every=args.fid_every, fid_samples=args.fid_samples,
-        init_from=str(resolve_checkpoint(args.init_from)) if args.init_from else None,
-        sample_epochs=args.sample_epochs, label_dropout=args.label_dropout,
-    )
-    run_dir = args.resume or args.out
+        config = train_config(options, resume=resume is not None)
+    run_dir = resume or out
     first_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 creates the run directory
-    if args.resume is None and first_rank and (run_dir / "config.json").exists():
+    if resume is None and first_rank and (run_dir / "config.json").exists():
         raise ValueError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-    config.validate()
 
     def request_stop(signum, frame):  # SIGTERM: stop cleanly at the next batch
         Path(run_dir).mkdir(parents=True, exist_ok=True)
@@ -378,7 +331,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     bar = None
-    if not args.quiet:
+    if not getattr(args, "quiet", False):
         from tqdm import tqdm
 
         def on_batch(epoch: int, b: int, nb: int, loss: float) -> None:
@@ -396,7 +349,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"epoch {r.epoch}/{r.epochs}  loss {r.loss:.5f}  wall {r.wall_time:.1f}s", flush=True)
 
     try:
-        path = train(config, run_dir, resume=args.resume is not None, on_batch=on_batch, on_epoch=on_epoch)
+        path = train(config, run_dir, resume=resume is not None, on_batch=on_batch, on_epoch=on_epoch)
     finally:
         if bar is not None:
             bar.close()
@@ -406,8 +359,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _precision_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="auto: bf16 autocast where the "
+def _precision_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: str = "auto") -> None:
+    parser.add_argument("--precision", default=default, choices=PRECISIONS, help="auto: bf16 autocast where the "
                         "CPU/GPU runs it natively, else fp32 (default); fp32 opts out; bf16 forces it")
 
 

@@ -92,13 +92,6 @@ def alpha_bar_figure(schedules: Mapping[str, NoiseSchedule] | None = None, norma
 # -------------------------------------------------------------- Figures 2, 3, 7–8: image panels
 
 
-def sample_grid_figure(images: np.ndarray, title: str = "samples", nrow: int | None = 4) -> go.Figure:
-    """Figure 2 (one model): an nrow-wide grid of samples."""
-    fig = go.Figure(_image_trace(make_grid(_images01(images), nrow=nrow), title))
-    fig.update_layout(title=title, width=420, height=460, margin=dict(l=10, r=10, t=50, b=10))
-    return _style_image_axes(fig)
-
-
 def image_panels_figure(panels: Mapping[str, np.ndarray], title: str = "", nrow: int | None = 4,
                         rows: int = 1) -> go.Figure:
     """Several grids side by side (e.g. Figure 2 for several models, Figure 3 at several epochs)."""
@@ -124,26 +117,6 @@ def samples_at_epochs_figure(samples: Mapping[int, np.ndarray], title: str = "Sa
                              nrow: int = 4) -> go.Figure:
     """Figure 3: sample grids at chosen epochs (e.g. 10, 50, 100)."""
     return image_panels_figure({f"epoch {e}": samples[e] for e in sorted(samples)}, title=title, nrow=nrow)
-
-
-def restorations_figure(conditional: Mapping[int, np.ndarray], unconditional: Mapping[int, np.ndarray],
-                        nrow: int = 4) -> go.Figure:
-    """Figures 7–8: blur-model restorations over epochs, conditional (from blurred test digits, top row)
-    and unconditional (from a black image or a fitted mixture, bottom row)."""
-    epochs = sorted(set(conditional) | set(unconditional))
-    if not epochs:
-        raise ValueError("give restorations for at least one epoch")
-    titles = [f"conditional, epoch {e}" for e in epochs] + [f"unconditional, epoch {e}" for e in epochs]
-    fig = make_subplots(rows=2, cols=len(epochs), subplot_titles=titles, horizontal_spacing=0.02,
-                        vertical_spacing=0.08)
-    for r, group in enumerate((conditional, unconditional), start=1):
-        for c, e in enumerate(epochs, start=1):
-            if e in group:
-                fig.add_trace(_image_trace(make_grid(_images01(group[e]), nrow=nrow), titles[(r - 1) * len(epochs)
-                                                                                            + c - 1]), row=r, col=c)
-    fig.update_layout(title="Blur model: conditional vs unconditional restorations", width=max(420, 300 * len(epochs)),
-                      height=720, margin=dict(l=10, r=10, t=80, b=10))
-    return _style_image_axes(fig)
 
 
 # ------------------------------------------------------------------ Figures 4, 5, 9, 10: curves

@@ -9,9 +9,9 @@ import streamlit as st
 from diffusion_core.io.data import DATASETS, DatasetUnavailableError
 from diffusion_core.lab import jobs
 from diffusion_core.process.cold import COLD_LOSSES
-from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES, make_degradation
+from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
-from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, make_schedule
+from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.training.trainer import INT_RANGES, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
 
@@ -34,17 +34,8 @@ def preset_label(name: str) -> str:
 # ---------------------------------------------------------------- cold diffusion (degradations)
 
 
-def parse_params(text: str) -> list[str]:
-    """'sigma_max=3, kernel_size=27' → ['sigma_max=3', 'kernel_size=27'] (for --degradation-param)."""
-    items = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
-    bad = [p for p in items if "=" not in p or not p.split("=", 1)[0].strip()]
-    if bad:
-        raise ValueError(f"degradation parameters must be KEY=VALUE pairs separated by commas; got {bad[0]!r}")
-    return items
-
-
 def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
-    """The `train --degradation …` options of the CLI: kind, T, strength schedule, parameters, loss."""
+    """The `train --degradation …` options: kind, T, strength schedule, parameters (KEY=VALUE text), loss."""
     c1, c2, c3, c4 = st.columns(4)
     kind = c1.selectbox("Degradation", DEGRADATION_KINDS, key="train_degradation",
                         help="blur is the report's (σ_t = 0.02 + 0.01·t over the whole image, T = 500)")
@@ -59,27 +50,6 @@ def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
                          "fill=0 (mask), target=0.13 (fade), noise_std=0.1 (noise-blur)")
     return {"degradation": kind, "degradation_T": T.value, "degradation_schedule": schedule, "loss": loss,
             "degradation_param": text}
-
-
-def check_degradation(options: dict[str, object]) -> None:
-    """Build the degradation here so a bad parameter is reported before the job starts."""
-    params = parse_params(str(options["degradation_param"]))
-    options["degradation_param"] = params
-    kwargs = {}
-    for item in params:
-        key, raw = (v.strip() for v in item.split("=", 1))
-        if raw.lower() in ("none", "null"):
-            kwargs[key] = None
-            continue
-        try:
-            kwargs[key] = int(raw)
-        except ValueError:
-            try:
-                kwargs[key] = float(raw)
-            except ValueError:
-                kwargs[key] = raw
-    make_degradation(str(options["degradation"]), int(options["degradation_T"]),
-                     str(options["degradation_schedule"]), **kwargs)
 
 
 # ---------------------------------------------------------------- watching a run
@@ -311,11 +281,7 @@ with st.expander("New training run", expanded=not watched):
     if st.button("Start training", type="primary", key="train_start"):
         with user_errors("Could not start training"):
             require(fields)  # a value out of range is refused, never replaced by the last valid one
-            if "schedule" in options:
-                make_schedule(options["schedule"], options["beta1"], options["beta2"], options["T"])
-            if "degradation" in options:
-                check_degradation(options)
-            run = jobs.start_training(options)
+            run = jobs.start_training(options)  # the options become a TrainConfig there, every rule checked
             open_run(run.run_id)
             st.rerun()
 

@@ -3,6 +3,7 @@ job started, watched and stopped from the page."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -12,6 +13,7 @@ import streamlit as st
 
 from diffusion_core.io.images import png_bytes
 from diffusion_core.lab import jobs
+from diffusion_core.training.options import train_config
 from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, stand_in_job, write_checkpoint
 
 PAGE = "pages/1_Train.py"
@@ -58,15 +60,22 @@ def test_bad_degradation_parameters_are_errors(params, message):
     assert jobs.list_runs() == []
 
 
-COMMON = ["--arch", "cnn", "--epochs", "10", "--batch-size", "128", "--lr", "0.0002", "--ema", "0.999", "--seed", "0",
-          "--dataset", "mnist", "--quiet"]
+COMMON = {"arch": "cnn", "epochs": 10, "batch_size": 128, "lr": 2e-4, "ema": 0.999, "seed": 0, "dataset": "mnist"}
+
+
+def job_config(run_id: str) -> dict:
+    """What a job hands its subprocess: the command and the TrainConfig it reads (train_config.json)."""
+    run_dir = jobs.runs_root() / run_id
+    command = json.loads((run_dir / "job.json").read_text())["command"]
+    train = command.index("train")
+    assert command[train + 1:] == ["--config", str(run_dir / jobs.TRAIN_CONFIG), "--out", str(run_dir), "--quiet"]
+    return json.loads((run_dir / jobs.TRAIN_CONFIG).read_text())
 
 
 @pytest.mark.parametrize("process,expected", [
-    ("Noise (Gaussian)", ["--preset", "default", *COMMON]),
-    ("Cold (degradation)", ["--degradation", "blur", "--degradation-T", "500", "--degradation-schedule", "linear",
-                            "--loss", "l2", "--degradation-param", "sigma_max=3", "--degradation-param",
-                            "kernel_size=27", *COMMON]),
+    ("Noise (Gaussian)", {"preset": "default", **COMMON}),
+    ("Cold (degradation)", {"degradation": "blur", "degradation_T": 500, "degradation_schedule": "linear",
+                            "loss": "l2", "degradation_param": [("sigma_max", 3), ("kernel_size", 27)], **COMMON}),
 ])
 def test_start_passes_the_settings_to_the_cli(process, expected):
     at = app(PAGE).run()
@@ -77,10 +86,7 @@ def test_start_passes_the_settings_to_the_cli(process, expected):
     no_exceptions(at)
     run_id = at.query_params["run"]
     try:
-        command = json.loads((jobs.runs_root() / run_id / "job.json").read_text())["command"]
-        train = command.index("train")
-        assert command[train + 1:train + 3] == ["--out", str(jobs.runs_root() / run_id)]
-        assert command[train + 3:] == expected
+        assert job_config(run_id) == json.loads(json.dumps(dataclasses.asdict(train_config(expected))))
     finally:
         jobs.stop_training(run_id)
 
@@ -94,9 +100,8 @@ def test_a_conditional_unet_can_be_started():
     no_exceptions(at)
     run_id = at.query_params["run"]
     try:
-        command = json.loads((jobs.runs_root() / run_id / "job.json").read_text())["command"]
-        assert command[command.index("--arch"):command.index("--arch") + 2] == ["--arch", "unet"]
-        assert "--conditional" in command
+        config = job_config(run_id)
+        assert config["model"] == {"arch": "unet", "params": {"num_classes": 10}}
     finally:
         jobs.stop_training(run_id)
 
@@ -287,8 +292,8 @@ def test_fid_during_training_is_offered_and_passed_to_the_cli():
     no_exceptions(at)
     run_id = at.query_params["run"]
     try:
-        command = json.loads((jobs.runs_root() / run_id / "job.json").read_text())["command"]
-        assert command[-5:] == ["--fid-every", "2", "--fid-samples", "128", "--quiet"]
+        config = job_config(run_id)
+        assert (config["fid_every"], config["fid_samples"]) == (2, 128)
     finally:
         jobs.stop_training(run_id)
     at = app(PAGE).run()

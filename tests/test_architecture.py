@@ -52,16 +52,17 @@ def test_the_core_never_imports_the_lab_layer_the_cli_pages_or_benchmarks():
     assert not bad, f"core modules importing the lab layer, CLI, pages or benchmarks: {bad}"
 
 
-# Not yet: jobs.py checks a run's options with the CLI's own parser until the typed training config is the
-# only contract for starting a run (issue #13, item 4). Nothing else may join it.
-LAB_IMPORTS_CLI_YET = {"jobs.py"}
-
-
 def test_the_lab_layer_never_imports_the_cli_pages_or_benchmarks():
     bad = {p.name: sorted(m for m in imported_modules(p) if m.startswith(("diffusion_core.cli", *OUTSIDE_CORE)))
            for p in (CORE / "lab").glob("*.py")}
-    bad = {k for k, v in bad.items() if v}
-    assert bad <= LAB_IMPORTS_CLI_YET, sorted(bad - LAB_IMPORTS_CLI_YET)
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_nothing_reads_argparse_internals():
+    """Starting a run goes through training.options, not the CLI parser's private actions."""
+    hits = [p.relative_to(ROOT).as_posix() for p in [*CORE.rglob("*.py"), *(ROOT / "pages").rglob("*.py")]
+            if re.search(r"\._(actions|SubParsersAction|AppendAction)\b", p.read_text())]
+    assert not hits, hits
 
 
 def test_pages_import_only_the_lab_layer_figures_and_public_core_names():

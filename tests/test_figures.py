@@ -20,12 +20,9 @@ from diffusion_core.figures import (
     model_colours,
     noise_vs_blur_figure,
     pca_cluster_figure,
-    restorations_figure,
-    sample_grid_figure,
     samples_at_epochs_figure,
     write_html,
 )
-from diffusion_core.io.images import make_grid
 from diffusion_core.process.schedules import make_schedule
 
 
@@ -46,31 +43,12 @@ def test_alpha_bar_figure_plots_the_report_presets():
     assert custom.data[0].x[-1] == 1.0 and custom.layout.xaxis.title.text == "t / T"
 
 
-def test_sample_grid_shows_the_images_top_down():
-    rng = np.random.default_rng(0)
-    imgs = rng.uniform(size=(16, 28, 28)).astype(np.float32)
-    fig = sample_grid_figure(imgs, title="m")
-    (trace,) = fig.data
-    assert isinstance(trace, go.Heatmap)
-    np.testing.assert_array_equal(np.asarray(trace.z), make_grid(imgs, nrow=4))
-    assert fig.layout.yaxis.autorange == "reversed" and (trace.zmin, trace.zmax) == (0.0, 1.0)
-
-
 def test_samples_at_epochs_are_ordered_panels():
     imgs = {50: np.zeros((4, 28, 28)), 10: np.ones((4, 28, 28)), 100: np.full((4, 28, 28), 0.5)}
     fig = samples_at_epochs_figure(imgs)
     assert [a.text for a in fig.layout.annotations] == ["epoch 10", "epoch 50", "epoch 100"]
     assert [float(np.asarray(t.z)[3, 3]) for t in fig.data] == [1.0, 0.0, 0.5]  # first pixel of each grid
     assert fig.data[2].xaxis == "x3" and fig.layout.yaxis3.autorange == "reversed"
-
-
-def test_restorations_have_a_conditional_and_an_unconditional_row():
-    cond = {1: np.zeros((4, 28, 28)), 5: np.zeros((4, 28, 28))}
-    uncond = {1: np.ones((4, 28, 28)), 5: np.ones((4, 28, 28))}
-    fig = restorations_figure(cond, uncond)
-    assert len(fig.data) == 4
-    assert [a.text for a in fig.layout.annotations] == ["conditional, epoch 1", "conditional, epoch 5",
-                                                         "unconditional, epoch 1", "unconditional, epoch 5"]
 
 
 ROWS_A = [{"epoch": 2, "loss": 0.05, "fid": 30.0}, {"epoch": 1, "loss": 0.08}, {"epoch": 3, "loss": 0.04, "fid": 20.0}]

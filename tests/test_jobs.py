@@ -3,6 +3,7 @@ subprocess jobs on tiny settings (finish, die and resume, stop, fail)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.io.files import atomic_write_json
 from diffusion_core.lab import jobs
 from tests.app_support import dead_pid, fake_run, stand_in_job
 
@@ -30,18 +32,13 @@ def wait_until(run_id: str, pred, timeout: float = 90.0) -> jobs.RunInfo:
         time.sleep(0.2)
 
 
-def test_option_args_maps_options_to_cli_flags():
-    args = jobs.option_args({"epochs": 3, "T": 50, "lr": 2e-4, "ema": None, "no_download": True, "quiet": False,
-                             "hidden": [4, 8], "degradation_param": ["sigma_max=3", "kernel_size=27"]})
-    assert args == ["--epochs", "3", "--T", "50", "--lr", "0.0002", "--no-download", "--hidden", "4,8",
-                    "--degradation-param", "sigma_max=3", "--degradation-param", "kernel_size=27"]
-
-
 def test_invalid_settings_are_refused_before_launch():
-    with pytest.raises(jobs.JobError, match="invalid training settings: argument --epochs: "):
+    with pytest.raises(jobs.JobError, match="epochs must be an integer between 1 and"):
         jobs.start_training({"epochs": "many"})
-    with pytest.raises(jobs.JobError, match="invalid choice"):
+    with pytest.raises(jobs.JobError, match="arch must be one of cnn, unet; got 'transformer'"):
         jobs.start_training({"arch": "transformer"})
+    with pytest.raises(jobs.JobError, match="unknown training option"):
+        jobs.start_training({"epochz": 3})
     with pytest.raises(jobs.JobError, match="do not pass out/resume"):
         jobs.start_training({"out": "/tmp/elsewhere"})
     assert jobs.list_runs() == []
@@ -176,7 +173,15 @@ def test_stop_during_start_up_ends_the_job():
 
 @pytest.mark.slow
 def test_cli_errors_become_the_run_message():
-    run = jobs.start_training({**TINY, "preset": "default", "epochs": 1})  # preset and schedule together
-    run = jobs.wait_for(run.run_id, ("failed", "finished", "died"), timeout=60)
+    """A config only the subprocess sees as wrong (a train_config.json edited by hand): its error line is the
+    run's message."""
+    config = dataclasses.asdict(jobs.config_of({**TINY, "epochs": 1}))
+    config["diffusion"]["schedule"]["beta1"] = 0.5
+    run_id = jobs.new_run_id()
+    run_dir = jobs.run_dir_for(run_id)
+    run_dir.mkdir(parents=True)
+    atomic_write_json(run_dir / jobs.TRAIN_CONFIG, config)
+    jobs._spawn(run_dir, ["--config", str(run_dir / jobs.TRAIN_CONFIG), "--out", str(run_dir)], {"run_id": run_id})
+    run = jobs.wait_for(run_id, ("failed", "finished", "died"), timeout=60)
     assert run.state == "failed"
-    assert run.message.startswith("give either --preset or --schedule")
+    assert run.message.startswith("beta1 must be smaller than beta2")

@@ -3,7 +3,7 @@ directory under a runs root, so a page can start a run, watch it, stop it, resum
 after a reload.
 
 runs root (default ./runs, or $DIFFUSION_LAB_RUNS)/
-  <run id>/          the trainer's run directory (see training.py) plus
+  <run id>/          the trainer's run directory (see training/trainer.py) plus
     job.json         what this module launched: pid, command, start time, stop requests
     log.txt          the subprocess's stdout and stderr
 
@@ -18,6 +18,7 @@ A run's state is read from the files, never from memory, so any process can list
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -33,10 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, env_int, read_jsonl
-from diffusion_core.process import ColdProcess, process_from_config
-from diffusion_core.training.trainer import read_status
+from diffusion_core.process import process_from_config
+from diffusion_core.training.options import train_config
+from diffusion_core.training.trainer import TrainConfig, read_status
 
 RUNS_ENV = "DIFFUSION_LAB_RUNS"
+TRAIN_CONFIG = "train_config.json"  # the TrainConfig a job hands its subprocess
 MAX_JOBS_ENV = "DIFFUSION_LAB_MAX_JOBS"
 DEFAULT_MAX_JOBS = 2
 ACTIVE_STATES = ("starting", "running", "stopping")
@@ -174,8 +177,8 @@ class RunInfo:
             diffusion, arch, dataset = (self.options, str(self.options.get("arch") or "cnn"),
                                         str(self.options.get("dataset") or "mnist"))
         try:
-            what = process_from_config(diffusion if self.config else _diffusion_from_options(diffusion)).label()
-        except (ValueError, TypeError):
+            what = process_from_config(diffusion if self.config else config_of(diffusion).diffusion).label()
+        except (ValueError, TypeError, JobError):
             what = "?"
         return f"{arch}, {what}, {dataset}"
 
@@ -298,58 +301,6 @@ def active_runs(root: Path | None = None) -> list[RunInfo]:
 # ---------------------------------------------------------------- starting, stopping, resuming
 
 
-def _train_parser():
-    import argparse
-
-    from diffusion_core.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices["train"]
-
-
-def option_args(options: Mapping[str, object]) -> list[str]:
-    """CLI arguments from {"epochs": 3, "ema": 0.999, "no_download": True, "hidden": [4, 4]}.
-
-    Keys become --flags (underscores → dashes; "T" stays "--T"); None and False are left out,
-    True is a bare flag. A list is repeated for a repeatable option (--degradation-param a=1
-    --degradation-param b=2) and comma-joined otherwise (--hidden 4,4)."""
-    import argparse
-
-    appends = [a for a in _train_parser()._actions if isinstance(a, argparse._AppendAction)]
-    repeatable = {o for a in appends for o in a.option_strings}
-    args: list[str] = []
-    for key, value in options.items():
-        if value is None or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            args.append(flag)
-        elif isinstance(value, (list, tuple)):
-            if flag in repeatable:
-                for item in value:
-                    args += [flag, str(item)]
-            elif value:
-                args += [flag, ",".join(str(v) for v in value)]
-        else:
-            args += [flag, repr(value) if isinstance(value, float) else str(value)]
-    return args
-
-
-def check_train_args(args: list[str]) -> None:
-    """Parse `train` arguments with the CLI's own parser; raise JobError with argparse's message."""
-    import contextlib
-    import io
-
-    buf = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(buf):
-            _train_parser().parse_args(["--out", "x", *args])
-    except SystemExit:
-        lines = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
-        reason = lines[-1].split("error: ", 1)[-1] if lines else "invalid arguments"
-        raise JobError(f"invalid training settings: {reason}") from None
-
-
 @contextmanager
 def _launch_lock(root: Path) -> Iterator[None]:
     """Serialise cap-check-then-launch across sessions and processes."""
@@ -389,14 +340,14 @@ def _spawn(run_dir: Path, cli_args: list[str], job: dict) -> int:
 
 
 def start_training(options: Mapping[str, object], root: Path | None = None) -> RunInfo:
-    """Launch a new training job with CLI `options` (see option_args); returns its RunInfo.
+    """Launch a new training job with `options` (named as the CLI's `train` flags, see training.options);
+    returns its RunInfo. The subprocess reads the resulting TrainConfig from <run>/train_config.json.
 
-    Raises JobError when the arguments are invalid or the concurrent-job cap is reached."""
+    Raises JobError when the options are invalid or the concurrent-job cap is reached."""
     root = root or runs_root()
     if "out" in options or "resume" in options:
         raise JobError("the run directory is chosen by the jobs module; do not pass out/resume")
-    cli_args = option_args(options)
-    check_train_args(cli_args)
+    config = config_of(options)
     with _launch_lock(root):
         _check_cap(root)
         while True:  # mkdir is the uniqueness check
@@ -407,7 +358,9 @@ def start_training(options: Mapping[str, object], root: Path | None = None) -> R
                 break
             except FileExistsError:
                 continue
-        _spawn(run_dir, ["--out", str(run_dir), *cli_args], {"run_id": run_id, "options": dict(options)})
+        atomic_write_json(run_dir / TRAIN_CONFIG, dataclasses.asdict(config))
+        _spawn(run_dir, ["--config", str(run_dir / TRAIN_CONFIG), "--out", str(run_dir)],
+               {"run_id": run_id, "options": dict(options)})
     return read_run(run_id, root)
 
 
@@ -475,7 +428,6 @@ def wait_for(run_id: str, states: tuple[str, ...], timeout: float = 60.0, root: 
 STARTUP_S = 25.0
 FORWARD_SHARE = 1 / 3  # one forward pass costs about a third of a training image (forward + backward)
 FID_SETUP_S = 5.0  # the classifier's statistics of the held-out digits, once per run
-NOISE_PREVIEW_STEPS, COLD_PREVIEW_STEPS = 20, 50  # the trainer's preview samplers (objectives.py)
 # Under this share of a shipped model's optimiser steps, expect noise, not digits: a judgement (the curves hold
 # no FID per epoch), from the report CNN, whose samples are still only a third digits after all its 3,600 steps.
 NOT_DIGITS_BELOW = 0.25
@@ -579,12 +531,23 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _preview_steps(options: Mapping[str, object]) -> int | None:
+    """Network steps of one of the trainer's previews (process.preview_choice); None for options it refuses."""
+    import torch
+
+    try:
+        process = process_from_config(config_of(options).diffusion)
+        return process.step_count(process.preview_choice(torch.empty(0), 0))
+    except (ValueError, TypeError, JobError):
+        return None
+
+
 def _pick_reference(options: Mapping[str, object], refs: list[Reference]) -> Reference | None:
     """The shipped model most like this run: same architecture and process, then same preset/degradation."""
     arch = str(options.get("arch") or "cnn")
     try:
-        process = process_from_config(_diffusion_from_options(options))
-    except (ValueError, TypeError):
+        process = process_from_config(config_of(options).diffusion)
+    except (ValueError, TypeError, JobError):
         return None  # the run's own checks name what is wrong with its options
     same = [r for r in refs if r.arch == arch and r.diffusion_type == process.type and r.optimizer_steps]
     if not same:
@@ -635,9 +598,8 @@ def estimate_training(options: Mapping[str, object], n_train: int, references: l
                 speed_source += (f"; this machine is busy now ({load[0]:.1f} processes want its {load[1]} "
                                  f"core{'s' if load[1] > 1 else ''}), which leaves about {images_per_s:,.0f}")
     seconds, parts = None, {}
-    if images_per_s:
-        cold = bool(options.get("degradation"))
-        preview_steps = COLD_PREVIEW_STEPS if cold else NOISE_PREVIEW_STEPS
+    preview_steps = _preview_steps(options)
+    if images_per_s and preview_steps:
         forward_s = FORWARD_SHARE / images_per_s  # one image through the network once
         parts["starting"] = STARTUP_S
         parts["training"] = epochs * n / images_per_s
@@ -674,19 +636,13 @@ def _verdict(steps: int, ref: Reference | None) -> str:
     return f"{expect} {base}{at}"
 
 
-def _diffusion_from_options(options: Mapping[str, object]) -> dict:
-    if options.get("degradation"):
-        from diffusion_core.process.degradations import make_degradation
-
-        deg = make_degradation(str(options["degradation"]), options.get("degradation_T"),
-                               str(options.get("degradation_schedule") or "linear"))
-        return ColdProcess(deg, str(options.get("loss") or "l2")).config()
-    from diffusion_core.process.gaussian import noise_diffusion_config
-
-    if options.get("schedule"):
-        return noise_diffusion_config(kind=str(options["schedule"]), beta1=float(options.get("beta1", 1e-4)),
-                                      beta2=float(options.get("beta2", 0.02)), T=int(options.get("T", 1000)))
-    return noise_diffusion_config(preset=str(options.get("preset") or "default"))
+def config_of(options: Mapping[str, object]) -> TrainConfig:
+    """The TrainConfig a run with these options trains (training.options.train_config); JobError naming
+    what is wrong."""
+    try:
+        return train_config(options)
+    except (ValueError, TypeError) as exc:
+        raise JobError(str(exc)) from None
 
 
 def measure_images_per_s(options: Mapping[str, object], budget_s: float = 3.0,
@@ -697,20 +653,21 @@ def measure_images_per_s(options: Mapping[str, object], budget_s: float = 3.0,
     import torch
 
     from diffusion_core.models import build_model
+    from diffusion_core.models.guidance import is_conditional
     from diffusion_core.training.objectives import objective_from_config
     from diffusion_core.training.precision import resolve_precision, with_precision
     from diffusion_core.training.trainer import resolve_device
 
-    device = resolve_device("auto")
-    params = {"num_classes": 10} if options.get("conditional") else {}
-    model = build_model({"arch": str(options.get("arch") or "cnn"), "params": params}).to(device)
-    objective = objective_from_config(_diffusion_from_options(options))
-    trained = with_precision(model, "auto", device)
+    config = config_of(options)
+    device = resolve_device(config.device)
+    model = build_model(config.model).to(device)
+    objective = objective_from_config(config.diffusion)
+    trained = with_precision(model, config.precision, device)
     optim = torch.optim.Adam(model.parameters(), lr=1e-4)
-    batch = max(1, min(int(options.get("batch_size", 128)), max_batch))
+    batch = max(1, min(config.batch_size, max_batch))
     gen = torch.Generator().manual_seed(0)
     x = (torch.rand((batch, 1, 28, 28), generator=gen) - 0.5).to(device)
-    y = torch.zeros(batch, dtype=torch.long, device=device) if params else None
+    y = torch.zeros(batch, dtype=torch.long, device=device) if is_conditional(model) else None
 
     def step() -> None:
         loss = objective.loss(trained, x, gen, slice(None), y)

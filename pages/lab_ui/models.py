@@ -130,7 +130,7 @@ ALL_DIGITS = "all"
 
 def class_controls(ckpt: LoadedCheckpoint, key: str, container=st, side_by_side: bool = True) -> dict:
     """Digit and guidance inputs for a class-conditional model, as keyword arguments for
-    sampling.checkpoint_steps / sample_checkpoint; {} (and nothing drawn) for other models."""
+    a SamplerChoice (sampling.sample_checkpoint); {} (and nothing drawn) for other models."""
     if not is_conditional(ckpt.model):
         return {}
     c1, c2 = container.columns(2) if side_by_side else (container, container)

@@ -1,0 +1,138 @@
+"""The one way to start a training run: a user's options — the CLI's `train` flags, the Train page's fields —
+become a TrainConfig here, with every rule that spans several options checked once.
+
+Options are named as the CLI's flags (`--degradation-T` → "degradation_T"); a missing or None option takes
+TrainConfig's default. A background job writes the resulting TrainConfig as JSON and its subprocess reads it
+back (`train --config`), so nothing else interprets options.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping
+
+from diffusion_core.process import ColdProcess
+from diffusion_core.process.degradations import make_degradation
+from diffusion_core.process.gaussian import noise_diffusion_config
+from diffusion_core.training.trainer import TrainConfig
+
+DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation", "degradation_T",
+                     "degradation_schedule", "degradation_param", "loss")
+MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "conditional", "label_dropout")
+RUN_OPTIONS = ("epochs", "batch_size", "lr", "ema", "seed", "device", "precision", "dataset", "data_root",
+               "no_download", "limit", "sample_epochs", "fid_every", "fid_samples")
+TRAIN_OPTIONS = frozenset(DIFFUSION_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS)
+# option → TrainConfig field where they differ in name
+RENAMED = {"ema": "ema_decay"}
+
+
+def parse_key_value(text: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as an integer, a number, none, or text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"expected KEY=VALUE (e.g. sigma_max=3.0), got {text!r}")
+    raw = raw.strip()
+    if raw.lower() in ("none", "null"):
+        return key.strip(), None
+    for cast in (int, float):
+        try:
+            return key.strip(), cast(raw)
+        except ValueError:
+            pass
+    return key.strip(), raw
+
+
+def parse_key_values(text: str) -> list[tuple[str, object]]:
+    """'sigma_max=3.0, kernel_size=9' → [("sigma_max", 3.0), ("kernel_size", 9)]; blank → []."""
+    items = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    bad = [p for p in items if "=" not in p or not p.split("=", 1)[0].strip()]
+    if bad:
+        raise ValueError(f"degradation parameters must be KEY=VALUE pairs separated by commas; got {bad[0]!r}")
+    return [parse_key_value(item) for item in items]
+
+
+def _degradation_params(value: object) -> list[tuple[str, object]]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return parse_key_values(value)
+    return [tuple(p) if not isinstance(p, str) else parse_key_value(p) for p in value]  # type: ignore[misc]
+
+
+def _diffusion(o: Mapping[str, object]) -> dict:
+    if o.get("preset") and o.get("schedule"):
+        raise ValueError("give either --preset or --schedule (with --beta1/--beta2/--T), not both")
+    explicit = [f"--{k}" for k in ("beta1", "beta2", "T") if o.get(k) is not None]
+    if explicit and not o.get("schedule"):
+        raise ValueError(f"{', '.join(explicit)} only apply with --schedule KIND (a preset fixes β1, β2 and T; "
+                         "cold diffusion uses --degradation-T)")
+    params = _degradation_params(o.get("degradation_param"))
+    if o.get("degradation") and (o.get("preset") or o.get("schedule")):
+        raise ValueError("give either a noise schedule (--preset / --schedule) or --degradation, not both")
+    if not o.get("degradation") and (o.get("loss") or params or o.get("degradation_T") is not None):
+        raise ValueError("--loss, --degradation-T and --degradation-param need --degradation KIND")
+    reserved = {"kind", "T", "schedule"} & {k for k, _ in params}
+    if reserved:
+        raise ValueError(f"set {sorted(reserved)} with --degradation / --degradation-T / --degradation-schedule, "
+                         "not --degradation-param")
+    if o.get("degradation"):
+        degradation = make_degradation(str(o["degradation"]), o.get("degradation_T"),  # type: ignore[arg-type]
+                                       str(o.get("degradation_schedule") or "linear"), **dict(params))
+        return ColdProcess(degradation, str(o.get("loss") or "l2")).config()
+    if o.get("schedule"):
+        return noise_diffusion_config(kind=str(o["schedule"]), beta1=1e-4 if o.get("beta1") is None else o["beta1"],
+                                      beta2=0.02 if o.get("beta2") is None else o["beta2"],
+                                      T=1000 if o.get("T") is None else o["T"])  # type: ignore[arg-type]
+    return noise_diffusion_config(preset=str(o.get("preset") or "default"))
+
+
+def _model(o: Mapping[str, object]) -> dict:
+    arch = o.get("arch")
+    if o.get("init_from"):
+        if arch or o.get("hidden") or o.get("kernel_size") or o.get("base_channels"):
+            raise ValueError("--init-from takes the architecture from the checkpoint; drop --arch/--hidden/"
+                             "--kernel-size/--base-channels")
+        from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
+
+        model = copy.deepcopy(load_checkpoint(resolve_checkpoint(str(o["init_from"]))).config["model"])
+    else:
+        model = {"arch": arch or "cnn", "params": {}}
+    params = model.setdefault("params", {})
+    if (arch or "cnn") == "cnn":
+        if o.get("hidden"):
+            params["hidden"] = list(o["hidden"])  # type: ignore[call-overload]
+        if o.get("kernel_size"):
+            params["kernel_size"] = o["kernel_size"]
+    elif o.get("base_channels"):
+        params["base_channels"] = o["base_channels"]
+    if o.get("conditional"):
+        if model["arch"] != "unet":
+            raise ValueError("--conditional needs a U-Net: add --arch unet (the report's CNN takes no label)")
+        params["num_classes"] = 10
+    return model
+
+
+def train_config(options: Mapping[str, object], resume: bool = False) -> TrainConfig:
+    """The TrainConfig these options describe; ValueError naming the option (or pair of options) that is wrong.
+    With `resume`, epochs defaults to 1: the trainer resumes to max(the run's own total, epochs)."""
+    unknown = set(options) - TRAIN_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown training option(s) {sorted(unknown)}")
+    o = {k: v for k, v in options.items() if v is not None}
+    defaults = TrainConfig()
+    run = {RENAMED.get(k, k): o[k] for k in RUN_OPTIONS if k in o and k != "no_download"}
+    if o.get("init_from"):
+        from diffusion_core.io.checkpoints import resolve_checkpoint
+
+        run["init_from"] = str(resolve_checkpoint(str(o["init_from"])))
+    config = dataclasses.replace(
+        defaults, diffusion=_diffusion(o), model=_model(o), download=not o.get("no_download", False),
+        epochs=o.get("epochs", 1 if resume else defaults.epochs),  # type: ignore[arg-type]
+        label_dropout=o.get("label_dropout", defaults.label_dropout),  # type: ignore[arg-type]
+        **{k: v for k, v in run.items() if k != "epochs"},
+    )
+    if config.sample_epochs is not None:
+        config.sample_epochs = list(config.sample_epochs)
+    config.validate()
+    return config
