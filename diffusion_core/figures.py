@@ -7,7 +7,6 @@ and returns a plotly.graph_objects.Figure; nothing here draws to a screen or imp
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from diffusion_core.evaluation.analysis import FeatureDensity
 from diffusion_core.io.images import make_grid, to_unit_numpy
+from diffusion_core.io.runs import is_run_dir, read_run_files
 from diffusion_core.process import ColdProcess, GaussianProcess
 from diffusion_core.process.schedules import PRESETS, NoiseSchedule, make_schedule, preset_schedule
 
@@ -26,7 +26,7 @@ REAL_COLOUR = "#1f77b4"
 GENERATED_COLOUR = "#d62728"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf"]
-MAX_CURVE_POINTS = 2000
+MAX_CURVE_POINTS = 1500
 
 
 def _images01(images: np.ndarray) -> np.ndarray:
@@ -58,10 +58,15 @@ def _style_image_axes(fig: go.Figure) -> go.Figure:
     return fig
 
 
+def thin_indices(length: int, max_points: int = MAX_CURVE_POINTS) -> np.ndarray:
+    """At most max_points evenly spaced indices of 0..length−1, always including both ends."""
+    if length <= max_points:
+        return np.arange(length)
+    return np.unique(np.linspace(0, length - 1, max_points).round().astype(int))
+
+
 def _thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
-    if len(x) <= max_points:
-        return x, y
-    idx = np.unique(np.linspace(0, len(x) - 1, max_points).round().astype(int))
+    idx = thin_indices(len(x), max_points)
     return x[idx], y[idx]
 
 
@@ -76,16 +81,57 @@ def report_schedules() -> dict[str, NoiseSchedule]:
     return out
 
 
-def alpha_bar_figure(schedules: Mapping[str, NoiseSchedule] | None = None, normalise_t: bool = False) -> go.Figure:
-    """Figure 1: ᾱ_t against t (or t/T) for each schedule."""
-    schedules = report_schedules() if schedules is None else schedules
+SCHEDULE_QUANTITIES = {  # quantity → (axis title, log scale)
+    "alpha_bar": ("ᾱ_t", False),
+    "beta": ("β_t (log scale)", True),
+    "log_snr": ("log-SNR", False),
+}
+
+
+def _schedule_values(s: NoiseSchedule, quantity: str) -> np.ndarray:
+    values = {"alpha_bar": s.alpha_bars, "beta": s.betas, "log_snr": s.log_snr}[quantity]
+    y = values.double().numpy()
+    return np.where(np.isfinite(y), y, np.nan)  # log-SNR at t = 0 of the cosine schedule is +∞
+
+
+def schedule_figure(schedules: Mapping[str, NoiseSchedule], quantity: str = "alpha_bar", normalise_t: bool = False,
+                    title: str | None = None) -> go.Figure:
+    """ᾱ_t, β_t or log-SNR_t against t (or t/T) for each schedule, one trace per name. The ᾱ_t figure marks each
+    schedule that ends short of noise (NoiseSchedule.ends_in_noise) with its ᾱ_T."""
+    y_title, log_y = SCHEDULE_QUANTITIES[quantity]
     fig = go.Figure()
     for name, s in schedules.items():
         t = np.arange(s.T + 1, dtype=np.float64)
-        x, y = _thin(t / s.T if normalise_t else t, s.alpha_bars.double().numpy())
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} (T={s.T})"))
-    fig.update_layout(title="ᾱ_t = Π(1 − β_s) for the report's schedules", xaxis_title="t / T" if normalise_t else "t",
-                      yaxis_title="ᾱ_t", yaxis_range=[0, 1.02], legend_title="schedule")
+        x, y = _thin(t / s.T if normalise_t else t, _schedule_values(s, quantity))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name))
+        if quantity == "alpha_bar" and not s.ends_in_noise:
+            end = float(s.alpha_bars[-1])
+            fig.add_annotation(x=x[-1], y=end, text=f"{name}: ᾱ_T ≈ {end:.2f}", showarrow=True, arrowhead=2,
+                               ax=-60, ay=-30)
+    fig.update_layout(title=title or y_title, xaxis_title="t / T" if normalise_t else "t", yaxis_title=y_title,
+                      legend_title="schedule")
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def alpha_bar_figure(schedules: Mapping[str, NoiseSchedule] | None = None, normalise_t: bool = False) -> go.Figure:
+    """Figure 1: ᾱ_t against t (or t/T) for each schedule."""
+    schedules = report_schedules() if schedules is None else schedules
+    fig = schedule_figure({f"{name} (T={s.T})": s for name, s in schedules.items()}, "alpha_bar", normalise_t,
+                          title="ᾱ_t = Π(1 − β_s) for the report's schedules")
+    fig.update_layout(yaxis_range=[0, 1.02], annotations=[])
+    return fig
+
+
+def schedule_marker_figure(schedule: NoiseSchedule, t: int, max_points: int = 400) -> go.Figure:
+    """ᾱ_t of one schedule with the step t marked (beside a reverse-diffusion frame)."""
+    idx = thin_indices(schedule.T + 1, max_points)
+    ab = schedule.alpha_bars.numpy()
+    fig = go.Figure(go.Scatter(x=idx, y=ab[idx], mode="lines", name="ᾱ_t"))
+    fig.add_trace(go.Scatter(x=[t], y=[float(ab[t])], mode="markers", marker=dict(size=12), name="current t"))
+    fig.update_layout(height=240, margin=dict(t=30, b=30, l=40, r=10), title="ᾱ_t and the current step",
+                      xaxis_title="t", yaxis_title="ᾱ_t", showlegend=False)
     return fig
 
 
@@ -423,32 +469,22 @@ def write_html(fig: go.Figure, path: str | Path, self_contained: bool = True) ->
 
 def read_run(run_dir: str | Path) -> dict:
     """A training run directory as figure data: metrics rows, diffusion type, epoch → preview images."""
-    from diffusion_core.io.files import read_jsonl
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "metrics.jsonl").is_file() and not (run_dir / "config.json").is_file():
+    if not is_run_dir(run_dir):
         raise ValueError(f"{run_dir} is not a training run directory (no metrics.jsonl or config.json)")
-    try:
-        config = json.loads((run_dir / "config.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        config = {}
-    previews = {}
-    for f in sorted((run_dir / "samples").glob("epoch_*.npy")):
-        try:
-            previews[int(f.stem.split("_")[1])] = f
-        except (IndexError, ValueError):
-            continue
-    return {"name": run_dir.name, "rows": read_jsonl(run_dir / "metrics.jsonl"),
-            "diffusion_type": (config.get("diffusion") or {}).get("type", GaussianProcess.type), "previews": previews}
+    run = read_run_files(run_dir)
+    return {"name": run.run_dir.name, "rows": run.metrics, "previews": run.previews,
+            "diffusion_type": run.diffusion_type or GaussianProcess.type}
 
 
-def _pick_epochs(available: Sequence[int], wanted: Sequence[int] = (10, 50, 100), most: int = 4) -> list[int]:
-    chosen = [e for e in wanted if e in available]
-    if chosen:
-        return chosen
+def default_epochs(available: Sequence[int], wanted: Sequence[int] = (10, 50, 100), most: int = 4) -> list[int]:
+    """The report's epochs 10, 50, 100 where present; otherwise up to `most` evenly spaced, first and last kept."""
     avail = sorted(available)
-    idx = np.unique(np.linspace(0, len(avail) - 1, min(most, len(avail))).round().astype(int))
-    return [avail[i] for i in idx]
+    chosen = [e for e in wanted if e in avail]
+    if chosen or not avail:
+        return chosen
+    if len(avail) <= most:
+        return avail
+    return sorted({avail[round(i * (len(avail) - 1) / (most - 1))] for i in range(most)})
 
 
 def _slug(name: str) -> str:
@@ -477,7 +513,7 @@ def report_figures(
     data = [read_run(r) for r in runs]
     for run in data:
         if run["previews"]:
-            epochs = _pick_epochs(list(run["previews"]))
+            epochs = default_epochs(list(run["previews"]))
             imgs = {e: np.load(run["previews"][e], allow_pickle=False) for e in epochs}
             figs[f"03_samples_at_epochs_{_slug(run['name'])}"] = samples_at_epochs_figure(
                 imgs, title=f"{run['name']}: samples during training")

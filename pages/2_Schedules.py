@@ -2,25 +2,13 @@
 plus the forward process applied to a real digit."""
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-import torch
 
-from diffusion_core.io.data import load_dataset
-from diffusion_core.io.images import png_bytes
-from diffusion_core.process.gaussian import q_sample
-from diffusion_core.process.schedules import (
-    MAX_T,
-    PRESETS,
-    SCHEDULE_KINDS,
-    NoiseSchedule,
-    make_schedule,
-    preset_schedule,
-)
-from pages.lab_ui import downsample_indices, number_field, require, setup_page, user_errors
-
-NOT_NOISE = 0.01  # ᾱ_T above this: z_T still carries visible signal, so N(0, I) is the wrong start
-MODEL2_1000 = "model2 at T=1000"
+from diffusion_core.figures import report_schedules, schedule_figure
+from diffusion_core.io.images import png_bytes, to_unit_numpy
+from diffusion_core.process.gaussian import noising_strip, parse_timesteps
+from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, NoiseSchedule, make_schedule
+from pages.lab_ui import load_test_digits, number_field, require, setup_page, user_errors
 
 setup_page("Schedules", (
     "The noise schedule β_t (t = 1..T) decides how fast a digit dissolves. What matters is "
@@ -29,19 +17,7 @@ setup_page("Schedules", (
     "schedule is only sound if **ᾱ_T ≈ 0**."
 ))
 
-
-@st.cache_resource(show_spinner="Loading test digits…")
-def test_digits():
-    return load_dataset("mnist", "test", download=False)
-
-
-def preset_choices() -> dict[str, NoiseSchedule]:
-    found = {name: preset_schedule(name) for name in PRESETS}
-    found[MODEL2_1000] = make_schedule("linear", PRESETS["model2"]["beta1"], PRESETS["model2"]["beta2"], 1000)
-    return found
-
-
-presets = preset_choices()
+presets = report_schedules()
 c1, c2 = st.columns([3, 1])
 chosen = c1.multiselect("Presets", list(presets), default=list(presets), key="sched_presets")
 axis = c2.radio("Time axis", ["t", "t / T"], horizontal=True, key="sched_axis",
@@ -71,49 +47,21 @@ if not schedules:
     st.stop()
 
 
-def curve(s: NoiseSchedule, values: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    idx = downsample_indices(s.T + 1)
-    t = idx / s.T if axis == "t / T" else idx
-    y = values.double().numpy()[idx]
-    return t, np.where(np.isfinite(y), y, np.nan)
-
-
-def figure(title: str, ytitle: str, series: dict[str, tuple[np.ndarray, np.ndarray]], log_y: bool = False) -> go.Figure:
-    fig = go.Figure([go.Scatter(x=x, y=y, mode="lines", name=name) for name, (x, y) in series.items()])
-    fig.update_layout(title=title, xaxis_title=axis, yaxis_title=ytitle, height=420, legend_title="schedule",
-                      margin=dict(t=50, b=40))
-    if log_y:
-        fig.update_yaxes(type="log")
-    return fig
-
-
-abar_fig = figure("ᾱ_t against t (report Figure 1)", "ᾱ_t",
-                  {n: curve(s, s.alpha_bars) for n, s in schedules.items()})
-for name, s in schedules.items():
-    end = float(s.alpha_bars[-1])
-    if end > NOT_NOISE:
-        abar_fig.add_annotation(x=1.0 if axis == "t / T" else s.T, y=end, text=f"{name}: ᾱ_T ≈ {end:.2f}",
-                                showarrow=True, arrowhead=2, ax=-60, ay=-30)
+normalise = axis == "t / T"
 tabs = st.tabs(["ᾱ_t", "β_t", "log-SNR"])
-tabs[0].plotly_chart(abar_fig, key="fig_alpha_bar")
-tabs[1].plotly_chart(figure("β_t", "β_t (log scale)", {n: curve(s, s.betas) for n, s in schedules.items()},
-                            log_y=True), key="fig_beta")
-tabs[2].plotly_chart(figure("log-SNR_t = log(ᾱ_t / (1 − ᾱ_t))", "log-SNR",
-                            {n: curve(s, s.log_snr) for n, s in schedules.items()}), key="fig_log_snr")
+tabs[0].plotly_chart(schedule_figure(schedules, "alpha_bar", normalise, "ᾱ_t against t (report Figure 1)"),
+                     key="fig_alpha_bar")
+tabs[1].plotly_chart(schedule_figure(schedules, "beta", normalise, "β_t"), key="fig_beta")
+tabs[2].plotly_chart(schedule_figure(schedules, "log_snr", normalise, "log-SNR_t = log(ᾱ_t / (1 − ᾱ_t))"),
+                     key="fig_log_snr")
 
 st.subheader("Where each schedule ends")
 cols = st.columns(min(len(schedules), 5))
 for i, (name, s) in enumerate(schedules.items()):
     end = float(s.alpha_bars[-1])
     cols[i % len(cols)].metric(f"ᾱ_T · {name}", f"{end:.3g}", help=f"T = {s.T}; √ᾱ_T = {end ** 0.5:.3f}")
-for name, s in schedules.items():
-    end = float(s.alpha_bars[-1])
-    if end > NOT_NOISE:
-        st.warning(
-            f"**{name}** ends at ᾱ_T = {end:.2f}: z_T still keeps √ᾱ_T = {end ** 0.5:.0%} of the digit, so it is "
-            f"only {1 - end:.0%} of the way to noise. The model never sees pure noise in training, yet sampling "
-            "starts from z_T ~ N(0, I) — the report's lesson from model2 at T = 1000. Raise T or β2 until ᾱ_T ≈ 0."
-        )
+for warning in filter(None, (s.end_warning(name) for name, s in schedules.items())):
+    st.warning(warning)
 
 st.subheader("The forward process on a real digit")
 f1, f2, f3 = st.columns(3)
@@ -127,20 +75,12 @@ ts_text = st.text_input("Timesteps t (comma-separated)", value=default_ts, key=f
 
 with user_errors("Cannot draw the strip"):
     require([digit, noise_seed])
-    try:
-        ts = [int(v) for v in ts_text.replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"timesteps must be whole numbers separated by commas; got {ts_text!r}") from None
-    if not ts or len(ts) > 16 or any(not 0 <= t <= s.T for t in ts):
-        raise ValueError(f"give 1 to 16 timesteps, each between 0 and T = {s.T}; got {ts_text!r}")
-    data = test_digits()
+    ts = parse_timesteps(ts_text, s.T)
+    data = load_test_digits("mnist")
     if int(digit) >= len(data):
         raise ValueError(f"Test digit index must be below {len(data):,} (the size of the test set here, "
                          f"{data.source}); got {int(digit)}")
-    x = data.images[int(digit)].unsqueeze(0).repeat(len(ts), 1, 1, 1)
-    eps = torch.randn(x[:1].shape, generator=torch.Generator().manual_seed(int(noise_seed))).repeat(len(ts), 1, 1, 1)
-    z = q_sample(s, x, torch.tensor(ts), eps)  # the same ε at every t: one path from x to noise
-    pixels = (z + 0.5).clamp(0, 1).squeeze(1).numpy()
+    pixels = to_unit_numpy(noising_strip(s, data.images[int(digit)], ts, int(noise_seed)))
     abar = s.alpha_bars
     st.image([png_bytes(p, scale=3) for p in pixels],
              caption=[f"t={t} · ᾱ={float(abar[t]):.3f}" for t in ts])

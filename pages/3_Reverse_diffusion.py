@@ -4,29 +4,24 @@ Before a run the page shows its expected time on this machine and asks first whe
 
 import time
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from diffusion_core.lab import run_plan, trajectory
-from diffusion_core.sampling import SamplerChoice, checkpoint_frames
+from diffusion_core.sampling import SamplerChoice
 from pages.lab_ui import (
     class_controls,
     describe_conditioning,
-    downsample_indices,
-    grid_image,
     model_picker,
     number_field,
-    queue_ui,
     require,
     setup_page,
     user_errors,
 )
 from pages.lab_ui.models import seconds_per_call_cached
+from pages.lab_ui.trajectory_ui import frame_slots, sample_live, show_frame
 
-MAX_FRAMES = 128  # frames kept for the slider (evenly spaced; the last is always kept)
 PLAY_SECONDS = 8.0  # Play runs through all kept frames in this time, whatever the frame rate
 TICK = 0.15  # seconds between Play frames
-LIVE_EVERY = 0.25  # seconds between live frames while a run computes
 START_LABELS = {"mixture": "Gaussian mixture fitted to degraded digits (the paper)",
                 "black": "a black image (the report)"}
 
@@ -83,78 +78,17 @@ elif estimate is not None:
                             key=f"rd_confirm_{estimate.calls}_{n}")
 
 
-def schedule_figure(schedule, t: int) -> go.Figure:
-    idx = downsample_indices(schedule.T + 1, 400)
-    ab = schedule.alpha_bars.numpy()
-    fig = go.Figure(go.Scatter(x=idx, y=ab[idx], mode="lines", name="ᾱ_t"))
-    fig.add_trace(go.Scatter(x=[t], y=[float(ab[t])], mode="markers", marker=dict(size=12), name="current t"))
-    fig.update_layout(height=240, margin=dict(t=30, b=30, l=40, r=10), title="ᾱ_t and the current step",
-                      xaxis_title="t", yaxis_title="ᾱ_t", showlegend=False)
-    return fig
-
-
-def frame_slots() -> list:
-    """Places for one frame: t, β_t, ᾱ_t above z_t, x̂0 and the schedule (filled by show_frame)."""
-    return [c.empty() for c in (*st.columns(3), *st.columns(3))]
-
-
-def show_frame(slots: list, schedule, t: int, z_png: bytes, x0_png: bytes, fig_key: str, note: str = "") -> None:
-    """t (with β_t and ᾱ_t), z_t beside x̂0, and the schedule with t marked; only these elements change."""
-    m_t, m_beta, m_abar, g_z, g_x0, g_fig = slots
-    m_t.metric("t", t)
-    g_z.image(z_png, caption=f"z_t at t = {t}{note}")
-    g_x0.image(x0_png, caption=f"x̂0 predicted from z_t at t = {t}{note}")
-    if schedule is not None:
-        m_beta.metric("β_t", f"{float(schedule.betas[t]):.3g}")
-        m_abar.metric("ᾱ_t", f"{float(schedule.alpha_bars[t]):.4g}")
-        g_fig.plotly_chart(schedule_figure(schedule, t), key=fig_key)
-
-
-def sample_trajectory(live: trajectory.LiveView, ckpt, choice: SamplerChoice, n: int):
-    """The page's one sampling call (run by the server's work queue): the sampler's frames kept for the
-    step-through, the latest shared through `live`; returns (trajectory, seconds it computed)."""
-    began = time.perf_counter()
-    frames = checkpoint_frames(ckpt, choice, n)
-    return trajectory.record_trajectory(live.watch(frames), MAX_FRAMES), time.perf_counter() - began
-
-
-def sample_live(schedule, total: int, *args):
-    """sample_trajectory through the work queue, drawing z_t, x̂0, t and the schedule marker as it goes. A
-    rerun or a closed tab stops it: in line it gives its place up, running it stops at the next step."""
-    live = trajectory.LiveView(LIVE_EVERY)
-    ticket, box, shown = queue_ui.default_queue().submit(sample_trajectory, live, *args), st.empty(), None
-    with box.container():
-        note, slots = st.empty(), frame_slots()
-    try:
-        while not ticket.wait(LIVE_EVERY):
-            frame, position = live.latest(), ticket.position()
-            if position:
-                note.info(queue_ui.place_message(position))
-            elif frame is not None and frame is not shown:
-                note.progress(frame.index / max(total - 1, 1), text=f"Sampling: step {frame.index} of {total - 1}")
-                show_frame(slots, schedule, frame.t, grid_image(frame.z), grid_image(frame.x0),
-                           f"rd_live_fig_{frame.index}", " (live)")
-                shown = frame
-    finally:
-        live.stop()
-        ticket.cancel()
-    box.empty()
-    return ticket.result()
-
-
 if st.button("Run reverse diffusion", type="primary", key="rd_run", disabled=not confirmed):
     st.session_state.pop("rd_result", None)
     with user_errors("Could not sample"):
         require(fields)
-        schedule = getattr(process, "schedule", None)  # noise models: β_t and ᾱ_t beside each frame
-        total = process.step_count(choice) + 1
-        traj, seconds = sample_live(schedule, total, ckpt, choice, n)
+        traj, seconds = sample_live(ckpt, choice, n)
         what = [choice.describe(), *describe_conditioning(conditioning), f"seed {seed}", f"{traj.total_frames} frames"
                 + (f" ({len(traj)} shown)" if len(traj) < traj.total_frames else "")]
         st.session_state["rd_result"] = {
             "traj": traj, "pngs": trajectory.frame_pngs(traj), "gif": trajectory.trajectory_gif(traj),
             "png": trajectory.samples_png(traj.samples), "npy": trajectory.samples_npy(traj.samples),
-            "schedule": schedule, "what": ", ".join(what),
+            "schedule": getattr(process, "schedule", None), "what": ", ".join(what),
             "timing": f"Computed in {run_plan.format_seconds(seconds)}; expected about "
                       f"{run_plan.format_seconds(estimate.seconds)}." if estimate else "",
         }

@@ -25,6 +25,7 @@ from diffusion_core.process.degradations import (
 )
 from pages.lab_ui import (
     checkpoint_label,
+    degradation_param_inputs,
     load_test_digits,
     model_picker,
     number_field,
@@ -54,20 +55,11 @@ schedule = c3.selectbox("Strength schedule", STRENGTH_SCHEDULES, key="deg_schedu
                         help="how the strength grows with t/T: linear as the report, or non-linear")
 digit_field = number_field("Test digit", 0, 9999, 0, "deg_digit", container=c4)
 
-specs = degradation_parameters(kind)
-params: dict[str, float | int | None] = {}
-cols = st.columns(max(len(specs) + 1, 4))
-for col, spec in zip(cols, specs, strict=False):
-    if spec.integer:
-        value = col.number_input(spec.name, value=spec.default, step=1, key=f"deg_{kind}_{spec.name}",
-                                 placeholder="whole image" if spec.default is None else None)
-    else:
-        value = col.number_input(spec.name, value=float(spec.default), step=0.01, format="%g",
-                                 key=f"deg_{kind}_{spec.name}")
-    params[spec.name] = value
+cols = st.columns(max(len(degradation_parameters(kind)) + 1, 4))
+params = degradation_param_inputs(kind, cols, key=f"deg_{kind}")
 preview_fields = [T_field, digit_field]
-if kind == "noise-blur":
-    preview_fields.append(number_field("Noise seed", 0, 2**31 - 1, 0, "deg_noise_seed", container=cols[len(specs)]))
+if make_degradation(kind).needs_noise:  # a hybrid: its noise is drawn with a seed
+    preview_fields.append(number_field("Noise seed", 0, 2**31 - 1, 0, "deg_noise_seed", container=cols[-1]))
 
 with user_errors("Cannot preview this degradation"):
     require(preview_fields)  # an out-of-range box is named above; no preview from a value it did not show
@@ -94,11 +86,8 @@ st.caption("Conditional generation: degrade a real test digit to x_t = D(x, t) w
 ckpt = model_picker(key="deg_model", label="Cold model", process=ColdProcess)
 if ckpt is None:
     st.stop()
-model_T = int(ckpt.config["diffusion"]["degradation"]["T"])
-model_deg = ckpt.config["diffusion"]["degradation"]
-st.caption(f"Model: {checkpoint_label(ckpt.config)}. It undoes {model_deg['kind']} over T = {model_T} steps "
-           f"({model_deg.get('schedule', 'linear')} schedule; "
-           + ", ".join(f"{k} = {v}" for k, v in model_deg.items() if k not in ("kind", "T", "schedule")) + ").")
+model_T, model_kind = ckpt.process.T, ckpt.process.degradation.kind
+st.caption(f"Model: {checkpoint_label(ckpt.config)}: {ckpt.process.describe()}.")
 
 r1, r2, r3 = st.columns(3)
 steps_field = number_field("Sampler steps (naive, improved)", 1, model_T, min(model_T, 100), "deg_steps", container=r1,
@@ -121,10 +110,7 @@ if st.button("Restore", type="primary", key="deg_restore"):
 saved = st.session_state.get("deg_restoration")
 if saved and saved["inputs"] == inputs:
     res = saved["result"]
-    panels = {"original": res.original, f"degraded, t = {res.t_start}": res.degraded,
-              **{f"{s} ({steps if s != 'direct' else 1} step{'s' if s != 'direct' and steps > 1 else ''})": img
-                 for s, img in res.restored.items()}}
-    fig = image_panels_figure(panels, title="Restorations side by side", nrow=1)
+    fig = image_panels_figure(res.panels(), title="Restorations side by side", nrow=1)
     st.plotly_chart(fig.update_layout(height=330), key="deg_restore_fig")
     st.dataframe(pd.DataFrame([{"sampler": s, "RMSE": v["rmse"], "SSIM": v["ssim"]} for s, v in res.scores.items()]),
                  hide_index=True, key="deg_scores")
@@ -162,7 +148,7 @@ if saved and saved["inputs"] == u_inputs:
     for col, (start, imgs) in zip(m, samples.items(), strict=True):
         col.metric(f"Spread · {start} start", f"{mean_pairwise_distance(imgs):.4f}",
                    help="mean RMSE between pairs of samples; 0 means every sample is the same image")
-    st.markdown("**Why the black start collapses.** " + why.explanation(int(n_field), model_deg["kind"]))
+    st.markdown("**Why the black start collapses.** " + why.explanation(int(n_field), model_kind))
     st.plotly_chart(image_panels_figure({**why.starts, **why.first_guess}, title="Where each walk back starts (top) "
                                         "and the model's first guess R(x_T, T) (bottom)", nrow=4, rows=2)
                     .update_layout(height=520), key="deg_why_fig")

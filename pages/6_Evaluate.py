@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from diffusion_core.figures import (
+    default_epochs,
     fid_curves_figure,
     final_fid_figure,
     loss_curves_figure,
@@ -15,7 +16,6 @@ from diffusion_core.figures import (
 from diffusion_core.lab.comparison import (
     benchmark_path,
     collect_records,
-    default_epochs,
     fid_curve_missing,
     final_fids,
     has_fid,

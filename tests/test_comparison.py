@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from diffusion_core.figures import default_epochs
 from diffusion_core.lab.comparison import (
     ModelRecord,
     collect_records,
-    default_epochs,
     fid_curve_missing,
     final_fids,
     has_fid,

@@ -29,9 +29,7 @@ from diffusion_core.io.checkpoints import (
     check_fields,
     checkpoint_paths,
     load_weights,
-    weights_bytes,
 )
-from diffusion_core.io.files import atomic_write_bytes, atomic_write_json
 
 FORMAT = "diffusion-lab-classifier"
 VERSION = 1
@@ -247,16 +245,11 @@ def validate_classifier_config(meta: object) -> dict:
 
 
 def save_classifier(path: str | Path, model: MNISTClassifier, config: dict) -> Path:
-    """Write `<stem>.safetensors` then `<stem>.json` (with the weights' hash), each atomically."""
-    wpath, cpath = checkpoint_paths(path)
-    wpath.parent.mkdir(parents=True, exist_ok=True)
-    data = weights_bytes(model)
-    meta = {k: v for k, v in config.items() if k in REQUIRED_FIELDS | OPTIONAL_FIELDS}
-    meta.update(format=FORMAT, version=VERSION, weights_sha256=hashlib.sha256(data).hexdigest())
-    validate_classifier_config(meta)
-    atomic_write_bytes(wpath, data)
-    atomic_write_json(cpath, meta)
-    return wpath
+    """Write `<stem>.safetensors` and `<stem>.json` (with the weights' hash) as one atomic pair."""
+    from diffusion_core.io.checkpoints import write_pair
+
+    return write_pair(path, model, config, REQUIRED_FIELDS | OPTIONAL_FIELDS, FORMAT, VERSION,
+                      validate_classifier_config)
 
 
 def load_classifier(path: str | Path | None = None, device: torch.device | str = "cpu") -> MNISTClassifier:

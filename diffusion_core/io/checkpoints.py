@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -62,14 +63,22 @@ def weights_bytes(model: nn.Module) -> bytes:
 
 def save_checkpoint(path: str | Path, model: nn.Module, config: dict) -> Path:
     """Write `<stem>.safetensors` and `<stem>.json` (with the weights' hash) as one atomic pair."""
+    return write_pair(path, model, config, REQUIRED_FIELDS | OPTIONAL_FIELDS, FORMAT, VERSION, validate_config)
+
+
+def write_pair(path: str | Path, model: nn.Module, config: dict, fields: set[str], fmt: str, version: int,
+               validate: Callable[[dict], object]) -> Path:
+    """The one checkpoint writer: `<stem>.safetensors` and `<stem>.json` (the config's `fields`, stamped with
+    format, version and the weights' hash, then `validate`d) as one atomic pair — both are written before
+    either replaces the old pair, so a crash leaves the old pair or the new one, never a mix."""
     wpath, cpath = checkpoint_paths(path)
     wpath.parent.mkdir(parents=True, exist_ok=True)
     data = weights_bytes(model)
-    meta = {k: v for k, v in config.items() if k in REQUIRED_FIELDS | OPTIONAL_FIELDS}
-    meta.update(format=FORMAT, version=VERSION, weights_sha256=hashlib.sha256(data).hexdigest())
-    validate_config(meta)
+    meta = {k: v for k, v in config.items() if k in fields}
+    meta.update(format=fmt, version=version, weights_sha256=hashlib.sha256(data).hexdigest())
+    validate(meta)
     config_bytes = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode()
-    atomic_write_files({wpath: data, cpath: config_bytes})  # both written before either replaces the old pair
+    atomic_write_files({wpath: data, cpath: config_bytes})
     return wpath
 
 

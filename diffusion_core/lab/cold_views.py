@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -97,6 +97,12 @@ class Restorations:
     t_start: int
     restored: dict[str, np.ndarray]  # sampler → N×H×W in [0, 1] (clipped)
     scores: dict[str, dict[str, float]]  # sampler → {"rmse", "ssim"}: means over the N images
+    steps: dict[str, int] = field(default_factory=dict)  # sampler → the network steps it took
+
+    def panels(self) -> dict[str, np.ndarray]:
+        """Titled images for one row: the original, x_t, then each restoration with its step count."""
+        return {"original": self.original, f"degraded, t = {self.t_start}": self.degraded,
+                **{f"{s} ({n} step{'s' if n != 1 else ''})": self.restored[s] for s, n in self.steps.items()}}
 
 
 def restore(checkpoint: LoadedCheckpoint, x: torch.Tensor, samplers: tuple[str, ...] | None = None,
@@ -111,12 +117,13 @@ def restore(checkpoint: LoadedCheckpoint, x: torch.Tensor, samplers: tuple[str, 
     x = x.float()
     x_t = conditional_start(degradation, x, seed, t)
     original = to_unit_numpy(x)
-    restored, scores = {}, {}
+    restored, scores, taken = {}, {}, {}
     for sampler in checkpoint.process.samplers if samplers is None else samplers:
         choice = SamplerChoice(sampler, steps, seed=seed, start=x_t, t_start=t)
         restored[sampler] = to_unit_numpy(run_to_end(checkpoint.process.frames(model, choice, len(x))).samples)
         scores[sampler] = restoration_scores(restored[sampler], original)
-    return Restorations(original, to_unit_numpy(x_t), t, restored, scores)
+        taken[sampler] = checkpoint.process.step_count(choice)
+    return Restorations(original, to_unit_numpy(x_t), t, restored, scores, taken)
 
 
 def mean_pairwise_distance(images01: np.ndarray) -> float:

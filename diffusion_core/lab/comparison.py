@@ -125,17 +125,6 @@ def sample_grids(run_dir: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def default_epochs(available: Sequence[int], wanted: Sequence[int] = (10, 50, 100), most: int = 4) -> list[int]:
-    """The report's epochs 10, 50, 100 where present; otherwise up to `most` evenly spaced, first and last kept."""
-    avail = sorted(available)
-    chosen = [e for e in wanted if e in avail]
-    if chosen or not avail:
-        return chosen
-    if len(avail) <= most:
-        return avail
-    return sorted({avail[round(i * (len(avail) - 1) / (most - 1))] for i in range(most)})
-
-
 def benchmark_path() -> Path:
     """$DIFFUSION_LAB_BENCHMARKS, else benchmarks/results/quality_vs_speed.json in the project."""
     env = os.environ.get(BENCHMARK_ENV)

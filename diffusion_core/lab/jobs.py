@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, env_int, read_jsonl
+from diffusion_core.io.runs import read_run_files
 from diffusion_core.process import process_from_config
 from diffusion_core.training.options import train_config
-from diffusion_core.training.trainer import TrainConfig, read_status
+from diffusion_core.training.trainer import TrainConfig
 
 RUNS_ENV = "DIFFUSION_LAB_RUNS"
 TRAIN_CONFIG = "train_config.json"  # the TrainConfig a job hands its subprocess
@@ -244,11 +245,8 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
     if not run_dir.is_dir():
         raise JobError(f"no run {run_id!r} in {run_dir.parent}; pick one from the list of runs")
     job = _read_job(run_dir)
-    status = read_status(run_dir)
-    try:
-        config = json.loads((run_dir / "config.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        config = {}
+    files = read_run_files(run_dir)
+    status, config = files.status, files.config
     pid = job.get("pid", status.get("pid"))
     alive = pid_alive(pid)
     this_process = status.get("pid") == pid  # status.json written by the current process (not an earlier one)
@@ -276,7 +274,7 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
     phase, since = _phase(state, run_dir, job, epoch, epochs)
     return RunInfo(
         run_id=run_id, run_dir=run_dir, state=state, message=message, epoch=epoch, epochs=epochs,
-        pid=pid, config=config, status=status, metrics=read_jsonl(run_dir / "metrics.jsonl"),
+        pid=pid, config=config, status=status, metrics=files.metrics,
         started=job.get("started"), options=options, phase=phase, phase_since=since,
     )
 

@@ -19,6 +19,27 @@ def q_sample(schedule: NoiseSchedule, x: torch.Tensor, t: torch.Tensor, eps: tor
     return ab.sqrt() * x + (1.0 - ab).sqrt() * eps
 
 
+def noising_strip(schedule: NoiseSchedule, x: torch.Tensor, ts: list[int], seed: int = 0) -> torch.Tensor:
+    """z_t = √ᾱ_t x + √(1−ᾱ_t) ε of one data-space image x (C×H×W) at each t, with the same ε (drawn with
+    `seed`) at every t: one path from x to noise. ValueError for a t outside 0..T."""
+    if not ts or any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= schedule.T for t in ts):
+        raise ValueError(f"timesteps must be whole numbers between 0 and T = {schedule.T}; got {ts}")
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
+    n = len(ts)
+    return q_sample(schedule, x.expand(n, *x.shape), torch.tensor(ts), eps.expand(n, *x.shape))
+
+
+def parse_timesteps(text: str, T: int, most: int = 16) -> list[int]:
+    """'0, 10, 100' → [0, 10, 100]: 1 to `most` whole numbers between 0 and T; ValueError saying what is wrong."""
+    try:
+        ts = [int(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"timesteps must be whole numbers separated by commas; got {text!r}") from None
+    if not ts or len(ts) > most or any(not 0 <= t <= T for t in ts):
+        raise ValueError(f"give 1 to {most} timesteps, each between 0 and T = {T}; got {text!r}")
+    return ts
+
+
 def predict_x0(z_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: float) -> torch.Tensor:
     """x̂0 = (z_t − √(1−ᾱ_t) ε̂) / √ᾱ_t."""
     return (z_t - (1.0 - alpha_bar_t) ** 0.5 * eps_hat) / alpha_bar_t**0.5

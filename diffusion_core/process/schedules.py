@@ -13,6 +13,7 @@ import torch
 
 MAX_T = 100_000
 MIN_ALPHA_BAR = 1e-20  # below this, ᾱ_T underflows float32 arithmetic in the samplers
+NOT_NOISE = 0.01  # ᾱ_T above this: z_T still carries visible signal, so N(0, I) is the wrong start
 SCHEDULE_KINDS = ("linear", "cosine", "sigmoid", "quadratic")
 
 # The report's presets (GUIDE.md §2). Snapshot timesteps are those shown in its figures.
@@ -56,6 +57,21 @@ class NoiseSchedule:
     def log_snr(self) -> torch.Tensor:
         """log SNR_t = log(ᾱ_t / (1 − ᾱ_t)) (see log_snr)."""
         return log_snr(self.alpha_bars.double()).float()
+
+    @property
+    def ends_in_noise(self) -> bool:
+        """ᾱ_T ≤ NOT_NOISE: z_T is (close to) pure noise, so sampling may start from N(0, I)."""
+        return float(self.alpha_bars[-1]) <= NOT_NOISE
+
+    def end_warning(self, name: str) -> str | None:
+        """Why a schedule that ends short of noise is wrong to sample from N(0, I) (None if it ends in noise)."""
+        if self.ends_in_noise:
+            return None
+        end = float(self.alpha_bars[-1])
+        return (f"**{name}** ends at ᾱ_T = {end:.2f}: z_T still keeps √ᾱ_T = {end ** 0.5:.0%} of the digit, so it "
+                f"is only {1 - end:.0%} of the way to noise. The model never sees pure noise in training, yet "
+                "sampling starts from z_T ~ N(0, I) — the report's lesson from model2 at T = 1000. Raise T or β2 "
+                "until ᾱ_T ≈ 0.")
 
     def to_config(self) -> dict:
         return {"kind": self.kind, "beta1": self.beta1, "beta2": self.beta2, "T": self.T}

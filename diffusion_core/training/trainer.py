@@ -32,6 +32,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint, sav
 from diffusion_core.io.data import load_dataset
 from diffusion_core.io.files import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from diffusion_core.io.images import save_samples, to_unit_numpy
+from diffusion_core.io.runs import read_status
 from diffusion_core.models import build_model, count_parameters
 from diffusion_core.models.guidance import ClassGuided, drop_labels, is_conditional
 from diffusion_core.process import process_from_config
@@ -132,13 +133,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use --device auto or cpu")
     return torch.device(name)
-
-
-def read_status(run_dir: str | Path) -> dict:
-    try:
-        return json.loads((Path(run_dir) / "status.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
 
 
 def write_status(run_dir: Path, **fields: object) -> None:

@@ -11,20 +11,22 @@ puts the app's folder on sys.path (and pytest does via `pythonpath = ["."]`), so
 `from pages.lab_ui import …` (`pages` is a namespace package).
 
 Modules: common (page setup, navigation, error display), models (cached checkpoints, the model
-picker, uploads), render (image grids and Plotly helpers), data (cached test digits and classifier),
-inputs (number boxes whose out-of-range values are named and refused, never silently replaced).
-queue_ui: compute through the server's one work queue, showing the place in line; the background
-warm-up of the default model.
+picker, uploads), render (image grids), data (cached test digits and classifier), inputs (number boxes
+whose out-of-range values are named and refused, never silently replaced), degradation_ui (a degradation's
+parameter boxes). queue_ui: compute through the server's one work queue, showing the place in line; the
+background warm-up of the default model. trajectory_ui: a reverse run drawn live and one frame's slots.
+train_ui: the Train page's parts (cold inputs, the estimate, a run's live panel, the table of runs).
 """
 
 from diffusion_core.lab.catalog import checkpoint_label, default_checkpoint, model_sources
 
 from .common import PAGES, USER_ERRORS, navigation, page_links, setup_page, user_errors
 from .data import load_test_digits, shipped_classifier
+from .degradation_ui import degradation_param_inputs
 from .inputs import InputError, NumberField, number_field, require
 from .models import class_controls, describe_conditioning, load_checkpoint_cached, model_picker
 from .queue_ui import run_queued, warm_up_default_model
-from .render import downsample_indices, grid_image, show_grid
+from .render import grid_image, show_grid
 
 __all__ = [
     "InputError",
@@ -33,9 +35,9 @@ __all__ = [
     "USER_ERRORS",
     "checkpoint_label",
     "class_controls",
+    "degradation_param_inputs",
     "describe_conditioning",
     "default_checkpoint",
-    "downsample_indices",
     "grid_image",
     "load_checkpoint_cached",
     "model_picker",

@@ -1,4 +1,4 @@
-"""Drawing helpers: image grids as PNGs and thinning long curves for Plotly."""
+"""Drawing helpers: image grids as PNGs."""
 
 from __future__ import annotations
 
@@ -17,10 +17,3 @@ def show_grid(images01: np.ndarray, caption: str | None = None, nrow: int | None
               width: int | None = None) -> None:
     """st.image of a sample grid."""
     st.image(grid_image(images01, nrow, scale), caption=caption, width=width or "content")
-
-
-def downsample_indices(length: int, max_points: int = 1500) -> np.ndarray:
-    """At most max_points evenly spaced indices of 0..length−1, always including both ends."""
-    if length <= max_points:
-        return np.arange(length)
-    return np.unique(np.linspace(0, length - 1, max_points).round().astype(int))

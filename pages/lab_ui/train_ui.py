@@ -1,0 +1,202 @@
+"""The Train page's parts: the cold-diffusion inputs, the estimate before Start, a run's live panel and the
+table of runs. The page composes them; the work is in diffusion_core.lab.jobs."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from diffusion_core.io.data import DatasetUnavailableError
+from diffusion_core.lab import jobs
+from diffusion_core.process.cold import COLD_LOSSES
+from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
+from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
+from diffusion_core.training.trainer import MAX_EPOCHS
+
+from .common import user_errors
+from .inputs import NumberField, number_field
+
+
+def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
+    """The `train --degradation …` options: kind, T, strength schedule, parameters (KEY=VALUE text), loss."""
+    c1, c2, c3, c4 = st.columns(4)
+    kind = c1.selectbox("Degradation", DEGRADATION_KINDS, key="train_degradation",
+                        help="blur is the report's (σ_t = 0.02 + 0.01·t over the whole image, T = 500)")
+    T = number_field("Degradation steps T", 1, DEGRADATION_MAX_T, DEFAULT_T[kind], f"train_degradation_T_{kind}",
+                     container=c2)
+    fields.append(T)
+    schedule = c3.selectbox("Strength schedule", STRENGTH_SCHEDULES, key="train_degradation_schedule",
+                            help="how the strength grows with t/T: linear as the report, or a non-linear curve")
+    loss = c4.selectbox("Restoration loss", COLD_LOSSES, key="train_loss", help="l2 as the report; l1 as the paper")
+    text = st.text_input("Degradation parameters (KEY=VALUE, comma-separated; blank for the defaults)", value="",
+                         key="train_degradation_params", help="e.g. sigma_max=3.0 (blur), min_size=7 (pixelate), "
+                         "fill=0 (mask), target=0.13 (fade), noise_std=0.1 (noise-blur)")
+    return {"degradation": kind, "degradation_T": T.value, "degradation_schedule": schedule, "loss": loss,
+            "degradation_param": text}
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def loss_figure(run: jobs.RunInfo) -> go.Figure:
+    epochs, losses = zip(*run.losses, strict=True) if run.losses else ((), ())
+    fig = go.Figure(go.Scatter(x=list(epochs), y=list(losses), mode="lines+markers", name="training loss"))
+    fig.update_layout(title="Training loss per epoch", xaxis_title="epoch", yaxis_title="loss", height=320,
+                      margin=dict(t=40, b=40))
+    fig.update_xaxes(dtick=max(1, math.ceil(len(epochs) / 10)))  # whole epochs only
+    return fig
+
+
+def open_run(run_id: str | None) -> None:
+    if run_id is None:
+        st.query_params.pop("run", None)
+    else:
+        st.query_params["run"] = run_id
+
+
+def show_run(run_id: str, was_active: bool) -> None:
+    try:
+        run = jobs.read_run(run_id)
+    except jobs.JobError as exc:
+        st.error(str(exc))
+        return
+    if was_active and not run.active:
+        st.rerun()  # it just ended: redraw the whole page (stops the ticking, refreshes the run list)
+    st.subheader(f"Run {run.run_id}")
+    st.caption(run.describe())
+    done = min(run.epoch / run.epochs, 1.0) if run.epochs else 0.0
+    if run.state == "starting":  # nothing trained yet: say what it is doing instead of "epoch 0/N"
+        text = f"starting · {run.phase_text()}"
+    else:
+        eta = f" · about {fmt_duration(run.eta_seconds)} left" if run.eta_seconds is not None else ""
+        last = f" · loss {run.losses[-1][1]:.4f}" if run.losses else ""
+        text = f"{run.state} · epoch {run.epoch}/{run.epochs}{last}{eta}"
+    st.progress(done, text=text)
+    if run.state == "starting":
+        st.caption("A new job spends its first 20–30 s on a CPU importing PyTorch, then loading the data (first "
+                   "trying to download MNIST when it is not in the data folder) and building the model, before its "
+                   "first batch.")
+    elif run.state in ("running", "stopping"):
+        st.caption(f"Now: {run.phase_text()}.")
+    if run.state == "died":
+        st.warning(run.message)
+    elif run.state == "failed":
+        st.error(f"Training failed: {run.message}")
+    elif run.message:
+        st.info(run.message)
+
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(loss_figure(run), key="train_loss_fig")
+    sample = run.latest_sample
+    if sample is not None:
+        c2.image(sample.read_bytes(), caption=f"Samples after epoch {int(sample.stem.split('_')[-1])}")
+    else:
+        c2.caption("Sample grids appear here at the epochs chosen for previews (every 10th and the last).")
+
+    b1, b2, b3, b4 = st.columns(4)
+    if run.active:
+        if b1.button("Stop", key="train_stop", disabled=run.state == "stopping"):
+            with user_errors("Could not stop"):
+                jobs.stop_training(run.run_id)
+                st.rerun()
+    else:
+        default_until = max(1, run.epochs + (10 if run.state == "finished" else 0))  # finished: extend it
+        until = number_field("Train until epoch", 1, MAX_EPOCHS, default_until, "train_until", container=b2)
+        if b1.button("Resume", key="train_resume"):
+            with user_errors("Could not resume"):
+                jobs.resume_training(run.run_id, epochs=int(until))  # int() refuses an out-of-range value
+                st.rerun()
+    if run.checkpoint is not None:
+        b3.page_link("pages/3_Reverse_diffusion.py", label="Sample from this run", icon=":material/fast_rewind:",
+                     query_params={"model": f"run:{run.run_id}"})
+    if b4.button("Close", key="train_close"):
+        open_run(None)
+        st.rerun()
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def training_set(dataset: str) -> tuple[int | None, str]:
+    """(images a run would train on now, where they come from); None and why when not here."""
+    try:
+        return jobs.training_set_size(dataset)
+    except DatasetUnavailableError as exc:
+        return None, str(exc)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def shipped_references() -> list[jobs.Reference]:
+    return jobs.shipped_references()
+
+
+@st.cache_resource(show_spinner=False)
+def gpu_here() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def speed_key(options: dict[str, object]) -> tuple:
+    """What a measured speed depends on: architecture, label, process, batch (measured up to 64)."""
+    return (options["arch"], bool(options.get("conditional")), bool(options.get("degradation")),
+            min(int(options["batch_size"]), 64))
+
+
+def show_estimate(options: dict[str, object], fields: list[NumberField]) -> None:
+    """How long this run will take and what it will draw, before Start (jobs.estimate_training)."""
+    bad = [f for f in fields if not f.ok]
+    if bad:
+        st.caption(f"Fix {', '.join(f.label for f in bad)} to see how long this run would take.")
+        return
+    n, source = training_set(str(options["dataset"]))
+    note = ""
+    if n is None:
+        n = 60_000
+        note = f"\n\n{source} Estimated for the 60,000 training images a download gives."
+    elif "bundled" in source:
+        note = ("\n\nFull MNIST is not in the data folder, so the run uses the 4,500 bundled digits; if it can "
+                "download full MNIST it trains on 60,000 instead, 13× longer.")
+    measured = st.session_state.get("train_speed")
+    if measured and measured["key"] == speed_key(options):
+        est = jobs.estimate_training(options, n, shipped_references(), measured["rate"], measured["source"])
+    else:
+        est = jobs.estimate_training(options, n, shipped_references(), load=jobs.machine_load())
+        if gpu_here():
+            note += ("\n\nThis machine has a GPU, which the job will use: the shipped speeds are CPU speeds, so "
+                     "press **Measure this machine's speed** for a real estimate.")
+    st.info(f"**Time:** {est.time_text()}.\n\n**What to expect:** {est.verdict}{note}")
+    if st.button("Measure this machine's speed", key="train_measure",
+                 help="A few training steps of this architecture on random data, on this machine now "
+                      "(its GPU if it has one): a few seconds, longer for the U-Net"):
+        with user_errors("Could not measure"), st.spinner("Measuring a few training steps…"):
+            rate, what = jobs.measure_images_per_s(options)
+            st.session_state["train_speed"] = {"key": speed_key(options), "rate": rate, "source": what}
+            st.rerun()
+
+
+def runs_table(was_active: bool) -> None:
+    """Every run, refreshed each second while one is active (the same files the run panel reads)."""
+    runs = jobs.list_runs()
+    if was_active and not any(r.active for r in runs):
+        st.rerun()  # the last active run ended: redraw the page once and stop ticking
+    if not runs:
+        st.caption("No runs yet.")
+        return
+    st.dataframe(
+        [{"run": r.run_id, "state": r.state, "epoch": f"{r.epoch}/{r.epochs}", "now": r.phase_text(),
+          "loss": round(r.losses[-1][1], 5) if r.losses else None, "what": r.describe(),
+          "model": "yes" if r.checkpoint else "no"} for r in runs],
+        hide_index=True, key="train_runs_table",
+    )
+    r1, r2 = st.columns([3, 1])
+    pick = r1.selectbox("Open a run", [r.run_id for r in runs], key="train_pick",
+                        format_func=lambda i: next(f"{i} ({r.state})" for r in runs if r.run_id == i))
+    if r2.button("Open", key="train_open"):
+        open_run(pick)
+        st.rerun()
