@@ -1,0 +1,50 @@
+"""The blur degradation."""
+
+from __future__ import annotations
+
+import torch
+
+from diffusion_core.process.degradations.base import (
+    MAX_KERNEL,
+    MIN_SIGMA,
+    SeparableDegradation,
+    convolution_matrix,
+    gaussian_kernel,
+    integer_param,
+    number_param,
+)
+
+
+class GaussianBlur(SeparableDegradation):
+    """The report's blur: σ_t = σ_min + (σ_max − σ_min)·s(t/T), one kernel covering the image."""
+
+    kind = "blur"
+    default_T = 500
+    order = 0
+
+    def __init__(self, T: int | None = None, schedule: str = "linear", sigma_min: float = 0.02,
+                 sigma_max: float = 5.02, kernel_size: int | None = None) -> None:
+        super().__init__(T, schedule)
+        self.sigma_min = number_param("sigma_min", sigma_min, MIN_SIGMA, 100.0, self.kind)
+        self.sigma_max = number_param("sigma_max", sigma_max, MIN_SIGMA, 100.0, self.kind)
+        if self.sigma_max < self.sigma_min:
+            raise ValueError(f"{self.kind} degradation: sigma_max must be ≥ sigma_min; got "
+                             f"sigma_min={sigma_min}, sigma_max={sigma_max}")
+        self.kernel_size = None if kernel_size is None else integer_param("kernel_size", kernel_size, 1, MAX_KERNEL,
+                                                                      self.kind, odd=True)
+
+    @property
+    def params(self) -> dict:
+        return {"sigma_min": self.sigma_min, "sigma_max": self.sigma_max, "kernel_size": self.kernel_size}
+
+    @property
+    def sigmas(self) -> torch.Tensor:
+        """σ_t for t = 0..T (float64)."""
+        return self.sigma_min + (self.sigma_max - self.sigma_min) * self.s
+
+    def strength_curve(self) -> tuple[str, list[float]]:
+        return "blur σ_t", self.sigmas.tolist()
+
+    def _matrices(self, n: int) -> torch.Tensor:
+        size = self.kernel_size or 2 * n - 1  # default: every output pixel sees the whole image
+        return convolution_matrix(n, gaussian_kernel(self.sigmas, size).reshape(-1, size))
