@@ -5,6 +5,8 @@ import streamlit as st
 
 from diffusion_core.io.data import DATASETS
 from diffusion_core.lab import jobs
+from diffusion_core.process import process_from_config
+from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.training.trainer import INT_RANGES, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
@@ -19,11 +21,6 @@ setup_page("Train", (
     "address (`?run=…`) brings you back to it. **Stop** ends it cleanly after the current batch and keeps "
     "the last complete epoch; **Resume** continues from there. Finished runs appear as models on every page."
 ))
-
-
-def preset_label(name: str) -> str:
-    p = PRESETS[name]
-    return f"{name}: {p['kind']} β {p['beta1']:g} → {p['beta2']:g}, T = {p['T']}"
 
 
 watched = st.query_params.get("run")
@@ -53,7 +50,8 @@ with st.expander("New training run", expanded=not watched):
     else:
         mode = st.radio("Schedule", ["Report preset", "Custom"], horizontal=True, key="train_schedule_mode")
         if mode == "Report preset":
-            preset = st.selectbox("Preset", list(PRESETS), key="train_preset", format_func=preset_label)
+            preset = st.selectbox("Preset", list(PRESETS), key="train_preset", format_func=lambda name: (
+                process_from_config(noise_diffusion_config(preset=name)).describe()))
             options["preset"] = preset
         else:
             s1, s2, s3, s4 = st.columns(4)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from diffusion_core.evaluation.classifier import FORMAT as CLASSIFIER_FORMAT
+from diffusion_core.evaluation.classifier import load_classifier
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.process import DiffusionProcess
 
@@ -100,15 +102,18 @@ SHIPPED = sorted(p for p in (ROOT / "checkpoints").glob("*.json") if not p.name.
 
 @pytest.mark.parametrize("config", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_shipped_checkpoints_load_from_a_copy_of_their_json_as_it_is(tmp_path, config):
-    """A copy of each shipped pair, byte for byte, loads; noise and cold models build their process."""
+    """A copy of each shipped pair, byte for byte, loads: diffusion models with their process, the classifier
+    as a classifier."""
     meta = json.loads(config.read_text())
     shutil.copy(config, tmp_path / config.name)
     shutil.copy(config.with_suffix(".safetensors"), tmp_path / f"{config.stem}.safetensors")
-    if meta.get("format") != "diffusion-lab-checkpoint":
-        pytest.skip(f"{config.stem} is not a diffusion checkpoint ({meta.get('format')})")
+    if meta.get("format") == CLASSIFIER_FORMAT:
+        classifier = load_classifier(tmp_path / config.stem)
+        assert classifier.config == meta
+        return
     ckpt = load_checkpoint(tmp_path / f"{config.stem}.safetensors")
     assert ckpt.config == meta
     process = ckpt.process
     assert isinstance(process, DiffusionProcess) and process.type == meta["diffusion"]["type"]
     assert process.T == (meta["diffusion"].get("schedule") or meta["diffusion"].get("degradation"))["T"]
-    assert process.samplers and process.samplers[0] in process.samplers
+    assert process.samplers and process.describe()

@@ -95,7 +95,7 @@ class GaussianProcess(DiffusionProcess):
 
     def describe(self) -> str:
         s = self.schedule
-        name = f"preset `{self.preset}`: " if self.preset else ""
+        name = f"preset {self.preset}: " if self.preset else ""
         return f"Gaussian noise, {name}{s.kind} β from {s.beta1:g} to {s.beta2:g}, T = {s.T}"
 
     @property
