@@ -53,7 +53,9 @@ def test_bad_degradation_parameters_are_errors(params, message):
     at.radio(key="train_process").set_value("Cold (degradation)").run()
     assert at.selectbox(key="train_degradation").value == "blur"
     assert at.number_input(key="train_degradation_T_blur").value == 500  # the report's T for blur
-    at.text_input(key="train_degradation_params").set_value(params)
+    at.text_input(key="train_degradation_params").set_value(params).run()
+    captions = [c.value for c in at.caption if c.value.startswith("These settings cannot start a run")]
+    assert len(captions) == 1 and message in captions[0]  # no estimate for a run that cannot start
     at.button(key="train_start").click().run()
     no_exceptions(at)
     assert len(errors(at)) == 1 and message in errors(at)[0]

@@ -215,7 +215,9 @@ class ColdProcess(DiffusionProcess):
 
     def describe(self) -> str:
         d = self.degradation.config()
-        extra = ", ".join(f"{k} = {v}" for k, v in sorted(d.items()) if k not in ("kind", "T", "schedule"))
+        extra = ", ".join(f"{k} = {v}" for k, v in sorted(d.items())
+                          if k not in ("kind", "T", "schedule") and v is not None)  # None: the default, e.g. a
+        # kernel covering the whole image
         return (f"cold diffusion, {d['kind']} ({d.get('schedule', 'linear')} strength, T = {d['T']}"
                 f"{', ' + extra if extra else ''}), {self.loss_kind} loss")
 

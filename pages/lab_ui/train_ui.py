@@ -154,6 +154,11 @@ def show_estimate(options: dict[str, object], fields: list[NumberField]) -> None
     if bad:
         st.caption(f"Fix {', '.join(f.label for f in bad)} to see how long this run would take.")
         return
+    try:
+        jobs.config_of(options)
+    except jobs.JobError as exc:
+        st.caption(f"These settings cannot start a run ({exc}); fix them to see how long it would take.")
+        return
     n, source = training_set(str(options["dataset"]))
     note = ""
     if n is None:
