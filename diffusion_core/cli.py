@@ -37,6 +37,8 @@ from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, ST
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.samplers import MAX_SAMPLES, SamplerStep, samplers_of, validate_seed
+from diffusion_core.samplers.heun import MAX_CHURN
+from diffusion_core.samplers.spacing import SPACINGS
 from diffusion_core.sampling import sample_checkpoint
 from diffusion_core.training.options import TRAIN_OPTIONS, parse_key_value, train_config
 from diffusion_core.training.precision import PRECISIONS
@@ -123,6 +125,17 @@ def _key_value(text: str) -> tuple[str, object]:
 N_SAMPLES = _whole(1, MAX_SAMPLES)  # samplers.validate_sample_count
 STEPS = _whole(1, max(MAX_T, DEGRADATION_MAX_T))  # at most the checkpoint's own T: checked once it is loaded
 ETA = _number(0, 1)
+RHO = _number(0, 100, open_lo=True)
+CHURN = _number(0, MAX_CHURN)
+
+
+def _spacing_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("where the steps go (noise models; see samplers/spacing.py)")
+    g.add_argument("--spacing", choices=SPACINGS, help="uniform in t, log-snr, karras (ρ) or edm (default: the "
+                   "sampler's own — ddim uniform, dpm++ log-snr, euler/heun/euler-a/pc karras)")
+    g.add_argument("--rho", type=RHO, default=7.0, help="ρ of the Karras spacing, > 0 (default 7)")
+    g.add_argument("--churn", type=CHURN, default=0.0, help=f"heun: S_churn, noise added back each step "
+                   f"(0..{MAX_CHURN:g}; default 0, the deterministic ODE)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -205,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--start", choices=COLD_STARTS, help="cold checkpoints: start from a Gaussian mixture fitted "
                    "to degraded training images (default) or from a black image (the report)")
     s.add_argument("--eta", type=ETA, default=0.0, help="DDIM stochasticity η in [0, 1] (default 0)")
+    _spacing_arguments(s)
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--out", type=Path, default=Path("samples"), help="output stem (default ./samples)")
     s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
@@ -226,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sampler", help="sampler for a checkpoint (default: its first, e.g. ancestral)")
     e.add_argument("--steps", type=STEPS, help="steps for few-step samplers")
     e.add_argument("--eta", type=ETA, default=0.0, help="DDIM η (default 0)")
+    _spacing_arguments(e)
     e.add_argument("--seed", type=_seed, default=0, help="sampling seed and the floor's draw (default 0)")
     e.add_argument("--reference", choices=["test", "train"], default="test",
                    help="real split the FID compares against (default test); the floor uses the other split")
@@ -252,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--sampler", help="default: the model's first sampler")
     h.add_argument("--steps", type=STEPS)
     h.add_argument("--eta", type=ETA, default=0.0)
+    _spacing_arguments(h)
     h.add_argument("--seed", type=_seed, default=0)
     h.add_argument("--reference", choices=["test", "train"], default="test")
     h.add_argument("--data-root")
@@ -446,7 +462,9 @@ def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
         raise ValueError("--start applies to cold (degradation) checkpoints only")
     sampler = args.sampler or ckpt.process.samplers[0]
     choice = SamplerChoice(sampler, args.steps, getattr(args, "eta", 0.0), args.seed, start or "mixture",
-                           getattr(args, "digit", None), getattr(args, "guidance", None))
+                           getattr(args, "digit", None), getattr(args, "guidance", None),
+                           spacing=getattr(args, "spacing", None), rho=getattr(args, "rho", 7.0),
+                           churn=getattr(args, "churn", 0.0))
     total = ckpt.process.step_count(choice)  # refuses a sampler or step count this model cannot take
     with _progress(total, f"{_short_name(name)} ({sampler})", args.quiet) as on_step:
         result = sample_checkpoint(ckpt, choice, n, resolve_device(getattr(args, "device", "cpu")),

@@ -71,7 +71,8 @@ def test_without_models_the_page_points_to_train_and_upload():
 def test_ancestral_trajectory_steps_back_and_forth(shipped):
     path = write_checkpoint(shipped, "tiny", T=20)
     at = app(PAGE).run()
-    assert at.selectbox(key="rd_sampler").options == ["ancestral", "ddim", "dpm++2m", "dpm++2m-sde"]
+    assert at.selectbox(key="rd_sampler").options == ["ancestral", "ddim", "dpm++2m", "dpm++2m-sde", "euler", "heun",
+                                                      "euler-a", "pc"]
     at.selectbox(key="rd_sampler").set_value("ancestral").run()
     at.button(key="rd_run").click().run()
     no_exceptions(at)
@@ -177,7 +178,8 @@ def test_a_sampler_known_to_fail_on_the_model_is_flagged_and_never_the_default(s
     at = app(PAGE).run()
     sampler = at.selectbox(key="rd_sampler")
     assert sampler.value == "ancestral"  # the quick sampler fails here: the first one that does not
-    assert sampler.options == ["ancestral", "ddim", "dpm++2m", "dpm++2m-sde (fails on this model)"]
+    assert sampler.options == ["ancestral", "ddim", "dpm++2m", "dpm++2m-sde (fails on this model)", "euler", "heun",
+                               "euler-a", "pc"]
     assert not at.warning
     sampler.set_value("dpm++2m-sde").run()
     assert at.warning[0].value == "**dpm++2m-sde** on this model: half of its samples stay static."

@@ -92,6 +92,8 @@ FLAG_CASES = [
     ("train", "--hidden", "4,0"), ("train", "--hidden", "4,x"), ("train", "--sample-epochs", "-1"),
     ("sample", "--n", "-5"), ("sample", "--n", "abc"), ("sample", "--n", "1e9"), ("sample", "--n", "4097"),
     ("sample", "--steps", "0"), ("sample", "--steps", "-3"), ("sample", "--eta", "2"), ("sample", "--eta", "nan"),
+    ("sample", "--rho", "0"), ("sample", "--churn", "-1"), ("evaluate", "--rho", "-7"), ("evaluate", "--churn", "1e9"),
+    ("ship", "--rho", "nan"), ("ship", "--churn", "-0.5"),
     ("sample", "--seed", "-1"), ("sample", "--digit", "12"), ("sample", "--digit", "-2"),
     ("sample", "--guidance", "-1"), ("sample", "--guidance", "inf"),
     ("evaluate", "--n", "0"), ("evaluate", "--steps", "1.5"), ("evaluate", "--eta", "-1"),

@@ -59,9 +59,9 @@ def guided(config: dict, digit: int | None = None, guidance: float | None = None
 
 
 def network_calls(checkpoint: LoadedCheckpoint, choice: SamplerChoice) -> int:
-    """Network calls on the batch of one run: its steps (process.step_count), twice over under guidance
-    w > 0. Raises the sampler's ValueError for a sampler or step count it refuses."""
-    calls = checkpoint.process.step_count(choice)
+    """Network calls on the batch of one run: its network evaluations (process.network_calls: one a step, two
+    for Heun), twice over under guidance w > 0. Raises the sampler's ValueError for a choice it refuses."""
+    calls = checkpoint.process.network_calls(choice)
     return calls * (2 if guided(checkpoint.config, choice.digit, choice.guidance) else 1)
 
 

@@ -35,6 +35,9 @@ class SamplerChoice:
     digit: int | None = None
     guidance: float | None = None
     t_start: int | None = None  # start the reverse run at this t from a given x_t (default T)
+    spacing: str | None = None  # where the steps go (samplers/spacing.py); None: the sampler's own
+    rho: float = 7.0  # ρ of the Karras spacing
+    churn: float = 0.0  # Heun's S_churn: noise added back before each step (0: the deterministic ODE)
 
     def describe(self) -> str:
         """E.g. "ddim, 20 steps, η = 1"."""
@@ -45,7 +48,10 @@ class SamplerChoice:
         except ValueError:
             takes_eta = False
         return ", ".join([self.sampler] + ([f"{self.steps} steps"] if self.steps else []) +
-                         ([f"η = {self.eta:g}"] if takes_eta else []))
+                         ([f"{self.spacing} spacing" + (f" (ρ = {self.rho:g})" if self.spacing == "karras" else "")]
+                          if self.spacing else []) +
+                         ([f"η = {self.eta:g}"] if takes_eta else []) +
+                         ([f"churn {self.churn:g}"] if self.churn else []))
 
 
 class DiffusionProcess(ABC):
@@ -128,6 +134,23 @@ class DiffusionProcess(ABC):
         if name not in self.samplers:
             raise ValueError(f"{self.sampler_noun} must be one of {', '.join(self.samplers)}; got {name!r}")
         return sampler_spec(name)
+
+    def timesteps(self, spacing: str, t_start: int, steps: int, rho: float = 7.0) -> list[int]:
+        """`steps` integer timesteps from t_start placed by `spacing`; a process without noise levels has only
+        "uniform"."""
+        from diffusion_core.samplers.spacing import SPACINGS, spaced_by
+
+        if spacing != "uniform":
+            if spacing in SPACINGS:
+                raise ValueError(f"a {self.type} process has no noise levels to place steps by: spacing "
+                                 f"{spacing!r} needs a noise model; use uniform")
+            spaced_by(spacing, [], t_start, steps, rho)  # the message naming the spacings
+        return spaced_by("uniform", [], t_start, steps, rho)
+
+    def network_calls(self, choice: SamplerChoice) -> int:
+        """Network evaluations (NFE) of one run on its batch, before any guidance doubling."""
+        spec = self.sampler(choice.sampler)
+        return spec.nfe(len(spec.timesteps(self, choice)))
 
     def step_count(self, choice: SamplerChoice) -> int:
         """Network steps (frames with t > 0) of one run: a progress bar's total. Raises the sampler's

@@ -5,12 +5,15 @@ z_t = √ᾱ_t · x + √(1 − ᾱ_t) · ε,   loss = ‖ε − g(z_t, t/T)‖�
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from diffusion_core.process.base import IMAGE_SHAPE, DiffusionProcess, SamplerChoice
 from diffusion_core.process.schedules import PRESETS, NoiseSchedule, schedule_from_config, validate_schedule_params
-from diffusion_core.samplers.base import seeded_noise, validate_sample_count
+from diffusion_core.samplers.base import model_call, seeded_noise, validate_sample_count
+from diffusion_core.samplers.spacing import sigma_of, spaced_by
 
 
 def q_sample(schedule: NoiseSchedule, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -61,6 +64,34 @@ def ddpm_loss(
     z_t = q_sample(schedule, x, t, eps)
     eps_hat = model(z_t, t.float() / T) if y is None else model(z_t, t.float() / T, y[shard])
     return torch.mean((eps - eps_hat.float()) ** 2)
+
+
+class Denoiser:
+    """A noise model seen in noise-level space (k-diffusion's denoiser view): x = z/√ᾱ_t has noise level
+    σ_t = √((1−ᾱ_t)/ᾱ_t), and D(x; σ) = x − σ·ε̂(x/√(1+σ²), t) is the model's x̂0. A σ off the schedule's grid is
+    evaluated at the nearest integer t (in log σ), as the networks were trained on integer t."""
+
+    def __init__(self, process: GaussianProcess, model: nn.Module) -> None:
+        self.model, self.T = model, process.T
+        self.alpha_bars = process.schedule.alpha_bars.tolist()
+        self._log_sigma = torch.tensor([math.log(sigma_of(ab)) for ab in self.alpha_bars[1:]], dtype=torch.float64)
+
+    def sigma(self, t: int) -> float:
+        return sigma_of(self.alpha_bars[t])
+
+    def t_of(self, sigma: float) -> int:
+        """The integer t whose σ_t is nearest to σ in log space (1..T)."""
+        return int(torch.argmin((self._log_sigma - math.log(sigma)).abs())) + 1
+
+    def __call__(self, x: torch.Tensor, sigma: float, t: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x̂0, ε̂) at x with noise level σ (the network at t, default t_of(σ)); ε̂ = (x − x̂0)/σ = dx/dσ."""
+        eps = model_call(self.model, to_z(x, sigma), self.t_of(sigma) if t is None else t, self.T)
+        return x - sigma * eps, eps
+
+
+def to_z(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """z = √ᾱ·x with √ᾱ = 1/√(1+σ²)."""
+    return x / math.sqrt(1.0 + sigma**2)
 
 
 class GaussianProcess(DiffusionProcess):
@@ -121,6 +152,18 @@ class GaussianProcess(DiffusionProcess):
         sampler, whose classifier-FID it matches for the shipped default in 1/50 of the time, where the
         deterministic samplers score worse (benchmarks/run.py)."""
         return SamplerChoice(self.QUICK_SAMPLER, min(self.QUICK_STEPS, self.T))
+
+    def timesteps(self, spacing: str, t_start: int, steps: int, rho: float = 7.0) -> list[int]:
+        return spaced_by(spacing, self.schedule.alpha_bars.tolist(), t_start, steps, rho)
+
+    def denoiser(self, model: nn.Module) -> Denoiser:
+        """The model in noise-level space (see Denoiser), for the σ-space samplers."""
+        return Denoiser(self, model)
+
+    def sigmas(self, ts: list[int]) -> list[float]:
+        """σ_t = √((1−ᾱ_t)/ᾱ_t) at each t (the noise level of x = z/√ᾱ_t)."""
+        ab = self.schedule.alpha_bars.tolist()
+        return [sigma_of(ab[t]) for t in ts]
 
     def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
         """DDIM on 20 steps from noise."""

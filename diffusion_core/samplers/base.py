@@ -7,7 +7,6 @@ calls `register` adds one; nothing else needs to change.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -73,17 +72,18 @@ def validate_seed(seed: int) -> None:
 # run(process, model, x_T, ts, generator, choice, noise) → frames (t, z_t, x̂0), the last at t = 0
 SamplerRun = Callable[["DiffusionProcess", nn.Module, torch.Tensor, Sequence[int], torch.Generator,
                        "SamplerChoice", "torch.Tensor | None"], Iterator[SamplerStep]]
-# spacing(process, t_start, steps) → `steps` timesteps from t_start down to ≥ 1
-Spacing = Callable[["DiffusionProcess", int, int], list[int]]
 
 
-def uniform_spacing(process: DiffusionProcess, t_start: int, steps: int) -> list[int]:
-    return spaced_timesteps(t_start, steps)
+def len_as_nfe(steps: int) -> int:
+    """One network evaluation per step."""
+    return steps
 
 
 @dataclass(frozen=True)
 class Sampler:
-    """A registered sampler. default_steps None: every step from t_start; all_steps: exactly T, refusing others."""
+    """A registered sampler. default_steps None: every step from t_start; all_steps: exactly T, refusing others;
+    spacing: where its steps go by default (samplers/spacing.py; a choice may ask for another); nfe: network
+    evaluations of a run of n steps (2n − 1 for Heun)."""
 
     name: str
     process: str  # the DiffusionProcess.type it runs on
@@ -93,16 +93,21 @@ class Sampler:
     all_steps: bool = False
     one_step: bool = False
     takes_eta: bool = False
-    spacing: Spacing = uniform_spacing
+    takes_churn: bool = False
+    spacing: str = "uniform"
+    nfe: Callable[[int], int] = len_as_nfe
     summary: str = ""
 
     def timesteps(self, process: DiffusionProcess, choice: SamplerChoice) -> list[int]:
-        """The network's timesteps for this choice; ValueError naming a step count or start it refuses."""
+        """The network's timesteps for this choice; ValueError naming a step count, start or spacing it refuses."""
         T = process.T
         t0 = T if choice.t_start is None else choice.t_start
         if isinstance(t0, bool) or not isinstance(t0, int) or not 1 <= t0 <= T:
             raise ValueError(f"t_start must be an integer between 1 and T={T}; got {choice.t_start!r}")
         steps = choice.steps
+        if (self.all_steps or self.one_step) and choice.spacing not in (None, "uniform"):
+            raise ValueError(f"the {self.name} sampler places no steps of its own: spacing "
+                             f"{choice.spacing!r} does not apply (use a few-step sampler)")
         if self.all_steps:
             if steps not in (None, T) or t0 != T:
                 raise ValueError(f"the {self.name} sampler takes all T={T} steps; "
@@ -113,7 +118,7 @@ class Sampler:
         if steps is None:
             steps = t0 if self.default_steps is None else min(self.default_steps, t0)
         spaced_timesteps(t0, steps)  # validate
-        return self.spacing(process, t0, steps)
+        return process.timesteps(choice.spacing or self.spacing, t0, steps, choice.rho)
 
 
 def seeded_noise(shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
@@ -140,26 +145,3 @@ def spaced_timesteps(T: int, steps: int) -> list[int]:
 # report's default schedule at t = T (−10.12), so every linear preset starts at T as before; the cosine
 # schedule's last steps, where the 0.999 β cap drives log-SNR from −13 to −19.8, carry no signal worth a step.
 LOG_SNR_MIN = -10.2
-
-
-def log_snr_spaced_timesteps(alpha_bars: list[float], steps: int) -> list[int]:
-    """`steps` integer timesteps from t_start down to 1 whose λ_t are as evenly spaced as integer t
-    allows (DPM-Solver's recommended spacing for small images).
-
-    t_start = T unless log-SNR_T < LOG_SNR_MIN; then the largest t with log-SNR_t ≥ LOG_SNR_MIN (z_T ~ N(0, I)
-    stands for z at t_start, as pure noise as the report's own z_T)."""
-    from diffusion_core.process.schedules import log_snr
-
-    T = len(alpha_bars) - 1
-    spaced_timesteps(T, steps)  # same validation
-    lam = [math.inf] + [log_snr(ab) for ab in alpha_bars[1:]]  # decreasing in t; t = 0 is never a step
-    t_start = max([t for t in range(steps, T + 1) if lam[t] >= LOG_SNR_MIN], default=steps)
-    lam_hi = lam[1] if math.isfinite(lam[1]) else max(v for v in lam if math.isfinite(v))
-    out: list[int] = []
-    for i in range(steps):
-        target = lam[t_start] + (lam_hi - lam[t_start]) * (i / (steps - 1) if steps > 1 else 0.0)
-        t = min(range(1, t_start + 1), key=lambda k: abs(lam[k] - target))
-        upper = out[-1] - 1 if out else t_start
-        t = min(max(t, steps - i), upper)  # strictly decreasing, leaving room for the remaining steps
-        out.append(t)
-    return out

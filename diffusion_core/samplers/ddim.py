@@ -8,14 +8,14 @@ The last step goes to ᾱ = 1, i.e. returns x̂0. η = 0 is deterministic; η = 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
 from diffusion_core.process.gaussian import predict_x0
 from diffusion_core.process.schedules import NoiseSchedule
-from diffusion_core.samplers.base import SamplerStep, model_call, seeded_noise, spaced_timesteps
+from diffusion_core.samplers.base import SamplerStep, model_call, seeded_noise
 from diffusion_core.samplers.registry import register
 
 
@@ -24,14 +24,14 @@ def ddim_steps(
     schedule: NoiseSchedule,
     z_T: torch.Tensor,
     generator: torch.Generator,
-    steps: int = 50,
+    ts: Sequence[int],
     eta: float = 0.0,
 ) -> Iterator[SamplerStep]:
+    """Frames of DDIM on the decreasing timesteps `ts` (any spacing; DDIM's own is uniform in t)."""
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be between 0 and 1; got {eta}")
     T = schedule.T
     alpha_bars = schedule.alpha_bars.tolist()
-    ts = spaced_timesteps(T, steps)
     z = z_T
     for i, t in enumerate(ts):
         ab_t = alpha_bars[t]
@@ -47,7 +47,7 @@ def ddim_steps(
 
 
 def _run(process, model, x_T, ts, generator, choice, noise):
-    return ddim_steps(model, process.schedule, x_T, generator, len(ts), choice.eta)
+    return ddim_steps(model, process.schedule, x_T, generator, ts, choice.eta)
 
 
 register("ddim", "noise", _run, order=1, default_steps=50, takes_eta=True,

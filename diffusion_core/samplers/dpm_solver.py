@@ -7,22 +7,23 @@ With α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log(α_t/σ_t), h = λ_s −
     SDE:  z_s = (σ_s/σ_t) e^{−h} z_t + α_s (1 − e^{−2h}) D + σ_s √(1 − e^{−2h}) · N(0, I)
 The SDE solver adds fresh noise at every step as the ancestral sampler does (its first-order form
 is DDIM with η = 1) and is second order, so it keeps the data's spread in few steps where DDIM
-with η = 1 shrinks it. Timesteps are spaced evenly in λ (so r = 1 wherever integer t allows), from T or, for schedules
-that end far noisier than the report's (cosine), from where log SNR reaches LOG_SNR_MIN (see base.py).
+with η = 1 shrinks it. By default the timesteps are spaced evenly in λ (so r = 1 wherever integer t allows;
+samplers/spacing.py), from T or, for schedules that end far noisier than the report's (cosine), from where
+log SNR reaches LOG_SNR_MIN.
 The final step goes to σ = 0, where both reduce to z_0 = x̂0 (first order, as is usual).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
 
 from diffusion_core.process.gaussian import predict_x0
 from diffusion_core.process.schedules import NoiseSchedule, log_snr
-from diffusion_core.samplers.base import SamplerStep, log_snr_spaced_timesteps, model_call, seeded_noise
+from diffusion_core.samplers.base import SamplerStep, model_call, seeded_noise
 from diffusion_core.samplers.registry import register
 
 
@@ -30,16 +31,16 @@ def dpm_solver_2m_steps(
     model: nn.Module,
     schedule: NoiseSchedule,
     z_T: torch.Tensor,
-    generator: torch.Generator | None = None,
-    steps: int = 20,
+    generator: torch.Generator | None,
+    ts: Sequence[int],
     stochastic: bool = False,
 ) -> Iterator[SamplerStep]:
-    """Frames of DPM-Solver++(2M); stochastic=True: its SDE form, drawing noise from `generator`."""
+    """Frames of DPM-Solver++(2M) on the decreasing timesteps `ts` (any spacing); stochastic=True: its SDE form,
+    drawing noise from `generator`."""
     if stochastic and generator is None:
         raise ValueError("the stochastic solver needs a generator for its noise")
     T = schedule.T
     alpha_bars = schedule.alpha_bars.tolist()
-    ts = log_snr_spaced_timesteps(alpha_bars, steps)
 
     z = z_T
     x0_prev, h_prev = None, None
@@ -64,17 +65,13 @@ def dpm_solver_2m_steps(
     yield SamplerStep(0, z, z)
 
 
-def _log_snr_spacing(process, t_start: int, steps: int) -> list[int]:
-    return log_snr_spaced_timesteps(process.schedule.alpha_bars.tolist(), steps)
-
-
 def _run(stochastic: bool):
     def run(process, model, x_T, ts, generator, choice, noise):
-        return dpm_solver_2m_steps(model, process.schedule, x_T, generator, len(ts), stochastic=stochastic)
+        return dpm_solver_2m_steps(model, process.schedule, x_T, generator, ts, stochastic=stochastic)
     return run
 
 
-register("dpm++2m", "noise", _run(False), order=2, default_steps=20, spacing=_log_snr_spacing,
+register("dpm++2m", "noise", _run(False), order=2, default_steps=20, spacing="log-snr",
          summary="DPM-Solver++(2M): second-order ODE solver, good in 10–25 steps")
-register("dpm++2m-sde", "noise", _run(True), order=3, default_steps=20, spacing=_log_snr_spacing,
+register("dpm++2m-sde", "noise", _run(True), order=3, default_steps=20, spacing="log-snr",
          summary="DPM-Solver++(2M) SDE: fresh noise every step like ancestral, in 20 steps")

@@ -9,7 +9,7 @@ import pkgutil
 from diffusion_core.samplers.base import Sampler, SamplerRun
 
 SAMPLERS: dict[str, Sampler] = {}
-_NOT_SAMPLERS = {"base", "registry"}
+_NOT_SAMPLERS = {"base", "registry", "spacing"}
 _discovered = False
 
 
