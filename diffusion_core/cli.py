@@ -509,7 +509,8 @@ def cmd_ship(args: argparse.Namespace) -> int:
               **_metrics_report(images, load_classifier(None), args)}
     rows = read_jsonl(args.run / "metrics.jsonl")
     recompute = ["python", "-m", "diffusion_core", "evaluate", args.name, "--n", str(args.n), "--sampler", sampler,
-                 "--seed", str(args.seed), "--scale"] + (["--steps", str(args.steps)] if args.steps else [])
+                 "--seed", str(args.seed), "--scale"] + (["--steps", str(args.steps)] if args.steps else []) + (
+        ["--spacing", args.spacing] if args.spacing else [])
     keep = ("fid", "fid_over_floor", "confident_fraction", "mean_confidence", "class_entropy", "classes_present",
             "inception_score", "n")
     metrics = {**ckpt.config.get("metrics", {}), **{k: report[k] for k in keep}, "sampler": sampler,
@@ -539,7 +540,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report["kind"] = "samples"
     else:
         images, sampler = _checkpoint_images(args.source, args, args.n)
-        report.update(kind="checkpoint", sampler=sampler, steps=args.steps, seed=args.seed)
+        report.update(kind="checkpoint", sampler=sampler, steps=args.steps, seed=args.seed,
+                      **({"spacing": args.spacing} if args.spacing else {}))
         if args.save_samples:
             save_samples(images, args.save_samples)
     report.update(_metrics_report(images, classifier, args))

@@ -25,7 +25,9 @@ from diffusion_core.evaluation.metrics import (
     frechet_distance,
     gaussian_stats,
     inception_score,
+    kernel_inception_distance,
     mean_confidence,
+    mmd2_unbiased,
     reference_stats,
 )
 from diffusion_core.io.data import load_dataset, to_unit
@@ -176,7 +178,7 @@ def reference(classifier, digits):
     """Features of 3,000 training digits, and their statistics as the FID reference."""
     feats, _ = classifier_outputs(classifier, digits[0][:3000])
     mu, sigma = gaussian_stats(feats)
-    return feats, ReferenceStats(mu, sigma, len(feats))
+    return feats, ReferenceStats(mu, sigma, len(feats), feats)
 
 
 def test_fid_of_real_against_real_is_small_and_grows_under_noise_and_blur(classifier, digits, reference):
@@ -210,6 +212,7 @@ def test_evaluate_samples_on_real_and_degenerate_sets(classifier, digits, refere
     assert black["classes_present"] == 1 and black["class_entropy"] == 0.0
     assert black["inception_score"] == pytest.approx(1.0, abs=1e-6)
     assert black["fid"] > 10 * real["fid"]
+    assert abs(real["kid"]) < 3 * real["kid_se"] + 1e-3 < black["kid"] - 5 * black["kid_se"]  # real held-out: ~0
 
 
 def test_fid_scale_orders_floor_below_ceilings(classifier, digits):
@@ -221,3 +224,30 @@ def test_fid_scale_orders_floor_below_ceilings(classifier, digits):
     assert scale == fid_scale(classifier, test, train, n=300, seed=0)  # seeded
     with pytest.raises(ValueError, match="held-out"):
         fid_scale(classifier, test, test[:100], n=200)
+
+
+def test_unbiased_mmd2_is_the_formula():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(7, 5)), rng.normal(size=(6, 5)) + 0.3
+    k = lambda a, b: (a @ b / 5 + 1) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(7) for j in range(7) if i != j) / (7 * 6)
+    yy = sum(k(y[i], y[j]) for i in range(6) for j in range(6) if i != j) / (6 * 5)
+    xy = sum(k(a, b) for a in x for b in y) / (7 * 6)
+    assert mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+
+
+def test_kid_is_unbiased_where_fid_is_biased_at_small_n():
+    """Two samples of one distribution: KID averages to 0 within its standard error; FID at n = 100 with d = 16
+    is clearly above 0. A shifted distribution gives a KID many standard errors above 0."""
+    rng = np.random.default_rng(1)
+    kids, fids = [], []
+    for _ in range(20):
+        a, b = rng.normal(size=(100, 16)), rng.normal(size=(100, 16))
+        kids.append(kernel_inception_distance(a, b, seed=0)[0])
+        fids.append(fid_from_features(a, b))
+    assert abs(np.mean(kids)) < 2 * np.std(kids) / np.sqrt(len(kids))
+    assert np.mean(fids) > 10 * np.std(fids) / np.sqrt(len(fids))
+    kid, se = kernel_inception_distance(rng.normal(size=(200, 16)) + 0.5, rng.normal(size=(200, 16)))
+    assert kid > 5 * se > 0
+    with pytest.raises(ValueError, match="KID needs at least 4 images on each side"):
+        kernel_inception_distance(rng.normal(size=(3, 16)), rng.normal(size=(50, 16)))
