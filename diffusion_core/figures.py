@@ -549,3 +549,46 @@ def report_figures(
                                         seed=seed)
                 figs[f"pca{dims}d_{slug}"] = pca_cluster_figure(res)
     return figs
+
+
+# ------------------------------------------------------------------ samplers: where the steps go, what they cost
+
+
+def steps_on_log_snr_figure(schedule: NoiseSchedule, steps: Mapping[str, Sequence[int]]) -> go.Figure:
+    """The schedule's log-SNR_t against t, with each labelled list of timesteps drawn as points on it."""
+    values = _schedule_values(schedule, "log_snr")
+    idx = thin_indices(schedule.T + 1, 400)
+    fig = go.Figure(go.Scatter(x=idx, y=values[idx], mode="lines", name="log-SNR_t", line=dict(color="lightgrey")))
+    for label, ts in steps.items():
+        fig.add_trace(go.Scatter(x=list(ts), y=[values[t] for t in ts], mode="markers", name=label,
+                                 marker=dict(size=9)))
+    fig.update_layout(title="Where the steps go on the noise schedule", xaxis_title="t", yaxis_title="log-SNR",
+                      height=340, margin=dict(t=40, b=40), legend_title="steps")
+    return fig
+
+
+def quality_vs_nfe_figure(rows: Sequence[Mapping], metric: str = "fid", title: str | None = None) -> go.Figure:
+    """Quality (FID or KID, with ±1 standard error) against network evaluations, one line per sampler × spacing:
+    colour by sampler, dash by spacing. Rows as benchmarks/samplers_nfe.py writes them."""
+    dashes = ["solid", "dot", "dash", "dashdot", "longdash"]
+    samplers = list(dict.fromkeys(r["sampler"] for r in rows))
+    spacings = list(dict.fromkeys(r["spacing"] for r in rows))
+    colours = model_colours(samplers)
+    fig = go.Figure()
+    for sampler in samplers:
+        for spacing in spacings:
+            pts = sorted((r for r in rows if r["sampler"] == sampler and r["spacing"] == spacing),
+                         key=lambda r: r["nfe"])
+            if not pts:
+                continue
+            fig.add_trace(go.Scatter(
+                x=[r["nfe"] for r in pts], y=[r[metric] for r in pts], mode="lines+markers",
+                name=f"{sampler} · {spacing}", line=dict(color=colours[sampler],
+                                                         dash=dashes[spacings.index(spacing) % len(dashes)]),
+                error_y=dict(type="data", array=[r.get(f"{metric}_se") or 0 for r in pts], visible=True)))
+    fig.update_layout(title=title or f"{metric.upper()} against network evaluations (lower is better)",
+                      xaxis_title="network evaluations (NFE)", yaxis_title=metric.upper(), height=460,
+                      legend_title="sampler · spacing")
+    if metric == "fid":
+        fig.update_yaxes(type="log")
+    return fig

@@ -2,12 +2,12 @@
 then step forward and back through the trajectory; download it as a GIF and the samples as PNG / .npy.
 Before a run the page shows its expected time on this machine and asks first when that is long."""
 
+import dataclasses
 import time
 
 import streamlit as st
 
 from diffusion_core.lab import run_plan, trajectory
-from diffusion_core.sampling import SamplerChoice
 from pages.lab_ui import (
     class_controls,
     describe_conditioning,
@@ -18,12 +18,11 @@ from pages.lab_ui import (
     user_errors,
 )
 from pages.lab_ui.models import seconds_per_call_cached
+from pages.lab_ui.sampler_ui import cost_panel, sampler_controls
 from pages.lab_ui.trajectory_ui import frame_slots, sample_live, show_frame
 
 PLAY_SECONDS = 8.0  # Play runs through all kept frames in this time, whatever the frame rate
 TICK = 0.15  # seconds between Play frames
-START_LABELS = {"mixture": "Gaussian mixture fitted to degraded digits (the paper)",
-                "black": "a black image (the report)"}
 
 setup_page("Reverse diffusion", (
     "Sampling runs the diffusion backwards: from z_T (pure noise, or a fully degraded image for cold "
@@ -35,37 +34,23 @@ ckpt = model_picker(key="rd")
 if ckpt is None:
     st.stop()
 process = ckpt.process
-T = process.T
 bad = run_plan.known_bad_samplers(ckpt.config)
 default = run_plan.default_sampler(ckpt)
 
-c1, c2, c3, c4, c5 = st.columns(5)
-options = process.samplers
-sampler = c1.selectbox("Sampler", options, index=options.index(default.sampler), key="rd_sampler",
-                       format_func=lambda s: f"{s} (fails on this model)" if s in bad else s)
-spec, steps_field = process.sampler(sampler), None
-if spec.all_steps:
-    c2.number_input("Steps", value=T, disabled=True, key="rd_steps_fixed", help=f"{sampler} takes all T steps")
-elif spec.one_step:
-    c2.number_input("Steps", value=1, disabled=True, key="rd_steps_direct", help=f"{sampler}: one step")
-else:
-    first = default.steps if sampler == default.sampler and default.steps else (spec.default_steps or T)
-    steps_field = number_field("Steps", 1, T, value=min(first, T), key=f"rd_steps_{sampler}", container=c2)
-eta = c3.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key="rd_eta", help="0: deterministic DDIM; 1: DDPM-like noise") \
-    if spec.takes_eta else 0.0
-start = c3.selectbox("Start from", process.starts, format_func=START_LABELS.get, key="rd_start") \
-    if process.starts else "mixture"
-seed_field = number_field("Seed", 0, 2**31 - 1, value=0, key="rd_seed", container=c4)
-n_field = number_field("Images", 1, 16, value=4, key="rd_n", container=c5)
-fields = [f for f in (steps_field, seed_field, n_field) if f is not None]
+cols = st.columns(5)
+controls = sampler_controls(ckpt, "rd", default, bad, cols)
+sampler = controls.choice.sampler
+seed_field = number_field("Seed", 0, 2**31 - 1, value=0, key="rd_seed", container=cols[3])
+n_field = number_field("Images", 1, 16, value=4, key="rd_n", container=cols[4])
+fields = [f for f in (controls.steps_field, seed_field, n_field) if f is not None]
 conditioning = class_controls(ckpt, "rd")
 if sampler in bad:
     st.warning(f"**{sampler}** on this model: {bad[sampler]}.")
 
 valid = all(f.ok for f in fields)  # else Run refuses with the fields' messages (require)
-steps = int(steps_field.value) if steps_field is not None and valid else None
 seed, n = (int(seed_field.value), int(n_field.value)) if valid else (0, 1)
-choice = SamplerChoice(sampler, steps, eta, seed, start, **conditioning)
+choice = dataclasses.replace(controls.choice, seed=seed, **conditioning)
+cost_panel(ckpt, choice, "rd_cost")
 estimate = run_plan.RunEstimate(run_plan.network_calls(ckpt, choice),
                                 seconds_per_call_cached(ckpt, n)) if valid else None
 confirmed = True

@@ -1,0 +1,102 @@
+"""Choosing a sampler on a page — sampler, steps, η, churn, where the steps go, the start — and a panel of what the
+choice costs: its steps on the noise schedule and quality against network evaluations (NFE)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figure
+from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.lab import sampler_costs
+from diffusion_core.process import GaussianProcess, SamplerChoice
+from diffusion_core.samplers.spacing import SPACINGS
+
+from .common import user_errors
+from .inputs import NumberField, number_field
+from .queue_ui import run_queued
+
+START_LABELS = {"mixture": "Gaussian mixture fitted to degraded digits (the paper)",
+                "black": "a black image (the report)"}
+SPACING_HELP = ("where the steps go on the noise schedule: uniform in t (DDIM's), log-snr (DPM-Solver's), karras "
+                "(dense at low noise, ρ = 7) or edm (karras on EDM's σ range)")
+
+
+@dataclass
+class SamplerControls:
+    choice: SamplerChoice  # seed 0 and the given start; the page adds seed and conditioning
+    steps_field: NumberField | None
+
+
+def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, bad: dict[str, str],
+                     columns: list) -> SamplerControls:
+    """Sampler, steps, η (DDIM), churn (Heun), spacing (noise models) and start (cold models) in `columns`
+    (at least 3); the page adds seed, images and conditioning."""
+    process = ckpt.process
+    c1, c2, c3 = columns[:3]
+    options = process.samplers
+    sampler = c1.selectbox("Sampler", options, index=options.index(default.sampler), key=f"{key}_sampler",
+                           format_func=lambda s: f"{s} (fails on this model)" if s in bad else s)
+    spec, steps_field = process.sampler(sampler), None
+    if spec.all_steps:
+        c2.number_input("Steps", value=process.T, disabled=True, key=f"{key}_steps_fixed",
+                        help=f"{sampler} takes all T steps")
+    elif spec.one_step:
+        c2.number_input("Steps", value=1, disabled=True, key=f"{key}_steps_direct", help=f"{sampler}: one step")
+    else:
+        first = default.steps if sampler == default.sampler and default.steps else (spec.default_steps or process.T)
+        steps_field = number_field("Steps", 1, process.T, value=min(first, process.T), key=f"{key}_steps_{sampler}",
+                                   container=c2)
+    eta = c3.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key=f"{key}_eta", help="0: deterministic DDIM; 1: DDPM-like "
+                    "noise") if spec.takes_eta else 0.0
+    churn = c3.slider("Churn (S_churn)", 0.0, 40.0, 0.0, 1.0, key=f"{key}_churn",
+                      help="noise added back before each Heun step (EDM); 0: the deterministic ODE") \
+        if spec.takes_churn else 0.0
+    start = c3.selectbox("Start from", process.starts, format_func=START_LABELS.get, key=f"{key}_start") \
+        if process.starts else "mixture"
+    spacing = None
+    if isinstance(process, GaussianProcess) and not (spec.all_steps or spec.one_step):
+        chosen = st.radio("Spacing", SPACINGS, index=SPACINGS.index(spec.spacing), horizontal=True,
+                          key=f"{key}_spacing_{sampler}", help=SPACING_HELP)
+        spacing = None if chosen == spec.spacing else chosen  # None: the sampler's own (not named in captions)
+    steps = int(steps_field.value) if steps_field is not None and steps_field.ok else None
+    return SamplerControls(SamplerChoice(sampler, steps, eta, start=start, spacing=spacing, churn=churn), steps_field)
+
+
+def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
+    """The choice's steps on the log-SNR curve, and the benchmark's FID / KID against NFE for this model, with
+    this choice measured live on request (a few samples, through the work queue)."""
+    process = ckpt.process
+    if not isinstance(process, GaussianProcess):
+        return
+    with st.expander("Where the steps go, and quality against cost", expanded=False):
+        with user_errors("Cannot place these steps") as placed:
+            steps = sampler_costs.steps_of(ckpt, choice)
+        if placed.failed:
+            return
+        st.plotly_chart(steps_on_log_snr_figure(process.schedule, {choice.describe(): steps}), key=f"{key}_steps")
+        result = sampler_costs.benchmark_rows(ckpt.path.stem)
+        live = [r for r in st.session_state.get(f"{key}_live", []) if r["model"] == str(ckpt.path)]
+        rows = (result["rows"] if result else []) + [{**r, "spacing": f"{r['spacing']} (live, n={r['n']})"}
+                                                     for r in live]
+        if result:
+            best = ", ".join(f"{nfe} NFE: {b['sampler']} · {b['spacing']} (FID {b['fid']:.1f} ± {b['fid_se']:.1f})"
+                             for nfe, b in result["best"].items())
+            st.caption(f"Benchmark on {result['model']}, n = {result['n']} per point ({result['reference']}): "
+                       f"best at {best}. Recompute: `python benchmarks/samplers_nfe.py`.")
+        else:
+            st.caption("No benchmark for this model yet (`python benchmarks/samplers_nfe.py --model "
+                       f"{ckpt.path.stem}`); measure choices live below.")
+        c1, c2 = st.columns([1, 3])
+        n = number_field("Samples", 20, sampler_costs.LIVE_MAX, 100, f"{key}_live_n", container=c1)
+        if c2.button("Measure this choice", key=f"{key}_measure", help="FID and KID of this choice on a few "
+                     "samples against the test digits (KID is fair at small n; FID is biased high)"):
+            with user_errors("Could not measure"):
+                row = run_queued(sampler_costs.measure_choice, ckpt, choice, int(n))
+                st.session_state.setdefault(f"{key}_live", []).append({**row, "model": str(ckpt.path)})
+                st.rerun()
+        if rows:
+            metric = st.radio("Quality", ["fid", "kid"], horizontal=True, key=f"{key}_metric",
+                              format_func=str.upper)
+            st.plotly_chart(quality_vs_nfe_figure(rows, metric), key=f"{key}_nfe_fig")

@@ -1,0 +1,90 @@
+"""What a sampler choice costs and buys: its steps on the schedule, the benchmark's quality-against-NFE rows, a live
+measurement, and the Reverse diffusion page's panel that shows them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import streamlit as st
+
+from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figure
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.lab import sampler_costs
+from diffusion_core.process import SamplerChoice
+from diffusion_core.process.schedules import preset_schedule
+from tests.app_support import app, errors, no_exceptions, write_checkpoint
+
+PAGE = "pages/3_Reverse_diffusion.py"
+
+
+def rows(model="tiny"):
+    return [{"sampler": s, "spacing": sp, "nfe": nfe, "fid": 10.0 + nfe / 10 + i, "fid_se": 1.0, "kid": 0.01 * i,
+             "kid_se": 0.002, "n": 500} for i, (s, sp) in enumerate([("ddim", "uniform"), ("heun", "karras")])
+            for nfe in (10, 20)]
+
+
+def test_steps_are_drawn_where_they_are_on_the_log_snr_curve():
+    sched = preset_schedule("default")
+    fig = steps_on_log_snr_figure(sched, {"ddim, 5 steps": [1000, 750, 500, 250, 1]})
+    curve, points = fig.data
+    assert list(points.x) == [1000, 750, 500, 250, 1]
+    np.testing.assert_allclose(points.y, sched.log_snr.double().numpy()[[1000, 750, 500, 250, 1]], rtol=1e-6)
+    assert curve.x[-1] == 1000
+
+
+def test_quality_against_nfe_has_a_line_per_sampler_and_spacing_with_error_bars():
+    fig = quality_vs_nfe_figure(rows(), "kid")
+    assert [t.name for t in fig.data] == ["ddim · uniform", "heun · karras"]
+    assert list(fig.data[1].x) == [10, 20] and list(fig.data[1].y) == [0.01, 0.01]
+    assert list(fig.data[0].error_y.array) == [0.002, 0.002]
+    assert quality_vs_nfe_figure(rows(), "fid").layout.yaxis.type == "log"
+
+
+def test_the_benchmark_file_is_read_for_its_own_model_only(tmp_path, monkeypatch):
+    path = tmp_path / "nfe.json"
+    monkeypatch.setenv(sampler_costs.BENCHMARK_ENV, str(path))
+    assert sampler_costs.benchmark_rows("tiny") is None  # no file
+    path.write_text(json.dumps({"model": "tiny", "n": 500, "rows": rows(), "best": {}}))
+    assert sampler_costs.benchmark_rows("tiny")["rows"] == rows()
+    assert sampler_costs.benchmark_rows("other") is None
+    path.write_text("{not json")
+    assert sampler_costs.benchmark_rows("tiny") is None
+
+
+def test_a_live_measurement_is_one_point_with_its_cost(tmp_path):
+    ckpt = load_checkpoint(write_checkpoint(tmp_path, "tiny", T=20))
+    row = sampler_costs.measure_choice(ckpt, SamplerChoice("heun", 4, seed=0, spacing="karras"), 20)
+    assert (row["sampler"], row["spacing"], row["steps"], row["nfe"], row["n"]) == ("heun", "karras", 4, 7, 20)
+    assert row["fid"] > 0 and row["kid_se"] > 0 and row["live"]
+    with pytest.raises(ValueError, match="a live measurement draws 20 to 200 samples"):
+        sampler_costs.measure_choice(ckpt, SamplerChoice("ddim", 4), 500)
+
+
+def test_the_page_offers_spacing_shows_the_steps_and_the_benchmark(tmp_path, monkeypatch):
+    st.cache_resource.clear()
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    write_checkpoint(shipped, "tiny", T=20)
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
+    path = tmp_path / "nfe.json"
+    monkeypatch.setenv(sampler_costs.BENCHMARK_ENV, str(path))
+    at = app(PAGE).run()
+    no_exceptions(at)
+    at.selectbox(key="rd_sampler").set_value("ancestral").run()
+    assert not [r for r in at.radio if r.key.startswith("rd_spacing")]  # ancestral places no steps
+    at.selectbox(key="rd_sampler").set_value("heun").run()
+    spacing = at.radio(key="rd_spacing_heun")
+    assert spacing.value == "karras" and spacing.options == ["uniform", "log-snr", "karras", "edm"]
+    spacing.set_value("log-snr").run()
+    no_exceptions(at)
+    steps_fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert steps_fig["data"][1]["name"].startswith("heun, ") and "log-snr spacing" in steps_fig["data"][1]["name"]
+    assert any("No benchmark for this model yet" in c.value for c in at.caption)
+    model = "tiny"
+    path.write_text(json.dumps({"model": model, "n": 500, "reference": "MNIST test split", "rows": rows(model),
+                                "best": {"10": {"sampler": "ddim", "spacing": "uniform", "fid": 11.0, "fid_se": 1.0}}}))
+    at.run()
+    assert any("best at 10 NFE: ddim · uniform (FID 11.0 ± 1.0)" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 2 and errors(at) == []
