@@ -10,6 +10,7 @@ DIFFUSION_LAB_REQUIRE_BROWSER=1 so that they fail there instead.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -50,6 +51,13 @@ def app(tmp_path_factory):
     if not SCREENSHOTS:
         torch.manual_seed(0)
         save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
+        bench = root / "samplers_nfe.json"  # what benchmarks/samplers_nfe.py writes, for the tiny default
+        rows = [{"sampler": s, "spacing": sp, "nfe": nfe, "steps": nfe, "n": 500, "fid": 30.0 - nfe, "fid_se": 2.0,
+                 "kid": 0.02, "kid_se": 0.004} for s in ("ddim", "euler") for sp in ("uniform", "karras")
+                for nfe in (10, 20)]
+        bench.write_text(json.dumps({"model": "default", "n": 500, "reference": "MNIST test split", "best": {},
+                                     "rows": rows}))
+        env["DIFFUSION_LAB_SAMPLER_BENCHMARK"] = str(bench)
     with running_app(env, root / "streamlit.log") as url:
         yield {"url": url, "root": root, "runs": runs}
 
@@ -147,6 +155,20 @@ def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(ap
             "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
             ".every(i => i.complete && i.naturalWidth)")
         page.screenshot(path=shot(tmp_path, "reverse_diffusion"), full_page=True)
+
+
+def test_reverse_diffusion_shows_where_the_steps_go_and_quality_against_cost(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        page.goto(f"{app['url']}/Reverse_diffusion?model={DEFAULT_MODEL}")
+        page.get_by_role("button", name="Run reverse diffusion").wait_for()
+        wait_idle(page)
+        page.get_by_text("Where the steps go, and quality against cost").click()
+        charts = page.locator(CHART)
+        charts.nth(1).wait_for()  # the steps on the log-SNR curve, and FID against NFE from the benchmark
+        wait_idle(page)
+        assert page.get_by_text("best at").count() + page.get_by_text("n = 500 per point").count() >= 1
+        assert_page_works(page, CHART)
+        page.screenshot(path=shot(tmp_path, "sampler_costs"), full_page=True)
 
 
 @pytest.mark.parametrize("name, main", [("Schedules", CHART), ("Degradations", CHART), ("Explore", CHART),

@@ -86,5 +86,5 @@ def test_the_page_offers_spacing_shows_the_steps_and_the_benchmark(tmp_path, mon
     path.write_text(json.dumps({"model": model, "n": 500, "reference": "MNIST test split", "rows": rows(model),
                                 "best": {"10": {"sampler": "ddim", "spacing": "uniform", "fid": 11.0, "fid_se": 1.0}}}))
     at.run()
-    assert any("best at 10 NFE: ddim · uniform (FID 11.0 ± 1.0)" in c.value for c in at.caption)
+    assert any("; best at 10 NFE: ddim · uniform (FID 11.0 ± 1.0)." in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2 and errors(at) == []

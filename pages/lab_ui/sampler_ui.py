@@ -82,9 +82,9 @@ def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
                                                      for r in live]
         if result:
             best = ", ".join(f"{nfe} NFE: {b['sampler']} · {b['spacing']} (FID {b['fid']:.1f} ± {b['fid_se']:.1f})"
-                             for nfe, b in result["best"].items())
-            st.caption(f"Benchmark on {result['model']}, n = {result['n']} per point ({result['reference']}): "
-                       f"best at {best}. Recompute: `python benchmarks/samplers_nfe.py`.")
+                             for nfe, b in result.get("best", {}).items())
+            st.caption(f"Benchmark on {result['model']}, n = {result['n']} per point ({result['reference']})"
+                       + (f"; best at {best}" if best else "") + ". Recompute: `python benchmarks/samplers_nfe.py`.")
         else:
             st.caption("No benchmark for this model yet (`python benchmarks/samplers_nfe.py --model "
                        f"{ckpt.path.stem}`); measure choices live below.")
