@@ -22,7 +22,7 @@ def read_json_or_empty(path: Path) -> dict:
     """A JSON object from `path`; {} when it is missing, torn or not an object (a run still being written)."""
     try:
         data = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from diffusion_core.io.checkpoints import list_checkpoints
 from diffusion_core.io.files import read_jsonl
+from diffusion_core.io.runs import read_json_or_empty
 from diffusion_core.lab.jobs import PROJECT_ROOT, list_runs
 
 BENCHMARK_ENV = "DIFFUSION_LAB_BENCHMARKS"
@@ -49,19 +50,11 @@ class ModelRecord:
         return [float(r[key]) for r in self.rows if r.get(key) is not None]
 
 
-def _checkpoint_config(path: Path) -> dict:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def collect_records(runs_root: Path | None = None, shipped_folder: Path | None = None) -> list[ModelRecord]:
     """Every run under the runs root (newest first), then every shipped checkpoint (by name)."""
     records = []
     for run in list_runs(runs_root):
-        final = _checkpoint_config(run.run_dir / "model.json").get("metrics") or {}
+        final = read_json_or_empty(run.run_dir / "model.json").get("metrics") or {}
         epochs = run.epoch or (int(run.metrics[-1]["epoch"]) if run.metrics and "epoch" in run.metrics[-1] else None)
         records.append(ModelRecord(f"run:{run.run_id}", run.run_id, "run", run.config, run.metrics, final,
                                    epochs, run.state, run.run_dir))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import os
 import re
 import secrets
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, env_int, read_jsonl
-from diffusion_core.io.runs import read_run_files
+from diffusion_core.io.runs import read_json_or_empty, read_run_files
 from diffusion_core.process import process_from_config
 from diffusion_core.training.options import train_config
 from diffusion_core.training.trainer import TrainConfig
@@ -218,11 +217,7 @@ def _phase(state: str, run_dir: Path, job: dict, epoch: int, epochs: int) -> tup
 
 
 def _read_job(run_dir: Path) -> dict:
-    try:
-        job = json.loads((run_dir / "job.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-    return job if isinstance(job, dict) else {}
+    return read_json_or_empty(run_dir / "job.json")
 
 
 def _log_error(run_dir: Path) -> str:

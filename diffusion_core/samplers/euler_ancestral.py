@@ -23,6 +23,14 @@ def ancestral_levels(sigma: float, sigma_next: float) -> tuple[float, float]:
     return math.sqrt(sigma_next**2 - sigma_up**2), sigma_up
 
 
+def ancestral_step(x: torch.Tensor, eps: torch.Tensor, sigma: float, sigma_next: float,
+                   generator: torch.Generator) -> torch.Tensor:
+    """x at σ_next: the deterministic step down to σ_down, then fresh noise σ_up·N(0, I)."""
+    sigma_down, sigma_up = ancestral_levels(sigma, sigma_next)
+    x = x + (sigma_down - sigma) * eps
+    return x + sigma_up * seeded_noise(x.shape, generator, x.device) if sigma_up > 0 else x
+
+
 def euler_ancestral_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int],
                           generator: torch.Generator) -> Iterator[SamplerStep]:
     D = process.denoiser(model)
@@ -31,10 +39,7 @@ def euler_ancestral_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequ
     for i, t in enumerate(ts):
         x0, eps = D(x, sigmas[i], t)
         yield SamplerStep(t, to_z(x, sigmas[i]), x0)
-        sigma_down, sigma_up = ancestral_levels(sigmas[i], sigmas[i + 1])
-        x = x + (sigma_down - sigmas[i]) * eps
-        if sigma_up > 0:
-            x = x + sigma_up * seeded_noise(x.shape, generator, x.device)
+        x = ancestral_step(x, eps, sigmas[i], sigmas[i + 1], generator)
     yield SamplerStep(0, x, x)
 
 

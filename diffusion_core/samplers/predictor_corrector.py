@@ -12,7 +12,7 @@ from torch import nn
 
 from diffusion_core.process.gaussian import to_z
 from diffusion_core.samplers.base import SamplerStep, seeded_noise
-from diffusion_core.samplers.euler_ancestral import ancestral_levels
+from diffusion_core.samplers.euler_ancestral import ancestral_step
 from diffusion_core.samplers.registry import register
 
 SNR_TARGET = 0.16  # score_sde's signal-to-noise ratio r of a Langevin step
@@ -33,10 +33,7 @@ def pc_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int],
             x = x + step * score + (2 * step).sqrt() * noise
         x0, eps = D(x, sigmas[i], t)
         yield SamplerStep(t, to_z(x, sigmas[i]), x0)
-        sigma_down, sigma_up = ancestral_levels(sigmas[i], sigmas[i + 1])
-        x = x + (sigma_down - sigmas[i]) * eps
-        if sigma_up > 0:
-            x = x + sigma_up * seeded_noise(x.shape, generator, x.device)
+        x = ancestral_step(x, eps, sigmas[i], sigmas[i + 1], generator)
     yield SamplerStep(0, x, x)
 
 
