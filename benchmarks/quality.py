@@ -15,10 +15,11 @@ import numpy as np
 import torch
 
 from diffusion_core.evaluation.classifier import load_classifier
-from diffusion_core.evaluation.metrics import ReferenceStats, classifier_fid, fid_scale, reference_stats
+from diffusion_core.evaluation.metrics import ReferenceStats, classifier_fid, fid_scale
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.data import load_dataset
 from diffusion_core.io.images import to_unit_numpy
+from diffusion_core.lab.sampler_costs import mnist_test_reference
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 
 QUALITY_STEPS = (10, 20, 50, 100, 1000)
@@ -36,8 +37,7 @@ def quality_plan(T: int, steps: tuple[int, ...] = QUALITY_STEPS, max_steps: int 
 
 def mnist_reference(classifier: torch.nn.Module) -> tuple[ReferenceStats, str]:
     """Classifier-feature statistics of the MNIST test split and where the digits came from."""
-    test = load_dataset("mnist", "test", download=False)
-    return reference_stats(classifier, to_unit_numpy(test.images)), test.source
+    return mnist_test_reference(classifier)
 
 
 def sample_images(ckpt: LoadedCheckpoint, sampler: str, steps: int, n: int, seed: int) -> np.ndarray:

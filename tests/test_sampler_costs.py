@@ -4,6 +4,7 @@ measurement, and the Reverse diffusion page's panel that shows them."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -88,3 +89,42 @@ def test_the_page_offers_spacing_shows_the_steps_and_the_benchmark(tmp_path, mon
     at.run()
     assert any("; best at 10 NFE: ddim · uniform (FID 11.0 ± 1.0)." in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2 and errors(at) == []
+
+
+def wait_done(model, n, root, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        job = sampler_costs.grid_job(model, n, root)
+        if job and (job.get("done") or job.get("error") or not job["running"]):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+
+
+def test_the_grid_runs_as_a_background_job_writing_its_points_as_they_come(tmp_path):
+    model = write_checkpoint(tmp_path, "tiny", T=20)
+    root = tmp_path / "runs"
+    assert sampler_costs.grid_job(model, 20, root) is None
+    out = sampler_costs.start_grid_job(model, 20, [4], root)
+    with pytest.raises(ValueError, match="a measurement of tiny at n = 20 is already running"):
+        sampler_costs.start_grid_job(model, 20, [4], root)
+    job = wait_done(model, 20, root)
+    assert job["done"] and not job.get("error") and out.is_file()
+    plan = sampler_costs.grid_choices(load_checkpoint(model), [4])
+    assert len(job["rows"]) == job["total"] == len(plan) == 7 * 4  # every few-step sampler × spacing
+    assert {(r["sampler"], r["spacing"]) for r in job["rows"]} == {(c.sampler, c.spacing) for _, c in plan}
+    assert all(r["nfe"] <= 4 and r["fid"] > 0 and r["kid_se"] > 0 for r in job["rows"])
+    assert job["best"]["4"]["fid"] == min(r["fid"] for r in job["rows"])
+
+
+def test_a_grid_on_a_cold_model_fails_with_the_reason(tmp_path):
+    from diffusion_core.io.checkpoints import save_checkpoint
+    from diffusion_core.models import build_model
+    from diffusion_core.process.degradations import make_degradation
+    from tests.app_support import TINY_CNN
+
+    model = save_checkpoint(tmp_path / "cold", build_model(TINY_CNN), {
+        "model": TINY_CNN, "diffusion": {"type": "cold", "degradation": make_degradation("blur", 10).config()}})
+    sampler_costs.start_grid_job(model, 20, [4], tmp_path / "runs")
+    job = wait_done(model, 20, tmp_path / "runs")
+    assert "a cold model has no noise levels" in job["error"]

@@ -10,6 +10,7 @@ import streamlit as st
 from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figure
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.lab import sampler_costs
+from diffusion_core.lab.jobs import runs_root
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.samplers.spacing import SPACINGS
 
@@ -19,6 +20,7 @@ from .queue_ui import run_queued
 
 START_LABELS = {"mixture": "Gaussian mixture fitted to degraded digits (the paper)",
                 "black": "a black image (the report)"}
+GRID_N = 200  # samples per point of the background grid (the committed benchmark has 500)
 SPACING_HELP = ("where the steps go on the noise schedule: uniform in t (DDIM's), log-snr (DPM-Solver's), karras "
                 "(dense at low noise, ρ = 7) or edm (karras on EDM's σ range)")
 
@@ -78,8 +80,10 @@ def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
         st.plotly_chart(steps_on_log_snr_figure(process.schedule, {choice.describe(): steps}), key=f"{key}_steps")
         result = sampler_costs.benchmark_rows(ckpt.path.stem)
         live = [r for r in st.session_state.get(f"{key}_live", []) if r["model"] == str(ckpt.path)]
+        job = sampler_costs.grid_job(ckpt.path, GRID_N, runs_root()) if ckpt.path.is_file() else None
         rows = (result["rows"] if result else []) + [{**r, "spacing": f"{r['spacing']} (live, n={r['n']})"}
                                                      for r in live]
+        rows += [{**r, "spacing": f"{r['spacing']} (here, n={GRID_N})"} for r in (job or {}).get("rows", [])]
         if result:
             best = ", ".join(f"{nfe} NFE: {b['sampler']} · {b['spacing']} (FID {b['fid']:.1f} ± {b['fid_se']:.1f})"
                              for nfe, b in result.get("best", {}).items())
@@ -88,7 +92,7 @@ def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
         else:
             st.caption("No benchmark for this model yet (`python benchmarks/samplers_nfe.py --model "
                        f"{ckpt.path.stem}`); measure choices live below.")
-        c1, c2 = st.columns([1, 3])
+        c1, c2, c3 = st.columns([1, 2, 3])
         n = number_field("Samples", 20, sampler_costs.LIVE_MAX, 100, f"{key}_live_n", container=c1)
         if c2.button("Measure this choice", key=f"{key}_measure", help="FID and KID of this choice on a few "
                      "samples against the test digits (KID is fair at small n; FID is biased high)"):
@@ -96,6 +100,19 @@ def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
                 row = run_queued(sampler_costs.measure_choice, ckpt, choice, int(n))
                 st.session_state.setdefault(f"{key}_live", []).append({**row, "model": str(ckpt.path)})
                 st.rerun()
+        running = bool(job and job["running"])
+        if c3.button(f"Measure every sampler × spacing here (n = {GRID_N}, in the background)", key=f"{key}_grid",
+                     disabled=running or not ckpt.path.is_file(),
+                     help="a background job at low priority, NFE 10 and 20; its points appear as they come"):
+            with user_errors("Could not start the measurement"):
+                sampler_costs.start_grid_job(ckpt.path, GRID_N, [10, 20], runs_root())
+                st.rerun()
+        if job and job.get("error"):
+            st.error(f"The background measurement failed: {job['error']}")
+        elif running:
+            st.progress(len(job["rows"]) / (job.get("total") or 56),
+                        text=f"Measuring here: {len(job['rows'])} of {job.get('total') or '…'} points "
+                             "(reopen this panel to see the latest)")
         if rows:
             metric = st.radio("Quality", ["fid", "kid"], horizontal=True, key=f"{key}_metric",
                               format_func=str.upper)
