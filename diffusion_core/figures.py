@@ -592,3 +592,17 @@ def quality_vs_nfe_figure(rows: Sequence[Mapping], metric: str = "fid", title: s
     if metric == "fid":
         fig.update_yaxes(type="log")
     return fig
+
+
+def spectra_figure(frequencies: np.ndarray, curves: Mapping[str, np.ndarray], title: str,
+                   dashed: Sequence[str] = ()) -> go.Figure:
+    """Radially averaged power spectra (log power against cycles per pixel, from the lowest non-zero frequency);
+    curves named in `dashed` are drawn dashed."""
+    fig = go.Figure()
+    for name, power in curves.items():
+        fig.add_trace(go.Scatter(x=frequencies[1:], y=np.asarray(power)[1:], mode="lines", name=name,
+                                 line=dict(dash="dash" if name in dashed else "solid")))
+    fig.update_layout(title=title, xaxis_title="spatial frequency (cycles per pixel)", yaxis_title="power",
+                      height=380, legend_title="images")
+    fig.update_yaxes(type="log")
+    return fig

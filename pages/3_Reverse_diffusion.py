@@ -19,7 +19,7 @@ from pages.lab_ui import (
 )
 from pages.lab_ui.models import seconds_per_call_cached
 from pages.lab_ui.sampler_ui import cost_panel, sampler_controls
-from pages.lab_ui.trajectory_ui import frame_slots, sample_live, show_frame
+from pages.lab_ui.trajectory_ui import frame_slots, sample_live, show_frame, spectra_panel
 
 PLAY_SECONDS = 8.0  # Play runs through all kept frames in this time, whatever the frame rate
 TICK = 0.15  # seconds between Play frames
@@ -131,6 +131,7 @@ def viewer() -> None:
 
 
 viewer()
+spectra_panel(traj, ckpt.config.get("dataset", "mnist"))
 
 st.subheader("Downloads")
 d1, d2, d3 = st.columns(3)

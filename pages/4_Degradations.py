@@ -33,6 +33,7 @@ from pages.lab_ui import (
     setup_page,
     user_errors,
 )
+from pages.lab_ui.degradation_ui import spectra_chart
 
 START_LABELS = {"black": "black start (the report)", "mixture": "mixture start (the paper)"}
 
@@ -74,6 +75,7 @@ with user_errors("Cannot preview this degradation"):
                                label=preview.label, strip_title=preview.strip_title,
                                title=f"{kind} degradation, {schedule} schedule, T = {T}")
     st.plotly_chart(fig, key="deg_preview_fig")
+    spectra_chart(degradation, data.images[:128], noise_seed)
     shown = ", ".join(f"{preview.curve[t]:.4g}" for t in preview.ts)
     st.caption(f"Test digit {digit} ({data.source}, label {int(data.labels[digit])}). {preview.label} at "
                f"t = {', '.join(map(str, preview.ts))}: {shown}.")

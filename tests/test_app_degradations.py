@@ -108,7 +108,8 @@ def test_restorations_side_by_side_with_their_scores(shipped):
         restored = to_unit_numpy(run_to_end(ColdProcess(blur).frames(ckpt.model, choice, len(x))).samples)
         assert row.RMSE == pytest.approx(float(rmse(restored, original)[0]), abs=1e-6)
         assert row.SSIM == pytest.approx(float(ssim(restored, original)[0]), abs=1e-6)
-    titles = [a["text"] for a in charts(at)[1]["layout"]["annotations"]]
+    # charts: the degradation over t, its power spectrum, then the restorations
+    titles = [a["text"] for a in charts(at)[2]["layout"]["annotations"]]
     assert titles == ["original", "degraded, t = 10", "improved (4 steps)", "naive (4 steps)", "direct (1 step)"]
 
     at.number_input(key="deg_steps").set_value(5).run()  # changed inputs: the old result is not shown

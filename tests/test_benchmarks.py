@@ -244,7 +244,9 @@ def test_tiny_run_writes_every_required_field(tmp_path, monkeypatch):
 
     digits = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0)) - 0.5
     fake = Dataset(images=digits, labels=torch.zeros(200, dtype=torch.long), name="mnist", source="synthetic")
-    for module in (benchmarks.run, benchmarks.quality):  # skip loading MNIST: seconds on this machine
+    from diffusion_core.lab import sampler_costs
+
+    for module in (benchmarks.run, benchmarks.quality, sampler_costs):  # skip loading MNIST: seconds here
         monkeypatch.setattr(module, "load_dataset", lambda *a, **k: fake)
     T = 30
     ckpt = LoadedCheckpoint(tiny_net(), {"model": TINY, "diffusion": noise_config(T)}, Path("<tiny>"))

@@ -22,6 +22,7 @@ from scipy.spatial.distance import pdist
 from torch import nn
 
 from diffusion_core.evaluation.restoration_metrics import restoration_scores
+from diffusion_core.evaluation.spectra import radial_power_spectrum
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.io.images import to_unit_numpy
@@ -79,6 +80,18 @@ def degradation_preview(degradation: Degradation, image: torch.Tensor, ts: list[
     ts, frames = preview_strip(degradation, image, ts, seed)
     return DegradationPreview(label, np.asarray(values, dtype=np.float64), ts, to_unit_numpy(frames),
                               degradation.kind)
+
+
+def degradation_spectra(degradation: Degradation, images: torch.Tensor, ts: list[int] | None = None,
+                        seed: int = 0) -> dict[int, np.ndarray]:
+    """t → radial power spectrum of D(x, t) over data-space images N×C×H×W (default t = 0, T/4, T/2, 3T/4, T);
+    hybrids draw their noise with `seed`. Blur removes high frequencies outright; noise raises a floor."""
+    if ts is None:
+        ts = sorted({round(degradation.T * i / 4) for i in range(5)})
+    x = images.float()
+    noise = degradation.draw_noise(tuple(x.shape), torch.Generator().manual_seed(seed), x.device)
+    with torch.no_grad():
+        return {int(t): radial_power_spectrum(degradation(x, int(t), noise)) for t in ts}
 
 
 def cold_parts(checkpoint: LoadedCheckpoint) -> tuple[nn.Module, Degradation]:

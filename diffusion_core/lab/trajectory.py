@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from diffusion_core.evaluation.spectra import radial_power_spectrum
 from diffusion_core.io.images import make_grid, png_bytes, to_unit_numpy
 from diffusion_core.samplers import SamplerStep
 
@@ -37,6 +38,17 @@ class Trajectory:
     z: np.ndarray  # K×N×H×W
     x0: np.ndarray  # K×N×H×W
     total_frames: int  # frames the sampler produced (≥ len(ts))
+    z_power: np.ndarray | None = None  # K×R radial power spectra of z_t (unclipped, data space; evaluation.spectra)
+    x0_power: np.ndarray | None = None  # K×R, of x̂0
+
+    def spectra(self, count: int = 5) -> dict[str, np.ndarray]:
+        """{"z_t at t = …": power, "x̂0 at t = …": power} at `count` evenly spaced kept frames (the last included)."""
+        if self.z_power is None or self.x0_power is None:
+            return {}
+        picks = sorted({round(i * (len(self.ts) - 1) / max(count - 1, 1)) for i in range(count)})
+        out = {f"z_t at t = {self.ts[k]}": self.z_power[k] for k in picks}
+        out.update({f"x̂0 at t = {self.ts[k]}": self.x0_power[k] for k in picks if self.ts[k] > 0})
+        return out
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -51,25 +63,32 @@ def record_trajectory(frames: Iterable[SamplerStep], max_frames: int = DEFAULT_M
     """Consume sampler frames, keeping at most max_frames + 1 evenly spaced ones (plus the last)."""
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 2:
         raise ValueError(f"max_frames must be an integer ≥ 2; got {max_frames!r}")
-    kept: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (frame index, t, z, x̂0)
+    kept: list[tuple] = []  # (frame index, t, z, x̂0, power of z, power of x̂0)
     stride, index, last = 1, -1, None
+
+    def keep(i: int, frame: SamplerStep) -> tuple:
+        return (i, frame.t, to_unit_numpy(frame.z), to_unit_numpy(frame.x0_hat),
+                radial_power_spectrum(frame.z), radial_power_spectrum(frame.x0_hat))
+
     for index, frame in enumerate(frames):
         last = frame
         if index % stride:
             continue
-        kept.append((index, frame.t, to_unit_numpy(frame.z), to_unit_numpy(frame.x0_hat)))
+        kept.append(keep(index, frame))
         if len(kept) > max_frames:
             stride *= 2
             kept = [k for k in kept if k[0] % stride == 0]
     if last is None:
         raise ValueError("the sampler produced no frames")
     if kept[-1][0] != index:
-        kept.append((index, last.t, to_unit_numpy(last.z), to_unit_numpy(last.x0_hat)))
+        kept.append(keep(index, last))
     return Trajectory(
         ts=[k[1] for k in kept],
         z=np.stack([k[2] for k in kept]),
         x0=np.stack([k[3] for k in kept]),
         total_frames=index + 1,
+        z_power=np.stack([k[4] for k in kept]),
+        x0_power=np.stack([k[5] for k in kept]),
     )
 
 
