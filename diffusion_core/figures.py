@@ -7,6 +7,7 @@ and returns a plotly.graph_objects.Figure; nothing here draws to a screen or imp
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -605,4 +606,36 @@ def spectra_figure(frequencies: np.ndarray, curves: Mapping[str, np.ndarray], ti
     fig.update_layout(title=title, xaxis_title="spatial frequency (cycles per pixel)", yaxis_title="power",
                       height=380, legend_title="images")
     fig.update_yaxes(type="log")
+    return fig
+
+
+def loss_by_t_strip_figure(rows: Sequence[Mapping], title: str = "Training loss by noise level") -> go.Figure:
+    """Epochs × t/T buckets (metrics rows' "loss_by_t"), coloured by log10 of the loss: where across the schedule
+    the loss goes down, and where it does not."""
+    rows = [r for r in rows if r.get("loss_by_t")]
+    if not rows:
+        raise ValueError("no rows with a loss by noise level (runs trained before it was recorded have none)")
+    buckets = len(rows[0]["loss_by_t"])
+    z = [[math.log10(v) if v else None for v in r["loss_by_t"]] for r in rows]
+    centres = [(i + 0.5) / buckets for i in range(buckets)]
+    fig = go.Figure(go.Heatmap(x=centres, y=[r["epoch"] for r in rows], z=z, colorscale="Viridis",
+                               colorbar=dict(title="log10 loss")))
+    fig.update_layout(title=title, xaxis_title="t / T (noise level; 1 = pure noise or fully degraded)",
+                      yaxis_title="epoch", height=320, margin=dict(t=40, b=40))
+    return fig
+
+
+def heldout_loss_figure(curves: Mapping[str, Mapping], colours: Mapping[str, str] | None = None,
+                        log_y: bool = True) -> go.Figure:
+    """Held-out loss against t/T per model (evaluation.noise_levels.heldout_loss_by_t), ±1 standard error."""
+    colours = colours or model_colours(list(curves))
+    fig = go.Figure()
+    for name, c in curves.items():
+        fig.add_trace(go.Scatter(x=c["t_over_T"], y=c["loss"], mode="lines+markers", name=name,
+                                 line=dict(color=colours.get(name)),
+                                 error_y=dict(type="data", array=c["se"], visible=True)))
+    fig.update_layout(title="Held-out loss by noise level", xaxis_title="t / T", yaxis_title="loss", height=400,
+                      legend_title="model")
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig

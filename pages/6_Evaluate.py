@@ -25,6 +25,7 @@ from diffusion_core.lab.comparison import (
 )
 from diffusion_core.process import ColdProcess, GaussianProcess
 from pages.lab_ui import setup_page, user_errors
+from pages.lab_ui.evaluate_ui import loss_by_noise_level_tab
 
 MAX_DEFAULT = 8  # runs compared by default (the newest first)
 
@@ -56,7 +57,7 @@ st.dataframe(pd.DataFrame(summary_table(selected)), hide_index=True, key="ev_tab
 
 by_name = {r.name: r for r in selected}
 colours = model_colours([r.name for r in selected])  # one colour per model in every chart below
-tab_loss, tab_fid, tab_samples = st.tabs(["Loss", "FID", "Samples over epochs"])
+tab_loss, tab_levels, tab_fid, tab_samples = st.tabs(["Loss", "Loss by noise level", "FID", "Samples over epochs"])
 
 
 def curves_of(key: str) -> dict[str, list[dict]]:
@@ -80,6 +81,9 @@ with tab_loss:
         log_y = st.toggle("Log scale", value=True, key="ev_log")
         st.plotly_chart(loss_curves_figure(losses, log_y=log_y, colours=colours), key="ev_loss_fig")
         noise_vs_blur(losses, "loss")
+
+with tab_levels:
+    loss_by_noise_level_tab(selected, colours)
 
 with tab_fid:
     if has_fid(selected):

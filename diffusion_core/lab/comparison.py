@@ -40,6 +40,7 @@ class ModelRecord:
     epochs: int | None = None
     state: str | None = None  # runs only: finished, running, stopped, …
     run_dir: Path | None = None
+    weights: Path | None = None  # its .safetensors (a run's latest checkpoint; None before its first epoch)
 
     @property
     def diffusion_type(self) -> str:
@@ -57,12 +58,12 @@ def collect_records(runs_root: Path | None = None, shipped_folder: Path | None =
         final = read_json_or_empty(run.run_dir / "model.json").get("metrics") or {}
         epochs = run.epoch or (int(run.metrics[-1]["epoch"]) if run.metrics and "epoch" in run.metrics[-1] else None)
         records.append(ModelRecord(f"run:{run.run_id}", run.run_id, "run", run.config, run.metrics, final,
-                                   epochs, run.state, run.run_dir))
+                                   epochs, run.state, run.run_dir, run.checkpoint))
     for wpath, meta in list_checkpoints(shipped_folder):
         history = wpath.with_suffix(".metrics.jsonl")
         rows = read_jsonl(history) if history.is_file() else []
         records.append(ModelRecord(f"shipped:{wpath.stem}", wpath.stem, "shipped", meta, rows,
-                                   meta.get("metrics") or {}, meta.get("epochs")))
+                                   meta.get("metrics") or {}, meta.get("epochs"), weights=wpath))
     return records
 
 

@@ -97,9 +97,16 @@ class DiffusionProcess(ABC):
         """A draw of z_t ~ q(z_t | x_0) at integer timesteps t (shape [B])."""
 
     @abstractmethod
+    def loss_terms(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+                   shard: slice = slice(None), y: torch.Tensor | None = None,
+                   t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the training loss, t, each image's own loss, detached): t (unless given, one per image of x) and any
+        noise drawn for the whole batch x, the loss the mean over x[shard]."""
+
     def loss(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
              shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
-        """The training loss: t (and any noise) drawn for the whole batch x, the mean over x[shard]."""
+        """The training loss (see loss_terms)."""
+        return self.loss_terms(model, x, generator, shard, y)[0]
 
     @abstractmethod
     def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:

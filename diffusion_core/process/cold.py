@@ -29,24 +29,32 @@ COLD_LOSSES = ("l2", "l1")
 MIXTURE_IMAGES = 300  # training images fitted at load time
 
 
-def cold_loss(
+def cold_loss_terms(
     model: nn.Module, degradation: Degradation, x: torch.Tensor, generator: torch.Generator | None = None,
-    loss: str = "l2", shard: slice = slice(None),
-) -> torch.Tensor:
-    """Algorithm 3: t ~ U{1..T}, z_t = D(x, t), mean ‖x − R(z_t, t/T)‖² (l2) or |x − R|  (l1).
+    loss: str = "l2", shard: slice = slice(None), t: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Algorithm 3: t ~ U{1..T} (or the given t), z_t = D(x, t), mean ‖x − R(z_t, t/T)‖² (l2) or |x − R| (l1).
+    Returns (that mean, t, each image's own mean, detached).
 
     t (and any noise) is drawn for the whole batch x; the loss is over x[shard] (one rank's part)."""
     if loss not in COLD_LOSSES:
         raise ValueError(f"cold loss must be one of {', '.join(COLD_LOSSES)}; got {loss!r}")
     T = degradation.T
-    t = torch.randint(1, T + 1, (x.shape[0],), generator=generator).to(x.device)
+    t = (torch.randint(1, T + 1, (x.shape[0],), generator=generator) if t is None else t.cpu()).to(x.device)
     noise = degradation.draw_noise(tuple(x.shape), generator, x.device)
     x, t = x[shard], t[shard]
     noise = None if noise is None else noise[shard]
     z_t = degradation(x, t, noise)
     x_hat = model(z_t, t.float() / T).float()
     err = x.float() - x_hat
-    return torch.mean(err**2) if loss == "l2" else torch.mean(err.abs())
+    per_pixel = err**2 if loss == "l2" else err.abs()
+    return torch.mean(per_pixel), t, per_pixel.detach().flatten(1).mean(1)
+
+
+def cold_loss(model: nn.Module, degradation: Degradation, x: torch.Tensor, generator: torch.Generator | None = None,
+              loss: str = "l2", shard: slice = slice(None)) -> torch.Tensor:
+    """Algorithm 3's loss (see cold_loss_terms)."""
+    return cold_loss_terms(model, degradation, x, generator, loss, shard)[0]
 
 
 # -- starts ----------------------------------------------------------------------------------------
@@ -232,11 +240,12 @@ class ColdProcess(DiffusionProcess):
         noise = self.degradation.draw_noise(tuple(x0.shape), generator, x0.device)
         return self.degradation(x0, t, noise)
 
-    def loss(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
-             shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
+    def loss_terms(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+                   shard: slice = slice(None), y: torch.Tensor | None = None,
+                   t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if y is not None:
             raise ValueError("class-conditional training is for Gaussian-noise diffusion; cold restorers take no label")
-        return cold_loss(model, self.degradation, x, generator, self.loss_kind, shard)
+        return cold_loss_terms(model, self.degradation, x, generator, self.loss_kind, shard, t)
 
     def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:
         return output

@@ -48,22 +48,29 @@ def predict_x0(z_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: float) -> 
     return (z_t - (1.0 - alpha_bar_t) ** 0.5 * eps_hat) / alpha_bar_t**0.5
 
 
-def ddpm_loss(
+def ddpm_loss_terms(
     model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, generator: torch.Generator | None = None,
-    shard: slice = slice(None), y: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Algorithm 1: t ~ U{1..T}, ε ~ N(0, I), mean ‖ε − g(z_t, t/T)‖² (‖ε − g(z_t, t/T, y)‖² with
-    class labels y for a class-conditional denoiser).
+    shard: slice = slice(None), y: torch.Tensor | None = None, t: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Algorithm 1: t ~ U{1..T} (or the given t), ε ~ N(0, I), mean ‖ε − g(z_t, t/T)‖² (‖ε − g(z_t, t/T, y)‖² with
+    class labels y for a class-conditional denoiser). Returns (that mean, t, each image's own mean, detached).
 
     t and ε are drawn for the whole batch x; the loss is taken over x[shard] (one rank's part
     of a distributed global batch)."""
     T = schedule.T
-    t = torch.randint(1, T + 1, (x.shape[0],), generator=generator).to(x.device)[shard]
+    t = (torch.randint(1, T + 1, (x.shape[0],), generator=generator) if t is None else t.cpu()).to(x.device)[shard]
     eps = torch.randn(x.shape, generator=generator).to(x.device)[shard]
     x = x[shard]
     z_t = q_sample(schedule, x, t, eps)
     eps_hat = model(z_t, t.float() / T) if y is None else model(z_t, t.float() / T, y[shard])
-    return torch.mean((eps - eps_hat.float()) ** 2)
+    squared = (eps - eps_hat.float()) ** 2
+    return torch.mean(squared), t, squared.detach().flatten(1).mean(1)
+
+
+def ddpm_loss(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, generator: torch.Generator | None = None,
+              shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
+    """Algorithm 1's loss (see ddpm_loss_terms)."""
+    return ddpm_loss_terms(model, schedule, x, generator, shard, y)[0]
 
 
 class Denoiser:
@@ -140,9 +147,10 @@ class GaussianProcess(DiffusionProcess):
         eps = torch.randn(x0.shape, generator=generator).to(x0.device)
         return q_sample(self.schedule, x0, t, eps)
 
-    def loss(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
-             shard: slice = slice(None), y: torch.Tensor | None = None) -> torch.Tensor:
-        return ddpm_loss(model, self.schedule, x, generator, shard, y)
+    def loss_terms(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
+                   shard: slice = slice(None), y: torch.Tensor | None = None,
+                   t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return ddpm_loss_terms(model, self.schedule, x, generator, shard, y, t)
 
     def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:
         return predict_x0(z, output, float(self.schedule.alpha_bars[t]))

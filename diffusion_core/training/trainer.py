@@ -419,7 +419,7 @@ def _end_of_epoch(config: TrainConfig, run_dir: Path, objective, model: nn.Modul
     save_checkpoint(run_dir / "model.safetensors", net, {**ckpt_meta, "epochs": epoch,
                                                          "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
     row = {"epoch": epoch, "loss": epoch_loss, "epoch_time_s": wall, "wall_time_s": elapsed,
-           "images_per_s": count / wall, "steps": epoch * n_batches}
+           "images_per_s": count / wall, "steps": epoch * n_batches, **objective.take_loss_by_t()}
     # a class-conditional model previews (and is measured on) the digits 0–9 in turn, unguided
     fast_net = with_precision(ClassGuided(net) if is_conditional(net) else net, config.precision, device)
     if fid is not None and epoch in config.epochs_to_measure():

@@ -8,6 +8,7 @@ import math
 import plotly.graph_objects as go
 import streamlit as st
 
+from diffusion_core.figures import loss_by_t_strip_figure
 from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.lab import jobs
 from diffusion_core.process.cold import COLD_LOSSES
@@ -94,6 +95,8 @@ def show_run(run_id: str, was_active: bool) -> None:
 
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(loss_figure(run), key="train_loss_fig")
+    if any(r.get("loss_by_t") for r in run.metrics):  # where across the noise levels the loss goes down
+        c1.plotly_chart(loss_by_t_strip_figure(run.metrics), key="train_loss_by_t_fig")
     sample = run.latest_sample
     if sample is not None:
         c2.image(sample.read_bytes(), caption=f"Samples after epoch {int(sample.stem.split('_')[-1])}")
