@@ -639,3 +639,17 @@ def heldout_loss_figure(curves: Mapping[str, Mapping], colours: Mapping[str, str
     if log_y:
         fig.update_yaxes(type="log")
     return fig
+
+
+def bound_by_t_figure(results: Mapping[str, Mapping], colours: Mapping[str, str] | None = None) -> go.Figure:
+    """Where each model's variational bound comes from: its diffusion terms Σ L_{t−1} in buckets of t/T (bits per
+    dimension; evaluation.likelihood.variational_bound's "by_t")."""
+    colours = colours or model_colours(list(results))
+    fig = go.Figure()
+    for name, r in results.items():
+        buckets = len(r["by_t"])
+        fig.add_trace(go.Bar(x=[(i + 0.5) / buckets for i in range(buckets)], y=r["by_t"], name=name,
+                             marker_color=colours.get(name)))
+    fig.update_layout(title="The bound's diffusion terms by noise level", xaxis_title="t / T",
+                      yaxis_title="bits per dimension", barmode="group", height=360, legend_title="model")
+    return fig
