@@ -41,7 +41,8 @@ def likelihood_section(selected: list[ModelRecord], colours: dict[str, str]) -> 
     models = [r for r in selected if r.weights is not None and r.diffusion_type == GaussianProcess.type]
     st.caption(f"The variational bound on −log p(x) in bits per dimension (lower is better) on {BOUND_DIGITS} test "
                f"digits, its diffusion terms estimated from {BOUND_T_SAMPLES} timesteps per digit (± standard "
-               "error). Noise models only: a cold model has no likelihood.")
+               "error). Noise models only: a cold model has no likelihood; a class-conditional model's is its "
+               "unconditional one (no label).")
     if st.button("Compute the likelihood bound", key="ev_bound", disabled=not models):
         with user_errors("Could not compute the bound"):
             st.session_state["ev_bounds"] = {r.name: run_queued(_bound, r) for r in models}
