@@ -47,7 +47,7 @@ def test_a_trajectory_keeps_the_spectra_of_unclipped_frames():
     traj = record_trajectory(iter(frames))
     np.testing.assert_allclose(traj.z_power[0], radial_power_spectrum(zs[0]))  # not of the [0, 1] display
     assert traj.z_power[0][5] > 3.0  # σ = 2 noise: clipping to [0, 1] would cap it far below
-    assert set(traj.spectra(3)) == {"z_t at t = 2", "z_t at t = 1", "z_t at t = 0", "x̂0 at t = 2", "x̂0 at t = 1"}
+    assert set(traj.spectra(3)) == {"z_t · t = 2", "z_t · t = 1", "z_t · t = 0", "x̂0 · t = 2", "x̂0 · t = 1"}
 
 
 def test_the_pages_draw_the_spectra(tmp_path, monkeypatch):
@@ -64,7 +64,7 @@ def test_the_pages_draw_the_spectra(tmp_path, monkeypatch):
     at.button(key="rd_run").click().run()
     no_exceptions(at)
     names = [t["name"] for c in at.get("plotly_chart") for t in json.loads(c.proto.spec)["data"]]
-    assert "real digits (256)" in names and any(n.startswith("z_t at t = 20") for n in names)
+    assert "real digits (256)" in names and any(n.startswith("z_t · t = 20") for n in names)
     deg = app("pages/4_Degradations.py").run()
     no_exceptions(deg)
     spectra = [json.loads(c.proto.spec) for c in deg.get("plotly_chart")

@@ -42,12 +42,12 @@ class Trajectory:
     x0_power: np.ndarray | None = None  # K×R, of x̂0
 
     def spectra(self, count: int = 5) -> dict[str, np.ndarray]:
-        """{"z_t at t = …": power, "x̂0 at t = …": power} at `count` evenly spaced kept frames (the last included)."""
+        """{"z_t · t = …": power, "x̂0 · t = …": power} at `count` evenly spaced kept frames (the last included)."""
         if self.z_power is None or self.x0_power is None:
             return {}
         picks = sorted({round(i * (len(self.ts) - 1) / max(count - 1, 1)) for i in range(count)})
-        out = {f"z_t at t = {self.ts[k]}": self.z_power[k] for k in picks}
-        out.update({f"x̂0 at t = {self.ts[k]}": self.x0_power[k] for k in picks if self.ts[k] > 0})
+        out = {f"z_t · t = {self.ts[k]}": self.z_power[k] for k in picks}
+        out.update({f"x̂0 · t = {self.ts[k]}": self.x0_power[k] for k in picks if self.ts[k] > 0})
         return out
 
     def __len__(self) -> int:
