@@ -32,6 +32,18 @@ def app(page: str | None = None, query: dict | None = None) -> AppTest:
     return at
 
 
+def ship_tiny_model(tmp_path: Path, monkeypatch, name: str = "tiny", T: int = 20) -> Path:
+    """A folder of shipped checkpoints holding one tiny noise model, made the app's (fresh Streamlit caches)."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    shipped = tmp_path / "shipped"
+    shipped.mkdir(exist_ok=True)
+    write_checkpoint(shipped, name, T=T)
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
+    return shipped
+
+
 def write_checkpoint(folder: Path, name: str = "tiny", T: int = 20, beta1: float = 1e-4, beta2: float = 0.02,
                      seed: int = 1) -> Path:
     """A tiny CNN noise checkpoint (hidden 4, 4) with a linear schedule."""

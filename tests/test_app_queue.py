@@ -12,7 +12,7 @@ import streamlit as st
 from diffusion_core import sampling
 from diffusion_core.lab.work_queue import WorkQueue
 from pages.lab_ui import queue_ui
-from tests.app_support import app, errors, no_exceptions, write_checkpoint
+from tests.app_support import app, errors, no_exceptions, ship_tiny_model
 
 WAIT = 60
 
@@ -20,11 +20,7 @@ WAIT = 60
 @pytest.fixture
 def line(tmp_path, monkeypatch):
     """A one-worker queue standing in for the server's, a shipped tiny model, fresh Streamlit caches."""
-    st.cache_resource.clear()
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    write_checkpoint(shipped, "tiny", T=20)
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
+    ship_tiny_model(tmp_path, monkeypatch)
     monkeypatch.delenv("DIFFUSION_LAB_DEFAULT_MODEL", raising=False)
     q = WorkQueue(workers=1, max_waiting=3)
     monkeypatch.setattr(queue_ui, "default_queue", lambda: q)

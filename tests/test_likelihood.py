@@ -8,7 +8,6 @@ import json
 import math
 
 import pytest
-import streamlit as st
 import torch
 from scipy.stats import norm
 
@@ -16,7 +15,7 @@ from diffusion_core.evaluation.likelihood import HALF_BIN, strata, variational_b
 from diffusion_core.process import ColdProcess, GaussianProcess
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.process.schedules import make_schedule, preset_schedule
-from tests.app_support import app, errors, no_exceptions, write_checkpoint
+from tests.app_support import app, errors, no_exceptions, ship_tiny_model
 
 from .test_samplers import GaussianOracleEps, OracleEps
 
@@ -91,11 +90,7 @@ def test_bad_input_is_refused():
 
 
 def test_evaluate_computes_it_for_the_noise_models(tmp_path, monkeypatch):
-    st.cache_resource.clear()
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    write_checkpoint(shipped, "tiny", T=20)
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
+    ship_tiny_model(tmp_path, monkeypatch)
     monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
     at = app("pages/6_Evaluate.py").run()
     at.button(key="ev_bound").click().run()

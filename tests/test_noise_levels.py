@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 
 from diffusion_core.evaluation.noise_levels import heldout_loss_by_t
@@ -18,7 +17,7 @@ from diffusion_core.process.schedules import preset_schedule
 from diffusion_core.training import trainer as training
 from diffusion_core.training.objectives import LOSS_BUCKETS
 from diffusion_core.training.trainer import train
-from tests.app_support import app, errors, fake_run, no_exceptions, write_checkpoint
+from tests.app_support import app, errors, fake_run, no_exceptions, ship_tiny_model
 
 from .test_samplers import GaussianOracleEps
 from .test_training import fake_digits, tiny_config
@@ -63,12 +62,9 @@ def test_the_figures_draw_what_they_are_given():
 
 
 def test_the_train_and_evaluate_pages_show_it(tmp_path, monkeypatch):
-    st.cache_resource.clear()
-    runs, shipped = tmp_path / "runs", tmp_path / "shipped"
-    shipped.mkdir()
-    write_checkpoint(shipped, "tiny", T=20)
+    runs = tmp_path / "runs"
+    ship_tiny_model(tmp_path, monkeypatch)
     monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(runs))
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
     run_dir = fake_run(runs, "run-a", 0, "finished", epoch=2, epochs=2, losses=(0.2, 0.1))
     rows = [{"epoch": e, "loss": loss, "loss_by_t": [loss * 3, loss, loss / 3]} for e, loss in ((1, 0.2), (2, 0.1))]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -8,14 +8,13 @@ import time
 
 import numpy as np
 import pytest
-import streamlit as st
 
 from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figure
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.lab import sampler_costs
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.schedules import preset_schedule
-from tests.app_support import app, errors, no_exceptions, write_checkpoint
+from tests.app_support import app, errors, no_exceptions, ship_tiny_model, write_checkpoint
 
 PAGE = "pages/3_Reverse_diffusion.py"
 
@@ -64,11 +63,7 @@ def test_a_live_measurement_is_one_point_with_its_cost(tmp_path):
 
 
 def test_the_page_offers_spacing_shows_the_steps_and_the_benchmark(tmp_path, monkeypatch):
-    st.cache_resource.clear()
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    write_checkpoint(shipped, "tiny", T=20)
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
+    ship_tiny_model(tmp_path, monkeypatch)
     path = tmp_path / "nfe.json"
     monkeypatch.setenv(sampler_costs.BENCHMARK_ENV, str(path))
     at = app(PAGE).run()

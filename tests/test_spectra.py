@@ -14,7 +14,7 @@ from diffusion_core.lab.cold_views import degradation_spectra
 from diffusion_core.lab.trajectory import record_trajectory
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.samplers import SamplerStep
-from tests.app_support import app, errors, no_exceptions
+from tests.app_support import app, errors, no_exceptions, ship_tiny_model
 
 
 def test_white_noise_is_flat_at_its_variance_and_a_cosine_is_one_peak():
@@ -51,15 +51,7 @@ def test_a_trajectory_keeps_the_spectra_of_unclipped_frames():
 
 
 def test_the_pages_draw_the_spectra(tmp_path, monkeypatch):
-    import streamlit as st
-
-    from tests.app_support import write_checkpoint
-
-    st.cache_resource.clear()
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    write_checkpoint(shipped, "tiny", T=20)
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
+    ship_tiny_model(tmp_path, monkeypatch)
     at = app("pages/3_Reverse_diffusion.py").run()
     at.button(key="rd_run").click().run()
     no_exceptions(at)
