@@ -7,7 +7,7 @@ With all T steps s = t − 1. `noise` is a hybrid degradation's fixed trajectory
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -24,28 +24,29 @@ def direct_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, 
     yield SamplerStep(0, x0, x0)
 
 
-def naive_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, ts: Sequence[int],
-                noise: torch.Tensor | None = None) -> Iterator[SamplerStep]:
-    """x_s = D(x̂0, s) with x̂0 = R(x_t, t)."""
+def _walk_back(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, ts: Sequence[int],
+               update: Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]) -> Iterator[SamplerStep]:
+    """The cold samplers' loop: x̂0 = R(x_t, t) at each visited t, then x ← update(x, x̂0, t, s) with s the next t."""
     x = x_T
     for i, t in enumerate(ts):
         s = ts[i + 1] if i + 1 < len(ts) else 0
         x0 = model_call(model, x, t, degradation.T)
         yield SamplerStep(t, x, x0)
-        x = degradation(x0, s, noise)
+        x = update(x, x0, t, s)
     yield SamplerStep(0, x, x)
+
+
+def naive_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, ts: Sequence[int],
+                noise: torch.Tensor | None = None) -> Iterator[SamplerStep]:
+    """x_s = D(x̂0, s) with x̂0 = R(x_t, t)."""
+    return _walk_back(model, degradation, x_T, ts, lambda x, x0, t, s: degradation(x0, s, noise))
 
 
 def improved_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor, ts: Sequence[int],
                    noise: torch.Tensor | None = None) -> Iterator[SamplerStep]:
     """Algorithm 4: x_s = x_t − D(x̂0, t) + D(x̂0, s) with x̂0 = R(x_t, t)."""
-    x = x_T
-    for i, t in enumerate(ts):
-        s = ts[i + 1] if i + 1 < len(ts) else 0
-        x0 = model_call(model, x, t, degradation.T)
-        yield SamplerStep(t, x, x0)
-        x = x - degradation(x0, t, noise) + degradation(x0, s, noise)
-    yield SamplerStep(0, x, x)
+    return _walk_back(model, degradation, x_T, ts,
+                      lambda x, x0, t, s: x - degradation(x0, t, noise) + degradation(x0, s, noise))
 
 
 register("improved", "cold", lambda p, m, x, ts, g, c, noise: improved_steps(m, p.degradation, x, ts, noise),
