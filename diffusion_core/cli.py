@@ -36,6 +36,7 @@ from diffusion_core.process.cold import COLD_LOSSES, COLD_STARTS
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
+from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS
 from diffusion_core.samplers import MAX_SAMPLES, SamplerStep, samplers_of, validate_seed
 from diffusion_core.samplers.heun import MAX_CHURN
 from diffusion_core.samplers.spacing import SPACINGS
@@ -160,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--beta2", type=beta, help="with --schedule: β at t=T (default 0.02)")
     g.add_argument("--T", type=_whole(1, MAX_T), help=f"with --schedule: number of diffusion steps (1..{MAX_T}; "
                    "default 1000)")
+    g.add_argument("--prediction", choices=PREDICTIONS, help="what the network predicts: eps (the report's), x0 "
+                   "or v = √ᾱ·ε − √(1−ᾱ)·x0 (default eps)")
+    g.add_argument("--weighting", choices=WEIGHTINGS, help="loss weight over noise levels: uniform (the plain "
+                   "MSE of the target; default), min-snr or soft-min-snr (Hang et al.)")
+    g.add_argument("--snr-gamma", type=_number(0, 1e4, open_lo=True), metavar="GAMMA",
+                   help=f"γ of min-snr / soft-min-snr (default {DEFAULT_GAMMA:g})")
     c = t.add_argument_group("cold diffusion (instead of noise)")
     c.add_argument("--degradation", choices=DEGRADATION_KINDS, help="train a restorer for this degradation "
                    "(Algorithm 3); 'blur' is the report's (σ_t = 0.02 + 0.01·t, T = 500)")

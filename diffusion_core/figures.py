@@ -653,3 +653,20 @@ def bound_by_t_figure(results: Mapping[str, Mapping], colours: Mapping[str, str]
     fig.update_layout(title="The bound's diffusion terms by noise level", xaxis_title="t / T",
                       yaxis_title="bits per dimension", barmode="group", height=360, legend_title="model")
     return fig
+
+
+def weighting_figure(log_snrs: np.ndarray, curves: Mapping[str, np.ndarray],
+                     spans: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
+    """The weight λ each (target, weighting) puts on ‖x̂0 − x0‖² against log-SNR (process.targets.weighting_curves),
+    log scale; `spans`: the log-SNR range each schedule covers, shaded."""
+    fig = go.Figure()
+    for name, lam in curves.items():
+        fig.add_trace(go.Scatter(x=log_snrs, y=np.asarray(lam), mode="lines", name=name))
+    for i, (name, (lo, hi)) in enumerate((spans or {}).items()):
+        fig.add_vrect(x0=lo, x1=hi, fillcolor=PALETTE[i % len(PALETTE)], opacity=0.07, line_width=0,
+                      annotation_text=name, annotation_position="top left")
+    fig.update_layout(title="Loss weight over noise levels (on ‖x̂0 − x0‖²)", height=400,
+                      xaxis_title="log-SNR = log(ᾱ_t / (1 − ᾱ_t))  (← noisier · cleaner →)",
+                      yaxis_title="weight λ", legend_title="target · weighting")
+    fig.update_yaxes(type="log")
+    return fig

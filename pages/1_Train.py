@@ -10,7 +10,7 @@ from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.training.trainer import INT_RANGES, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
-from pages.lab_ui.train_ui import degradation_widgets, open_run, runs_table, show_estimate, show_run
+from pages.lab_ui.train_ui import degradation_widgets, open_run, runs_table, show_estimate, show_run, target_widgets
 
 ARCH_LABELS = {"cnn": "Report CNN (hidden 16, 32, 32, 16; 7×7 convs)", "unet": "U-Net (learns faster per FLOP)"}
 DATA_LABELS = {"mnist": "MNIST (full set when present or downloadable, else the bundled 5,000 digits)",
@@ -61,6 +61,7 @@ with st.expander("New training run", expanded=not watched):
             T = number_field("T", 1, MAX_T, 1000, "train_T", container=s4, step=100)
             fields += [beta1, beta2, T]
             options.update(schedule=kind, beta1=beta1.value, beta2=beta2.value, T=T.value)
+        options.update(target_widgets(fields))
 
     a1, a2, a3 = st.columns(3)
     arch = a1.selectbox("Architecture", list(ARCH_LABELS), format_func=ARCH_LABELS.get, key="train_arch")

@@ -3,11 +3,13 @@ plus the forward process applied to a real digit."""
 
 import numpy as np
 import streamlit as st
+import torch
 
-from diffusion_core.figures import report_schedules, schedule_figure
+from diffusion_core.figures import report_schedules, schedule_figure, weighting_figure
 from diffusion_core.io.images import png_bytes, to_unit_numpy
 from diffusion_core.process.gaussian import noising_strip, parse_timesteps
-from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, NoiseSchedule, make_schedule
+from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, NoiseSchedule, log_snr, make_schedule
+from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS, weighting_curves
 from pages.lab_ui import load_test_digits, number_field, require, setup_page, user_errors
 
 setup_page("Schedules", (
@@ -62,6 +64,25 @@ for i, (name, s) in enumerate(schedules.items()):
     cols[i % len(cols)].metric(f"ᾱ_T · {name}", f"{end:.3g}", help=f"T = {s.T}; √ᾱ_T = {end ** 0.5:.3f}")
 for warning in filter(None, (s.end_warning(name) for name, s in schedules.items())):
     st.warning(warning)
+
+st.subheader("What the loss weights at each noise level")
+st.caption("A network can predict ε (the report's), the clean image x0, or v = √ᾱ·ε − √(1−ᾱ)·x0, and the loss "
+           "can weight noise levels differently. Each choice puts a weight λ on the error of x̂0 at each "
+           "log-SNR: the report's ε loss is λ = SNR, so it spends most of its effort on nearly clean images; "
+           "min-SNR-γ caps that at γ. Train with `--prediction` and `--weighting` (Train page: Advanced).")
+combos = [f"{p} · {w}" for w in WEIGHTINGS for p in PREDICTIONS]
+w1, w2 = st.columns([3, 1])
+picked = w1.multiselect("Target · weighting", combos, key="weight_choices",
+                        default=["eps · uniform", "x0 · uniform", "v · uniform", "eps · min-snr", "eps · soft-min-snr"])
+gamma = number_field("γ (min-SNR)", 0.0, 1e4, DEFAULT_GAMMA, "weight_gamma", container=w2, step=1.0, lo_open=True)
+with user_errors("Cannot draw the weights"):
+    require([gamma])
+    if not picked:
+        raise ValueError("choose at least one target · weighting")
+    grid = np.linspace(-12, 12, 241)
+    curves = weighting_curves([tuple(c.split(" · ")) for c in picked], torch.tensor(grid), float(gamma))
+    spans = {name: (log_snr(float(s.alpha_bars[-1])), log_snr(float(s.alpha_bars[1]))) for name, s in schedules.items()}
+    st.plotly_chart(weighting_figure(grid, {k: v.numpy() for k, v in curves.items()}, spans), key="fig_weights")
 
 st.subheader("The forward process on a real digit")
 f1, f2, f3 = st.columns(3)

@@ -15,7 +15,8 @@ from diffusion_core.training.trainer import TrainConfig
 def test_options_become_the_config_fields_with_its_defaults_for_the_rest():
     config = train_config({"epochs": 3, "schedule": "linear", "T": 50, "lr": 2e-4, "ema": None,
                            "no_download": True, "hidden": [4, 8], "kernel_size": 3, "fid_every": None})
-    assert config.diffusion == {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 50}}
+    assert config.diffusion == {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 50},
+                                "prediction": "eps"}
     assert config.model == {"arch": "cnn", "params": {"hidden": [4, 8], "kernel_size": 3}}
     assert (config.epochs, config.lr, config.ema_decay, config.download) == (3, 2e-4, None, False)
     defaults = TrainConfig()

@@ -83,7 +83,7 @@ def variational_bound(process: GaussianProcess, model: nn.Module, images: torch.
     n, dims = len(x0), x0[0].numel()
     betas, abs_ = process.schedule.betas.double().tolist(), process.schedule.alpha_bars.double().tolist()
     generator = torch.Generator().manual_seed(seed)
-    model = model.eval()
+    model = process.eps_model(model).eval()  # ε̂ whatever the network predicts
     per_image = lambda v: v.double().flatten(1).sum(1)  # noqa: E731  nats per image
     with torch.no_grad():
         ab_T = abs_[T]

@@ -64,7 +64,7 @@ class DiffusionProcess(ABC):
     takes_labels: ClassVar[bool] = False  # whether a class-conditional network can be trained on it
     PROCESS_TYPES: ClassVar[dict[str, type[DiffusionProcess]]] = {}
     T: int
-    prediction: str  # what the network outputs: "eps" (ε̂) or "x0" (x̂0)
+    prediction: str  # what the network outputs: "eps" (ε̂), "x0" (x̂0) or "v" (process/targets.py)
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -111,6 +111,10 @@ class DiffusionProcess(ABC):
     @abstractmethod
     def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:
         """x̂0 from the network's output at z_t."""
+
+    def reverse_model(self, model: nn.Module) -> nn.Module:
+        """The network as this process's samplers call it (a noise model's: as ε̂ whatever it predicts)."""
+        return model
 
     @abstractmethod
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
@@ -174,7 +178,7 @@ class DiffusionProcess(ABC):
         ts = spec.timesteps(self, choice)  # refuse a bad step count before anything is drawn
         generator = torch.Generator().manual_seed(choice.seed)
         x_T, noise = self.start(choice, n, generator, device, dataset)
-        model.eval()
+        model = self.reverse_model(model).eval()
         return in_inference_mode(spec.run(self, model, x_T, ts, generator, choice, noise))
 
 

@@ -1,6 +1,7 @@
 """The Gaussian forward process, Algorithm 1's loss, and the noise process built on them.
 
-z_t = √ᾱ_t · x + √(1 − ᾱ_t) · ε,   loss = ‖ε − g(z_t, t/T)‖².
+z_t = √ᾱ_t · x + √(1 − ᾱ_t) · ε,   loss = ‖ε − g(z_t, t/T)‖²  (the report's; other targets and weightings:
+process/targets.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,15 @@ from torch import nn
 
 from diffusion_core.process.base import IMAGE_SHAPE, DiffusionProcess, SamplerChoice
 from diffusion_core.process.schedules import PRESETS, NoiseSchedule, schedule_from_config, validate_schedule_params
+from diffusion_core.process.targets import (
+    DEFAULT_GAMMA,
+    PREDICTION_NAMES,
+    EpsView,
+    eps_from_output,
+    loss_weight,
+    training_target,
+    validate_target,
+)
 from diffusion_core.samplers.base import model_call, seeded_noise, validate_sample_count
 from diffusion_core.samplers.spacing import sigma_of, spaced_by
 
@@ -51,9 +61,11 @@ def predict_x0(z_t: torch.Tensor, eps_hat: torch.Tensor, alpha_bar_t: float) -> 
 def ddpm_loss_terms(
     model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, generator: torch.Generator | None = None,
     shard: slice = slice(None), y: torch.Tensor | None = None, t: torch.Tensor | None = None,
+    prediction: str = "eps", weighting: str = "uniform", gamma: float = DEFAULT_GAMMA,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Algorithm 1: t ~ U{1..T} (or the given t), ε ~ N(0, I), mean ‖ε − g(z_t, t/T)‖² (‖ε − g(z_t, t/T, y)‖² with
     class labels y for a class-conditional denoiser). Returns (that mean, t, each image's own mean, detached).
+    Another prediction target or weighting: the mean of w(t)·‖target − g‖² (process/targets.py).
 
     t and ε are drawn for the whole batch x; the loss is taken over x[shard] (one rank's part
     of a distributed global batch)."""
@@ -62,8 +74,13 @@ def ddpm_loss_terms(
     eps = torch.randn(x.shape, generator=generator).to(x.device)[shard]
     x = x[shard]
     z_t = q_sample(schedule, x, t, eps)
-    eps_hat = model(z_t, t.float() / T) if y is None else model(z_t, t.float() / T, y[shard])
-    squared = (eps - eps_hat.float()) ** 2
+    output = model(z_t, t.float() / T) if y is None else model(z_t, t.float() / T, y[shard])
+    if prediction == "eps" and weighting == "uniform":  # the report's loss, exactly
+        squared = (eps - output.float()) ** 2
+    else:
+        ab = schedule.alpha_bars.to(x.device)[t].view(-1, *([1] * (x.dim() - 1)))
+        target = training_target(prediction, x, eps, ab.sqrt(), (1.0 - ab).sqrt())
+        squared = loss_weight(prediction, weighting, ab / (1.0 - ab), gamma) * (target - output.float()) ** 2
     return torch.mean(squared), t, squared.detach().flatten(1).mean(1)
 
 
@@ -102,39 +119,49 @@ def to_z(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 class GaussianProcess(DiffusionProcess):
-    """Gaussian noise on a β schedule (DDPM): the network predicts ε."""
+    """Gaussian noise on a β schedule (DDPM): the network predicts ε (the report's), x0 or v, trained with a
+    weighting over noise levels (process/targets.py)."""
 
     type = "noise"
     takes_labels = True
     model_noun = "noise model"
     QUICK_SAMPLER, QUICK_STEPS = "dpm++2m-sde", 20
 
-    def __init__(self, schedule: NoiseSchedule, preset: str | None = None) -> None:
+    def __init__(self, schedule: NoiseSchedule, preset: str | None = None, prediction: str = "eps",
+                 weighting: str = "uniform", gamma: float = DEFAULT_GAMMA) -> None:
+        validate_target(prediction, weighting, gamma)
         self.schedule = schedule
         self.preset = preset
         self.T = schedule.T
-        self.prediction = "eps"
+        self.prediction, self.weighting, self.gamma = prediction, weighting, float(gamma)
 
     @classmethod
     def from_config(cls, diffusion: dict) -> GaussianProcess:
-        unknown = set(diffusion) - {"type", "schedule", "preset", "prediction"}
+        """A config without "prediction" is a model from before targets could be chosen: it predicts ε."""
+        allowed = {"type", "schedule", "preset", "prediction", "weighting", "snr_gamma"}
+        unknown = set(diffusion) - allowed
         if unknown:
             raise ValueError(f"unknown noise diffusion field(s) {sorted(unknown)}; "
-                             "allowed: schedule, preset, prediction")
+                             f"allowed: {', '.join(sorted(allowed - {'type'}))}")
         if not isinstance(diffusion.get("schedule"), dict):
             raise ValueError('a noise model needs "diffusion": {"type": "noise", "schedule": {...}}')
-        if diffusion.get("prediction", "eps") != "eps":
-            raise ValueError(f"prediction must be 'eps' for a noise model; got {diffusion['prediction']!r}")
-        return cls(schedule_from_config(diffusion["schedule"]), diffusion.get("preset"))
+        return cls(schedule_from_config(diffusion["schedule"]), diffusion.get("preset"),
+                   diffusion.get("prediction", "eps"), diffusion.get("weighting", "uniform"),
+                   diffusion.get("snr_gamma", DEFAULT_GAMMA))
 
     def config(self) -> dict:
         return {"type": self.type, **({"preset": self.preset} if self.preset else {}),
-                "schedule": self.schedule.to_config()}
+                "schedule": self.schedule.to_config(), "prediction": self.prediction,
+                **({"weighting": self.weighting} if self.weighting != "uniform" else {}),
+                **({"snr_gamma": self.gamma} if self.weighting != "uniform" else {})}
 
     def describe(self) -> str:
         s = self.schedule
         name = f"preset {self.preset}: " if self.preset else ""
-        return f"Gaussian noise, {name}{s.kind} β from {s.beta1:g} to {s.beta2:g}, T = {s.T}"
+        target = "" if self.prediction == "eps" and self.weighting == "uniform" else (
+            f"; predicts {PREDICTION_NAMES[self.prediction]}, {self.weighting} weighting"
+            + (f" (γ = {self.gamma:g})" if self.weighting != "uniform" else ""))
+        return f"Gaussian noise, {name}{s.kind} β from {s.beta1:g} to {s.beta2:g}, T = {s.T}{target}"
 
     @property
     def variant(self) -> str | None:
@@ -150,10 +177,19 @@ class GaussianProcess(DiffusionProcess):
     def loss_terms(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
                    shard: slice = slice(None), y: torch.Tensor | None = None,
                    t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return ddpm_loss_terms(model, self.schedule, x, generator, shard, y, t)
+        return ddpm_loss_terms(model, self.schedule, x, generator, shard, y, t, self.prediction, self.weighting,
+                               self.gamma)
 
     def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:
-        return predict_x0(z, output, float(self.schedule.alpha_bars[t]))
+        ab = float(self.schedule.alpha_bars[t])
+        return predict_x0(z, eps_from_output(self.prediction, z, output, ab**0.5, (1.0 - ab) ** 0.5), ab)
+
+    def eps_model(self, model: nn.Module) -> nn.Module:
+        """The network seen as ε̂(z_t, t/T) whatever it predicts: the samplers and the bound are written for ε̂."""
+        return model if self.prediction == "eps" else EpsView(model, self.prediction, self.schedule.alpha_bars)
+
+    def reverse_model(self, model: nn.Module) -> nn.Module:
+        return self.eps_model(model)
 
     def quick_choice(self) -> SamplerChoice:
         """The stochastic DPM-Solver++(2M) on 20 steps: fresh noise at every step like the T-step ancestral
@@ -187,13 +223,19 @@ class GaussianProcess(DiffusionProcess):
 
 
 def noise_diffusion_config(preset: str | None = None, kind: str = "linear", beta1: float = 1e-4,
-                           beta2: float = 0.02, T: int = 1000) -> dict:
-    """The "diffusion" config of a noise process from a preset name or explicit schedule parameters."""
+                           beta2: float = 0.02, T: int = 1000, prediction: str = "eps", weighting: str = "uniform",
+                           gamma: float = DEFAULT_GAMMA) -> dict:
+    """The "diffusion" config of a noise process from a preset name or explicit schedule parameters, with its
+    prediction target and loss weighting (process/targets.py)."""
     if preset is not None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         p = PRESETS[preset]
-        return {"type": GaussianProcess.type, "preset": preset,
-                "schedule": {"kind": p["kind"], "beta1": p["beta1"], "beta2": p["beta2"], "T": p["T"]}}
-    validate_schedule_params(kind, beta1, beta2, T)
-    return {"type": GaussianProcess.type, "schedule": {"kind": kind, "beta1": beta1, "beta2": beta2, "T": T}}
+        schedule = {"kind": p["kind"], "beta1": p["beta1"], "beta2": p["beta2"], "T": p["T"]}
+    else:
+        validate_schedule_params(kind, beta1, beta2, T)
+        schedule = {"kind": kind, "beta1": beta1, "beta2": beta2, "T": T}
+    validate_target(prediction, weighting, gamma)
+    return {"type": GaussianProcess.type, **({"preset": preset} if preset else {}), "schedule": schedule,
+            "prediction": prediction,
+            **({"weighting": weighting, "snr_gamma": float(gamma)} if weighting != "uniform" else {})}

@@ -18,7 +18,7 @@ from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.training.trainer import TrainConfig
 
 DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation", "degradation_T",
-                     "degradation_schedule", "degradation_param", "loss")
+                     "degradation_schedule", "degradation_param", "loss", "prediction", "weighting", "snr_gamma")
 MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "conditional", "label_dropout")
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "ema", "seed", "device", "precision", "dataset", "data_root",
                "no_download", "limit", "sample_epochs", "fid_every", "fid_samples")
@@ -76,6 +76,14 @@ def _diffusion(o: Mapping[str, object]) -> dict:
     if reserved:
         raise ValueError(f"set {sorted(reserved)} with --degradation / --degradation-T / --degradation-schedule, "
                          "not --degradation-param")
+    target = {k: o[k] for k in ("prediction", "weighting", "snr_gamma") if o.get(k) is not None}
+    if target and o.get("degradation"):
+        raise ValueError("--prediction, --weighting and --snr-gamma are for noise models; a cold restorer "
+                         "predicts x0 (drop them or the --degradation)")
+    if "snr_gamma" in target and target.get("weighting", "uniform") == "uniform":
+        raise ValueError("--snr-gamma sets γ of --weighting min-snr or soft-min-snr; add one of them")
+    target = {"prediction": target.get("prediction", "eps"), "weighting": target.get("weighting", "uniform"),
+              **({"gamma": target["snr_gamma"]} if "snr_gamma" in target else {})}
     if o.get("degradation"):
         degradation = make_degradation(str(o["degradation"]), o.get("degradation_T"),  # type: ignore[arg-type]
                                        str(o.get("degradation_schedule") or "linear"), **dict(params))
@@ -83,8 +91,8 @@ def _diffusion(o: Mapping[str, object]) -> dict:
     if o.get("schedule"):
         return noise_diffusion_config(kind=str(o["schedule"]), beta1=1e-4 if o.get("beta1") is None else o["beta1"],
                                       beta2=0.02 if o.get("beta2") is None else o["beta2"],
-                                      T=1000 if o.get("T") is None else o["T"])  # type: ignore[arg-type]
-    return noise_diffusion_config(preset=str(o.get("preset") or "default"))
+                                      T=1000 if o.get("T") is None else o["T"], **target)  # type: ignore[arg-type]
+    return noise_diffusion_config(preset=str(o.get("preset") or "default"), **target)  # type: ignore[arg-type]
 
 
 def _model(o: Mapping[str, object]) -> dict:

@@ -14,6 +14,7 @@ from diffusion_core.lab import jobs
 from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
+from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTION_NAMES, PREDICTIONS, WEIGHTINGS
 from diffusion_core.training.trainer import MAX_EPOCHS
 
 from .common import user_errors
@@ -36,6 +37,22 @@ def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
                          "fill=0 (mask), target=0.13 (fade), noise_std=0.1 (noise-blur)")
     return {"degradation": kind, "degradation_T": T.value, "degradation_schedule": schedule, "loss": loss,
             "degradation_param": text}
+
+
+def target_widgets(fields: list[NumberField]) -> dict[str, object]:
+    """The `train --prediction/--weighting/--snr-gamma` options of a noise model."""
+    t1, t2, t3 = st.columns(3)
+    prediction = t1.selectbox("Network predicts", PREDICTIONS, format_func=PREDICTION_NAMES.get, key="train_prediction",
+                              help="ε is the report's; every sampler works with each (the checkpoint declares it)")
+    weighting = t2.selectbox("Loss weighting", WEIGHTINGS, key="train_weighting",
+                             help="uniform: the plain MSE of the target; min-snr / soft-min-snr cap the weight of "
+                                  "nearly clean images at γ (Schedules page: the weight over noise levels)")
+    gamma = number_field("γ", 0.0, 1e4, DEFAULT_GAMMA, "train_snr_gamma", container=t3, step=1.0, lo_open=True,
+                         disabled=weighting == "uniform")
+    if weighting == "uniform":
+        return {"prediction": prediction}
+    fields.append(gamma)
+    return {"prediction": prediction, "weighting": weighting, "snr_gamma": gamma.value}
 
 
 def fmt_duration(seconds: float | None) -> str:
