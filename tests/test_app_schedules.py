@@ -30,7 +30,7 @@ def traces(fig: dict) -> dict[str, dict]:
 
 
 def test_curves_follow_the_formulas(page):
-    abar_fig, beta_fig, snr_fig = charts(page)
+    abar_fig, beta_fig, snr_fig = charts(page)[:3]
     names = ["default", "model1", "model2", "model2 at T=1000", "custom"]
     assert list(traces(abar_fig)) == names
     ab = traces(abar_fig)
@@ -156,3 +156,23 @@ def test_no_schedule_chosen():
     no_exceptions(at)
     assert any("Choose at least one preset" in i.value for i in at.info)
     assert not at.get("plotly_chart")
+
+
+def weight_chart(at) -> dict:
+    return next(f for f in charts(at) if f["layout"]["title"]["text"].startswith("Loss weight over noise levels"))
+
+
+def test_the_weight_each_target_and_weighting_puts_on_x0_error(page):
+    fig = traces(weight_chart(page))
+    x = fig["eps · uniform"]["x"]
+    snr = np.exp(x)
+    assert np.allclose(fig["eps · uniform"]["y"], snr)  # the report's ε loss: ‖ε̂ − ε‖² = SNR·‖x̂0 − x0‖²
+    assert np.allclose(fig["x0 · uniform"]["y"], 1.0) and np.allclose(fig["v · uniform"]["y"], snr + 1)
+    assert np.allclose(fig["eps · min-snr"]["y"], np.minimum(snr, 5.0))
+    assert np.allclose(fig["eps · soft-min-snr"]["y"], snr * 5 / (snr + 5))
+    page.number_input(key="weight_gamma").set_value(2.0).run()
+    assert np.allclose(traces(weight_chart(page))["eps · min-snr"]["y"], np.minimum(snr, 2.0))
+    page.number_input(key="weight_gamma").set_value(0.0).run()
+    no_exceptions(page)
+    assert any("γ (min-SNR)" in e and "greater than 0" in e for e in errors(page))
+    assert not [f for f in charts(page) if f["layout"]["title"]["text"].startswith("Loss weight")]

@@ -93,6 +93,22 @@ def test_start_passes_the_settings_to_the_cli(process, expected):
         jobs.stop_training(run_id)
 
 
+def test_a_prediction_target_and_weighting_reach_the_config():
+    at = app(PAGE).run()
+    assert at.number_input(key="train_snr_gamma").disabled  # γ only with a min-SNR weighting
+    at.selectbox(key="train_prediction").set_value("v")
+    at.selectbox(key="train_weighting").set_value("min-snr").run()
+    at.number_input(key="train_snr_gamma").set_value(3.0)
+    at.button(key="train_start").click().run()
+    no_exceptions(at)
+    run_id = at.query_params["run"]
+    try:
+        diffusion = job_config(run_id)["diffusion"]
+        assert (diffusion["prediction"], diffusion["weighting"], diffusion["snr_gamma"]) == ("v", "min-snr", 3.0)
+    finally:
+        jobs.stop_training(run_id)
+
+
 def test_a_conditional_unet_can_be_started():
     at = app(PAGE).run()
     assert not [c for c in at.checkbox if c.key == "train_conditional"]  # the report CNN takes no label
