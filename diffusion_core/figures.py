@@ -670,3 +670,38 @@ def weighting_figure(log_snrs: np.ndarray, curves: Mapping[str, np.ndarray],
                       yaxis_title="weight λ", legend_title="target · weighting")
     fig.update_yaxes(type="log")
     return fig
+
+
+def neighbours_figure(generated: np.ndarray, train: np.ndarray, neighbours: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                      rows: int = 8) -> go.Figure:
+    """One row per generated digit (the first `rows`): the digit, then its nearest training digits in each space,
+    nearest first. neighbours: space → (indices N×k, distances N×k) into `train`."""
+    gen, tr = _images01(generated), _images01(train)
+    n = min(rows, len(gen))
+    spaces = list(neighbours)
+    ks = [neighbours[s][0].shape[1] for s in spaces]
+    fig = make_subplots(rows=1, cols=1 + len(spaces), horizontal_spacing=0.03, column_widths=[1, *ks],
+                        subplot_titles=["generated"] + [f"nearest training · {s}" for s in spaces])
+    fig.add_trace(_image_trace(make_grid(gen[:n], nrow=1), "generated"), row=1, col=1)
+    for c, (space, k) in enumerate(zip(spaces, ks, strict=True), start=2):
+        fig.add_trace(_image_trace(make_grid(tr[neighbours[space][0][:n].ravel()], nrow=k), space), row=1, col=c)
+    fig.update_layout(title="Generated digits and their nearest training digits", height=110 + 40 * n,
+                      width=200 + 60 * (1 + sum(ks)), margin=dict(l=10, r=10, t=80, b=10))
+    return _style_image_axes(fig)
+
+
+def novelty_figure(novelty: Mapping[str, Mapping]) -> go.Figure:
+    """Histograms of nearest-training distances, generated → train against held-out → train, one panel per space
+    (evaluation.memorisation.novelty): overlapping means as novel as real digits; generated piled near 0 means
+    copies."""
+    spaces = list(novelty)
+    fig = make_subplots(rows=1, cols=len(spaces), subplot_titles=[
+        f"{s} space · novelty {novelty[s]['score']:.2f}" for s in spaces])
+    for c, s in enumerate(spaces, start=1):
+        for key, colour, label in (("heldout", REAL_COLOUR, "held-out real → train"),
+                                   ("generated", GENERATED_COLOUR, "generated → train")):
+            fig.add_trace(go.Histogram(x=np.asarray(novelty[s][key]), name=label, marker_color=colour, opacity=0.6,
+                                       nbinsx=30, legendgroup=key, showlegend=c == 1), row=1, col=c)
+        fig.update_xaxes(title_text="distance to the nearest training digit", row=1, col=c)
+    fig.update_layout(barmode="overlay", height=360, title="How far from the training set", legend_title="digits")
+    return fig

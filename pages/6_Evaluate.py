@@ -25,7 +25,7 @@ from diffusion_core.lab.comparison import (
 )
 from diffusion_core.process import ColdProcess, GaussianProcess
 from pages.lab_ui import setup_page, user_errors
-from pages.lab_ui.evaluate_ui import loss_by_noise_level_tab
+from pages.lab_ui.evaluate_ui import loss_by_noise_level_tab, memorisation_tab
 
 MAX_DEFAULT = 8  # runs compared by default (the newest first)
 
@@ -57,7 +57,8 @@ st.dataframe(pd.DataFrame(summary_table(selected)), hide_index=True, key="ev_tab
 
 by_name = {r.name: r for r in selected}
 colours = model_colours([r.name for r in selected])  # one colour per model in every chart below
-tab_loss, tab_levels, tab_fid, tab_samples = st.tabs(["Loss", "Loss by noise level", "FID", "Samples over epochs"])
+tab_loss, tab_levels, tab_fid, tab_samples, tab_memory = st.tabs(
+    ["Loss", "Loss by noise level", "FID", "Samples over epochs", "Memorisation"])
 
 
 def curves_of(key: str) -> dict[str, list[dict]]:
@@ -122,6 +123,9 @@ with tab_samples:
             st.caption("Samples during training (report Figure 3; Figures 7–8 for a blur model).")
             st.image([str(grids[run_name][e]) for e in sorted(epochs)], caption=[f"epoch {e}" for e in sorted(epochs)],
                      width=220)
+
+with tab_memory:
+    memorisation_tab(selected)
 
 with user_errors("Cannot read the quality-vs-speed benchmark"):
     bench = read_benchmark()

@@ -15,6 +15,12 @@ def load_test_digits(dataset: str = "mnist") -> Dataset:
     return load_dataset(dataset, "test", download=False)
 
 
+@st.cache_resource(max_entries=2, show_spinner="Loading the training digits…")
+def load_train_digits(dataset: str = "mnist") -> Dataset:
+    """The training split of `dataset` as it is here (never downloads)."""
+    return load_dataset(dataset, "train", download=False)
+
+
 @st.cache_resource(max_entries=2, show_spinner="Loading the classifier…")
 def _classifier(folder: str, mtime_ns: int):
     del mtime_ns  # cache key only: a retrained classifier loads afresh

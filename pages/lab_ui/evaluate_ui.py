@@ -1,5 +1,6 @@
-"""The Evaluate page's loss-by-noise-level tab: each run's training loss by t/T over its epochs, and every chosen
-model's loss at fixed t on held-out digits (computed on request, through the work queue)."""
+"""The Evaluate page's tabs beyond the report: loss by noise level (each run's training loss by t/T over its epochs,
+every chosen model's loss at fixed t on held-out digits, the likelihood bound) and memorisation (nearest training
+digits, novelty, the ideal denoiser). Each computes on request, through the work queue."""
 
 from __future__ import annotations
 
@@ -8,12 +9,20 @@ import streamlit as st
 
 from diffusion_core.evaluation.likelihood import variational_bound
 from diffusion_core.evaluation.noise_levels import heldout_loss_by_t
-from diffusion_core.figures import bound_by_t_figure, heldout_loss_figure, loss_by_t_strip_figure
+from diffusion_core.figures import (
+    bound_by_t_figure,
+    heldout_loss_figure,
+    loss_by_t_strip_figure,
+    neighbours_figure,
+    novelty_figure,
+)
 from diffusion_core.lab.comparison import ModelRecord
+from diffusion_core.lab.memorisation import IDEAL, MAX_SAMPLES, memorisation_view, training_vectors
 from diffusion_core.process import GaussianProcess
 
 from .common import user_errors
-from .data import load_test_digits
+from .data import load_test_digits, load_train_digits, shipped_classifier
+from .inputs import number_field, require
 from .models import load_checkpoint_cached
 from .queue_ui import run_queued
 
@@ -73,3 +82,51 @@ def loss_by_noise_level_tab(selected: list[ModelRecord], colours: dict[str, str]
     if curves:
         st.plotly_chart(heldout_loss_figure(curves, colours), key="ev_heldout_fig")
     likelihood_section(selected, colours)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Embedding the training digits…")
+def _training_vectors(dataset: str) -> dict:
+    return training_vectors(load_train_digits(dataset), shipped_classifier()[0])
+
+
+def _memorisation(record: ModelRecord | None, n: int, seed: int):
+    ckpt = None if record is None else load_checkpoint_cached(record.weights)
+    dataset = "mnist" if ckpt is None else ckpt.config.get("dataset", "mnist")
+    return memorisation_view(ckpt, load_train_digits(dataset), load_test_digits(dataset), shipped_classifier()[0],
+                             n, seed, vectors=_training_vectors(dataset))
+
+
+def memorisation_tab(selected: list[ModelRecord]) -> None:
+    """Does a model copy its training digits? Its samples beside their nearest training digits, and how far they lie
+    from the training set against held-out real digits; the ideal denoiser as the copying extreme."""
+    st.caption("Each generated digit beside its three nearest training digits, by pixels and by the classifier's "
+               "features; then the distance from each generated digit to the training set against the same for "
+               "held-out real digits. **Novelty** is the ratio of their medians: about 1 means as far from the "
+               "training set as fresh real digits, near 0 means copies. The **ideal denoiser** is the exact "
+               "minimiser of the training loss over the training set: it can only reproduce training digits.")
+    classifier, why = shipped_classifier()
+    if classifier is None:
+        st.warning(f"The memorisation view needs the shipped classifier: {why}")
+        return
+    models = {r.name: r for r in selected if r.weights is not None and r.config.get("dataset", "mnist") == "mnist"}
+    c1, c2, c3 = st.columns([2, 1, 1])
+    name = c1.selectbox("Model", [IDEAL, *models], index=1 if models else 0, key="ev_mem_model")
+    n = number_field("Samples", 2, MAX_SAMPLES, 32, "ev_mem_n", container=c2)
+    seed = number_field("Seed", 0, 2**31 - 1, 0, "ev_mem_seed", container=c3)
+    if st.button("Find the nearest training digits", key="ev_mem_run"):
+        with user_errors("Could not compute the memorisation view"):
+            require([n, seed])
+            st.session_state["ev_mem"] = (name, run_queued(_memorisation, models.get(name), int(n.value),
+                                                             int(seed.value), label="Sampling and searching…"))
+    shown = st.session_state.get("ev_mem")
+    if shown is None or shown[0] != name:
+        return
+    view = shown[1]
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Novelty · pixels", f"{view.novelty['pixel']['score']:.2f}")
+    m2.metric("Novelty · features", f"{view.novelty['feature']['score']:.2f}")
+    m3.metric("Copies", f"{view.novelty['pixel']['copies']:.0%}", help="generated digits nearer to a training digit "
+              "than 99 % of held-out real digits are (pixel space)")
+    st.caption(f"{len(view.generated)} samples ({view.choice}) against {len(view.train):,} training digits.")
+    st.plotly_chart(neighbours_figure(view.generated, view.train, view.neighbours), key="ev_mem_fig")
+    st.plotly_chart(novelty_figure(view.novelty), key="ev_mem_hist")
