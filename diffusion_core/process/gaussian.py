@@ -128,9 +128,11 @@ class GaussianProcess(DiffusionProcess):
     QUICK_SAMPLER, QUICK_STEPS = "dpm++2m-sde", 20
 
     def __init__(self, schedule: NoiseSchedule, preset: str | None = None, prediction: str = "eps",
-                 weighting: str = "uniform", gamma: float = DEFAULT_GAMMA) -> None:
+                 weighting: str = "uniform", gamma: float = DEFAULT_GAMMA,
+                 data_shape: tuple[int, ...] = IMAGE_SHAPE) -> None:
+        """data_shape: one sample's shape, (1, 28, 28) for digits, (2,) for the 2-D lab's points."""
         validate_target(prediction, weighting, gamma)
-        self.schedule = schedule
+        self.schedule, self.data_shape = schedule, tuple(data_shape)
         self.preset = preset
         self.T = schedule.T
         self.prediction, self.weighting, self.gamma = prediction, weighting, float(gamma)
@@ -219,7 +221,7 @@ class GaussianProcess(DiffusionProcess):
         if choice.t_start is not None:
             raise ValueError("a noise model's reverse run starts at t = T from fresh noise")
         validate_sample_count(n)
-        return seeded_noise((n, *IMAGE_SHAPE), generator, device), None
+        return seeded_noise((n, *self.data_shape), generator, device), None
 
 
 def noise_diffusion_config(preset: str | None = None, kind: str = "linear", beta1: float = 1e-4,

@@ -37,6 +37,8 @@ PAGES: list[tuple[str, str, str, str]] = [
      "density plots and PCA clusters of real and generated digits"),
     ("pages/6_Evaluate.py", "Evaluate", ":material/leaderboard:",
      "compare runs and shipped models: loss, FID, sample grids"),
+    ("pages/7_2D_lab.py", "2-D lab", ":material/grain:",
+     "diffusion on points: the score field, exact and learned; ODE and SDE paths"),
 ]
 
 # Errors whose message is written for the user: shown with st.error, never as a traceback.

@@ -1,0 +1,190 @@
+"""The 2-D lab: points from a known mixture, moons, rings or a drawing; a small MLP denoiser trained on them in
+seconds through the same process, objective and samplers as the digits; and the views — the learned and (for
+mixtures) exact score field at a chosen t with its error, particle paths of the probability-flow ODE and of the
+SDE from the same starting points, and the final samples against the data."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from diffusion_core.io.points import GaussianMixture, drawn_mixture, mixture_presets, rings, two_moons
+from diffusion_core.models.mlp import PointDenoiser
+from diffusion_core.process import GaussianProcess, SamplerChoice
+from diffusion_core.process.schedules import preset_schedule
+from diffusion_core.sampling import model_frames
+from diffusion_core.training.in_memory import fit
+
+DRAWN = "drawn points"
+SHAPES = ("two moons", "rings")
+EXTENT = 3.2  # the views cover [−EXTENT, EXTENT]²
+ODE_SAMPLER, SDE_SAMPLER = "ddim", "dpm++2m-sde"  # the probability-flow ODE (DDIM, η = 0) and the reverse SDE
+
+
+def dataset_names() -> list[str]:
+    return [*mixture_presets(), *SHAPES, DRAWN]
+
+
+def make_points(name: str, n: int = 2000, seed: int = 0,
+                drawn: np.ndarray | list | None = None) -> tuple[torch.Tensor, GaussianMixture | None]:
+    """(n points [n, 2], their mixture when its parameters are known, else None). ValueError naming the problem
+    (an unknown name, a bad count, an empty or degenerate drawing)."""
+    mixtures = mixture_presets()
+    if name == DRAWN:
+        mixture = drawn_mixture([] if drawn is None else drawn)
+        return mixture.sample(n, seed), mixture
+    if name in mixtures:
+        return mixtures[name].sample(n, seed), mixtures[name]
+    if name == "two moons":
+        return two_moons(n, seed), None
+    if name == "rings":
+        return rings(n, seed), None
+    raise ValueError(f"2-D data must be one of {', '.join(dataset_names())}; got {name!r}")
+
+
+def point_process() -> GaussianProcess:
+    """The report's default schedule (linear β, T = 1000) on 2-D points."""
+    return GaussianProcess(preset_schedule("default"), preset="default", data_shape=(2,))
+
+
+@dataclass
+class PointModel:
+    process: GaussianProcess
+    model: nn.Module  # ε̂(z_t, t/T) on points
+    losses: list[float]
+    loss_by_t: dict
+
+
+def train_points(data: torch.Tensor, steps: int = 1500, seed: int = 0, lr: float = 2e-3, hidden: int = 128,
+                 on_step: Callable[[int, int, float], None] | None = None) -> PointModel:
+    """An MLP denoiser fitted to `data` with the report's ε loss (training.in_memory.fit)."""
+    process = point_process()
+    torch.manual_seed(seed)
+    result = fit(process, PointDenoiser(2, hidden), data, steps, lr=lr, seed=seed, on_step=on_step)
+    return PointModel(process, result.model, result.losses, result.loss_by_t)
+
+
+def grid(n: int = 21, extent: float = EXTENT) -> torch.Tensor:
+    """An n×n grid of points over [−extent, extent]², rows of [n², 2] (x varies fastest)."""
+    axis = torch.linspace(-extent, extent, n)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([xx.ravel(), yy.ravel()], dim=1)
+
+
+def score_field(process: GaussianProcess, model: nn.Module, t: int, points: torch.Tensor) -> torch.Tensor:
+    """The model's score ∇ log p_t ≈ −ε̂(z, t)/√(1−ᾱ_t) at `points` (z_t positions)."""
+    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= process.T:
+        raise ValueError(f"t must be a whole number from 1 to T = {process.T}; got {t!r}")
+    s = math.sqrt(1.0 - float(process.schedule.alpha_bars[t]))
+    with torch.no_grad():
+        eps = process.eps_model(model)(points, torch.full((len(points),), t / process.T))
+    return -eps.double() / s
+
+
+def exact_score_field(process: GaussianProcess, mixture: GaussianMixture, t: int, points: torch.Tensor) -> torch.Tensor:
+    """∇ log p_t of the noised mixture at `points`, in closed form."""
+    ab = float(process.schedule.alpha_bars[t])
+    return mixture.score(points, math.sqrt(ab), math.sqrt(1.0 - ab))
+
+
+def score_error(learned: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
+    """‖learned − exact‖ / (‖exact‖ + 1) at each point: the relative error, kept finite where the score is 0."""
+    return (learned - exact).norm(dim=1) / (exact.norm(dim=1) + 1.0)
+
+
+@dataclass
+class ParticlePaths:
+    ts: list[int]  # the timesteps of the frames, T … 0 (shared by both runs)
+    ode: np.ndarray  # [frames, n, 2]: positions along the probability-flow ODE
+    sde: np.ndarray  # [frames, n, 2]: positions along the reverse SDE, from the same z_T
+
+
+def particle_paths(process: GaussianProcess, model: nn.Module, n: int = 200, seed: int = 0,
+                   steps: int = 40) -> ParticlePaths:
+    """n particles from the same z_T ~ N(0, I) (drawn with `seed`) run through the probability-flow ODE (DDIM,
+    η = 0) and the reverse SDE (DPM-Solver++(2M) SDE) on the same `steps` timesteps."""
+    runs = {}
+    for sampler in (ODE_SAMPLER, SDE_SAMPLER):
+        choice = SamplerChoice(sampler, steps, seed=seed, spacing="uniform")
+        frames = list(model_frames(process, model, choice, n, precision="fp32"))
+        runs[sampler] = ([f.t for f in frames], np.stack([f.z.numpy() for f in frames]))
+    (ts, ode), (_, sde) = runs[ODE_SAMPLER], runs[SDE_SAMPLER]
+    return ParticlePaths(ts, ode, sde)
+
+
+_ORIGIN = {"left": 0.0, "center": 0.5, "right": 1.0, "top": 0.0, "bottom": 1.0}
+
+
+def canvas_points(json_data: dict | None, width: int, height: int, extent: float = EXTENT) -> np.ndarray:
+    """The points of a drawing canvas's Fabric.js JSON in data coordinates ([m, 2]; the canvas spans
+    [−extent, extent]², y up): the centre of each placed point or circle, and every vertex of free-hand
+    strokes."""
+    pixels = []
+    for obj in (json_data or {}).get("objects", []):
+        if obj.get("type") == "path":
+            for command in obj.get("path", []):
+                if len(command) >= 3:  # ["M"|"L", x, y] or ["Q", cx, cy, x, y]: the end point
+                    pixels.append((float(command[-2]), float(command[-1])))
+        elif "left" in obj and "top" in obj:
+            w = float(obj.get("width", 0)) * float(obj.get("scaleX", 1))
+            h = float(obj.get("height", 0)) * float(obj.get("scaleY", 1))
+            pixels.append((float(obj["left"]) + (0.5 - _ORIGIN.get(obj.get("originX", "left"), 0.0)) * w,
+                           float(obj["top"]) + (0.5 - _ORIGIN.get(obj.get("originY", "top"), 0.0)) * h))
+    if not pixels:
+        return np.zeros((0, 2))
+    p = np.asarray(pixels)
+    return np.stack([(p[:, 0] / width * 2 - 1) * extent, (1 - p[:, 1] / height * 2) * extent], axis=1)
+
+
+def typed_points(text: str) -> np.ndarray:
+    """'x, y' per line (blank lines skipped) → [m, 2]; ValueError naming the first bad line."""
+    rows = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.replace(";", ",").split(",")
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            rows.append((float(parts[0]), float(parts[1])))
+        except ValueError:
+            raise ValueError(f"line {i} must be two numbers 'x, y'; got {line.strip()!r}") from None
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+
+
+@dataclass
+class PointsView:
+    """Everything the page draws after training: the data, the model, and what it was run for."""
+
+    data_name: str
+    data: np.ndarray  # [n, 2]
+    mixture: GaussianMixture | None
+    model: PointModel
+    paths: ParticlePaths
+    samples_ode: np.ndarray
+    samples_sde: np.ndarray
+
+
+def build_points_view(name: str, n: int, seed: int, drawn: np.ndarray | None, steps: int, lr: float = 2e-3,
+                      on_step: Callable[[int, int, float], None] | None = None, particles: int = 300) -> PointsView:
+    """Data → trained denoiser → particle paths and final samples (the 2-D lab's one training action)."""
+    data, mixture = make_points(name, n, seed, drawn)
+    model = train_points(data, steps, seed, lr, on_step=on_step)
+    paths = particle_paths(model.process, model.model, particles, seed)
+    return PointsView(name, data.numpy(), mixture, model, paths, paths.ode[-1], paths.sde[-1])
+
+
+def field_panels(view: PointsView, t: int, n: int = 21) -> dict:
+    """{"grid", "fields": {"learned": …, "exact": …}, "error"} at t (exact and error only for a known mixture)."""
+    points = grid(n)
+    fields = {"learned": score_field(view.model.process, view.model.model, t, points)}
+    error = None
+    if view.mixture is not None:
+        fields["exact"] = exact_score_field(view.model.process, view.mixture, t, points)
+        error = score_error(fields["learned"], fields["exact"]).numpy()
+    return {"grid": points.numpy(), "fields": {k: v.numpy() for k, v in fields.items()}, "error": error}

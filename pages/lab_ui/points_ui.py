@@ -1,0 +1,67 @@
+"""The 2-D lab page's parts: the drawing canvas (or typed points), training with a progress bar, the score
+field panels. The work is in diffusion_core.lab.score_lab."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from diffusion_core.figures import score_field_figure
+from diffusion_core.lab.score_lab import (
+    EXTENT,
+    PointsView,
+    build_points_view,
+    canvas_points,
+    field_panels,
+    typed_points,
+)
+
+CANVAS = 320  # pixels a side
+
+
+def draw_points() -> np.ndarray:
+    """Points placed on the canvas (or typed), in data coordinates; a message if they cannot be read."""
+    from streamlit_drawable_canvas import st_canvas
+
+    c1, c2 = st.columns([1, 1])
+    with c1:
+        mode = st.radio("Draw", ["point", "freedraw"], horizontal=True, key="pts_draw_mode",
+                        format_func={"point": "click points", "freedraw": "free-hand strokes"}.get)
+        result = st_canvas(drawing_mode=mode, stroke_width=3, stroke_color="#1f77b4", background_color="#ffffff",
+                           height=CANVAS, width=CANVAS, point_display_radius=4, key="pts_canvas")
+        st.caption(f"The canvas spans [−{EXTENT:g}, {EXTENT:g}] on both axes.")
+    typed = c2.text_area("…or type points, one 'x, y' per line", key="pts_typed", height=200,
+                         help="Used when the canvas is empty")
+    drawn = canvas_points(result.json_data if result is not None else None, CANVAS, CANVAS)
+    if len(drawn) == 0 and typed.strip():
+        try:
+            drawn = typed_points(typed)
+        except ValueError as exc:
+            c2.error(str(exc))
+    c2.caption(f"{len(drawn)} point(s) so far.")
+    return drawn
+
+
+def train_with_progress(name: str, n: int, seed: int, drawn: np.ndarray | None, steps: int, lr: float) -> None:
+    """Train on the chosen data with a progress bar; the PointsView goes to st.session_state["pts_view"]."""
+    bar = st.progress(0.0, text="Training…")
+
+    def on_step(step: int, total: int, loss: float) -> None:
+        if step % 50 == 0 or step == total:
+            bar.progress(step / total, text=f"Training: step {step:,} of {total:,}, loss {loss:.3f}")
+
+    st.session_state["pts_view"] = build_points_view(name, n, seed, drawn, steps, lr, on_step)
+    bar.empty()
+
+
+def field_views(view: PointsView, t: int) -> None:
+    """The learned (and exact) score at t, with the error map for a known mixture."""
+    panels = field_panels(view, t)
+    st.plotly_chart(score_field_figure(panels["grid"], panels["fields"], view.data, t, panels["error"]),
+                    key="pts_field_fig")
+    if panels["error"] is None:
+        st.caption("No exact score for this data (its density has no closed form): choose a Gaussian mixture or "
+                   "drawn points to compare against it.")
+    else:
+        st.caption(f"Mean error over the grid {float(np.mean(panels['error'])):.3f}; it is largest where the noised "
+                   "data never goes, so the network never learned there.")
