@@ -1,0 +1,137 @@
+"""The teaching views in a real browser (Debian's Chromium driven by Playwright against `streamlit run`): the 2-D
+lab driven through its drawing canvas, the loss weighting on Schedules, the spectra on Reverse diffusion, and
+Evaluate's loss by noise level, likelihood bound and memorisation — each must show its chart and no error box.
+
+With DIFFUSION_LAB_SCREENSHOTS=docs the app runs on the shipped checkpoints and the screenshots refresh the
+README's; otherwise on a tiny untrained model (and the shipped classifier), screenshots in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from diffusion_core.io.checkpoints import save_checkpoint
+from diffusion_core.models import build_model
+
+from .browser_harness import (
+    CHART,
+    ROOT,
+    TINY,
+    assert_page_works,
+    browser_page,
+    lab_folders,
+    require_browser,
+    running_app,
+    shot,
+    tiny_noise_config,
+    wait_idle,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOTS = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    require_browser()
+    root = tmp_path_factory.mktemp("browser_teaching")
+    ckpts, _, env = lab_folders(root, ROOT / "checkpoints" if SCREENSHOTS else None)
+    if not SCREENSHOTS:
+        torch.manual_seed(0)
+        save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
+        for name in ("classifier.safetensors", "classifier.json"):
+            shutil.copy(ROOT / "checkpoints" / name, ckpts)
+    with running_app(env, root / "streamlit.log") as url:
+        yield url
+
+
+def open_page(page, url: str, name: str) -> None:
+    page.goto(url)
+    page.get_by_role("link", name=name).first.click()
+    page.get_by_role("heading", name=name).first.wait_for()
+    wait_idle(page)
+
+
+def chart_titled(page, title: str):
+    return page.locator(CHART).filter(has_text=title).first
+
+
+def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_page(page, app, "2-D lab")
+        page.get_by_role("combobox", name="Data").click()
+        page.get_by_role("option", name="drawn points", exact=True).click()
+        wait_idle(page)
+        canvas = page.locator("canvas.upper-canvas")
+        canvas.wait_for()
+        box = canvas.bounding_box()
+        spots = [(0.3, 0.3), (0.7, 0.28), (0.5, 0.75), (0.25, 0.6), (0.75, 0.62)]
+        for fx, fy in spots:
+            page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+            page.wait_for_timeout(250)
+        wait_idle(page)
+        page.get_by_text(f"{len(spots)} point(s) so far.").wait_for()
+        page.get_by_role("button", name="Train", exact=True).click()
+        chart_titled(page, "Score ∇ log p_t at t = 100").wait_for(timeout=180_000)
+        wait_idle(page)
+        assert_page_works(page, CHART)
+        for title in ("Particles from the same z_T", "Final samples against the data"):
+            chart_titled(page, title).wait_for()
+        chart_titled(page, "Particles from the same z_T").locator(".updatemenu-button").first.click()  # ▶ play
+        page.wait_for_timeout(1500)
+        assert_page_works(page, CHART)
+        page.screenshot(path=shot(tmp_path, "2d_lab"), full_page=True)
+
+
+def test_2d_lab_refuses_an_empty_drawing_with_a_message(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_page(page, app, "2-D lab")
+        page.get_by_role("combobox", name="Data").click()
+        page.get_by_role("option", name="drawn points", exact=True).click()
+        wait_idle(page)
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text("nothing is drawn yet").first.wait_for()
+        assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_schedules_plots_the_loss_weighting(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_page(page, app, "Schedules")
+        chart_titled(page, "Loss weight over noise levels").wait_for()
+        assert_page_works(page, CHART)
+
+
+def test_reverse_diffusion_shows_the_spectra(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_page(page, app, "Reverse diffusion")
+        page.get_by_role("button", name="Run reverse diffusion").click()
+        page.get_by_text("Spectra across t").wait_for(timeout=180_000)
+        wait_idle(page)
+        page.get_by_text("Spectra across t").click()
+        chart_titled(page, "Radially averaged power spectrum").wait_for()
+        assert_page_works(page, CHART)
+
+
+def test_evaluate_loss_by_noise_level_likelihood_and_memorisation(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_page(page, app, "Evaluate")
+        page.get_by_role("tab", name="Loss by noise level").click()
+        page.get_by_role("button", name="Compute the held-out loss by noise level").click()
+        chart_titled(page, "Held-out loss by noise level").wait_for(timeout=180_000)
+        page.get_by_role("button", name="Compute the likelihood bound").click()
+        chart_titled(page, "The bound's diffusion terms by noise level").wait_for(timeout=300_000)
+        wait_idle(page)
+        assert_page_works(page, CHART)
+        page.get_by_role("tab", name="Memorisation").click()
+        page.get_by_role("button", name="Find the nearest training digits").click()
+        chart_titled(page, "Generated digits and their nearest training digits").wait_for(timeout=180_000)
+        chart_titled(page, "How far from the training set").wait_for()
+        wait_idle(page)
+        assert page.get_by_text("Novelty · pixels").count() == 1
+        assert_page_works(page, CHART)
+        page.screenshot(path=shot(tmp_path, "memorisation"), full_page=True)
