@@ -140,6 +140,8 @@ def test_config_declares_the_target_and_old_configs_read_as_eps():
     assert process.config() == config and "soft-min-snr weighting (γ = 2)" in process.describe()
     old = {k: v for k, v in noise_diffusion_config(preset="default").items() if k != "prediction"}
     assert process_from_config(old).prediction == "eps"
+    assert process_from_config(old).describe().endswith("predicts ε (no target declared: read as the report's)")
+    assert "declared" not in process_from_config(noise_diffusion_config(preset="default")).describe()
     for bad, field in [({"prediction": "score"}, "prediction must be one of eps, x0, v"),
                        ({"weighting": "snr"}, "weighting must be one of"),
                        ({"weighting": "min-snr", "snr_gamma": -1}, "snr_gamma")]:

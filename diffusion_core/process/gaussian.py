@@ -136,6 +136,7 @@ class GaussianProcess(DiffusionProcess):
         self.preset = preset
         self.T = schedule.T
         self.prediction, self.weighting, self.gamma = prediction, weighting, float(gamma)
+        self.declared = True  # False: read from a config that names no target (a model from before targets)
 
     @classmethod
     def from_config(cls, diffusion: dict) -> GaussianProcess:
@@ -147,9 +148,11 @@ class GaussianProcess(DiffusionProcess):
                              f"allowed: {', '.join(sorted(allowed - {'type'}))}")
         if not isinstance(diffusion.get("schedule"), dict):
             raise ValueError('a noise model needs "diffusion": {"type": "noise", "schedule": {...}}')
-        return cls(schedule_from_config(diffusion["schedule"]), diffusion.get("preset"),
-                   diffusion.get("prediction", "eps"), diffusion.get("weighting", "uniform"),
-                   diffusion.get("snr_gamma", DEFAULT_GAMMA))
+        process = cls(schedule_from_config(diffusion["schedule"]), diffusion.get("preset"),
+                      diffusion.get("prediction", "eps"), diffusion.get("weighting", "uniform"),
+                      diffusion.get("snr_gamma", DEFAULT_GAMMA))
+        process.declared = "prediction" in diffusion
+        return process
 
     def config(self) -> dict:
         return {"type": self.type, **({"preset": self.preset} if self.preset else {}),
@@ -160,6 +163,9 @@ class GaussianProcess(DiffusionProcess):
     def describe(self) -> str:
         s = self.schedule
         name = f"preset {self.preset}: " if self.preset else ""
+        if not self.declared:
+            return (f"Gaussian noise, {name}{s.kind} β from {s.beta1:g} to {s.beta2:g}, T = {s.T}; "
+                    "predicts ε (no target declared: read as the report's)")
         target = "" if self.prediction == "eps" and self.weighting == "uniform" else (
             f"; predicts {PREDICTION_NAMES[self.prediction]}, {self.weighting} weighting"
             + (f" (γ = {self.gamma:g})" if self.weighting != "uniform" else ""))
