@@ -75,7 +75,10 @@ def test_for_gaussian_data_the_bound_lies_just_above_the_true_likelihood():
     sched = preset_schedule("default")
     x = (s * torch.randn((32, 1, 28, 28), generator=torch.Generator().manual_seed(5))).clamp(-0.5, 0.5)
     x = torch.round((x + 0.5) * 255) / 255 - 0.5
-    out = variational_bound(GaussianProcess(sched), GaussianOracleEps(0.0, s, sched), x, t_samples=50)
+    progress = []
+    out = variational_bound(GaussianProcess(sched), GaussianOracleEps(0.0, s, sched), x, t_samples=50,
+                            on_progress=lambda i, n: progress.append((i, n)))
+    assert progress[-1][0] == progress[-1][1] == len(progress) > 1  # the page's progress bar reaches the end
     true = (0.5 * math.log(2 * math.pi * s * s) + x.double() ** 2 / (2 * s * s) + math.log(255)).mean().item() / LN2
     assert true - 3 * out["se"] < out["bpd"] < true + 0.3
 

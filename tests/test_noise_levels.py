@@ -40,7 +40,10 @@ def test_heldout_loss_of_the_exact_denoiser_is_the_posterior_variance_of_eps():
     mu, s = 0.1, 0.2
     sched = preset_schedule("default")
     images = mu + s * torch.randn((64, 1, 28, 28), generator=torch.Generator().manual_seed(123))  # ≠ the noise seed
-    out = heldout_loss_by_t(GaussianProcess(sched), GaussianOracleEps(mu, s, sched), images, points=8)
+    progress = []
+    out = heldout_loss_by_t(GaussianProcess(sched), GaussianOracleEps(mu, s, sched), images, points=8,
+                            on_progress=lambda i, n: progress.append((i, n)))
+    assert progress == [(i, 8) for i in range(1, 9)]  # what the page's progress bar shows
     assert out["t"][0] == 1 and out["t"][-1] == 1000 and len(out["t"]) == 8 and out["n"] == 64
     for t, loss, se in zip(out["t"], out["loss"], out["se"], strict=True):
         ab = float(sched.alpha_bars[t])

@@ -17,6 +17,7 @@ dimension: the total over the D pixels, divided by D·ln 2.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -66,10 +67,11 @@ def strata(T: int, t_samples: int | None) -> list[tuple[int, int]]:
 
 
 def variational_bound(process: GaussianProcess, model: nn.Module, images: torch.Tensor,
-                      t_samples: int | None = 50, seed: int = 0) -> dict:
+                      t_samples: int | None = 50, seed: int = 0,
+                      on_progress: Callable[[int, int], None] | None = None) -> dict:
     """The bound for each of the data-space images (N×C×H×W), in bits per dimension: {"bpd" (mean over images),
     "se", "terms" (prior L_T, decoder L_0, diffusion Σ L_{t−1}: mean bpd each), "by_t" (Σ L_{t−1} split into
-    BUCKETS buckets of t/T: mean bpd each), "n", "t_samples"}."""
+    BUCKETS buckets of t/T: mean bpd each), "n", "t_samples"}; on_progress(done, total) after each stratum."""
     if not isinstance(process, GaussianProcess):
         raise ValueError(f"the variational bound is for noise models; this is a {process.type} model")
     T = process.T
@@ -97,7 +99,8 @@ def variational_bound(process: GaussianProcess, model: nn.Module, images: torch.
         by_t = np.zeros(BUCKETS)
         view = (n, *([1] * (x0.dim() - 1)))
         beta_all, ab_all = torch.tensor(betas), torch.tensor(abs_)
-        for lo, hi in strata(T, t_samples):  # one t per image in each stratum lo..hi−1, standing for all hi − lo
+        parts = strata(T, t_samples)
+        for k, (lo, hi) in enumerate(parts):  # one t per image in each stratum lo..hi−1, standing for all hi − lo
             t = torch.randint(lo, hi, (n,), generator=generator)
             beta, ab, ab_prev = beta_all[t].view(view), ab_all[t].view(view), ab_all[t - 1].view(view)
             z = q_sample(process.schedule, x0, t, torch.randn(x0.shape, generator=generator))
@@ -109,6 +112,8 @@ def variational_bound(process: GaussianProcess, model: nn.Module, images: torch.
             diffusion += term
             by_t += np.bincount(((t - 1) * BUCKETS // T).clamp(max=BUCKETS - 1).numpy(), weights=term.numpy(),
                                 minlength=BUCKETS) / n
+            if on_progress is not None:
+                on_progress(k + 1, len(parts))
     to_bpd = 1.0 / (dims * math.log(2.0))
     total = (prior + decoder + diffusion) * to_bpd
     return {"bpd": float(total.mean()), "se": float(total.std()) / math.sqrt(n) if n > 1 else None,

@@ -31,18 +31,18 @@ HELDOUT_POINTS = 20  # timesteps from 1 to T
 BOUND_DIGITS, BOUND_T_SAMPLES = 64, 50  # held-out digits and timesteps per digit of the likelihood bound
 
 
-def _heldout(record: ModelRecord) -> dict:
+def _heldout(record: ModelRecord, on_progress=None) -> dict:
     ckpt = load_checkpoint_cached(record.weights)
     data = load_test_digits(ckpt.config.get("dataset", "mnist"))
     return heldout_loss_by_t(ckpt.process, ckpt.model, data.images[:HELDOUT_DIGITS], data.labels[:HELDOUT_DIGITS],
-                             HELDOUT_POINTS)
+                             HELDOUT_POINTS, on_progress=on_progress)
 
 
-def _bound(record: ModelRecord) -> dict:
+def _bound(record: ModelRecord, on_progress=None) -> dict:
     ckpt = load_checkpoint_cached(record.weights)
     data = load_test_digits(ckpt.config.get("dataset", "mnist"))
     return variational_bound(ckpt.process, ckpt.model, data.images[:BOUND_DIGITS],
-                             min(BOUND_T_SAMPLES, ckpt.process.T - 1))
+                             min(BOUND_T_SAMPLES, ckpt.process.T - 1), on_progress=on_progress)
 
 
 def likelihood_section(selected: list[ModelRecord], colours: dict[str, str]) -> None:
@@ -54,7 +54,8 @@ def likelihood_section(selected: list[ModelRecord], colours: dict[str, str]) -> 
                "unconditional one (no label).")
     if st.button("Compute the likelihood bound", key="ev_bound", disabled=not models):
         with user_errors("Could not compute the bound"):
-            st.session_state["ev_bounds"] = {r.name: run_queued(_bound, r) for r in models}
+            st.session_state["ev_bounds"] = {r.name: run_queued(_bound, r, progress=f"Bound of {r.name}")
+                                             for r in models}
     bounds = {n: b for n, b in st.session_state.get("ev_bounds", {}).items() if n in {r.name for r in selected}}
     if bounds:
         st.dataframe(pd.DataFrame([{"model": n, "bits/dim": b["bpd"], "± SE": b["se"], **b["terms"]}
@@ -76,7 +77,8 @@ def loss_by_noise_level_tab(selected: list[ModelRecord], colours: dict[str, str]
                "Noise models' and cold models' losses are on different scales (ε against x).")
     if st.button("Compute the held-out loss by noise level", key="ev_heldout", disabled=not models):
         with user_errors("Could not compute the held-out loss"):
-            st.session_state["ev_heldout_curves"] = {r.name: run_queued(_heldout, r) for r in models}
+            st.session_state["ev_heldout_curves"] = {
+                r.name: run_queued(_heldout, r, progress=f"Held-out loss of {r.name}") for r in models}
     curves = {n: c for n, c in st.session_state.get("ev_heldout_curves", {}).items()
               if n in {r.name for r in selected}}
     if curves:

@@ -42,11 +42,17 @@ def place_message(position: int) -> str:
             f"in line** ({who}). It starts by itself; keep this page open.")
 
 
-def run_queued(fn: Callable[..., R], /, *args: Any, label: str | None = None, **kwargs: Any) -> R:
+def run_queued(fn: Callable[..., R], /, *args: Any, label: str | None = None, progress: str | None = None,
+               **kwargs: Any) -> R:
     """fn(*args, **kwargs) run by the server's work queue; returns its result or raises its exception.
 
     While the job waits, the page shows its place in line (updated every POLL_SECONDS); `label`, if given,
-    is a spinner shown until the result is back. A rerun or a closed tab while waiting gives the place up."""
+    is a spinner shown until the result is back. With `progress` (e.g. "Held-out loss"), fn is also given
+    on_progress=(done, total) and the page shows a progress bar under that name while it runs. A rerun or a
+    closed tab while waiting gives the place up."""
+    done: list[tuple[int, int]] = []
+    if progress is not None:
+        kwargs["on_progress"] = lambda i, total: done.append((i, total))
     ticket = default_queue().submit(fn, *args, **kwargs)
     status = st.empty()
     try:
@@ -56,6 +62,9 @@ def run_queued(fn: Callable[..., R], /, *args: Any, label: str | None = None, **
                 position = ticket.position()
                 if position:
                     status.info(place_message(position))
+                elif done:
+                    i, total = done[-1]
+                    status.progress(i / total, text=f"{progress}: {i} of {total}")
                 else:
                     status.empty()
         status.empty()
