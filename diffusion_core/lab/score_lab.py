@@ -171,9 +171,12 @@ class PointsView:
 
 
 def build_points_view(name: str, n: int, seed: int, drawn: np.ndarray | None, steps: int, lr: float = 2e-3,
-                      on_step: Callable[[int, int, float], None] | None = None, particles: int = 300) -> PointsView:
-    """Data → trained denoiser → particle paths and final samples (the 2-D lab's one training action)."""
+                      on_progress: Callable[[int, int], None] | None = None, particles: int = 300) -> PointsView:
+    """Data → trained denoiser → particle paths and final samples (the 2-D lab's one training action);
+    on_progress(step, steps) every 50 training steps and at the last."""
     data, mixture = make_points(name, n, seed, drawn)
+    on_step = None if on_progress is None else (
+        lambda step, total, loss: on_progress(step, total) if step % 50 == 0 or step == total else None)
     model = train_points(data, steps, seed, lr, on_step=on_step)
     paths = particle_paths(model.process, model.model, particles, seed)
     return PointsView(name, data.numpy(), mixture, model, paths, paths.ode[-1], paths.sde[-1])

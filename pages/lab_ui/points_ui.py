@@ -16,6 +16,8 @@ from diffusion_core.lab.score_lab import (
     typed_points,
 )
 
+from .queue_ui import run_queued
+
 CANVAS = 320  # pixels a side
 
 
@@ -43,15 +45,10 @@ def draw_points() -> np.ndarray:
 
 
 def train_with_progress(name: str, n: int, seed: int, drawn: np.ndarray | None, steps: int, lr: float) -> None:
-    """Train on the chosen data with a progress bar; the PointsView goes to st.session_state["pts_view"]."""
-    bar = st.progress(0.0, text="Training…")
-
-    def on_step(step: int, total: int, loss: float) -> None:
-        if step % 50 == 0 or step == total:
-            bar.progress(step / total, text=f"Training: step {step:,} of {total:,}, loss {loss:.3f}")
-
-    st.session_state["pts_view"] = build_points_view(name, n, seed, drawn, steps, lr, on_step)
-    bar.empty()
+    """Train on the chosen data through the server's work queue (a class shares the CPU), with a progress bar;
+    the PointsView goes to st.session_state["pts_view"]."""
+    st.session_state["pts_view"] = run_queued(build_points_view, name, n, seed, drawn, steps, lr,
+                                              progress="Training steps")
 
 
 def field_views(view: PointsView, t: int) -> None:
