@@ -7,7 +7,7 @@ import streamlit as st
 from diffusion_core.figures import particle_paths_figure, points_histogram_figure
 from diffusion_core.lab.score_lab import DRAWN, ODE_SAMPLER, SDE_SAMPLER, dataset_names
 from pages.lab_ui import number_field, require, setup_page, user_errors
-from pages.lab_ui.points_ui import draw_points, field_views, train_with_progress
+from pages.lab_ui.points_ui import draw_points, field_views, mixture_table, train_with_progress
 
 setup_page("2-D lab", (
     "The same diffusion as the digits, on points in the plane, where every quantity can be drawn. The network "
@@ -38,6 +38,7 @@ if view is None or view.data_name != name:
 
 st.caption(f"Trained on {len(view.data):,} points of {view.data_name}: {len(view.model.losses):,} steps, final "
            f"loss {view.model.losses[-1]:.3f}.")
+mixture_table(view)
 t = st.slider("t (noise level)", 1, view.model.process.T, 100, key="pts_t", help="1: almost clean; T: pure noise")
 with user_errors("Cannot draw the score field"):
     field_views(view, t)

@@ -16,6 +16,7 @@ from diffusion_core.figures import (
     neighbours_figure,
     novelty_figure,
 )
+from diffusion_core.lab.catalog import default_checkpoint
 from diffusion_core.lab.comparison import ModelRecord
 from diffusion_core.lab.memorisation import IDEAL, MAX_SAMPLES, memorisation_view, training_vectors
 from diffusion_core.process import GaussianProcess
@@ -112,7 +113,11 @@ def memorisation_tab(selected: list[ModelRecord]) -> None:
         return
     models = {r.name: r for r in selected if r.weights is not None and r.config.get("dataset", "mnist") == "mnist"}
     c1, c2, c3 = st.columns([2, 1, 1])
-    name = c1.selectbox("Model", [IDEAL, *models], index=1 if models else 0, key="ev_mem_model")
+    options = [IDEAL, *models]
+    default = default_checkpoint()
+    first = options.index(default.stem) if default is not None and default.stem in models else min(1, len(models))
+    name = c1.selectbox("Model", options, index=first, key="ev_mem_model",
+                        help="the ideal denoiser over the training set: the memorising extreme")
     n = number_field("Samples", 2, MAX_SAMPLES, 32, "ev_mem_n", container=c2)
     seed = number_field("Seed", 0, 2**31 - 1, 0, "ev_mem_seed", container=c3)
     if st.button("Find the nearest training digits", key="ev_mem_run"):

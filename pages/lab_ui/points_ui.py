@@ -62,3 +62,14 @@ def field_views(view: PointsView, t: int) -> None:
     else:
         st.caption(f"Mean error over the grid {float(np.mean(panels['error'])):.3f}; it is largest where the noised "
                    "data never goes, so the network never learned there.")
+
+
+def mixture_table(view: PointsView) -> None:
+    """The known parameters of the data's mixture (weights, means, covariances), when it has them."""
+    if view.mixture is None or len(view.mixture.weights) > 12:
+        return
+    m = view.mixture
+    with st.expander("The mixture's parameters (what the exact score is computed from)"):
+        st.dataframe([{"weight": round(float(w), 3), "mean": [round(float(v), 3) for v in mu],
+                       "covariance": [[round(float(v), 3) for v in row] for row in c]}
+                      for w, mu, c in zip(m.weights, m.means, m.covs, strict=True)], key="pts_mixture_table")
