@@ -102,6 +102,8 @@ def fake_run(root: Path, run_id: str, pid: int, state: str | None, epoch: int = 
                                                          "epochs": epochs, "message": message}))
     rows = [{"epoch": i + 1, "loss": loss, "epoch_time_s": 2.0} for i, loss in enumerate(losses)]
     (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if epoch >= 1:  # the trainer's resume state, written at the end of every epoch (a stand-in: jobs only sees it)
+        (run_dir / "train_state.pt").write_bytes(b"")
     return run_dir
 
 

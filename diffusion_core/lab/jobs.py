@@ -256,9 +256,10 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
     elif job.get("stop_requested") and trainer_state is None:
         state, message = "stopped", "stopped before training began"
     elif trainer_state == "running":
-        done = int(status.get("epoch", 0))
+        # Resume continues from train_state.pt (written at the end of each epoch, before status.json): whether
+        # it exists says what Resume does, where status.json's epoch may lag it by the moment of the kill
         state = "died"
-        message = DIED_MESSAGE if done else DIED_EARLY_MESSAGE
+        message = DIED_MESSAGE if (run_dir / "train_state.pt").is_file() else DIED_EARLY_MESSAGE
     else:
         state, message = "failed", _log_error(run_dir)
     options = job.get("options") if isinstance(job.get("options"), dict) else {}
