@@ -42,7 +42,7 @@ with tab_sdedit:
                              format_func=lambda d: "none (keep what is drawn)" if d == NO_LABEL else str(d),
                              help="class-conditional model: sketch a 3, ask for an 8")
     seed = number_field("Seed", 0, 2**31 - 1, 0, "ed_seed", container=d2)
-    if st.button("Edit", type="primary", key="ed_run", disabled=x is None):
+    if st.button("Run SDEdit", type="primary", key="ed_run", disabled=x is None):
         with user_errors("Could not edit"):
             require([seed])
             strengths = sorted({round(strength, 2), 0.2, 0.4, 0.6, 0.8, 1.0})[:MAX_STRENGTHS]
