@@ -808,3 +808,26 @@ def points_histogram_figure(sets: Mapping[str, np.ndarray], bins: int = 40, exte
         fig.update_yaxes(scaleanchor=f"x{'' if c == 1 else c}", row=1, col=c)
     fig.update_layout(title="Final samples against the data", height=380)
     return fig
+
+
+# ------------------------------------------------------------------ editing: round trips and interpolation
+
+def round_trip_figure(steps: Sequence[int], rmse: Sequence[float]) -> go.Figure:
+    """Reconstruction error of DDIM inversion then decoding against the number of steps (log–log)."""
+    fig = go.Figure(go.Scatter(x=list(steps), y=list(rmse), mode="lines+markers", name="RMSE"))
+    fig.update_layout(title="Round trip x → z_T → x̂: reconstruction error against steps", height=360,
+                      xaxis_title="DDIM steps each way", yaxis_title="RMSE (data space, pixels in [−0.5, 0.5])")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def path_norms_figure(norms: Mapping[str, Sequence[float]]) -> go.Figure:
+    """‖z‖/√d along interpolation paths: typical Gaussian noise sits at 1, a straight line sags in the middle."""
+    fig = go.Figure()
+    for name, values in norms.items():
+        fig.add_trace(go.Scatter(x=np.linspace(0, 1, len(values)), y=list(values), mode="lines+markers", name=name))
+    fig.add_hline(y=1.0, line_dash="dot", annotation_text="typical noise: ‖z‖ ≈ √d")
+    fig.update_layout(title="‖z‖ / √d along the path", xaxis_title="position along the path",
+                      yaxis_title="‖z‖ / √d", height=340, legend_title="interpolation")
+    return fig

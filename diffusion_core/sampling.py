@@ -43,7 +43,8 @@ def model_frames(
     model = model.to(device)
     if is_conditional(model):
         w = default_guidance if choice.guidance is None else choice.guidance
-        model = ClassGuided(model, sample_labels(n, choice.digit, model.num_classes), w)
+        count = len(choice.start) if isinstance(choice.start, torch.Tensor) else n
+        model = ClassGuided(model, sample_labels(count, choice.digit, model.num_classes, choice.seed), w)
     elif choice.digit is not None or choice.guidance is not None:
         raise ValueError("this model is not class-conditional: a digit and guidance need a model trained with "
                          "--conditional")

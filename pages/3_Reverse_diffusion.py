@@ -8,6 +8,7 @@ import time
 import streamlit as st
 
 from diffusion_core.lab import run_plan, trajectory
+from diffusion_core.process import GaussianProcess
 from pages.lab_ui import (
     class_controls,
     describe_conditioning,
@@ -19,7 +20,7 @@ from pages.lab_ui import (
 )
 from pages.lab_ui.models import seconds_per_call_cached
 from pages.lab_ui.sampler_ui import cost_panel, sampler_controls
-from pages.lab_ui.trajectory_ui import frame_slots, sample_live, show_frame, spectra_panel
+from pages.lab_ui.trajectory_ui import diffuse_up, frame_slots, sample_live, show_frame, spectra_panel
 
 PLAY_SECONDS = 8.0  # Play runs through all kept frames in this time, whatever the frame rate
 TICK = 0.15  # seconds between Play frames
@@ -76,8 +77,14 @@ if st.button("Run reverse diffusion", type="primary", key="rd_run", disabled=not
             "schedule": getattr(process, "schedule", None), "what": ", ".join(what),
             "timing": f"Computed in {run_plan.format_seconds(seconds)}; expected about "
                       f"{run_plan.format_seconds(estimate.seconds)}." if estimate else "",
+            "choice": choice, "n": n,
         }
         st.session_state.update(rd_k=0, rd_playing=False, rd_gen=st.session_state.get("rd_gen", 0) + 1)
+
+if st.session_state.get("rd_diffuse") is not None:  # Diffuse ↑ was pressed on a frame: go up, then down again
+    with user_errors("Could not diffuse"):
+        diffuse_up(ckpt, st.session_state.pop("rd_diffuse"))
+    st.session_state.pop("rd_diffuse", None)
 
 result = st.session_state.get("rd_result")
 if result is None:
@@ -117,10 +124,18 @@ def viewer() -> None:
         k = trajectory.play_frame(st.session_state["rd_play_from"], elapsed, K, PLAY_SECONDS)
         go_to(k, play=k < K - 1)  # the last frame is drawn, then the next tick stops the timer
     k = st.session_state.get("rd_k", 0)
-    b1, b2, b3, _ = st.columns([1, 1, 1, 3])
+    b1, b2, b3, b4, b5 = st.columns([1, 1, 1, 1, 2])
     b1.button("◀ Back", key="rd_back", on_click=lambda: go_to(max(st.session_state.get("rd_k", 0) - 1, 0)))
     b2.button("Pause" if st.session_state.get("rd_playing") else "▶ Play", key="rd_play", on_click=toggle_play)
     b3.button("Forward ▶", key="rd_forward", on_click=lambda: go_to(min(st.session_state.get("rd_k", 0) + 1, K - 1)))
+    if isinstance(process, GaussianProcess) and traj.z_data is not None:
+        up = number_field("Steps up", 1, process.T, min(200, process.T), "rd_up", container=b5,
+                          help="Diffuse ↑ re-noises the frame shown by this many steps of the forward process")
+        b4.button("Diffuse ↑", key="rd_diffuse_button", help="re-noise the frame shown by the steps beside, then "
+                  "run the reverse diffusion again from there: how much of the image survives?",
+                  disabled=traj.ts[k] >= process.T or not up.ok,
+                  on_click=lambda: st.session_state.update(rd_diffuse=(st.session_state.get("rd_k", 0),
+                                                                       st.session_state.get("rd_up"))))
     if st.session_state.get("rd_playing"):
         st.progress(k / max(K - 1, 1), text=f"Playing: t = {traj.ts[k]}")
     else:

@@ -135,3 +135,29 @@ def test_evaluate_loss_by_noise_level_likelihood_and_memorisation(app, tmp_path)
         assert page.get_by_text("Novelty · pixels").count() == 1
         assert_page_works(page, CHART)
         page.screenshot(path=shot(tmp_path, "memorisation"), full_page=True)
+
+
+def test_edit_sdedit_of_a_digit_drawn_on_the_canvas(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_page(page, app, "Edit")
+        canvas = page.locator("canvas.upper-canvas").first
+        canvas.wait_for()
+        box = canvas.bounding_box()
+        x, y, w, h = box["x"], box["y"], box["width"], box["height"]
+        page.mouse.move(x + 0.35 * w, y + 0.2 * h)  # a stroke like a 7
+        page.mouse.down()
+        for fx, fy in [(0.65, 0.2), (0.6, 0.45), (0.5, 0.8)]:
+            page.mouse.move(x + fx * w, y + fy * h, steps=8)
+        page.mouse.up()
+        wait_idle(page)
+        page.get_by_text("as the model sees it (28×28)").wait_for()
+        page.get_by_role("button", name="Run SDEdit").click()
+        page.get_by_text("s = 1", exact=False).first.wait_for(timeout=180_000)
+        wait_idle(page)
+        assert page.locator('[data-testid="stMain"] [data-testid="stImage"] img').count() >= 8
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        page.screenshot(path=shot(tmp_path, "edit"), full_page=True)
+        page.get_by_role("tab", name="Interpolation").click()
+        page.get_by_role("button", name="Interpolate").click()
+        chart_titled(page, "‖z‖ / √d along the path").wait_for(timeout=180_000)
+        assert_page_works(page, CHART)

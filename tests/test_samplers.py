@@ -10,6 +10,7 @@ from diffusion_core.process.gaussian import ddpm_loss, q_sample
 from diffusion_core.process.schedules import make_schedule, preset_schedule
 from diffusion_core.samplers import run_to_end, spaced_timesteps
 from diffusion_core.samplers.ancestral import ancestral_steps
+from diffusion_core.samplers.base import SeedBatch, seeded_noise
 from diffusion_core.sampling import sample
 
 SHAPE = (1, 28, 28)
@@ -169,7 +170,7 @@ def test_second_order_solver_tracks_the_exact_ode_better_than_ddim():
     sched = preset_schedule("default")
     model = GaussianOracleEps(mu, s, sched)
     ab_T = sched.alpha_bars[-1].double()
-    z_T = torch.randn((4, *SHAPE), generator=torch.Generator().manual_seed(0)).double()
+    z_T = seeded_noise((4, *SHAPE), SeedBatch(0, 4), "cpu").double()  # sample k's z_T: seed 0 + k
     exact = mu + s * (z_T - ab_T.sqrt() * mu) / (ab_T * s**2 + 1 - ab_T).sqrt()
     err = {}
     for sampler in ("ddim", "dpm++2m"):

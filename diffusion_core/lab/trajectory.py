@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image
 
 from diffusion_core.evaluation.spectra import radial_power_spectrum
@@ -40,6 +41,13 @@ class Trajectory:
     total_frames: int  # frames the sampler produced (≥ len(ts))
     z_power: np.ndarray | None = None  # K×R radial power spectra of z_t (unclipped, data space; evaluation.spectra)
     x0_power: np.ndarray | None = None  # K×R, of x̂0
+    z_data: np.ndarray | None = None  # K×N×C×H×W: z_t itself (data space, unclipped, float32), to re-noise from
+
+    def state(self, k: int) -> torch.Tensor:
+        """z_t of kept frame k as the sampler had it (N×C×H×W data space): where Diffuse ↑ starts."""
+        if self.z_data is None:
+            raise ValueError("this trajectory kept only its pictures, not the states z_t")
+        return torch.from_numpy(self.z_data[k].astype(np.float32))
 
     def spectra(self, count: int = 5) -> dict[str, np.ndarray]:
         """{"z_t · t = …": power, "x̂0 · t = …": power} at `count` evenly spaced kept frames (the last included)."""
@@ -63,12 +71,13 @@ def record_trajectory(frames: Iterable[SamplerStep], max_frames: int = DEFAULT_M
     """Consume sampler frames, keeping at most max_frames + 1 evenly spaced ones (plus the last)."""
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 2:
         raise ValueError(f"max_frames must be an integer ≥ 2; got {max_frames!r}")
-    kept: list[tuple] = []  # (frame index, t, z, x̂0, power of z, power of x̂0)
+    kept: list[tuple] = []  # (frame index, t, z, x̂0, power of z, power of x̂0, z in data space)
     stride, index, last = 1, -1, None
 
     def keep(i: int, frame: SamplerStep) -> tuple:
         return (i, frame.t, to_unit_numpy(frame.z), to_unit_numpy(frame.x0_hat),
-                radial_power_spectrum(frame.z), radial_power_spectrum(frame.x0_hat))
+                radial_power_spectrum(frame.z), radial_power_spectrum(frame.x0_hat),
+                frame.z.detach().float().cpu().numpy())
 
     for index, frame in enumerate(frames):
         last = frame
@@ -89,6 +98,7 @@ def record_trajectory(frames: Iterable[SamplerStep], max_frames: int = DEFAULT_M
         total_frames=index + 1,
         z_power=np.stack([k[4] for k in kept]),
         x0_power=np.stack([k[5] for k in kept]),
+        z_data=np.stack([k[6] for k in kept]),
     )
 
 

@@ -38,10 +38,11 @@ def validate_guidance(guidance: float) -> float:
     return float(guidance)
 
 
-def sample_labels(n: int, digit: int | None, num_classes: int) -> torch.Tensor:
-    """Labels for n samples: `digit` for all of them, or every class in turn (0, 1, …, 9, 0, …) when None."""
+def sample_labels(n: int, digit: int | None, num_classes: int, seed: int = 0) -> torch.Tensor:
+    """Labels for n samples: `digit` for all of them, or every class in turn when None — sample k (seed + k) gets
+    class (seed + k) mod num_classes, so with per-sample seeds its label, like its noise, follows its own seed."""
     if digit is None:
-        return torch.arange(n) % num_classes
+        return (seed + torch.arange(n)) % num_classes
     if isinstance(digit, bool) or not isinstance(digit, int) or not -1 <= digit < num_classes:
         raise ValueError(f"digit must be a class 0..{num_classes - 1} (or -1 for unconditional); got {digit!r}")
     return torch.full((n,), digit, dtype=torch.int64)

@@ -170,13 +170,15 @@ class DiffusionProcess(ABC):
 
     def frames(self, model: nn.Module, choice: SamplerChoice, n: int = 16, device: torch.device | str = "cpu",
                dataset: str = "mnist") -> Iterator[SamplerStep]:
-        """Frames (t, z_t, x̂0) of one seeded reverse run; the last has t = 0 and the samples."""
+        """Frames (t, z_t, x̂0) of one seeded reverse run; the last has t = 0 and the samples. Sample k draws its
+        randomness from seed + k alone (samplers.base.SeedBatch)."""
         from diffusion_core.samplers import in_inference_mode, validate_seed
+        from diffusion_core.samplers.base import SeedBatch
 
         validate_seed(choice.seed)
         spec = self.sampler(choice.sampler)
         ts = spec.timesteps(self, choice)  # refuse a bad step count before anything is drawn
-        generator = torch.Generator().manual_seed(choice.seed)
+        generator = SeedBatch(choice.seed, len(choice.start) if isinstance(choice.start, torch.Tensor) else n)
         x_T, noise = self.start(choice, n, generator, device, dataset)
         model = self.reverse_model(model).eval()
         return in_inference_mode(spec.run(self, model, x_T, ts, generator, choice, noise))

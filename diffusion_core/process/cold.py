@@ -22,7 +22,7 @@ from torch import nn
 
 from diffusion_core.process.base import DiffusionProcess, SamplerChoice
 from diffusion_core.process.degradations import BLACK, Degradation, degradation_from_config
-from diffusion_core.samplers.base import validate_sample_count, validate_seed
+from diffusion_core.samplers.base import SeedBatch, validate_sample_count, validate_seed
 
 COLD_STARTS = ("mixture", "black")
 COLD_LOSSES = ("l2", "l1")
@@ -83,8 +83,11 @@ class MixtureStart:
     def n_components(self) -> int:
         return int(self.weights.numel())
 
-    def sample(self, n: int, generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
-        """n draws (N×C×H×W) using only `generator`: same seed, same images."""
+    def sample(self, n: int, generator: torch.Generator | SeedBatch,
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        """n draws (N×C×H×W) using only `generator` (a SeedBatch: sample k from its own): same seed, same images."""
+        if isinstance(generator, SeedBatch):
+            return generator.rows(lambda g: self.sample(1, g, device))
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn((n, self.means.shape[1]), generator=generator, dtype=torch.float64)
         z = self.means[k] + (self.chol[k] @ eps[:, :, None])[:, :, 0]
@@ -156,7 +159,7 @@ def conditional_start(degradation: Degradation, x: torch.Tensor, seed: int = 0,
     """x_t = D(x, t) of real images (default t = T) for conditional generation. Hybrids draw ε from
     `seed` exactly as cold_start does, so sampling with the same seed continues the same trajectory."""
     validate_seed(seed)
-    noise = degradation.draw_noise(tuple(x.shape), torch.Generator().manual_seed(seed), x.device)
+    noise = degradation.draw_noise(tuple(x.shape), SeedBatch(seed, len(x)), x.device)
     return degradation(x, degradation.T if t is None else t, noise)
 
 

@@ -223,9 +223,19 @@ class GaussianProcess(DiffusionProcess):
 
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
               device: torch.device | str = "cpu", dataset: str = "mnist") -> tuple[torch.Tensor, None]:
-        """z_T ~ N(0, I) drawn from `generator`."""
+        """z_T ~ N(0, I) drawn from `generator`; or, with choice.start a tensor, that state z_t (N×C×H×W) at
+        t = choice.t_start (default T): a run from midway, as SDEdit and the Diffuse ↑ button start."""
+        if isinstance(choice.start, torch.Tensor):
+            z = choice.start
+            if tuple(z.shape[1:]) != self.data_shape or len(z) < 1:
+                raise ValueError(f"a start state must be N×{'×'.join(map(str, self.data_shape))}; "
+                                 f"got {tuple(z.shape)}")
+            if not torch.isfinite(z).all():
+                raise ValueError("the start state holds NaN or Inf values")
+            return z.float().to(device), None
         if choice.t_start is not None:
-            raise ValueError("a noise model's reverse run starts at t = T from fresh noise")
+            raise ValueError("a noise model's run from midway (t_start) needs the state z_t as its start; "
+                             "from fresh noise it starts at t = T")
         validate_sample_count(n)
         return seeded_noise((n, *self.data_shape), generator, device), None
 

@@ -121,9 +121,31 @@ class Sampler:
         return process.timesteps(choice.spacing or self.spacing, t0, steps, choice.rho)
 
 
-def seeded_noise(shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str) -> torch.Tensor:
-    """N(0, I) drawn on the CPU from `generator`, then moved: the same seed gives the same
-    numbers on every device."""
+class SeedBatch:
+    """Per-sample seeds: sample k of a batch draws all its randomness from its own generator, seeded seed + k,
+    so an image depends only on its seed — not on the batch size or its place in the batch."""
+
+    def __init__(self, seed: int, n: int) -> None:
+        validate_seed(seed)
+        validate_seed(seed + n - 1)
+        self.seed, self.generators = seed, [torch.Generator().manual_seed(seed + k) for k in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def rows(self, draw) -> torch.Tensor:
+        """torch.cat of draw(generator) over the samples' generators (each draw one sample's rows)."""
+        return torch.cat([draw(g) for g in self.generators])
+
+
+def seeded_noise(shape: tuple[int, ...], generator: torch.Generator | SeedBatch,
+                 device: torch.device | str) -> torch.Tensor:
+    """N(0, I) drawn on the CPU from `generator` (a SeedBatch: row k from sample k's own), then moved: the same
+    seed gives the same numbers on every device."""
+    if isinstance(generator, SeedBatch):
+        if shape[0] != len(generator):
+            raise ValueError(f"{len(generator)} per-sample seeds cannot draw noise for {shape[0]} samples")
+        return generator.rows(lambda g: torch.randn((1, *shape[1:]), generator=g)).to(device)
     return torch.randn(shape, generator=generator).to(device)
 
 

@@ -52,3 +52,20 @@ def _run(process, model, x_T, ts, generator, choice, noise):
 
 register("ddim", "noise", _run, order=1, default_steps=50, takes_eta=True,
          summary="DDIM: deterministic (η = 0) to DDPM-like (η = 1) on a subset of steps")
+
+
+def ddim_inversion(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, ts: Sequence[int]) -> torch.Tensor:
+    """DDIM run backwards (η = 0, the probability-flow ODE by Euler steps): clean images x0 to z at the largest
+    of the increasing timesteps `ts`, so that ddim_steps on reversed(ts) from it returns (close to) x0:
+        z_t = √ᾱ_t·x̂0 + √(1−ᾱ_t)·ε̂,  x̂0 and ε̂ from the previous state (the first step reads ε̂ at t_1)."""
+    if not ts or any(b <= a for a, b in zip(ts, ts[1:], strict=False)) or ts[0] < 1 or ts[-1] > schedule.T:
+        raise ValueError(f"inversion needs increasing timesteps in 1..T = {schedule.T}; got {list(ts)[:5]}…")
+    alpha_bars = schedule.alpha_bars.tolist()
+    z, t_prev = x0.float(), 0
+    for t in ts:
+        ab_prev, ab_t = (1.0 if t_prev == 0 else alpha_bars[t_prev]), alpha_bars[t]
+        eps_hat = model_call(model, z, t if t_prev == 0 else t_prev, schedule.T)
+        x0_hat = (z - (1 - ab_prev) ** 0.5 * eps_hat) / ab_prev**0.5
+        z = ab_t**0.5 * x0_hat + (1 - ab_t) ** 0.5 * eps_hat
+        t_prev = t
+    return z

@@ -39,6 +39,8 @@ PAGES: list[tuple[str, str, str, str]] = [
      "compare runs and shipped models: loss, FID, sample grids"),
     ("pages/7_2D_lab.py", "2-D lab", ":material/grain:",
      "diffusion on points: the score field, exact and learned; ODE and SDE paths"),
+    ("pages/8_Edit.py", "Edit", ":material/brush:",
+     "SDEdit a drawn digit, invert real digits to noise and back, interpolate lerp vs slerp"),
 ]
 
 # Errors whose message is written for the user: shown with st.error, never as a traceback.

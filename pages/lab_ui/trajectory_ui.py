@@ -3,6 +3,7 @@ and a sampling run through the server's work queue that draws its frames live wh
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ from diffusion_core import sampling
 from diffusion_core.evaluation.spectra import radial_power_spectrum, spectrum_frequencies
 from diffusion_core.figures import schedule_marker_figure, spectra_figure
 from diffusion_core.lab import trajectory
+from diffusion_core.lab.editing import continuation, renoise
 from diffusion_core.process.schedules import NoiseSchedule
 from diffusion_core.sampling import SamplerChoice
 
@@ -96,3 +98,24 @@ def spectra_panel(traj: trajectory.Trajectory, dataset: str = "mnist") -> None:
         st.caption("Power per spatial frequency, averaged over the run's images (each image's mean removed). Noise "
                    "of variance σ² is a flat line at σ²: where it lies above the digits' curve, that detail is "
                    "gone from z_t, and x̂0 shows what the model puts back.")
+
+
+def diffuse_up(ckpt, request: tuple[int, int]) -> None:
+    """Diffuse ↑: re-noise frame k of the shown trajectory by `up` steps of the forward process, then run the
+    reverse diffusion again from there (the same sampler settings); the new run replaces the shown one."""
+    k, up = request
+    if isinstance(up, float) and up.is_integer():
+        up = int(up)
+    result = st.session_state["rd_result"]
+    traj, choice = result["traj"], result["choice"]
+    t = traj.ts[k]
+    z_up, t_up = renoise(ckpt.process, traj.state(k), t, up, choice.seed + 1 + k)
+    again = continuation(ckpt.process, choice, z_up, t_up)
+    new, seconds = sample_live(ckpt, again, result["n"])
+    result.update(traj=new, pngs=trajectory.frame_pngs(new), gif=trajectory.trajectory_gif(new),
+                  png=trajectory.samples_png(new.samples), npy=trajectory.samples_npy(new.samples),
+                  first=result.get("first", result["what"]),
+                  what=f"diffused up from t = {t} by {t_up - t} steps to t = {t_up}, then {again.describe()} back down "
+                       f"(the first run: {result.get('first', result['what'])})",
+                  timing=f"Computed in {seconds:.1f} s.", choice=dataclasses.replace(choice, start="mixture"))
+    st.session_state.update(rd_k=0, rd_playing=False, rd_gen=st.session_state.get("rd_gen", 0) + 1)

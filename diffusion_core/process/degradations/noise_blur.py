@@ -8,6 +8,7 @@ from diffusion_core.process.degradations.base import (
     number_param,
 )
 from diffusion_core.process.degradations.blur import GaussianBlur
+from diffusion_core.samplers.base import seeded_noise
 
 
 class NoiseBlur(GaussianBlur):
@@ -33,7 +34,7 @@ class NoiseBlur(GaussianBlur):
 
     def draw_noise(self, shape: tuple[int, ...], generator: torch.Generator,
                    device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.randn(shape, generator=generator).to(device)
+        return seeded_noise(shape, generator, device)
 
     def noise_term(self, noise: torch.Tensor, t: int) -> torch.Tensor:
         return float(self.noise_levels()[t]) * noise
