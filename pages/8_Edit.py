@@ -6,12 +6,13 @@ import torch
 
 from diffusion_core.figures import path_norms_figure, round_trip_figure
 from diffusion_core.lab.editing import MAX_STRENGTHS, classify, sdedit_strip, signal_left, strength_step
+from diffusion_core.lab.inpainting import compare
 from diffusion_core.lab.inversion import interpolation_paths, invert, noise_ends, round_trips
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from pages.lab_ui import model_picker, number_field, require, run_queued, setup_page, user_errors
 from pages.lab_ui.data import load_test_digits, shipped_classifier
-from pages.lab_ui.edit_ui import digit_source, strip
+from pages.lab_ui.edit_ui import digit_source, mask_source, strip
 
 setup_page("Edit", (
     "A trained noise model can edit as well as generate. **SDEdit** noises an image part of the way and lets the "
@@ -26,7 +27,8 @@ DECODE_STEPS = min(50, ckpt.process.T)  # DDIM steps of interpolation's inversio
 classifier, why = shipped_classifier()
 label = (lambda images: [f"'{d}' ({p:.0%})" for d, p in classify(classifier, images)]) if classifier else (
     lambda images: ["" for _ in images])
-tab_sdedit, tab_round, tab_interp = st.tabs(["SDEdit", "Inversion and round trips", "Interpolation"])
+tab_sdedit, tab_paint, tab_round, tab_interp = st.tabs(
+    ["SDEdit", "Inpainting", "Inversion and round trips", "Interpolation"])
 
 with tab_sdedit:
     x = digit_source("ed_sd")
@@ -60,6 +62,37 @@ with tab_sdedit:
         st.caption("Top: the noised z_t each edit starts from (√ᾱ_t of the image is left in it). Bottom: the "
                    "edits, labelled by the classifier. Low s keeps the strokes; high s keeps only the rough layout, "
                    "and s = 1 is plain generation.")
+
+with tab_paint:
+    st.caption("Fill in the masked pixels three ways: **replacement** (after every reverse step the known pixels are "
+               "put back, noised to the current t), **RePaint** (the same, but jumping back up the schedule again "
+               "and again so the filled part can agree with the rest) and a **cold-diffusion mask model** (a "
+               "restorer trained on its own growing disc, when one is trained).")
+    data = load_test_digits("mnist")
+    p1, p2, p3 = st.columns(3)
+    index = number_field("Test digit index", 0, len(data) - 1, 0, "ed_ip_index", container=p1)
+    seeds = number_field("Seeds", 1, 16, 3, "ed_paint_seeds", container=p2)
+    steps = number_field("Steps", 2, min(250, ckpt.process.T), min(40, ckpt.process.T), "ed_paint_steps",
+                         container=p3)
+    with user_errors("Cannot read the digit"):
+        require([index])
+        x = data.images[int(index.value)].unsqueeze(0)
+        mask = mask_source(x, "ed_paint")
+        strip(torch.cat([x, x * mask + (mask - 1) * 0.5]), ["input", "known pixels (masked ones black)"])
+    if st.button("Inpaint", type="primary", key="ed_paint_run"):
+        with user_errors("Could not inpaint"):
+            require([index, seeds, steps])
+            st.session_state["ed_paint_out"] = run_queued(
+                compare, ckpt, x, mask, int(seeds.value), int(steps.value), classifier,
+                label="Inpainting (RePaint goes back and forth: a few hundred network calls)…")
+    scores = st.session_state.get("ed_paint_out")
+    if scores is not None:
+        st.dataframe([{"method": r.method, "RMSE on the filled pixels": round(r.rmse, 4), "± SE": round(r.rmse_se, 4),
+                       "SSIM": round(r.ssim, 3), "classifier": ", ".join(str(d) for d, _ in r.labels)}
+                      for r in scores], key="ed_paint_table")
+        for r in scores:
+            strip(r.images, [f"{r.method} · seed {i}" + (f" · '{d}'" if r.labels else "")
+                             for i, (d, _) in enumerate(r.labels or [(None, 0)] * len(r.images))], scale=2)
 
 with tab_round:
     data = load_test_digits("mnist")

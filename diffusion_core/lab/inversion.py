@@ -21,7 +21,7 @@ MAX_STEPS = 500
 INTERPOLATIONS = ("lerp", "slerp")
 
 
-def _eps_model(checkpoint: LoadedCheckpoint, n: int, digit: int | None) -> nn.Module:
+def eps_network(checkpoint: LoadedCheckpoint, n: int, digit: int | None) -> nn.Module:
     """The network as ε̂(z, t/T) for n images: unconditional (or `digit`) for a class-conditional model."""
     model = checkpoint.model.eval()
     if is_conditional(model):
@@ -39,7 +39,7 @@ def _steps(checkpoint: LoadedCheckpoint, steps: int) -> list[int]:
 def invert(checkpoint: LoadedCheckpoint, x: torch.Tensor, steps: int = 50, digit: int | None = None) -> torch.Tensor:
     """z_T of data-space images x (N×C×H×W) by DDIM inversion on `steps` uniform steps."""
     ts = _steps(checkpoint, steps)
-    model = _eps_model(checkpoint, len(x), digit)
+    model = eps_network(checkpoint, len(x), digit)
     with torch.inference_mode():
         return ddim_inversion(model, noise_model(checkpoint).schedule, x, list(reversed(ts)))
 
@@ -47,7 +47,7 @@ def invert(checkpoint: LoadedCheckpoint, x: torch.Tensor, steps: int = 50, digit
 def decode(checkpoint: LoadedCheckpoint, z_T: torch.Tensor, steps: int = 50, digit: int | None = None) -> torch.Tensor:
     """DDIM (η = 0) from z_T on the same `steps` uniform steps as invert."""
     ts = _steps(checkpoint, steps)
-    model = _eps_model(checkpoint, len(z_T), digit)
+    model = eps_network(checkpoint, len(z_T), digit)
     frames = ddim_steps(model, noise_model(checkpoint).schedule, z_T.float(), torch.Generator(), ts, 0.0)
     return run_to_end(in_inference_mode(frames)).samples
 

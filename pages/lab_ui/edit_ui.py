@@ -52,3 +52,21 @@ def digit_source(key: str, allow_drawing: bool = True) -> torch.Tensor | None:
 def strip(images: torch.Tensor, captions: list[str], scale: int = 3) -> None:
     """Data-space images in a row with a caption each."""
     st.image([png_bytes(p, scale=scale) for p in to_unit_numpy(images)], caption=captions)
+
+
+def mask_source(x: torch.Tensor, key: str) -> torch.Tensor:
+    """The inpainting mask (1×1×28×28, 1 = known): a preset, or painted over the digit on a canvas."""
+    from diffusion_core.lab.inpainting import MASKS, mask_from_strokes, preset_mask
+
+    kind = st.selectbox("Mask", ["paint it", *MASKS], index=1, key=f"{key}_mask")
+    if kind != "paint it":
+        return preset_mask(kind, seed=0)
+    from PIL import Image
+    from streamlit_drawable_canvas import st_canvas
+
+    background = Image.fromarray((to_unit_numpy(x)[0] * 255).astype(np.uint8)).resize((CANVAS, CANVAS),
+                                                                                         Image.NEAREST)
+    result = st_canvas(drawing_mode="freedraw", stroke_width=24, stroke_color="rgba(255, 0, 0, 0.6)",
+                       background_image=background, height=CANVAS, width=CANVAS, key=f"{key}_canvas")
+    st.caption("Paint over the pixels the model should fill in.")
+    return mask_from_strokes(result.json_data if result is not None else None, CANVAS)
