@@ -831,3 +831,13 @@ def path_norms_figure(norms: Mapping[str, Sequence[float]]) -> go.Figure:
     fig.update_layout(title="‖z‖ / √d along the path", xaxis_title="position along the path",
                       yaxis_title="‖z‖ / √d", height=340, legend_title="interpolation")
     return fig
+
+
+def ab_difference_figure(progress: Sequence[float], difference: Sequence[float], at: float | None = None) -> go.Figure:
+    """Mean |x̂0_A − x̂0_B| along two same-seed runs (0 = the shared start, 1 = the samples)."""
+    fig = go.Figure(go.Scatter(x=list(progress), y=list(difference), mode="lines+markers", name="|x̂0 A − x̂0 B|"))
+    if at is not None:
+        fig.add_vline(x=at, line_dash="dot")
+    fig.update_layout(title="How far apart A and B are, step by step", height=300,
+                      xaxis_title="progress of the run (0: z_T, 1: samples)", yaxis_title="mean |x̂0 A − x̂0 B|")
+    return fig

@@ -41,6 +41,8 @@ PAGES: list[tuple[str, str, str, str]] = [
      "diffusion on points: the score field, exact and learned; ODE and SDE paths"),
     ("pages/8_Edit.py", "Edit", ":material/brush:",
      "SDEdit a drawn digit, invert real digits to noise and back, interpolate lerp vs slerp"),
+    ("pages/9_Compare.py", "Compare", ":material/compare:",
+     "two runs from the same noise, one setting apart, step by step"),
 ]
 
 # Errors whose message is written for the user: shown with st.error, never as a traceback.
