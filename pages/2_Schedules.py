@@ -11,6 +11,7 @@ from diffusion_core.process.gaussian import noising_strip, parse_timesteps
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, NoiseSchedule, log_snr, make_schedule
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS, weighting_curves
 from pages.lab_ui import load_test_digits, number_field, require, setup_page, user_errors
+from pages.lab_ui.url_state import url_state
 
 setup_page("Schedules", (
     "The noise schedule β_t (t = 1..T) decides how fast a digit dissolves. What matters is "
@@ -18,6 +19,7 @@ setup_page("Schedules", (
     "signal power left at step t, and log-SNR = log(ᾱ_t/(1−ᾱ_t)). Sampling starts from pure noise, so a "
     "schedule is only sound if **ᾱ_T ≈ 0**."
 ))
+url_state("schedules", ["sched_*", "weight_*", "strip_*"])
 
 presets = report_schedules()
 c1, c2 = st.columns([3, 1])

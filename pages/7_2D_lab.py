@@ -8,6 +8,7 @@ from diffusion_core.figures import particle_paths_figure, points_histogram_figur
 from diffusion_core.lab.score_lab import DRAWN, ODE_SAMPLER, SDE_SAMPLER, dataset_names
 from pages.lab_ui import number_field, require, setup_page, user_errors
 from pages.lab_ui.points_ui import draw_points, field_views, mixture_table, train_with_progress
+from pages.lab_ui.url_state import url_state
 
 setup_page("2-D lab", (
     "The same diffusion as the digits, on points in the plane, where every quantity can be drawn. The network "
@@ -15,6 +16,7 @@ setup_page("2-D lab", (
     "dense. For a Gaussian mixture the exact score is known in closed form, so you can see what the network got "
     "right and where it never had data to learn from."
 ))
+url_state("2d", ["pts_data", "pts_n", "pts_seed", "pts_steps", "pts_lr", "pts_t", "pts_typed"])
 
 c1, c2, c3 = st.columns([2, 1, 1])
 name = c1.selectbox("Data", dataset_names(), key="pts_data")

@@ -13,12 +13,15 @@ from diffusion_core.process import GaussianProcess, SamplerChoice
 from pages.lab_ui import model_picker, number_field, require, run_queued, setup_page, user_errors
 from pages.lab_ui.data import load_test_digits, shipped_classifier
 from pages.lab_ui.edit_ui import digit_source, mask_source, strip
+from pages.lab_ui.url_state import url_state
 
 setup_page("Edit", (
     "A trained noise model can edit as well as generate. **SDEdit** noises an image part of the way and lets the "
     "model denoise it: what survives the noise is kept, the rest is invented. **Inversion** runs DDIM backwards, "
     "from a digit to the noise z_T that DDIM would turn into it. **Interpolation** walks between two noises."
 ))
+url_state("edit", ["ed_strength", "ed_digit", "ed_seed", "ed_sd_source", "ed_sd_index", "ed_paint_*", "ed_ip_*",
+                    "ed_rt_*"])
 
 ckpt = model_picker(key="ed_model", label="Noise model", process=GaussianProcess)
 if ckpt is None:

@@ -1,0 +1,44 @@
+"""Every page's settings in its address (#16 item 6): a link opens the exact view, and changing a setting updates
+the address."""
+
+import json
+
+import numpy as np
+
+from tests.app_support import app, charts, errors, no_exceptions, ship_tiny_model
+
+
+def weight_chart(at) -> dict:
+    return next(f for f in charts(at) if f["layout"]["title"]["text"].startswith("Loss weight"))
+
+
+def test_a_schedules_link_opens_its_settings_and_changes_go_into_the_address():
+    at = app("pages/2_Schedules.py", query={"weight_gamma": "2.0", "strip_digit": "3",
+                                           "weight_choices": json.dumps(["eps · min-snr"])}).run()
+    no_exceptions(at)
+    assert at.number_input(key="weight_gamma").value == 2.0 and at.number_input(key="strip_digit").value == 3
+    trace = weight_chart(at)["data"][0]
+    assert trace["name"] == "eps · min-snr" and np.allclose(trace["y"], np.minimum(np.exp(trace["x"]), 2.0))
+    at.number_input(key="strip_digit").set_value(5).run()
+    assert at.query_params["strip_digit"] == "5" and json.loads(at.query_params["weight_gamma"]) == 2.0
+
+
+def test_a_reverse_diffusion_link_runs_the_same_choice(tmp_path, monkeypatch):
+    ship_tiny_model(tmp_path, monkeypatch, T=50)
+    monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
+    at = app("pages/3_Reverse_diffusion.py", query={"rd_seed": "7", "rd_n": "2", "rd_sampler": '"ddim"',
+                                                    "rd_steps_ddim": "5"}).run()
+    no_exceptions(at)
+    at.button(key="rd_run").click().run(timeout=120)
+    assert any(c.value.startswith("Trajectory: ddim, 5 steps, η = 0, seed 7") for c in at.caption)
+
+
+def test_bad_values_in_the_address_are_named_or_ignored_never_a_traceback(tmp_path, monkeypatch):
+    ship_tiny_model(tmp_path, monkeypatch, T=50)
+    monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
+    at = app("pages/3_Reverse_diffusion.py", query={"rd_n": "99", "rd_sampler": '"nope"',
+                                                    "rd_seed": '{"a": 1}'}).run()
+    no_exceptions(at)
+    assert "Images must be a whole number from 1 to 16; got 99" in errors(at)  # named under its box
+    assert at.selectbox(key="rd_sampler").value != "nope"  # not a sampler: the default stays
+    assert any("Ignored settings in the address that are not plain values: rd_seed" in i.value for i in at.info)
