@@ -62,6 +62,7 @@ def train(name: str, epochs: int, limit: int | None, root: Path) -> dict:
             cmd = [sys.executable, "-m", "diffusion_core", "train", "--resume", str(out), "--epochs", str(epochs)]
         print(" ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    status = read_json_or_empty(out / "status.json")  # as the finished run left it
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     epochs_rows = [r for r in rows if "loss" in r and "epoch" in r]
     return {"wall_s": sum(r.get("epoch_time_s", 0.0) for r in epochs_rows), "final_loss": epochs_rows[-1]["loss"],
