@@ -841,3 +841,18 @@ def ab_difference_figure(progress: Sequence[float], difference: Sequence[float],
     fig.update_layout(title="How far apart A and B are, step by step", height=300,
                       xaxis_title="progress of the run (0: z_T, 1: samples)", yaxis_title="mean |x̂0 A − x̂0 B|")
     return fig
+
+
+def guidance_curve_figure(curves: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Fidelity against diversity over the guidance scale w (lab.guidance.guidance_curve rows per method): the
+    confident share, the class entropy and the classifier-FID, each against w."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=["confident (fidelity)", "class entropy (diversity, nats)",
+                                                        "classifier-FID (lower is better)"])
+    for i, (name, rows) in enumerate(curves.items()):
+        w = [r["w"] for r in rows]
+        for c, key in enumerate(("confident", "entropy", "fid"), start=1):
+            fig.add_trace(go.Scatter(x=w, y=[r[key] for r in rows], mode="lines+markers", name=name,
+                                     line=dict(color=PALETTE[i % len(PALETTE)]), showlegend=c == 1), row=1, col=c)
+    fig.update_xaxes(title_text="guidance scale w")
+    fig.update_layout(title="Guidance: fidelity against diversity", height=380, legend_title="guidance")
+    return fig

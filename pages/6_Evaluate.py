@@ -25,7 +25,7 @@ from diffusion_core.lab.comparison import (
 )
 from diffusion_core.process import ColdProcess, GaussianProcess
 from pages.lab_ui import setup_page, user_errors
-from pages.lab_ui.evaluate_ui import loss_by_noise_level_tab, memorisation_tab
+from pages.lab_ui.evaluate_ui import guidance_section, loss_by_noise_level_tab, memorisation_tab
 
 MAX_DEFAULT = 8  # runs compared by default (the newest first)
 
@@ -57,8 +57,8 @@ st.dataframe(pd.DataFrame(summary_table(selected)), hide_index=True, key="ev_tab
 
 by_name = {r.name: r for r in selected}
 colours = model_colours([r.name for r in selected])  # one colour per model in every chart below
-tab_loss, tab_levels, tab_fid, tab_samples, tab_memory = st.tabs(
-    ["Loss", "Loss by noise level", "FID", "Samples over epochs", "Memorisation"])
+tab_loss, tab_levels, tab_fid, tab_samples, tab_memory, tab_guidance = st.tabs(
+    ["Loss", "Loss by noise level", "FID", "Samples over epochs", "Memorisation", "Guidance"])
 
 
 def curves_of(key: str) -> dict[str, list[dict]]:
@@ -126,6 +126,9 @@ with tab_samples:
 
 with tab_memory:
     memorisation_tab(selected)
+
+with tab_guidance:
+    guidance_section(selected)
 
 with user_errors("Cannot read the quality-vs-speed benchmark"):
     bench = read_benchmark()

@@ -6,12 +6,13 @@ import torch
 
 from diffusion_core.figures import path_norms_figure, round_trip_figure
 from diffusion_core.lab.editing import MAX_STRENGTHS, classify, sdedit_strip, signal_left, strength_step
+from diffusion_core.lab.guidance import guided_samples
 from diffusion_core.lab.inpainting import compare
 from diffusion_core.lab.inversion import interpolation_paths, invert, noise_ends, round_trips
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from pages.lab_ui import model_picker, number_field, require, run_queued, setup_page, user_errors
-from pages.lab_ui.data import load_test_digits, shipped_classifier
+from pages.lab_ui.data import load_test_digits, shipped_classifier, shipped_noisy_classifier
 from pages.lab_ui.edit_ui import digit_source, mask_source, strip
 from pages.lab_ui.url_state import url_state
 
@@ -30,8 +31,8 @@ DECODE_STEPS = min(50, ckpt.process.T)  # DDIM steps of interpolation's inversio
 classifier, why = shipped_classifier()
 label = (lambda images: [f"'{d}' ({p:.0%})" for d, p in classify(classifier, images)]) if classifier else (
     lambda images: ["" for _ in images])
-tab_sdedit, tab_paint, tab_round, tab_interp = st.tabs(
-    ["SDEdit", "Inpainting", "Inversion and round trips", "Interpolation"])
+tab_sdedit, tab_paint, tab_round, tab_interp, tab_guide = st.tabs(
+    ["SDEdit", "Inpainting", "Inversion and round trips", "Interpolation", "Guidance"])
 
 with tab_sdedit:
     x = digit_source("ed_sd")
@@ -153,3 +154,36 @@ with tab_interp:
         st.caption("Gaussian noise in d = 784 dimensions lies on a thin shell ‖z‖ ≈ √d. A straight line between two "
                    "noises cuts inside the shell (its midpoint has ‖z‖ ≈ √(d/2)): noise the model never saw, so lerp "
                    "washes out in the middle; slerp stays on the shell.")
+
+with tab_guide:
+    st.caption("Steer generation without retraining. **Classifier** guidance adds w·∇ log p(digit | z_t) of a "
+               "noise-aware classifier to the score, on any noise model (a class-conditional one is steered from "
+               "its unconditional ε); **classifier-free** guidance is the class-conditional model's own; **ink** "
+               "and **thickness** steer x̂0 towards a target amount of ink or stroke thickness. Each row starts "
+               "from the same noise as w = 0 (same seed).")
+    noisy, why_noisy = shipped_noisy_classifier()
+    kinds = ["classifier", *(["classifier-free"] if is_conditional(ckpt.model) else []), "ink", "thickness"]
+    g1, g2, g3, g4 = st.columns(4)
+    kind = g1.selectbox("Guide by", kinds, key="ed_g_kind")
+    digit_g = g2.selectbox("Digit", list(range(10)), index=3, key="ed_g_digit",
+                           disabled=kind in ("ink", "thickness"))
+    scale = g3.slider("Scale w", 0.0, 10.0, 2.0, 0.5, key="ed_g_scale")
+    target = number_field("Target (ink: mean pixel; thickness: ink per edge)", 0.0, 10.0,
+                          0.08 if kind == "ink" else 1.5, f"ed_g_target_{kind}", container=g4,
+                          disabled=kind not in ("ink", "thickness"))
+    if kind == "classifier" and noisy is None:
+        st.info(f"Classifier guidance needs the noise-aware classifier: {why_noisy}")
+    if st.button("Generate with guidance", key="ed_g_run", disabled=kind == "classifier" and noisy is None):
+        with user_errors("Could not generate"):
+            require([seed, target] if kind in ("ink", "thickness") else [seed])
+            digit_arg = None if kind in ("ink", "thickness") else int(digit_g)
+            plain = run_queued(guided_samples, ckpt, kind, 0.0, 8, digit_arg, int(seed.value), noisy,
+                               float(target.value))
+            steered = run_queued(guided_samples, ckpt, kind, float(scale), 8, digit_arg, int(seed.value), noisy,
+                                 float(target.value), label="Guiding (a gradient at every step)…")
+            st.session_state["ed_g_out"] = (kind, float(scale), plain, steered)
+    shown = st.session_state.get("ed_g_out")
+    if shown is not None:
+        kind_shown, w, plain, steered = shown
+        strip(plain, ["w = 0 · " + lab for lab in label(plain)], scale=2)
+        strip(steered, [f"{kind_shown} w = {w:g} · " + lab for lab in label(steered)], scale=2)

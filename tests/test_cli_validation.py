@@ -82,7 +82,8 @@ def test_readme_example_with_a_mistyped_number_is_refused(tmp_path, monkeypatch,
 
 BASE = {"train": ["train", "--out", "{tmp}/run"], "sample": ["sample", "{ckpt}"], "evaluate": ["evaluate", "{ckpt}"],
         "ship": ["ship", "{tmp}", "--name", "x"], "figures": ["figures", "--out", "{tmp}/figs"],
-        "train-classifier": ["train-classifier", "--out", "{tmp}/c"], "info": ["info"]}
+        "train-classifier": ["train-classifier", "--out", "{tmp}/c"], "info": ["info"],
+        "train-noisy-classifier": ["train-noisy-classifier", "--out", "{tmp}/n"]}
 FLAG_CASES = [
     ("train", "--epochs", "0"), ("train", "--batch-size", "0"), ("train", "--lr", "0"), ("train", "--lr", "nan"),
     ("train", "--T", "0"), ("train", "--beta1", "2"), ("train", "--beta2", "-0.1"), ("train", "--limit", "0"),
@@ -106,6 +107,8 @@ FLAG_CASES = [
     ("train-classifier", "--epochs", "0"), ("train-classifier", "--batch-size", "-64"),
     ("train-classifier", "--lr", "0"), ("train-classifier", "--seed", "-1"), ("train-classifier", "--val-size", "0"),
     ("train-classifier", "--limit", "1"),
+    ("train-noisy-classifier", "--epochs", "0"), ("train-noisy-classifier", "--batch-size", "0"),
+    ("train-noisy-classifier", "--lr", "2"), ("train-noisy-classifier", "--seed", "-1"),
 ]
 
 

@@ -157,3 +157,18 @@ def test_sdedit_on_the_class_conditional_model_turns_a_3_into_an_8():
     classifier = load_classifier(None)
     assert [d for d, _ in classify(classifier, asked)].count(8) >= 3  # measured: 3 of these 4 at seed 0
     assert [d for d, _ in classify(classifier, kept)] == [3, 3, 3, 3]  # unconditional, low strength: still a 3
+
+
+def test_the_guidance_tab_steers_by_ink_and_explains_a_missing_classifier(tmp_path, monkeypatch):
+    ship_tiny_model(tmp_path, monkeypatch, T=50)
+    monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
+    at = app("pages/8_Edit.py").run(timeout=60)
+    assert any("Classifier guidance needs the noise-aware classifier" in i.value and "train-noisy-classifier" in
+               i.value for i in at.info)
+    assert at.button(key="ed_g_run").disabled  # classifier guidance without its classifier: refused up front
+    at.selectbox(key="ed_g_kind").set_value("ink").run()
+    at.button(key="ed_g_run").click().run(timeout=120)
+    no_exceptions(at)
+    assert not errors(at)
+    captions = [c for image in at.image for c in image.captions]
+    assert sum(c.startswith("w = 0") for c in captions) == 8 and sum(c.startswith("ink w = 2") for c in captions) == 8

@@ -80,17 +80,23 @@ class MNISTClassifier(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
-def build_classifier(model_config: dict) -> MNISTClassifier:
-    """Build from {"arch": "mnist-cnn", "params": {...}}; unknown keys are refused."""
-    if not isinstance(model_config, dict) or model_config.get("arch") != ARCH:
-        raise ValueError(f'classifier model must be {{"arch": "{ARCH}", "params": {{...}}}}; got {model_config!r}')
+def build_classifier(model_config: dict) -> nn.Module:
+    """Build from {"arch": "mnist-cnn" (or "mnist-cnn-noisy", the noise-aware one), "params": {...}}; unknown keys
+    are refused."""
+    from diffusion_core.evaluation.noisy_classifier import ARCH as NOISY_ARCH
+    from diffusion_core.evaluation.noisy_classifier import NoisyClassifier
+
+    arch = model_config.get("arch") if isinstance(model_config, dict) else None
+    if arch not in (ARCH, NOISY_ARCH):
+        raise ValueError(f'classifier model must be {{"arch": "{ARCH}" or "{NOISY_ARCH}", "params": {{...}}}}; '
+                         f"got {model_config!r}")
     params = model_config.get("params", {})
     if not isinstance(params, dict):
         raise ValueError('classifier "params" must be a JSON object')
     unknown = set(params) - PARAMS
     if unknown:
         raise ValueError(f"unknown classifier parameter(s) {sorted(unknown)}; allowed: {sorted(PARAMS)}")
-    return MNISTClassifier(**{**DEFAULT_PARAMS, **params})
+    return (MNISTClassifier if arch == ARCH else NoisyClassifier)(**{**DEFAULT_PARAMS, **params})
 
 
 # ---------------------------------------------------------------------------------------- training

@@ -32,13 +32,14 @@ def thickness(x0: torch.Tensor) -> torch.Tensor:
 
 
 def target_loss(name: str, target: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    """L(x̂0) = (measure(x̂0) − target)² per image, for measure "ink" or "thickness"."""
+    """L(x̂0) = d·(measure(x̂0) − target)² per image (d pixels: a per-pixel pull of order 1 at w = 1), for measure
+    "ink" or "thickness"."""
     measure = {"ink": ink, "thickness": thickness}.get(name)
     if measure is None:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {name!r}")
     if not (isinstance(target, int | float) and math.isfinite(target) and target >= 0):
         raise ValueError(f"the loss target must be a number ≥ 0; got {target!r}")
-    return lambda x0: (measure(x0) - target) ** 2
+    return lambda x0: x0[0].numel() * (measure(x0) - target) ** 2
 
 
 class GradientGuided(nn.Module):
@@ -59,23 +60,23 @@ class GradientGuided(nn.Module):
         self.T = len(alpha_bars) - 1
 
     def direction(self, z: torch.Tensor, t_frac: torch.Tensor) -> torch.Tensor:
-        """∇_z log p(y | z_t, t) for a classifier, −∇_z L(x̂0(z_t)) for a loss (float32, shaped like z)."""
+        """∇_z log p(y | z_t, t) for a classifier, −∇_z L(x̂0(z_t)) for a loss (shaped like z)."""
         with torch.inference_mode(False), torch.enable_grad():
-            zg = z.detach().clone().float().requires_grad_(True)
+            zg = z.detach().clone().requires_grad_(True)
             tt = t_frac.detach().clone()
             if self.classifier is not None:
-                logp = torch.log_softmax(self.classifier(zg, tt).float(), dim=1)
+                logp = torch.log_softmax(self.classifier(zg, tt), dim=1)
                 objective = logp[torch.arange(len(zg)), self.labels.to(zg.device)].sum()
             else:
-                ab = self.alpha_bars.to(z.device)[(tt.double() * self.T).round().long()].view(-1, 1, 1, 1).float()
-                x0 = (zg - (1 - ab).sqrt() * self.model(zg, tt).float()) / ab.sqrt()
+                ab = self.alpha_bars.to(z.device)[(tt.double() * self.T).round().long()].view(-1, 1, 1, 1).to(zg.dtype)
+                x0 = (zg - (1 - ab).sqrt() * self.model(zg, tt)) / ab.sqrt()
                 objective = -self.loss(x0).sum()
             (grad,) = torch.autograd.grad(objective, zg)
         return grad
 
     def forward(self, z: torch.Tensor, t_frac: torch.Tensor) -> torch.Tensor:
-        eps = self.model(z, t_frac).float()
+        eps = self.model(z, t_frac)
         if self.scale == 0:
             return eps
         ab = self.alpha_bars.to(z.device)[(t_frac.double() * self.T).round().long()].view(-1, *([1] * (z.dim() - 1)))
-        return eps - self.scale * (1 - ab).sqrt().float() * self.direction(z, t_frac)
+        return eps - self.scale * (1 - ab).sqrt().to(eps.dtype) * self.direction(z, t_frac).to(eps.dtype)

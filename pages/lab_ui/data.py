@@ -36,3 +36,24 @@ def shipped_classifier():
     wpath = folder / f"{SHIPPED_NAME}.safetensors"
     mtime = wpath.stat().st_mtime_ns if wpath.is_file() else 0
     return _classifier(str(folder), mtime)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the noise-aware classifier…")
+def _noisy_classifier(folder: str, mtime_ns: int):
+    del mtime_ns  # cache key only
+    from diffusion_core.evaluation.noisy_classifier import SHIPPED_NAME as NOISY_NAME
+
+    try:
+        return load_classifier(f"{folder}/{NOISY_NAME}"), None
+    except CheckpointError as exc:
+        return None, str(exc).replace("train-classifier --out checkpoints/classifier",
+                                      "train-noisy-classifier --out checkpoints/noisy-classifier")
+
+
+def shipped_noisy_classifier():
+    """(the shipped noise-aware classifier for classifier guidance, None), or (None, why it cannot be used)."""
+    from diffusion_core.evaluation.noisy_classifier import SHIPPED_NAME as NOISY_NAME
+
+    folder = shipped_dir()
+    wpath = folder / f"{NOISY_NAME}.safetensors"
+    return _noisy_classifier(str(folder), wpath.stat().st_mtime_ns if wpath.is_file() else 0)

@@ -1,0 +1,167 @@
+"""Guidance by a gradient (#16 item 5): the classifier's and the loss's gradients against finite differences, the
+guided ε against its formula, and the noise-aware classifier's input scaling."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from diffusion_core.evaluation.noisy_classifier import NoisyClassifier
+from diffusion_core.models.classifier_guidance import GradientGuided, ink, target_loss, thickness
+from diffusion_core.process.schedules import make_schedule
+
+
+class TinyDenoiser(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, z, t):
+        return torch.tanh(self.conv(z)) * (1 + t.view(-1, 1, 1, 1))
+
+
+@pytest.fixture
+def setup():
+    torch.manual_seed(0)
+    schedule = make_schedule("linear", 1e-4, 0.02, 100)
+    z = torch.randn((2, 1, 28, 28), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    return schedule, z, t
+
+
+def finite_difference(f, z, v, h=1e-5):
+    return (f(z + h * v) - f(z - h * v)) / (2 * h)
+
+
+def test_classifier_gradient_matches_finite_differences(setup):
+    schedule, z, t = setup
+    classifier = NoisyClassifier(schedule=schedule).double().eval()
+    labels = torch.tensor([3, 8])
+    guided = GradientGuided(TinyDenoiser().double(), schedule.alpha_bars, 1.0, classifier=classifier, labels=labels)
+    grad = guided.direction(z, t)
+    v = torch.randn(z.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    log_p = lambda zz: torch.log_softmax(classifier(zz, t), 1)[torch.arange(2), labels].sum()  # noqa: E731
+    assert float((grad * v).sum()) == pytest.approx(float(finite_difference(log_p, z, v)), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ink", "thickness"])
+def test_loss_gradient_through_the_denoiser_matches_finite_differences(setup, name):
+    schedule, z, t = setup
+    model = TinyDenoiser().double()
+    loss = target_loss(name, 0.2)
+    guided = GradientGuided(model, schedule.alpha_bars, 2.0, loss=loss)
+    grad = guided.direction(z, t)
+    ab = schedule.alpha_bars.double()[(t * 100).round().long()].view(-1, 1, 1, 1)
+
+    def minus_loss(zz):
+        return -loss((zz - (1 - ab).sqrt() * model(zz, t)) / ab.sqrt()).sum()
+
+    v = torch.randn(z.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    assert float((grad * v).sum()) == pytest.approx(float(finite_difference(minus_loss, z, v)), rel=1e-5)
+    # the guided ε is ε̂ − w·√(1−ᾱ_t)·(that direction)
+    eps = guided(z, t)
+    assert torch.allclose(eps, model(z, t) - 2.0 * (1 - ab).sqrt() * grad, atol=1e-12)
+
+
+def test_measures_and_bad_settings():
+    blank, full = torch.full((1, 1, 28, 28), -0.5), torch.full((1, 1, 28, 28), 0.5)
+    assert float(ink(blank)) == 0 and float(ink(full)) == 1
+    bar = blank.clone()
+    bar[..., 10:18, 4:24] = 0.5
+    thin = blank.clone()
+    thin[..., 13:15, 4:24] = 0.5
+    assert float(thickness(bar)) > float(thickness(thin))  # a thick bar has more ink per edge than a thin one
+    model = TinyDenoiser()
+    alpha_bars = make_schedule("linear", 1e-4, 0.02, 10).alpha_bars
+    with pytest.raises(ValueError, match="one of the two"):
+        GradientGuided(model, alpha_bars, 1.0)
+    with pytest.raises(ValueError, match="needs the labels"):
+        GradientGuided(model, alpha_bars, 1.0, classifier=NoisyClassifier())
+    with pytest.raises(ValueError, match="guidance scale must be a number from 0 to 100"):
+        GradientGuided(model, alpha_bars, math.inf, loss=target_loss("ink", 0.1))
+    with pytest.raises(ValueError, match="loss must be one of ink, thickness"):
+        target_loss("curvature", 0.1)
+
+
+def test_the_classifier_sees_unit_variance_inputs_at_every_t():
+    schedule = make_schedule("linear", 1e-4, 0.02, 1000)
+    c = NoisyClassifier(schedule=schedule)
+    seen = {}
+
+    def keep_input(module, inputs, output) -> None:
+        seen["x"] = inputs[0]
+
+    c.convs[0].register_forward_hook(keep_input)
+    x = 0.3 * torch.randn((256, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+    for t in (0, 500, 1000):
+        seen.clear()
+        ab = schedule.alpha_bars[t]
+        z = ab.sqrt() * x + (1 - ab).sqrt() * torch.randn(x.shape, generator=torch.Generator().manual_seed(t))
+        c(z, torch.full((256,), t / 1000))
+        assert float(seen["x"].std()) == pytest.approx(1.0, abs=0.05)
+
+
+# -- on the shipped models ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shipped():
+    from diffusion_core.evaluation.classifier import load_classifier
+    from diffusion_core.evaluation.noisy_classifier import SHIPPED_NAME
+    from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint, shipped_dir
+
+    return {"unet": load_checkpoint(resolve_checkpoint("default-unet")),
+            "model1": load_checkpoint(resolve_checkpoint("model1")),
+            "classifier": load_classifier(None), "noisy": load_classifier(shipped_dir() / SHIPPED_NAME)}
+
+
+def test_ink_guidance_moves_the_ink_towards_its_target(shipped):
+    from diffusion_core.lab.guidance import guided_samples
+
+    plain = float(ink(guided_samples(shipped["unet"], "ink", 0.0, 8, None, 0)).mean())
+    more = float(ink(guided_samples(shipped["unet"], "ink", 1.0, 8, None, 0, target=0.3)).mean())
+    less = float(ink(guided_samples(shipped["unet"], "ink", 1.0, 8, None, 0, target=0.05)).mean())
+    assert less < plain - 0.03 and more > plain + 0.05  # measured: 0.071 < 0.138 < 0.251
+
+
+def test_classifier_guidance_steers_the_unconditional_model_to_a_digit(shipped):
+    from diffusion_core.lab.editing import classify
+    from diffusion_core.lab.guidance import guided_samples
+
+    def threes(w: float) -> int:
+        images = guided_samples(shipped["unet"], "classifier", w, 10, 3, 0, shipped["noisy"])
+        return [d for d, _ in classify(shipped["classifier"], images)].count(3)
+
+    assert threes(4.0) >= 8 and threes(4.0) > threes(0.0) + 4
+
+
+def test_guidance_refuses_what_it_cannot_do(shipped):
+    from diffusion_core.lab.guidance import guidance_curve, guided_samples
+
+    with pytest.raises(ValueError, match="classifier-free guidance needs a class-conditional model; model1"):
+        guided_samples(shipped["model1"], "classifier-free", 1.0, 2, 3)
+    with pytest.raises(ValueError, match="trained on the report's default schedule; model1 uses"):
+        guided_samples(shipped["model1"], "classifier", 1.0, 2, 3, 0, shipped["noisy"])
+    with pytest.raises(ValueError, match="needs the noise-aware classifier"):
+        guided_samples(shipped["unet"], "classifier", 1.0, 2, 3, 0, None)
+    with pytest.raises(ValueError, match="give 1 to 12 guidance scales"):
+        guidance_curve(shipped["unet"], "classifier-free", [], 10, shipped["classifier"], None)
+
+
+def test_evaluate_draws_the_fidelity_diversity_curve():
+    from tests.app_support import app, charts, errors, no_exceptions
+
+    at = app("pages/6_Evaluate.py").run(timeout=60)
+    at.selectbox(key="ev_g_model").set_value("default-unet")
+    at.selectbox(key="ev_g_kind").set_value("classifier-free")
+    at.text_input(key="ev_g_scales").set_value("0, 3")
+    at.number_input(key="ev_g_n").set_value(20)
+    at.button(key="ev_g_run").click().run(timeout=300)
+    no_exceptions(at)
+    assert not errors(at)
+    fig = next(f for f in charts(at) if f["layout"]["title"]["text"] == "Guidance: fidelity against diversity")
+    assert [t["name"] for t in fig["data"]] == ["default-unet · classifier-free"] * 3
+    assert list(fig["data"][0]["x"]) == [0.0, 3.0] and all(0 <= v <= 1 for v in fig["data"][0]["y"])
+    at.text_input(key="ev_g_scales").set_value("0, lots").run()
+    at.button(key="ev_g_run").click().run()
+    assert any("scales must be numbers separated by commas" in e for e in errors(at))
