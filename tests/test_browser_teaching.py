@@ -161,3 +161,37 @@ def test_edit_sdedit_of_a_digit_drawn_on_the_canvas(app, tmp_path):
         page.get_by_role("button", name="Interpolate").click()
         chart_titled(page, "‖z‖ / √d along the path").wait_for(timeout=180_000)
         assert_page_works(page, CHART)
+
+
+def test_compare_runs_a_and_b_from_the_same_noise(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_page(page, app, "Compare")
+        page.get_by_role("button", name="Run A and B").click()
+        chart_titled(page, "How far apart A and B are, step by step").wait_for(timeout=180_000)
+        wait_idle(page)
+        assert page.get_by_text("both started from the same z_T").count() == 1
+        assert_page_works(page, CHART)
+        page.screenshot(path=shot(tmp_path, "compare"), full_page=True)
+
+
+def test_edit_inpainting_and_a_link_that_opens_an_exact_view(app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        page.goto(app)
+        page.get_by_role("link", name="Edit").first.click()
+        page.get_by_role("heading", name="Edit").first.wait_for()
+        wait_idle(page)
+        page.get_by_role("tab", name="Inpainting").click()
+        page.get_by_role("button", name="Inpaint").click()
+        page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').first.wait_for(timeout=300_000)
+        wait_idle(page)
+        assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        # the address now holds the page's settings: a fresh browser opening it sees the same strength
+        page.get_by_role("tab", name="SDEdit").click()
+        url = page.url
+        assert "ed_paint_steps" in url or "ed_strength" in url, url
+    with browser_page(tmp_path / "profile2") as other:
+        other.goto(url.replace("ed_strength=0.5", "ed_strength=0.75") if "ed_strength=" in url
+                   else url + "&ed_strength=0.75")
+        other.get_by_role("heading", name="Edit").first.wait_for()
+        wait_idle(other)
+        other.get_by_text("0.75").first.wait_for()  # the slider opened at the linked strength
