@@ -57,16 +57,21 @@ def open_page(page, url: str, name: str) -> None:
     wait_idle(page)
 
 
+def open_drawn_points(page, url: str) -> None:
+    """The 2-D lab with "drawn points" chosen: its canvas shown."""
+    open_page(page, url, "2-D lab")
+    page.get_by_role("combobox", name="Data").click()
+    page.get_by_role("option", name="drawn points", exact=True).click()
+    wait_idle(page)
+
+
 def chart_titled(page, title: str):
     return page.locator(CHART).filter(has_text=title).first
 
 
 def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app, tmp_path):
     with browser_page(tmp_path / "profile") as page:
-        open_page(page, app, "2-D lab")
-        page.get_by_role("combobox", name="Data").click()
-        page.get_by_role("option", name="drawn points", exact=True).click()
-        wait_idle(page)
+        open_drawn_points(page, app)
         canvas = page.locator("canvas.upper-canvas")
         canvas.wait_for()
         box = canvas.bounding_box()
@@ -90,10 +95,7 @@ def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app, tmp_path):
 
 def test_2d_lab_refuses_an_empty_drawing_with_a_message(app, tmp_path):
     with browser_page(tmp_path / "profile") as page:
-        open_page(page, app, "2-D lab")
-        page.get_by_role("combobox", name="Data").click()
-        page.get_by_role("option", name="drawn points", exact=True).click()
-        wait_idle(page)
+        open_drawn_points(page, app)
         page.get_by_role("button", name="Train", exact=True).click()
         page.get_by_text("nothing is drawn yet").first.wait_for()
         assert page.locator('[data-testid="stException"]').count() == 0
