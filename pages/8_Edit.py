@@ -43,15 +43,23 @@ with tab_sdedit:
     c3.metric("SNR ᾱ_t/(1−ᾱ_t)", "∞" if meter["snr"] == float("inf") else f"{meter['snr']:.3g}")
     d1, d2 = st.columns(2)
     digit = NO_LABEL
+    KEEP = "keep"  # condition on the digit the classifier reads in the input
     if is_conditional(ckpt.model):
-        digit = d1.selectbox("Ask for digit", [NO_LABEL, *range(10)], key="ed_digit",
-                             format_func=lambda d: "none (keep what is drawn)" if d == NO_LABEL else str(d),
-                             help="class-conditional model: sketch a 3, ask for an 8")
+        digit = d1.selectbox("Ask for digit", [KEEP, NO_LABEL, *range(10)], key="ed_digit",
+                             format_func=lambda d: {KEEP: "the one drawn (as the classifier reads it)",
+                                                    NO_LABEL: "none (unconditional)"}.get(d, str(d)),
+                             help="class-conditional model: sketch a 3, ask for an 8. This model's unconditional "
+                                  "mode is its weakest: asked for nothing it often drifts to another digit even "
+                                  "at low strength")
     seed = number_field("Seed", 0, 2**31 - 1, 0, "ed_seed", container=d2)
     if st.button("Run SDEdit", type="primary", key="ed_run", disabled=x is None):
         with user_errors("Could not edit"):
             require([seed])
             strengths = sorted({round(strength, 2), 0.2, 0.4, 0.6, 0.8, 1.0})[:MAX_STRENGTHS]
+            if digit == KEEP:
+                if classifier is None:
+                    raise ValueError(f"reading the drawn digit needs the shipped classifier ({why}); ask for a digit")
+                digit = classify(classifier, x)[0][0]
             choice = SamplerChoice("dpm++2m-sde", 20, seed=int(seed.value),
                                    digit=None if digit == NO_LABEL and not is_conditional(ckpt.model) else digit)
             st.session_state["ed_sd_out"] = (x, run_queued(sdedit_strip, ckpt, x, strengths, choice))
@@ -59,11 +67,12 @@ with tab_sdedit:
     if shown is not None:
         x0, results = shown
         edited = torch.cat([r.edited for r in results])
-        strip(torch.cat([x0, *[r.noised.clamp(-1.5, 1.5) for r in results]]),
+        strip(torch.cat([x0, *[r.noised.clamp(-1.5, 1.5) / 3 for r in results]]),
               ["input"] + [f"z_t · s = {r.strength:g}" for r in results])
         strip(torch.cat([x0, edited]), ["input " + label(x0)[0]] + [
             f"s = {r.strength:g} · {lab}" for r, lab in zip(results, label(edited), strict=True)])
-        st.caption("Top: the noised z_t each edit starts from (√ᾱ_t of the image is left in it). Bottom: the "
+        st.caption("Top: the noised z_t each edit starts from (√ᾱ_t of the image is left in it; shown at a third of "
+                   "its range, so the noise fits). Bottom: the "
                    "edits, labelled by the classifier. Low s keeps the strokes; high s keeps only the rough layout, "
                    "and s = 1 is plain generation.")
 

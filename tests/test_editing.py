@@ -143,7 +143,9 @@ def test_the_edit_page_runs_each_tab_and_names_bad_input(tmp_path, monkeypatch):
 
 
 def test_sdedit_on_the_class_conditional_model_turns_a_3_into_an_8():
-    """Sketch a 3, ask for an 8: the shipped class-conditional model at s = 0.6 draws an 8 the classifier reads."""
+    """Sketch a 3, ask for an 8: the shipped class-conditional model at s = 0.8 draws 8s the classifier reads; asked
+    for the 3 it sees, at s = 0.3 it keeps them 3s (measured, seed 0: 8 of 8 both; asked for nothing, 5 of 8 stay
+    3s — its unconditional mode is its weakest, which is why the page asks for the digit drawn)."""
     from diffusion_core.evaluation.classifier import load_classifier
     from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
     from diffusion_core.io.data import load_dataset
@@ -151,12 +153,12 @@ def test_sdedit_on_the_class_conditional_model_turns_a_3_into_an_8():
 
     ckpt = load_checkpoint(resolve_checkpoint("default-unet"))
     test = load_dataset("mnist", "test", download=False)
-    threes = test.images[test.labels == 3][:4]
-    asked = sdedit(ckpt, threes, 0.6, SamplerChoice("dpm++2m-sde", 20, seed=0, digit=8)).edited
-    kept = sdedit(ckpt, threes, 0.3, SamplerChoice("dpm++2m-sde", 20, seed=0, digit=-1)).edited
+    threes = test.images[test.labels == 3][:8]
     classifier = load_classifier(None)
-    assert [d for d, _ in classify(classifier, asked)].count(8) >= 3  # measured: 3 of these 4 at seed 0
-    assert [d for d, _ in classify(classifier, kept)] == [3, 3, 3, 3]  # unconditional, low strength: still a 3
+    asked = sdedit(ckpt, threes, 0.8, SamplerChoice("dpm++2m-sde", 20, seed=0, digit=8)).edited
+    kept = sdedit(ckpt, threes, 0.3, SamplerChoice("dpm++2m-sde", 20, seed=0, digit=3)).edited
+    assert [d for d, _ in classify(classifier, asked)].count(8) >= 7
+    assert [d for d, _ in classify(classifier, kept)].count(3) >= 7
 
 
 def test_the_guidance_tab_steers_by_ink_and_explains_a_missing_classifier(tmp_path, monkeypatch):
