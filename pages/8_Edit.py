@@ -176,7 +176,7 @@ with tab_guide:
     kind = g1.selectbox("Guide by", kinds, key="ed_g_kind")
     digit_g = g2.selectbox("Digit", list(range(10)), index=3, key="ed_g_digit",
                            disabled=kind in ("ink", "thickness"))
-    scale = g3.slider("Scale w", 0.0, 10.0, 2.0, 0.5, key="ed_g_scale")
+    scale = g3.slider("Scale w", 0.0, 20.0, 4.0, 0.5, key="ed_g_scale")
     target = number_field("Target (ink: mean pixel; thickness: ink per edge)", 0.0, 10.0,
                           0.08 if kind == "ink" else 1.5, f"ed_g_target_{kind}", container=g4,
                           disabled=kind not in ("ink", "thickness"))

@@ -173,4 +173,4 @@ def test_the_guidance_tab_steers_by_ink_and_explains_a_missing_classifier(tmp_pa
     no_exceptions(at)
     assert not errors(at)
     captions = [c for image in at.image for c in image.captions]
-    assert sum(c.startswith("w = 0") for c in captions) == 8 and sum(c.startswith("ink w = 2") for c in captions) == 8
+    assert sum(c.startswith("w = 0") for c in captions) == 8 and sum(c.startswith("ink w = 4") for c in captions) == 8

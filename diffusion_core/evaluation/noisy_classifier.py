@@ -122,6 +122,21 @@ def accuracy_by_t(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     return out
 
 
+def cpu_name() -> str:
+    """The CPU's model name and the cores torch uses, e.g. "Intel(R) Xeon(R) … (2 threads)"."""
+    import platform
+    from pathlib import Path
+
+    name = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    return f"{name} ({torch.get_num_threads()} threads)"
+
+
 def noisy_classifier_meta(result: NoisyTrainResult, data_source: str, n_train: int, n_test: int, command: str,
                           epochs: int, batch_size: int, lr: float, seed: int) -> dict:
     """The classifier-checkpoint config of a trained noise-aware classifier (evaluation.classifier's format)."""
@@ -133,14 +148,15 @@ def noisy_classifier_meta(result: NoisyTrainResult, data_source: str, n_train: i
                      "data_source": data_source, "schedule": "the report's default (linear β 1e-4 → 0.02, T = 1000)",
                      "t": "uniform on 0..T", "optimizer": "Adam", "lr_schedule": "cosine", "history": result.history},
         "metrics": {"test_accuracy_by_t": {str(t): a for t, a in result.accuracy_by_t.items()}, "n_test": n_test,
-                    "wall_time_s": round(result.wall_s, 1), "command": command},
+                    "wall_time_s": round(result.wall_s, 1), "command": command, "machine": cpu_name()},
     }
 
 
 def noisy_classifier_card(meta: dict) -> str:
     """A short markdown card: what it is, its data and training, accuracy by t and the command."""
     tr, m = meta["training"], meta["metrics"]
-    by_t = ", ".join(f"t = {t}: {100 * a:.1f} %" for t, a in m["test_accuracy_by_t"].items())
+    by_t = ", ".join(f"t = {t}: {100 * a:.1f} %"
+                     for t, a in sorted(m["test_accuracy_by_t"].items(), key=lambda kv: int(kv[0])))
     return "\n".join([
         "# Noise-aware MNIST classifier p(y | z_t, t) (for classifier guidance)",
         "",
@@ -149,7 +165,7 @@ def noisy_classifier_card(meta: dict) -> str:
         f"- **Data:** {tr['data_source']}: {tr['n_fit']:,} training digits, noised as z_t = √ᾱ_t·x + √(1−ᾱ_t)·ε on "
         f"{tr['schedule']}, t {tr['t']}.",
         f"- **Training:** {tr['epochs']} epochs, batch {tr['batch_size']}, Adam lr {tr['lr']:g} (cosine), seed "
-        f"{tr['seed']}; {m['wall_time_s'] / 60:.1f} min on this machine's CPU.",
+        f"{tr['seed']}; {m['wall_time_s'] / 60:.1f} min on {m.get('machine', 'a CPU')} (shared with other jobs).",
         f"- **Test accuracy by noise level** ({m['n_test']} test digits): {by_t}.",
         "",
         f"Recompute: `{m['command']}`",
