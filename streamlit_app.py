@@ -23,6 +23,7 @@ from pages.lab_ui import (
     user_errors,
     warm_up_default_model,
 )
+from pages.lab_ui.url_state import url_state
 
 GRID_N = 16  # a 4×4 grid
 
@@ -49,6 +50,7 @@ def home() -> None:
         "Gaussian noise, z_t = √ᾱ_t·x + √(1−ᾱ_t)·ε, and a network learns to predict the noise so that, "
         "starting from pure noise, it can walk back to a digit. Everything here runs on a laptop CPU."
     ))
+    url_state("home", ["home_seed", "home_digit", "home_guidance"])
     st.subheader("Generate")
     path = default_checkpoint()
     if path is None:

@@ -25,10 +25,20 @@ from benchmarks.measure import interleaved_medians  # noqa: E402
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.likelihood import variational_bound  # noqa: E402
 from diffusion_core.evaluation.noise_levels import heldout_loss_by_t  # noqa: E402
+from diffusion_core.evaluation.noisy_classifier import SHIPPED_NAME as NOISY_NAME  # noqa: E402
 from diffusion_core.figures import neighbours_figure, score_field_figure, weighting_figure  # noqa: E402
-from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  # noqa: E402
+from diffusion_core.io.checkpoints import (  # noqa: E402
+    load_checkpoint,
+    resolve_checkpoint,
+    shipped_dir,  # noqa: E402
+)
 from diffusion_core.io.data import load_dataset  # noqa: E402
 from diffusion_core.io.files import atomic_write_json  # noqa: E402
+from diffusion_core.lab.ab import ab_runs  # noqa: E402
+from diffusion_core.lab.editing import sdedit_strip  # noqa: E402
+from diffusion_core.lab.guidance import guided_samples  # noqa: E402
+from diffusion_core.lab.inpainting import compare, preset_mask  # noqa: E402
+from diffusion_core.lab.inversion import interpolation_paths, noise_ends, round_trips  # noqa: E402
 from diffusion_core.lab.memorisation import memorisation_view, training_vectors  # noqa: E402
 from diffusion_core.lab.score_lab import build_points_view, field_panels, particle_paths  # noqa: E402
 from diffusion_core.lab.trajectory import record_trajectory  # noqa: E402
@@ -74,7 +84,22 @@ def main() -> None:
         "Evaluate · likelihood bound (64 digits × 50 t)": lambda: variational_bound(
             unet.process, unet.model, test.images[:64], 50),
     }
+    noisy = load_classifier(shipped_dir() / NOISY_NAME)
+    x1 = test.images[:1]
+    views.update({
+        "Edit · SDEdit strip, 6 strengths (dpm++2m-sde 20)": lambda: sdedit_strip(
+            unet, x1, [0.2, 0.4, 0.5, 0.6, 0.8, 1.0], SamplerChoice("dpm++2m-sde", 20, digit=-1)),
+        "Edit · interpolation, lerp and slerp, 9 points (DDIM 50)": lambda: interpolation_paths(
+            unet, noise_ends((0, 1)), 9, 50),
+        "Edit · classifier guidance, 8 samples (20 steps)": lambda: guided_samples(unet, "classifier", 4.0, 8, 3, 0,
+                                                                                   noisy),
+        "Compare · A and B, 4 images (20 and 10 steps)": lambda: ab_runs(
+            unet, SamplerChoice("dpm++2m-sde", 20), unet, SamplerChoice("dpm++2m-sde", 10), 4),
+    })
     once = {
+        "Edit · round trips at 10, 20, 50, 100 steps (a spinner)": lambda: round_trips(unet, x1, [10, 20, 50, 100]),
+        "Edit · inpainting, replacement and RePaint, 3 seeds × 40 steps (a spinner)": lambda: compare(
+            unet, x1, preset_mask("left half"), 3, 40),
         "2-D lab · training 1,500 steps (a progress bar)": lambda: build_points_view(
             "8 Gaussians on a ring", 2000, 0, None, steps=1500),
         "Evaluate · first memorisation: embedding the training digits (cached after)": lambda: training_vectors(

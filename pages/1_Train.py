@@ -11,6 +11,7 @@ from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.training.trainer import INT_RANGES, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
 from pages.lab_ui.train_ui import degradation_widgets, open_run, runs_table, show_estimate, show_run, target_widgets
+from pages.lab_ui.url_state import url_state
 
 ARCH_LABELS = {"cnn": "Report CNN (hidden 16, 32, 32, 16; 7×7 convs)", "unet": "U-Net (learns faster per FLOP)"}
 DATA_LABELS = {"mnist": "MNIST (full set when present or downloadable, else the bundled 5,000 digits)",
@@ -21,6 +22,12 @@ setup_page("Train", (
     "address (`?run=…`) brings you back to it. **Stop** ends it cleanly after the current batch and keeps "
     "the last complete epoch; **Resume** continues from there. Finished runs appear as models on every page."
 ))
+url_state("train", ["train_dataset", "train_limit", "train_process", "train_schedule_mode", "train_preset",
+                    "train_kind", "train_beta1", "train_beta2", "train_T", "train_arch", "train_epochs",
+                    "train_batch", "train_lr", "train_use_ema", "train_ema", "train_seed", "train_conditional",
+                    "train_fid", "train_fid_every", "train_fid_samples", "train_prediction", "train_weighting",
+                    "train_snr_gamma", "train_degradation", "train_degradation_T_*", "train_degradation_schedule",
+                    "train_degradation_params", "train_loss"])
 
 
 watched = st.query_params.get("run")

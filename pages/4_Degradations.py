@@ -34,6 +34,7 @@ from pages.lab_ui import (
     user_errors,
 )
 from pages.lab_ui.degradation_ui import spectra_chart
+from pages.lab_ui.url_state import url_state
 
 START_LABELS = {"black": "black start (the report)", "mixture": "mixture start (the paper)"}
 
@@ -44,6 +45,8 @@ setup_page("Degradations", (
     "over T = 500 steps. The **improved** sampler x_{t−1} = x_t − D(x̂0, t) + D(x̂0, t−1) corrects the "
     "**naive** one x_{t−1} = D(x̂0, t−1); **direct** restores in one step, x̂0 = R(x_T, T)."
 ))
+url_state("degradations", ["deg_kind", "deg_schedule", "deg_t_start", "deg_digit", "deg_noise_seed", "deg_seed",
+                           "deg_steps", "deg_uncond_n", "deg_uncond_seed", "deg_uncond_steps", "deg_uncond_sampler"])
 
 # ---------------------------------------------------------------- preview over t (Figure 6)
 

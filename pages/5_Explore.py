@@ -19,6 +19,7 @@ from pages.lab_ui import (
     shipped_classifier,
     user_errors,
 )
+from pages.lab_ui.url_state import url_state
 
 FEATURES = {"pixels": "pixels (the report's first N features)", "pca": "PCA components of the pixels",
             "classifier": "classifier features"}
@@ -32,6 +33,8 @@ setup_page("Explore", (
     "compared feature by feature, then projected with PCA and clustered: a cluster with only generated points "
     "is a shape the data does not have, one with only real points a shape the model misses."
 ))
+url_state("explore", ["ex_density_kind", "ex_density_n", "ex_density_start", "ex_dims", "ex_n_gen", "ex_n_real",
+                      "ex_seed", "ex_sampler", "ex_space", "ex_k", "ex_colour"])
 
 
 

@@ -26,6 +26,7 @@ from diffusion_core.lab.comparison import (
 from diffusion_core.process import ColdProcess, GaussianProcess
 from pages.lab_ui import setup_page, user_errors
 from pages.lab_ui.evaluate_ui import guidance_section, loss_by_noise_level_tab, memorisation_tab
+from pages.lab_ui.url_state import url_state
 
 MAX_DEFAULT = 8  # runs compared by default (the newest first)
 
@@ -35,6 +36,8 @@ setup_page("Evaluate", (
     "classifier-FID measures how close the samples are to real digits (lower is better) — when it was "
     "measured during training."
 ))
+url_state("evaluate", ["ev_models", "ev_log", "ev_samples_run", "ev_mem_model", "ev_mem_n", "ev_mem_seed",
+                       "ev_g_model", "ev_g_kind", "ev_g_scales", "ev_g_n"])
 
 records = collect_records()
 if not records:

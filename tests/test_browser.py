@@ -108,6 +108,7 @@ def test_train_then_sample_and_step_through(app, tmp_path):
         assert "run=" in page.url
         wait_idle(page)
         assert_page_works(page, CHART)  # the loss curve
+        page.locator(CHART).filter(has_text="Training loss by noise level").first.wait_for()  # the heat strip
         page.screenshot(path=shot(tmp_path, "train"), full_page=True)
 
         page.get_by_role("link", name="Sample from this run").click()

@@ -42,3 +42,20 @@ def test_bad_values_in_the_address_are_named_or_ignored_never_a_traceback(tmp_pa
     assert "Images must be a whole number from 1 to 16; got 99" in errors(at)  # named under its box
     assert at.selectbox(key="rd_sampler").value != "nope"  # not a sampler: the default stays
     assert any("Ignored settings in the address that are not plain values: rd_seed" in i.value for i in at.info)
+
+
+def test_every_page_reads_its_settings_from_the_address():
+    """Home, Train, Explore and Evaluate too: a link opens them with its settings; a value a widget cannot take
+    (a model that does not exist) leaves the widget at its default, without a traceback."""
+    at = app(None, query={"home_seed": "42"}).run()
+    assert at.number_input(key="home_seed").value == 42
+    at = app("pages/1_Train.py", query={"train_epochs": "3", "train_arch": '"unet"',
+                                        "train_prediction": '"v"'}).run()
+    no_exceptions(at)
+    assert at.number_input(key="train_epochs").value == 3 and at.selectbox(key="train_arch").value == "unet"
+    assert at.selectbox(key="train_prediction").value == "v"
+    at = app("pages/5_Explore.py", query={"ex_k": "4"}).run(timeout=120)
+    no_exceptions(at)
+    assert at.query_params["ex_k"] == "4"
+    at = app("pages/6_Evaluate.py", query={"ev_models": json.dumps(["shipped:nope"])}).run()
+    no_exceptions(at)
