@@ -97,7 +97,7 @@ with tab_paint:
             require([index, seeds, steps])
             st.session_state["ed_paint_out"] = run_queued(
                 compare, ckpt, x, mask, int(seeds.value), int(steps.value), classifier,
-                label="Inpainting (RePaint goes back and forth: a few hundred network calls)…")
+                progress="Inpainting (RePaint goes back and forth: a few hundred network calls): method")
     scores = st.session_state.get("ed_paint_out")
     if scores is not None:
         st.dataframe([{"method": r.method, "RMSE on the filled pixels": round(r.rmse, 4), "± SE": round(r.rmse_se, 4),
@@ -121,7 +121,7 @@ with tab_round:
                 raise ValueError("choose at least one number of steps")
             x = data.images[int(index.value)].unsqueeze(0)
             st.session_state["ed_rt_out"] = (x, run_queued(round_trips, ckpt, x, sorted(counts),
-                                                           label="Inverting and decoding…"))
+                                                           progress="Inverting and decoding: step count"))
     shown = st.session_state.get("ed_rt_out")
     if shown is not None:
         x, rt = shown
@@ -153,7 +153,7 @@ with tab_interp:
                     raise ValueError(f"test digit indices must be below {len(data):,}")
                 ends = run_queued(invert, ckpt, data.images[[int(a.value), int(b.value)]], DECODE_STEPS)
             st.session_state["ed_ip_out"] = run_queued(interpolation_paths, ckpt, ends, int(points.value),
-                                                       DECODE_STEPS, label="Decoding the paths…")
+                                                       DECODE_STEPS, progress="Decoding the paths: path")
     paths = st.session_state.get("ed_ip_out")
     if paths is not None:
         for mode, p in paths.items():

@@ -77,7 +77,9 @@ def test_inversion_at_many_steps_reconstructs_within_a_stated_error(schedule):
     exact = math.sqrt(ab) * MU + (x - MU) * math.sqrt(ab * S**2 + 1 - ab) / S
     z = invert(ckpt, x, 200)
     assert float((z - exact).norm() / exact.norm()) < 0.05  # Euler steps of the ODE: a few % off the exact z_T
-    rt = round_trips(ckpt, x, [10, 50, 200])
+    progress = []
+    rt = round_trips(ckpt, x, [10, 50, 200], on_progress=lambda i, n: progress.append((i, n)))
+    assert progress == [(1, 3), (2, 3), (3, 3)]  # what the page's progress bar shows
     assert rt.rmse[0] > rt.rmse[1] > rt.rmse[2] and rt.rmse[2] < 0.02  # pixels of spread S = 0.2: about 6 %
     assert float((decode(ckpt, exact, 200) - x).norm() / x.norm()) < 0.05
     with pytest.raises(ValueError, match="steps must be a whole number from 1 to 500"):

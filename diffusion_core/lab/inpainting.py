@@ -130,7 +130,8 @@ class InpaintScore:
 
 
 def compare(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, seeds: int = 4, steps: int = 50,
-            classifier=None, cold: LoadedCheckpoint | None = None, cold_t: int | None = None) -> list[InpaintScore]:
+            classifier=None, cold: LoadedCheckpoint | None = None, cold_t: int | None = None,
+            on_progress: Callable[[int, int], None] | None = None) -> list[InpaintScore]:
     """Each method on one image (1×1×28×28) over `seeds` seeds: RMSE on the filled pixels (± SE over seeds),
     SSIM, and the classifier's label of each result. With a cold mask model, its restoration from its own
     D(x, cold_t) joins (its mask is its disc at cold_t, not `mask`)."""
@@ -139,10 +140,16 @@ def compare(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, s
     if not 1 <= seeds <= 16:
         raise ValueError(f"seeds must be from 1 to 16; got {seeds}")
     xs = x.expand(seeds, *x.shape[1:])
-    runs = {m: inpaint(checkpoint, xs, mask, m, steps, seed=0) for m in METHODS}
-    masks = {m: mask for m in METHODS}
+    total = len(METHODS) + (cold is not None)
+    runs, masks = {}, {}
+    for m in METHODS:
+        runs[m], masks[m] = inpaint(checkpoint, xs, mask, m, steps, seed=0), mask
+        if on_progress is not None:
+            on_progress(len(runs), total)
     if cold is not None:
         runs["cold mask model"], masks["cold mask model"] = cold_restore(cold, xs, cold_t)
+        if on_progress is not None:
+            on_progress(total, total)
     out = []
     for method, images in runs.items():
         hole = (1 - masks[method]).expand_as(images).bool()

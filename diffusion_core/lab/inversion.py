@@ -6,6 +6,7 @@ the midpoint of a straight line, ‖z‖ ≈ √(d/2), is a noise the model neve
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,8 +62,9 @@ class RoundTrip:
 
 
 def round_trips(checkpoint: LoadedCheckpoint, x: torch.Tensor, step_counts: list[int],
-                digit: int | None = None) -> RoundTrip:
-    """Encode x to z_T and decode it back at each step count: the reconstruction error against steps."""
+                digit: int | None = None, on_progress: Callable[[int, int], None] | None = None) -> RoundTrip:
+    """Encode x to z_T and decode it back at each step count: the reconstruction error against steps;
+    on_progress(done, total) after each."""
     if not 1 <= len(step_counts) <= 8:
         raise ValueError(f"give 1 to 8 step counts; got {len(step_counts)}")
     out = RoundTrip([], [], {}, {})
@@ -72,6 +74,8 @@ def round_trips(checkpoint: LoadedCheckpoint, x: torch.Tensor, step_counts: list
         out.steps.append(steps)
         out.rmse.append(float(((back - x.float()) ** 2).mean().sqrt()))
         out.reconstructions[steps], out.z_T[steps] = back, z
+        if on_progress is not None:
+            on_progress(len(out.steps), len(step_counts))
     return out
 
 
@@ -108,7 +112,7 @@ def noise_ends(seeds: tuple[int, int], shape: tuple[int, ...] = (1, 28, 28)) -> 
 
 
 def interpolation_paths(checkpoint: LoadedCheckpoint, ends: torch.Tensor, points: int = 9,
-                        steps: int = 50) -> dict[str, dict]:
+                        steps: int = 50, on_progress: Callable[[int, int], None] | None = None) -> dict[str, dict]:
     """For lerp and slerp between the two states `ends` (2×C×H×W z_T's): {mode: {"z": the path, "images": each
     state decoded by DDIM on `steps` steps, "norms": ‖z‖/√d along it}}. ValueError for identical ends."""
     if len(ends) != 2:
@@ -120,4 +124,6 @@ def interpolation_paths(checkpoint: LoadedCheckpoint, ends: torch.Tensor, points
     for mode in INTERPOLATIONS:
         path = interpolate(ends[0], ends[1], points, mode)
         out[mode] = {"z": path, "images": decode(checkpoint, path, steps), "norms": norms_over_sqrt_d(path)}
+        if on_progress is not None:
+            on_progress(len(out), len(INTERPOLATIONS))
     return out
