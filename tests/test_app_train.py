@@ -193,7 +193,7 @@ def test_start_watch_and_stop_a_real_job():
     at.button(key="train_start").click().run()
     no_exceptions(at)
     run_id = at.query_params["run"]
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180  # a subprocess importing torch on a loaded 2-core machine: be patient
     while not (progress_text(at).startswith("running") and jobs.read_run(run_id).epoch >= 1):
         assert time.monotonic() < deadline, progress_text(at)
         time.sleep(0.5)
@@ -208,7 +208,7 @@ def test_start_watch_and_stop_a_real_job():
 
     at.button(key="train_stop").click().run()
     no_exceptions(at)
-    stopped = jobs.wait_for(run_id, ("stopped",), timeout=30)
+    stopped = jobs.wait_for(run_id, ("stopped",), timeout=90)
     at.run()
     assert progress_text(at).startswith(f"stopped · epoch {stopped.epoch}/5000")
     assert at.button(key="train_resume")
