@@ -13,7 +13,7 @@ from diffusion_core.models.guidance import NO_LABEL, is_conditional
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from pages.lab_ui import model_picker, number_field, require, run_queued, setup_page, user_errors
 from pages.lab_ui.data import load_test_digits, shipped_classifier, shipped_noisy_classifier
-from pages.lab_ui.edit_ui import digit_source, mask_source, strip
+from pages.lab_ui.edit_ui import DISC, cold_mask_model, digit_source, mask_source, strip
 from pages.lab_ui.url_state import url_state
 
 setup_page("Edit", (
@@ -87,16 +87,20 @@ with tab_paint:
     seeds = number_field("Seeds", 1, 16, 3, "ed_paint_seeds", container=p2)
     steps = number_field("Steps", 2, min(250, ckpt.process.T), min(40, ckpt.process.T), "ed_paint_steps",
                          container=p3)
+    cold = cold_mask_model("ed_paint")
     with user_errors("Cannot read the digit"):
         require([index])
         x = data.images[int(index.value)].unsqueeze(0)
-        mask = mask_source(x, "ed_paint")
+        mask, cold_t = mask_source(x, "ed_paint", cold)
         strip(torch.cat([x, x * mask + (mask - 1) * 0.5]), ["input", "known pixels (masked ones black)"])
+    if cold is not None and cold_t is None:
+        st.caption(f"The cold mask model fills only its own disc: choose the mask “{DISC}” to compare all three.")
     if st.button("Inpaint", type="primary", key="ed_paint_run"):
         with user_errors("Could not inpaint"):
             require([index, seeds, steps])
             st.session_state["ed_paint_out"] = run_queued(
                 compare, ckpt, x, mask, int(seeds.value), int(steps.value), classifier,
+                cold if cold_t is not None else None, cold_t,
                 progress="Inpainting (RePaint goes back and forth: a few hundred network calls): method")
     scores = st.session_state.get("ed_paint_out")
     if scores is not None:

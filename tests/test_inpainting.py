@@ -6,14 +6,19 @@ import torch
 
 from diffusion_core.lab.inpainting import (
     MASKS,
+    cold_restore,
     compare,
+    disc_mask,
     inpaint,
     mask_from_strokes,
     preset_mask,
     repaint_schedule,
 )
+from diffusion_core.process.degradations import make_degradation
 from diffusion_core.process.schedules import preset_schedule
 from tests.app_support import app, errors, no_exceptions, ship_tiny_model
+from tests.test_cold import Constant, Identity
+from tests.test_cold_views import cold
 from tests.test_editing import oracle_checkpoint
 from tests.test_samplers import GaussianOracleEps, OracleEps
 
@@ -73,6 +78,41 @@ def test_compare_scores_each_method_over_seeds():
     assert all(s.rmse < 1e-3 and s.ssim > 0.999 and s.images.shape == (2, 1, 28, 28) for s in scores)
 
 
+def test_the_cold_mask_model_fills_its_own_disc():
+    """The third method: the mask model's disc at t is the mask (ρ_t grows with t); a perfect restorer gives x
+    back through Algorithm 2; a restorer that only echoes its input leaves the disc at the fill; known pixels are
+    x exactly; a noise model or a blur model is refused by name."""
+    mask_kind = make_degradation("mask", T=20)
+    x = torch.rand((2, 1, 28, 28), generator=torch.Generator().manual_seed(3)) - 0.5
+    small, large = disc_mask(cold(Identity(), mask_kind), 5), disc_mask(cold(Identity(), mask_kind), 15)
+    assert torch.equal(small, 1 - mask_kind.masks(28, 28)[5].view(1, 1, 28, 28))
+    assert 0 < float((1 - small).sum()) < float((1 - large).sum()) < 28 * 28 and bool((small >= large).all())
+    assert float(small[0, 0, 14, 14]) == 0 and float(small[0, 0, 0, 0]) == 1  # the centre is filled in
+    restored, known = cold_restore(cold(Constant(x), mask_kind), x, 15)
+    assert torch.equal(known, large) and torch.allclose(restored, x, atol=1e-6)
+    echoed, _ = cold_restore(cold(Identity(), mask_kind), x, 15)
+    assert torch.equal(echoed[known.bool().expand_as(x)], x[known.bool().expand_as(x)])  # known pixels exact
+    assert torch.allclose(echoed[~known.bool().expand_as(x)], torch.tensor(-0.5))  # the echo keeps the black fill
+    with pytest.raises(ValueError, match="needs a cold-diffusion mask model; mem restores blur"):
+        cold_restore(cold(Identity(), make_degradation("blur", T=20)), x, 5)
+    with pytest.raises(ValueError, match="the disc's step t must be from 1 to 20"):
+        disc_mask(cold(Identity(), mask_kind), 0)
+    noise = oracle_checkpoint(GaussianOracleEps(0.1, 0.2, preset_schedule("default")))
+    with pytest.raises(ValueError, match="restores noise"):
+        disc_mask(noise, 5)
+
+
+def test_compare_adds_the_cold_method_on_its_disc():
+    mask_kind = make_degradation("mask", T=20)
+    schedule = preset_schedule("default")
+    x_star = torch.rand((1, 1, 28, 28), generator=torch.Generator().manual_seed(1)) - 0.5
+    mask_model = cold(Constant(x_star.expand(2, 1, 28, 28)), mask_kind)
+    scores = compare(oracle_checkpoint(OracleEps(x_star, schedule)), x_star, disc_mask(mask_model, 12), seeds=2,
+                     steps=10, cold=mask_model, cold_t=12)
+    assert [s.method for s in scores] == ["replacement", "RePaint", "cold mask model"]
+    assert all(s.rmse < 1e-3 and s.ssim > 0.999 for s in scores)
+
+
 def test_the_inpainting_tab(tmp_path, monkeypatch):
     ship_tiny_model(tmp_path, monkeypatch, T=50)
     monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
@@ -86,3 +126,27 @@ def test_the_inpainting_tab(tmp_path, monkeypatch):
     at.selectbox(key="ed_paint_mask").set_value("paint it").run()  # nothing painted yet: every pixel known
     at.button(key="ed_paint_run").click().run(timeout=120)
     assert any("the mask keeps every pixel" in e for e in errors(at))
+
+
+def test_the_inpainting_tab_compares_three_ways_with_a_cold_mask_model(tmp_path, monkeypatch):
+    from diffusion_core.io.checkpoints import save_checkpoint
+    from diffusion_core.models import build_model
+    from tests.app_support import TINY_CNN
+
+    shipped = ship_tiny_model(tmp_path, monkeypatch, T=50)
+    monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
+    at = app("pages/8_Edit.py").run(timeout=60)
+    assert any("No cold-diffusion mask model" in c.value for c in at.caption)  # and how to get one
+    config = {"model": TINY_CNN, "diffusion": {"type": "cold", "degradation": make_degradation("mask", T=20).config(),
+                                               "loss": "l2"}, "dataset": "mnist", "epochs": 1}
+    save_checkpoint(shipped / "tiny-mask", build_model(TINY_CNN), config)
+    at = app("pages/8_Edit.py").run(timeout=60)
+    assert at.selectbox(key="ed_paint_mask").value == "the cold model's disc"  # offered first when there is one
+    at.slider(key="ed_paint_disc_t").set_value(10)
+    at.number_input(key="ed_paint_steps").set_value(10)
+    at.button(key="ed_paint_run").click().run(timeout=120)
+    no_exceptions(at)
+    assert not errors(at)
+    assert at.dataframe[0].value["method"].tolist() == ["replacement", "RePaint", "cold mask model"]
+    at.selectbox(key="ed_paint_mask").set_value("left half").run()
+    assert any("fills only its own disc" in c.value for c in at.caption)

@@ -26,8 +26,13 @@ def checkpoint_label(meta: dict) -> str:
     return f"{meta.get('model', {}).get('arch', '?')} · {what}{trained}"
 
 
-def _of(meta_diffusion: object, process: type[DiffusionProcess] | None) -> bool:
-    return process is None or (isinstance(meta_diffusion, dict) and meta_diffusion.get("type") == process.type)
+def _of(meta_diffusion: object, process: type[DiffusionProcess] | None, degradation: str | None = None) -> bool:
+    if process is None:
+        return True
+    if not (isinstance(meta_diffusion, dict) and meta_diffusion.get("type") == process.type):
+        return False
+    kind = meta_diffusion.get("degradation", {})
+    return degradation is None or (isinstance(kind, dict) and kind.get("kind") == degradation)
 
 
 def default_checkpoint(process: type[DiffusionProcess] | None = None) -> Path | None:
@@ -42,19 +47,20 @@ def default_checkpoint(process: type[DiffusionProcess] | None = None) -> Path | 
     return (noise or [w for w, _ in shipped] or [None])[0]
 
 
-def model_sources(process: type[DiffusionProcess] | None = None) -> dict[str, tuple[str, Path]]:
+def model_sources(process: type[DiffusionProcess] | None = None,
+                  degradation: str | None = None) -> dict[str, tuple[str, Path]]:
     """Loadable models: key → (label, weights path). Keys are 'shipped:<name>' and 'run:<run id>'.
-    `process` keeps only models of that process."""
+    `process` keeps only models of that process; `degradation` (with the cold process) only those of that kind."""
     found: dict[str, tuple[str, Path]] = {}
     for wpath, meta in list_checkpoints():
-        if _of(meta.get("diffusion"), process):
+        if _of(meta.get("diffusion"), process, degradation):
             found[f"shipped:{wpath.stem}"] = (f"Shipped · {wpath.stem} ({checkpoint_label(meta)})", wpath)
     try:
         runs = jobs.list_runs()
     except (OSError, ValueError):
         runs = []
     for run in runs:
-        if process is not None and not _of(run.config.get("diffusion"), process):
+        if not _of(run.config.get("diffusion"), process, degradation):
             continue
         if run.checkpoint is not None:
             progress = f"{run.state}, epoch {run.epoch}/{run.epochs}"

@@ -161,6 +161,22 @@ def compare(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, s
     return out
 
 
+def _mask_degradation(cold: LoadedCheckpoint):
+    degradation = getattr(cold.process, "degradation", None)
+    if degradation is None or degradation.kind != "mask":
+        what = degradation.kind if degradation is not None else "noise"
+        raise ValueError(f"the cold method needs a cold-diffusion mask model; {cold.path.stem} restores {what}")
+    return degradation
+
+
+def disc_mask(cold: LoadedCheckpoint, t: int) -> torch.Tensor:
+    """The cold mask model's own mask at step t (1×1×28×28, 1 = known): all but its centre disc of radius ρ_t."""
+    degradation = _mask_degradation(cold)
+    if not 1 <= t <= degradation.T:
+        raise ValueError(f"the disc's step t must be from 1 to {degradation.T}; got {t}")
+    return 1 - degradation.masks(28, 28)[t].view(1, 1, 28, 28)
+
+
 def cold_restore(cold: LoadedCheckpoint, x: torch.Tensor, t: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(restorations of x from the cold mask model's D(x, t) with its improved sampler, the known-pixel mask)."""
     import dataclasses
@@ -168,14 +184,11 @@ def cold_restore(cold: LoadedCheckpoint, x: torch.Tensor, t: int | None) -> tupl
     from diffusion_core.process.cold import conditional_start
     from diffusion_core.samplers import run_to_end
 
-    degradation = cold.process.degradation
-    if degradation.kind != "mask":
-        raise ValueError(f"the cold method needs a mask model; {cold.path.stem} restores {degradation.kind}")
-    t = degradation.T if t is None else t
-    start = conditional_start(degradation, x, 0, t)
+    t = _mask_degradation(cold).T if t is None else t
+    known = disc_mask(cold, t)
+    start = conditional_start(cold.process.degradation, x, 0, t)
     choice = dataclasses.replace(cold.process.quick_choice(), start=start, t_start=t, seed=0)
     restored = run_to_end(cold.process.frames(cold.model, choice, len(x))).samples
-    known = 1 - degradation.masks(28, 28)[t].view(1, 1, 28, 28)
     return known * x + (1 - known) * restored, known
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.images import png_bytes, to_unit_numpy
 from diffusion_core.lab.editing import drawing_to_digit
 
@@ -54,13 +55,45 @@ def strip(images: torch.Tensor, captions: list[str], scale: int = 3) -> None:
     st.image([png_bytes(p, scale=scale) for p in to_unit_numpy(images)], caption=captions)
 
 
-def mask_source(x: torch.Tensor, key: str) -> torch.Tensor:
-    """The inpainting mask (1×1×28×28, 1 = known): a preset, or painted over the digit on a canvas."""
-    from diffusion_core.lab.inpainting import MASKS, mask_from_strokes, preset_mask
+def cold_mask_model(key: str) -> LoadedCheckpoint | None:
+    """The cold-diffusion mask model to compare (a shipped one or a trained run), or None with a line on how to
+    get one."""
+    from diffusion_core.lab.catalog import model_sources
+    from diffusion_core.process import ColdProcess
 
-    kind = st.selectbox("Mask", ["paint it", *MASKS], index=1, key=f"{key}_mask")
+    from .common import user_errors
+    from .models import load_checkpoint_cached
+
+    sources = model_sources(ColdProcess, "mask")
+    if not sources:
+        st.caption("No cold-diffusion mask model is shipped or trained, so the third method is missing: train one "
+                   "on the Train page (cold diffusion, degradation “mask”).")
+        return None
+    choice = st.selectbox("Cold mask model", list(sources), key=f"{key}_cold",
+                          format_func=lambda k: sources[k][0])
+    with user_errors("Could not load the cold mask model"):
+        return load_checkpoint_cached(sources[choice][1])
+    return None
+
+
+DISC = "the cold model's disc"  # the mask preset a cold mask model fills too
+
+
+def mask_source(x: torch.Tensor, key: str, cold: LoadedCheckpoint | None = None) -> tuple[torch.Tensor, int | None]:
+    """(the inpainting mask, 1×1×28×28 with 1 = known; the cold model's step t when the mask is its disc, else
+    None): a preset, the cold mask model's own disc at a step t, or painted over the digit on a canvas."""
+    from diffusion_core.lab.inpainting import MASKS, disc_mask, mask_from_strokes, preset_mask
+
+    kinds = ["paint it", *MASKS] + ([DISC] if cold is not None else [])
+    kind = st.selectbox("Mask", kinds, index=len(kinds) - 1 if cold is not None else 1, key=f"{key}_mask",
+                        help="the cold mask model was trained on one kind of mask, a disc at the centre that grows "
+                             "with t: it can fill only that one, so it joins the comparison on its disc")
+    if kind == DISC:
+        T = cold.process.degradation.T
+        t = st.slider("Disc step t (its radius grows with t)", 1, T, max(1, int(0.4 * T)), key=f"{key}_disc_t")
+        return disc_mask(cold, t), t
     if kind != "paint it":
-        return preset_mask(kind, seed=0)
+        return preset_mask(kind, seed=0), None
     from PIL import Image
     from streamlit_drawable_canvas import st_canvas
 
@@ -69,4 +102,4 @@ def mask_source(x: torch.Tensor, key: str) -> torch.Tensor:
     result = st_canvas(drawing_mode="freedraw", stroke_width=24, stroke_color="rgba(255, 0, 0, 0.6)",
                        background_image=background, height=CANVAS, width=CANVAS, key=f"{key}_canvas")
     st.caption("Paint over the pixels the model should fill in.")
-    return mask_from_strokes(result.json_data if result is not None else None, CANVAS)
+    return mask_from_strokes(result.json_data if result is not None else None, CANVAS), None
