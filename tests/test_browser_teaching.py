@@ -50,6 +50,26 @@ def app(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="module")
+def edit_app(tmp_path_factory):
+    """The app on a tiny model of the report's default schedule (T = 1000, the noise-aware classifier's), a tiny
+    cold mask model and the shipped classifiers; the shipped checkpoints with DIFFUSION_LAB_SCREENSHOTS."""
+    require_browser()
+    root = tmp_path_factory.mktemp("browser_edit")
+    ckpts, _, env = lab_folders(root, ROOT / "checkpoints" if SCREENSHOTS else None)
+    if not SCREENSHOTS:
+        torch.manual_seed(0)
+        save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(1000))
+        mask = {"model": TINY, "diffusion": {"type": "cold", "degradation": {"kind": "mask", "T": 20}, "loss": "l2"},
+                "epochs": 1}
+        save_checkpoint(ckpts / "mask", build_model(TINY), mask)
+        for name in ("classifier", "noisy-classifier"):
+            for suffix in (".safetensors", ".json"):
+                shutil.copy(ROOT / "checkpoints" / f"{name}{suffix}", ckpts)
+    with running_app(env, root / "streamlit.log") as url:
+        yield url
+
+
 def open_page(page, url: str, name: str) -> None:
     page.goto(url)
     page.get_by_role("link", name=name).first.click()
@@ -197,3 +217,28 @@ def test_edit_inpainting_and_a_link_that_opens_an_exact_view(app, tmp_path):
         other.get_by_role("heading", name="Edit").first.wait_for()
         wait_idle(other)
         other.get_by_text("0.75").first.wait_for()  # the slider opened at the linked strength
+
+
+def test_edit_round_trips_guidance_and_inpainting_three_ways(edit_app, tmp_path):
+    with browser_page(tmp_path / "profile") as page:
+        open_page(page, edit_app, "Edit")
+        page.get_by_role("tab", name="Inversion and round trips").click()
+        page.get_by_role("button", name="Encode and decode").click()
+        chart_titled(page, "Round trip x → z_T → x̂").wait_for(timeout=180_000)
+        wait_idle(page)
+        assert page.get_by_text("steps · RMSE").count() >= 4  # one reconstruction per step count
+        assert_page_works(page, CHART)
+        page.get_by_role("tab", name="Guidance").click()
+        page.get_by_role("button", name="Generate with guidance").click()
+        page.get_by_text("classifier w = 4").first.wait_for(timeout=180_000)
+        wait_idle(page)
+        assert page.get_by_text("classifier w = 4").count() == 8 and page.get_by_text("w = 0 · ").count() == 8
+        assert_page_works(page, '[data-testid="stMain"] [data-testid="stImage"] img')
+        page.get_by_role("tab", name="Inpainting").click()
+        page.get_by_text("Disc step t").first.wait_for()  # the cold model's disc is the mask on offer
+        page.get_by_role("button", name="Inpaint").click()
+        page.get_by_text("cold mask model · seed 0").first.wait_for(timeout=300_000)
+        wait_idle(page)
+        for method in ("replacement", "RePaint", "cold mask model"):
+            assert page.get_by_text(f"{method} · seed 2").count() == 1
+        assert_page_works(page, '[data-testid="stMain"] [data-testid="stDataFrame"]')
