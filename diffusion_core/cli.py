@@ -46,6 +46,7 @@ from diffusion_core.training.options import TRAIN_OPTIONS, parse_key_value, trai
 from diffusion_core.training.precision import PRECISIONS
 from diffusion_core.training.trainer import (
     INT_RANGES,
+    LR_DECAYS,
     TrainConfig,
     TrainingError,
     train,
@@ -197,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "--resume, the total to reach (default: the run's own total)")
     o.add_argument("--batch-size", type=_whole(*INT_RANGES["batch_size"]), help="default 128")
     o.add_argument("--lr", type=_number(0, 1, open_lo=True), help="Adam learning rate (default 2e-4)")
+    o.add_argument("--warmup", type=_whole(*INT_RANGES["warmup"]), metavar="STEPS",
+                   help="linear learning-rate warm-up over this many optimiser steps (default 0: none)")
+    o.add_argument("--lr-decay", choices=LR_DECAYS, help="learning-rate decay over the run: cosine (a half "
+                   "cosine to 0 at the last step) or none (default)")
     o.add_argument("--ema", type=_number(0, 1, open_lo=True, open_hi=True), metavar="DECAY",
                    help="keep an EMA of the weights (e.g. 0.999)")
     o.add_argument("--seed", type=_seed, help="default 0")

@@ -88,7 +88,7 @@ FLAG_CASES = [
     ("train", "--epochs", "0"), ("train", "--batch-size", "0"), ("train", "--lr", "0"), ("train", "--lr", "nan"),
     ("train", "--T", "0"), ("train", "--beta1", "2"), ("train", "--beta2", "-0.1"), ("train", "--limit", "0"),
     ("train", "--label-dropout", "1.5"), ("train", "--ema", "1.5"), ("train", "--ema", "1"),
-    ("train", "--snr-gamma", "0"),
+    ("train", "--snr-gamma", "0"), ("train", "--warmup", "-1"),
     ("train", "--fid-samples", "0"), ("train", "--fid-every", "-1"), ("train", "--seed", "-1"),
     ("train", "--degradation-T", "0"), ("train", "--kernel-size", "0"), ("train", "--base-channels", "100000"),
     ("train", "--hidden", "4,0"), ("train", "--hidden", "4,x"), ("train", "--sample-epochs", "-1"),

@@ -1,6 +1,7 @@
 """The trainer: loss falls, run directory contents, exact resume, clean stop, divergence."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -118,6 +119,7 @@ def test_nan_loss_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path, fak
     "kw, word",
     [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"lr": 0.0}, "lr"), ({"lr": float("inf")}, "lr"),
      ({"seed": -3}, "seed"), ({"ema_decay": 1.0}, "ema_decay"), ({"device": "tpu"}, "device"),
+     ({"warmup": -1}, "warmup"), ({"lr_decay": "step"}, "lr_decay must be one of none, cosine"),
      ({"model": {"arch": "mlp"}}, "arch"),
      ({"diffusion": {"type": "noise", "schedule": {"kind": "linear", "beta1": 0.1, "beta2": 0.01, "T": 10}}}, "beta1")],
 )
@@ -190,3 +192,30 @@ def test_ema_warms_up_then_uses_the_configured_decay():
     assert ema.weight.item() == pytest.approx(0.9)
     ema_update(ema, model, 0.5, step=10**6)  # θ_ema = 0.5·0.9 + 0.5·1
     assert ema.weight.item() == pytest.approx(0.95)
+
+
+def test_learning_rate_warms_up_linearly_then_falls_as_a_half_cosine():
+    lr_at = training.lr_at
+    assert [lr_at(1.0, s, 100, warmup=4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert lr_at(2.0, 0, 100, decay="cosine") == 2.0 and lr_at(2.0, 50, 100, decay="cosine") == pytest.approx(1.0)
+    assert lr_at(2.0, 100, 100, decay="cosine") == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(1.0, 1, 100, warmup=4, decay="cosine") == pytest.approx(0.5 * 0.5 * (1 + math.cos(math.pi / 100)))
+
+
+def test_a_run_follows_its_learning_rate_schedule_and_resumes_on_it(tmp_path, fake_data):
+    """64 images in batches of 16: 4 steps an epoch. The optimiser's last rate is the schedule's at step 7 of 8,
+    and a run killed after its first epoch and resumed ends on exactly the same weights."""
+    config = dict(epochs=2, lr=1e-2, warmup=3, lr_decay="cosine")
+    train(tiny_config(**config), tmp_path / "straight")
+    state = torch.load(tmp_path / "straight" / "train_state.pt", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(training.lr_at(1e-2, 7, 8, 3, "cosine"))
+    def kill(report):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_config(**config), tmp_path / "split", on_epoch=kill)
+    train(tiny_config(epochs=1), tmp_path / "split", resume=True)  # the run's own config and total
+    a = load_checkpoint(tmp_path / "straight" / "model").model.state_dict()
+    b = load_checkpoint(tmp_path / "split" / "model").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_checkpoint(tmp_path / "straight" / "model").config["training"]["lr_decay"] == "cosine"

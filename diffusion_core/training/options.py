@@ -20,8 +20,8 @@ from diffusion_core.training.trainer import TrainConfig
 DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation", "degradation_T",
                      "degradation_schedule", "degradation_param", "loss", "prediction", "weighting", "snr_gamma")
 MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "conditional", "label_dropout")
-RUN_OPTIONS = ("epochs", "batch_size", "lr", "ema", "seed", "device", "precision", "dataset", "data_root",
-               "no_download", "limit", "sample_epochs", "fid_every", "fid_samples")
+RUN_OPTIONS = ("epochs", "batch_size", "lr", "warmup", "lr_decay", "ema", "seed", "device", "precision", "dataset",
+               "data_root", "no_download", "limit", "sample_epochs", "fid_every", "fid_samples")
 TRAIN_OPTIONS = frozenset(DIFFUSION_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS)
 # option → TrainConfig field where they differ in name
 RENAMED = {"ema": "ema_decay"}

@@ -44,8 +44,11 @@ from diffusion_core.training.precision import PRECISIONS, resolve_precision, wit
 MAX_EPOCHS = 10_000
 MAX_BATCH = 4096
 # allowed ranges of TrainConfig's integer fields (limit: when set); the CLI checks its arguments against them
-INT_RANGES = {"epochs": (1, MAX_EPOCHS), "batch_size": (1, MAX_BATCH), "preview_n": (1, 64),
+INT_RANGES = {"epochs": (1, MAX_EPOCHS), "batch_size": (1, MAX_BATCH), "preview_n": (1, 64), "warmup": (0, 1_000_000),
               "fid_every": (0, MAX_EPOCHS), "fid_samples": (16, MAX_SAMPLES), "limit": (1, 10_000_000)}
+
+
+LR_DECAYS = ("none", "cosine")
 
 
 class TrainingError(RuntimeError):
@@ -64,6 +67,8 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 128
     lr: float = 2e-4
+    warmup: int = 0  # optimiser steps of linear learning-rate warm-up from 0
+    lr_decay: str = "none"  # "cosine": the rate falls as a half cosine to 0 at the run's last step
     seed: int = 0
     ema_decay: float | None = None
     device: str = "auto"
@@ -87,6 +92,8 @@ class TrainConfig:
         validate_seed(self.seed)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or not 0 < self.lr <= 1:
             raise ValueError(f"lr must be a number with 0 < lr ≤ 1; got {self.lr!r}")
+        if self.lr_decay not in LR_DECAYS:
+            raise ValueError(f"lr_decay must be one of {', '.join(LR_DECAYS)}; got {self.lr_decay!r}")
         if self.ema_decay is not None and not (isinstance(self.ema_decay, float) and 0 < self.ema_decay < 1):
             raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999), or None; got {self.ema_decay!r}")
         if isinstance(self.label_dropout, bool) or not isinstance(self.label_dropout, (int, float)) \
@@ -139,6 +146,15 @@ def write_status(run_dir: Path, **fields: object) -> None:
     status = read_status(run_dir)
     status.update(fields, updated=time.time())
     atomic_write_json(run_dir / "status.json", status)
+
+
+def lr_at(lr: float, step: int, total: int, warmup: int = 0, decay: str = "none") -> float:
+    """The learning rate of optimiser step `step` (0-based) of `total`: lr·min(1, (step + 1)/warmup), times
+    ½(1 + cos(π·step/total)) with cosine decay."""
+    rate = lr * min(1.0, (step + 1) / warmup) if warmup else lr
+    if decay == "cosine":
+        rate *= 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    return rate
 
 
 def ema_decay_at(decay: float, step: int) -> float:
@@ -342,6 +358,8 @@ def _train(
     ckpt_meta = {
         "model": config.model, "diffusion": config.diffusion, "dataset": config.dataset,
         "training": {"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
+                     **({"warmup": config.warmup} if config.warmup else {}),
+                     **({"lr_decay": config.lr_decay} if config.lr_decay != "none" else {}),
                      "ema_decay": config.ema_decay, "n_train": len(x_all), "data_source": data.source,
                      **({"init_from": Path(config.init_from).stem} if config.init_from else {}),
                      **({"label_dropout": config.label_dropout} if conditional else {})},
@@ -382,9 +400,13 @@ def _train(
                             f"{epoch - 1} is kept.")
             optim.zero_grad(set_to_none=True)
             (loss * weight).backward()
+            step = (epoch - 1) * n_batches + b
+            if config.warmup or config.lr_decay != "none":
+                for group in optim.param_groups:
+                    group["lr"] = lr_at(config.lr, step, config.epochs * n_batches, config.warmup, config.lr_decay)
             optim.step()
             if ema is not None:
-                ema_update(ema, model, config.ema_decay, (epoch - 1) * n_batches + b)
+                ema_update(ema, model, config.ema_decay, step)
             total += batch_loss * x.shape[0]
             count += x.shape[0]
             if on_batch is not None and dist.is_main:
