@@ -244,6 +244,24 @@ def fid_curves_figure(runs: Mapping[str, Sequence[Mapping]], key: str = "fid", f
     return fig
 
 
+def fid_wall_clock_figure(runs: Mapping[str, Sequence[Mapping]], floor: float | None = None,
+                          target: float | None = None, colours: Mapping[str, str] | None = None) -> go.Figure:
+    """Classifier-FID against minutes of training (metrics rows with "fid" and "wall_time_s"), log scale, with
+    the real-data floor and a target (e.g. 4× the floor) as lines: quality arriving as the clock runs."""
+    minutes = {name: [{**r, "minutes": r["wall_time_s"] / 60} for r in rows if r.get("wall_time_s") is not None]
+               for name, rows in runs.items()}
+    fig = curves_figure(minutes, "fid", "Classifier-FID against training time", "classifier-FID (log)", log_y=True,
+                        x_key="minutes", colours=colours)
+    fig.update_xaxes(title_text="training time (minutes of wall-clock)", rangemode="tozero")
+    ys = [r["fid"] for rows in minutes.values() for r in rows if r.get("fid") is not None]
+    for value, label, dash in ((floor, "real-data floor", "dash"), (target, "target", "dot")):
+        if value is not None:
+            fig.add_hline(y=value, line_dash=dash, line_color="gray", annotation_text=f"{label} {value:.3g}")
+            ys.append(value)
+    _style_log_axis(fig, ys)
+    return fig
+
+
 def final_fid_figure(points: Mapping[str, Mapping], colours: Mapping[str, str] | None = None) -> go.Figure:
     """The measured classifier-FID of finished models (one bar each, log scale) against the real-data
     floor at the same number of samples (a black tick): for models whose training recorded no FID curve.

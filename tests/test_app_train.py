@@ -166,6 +166,22 @@ def test_a_finished_run_reattaches_from_the_url():
     assert "run" not in at.query_params and not at.get("progress")
 
 
+def test_a_run_measuring_fid_shows_quality_against_wall_clock():
+    run_dir = fake_run(jobs.runs_root(), "run-fid", dead_pid(), state="finished", epoch=3, epochs=3,
+                       losses=(0.9, 0.5, 0.4))
+    rows = [{"epoch": e, "loss": 0.5, "epoch_time_s": 60.0, "wall_time_s": 60.0 * e, "fid": fid, "fid_floor": 20.0,
+             "fid_samples": 256, "confident_fraction": conf}
+            for e, fid, conf in ((1, 900.0, 0.1), (2, 300.0, 0.4), (3, 60.0, 0.75))]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    at = app(PAGE, query={"run": "run-fid"}).run()
+    no_exceptions(at)
+    fig = next(c for c in charts(at) if c["layout"]["title"]["text"] == "Classifier-FID against training time")
+    assert fig["data"][0]["x"].tolist() == [1.0, 2.0, 3.0] and fig["data"][0]["y"].tolist() == [900.0, 300.0, 60.0]
+    assert sorted(s["y0"] for s in fig["layout"]["shapes"]) == [20.0, 80.0]  # the floor and 4× it
+    assert any("FID 60 on 256 samples after 3:00 of training (3.0× the floor" in c.value and "75%" in c.value
+               for c in at.caption)
+
+
 def test_a_dead_run_is_explained_and_offers_resume():
     fake_run(jobs.runs_root(), "run-dead", dead_pid(), state="running", epoch=2, epochs=5, losses=(0.9, 0.5))
     at = app(PAGE, query={"run": "run-dead"}).run()

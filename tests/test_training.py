@@ -158,7 +158,10 @@ def test_fid_during_training_is_written_and_matches_an_independent_measurement(t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = evaluate_samples(samples, load_classifier(), held)["fid"]
+        real = to_unit_numpy(load_dataset("mnist", "train", download=False).images[:32])
+        floor = evaluate_samples(real, load_classifier(), held)["fid"]
     assert rows[1]["fid"] == pytest.approx(expected, rel=1e-6)
+    assert rows[0]["fid_floor"] == rows[1]["fid_floor"] == pytest.approx(floor, rel=1e-6) and floor < rows[1]["fid"]
 
 
 def test_fid_is_skipped_with_a_reason_for_other_datasets(tmp_path, fake_data):

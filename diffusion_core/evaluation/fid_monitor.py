@@ -27,6 +27,7 @@ class FIDMonitor:
         self.data_root, self.download, self.classifier_path = data_root, download, classifier_path
         self._classifier: nn.Module | None = None
         self._reference: ReferenceStats | None = None
+        self.floor: float | None = None  # FID of n held-out real digits (the train split's first n): the best reachable
         self.unavailable: str | None = None if dataset == "mnist" else (
             f"FID during training needs MNIST (the classifier knows digits, not {dataset})")
 
@@ -39,18 +40,25 @@ class FIDMonitor:
             try:
                 self._classifier = load_classifier(self.classifier_path)
                 held = load_dataset("mnist", "test", root=self.data_root, download=self.download)
+                real = load_dataset("mnist", "train", root=self.data_root, download=self.download)
             except (CheckpointError, DatasetUnavailableError) as exc:
                 self.unavailable = f"FID during training is off: {exc}"
                 return False
             self._reference = reference_stats(self._classifier, to_unit_numpy(held.images))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.floor = float(evaluate_samples(to_unit_numpy(real.images[: self.n]), self._classifier,
+                                                    self._reference)["fid"])
         return True
 
     def __call__(self, objective, model: nn.Module, device: torch.device | str) -> dict | None:
-        """{"fid", "confident_fraction", "class_entropy"} of n fresh samples, or None when unavailable."""
+        """{"fid", "fid_floor", "confident_fraction", "class_entropy"} of n fresh samples (the floor: n real
+        digits), or None when unavailable."""
         if not self._prepare():
             return None
         samples = to_unit_numpy(objective.preview(model, self.n, self.seed, device))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             m = evaluate_samples(samples, self._classifier, self._reference)
-        return {"fid": m["fid"], "confident_fraction": m["confident_fraction"], "class_entropy": m["class_entropy"]}
+        return {"fid": m["fid"], "fid_floor": self.floor, "confident_fraction": m["confident_fraction"],
+                "class_entropy": m["class_entropy"]}

@@ -10,7 +10,7 @@ from diffusion_core.models.unet import UNet
 ARCHITECTURES: dict[str, type[nn.Module]] = {"cnn": ReportCNN, "unet": UNet}
 _ARCH_PARAMS = {
     "cnn": {"in_channels", "image_size", "hidden", "kernel_size", "time_embed_dim"},
-    "unet": {"in_channels", "base_channels", "channel_mult", "time_embed_dim", "num_classes"},
+    "unet": {"in_channels", "base_channels", "channel_mult", "time_embed_dim", "num_classes", "patch"},
 }
 _TUPLE_PARAMS = {"hidden", "channel_mult"}
 

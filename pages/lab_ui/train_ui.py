@@ -8,7 +8,7 @@ import math
 import plotly.graph_objects as go
 import streamlit as st
 
-from diffusion_core.figures import loss_by_t_strip_figure
+from diffusion_core.figures import fid_wall_clock_figure, loss_by_t_strip_figure
 from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.lab import jobs
 from diffusion_core.process.cold import COLD_LOSSES
@@ -112,6 +112,17 @@ def show_run(run_id: str, was_active: bool) -> None:
 
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(loss_figure(run), key="train_loss_fig")
+    measured = [r for r in run.metrics if r.get("fid") is not None]
+    if measured:  # quality arriving as the clock runs
+        floor = measured[-1].get("fid_floor")
+        c1.plotly_chart(fid_wall_clock_figure({run.run_id: measured}, floor, 4 * floor if floor else None),
+                        key="train_fid_fig")
+        last = measured[-1]
+        c1.caption(f"FID {last['fid']:.3g} on {last.get('fid_samples', '?')} samples after "
+                   f"{fmt_duration(last['wall_time_s'])} of training"
+                   + (f" ({last['fid'] / floor:.1f}× the floor of {floor:.3g}, the FID of as many real digits; "
+                      "the dotted line is 4× it)" if floor else "")
+                   + f"; {last.get('confident_fraction', 0):.0%} classified with confidence > 0.9.")
     if any(r.get("loss_by_t") for r in run.metrics):  # where across the noise levels the loss goes down
         c1.plotly_chart(loss_by_t_strip_figure(run.metrics), key="train_loss_by_t_fig")
     sample = run.latest_sample
