@@ -74,3 +74,27 @@ def test_train_reads_a_config_file_and_refuses_options_beside_it(tmp_path, capsy
     path.write_text("[1, 2]")
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "r3")]) == 2
     assert "is not a training config" in capsys.readouterr().err
+
+
+def test_a_recipe_fills_the_options_not_given_and_yields_to_those_that_rule_it_out():
+    from diffusion_core.training.recipes import RECIPES
+
+    quick = train_config({"recipe": "quick"})
+    for option, field in (("lr", "lr"), ("batch_size", "batch_size"), ("epochs", "epochs"), ("warmup", "warmup"),
+                          ("lr_decay", "lr_decay"), ("ema", "ema_decay")):
+        assert getattr(quick, field) == RECIPES["quick"][option]
+    assert quick.model["arch"] == RECIPES["quick"]["arch"]
+    assert quick.diffusion["prediction"] == RECIPES["quick"].get("prediction", "eps")
+    mine = train_config({"recipe": "quick", "lr": 5e-4, "epochs": 3})
+    assert (mine.lr, mine.epochs, mine.warmup) == (5e-4, 3, RECIPES["quick"]["warmup"])  # given options win
+    cold = train_config({"recipe": "quick", "degradation": "mask"})  # no noise target beside a degradation
+    assert cold.diffusion["type"] == "cold" and cold.model["arch"] == RECIPES["quick"]["arch"]
+    assert train_config({"recipe": "quick", "arch": "cnn"}).model == {"arch": "cnn", "params": {}}
+    custom = train_config({"recipe": "quick", "schedule": "cosine"})
+    assert custom.diffusion["schedule"]["kind"] == "cosine"
+    report = train_config({"recipe": "report"})
+    assert (report.model["arch"], report.epochs, report.batch_size, report.lr) == ("cnn", 100, 128, 2e-4)
+    with pytest.raises(ValueError, match="recipe must be one of quick, report; got 'fast'"):
+        train_config({"recipe": "fast"})
+    with pytest.raises(ValueError, match="--recipe starts a new run"):
+        train_config({"recipe": "quick"}, resume=True)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from diffusion_core.process import ColdProcess
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.process.gaussian import noise_diffusion_config
+from diffusion_core.training.recipes import with_recipe
 from diffusion_core.training.trainer import TrainConfig
 
 DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation", "degradation_T",
@@ -22,7 +23,7 @@ DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation",
 MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "conditional", "label_dropout")
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "warmup", "lr_decay", "ema", "seed", "device", "precision", "dataset",
                "data_root", "no_download", "limit", "sample_epochs", "fid_every", "fid_samples")
-TRAIN_OPTIONS = frozenset(DIFFUSION_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS)
+TRAIN_OPTIONS = frozenset(DIFFUSION_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS + ("recipe",))
 # option → TrainConfig field where they differ in name
 RENAMED = {"ema": "ema_decay"}
 
@@ -128,6 +129,10 @@ def train_config(options: Mapping[str, object], resume: bool = False) -> TrainCo
     if unknown:
         raise ValueError(f"unknown training option(s) {sorted(unknown)}")
     o = {k: v for k, v in options.items() if v is not None}
+    if o.get("recipe"):  # the recipe's options where none is given
+        if resume:
+            raise ValueError("--recipe starts a new run; a resumed run keeps its own settings (drop --recipe)")
+        o = with_recipe(str(o.pop("recipe")), o)
     defaults = TrainConfig()
     run = {RENAMED.get(k, k): o[k] for k in RUN_OPTIONS if k in o and k != "no_download"}
     if o.get("init_from"):

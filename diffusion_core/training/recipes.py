@@ -1,0 +1,38 @@
+"""Named training recipes: sets of train options to start from (the CLI's `--recipe`, the Train page's first
+choice). Options the user gives win over the recipe's; a recipe's option that a given one rules out (a noise
+target beside a degradation, an architecture beside --init-from) is left out.
+
+- quick: recognisable unconditional digits in about 10 minutes on 2 CPU cores (benchmarks/time_to_digits.py
+  measures it against the report's recipe; the #14 note gives the ablation behind each choice).
+- report: the source report's recipe — its CNN, 100 epochs, batch 128, lr 2e-4 (with an EMA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+RECIPES: dict[str, dict[str, object]] = {
+    "quick": {"preset": "default", "prediction": "v", "arch": "unet", "base_channels": 32, "epochs": 30,
+              "batch_size": 128, "lr": 2e-3, "warmup": 100, "lr_decay": "cosine", "ema": 0.999},
+    "report": {"preset": "default", "arch": "cnn", "epochs": 100, "batch_size": 128, "lr": 2e-4, "ema": 0.999},
+}
+NOISE_ONLY = ("preset", "prediction", "weighting", "snr_gamma")
+ARCH_PARAMS = {"cnn": ("hidden", "kernel_size"), "unet": ("base_channels",)}
+
+
+def with_recipe(name: str, options: Mapping[str, object]) -> dict[str, object]:
+    """`options` over the recipe `name`; ValueError for an unknown name."""
+    if name not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {name!r}")
+    given = {k: v for k, v in options.items() if v is not None}
+    recipe = dict(RECIPES[name])
+    dropped: set[str] = set()
+    if given.get("degradation"):
+        dropped |= set(NOISE_ONLY)
+    if given.get("schedule"):
+        dropped.add("preset")
+    if given.get("init_from"):
+        dropped |= {"arch", *ARCH_PARAMS["cnn"], *ARCH_PARAMS["unet"]}
+    if given.get("arch") and given["arch"] != recipe.get("arch"):
+        dropped |= {p for arch, params in ARCH_PARAMS.items() if arch != given["arch"] for p in params}
+    return {**{k: v for k, v in recipe.items() if k not in dropped}, **given}
