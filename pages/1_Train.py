@@ -8,12 +8,18 @@ from diffusion_core.lab import jobs
 from diffusion_core.process import process_from_config
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
-from diffusion_core.training.trainer import INT_RANGES, MAX_BATCH, MAX_EPOCHS
+from diffusion_core.training.recipes import RECIPES
+from diffusion_core.training.trainer import INT_RANGES, LR_DECAYS, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
 from pages.lab_ui.train_ui import degradation_widgets, open_run, runs_table, show_estimate, show_run, target_widgets
 from pages.lab_ui.url_state import url_state
 
 ARCH_LABELS = {"cnn": "Report CNN (hidden 16, 32, 32, 16; 7×7 convs)", "unet": "U-Net (learns faster per FLOP)"}
+RECIPE_LABELS = {"quick": "Quick: recognisable digits in about 10 minutes on 2 CPU cores",
+                 "report": "The report's: its CNN for 100 epochs (hours on a CPU)"}
+# the form's fields a recipe sets (a new recipe clears them, so they open on its values)
+RECIPE_FIELDS = ("train_arch", "train_epochs", "train_batch", "train_lr", "train_use_ema", "train_ema", "train_warmup",
+                 "train_lr_decay", "train_prediction", "train_fid", "train_fid_every", "train_base_channels")
 DATA_LABELS = {"mnist": "MNIST (full set when present or downloadable, else the bundled 5,000 digits)",
                "fashion-mnist": "Fashion-MNIST"}
 
@@ -22,7 +28,8 @@ setup_page("Train", (
     "address (`?run=…`) brings you back to it. **Stop** ends it cleanly after the current batch and keeps "
     "the last complete epoch; **Resume** continues from there. Finished runs appear as models on every page."
 ))
-url_state("train", ["train_dataset", "train_limit", "train_process", "train_schedule_mode", "train_preset",
+url_state("train", ["train_recipe", "train_warmup", "train_lr_decay", "train_base_channels", "train_dataset",
+                    "train_limit", "train_process", "train_schedule_mode", "train_preset",
                     "train_kind", "train_beta1", "train_beta2", "train_T", "train_arch", "train_epochs",
                     "train_batch", "train_lr", "train_use_ema", "train_ema", "train_seed", "train_conditional",
                     "train_fid", "train_fid_every", "train_fid_samples", "train_prediction", "train_weighting",
@@ -41,8 +48,17 @@ if watched:
 
 # ---------------------------------------------------------------- a new run
 
+def _recipe_chosen() -> None:
+    """A new recipe: forget the form's values, so every field opens on the recipe's."""
+    for key in RECIPE_FIELDS:
+        st.session_state.pop(key, None)
+
+
 with st.expander("New training run", expanded=not watched):
     fields: list[NumberField] = []  # every number box of the form: Start refuses any out of range
+    recipe_name = st.radio("Recipe", list(RECIPES), format_func=RECIPE_LABELS.get, horizontal=True, key="train_recipe",
+                           on_change=_recipe_chosen, help="Fills the form below; change any field after.")
+    recipe = RECIPES[recipe_name]
     d1, d2 = st.columns(2)
     dataset = d1.selectbox("Dataset", DATASETS, format_func=DATA_LABELS.get, key="train_dataset")
     limit = number_field("Training images (0 = all)", 0, 100_000, 0, "train_limit", container=d2, step=500,
@@ -68,20 +84,36 @@ with st.expander("New training run", expanded=not watched):
             T = number_field("T", 1, MAX_T, 1000, "train_T", container=s4, step=100)
             fields += [beta1, beta2, T]
             options.update(schedule=kind, beta1=beta1.value, beta2=beta2.value, T=T.value)
-        options.update(target_widgets(fields))
+        options.update(target_widgets(fields, str(recipe.get("prediction", "eps"))))
 
     a1, a2, a3 = st.columns(3)
-    arch = a1.selectbox("Architecture", list(ARCH_LABELS), format_func=ARCH_LABELS.get, key="train_arch")
-    epochs = number_field("Epochs", 1, MAX_EPOCHS, 10, "train_epochs", container=a2)
-    batch = number_field("Batch size", 1, MAX_BATCH, 128, "train_batch", container=a3)
+    arch = a1.selectbox("Architecture", list(ARCH_LABELS), format_func=ARCH_LABELS.get, key="train_arch",
+                        index=list(ARCH_LABELS).index(str(recipe["arch"])))
+    epochs = number_field("Epochs", 1, MAX_EPOCHS, int(recipe["epochs"]), "train_epochs", container=a2)
+    batch = number_field("Batch size", 1, MAX_BATCH, int(recipe["batch_size"]), "train_batch", container=a3)
     o1, o2, o3, o4 = st.columns(4)
-    lr = number_field("Learning rate", 1e-6, 1.0, 2e-4, "train_lr", container=o1, step=1e-4, format="%.1e")
-    use_ema = o2.checkbox("EMA of the weights", value=True, key="train_use_ema",
+    lr = number_field("Learning rate", 1e-6, 1.0, float(recipe["lr"]), "train_lr", container=o1, step=1e-4,
+                      format="%.1e")
+    use_ema = o2.checkbox("EMA of the weights", value=recipe.get("ema") is not None, key="train_use_ema",
                           help="Sample from an exponential moving average of the weights: smoother, better samples")
-    ema = number_field("EMA decay", 0.5, 0.99999, 0.999, "train_ema", container=o3, step=0.001, format="%.4f",
-                       disabled=not use_ema)
+    ema = number_field("EMA decay", 0.5, 0.99999, float(recipe.get("ema") or 0.999), "train_ema", container=o3,
+                       step=0.001, format="%.4f", disabled=not use_ema)
     seed = number_field("Seed", 0, 2**31 - 1, 0, "train_seed", container=o4)
-    fields += [epochs, batch, lr, seed] + ([ema] if use_ema else [])
+    w1, w2 = st.columns(2)
+    warmup = number_field("Learning-rate warm-up (steps)", *INT_RANGES["warmup"], int(recipe.get("warmup", 0)),
+                          "train_warmup", container=w1, help="the rate rises linearly from 0 over these optimiser "
+                          "steps: a high rate from the first step can throw a fresh network off")
+    lr_decay = w2.selectbox("Learning-rate decay", LR_DECAYS,
+                            index=LR_DECAYS.index(str(recipe.get("lr_decay", "none"))), key="train_lr_decay",
+                            help="cosine: the rate falls as a half cosine to 0 at the last step, so the run ends "
+                                 "on small, careful steps")
+    fields += [epochs, batch, lr, seed, warmup] + ([ema] if use_ema else [])
+    if arch == "unet":
+        width = number_field("U-Net base channels", 8, 256, int(recipe.get("base_channels", 32)), "train_base_channels",
+                             step=8, help="channels of the first level (the second has twice as many): wider "
+                             "learns more per step but each step costs more (a multiple of 8)")
+        fields.append(width)
+        options["base_channels"] = width.value
     if arch == "unet" and not process.startswith("Cold"):
         options["conditional"] = st.checkbox(
             "Class-conditional (learn the digit labels, for classifier-free guidance)", key="train_conditional",
@@ -89,18 +121,21 @@ with st.expander("New training run", expanded=not watched):
                  "ε too); sampling can then ask for a digit and sharpen it with a guidance scale w.")
     f1, f2, f3 = st.columns([2, 1, 1])
     fid_on = f1.checkbox(
-        "Measure FID during training", value=False, key="train_fid", disabled=dataset != "mnist",
+        "Measure FID during training", value=bool(recipe.get("fid_every")), key="train_fid",
+        disabled=dataset != "mnist",
         help="Every N epochs (and at the last) the trainer draws samples with its fast preview sampler and "
              "measures their classifier-FID against held-out digits (MNIST only: the classifier knows digits). "
              "The curve appears on the Evaluate page (the report's Figures 5 and 10); each measurement costs "
              "a few seconds on a CPU, more with more samples.") and dataset == "mnist"
-    fid_every = number_field("FID every N epochs", 1, INT_RANGES["fid_every"][1], 5, "train_fid_every",
+    fid_every = number_field("FID every N epochs", 1, INT_RANGES["fid_every"][1], int(recipe.get("fid_every") or 5),
+                             "train_fid_every",
                              container=f2, disabled=not fid_on)
     fid_samples = number_field("FID samples", *INT_RANGES["fid_samples"], 256, "train_fid_samples", container=f3,
                                disabled=not fid_on, step=64)
     if fid_on:
         fields += [fid_every, fid_samples]
-    options.update(arch=arch, epochs=epochs.value, batch_size=batch.value, lr=lr.value,
+    options.update(arch=arch, epochs=epochs.value, batch_size=batch.value, lr=lr.value, warmup=warmup.value,
+                   lr_decay=lr_decay,
                    ema=ema.value if use_ema else None, seed=seed.value, dataset=dataset,
                    limit=limit.value or None, fid_every=fid_every.value if fid_on else None,
                    fid_samples=fid_samples.value if fid_on else None)

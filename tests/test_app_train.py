@@ -62,8 +62,6 @@ def test_bad_degradation_parameters_are_errors(params, message):
     assert jobs.list_runs() == []
 
 
-COMMON = {"arch": "cnn", "epochs": 10, "batch_size": 128, "lr": 2e-4, "ema": 0.999, "seed": 0, "dataset": "mnist"}
-
 
 def job_config(run_id: str) -> dict:
     """What a job hands its subprocess: the command and the TrainConfig it reads (train_config.json)."""
@@ -74,13 +72,17 @@ def job_config(run_id: str) -> dict:
     return json.loads((run_dir / jobs.TRAIN_CONFIG).read_text())
 
 
-@pytest.mark.parametrize("process,expected", [
-    ("Noise (Gaussian)", {"preset": "default", **COMMON}),
-    ("Cold (degradation)", {"degradation": "blur", "degradation_T": 500, "degradation_schedule": "linear",
-                            "loss": "l2", "degradation_param": [("sigma_max", 3), ("kernel_size", 27)], **COMMON}),
+@pytest.mark.parametrize("recipe,process,expected", [
+    ("quick", "Noise (Gaussian)", {}),  # the page's default: the quick recipe, every field as it fills them
+    ("report", "Noise (Gaussian)", {}),
+    ("quick", "Cold (degradation)", {"degradation": "blur", "degradation_T": 500, "degradation_schedule": "linear",
+                                     "loss": "l2", "degradation_param": [("sigma_max", 3), ("kernel_size", 27)]}),
 ])
-def test_start_passes_the_settings_to_the_cli(process, expected):
+def test_start_passes_the_settings_to_the_cli(recipe, process, expected):
     at = app(PAGE).run()
+    assert at.radio(key="train_recipe").value == "quick"
+    if recipe != "quick":
+        at.radio(key="train_recipe").set_value(recipe).run()
     at.radio(key="train_process").set_value(process).run()
     if process.startswith("Cold"):
         at.text_input(key="train_degradation_params").set_value("sigma_max=3, kernel_size=27")
@@ -88,9 +90,22 @@ def test_start_passes_the_settings_to_the_cli(process, expected):
     no_exceptions(at)
     run_id = at.query_params["run"]
     try:
-        assert job_config(run_id) == json.loads(json.dumps(dataclasses.asdict(train_config(expected))))
+        want = dataclasses.asdict(train_config({"recipe": recipe, **expected}))
+        assert job_config(run_id) == json.loads(json.dumps(want))
     finally:
         jobs.stop_training(run_id)
+
+
+def test_a_recipe_fills_the_form_and_a_field_changed_after_it_is_kept():
+    at = app(PAGE).run()
+    at.number_input(key="train_epochs").set_value(7).run()
+    at.radio(key="train_recipe").set_value("report").run()  # a new recipe: its own values in every field
+    assert at.selectbox(key="train_arch").value == "cnn" and at.number_input(key="train_epochs").value == 100
+    assert at.number_input(key="train_lr").value == 2e-4 and at.selectbox(key="train_lr_decay").value == "none"
+    at.number_input(key="train_batch").set_value(64).run()
+    assert at.number_input(key="train_batch").value == 64 and at.radio(key="train_recipe").value == "report"
+    at.radio(key="train_recipe").set_value("quick").run()
+    assert at.selectbox(key="train_arch").value == "unet" and at.selectbox(key="train_prediction").value == "v"
 
 
 def test_a_prediction_target_and_weighting_reach_the_config():
@@ -111,6 +126,7 @@ def test_a_prediction_target_and_weighting_reach_the_config():
 
 def test_a_conditional_unet_can_be_started():
     at = app(PAGE).run()
+    at.selectbox(key="train_arch").set_value("cnn").run()
     assert not [c for c in at.checkbox if c.key == "train_conditional"]  # the report CNN takes no label
     at.selectbox(key="train_arch").set_value("unet").run()
     at.checkbox(key="train_conditional").check()
@@ -119,7 +135,7 @@ def test_a_conditional_unet_can_be_started():
     run_id = at.query_params["run"]
     try:
         config = job_config(run_id)
-        assert config["model"] == {"arch": "unet", "params": {"num_classes": 10}}
+        assert config["model"] == {"arch": "unet", "params": {"base_channels": 32, "num_classes": 10}}
     finally:
         jobs.stop_training(run_id)
 
@@ -200,6 +216,7 @@ def test_a_bad_run_in_the_url_is_an_error(run_id, message):
 @pytest.mark.slow
 def test_start_watch_and_stop_a_real_job():
     at = app(PAGE).run()
+    at.radio(key="train_recipe").set_value("report").run()
     at.radio(key="train_schedule_mode").set_value("Custom").run()
     at.number_input(key="train_T").set_value(20)
     at.number_input(key="train_epochs").set_value(5000)
@@ -285,11 +302,13 @@ def test_resume_refuses_an_out_of_range_epoch():
 
 
 def test_the_estimate_before_start_gives_time_and_quality(monkeypatch):
-    """Before: nothing said that the default (report CNN, 10 epochs) trains for minutes and draws noise."""
+    """Before: nothing said that the report CNN for 10 epochs trains for minutes and draws noise."""
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(jobs.PROJECT_ROOT / "checkpoints"))
     monkeypatch.setattr(jobs, "machine_load", lambda: (1.0, 2))  # a quiet machine
     st.cache_data.clear()
     at = app(PAGE).run()
+    at.radio(key="train_recipe").set_value("report").run()
+    at.number_input(key="train_epochs").set_value(10).run()
     no_exceptions(at)
     text = [i.value for i in at.info if i.value.startswith("**Time:**")]
     assert len(text) == 1, [i.value for i in at.info]
@@ -375,6 +394,7 @@ def test_measuring_this_machine_replaces_the_shipped_speed(monkeypatch):
     monkeypatch.setattr(jobs, "measure_images_per_s", lambda options: calls.append(options) or (40.0, "measured here"))
     st.cache_data.clear()
     at = app(PAGE).run()
+    at.radio(key="train_recipe").set_value("report").run()
     at.button(key="train_measure").click().run()
     no_exceptions(at)
     assert calls and calls[0]["arch"] == "cnn" and calls[0]["batch_size"] == 128

@@ -39,10 +39,11 @@ def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
             "degradation_param": text}
 
 
-def target_widgets(fields: list[NumberField]) -> dict[str, object]:
-    """The `train --prediction/--weighting/--snr-gamma` options of a noise model."""
+def target_widgets(fields: list[NumberField], prediction: str = "eps") -> dict[str, object]:
+    """The `train --prediction/--weighting/--snr-gamma` options of a noise model (`prediction`: the default)."""
     t1, t2, t3 = st.columns(3)
     prediction = t1.selectbox("Network predicts", PREDICTIONS, format_func=PREDICTION_NAMES.get, key="train_prediction",
+                              index=PREDICTIONS.index(prediction),
                               help="ε is the report's; every sampler works with each (the checkpoint declares it)")
     weighting = t2.selectbox("Loss weighting", WEIGHTINGS, key="train_weighting",
                              help="uniform: the plain MSE of the target; min-snr / soft-min-snr cap the weight of "
