@@ -226,26 +226,31 @@ def test_start_watch_and_stop_a_real_job():
     at.button(key="train_start").click().run()
     no_exceptions(at)
     run_id = at.query_params["run"]
-    deadline = time.monotonic() + 180  # a subprocess importing torch on a loaded 2-core machine: be patient
-    while not (progress_text(at).startswith("running") and jobs.read_run(run_id).epoch >= 1):
-        assert time.monotonic() < deadline, progress_text(at)
-        time.sleep(0.5)
-        at.run()
-    no_exceptions(at)
-    assert progress_text(at).startswith("running · epoch ") and "/5000 · loss " in progress_text(at)
-    assert "left" in progress_text(at)  # an ETA once an epoch has finished
-    config = jobs.read_run(run_id).config
-    assert config["diffusion"]["schedule"] == {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 20}
-    assert config["model"]["arch"] == "cnn" and config["ema_decay"] is None and config["limit"] == 64
-    assert config["batch_size"] == 32 and config["lr"] == pytest.approx(2e-4)
+    try:
+        deadline = time.monotonic() + 180  # a subprocess importing torch on a loaded 2-core machine: be patient
+        while not (progress_text(at).startswith("running") and jobs.read_run(run_id).epoch >= 1):
+            assert time.monotonic() < deadline, progress_text(at)
+            time.sleep(0.5)
+            at.run()
+        no_exceptions(at)
+        assert progress_text(at).startswith("running · epoch ") and "/5000 · loss " in progress_text(at)
+        assert "left" in progress_text(at)  # an ETA once an epoch has finished
+        config = jobs.read_run(run_id).config
+        assert config["diffusion"]["schedule"] == {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 20}
+        assert config["model"]["arch"] == "cnn" and config["ema_decay"] is None and config["limit"] == 64
+        assert config["batch_size"] == 32 and config["lr"] == pytest.approx(2e-4)
 
-    at.button(key="train_stop").click().run()
-    no_exceptions(at)
-    stopped = jobs.wait_for(run_id, ("stopped",), timeout=90)
-    at.run()
-    assert progress_text(at).startswith(f"stopped · epoch {stopped.epoch}/5000")
-    assert at.button(key="train_resume")
-    assert any(f"stopped by user during epoch {stopped.epoch + 1}" in i.value for i in at.info)
+        at.button(key="train_stop").click().run()
+        no_exceptions(at)
+        stopped = jobs.wait_for(run_id, ("stopped",), timeout=90)
+        at.run()
+        assert progress_text(at).startswith(f"stopped · epoch {stopped.epoch}/5000")
+        assert at.button(key="train_resume")
+        assert any(f"stopped by user during epoch {stopped.epoch + 1}" in i.value for i in at.info)
+    finally:  # a failed assertion must not leave a 5000-epoch job running beside the rest of the suite
+        if jobs.read_run(run_id).active:
+            jobs.stop_training(run_id)
+            jobs.wait_for(run_id, ("stopped", "died", "failed"), timeout=90)
 
 
 # ---------------------------------------------------------------- issue #18: inputs, estimate, FID, starting runs
