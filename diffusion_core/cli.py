@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--kernel-size", type=_whole(1, MAX_KERNEL), help=f"CNN kernel size (odd, 1..{MAX_KERNEL}; "
                    "default 7)")
     m.add_argument("--base-channels", type=_whole(8, MAX_WIDTH), help="U-Net base channels (multiple of 8; default 32)")
+    m.add_argument("--patch", choices=("1", "2", "4"), help="U-Net only: fold p×p pixel blocks into channels "
+                   "first (2: the network runs at 14×14 and 7×7, about 3× faster a step; default 1)")
     m.add_argument("--conditional", action="store_true", help="U-Net only: class-conditional on the digit labels, "
                    "for classifier-free guidance (an unconditional --init-from starts with a zero label embedding)")
     m.add_argument("--label-dropout", type=_number(0, 1, open_hi=True), metavar="P",

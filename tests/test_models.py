@@ -56,7 +56,8 @@ def test_the_output_depends_on_t_and_on_nothing_else_in_the_batch(cfg):
 
 @pytest.mark.parametrize("cfg", [{"arch": "cnn", "params": {}}, {"arch": "unet", "params": {}},
                                  {"arch": "cnn", "params": {"hidden": [8, 8, 8], "kernel_size": 5}},
-                                 {"arch": "unet", "params": {"base_channels": 16, "channel_mult": [1, 3]}}])
+                                 {"arch": "unet", "params": {"base_channels": 16, "channel_mult": [1, 3]}},
+                                 {"arch": "unet", "params": {"base_channels": 16, "patch": 2}}])
 def test_every_denoiser_maps_z_to_a_tensor_shaped_like_z(cfg):
     m = build_model(cfg)
     z = torch.randn(3, 1, 28, 28)
@@ -76,6 +77,22 @@ def test_unet_uses_the_time_and_an_optional_label():
     torch.testing.assert_close(m(z, t, torch.tensor([-1, -1])), m(z, t))  # label −1: no label
 
 
+def test_a_patched_unet_runs_at_a_quarter_of_the_pixels_and_keeps_each_pixel_in_place():
+    """patch 2: the first layer sees 14×14 blocks of 2×2 pixels as 4 channels (pixel-unshuffle) and the last one
+    folds them back, so a pixel's output lands where the pixel was."""
+    torch.manual_seed(0)
+    m = UNet(base_channels=8, patch=2).eval()
+    seen = {}
+    m.stem.register_forward_hook(lambda mod, inp, out: seen.update(stem=tuple(inp[0].shape)))
+    m.down2.register_forward_hook(lambda mod, inp, out: seen.update(inner=tuple(out.shape)))
+    z = torch.randn(2, 1, 28, 28)
+    assert m(z, torch.rand(2)).shape == z.shape
+    assert seen == {"stem": (2, 4, 14, 14), "inner": (2, 16, 7, 7)}
+    # the folding is the identity map with a 1×1 identity in the middle: stem and out see exactly z's blocks
+    unfolded = torch.nn.functional.pixel_unshuffle(z, 2)
+    assert torch.equal(torch.nn.functional.pixel_shuffle(unfolded, 2), z) and unfolded[0, 1, 0, 0] == z[0, 0, 0, 1]
+
+
 @pytest.mark.parametrize(
     "cfg, word",
     [({"arch": "cnn", "params": {"kernel_size": 4}}, "kernel_size"),
@@ -84,6 +101,7 @@ def test_unet_uses_the_time_and_an_optional_label():
      ({"arch": "unet", "params": {"base_channels": 10}}, "base_channels"),
      ({"arch": "unet", "params": {"channel_mult": [1, 2, 4]}}, "channel_mult"),
      ({"arch": "unet", "params": {"depth": 3}}, "unknown parameters"),
+     ({"arch": "unet", "params": {"patch": 3}}, "patch must be 1, 2 or 4"),
      ({"arch": "vit"}, "arch must be")],
 )
 def test_bad_architecture_parameters(cfg, word):

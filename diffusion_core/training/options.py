@@ -20,7 +20,8 @@ from diffusion_core.training.trainer import TrainConfig
 
 DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation", "degradation_T",
                      "degradation_schedule", "degradation_param", "loss", "prediction", "weighting", "snr_gamma")
-MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "conditional", "label_dropout")
+MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "patch", "conditional",
+                 "label_dropout")
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "warmup", "lr_decay", "ema", "seed", "device", "precision", "dataset",
                "data_root", "no_download", "limit", "sample_epochs", "fid_every", "fid_samples")
 TRAIN_OPTIONS = frozenset(DIFFUSION_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS + ("recipe",))
@@ -99,9 +100,9 @@ def _diffusion(o: Mapping[str, object]) -> dict:
 def _model(o: Mapping[str, object]) -> dict:
     arch = o.get("arch")
     if o.get("init_from"):
-        if arch or o.get("hidden") or o.get("kernel_size") or o.get("base_channels"):
+        if arch or o.get("hidden") or o.get("kernel_size") or o.get("base_channels") or o.get("patch"):
             raise ValueError("--init-from takes the architecture from the checkpoint; drop --arch/--hidden/"
-                             "--kernel-size/--base-channels")
+                             "--kernel-size/--base-channels/--patch")
         from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
 
         model = copy.deepcopy(load_checkpoint(resolve_checkpoint(str(o["init_from"]))).config["model"])
@@ -109,12 +110,17 @@ def _model(o: Mapping[str, object]) -> dict:
         model = {"arch": arch or "cnn", "params": {}}
     params = model.setdefault("params", {})
     if (arch or "cnn") == "cnn":
+        if o.get("patch") not in (None, 1, "1") or o.get("base_channels"):
+            raise ValueError("--patch and --base-channels shape a U-Net: add --arch unet (or drop them)")
         if o.get("hidden"):
             params["hidden"] = list(o["hidden"])  # type: ignore[call-overload]
         if o.get("kernel_size"):
             params["kernel_size"] = o["kernel_size"]
-    elif o.get("base_channels"):
-        params["base_channels"] = o["base_channels"]
+    else:
+        if o.get("base_channels"):
+            params["base_channels"] = o["base_channels"]
+        if o.get("patch") and int(o["patch"]) != 1:  # type: ignore[call-overload]
+            params["patch"] = int(o["patch"])  # type: ignore[call-overload]
     if o.get("conditional"):
         if model["arch"] != "unet":
             raise ValueError("--conditional needs a U-Net: add --arch unet (the report's CNN takes no label)")

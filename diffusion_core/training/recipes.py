@@ -17,7 +17,7 @@ RECIPES: dict[str, dict[str, object]] = {
     "report": {"preset": "default", "arch": "cnn", "epochs": 100, "batch_size": 128, "lr": 2e-4, "ema": 0.999},
 }
 NOISE_ONLY = ("preset", "prediction", "weighting", "snr_gamma")
-ARCH_PARAMS = {"cnn": ("hidden", "kernel_size"), "unet": ("base_channels",)}
+ARCH_PARAMS = {"cnn": ("hidden", "kernel_size"), "unet": ("base_channels", "patch")}
 
 
 def with_recipe(name: str, options: Mapping[str, object]) -> dict[str, object]:
