@@ -140,7 +140,7 @@ def test_fid_during_training_is_written_and_matches_an_independent_measurement(t
     import warnings
 
     from diffusion_core.evaluation.classifier import load_classifier
-    from diffusion_core.evaluation.metrics import evaluate_samples
+    from diffusion_core.evaluation.metrics import evaluate_samples, fid_scale
     from diffusion_core.io.data import load_dataset
     from diffusion_core.io.images import to_unit_numpy
     from diffusion_core.training.objectives import objective_from_config
@@ -158,8 +158,8 @@ def test_fid_during_training_is_written_and_matches_an_independent_measurement(t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = evaluate_samples(samples, load_classifier(), held)["fid"]
-        real = to_unit_numpy(load_dataset("mnist", "train", download=False).images[:32])
-        floor = evaluate_samples(real, load_classifier(), held)["fid"]
+        real = to_unit_numpy(load_dataset("mnist", "train", download=False).images)
+        floor = fid_scale(load_classifier(), held, real, 32, cfg.seed)["floor"]  # as `evaluate --scale` draws it
     assert rows[1]["fid"] == pytest.approx(expected, rel=1e-6)
     assert rows[0]["fid_floor"] == rows[1]["fid_floor"] == pytest.approx(floor, rel=1e-6) and floor < rows[1]["fid"]
 

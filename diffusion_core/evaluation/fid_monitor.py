@@ -14,7 +14,7 @@ import warnings
 import torch
 from torch import nn
 
-from diffusion_core.evaluation.metrics import ReferenceStats, evaluate_samples, reference_stats
+from diffusion_core.evaluation.metrics import ReferenceStats, evaluate_samples, fid_scale, reference_stats
 from diffusion_core.io.checkpoints import CheckpointError
 from diffusion_core.io.data import DatasetUnavailableError, load_dataset
 from diffusion_core.io.images import to_unit_numpy
@@ -27,7 +27,7 @@ class FIDMonitor:
         self.data_root, self.download, self.classifier_path = data_root, download, classifier_path
         self._classifier: nn.Module | None = None
         self._reference: ReferenceStats | None = None
-        self.floor: float | None = None  # FID of n held-out real digits (the train split's first n): the best reachable
+        self.floor: float | None = None  # FID of n held-out real digits (a seeded draw, as `evaluate --scale`)
         self.unavailable: str | None = None if dataset == "mnist" else (
             f"FID during training needs MNIST (the classifier knows digits, not {dataset})")
 
@@ -47,8 +47,8 @@ class FIDMonitor:
             self._reference = reference_stats(self._classifier, to_unit_numpy(held.images))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                self.floor = float(evaluate_samples(to_unit_numpy(real.images[: self.n]), self._classifier,
-                                                    self._reference)["fid"])
+                self.floor = fid_scale(self._classifier, self._reference, to_unit_numpy(real.images), self.n,
+                                       self.seed)["floor"]
         return True
 
     def __call__(self, objective, model: nn.Module, device: torch.device | str) -> dict | None:
