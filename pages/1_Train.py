@@ -19,7 +19,8 @@ RECIPE_LABELS = {"quick": "Quick: recognisable digits in about 10 minutes on 2 C
                  "report": "The report's: its CNN for 100 epochs (hours on a CPU)"}
 # the form's fields a recipe sets (a new recipe clears them, so they open on its values)
 RECIPE_FIELDS = ("train_arch", "train_epochs", "train_batch", "train_lr", "train_use_ema", "train_ema", "train_warmup",
-                 "train_lr_decay", "train_prediction", "train_fid", "train_fid_every", "train_base_channels")
+                 "train_lr_decay", "train_prediction", "train_fid", "train_fid_every", "train_base_channels",
+                 "train_patch")
 DATA_LABELS = {"mnist": "MNIST (full set when present or downloadable, else the bundled 5,000 digits)",
                "fashion-mnist": "Fashion-MNIST"}
 
@@ -28,7 +29,8 @@ setup_page("Train", (
     "address (`?run=…`) brings you back to it. **Stop** ends it cleanly after the current batch and keeps "
     "the last complete epoch; **Resume** continues from there. Finished runs appear as models on every page."
 ))
-url_state("train", ["train_recipe", "train_warmup", "train_lr_decay", "train_base_channels", "train_dataset",
+url_state("train", ["train_recipe", "train_warmup", "train_lr_decay", "train_base_channels", "train_patch",
+                    "train_dataset",
                     "train_limit", "train_process", "train_schedule_mode", "train_preset",
                     "train_kind", "train_beta1", "train_beta2", "train_T", "train_arch", "train_epochs",
                     "train_batch", "train_lr", "train_use_ema", "train_ema", "train_seed", "train_conditional",
@@ -109,9 +111,16 @@ with st.expander("New training run", expanded=not watched):
                                  "on small, careful steps")
     fields += [epochs, batch, lr, seed, warmup] + ([ema] if use_ema else [])
     if arch == "unet":
+        u1, u2 = st.columns(2)
+        patches = [1, 2, 4]
+        options["patch"] = u2.selectbox(
+            "U-Net patch", patches, index=patches.index(int(recipe.get("patch", 1))), key="train_patch",
+            format_func=lambda p: "1 (every pixel)" if p == 1 else f"{p} ({p}×{p} pixel blocks as channels)",
+            help="2: the network runs at 14×14 and 7×7 instead of 28×28 and 14×14, about 3× the images per "
+                 "second, at some cost in fine detail per step")
         width = number_field("U-Net base channels", 8, 256, int(recipe.get("base_channels", 32)), "train_base_channels",
-                             step=8, help="channels of the first level (the second has twice as many): wider "
-                             "learns more per step but each step costs more (a multiple of 8)")
+                             container=u1, step=8, help="channels of the first level (the second has twice as "
+                             "many): wider learns more per step but each step costs more (a multiple of 8)")
         fields.append(width)
         options["base_channels"] = width.value
     if arch == "unet" and not process.startswith("Cold"):

@@ -3,6 +3,7 @@ will draw (the shipped model of the same kind); while it starts: what it is doin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -79,6 +80,12 @@ def test_the_reference_matches_architecture_process_and_preset():
     assert pick({"arch": "cnn", "schedule": "cosine"}) == "default"  # no preset: the one with most steps
     unet = jobs.estimate_training({"arch": "unet", "epochs": 10, "batch_size": 64}, 4500, refs)
     assert unet.images_per_s == 90.0 and "after more than 9,585 optimiser steps" in unet.verdict
+    patched = dataclasses.replace(reference("quick", arch="unet", steps=4680, speed=1100.0), patch=2)
+    quick = jobs.estimate_training({"arch": "unet", "patch": 2, "epochs": 10, "batch_size": 64}, 4500,
+                                   [*refs, patched])
+    assert quick.reference.name == "quick" and quick.images_per_s == 1100.0  # a patched U-Net is ~3× faster
+    assert jobs.estimate_training({"arch": "unet", "epochs": 1, "batch_size": 64}, 4500,
+                                  [*refs, patched]).reference.name == "unet"
     fashion = jobs.estimate_training({"arch": "cnn", "epochs": 1, "batch_size": 128, "dataset": "fashion-mnist"},
                                      4500, refs)
     assert fashion.verdict.endswith("(The shipped models learned MNIST digits; this run learns fashion-mnist.)")
