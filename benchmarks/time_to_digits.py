@@ -34,6 +34,7 @@ from diffusion_core.evaluation.metrics import (  # noqa: E402
     classifier_outputs,
     confident_fraction,
     fid_from_features,
+    fid_scale,
 )
 from diffusion_core.evaluation.noisy_classifier import cpu_name  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint  # noqa: E402
@@ -68,17 +69,18 @@ def train(name: str, recipe: str, extra: list[str], minutes: float, out: Path, f
         raise RuntimeError(f"[{name}] training failed: {proc.stderr.read()[-2000:]}")
 
 
-def final_quality(weights: Path, n: int, classifier, ref, floor_images: np.ndarray) -> dict:
+def final_quality(weights: Path, n: int, classifier, ref, held: np.ndarray, steps: int) -> dict:
+    """n samples (DPM-Solver++(2M) SDE, `steps` steps): FID, the floor as `evaluate --scale` draws it, the
+    confident share, the digits present and the class entropy."""
     checkpoint = load_checkpoint(weights)
-    images = np.concatenate([to_unit_numpy(sample_checkpoint(checkpoint, SamplerChoice("dpm++2m-sde", 20, seed=k),
+    images = np.concatenate([to_unit_numpy(sample_checkpoint(checkpoint, SamplerChoice("dpm++2m-sde", steps, seed=k),
                                                              min(CHUNK, n - i)).samples)
                              for k, i in enumerate(range(0, n, CHUNK))])
     feats, probs = classifier_outputs(classifier, images)
-    floor_feats, _ = classifier_outputs(classifier, floor_images[:n])
-    fid, floor = fid_from_features(feats, ref), fid_from_features(floor_feats, ref)
+    fid, floor = fid_from_features(feats, ref), fid_scale(classifier, ref, held, n, 0)["floor"]
     hist = class_histogram(probs.argmax(1))
     return {"fid": fid, "fid_floor": floor, "fid_over_floor": fid / floor, "confident": confident_fraction(probs),
-            "digits_present": int((hist > 0).sum()), "class_entropy": class_entropy(hist), "n": n}
+            "digits_present": int((hist > 0).sum()), "class_entropy": class_entropy(hist), "n": n, "steps": steps}
 
 
 def main() -> None:
@@ -89,14 +91,14 @@ def main() -> None:
     parser.add_argument("--extra", action="append", default=[], metavar="RECIPE=FLAGS",
                         help="more train flags for one recipe (an ablation), e.g. quick=\"--lr 1e-3\"")
     parser.add_argument("--tag", default="", help="suffix of the run folders and result names (ablations)")
-    parser.add_argument("--fid-every", type=int, default=2, help="epochs between FID measurements in training")
+    parser.add_argument("--fid-every", type=int, default=10, help="epochs between FID measurements in training")
     parser.add_argument("--runs", type=Path, default=PROJECT_ROOT / "runs" / "time-to-digits")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     extra = {k: shlex.split(v) for k, _, v in (e.partition("=") for e in args.extra)}
     classifier = load_classifier(None)
     ref, source = mnist_test_reference(classifier)
-    floor_images = to_unit_numpy(load_dataset("mnist", "train", download=False).images)
+    held = to_unit_numpy(load_dataset("mnist", "train", download=False).images)
     result = read_json_or_empty(args.out) if args.out.is_file() else {}
     result.update({"minutes": args.minutes, "reference": f"MNIST test split ({source})", "machine": cpu_name(),
                    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
@@ -110,7 +112,8 @@ def main() -> None:
         train(name, recipe, extra.get(recipe, []), args.minutes, out, args.fid_every)
         rows = read_jsonl(out / "metrics.jsonl")
         status = read_json_or_empty(out / "status.json")
-        final = final_quality(out / "model.safetensors", args.n, classifier, ref, floor_images)
+        final = {f"steps_{k}": final_quality(out / "model.safetensors", args.n, classifier, ref, held, k)
+                 for k in (20, 50)}
         result["runs"][name] = {
             "recipe": recipe, "flags": RECIPES[recipe] | {"extra": extra.get(recipe, [])},
             "curve": [{"minutes": round(r["wall_time_s"] / 60, 2), "epoch": r["epoch"], "fid_256": r.get("fid"),
@@ -122,10 +125,10 @@ def main() -> None:
     print(f"\nClassifier-FID (256 samples) against minutes of training, on {result['machine']}:")
     for name, run in result["runs"].items():
         print(f"  {name:22s} " + "  ".join(f"{p['minutes']:.1f}′ {p['fid_256']:.0f}" for p in run["curve"]))
-    print(f"\nFinal models, n = {args.n} (DPM-Solver++(2M) SDE, 20 steps):")
-    for name, run in result["runs"].items():
-        f = run["final"]
-        print(f"  {name:22s} FID {f['fid']:7.1f} = {f['fid_over_floor']:5.2f}× floor {f['fid_floor']:.1f}  "
+    print(f"\nFinal models, n = {args.n} (DPM-Solver++(2M) SDE, 20 and 50 steps):")
+    for (name, run), k in ((item, k) for item in result["runs"].items() for k in (20, 50)):
+        f = run["final"][f"steps_{k}"]
+        print(f"  {name:16s} {k} steps FID {f['fid']:7.1f} = {f['fid_over_floor']:5.2f}× floor {f['fid_floor']:.1f}  "
               f"confident {f['confident']:6.1%}  digits {f['digits_present']}  entropy {f['class_entropy']:.2f}  "
               f"{run['epochs_done']} epochs in {run['train_minutes']:.1f} min ({run['images_per_s']} img/s, "
               f"{run['precision']})")

@@ -135,7 +135,7 @@ def test_a_conditional_unet_can_be_started():
     run_id = at.query_params["run"]
     try:
         config = job_config(run_id)
-        assert config["model"] == {"arch": "unet", "params": {"base_channels": 32, "num_classes": 10}}
+        assert config["model"] == {"arch": "unet", "params": {"base_channels": 32, "patch": 2, "num_classes": 10}}
     finally:
         jobs.stop_training(run_id)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 RECIPES: dict[str, dict[str, object]] = {
-    "quick": {"preset": "default", "prediction": "v", "arch": "unet", "base_channels": 32, "epochs": 30,
-              "batch_size": 128, "lr": 2e-3, "warmup": 100, "lr_decay": "cosine", "ema": 0.999},
+    "quick": {"preset": "default", "prediction": "v", "arch": "unet", "base_channels": 32, "patch": 2, "epochs": 100,
+              "batch_size": 64, "lr": 2e-3, "warmup": 100, "lr_decay": "cosine", "ema": 0.999, "fid_every": 10},
     "report": {"preset": "default", "arch": "cnn", "epochs": 100, "batch_size": 128, "lr": 2e-4, "ema": 0.999},
 }
 NOISE_ONLY = ("preset", "prediction", "weighting", "snr_gamma")
