@@ -36,38 +36,41 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SCREENSHOTS = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def serve(tmp_path_factory, name: str, tiny_models, shipped: tuple[str, ...]):
+    """The app on tiny models (`tiny_models(checkpoints folder)` writes them) and copies of the shipped
+    `shipped` checkpoints; on the shipped checkpoints themselves with DIFFUSION_LAB_SCREENSHOTS. Yields its URL."""
     require_browser()
-    root = tmp_path_factory.mktemp("browser_teaching")
+    root = tmp_path_factory.mktemp(name)
     ckpts, _, env = lab_folders(root, ROOT / "checkpoints" if SCREENSHOTS else None)
     if not SCREENSHOTS:
         torch.manual_seed(0)
-        save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
-        for name in ("classifier.safetensors", "classifier.json"):
-            shutil.copy(ROOT / "checkpoints" / name, ckpts)
+        tiny_models(ckpts)
+        for stem in shipped:
+            for suffix in (".safetensors", ".json"):
+                shutil.copy(ROOT / "checkpoints" / f"{stem}{suffix}", ckpts)
     with running_app(env, root / "streamlit.log") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    def tiny(ckpts):
+        save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
+
+    yield from serve(tmp_path_factory, "browser_teaching", tiny, ("classifier",))
 
 
 @pytest.fixture(scope="module")
 def edit_app(tmp_path_factory):
-    """The app on a tiny model of the report's default schedule (T = 1000, the noise-aware classifier's), a tiny
-    cold mask model and the shipped classifiers; the shipped checkpoints with DIFFUSION_LAB_SCREENSHOTS."""
-    require_browser()
-    root = tmp_path_factory.mktemp("browser_edit")
-    ckpts, _, env = lab_folders(root, ROOT / "checkpoints" if SCREENSHOTS else None)
-    if not SCREENSHOTS:
-        torch.manual_seed(0)
+    """A tiny model of the report's default schedule (T = 1000, the noise-aware classifier's) and a tiny cold
+    mask model, with the shipped classifiers."""
+    def tiny(ckpts):
         save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(1000))
         mask = {"model": TINY, "diffusion": {"type": "cold", "degradation": {"kind": "mask", "T": 20}, "loss": "l2"},
                 "epochs": 1}
         save_checkpoint(ckpts / "mask", build_model(TINY), mask)
-        for name in ("classifier", "noisy-classifier"):
-            for suffix in (".safetensors", ".json"):
-                shutil.copy(ROOT / "checkpoints" / f"{name}{suffix}", ckpts)
-    with running_app(env, root / "streamlit.log") as url:
-        yield url
+
+    yield from serve(tmp_path_factory, "browser_edit", tiny, ("classifier", "noisy-classifier"))
 
 
 def open_page(page, url: str, name: str) -> None:
