@@ -342,7 +342,9 @@ def test_the_estimate_before_start_gives_time_and_quality(monkeypatch):
 
 def test_fid_during_training_is_offered_and_passed_to_the_cli():
     at = app(PAGE).run()
-    assert at.number_input(key="train_fid_every").disabled
+    assert at.checkbox(key="train_fid").value and at.number_input(key="train_fid_every").value == 10  # quick's
+    at.radio(key="train_recipe").set_value("report").run()
+    assert not at.checkbox(key="train_fid").value and at.number_input(key="train_fid_every").disabled
     at.checkbox(key="train_fid").check().run()
     at.number_input(key="train_fid_every").set_value(2)
     at.number_input(key="train_fid_samples").set_value(128)
