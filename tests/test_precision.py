@@ -93,3 +93,33 @@ def test_sampling_runs_the_network_in_the_detected_precision(monkeypatch):
     assert torch.equal(sample("auto"), bf16)
     assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
     assert ((bf16 - fp32).norm() / fp32.norm()).item() < 0.05
+
+
+def test_unet_runs_nchw_under_cpu_autocast_and_float32_is_untouched():
+    """The U-Net's weights stay channels-last (float32's fast layout); under CPU autocast its convolutions switch
+    to NCHW so GroupNorm sees NCHW tensors (its channels-last bf16 path is many times slower). Float32 output is
+    bit-for-bit what plain nn.Conv2d layers give."""
+    from diffusion_core.models import unet
+
+    torch.manual_seed(0)
+    net = unet.UNet(base_channels=16, patch=2).eval()
+    plain = unet.UNet(base_channels=16, patch=2).eval()
+    plain.load_state_dict(net.state_dict())
+    for m in plain.modules():
+        if isinstance(m, unet.Conv2d):
+            m.__class__ = torch.nn.Conv2d
+    seen: list[bool] = []
+    for m in net.modules():
+        if isinstance(m, torch.nn.GroupNorm):
+            m.register_forward_pre_hook(lambda mod, args: seen.append(args[0].is_contiguous()))
+    z, t = torch.randn(4, 1, 28, 28), torch.rand(4)
+    with torch.no_grad():
+        assert torch.equal(net(z, t), plain(z, t))
+        assert seen and not any(seen)  # float32: channels-last activations throughout
+        seen.clear()
+        fast = with_precision(net, "bf16", "cpu")(z, t)
+    assert seen and all(seen)
+    assert net.stem.weight.is_contiguous(memory_format=torch.channels_last)  # nothing was moved in place
+    with torch.no_grad():
+        ref = plain(z, t)
+    assert ((fast - ref).norm() / ref.norm()).item() < 0.02

@@ -19,15 +19,27 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
 
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d that runs in NCHW under CPU autocast. The U-Net keeps channels-last weights, which suit float32,
+    but under bf16 autocast channels-last activations make PyTorch's GroupNorm 5–20× slower than NCHW ones, which
+    ate the whole bf16 gain (benchmarks/unet_bf16.py). An NCHW copy of the weight each call costs little; float32
+    runs exactly as nn.Conv2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            return self._conv_forward(x.contiguous(), self.weight.contiguous(), self.bias)
+        return super().forward(x)
+
+
 class ResBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, groups: int = 8) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(min(groups, in_ch), in_ch)
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.conv1 = Conv2d(in_ch, out_ch, 3, padding=1)
         self.emb = nn.Linear(emb_dim, out_ch)
         self.norm2 = nn.GroupNorm(min(groups, out_ch), out_ch)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+        self.conv2 = Conv2d(out_ch, out_ch, 3, padding=1)
+        self.skip = Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         # In-place SiLU only without autograd (its backward needs its input); the in-place adds act on
@@ -69,17 +81,17 @@ class UNet(nn.Module):
         # patch p: the image enters as p×p pixel blocks folded into channels (pixel-unshuffle), so every layer runs
         # at 1/p² of the pixels: a 28×28 digit becomes 14×14 (then 7×7) for p = 2
         self.patch = patch
-        self.stem = nn.Conv2d(in_channels * patch * patch, c1, 3, padding=1)
+        self.stem = Conv2d(in_channels * patch * patch, c1, 3, padding=1)
         self.down1 = ResBlock(c1, c1, time_embed_dim)
-        self.downsample = nn.Conv2d(c1, c1, 3, stride=2, padding=1)  # 28 → 14
+        self.downsample = Conv2d(c1, c1, 3, stride=2, padding=1)  # 28 → 14
         self.down2 = ResBlock(c1, c2, time_embed_dim)
         self.mid1 = ResBlock(c2, c2, time_embed_dim)
         self.mid2 = ResBlock(c2, c2, time_embed_dim)
         self.up2 = ResBlock(c2 + c2, c2, time_embed_dim)
-        self.upsample = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c2, c1, 3, padding=1))
+        self.upsample = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), Conv2d(c2, c1, 3, padding=1))
         self.up1 = ResBlock(c1 + c1, c1, time_embed_dim)
         self.out_norm = nn.GroupNorm(8, c1)
-        self.out = nn.Conv2d(c1, in_channels * patch * patch, 3, padding=1)
+        self.out = Conv2d(c1, in_channels * patch * patch, 3, padding=1)
         # Channels-last (NHWC) weights make every convolution run NHWC: no layout reorders between
         # layers; one batch-16 step on a 2-core CPU took 7–17 % less time (benchmarks/run.py against
         # the NCHW reference). Loading a state dict keeps the layout.
