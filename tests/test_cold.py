@@ -346,3 +346,37 @@ def test_cli_train_and_sample_cold_end_to_end(tmp_path, capsys):
     assert "need --degradation KIND" in capsys.readouterr().err
     assert main(["train", "--degradation", "mask", "--preset", "default", "--out", str(tmp_path / "bad")]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_blur_generation_starts_where_the_blur_is_about_2_5_pixels():
+    """generation_t: the last t with σ_t ≤ 2.52 for blur (t = 250 of the report's σ_t = 0.02 + 0.01·t, T = 500);
+    T for the other kinds (measured for blur only) and for a blur that never gets that strong."""
+    report = make_degradation("blur", 500)
+    t = report.generation_t
+    assert t == 250 and float(report.sigmas[t]) <= 2.52 < float(report.sigmas[t + 1])
+    assert make_degradation("blur", 40, sigma_max=2.0).generation_t == 40
+    assert make_degradation("noise-blur", 500).generation_t == 500
+    assert make_degradation("mask", 100).generation_t == 100
+
+
+def test_a_mixture_start_runs_from_where_its_mixture_is_fitted():
+    """The default "mixture" start fits D(x, generation_t) and the walk starts there; a fitted mixture starts at
+    its own t and refuses another; black cannot start midway."""
+    bank, _ = stroke_images()
+    d = make_degradation("blur", 40, sigma_max=5.02)  # σ_t = 0.02 + 0.125·t: generation_t = 20
+    process = ColdProcess(d)
+    oracle = NearestRestorer(bank, d)
+    mix = fit_mixture_start(d, bank, seed=0, t=d.generation_t)
+    assert mix.t == 20 == d.generation_t
+    # the mixture models D(x, 20): its mean is that of the bank blurred to t = 20, not to T
+    draws = mix.sample(256, torch.Generator().manual_seed(0))
+    assert (draws.mean(0) - d(bank, 20).mean(0)).abs().max() < 0.05
+    assert (draws.mean(0) - d(bank, 40).mean(0)).abs().max() > 0.05
+    frames = list(process.frames(oracle, SamplerChoice("improved", 5, seed=0, start=mix), 4))
+    assert frames[0].t == 20 and process.step_count(SamplerChoice("improved", 5, start=mix)) == 5
+    with pytest.raises(ValueError, match="at t = 20; a run from it starts there, not at t_start = 40"):
+        process.step_count(SamplerChoice("improved", 5, start=mix, t_start=40))
+    assert process.resolve(SamplerChoice("improved", 5)).t_start == 20
+    assert process.resolve(SamplerChoice("improved", 5, t_start=40)).t_start == 40
+    with pytest.raises(ValueError, match="needs the degraded images x_t or the mixture"):
+        process.start(SamplerChoice("improved", 5, start="black", t_start=20), 2, torch.Generator())

@@ -203,7 +203,7 @@ def start_comparison(checkpoint: LoadedCheckpoint, black_samples: np.ndarray, re
     black = black_start(degradation, n, tuple(real.shape[1:]), noise)
     real_T = degradation(real, degradation.T, noise)
     try:
-        mixture = dataset_mixture(degradation, checkpoint.config.get("dataset", "mnist"))
+        mixture = dataset_mixture(degradation, checkpoint.config.get("dataset", "mnist"), t=degradation.T)
         mix = mixture.sample(n, torch.Generator().manual_seed(seed))
     except DatasetUnavailableError:  # no training digits here: show the other two
         mix = None

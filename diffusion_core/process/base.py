@@ -34,7 +34,8 @@ class SamplerChoice:
     start: str | torch.Tensor = "mixture"
     digit: int | None = None
     guidance: float | None = None
-    t_start: int | None = None  # start the reverse run at this t from a given x_t (default T)
+    t_start: int | None = None  # start the reverse run at this t from a given x_t (default T; a cold mixture
+    # start: the degradation's generation_t)
     spacing: str | None = None  # where the steps go (samplers/spacing.py); None: the sampler's own
     rho: float = 7.0  # ρ of the Karras spacing
     churn: float = 0.0  # Heun's S_churn: noise added back before each step (0: the deterministic ODE)
@@ -158,15 +159,19 @@ class DiffusionProcess(ABC):
             spaced_by(spacing, [], t_start, steps, rho)  # the message naming the spacings
         return spaced_by("uniform", [], t_start, steps, rho)
 
+    def resolve(self, choice: SamplerChoice) -> SamplerChoice:
+        """The choice with this process's defaults filled in (a cold mixture start: where it starts)."""
+        return choice
+
     def network_calls(self, choice: SamplerChoice) -> int:
         """Network evaluations (NFE) of one run on its batch, before any guidance doubling."""
         spec = self.sampler(choice.sampler)
-        return spec.nfe(len(spec.timesteps(self, choice)))
+        return spec.nfe(len(spec.timesteps(self, self.resolve(choice))))
 
     def step_count(self, choice: SamplerChoice) -> int:
         """Network steps (frames with t > 0) of one run: a progress bar's total. Raises the sampler's
         ValueError for a step count it refuses."""
-        return len(self.sampler(choice.sampler).timesteps(self, choice))
+        return len(self.sampler(choice.sampler).timesteps(self, self.resolve(choice)))
 
     def frames(self, model: nn.Module, choice: SamplerChoice, n: int = 16, device: torch.device | str = "cpu",
                dataset: str = "mnist") -> Iterator[SamplerStep]:
@@ -176,6 +181,7 @@ class DiffusionProcess(ABC):
         from diffusion_core.samplers.base import SeedBatch
 
         validate_seed(choice.seed)
+        choice = self.resolve(choice)
         spec = self.sampler(choice.sampler)
         ts = spec.timesteps(self, choice)  # refuse a bad step count before anything is drawn
         generator = SeedBatch(choice.seed, len(choice.start) if isinstance(choice.start, torch.Tensor) else n)

@@ -110,6 +110,12 @@ class Degradation:
         """(label, value at t = 0..T) of the quantity the schedule drives, for plotting."""
         return "strength s(t/T)", self.s.tolist()
 
+    @property
+    def generation_t(self) -> int:
+        """Where unconditional generation starts: the mixture start is fitted to D(x, t) there and the
+        restorer walks back from it (T unless a kind has measured better)."""
+        return self.T
+
     def draw_noise(self, shape: tuple[int, ...], generator: torch.Generator,
                    device: torch.device | str = "cpu") -> torch.Tensor | None:
         """ε for stochastic hybrids (held fixed along a trajectory); None for deterministic kinds."""

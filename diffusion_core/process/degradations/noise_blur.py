@@ -28,6 +28,11 @@ class NoiseBlur(GaussianBlur):
     def params(self) -> dict:
         return {**super().params, "noise_std": self.noise_std}
 
+    @property
+    def generation_t(self) -> int:
+        """T: the blur's earlier start is measured for pure blur only."""
+        return self.T
+
     def noise_levels(self) -> torch.Tensor:
         """noise_std·s_t for t = 0..T."""
         return self.noise_std * self.s
