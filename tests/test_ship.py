@@ -40,3 +40,33 @@ def test_ship_writes_checkpoint_metrics_and_card(tmp_path, capsys):
     assert main(["evaluate", str(out / "tiny.safetensors"), "--n", "200", "--sampler", "ddim", "--steps", "5",
                  "--seed", "0", "--no-download"]) == 0
     assert json.loads(capsys.readouterr().out)["fid"] == pytest.approx(m["fid"], rel=1e-6)
+
+
+def test_every_shipped_models_card_recipe_trains_its_config():
+    """A card's Recipe line, parsed by the real CLI, gives back the shipped model's architecture, process and
+    training settings (init_from aside, what `train` builds is what was shipped)."""
+    import json
+    import shlex
+
+    from diffusion_core.cli import build_parser
+    from diffusion_core.io.cards import train_command
+    from diffusion_core.io.files import PROJECT_ROOT
+    from diffusion_core.training.options import TRAIN_OPTIONS, train_config
+
+    shipped = [json.loads(p.read_text()) for p in sorted((PROJECT_ROOT / "checkpoints").glob("*.json"))]
+    models = [c for c in shipped if "diffusion" in c]
+    assert len(models) >= 6
+    for config in models:
+        argv = shlex.split(train_command(config, "runs/x"))
+        assert argv[:4] == ["python", "-m", "diffusion_core", "train"]
+        args = build_parser().parse_args(argv[3:])
+        built = train_config({k: v for k, v in vars(args).items() if k in TRAIN_OPTIONS}).__dict__
+        train = config["training"]
+        assert built["model"]["arch"] == config["model"]["arch"], config["name"]
+        assert {k: v for k, v in built["model"]["params"].items() if v is not None} == \
+            {k: v for k, v in config["model"]["params"].items() if v is not None}, config["name"]
+        assert built["diffusion"] == config["diffusion"], config["name"]
+        assert (built["epochs"], built["batch_size"], built["seed"]) == \
+            (config["epochs"], train["batch_size"], train["seed"]), config["name"]
+        assert built["lr"] == pytest.approx(train["lr"]) and built["ema_decay"] == train.get("ema_decay")
+        assert (built["warmup"], built["lr_decay"]) == (train.get("warmup", 0), train.get("lr_decay", "none"))

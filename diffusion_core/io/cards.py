@@ -19,6 +19,47 @@ def quality_verdict(report: dict) -> dict[str, bool]:
     }
 
 
+def train_command(config: dict, out: str = "runs/NAME") -> str:
+    """The `python -m diffusion_core train` command line that trains a checkpoint's config from scratch."""
+    import shlex
+
+    model, diffusion, train = config["model"], config["diffusion"], config.get("training", {})
+    params = model.get("params") or {}
+    args = ["python", "-m", "diffusion_core", "train", "--out", out]
+    if train.get("init_from"):  # the architecture comes with the starting weights
+        args += ["--init-from", train["init_from"]]
+    else:
+        flags = {"base_channels": "--base-channels", "patch": "--patch", "hidden": "--hidden",
+                 "kernel_size": "--kernel-size"}
+        args += ["--arch", model["arch"]] + [a for k, flag in flags.items() if k in params
+                                             for a in (flag, str(params[k]))]
+    if params.get("num_classes"):
+        args += ["--conditional", "--label-dropout", f"{train.get('label_dropout', 0.1):g}"]
+    if diffusion["type"] == "cold":
+        deg = diffusion["degradation"]
+        args += ["--degradation", deg["kind"], "--degradation-T", str(deg["T"]),
+                 "--degradation-schedule", deg.get("schedule", "linear"), "--loss", diffusion.get("loss", "l2")]
+        args += [a for k, v in sorted(deg.items()) if k not in ("kind", "T", "schedule") and v is not None
+                 for a in ("--degradation-param", f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")]
+    else:
+        sched = diffusion["schedule"]
+        args += (["--preset", diffusion["preset"]] if diffusion.get("preset") else
+                 ["--schedule", sched["kind"], "--T", str(sched["T"])]
+                 + [a for k in ("beta1", "beta2") if k in sched for a in (f"--{k}", f"{sched[k]:g}")])
+        args += ["--prediction", diffusion.get("prediction", "eps")]
+        if diffusion.get("weighting", "uniform") != "uniform":
+            args += ["--weighting", diffusion["weighting"]]
+    args += ["--epochs", str(config.get("epochs", 100)), "--batch-size", str(train.get("batch_size", 128)),
+             "--lr", f"{train.get('lr', 2e-4):g}", "--seed", str(train.get("seed", 0))]
+    if train.get("warmup"):
+        args += ["--warmup", str(train["warmup"])]
+    if train.get("lr_decay", "none") != "none":
+        args += ["--lr-decay", train["lr_decay"]]
+    if train.get("ema_decay"):
+        args += ["--ema", f"{train['ema_decay']:g}"]
+    return shlex.join(args)
+
+
 def model_card(name: str, config: dict, rows: list[dict], report: dict, command: str, parameters: int) -> str:
     """Markdown card: data, process, training, wall time, final loss, metrics against the FID scale."""
     train = config.get("training", {})
@@ -42,7 +83,9 @@ def model_card(name: str, config: dict, rows: list[dict], report: dict, command:
         f"{train.get('lr', '?'):g}, batch {train.get('batch_size', '?')}, EMA {train.get('ema_decay') or 'off'}, "
         f"seed {train.get('seed', '?')}"
         + (f", starting from the weights of `{train['init_from']}`" if train.get("init_from") else "") + ".",
-        f"- **Wall time:** {last.get('wall_time_s', 0) / 60:.0f} min of training on a shared 2-core CPU "
+        f"- **Recipe:** `{train_command(config, 'runs/' + name)}`.",
+        f"- **Wall time:** {last.get('wall_time_s', 0) / 60:.0f} min of training on "
+        f"{train.get('machine') or 'a shared 2-core CPU'} "
         f"({last.get('images_per_s', 0):.0f} images/s in the last epoch).",
         f"- **Final training loss:** {last.get('loss', float('nan')):.4f}.",
     ]

@@ -55,6 +55,15 @@ class TrainingError(RuntimeError):
     """Training stopped for a reason the user must act on (the message says which)."""
 
 
+def machine_name(device: torch.device) -> str:
+    """What trained a run, for its card: the GPU's name, or the CPU's model name and threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    from diffusion_core.evaluation.noisy_classifier import cpu_name
+
+    return cpu_name()
+
+
 @dataclass
 class TrainConfig:
     diffusion: dict = field(default_factory=lambda: noise_diffusion_config(kind="linear", beta1=1e-4, beta2=0.02,
@@ -361,6 +370,7 @@ def _train(
                      **({"warmup": config.warmup} if config.warmup else {}),
                      **({"lr_decay": config.lr_decay} if config.lr_decay != "none" else {}),
                      "ema_decay": config.ema_decay, "n_train": len(x_all), "data_source": data.source,
+                     "machine": machine_name(device),
                      **({"init_from": Path(config.init_from).stem} if config.init_from else {}),
                      **({"label_dropout": config.label_dropout} if conditional else {})},
     }
