@@ -24,7 +24,8 @@ setup_page("Edit", (
 url_state("edit", ["ed_strength", "ed_digit", "ed_seed", "ed_sd_source", "ed_sd_index", "ed_paint_*", "ed_ip_*",
                     "ed_rt_*"])
 
-ckpt = model_picker(key="ed_model", label="Noise model", process=GaussianProcess)
+# inversion, interpolation, inpainting and classifier guidance run the model without a label
+ckpt = model_picker(key="ed_model", label="Noise model", process=GaussianProcess, unconditional=True)
 if ckpt is None:
     st.stop()
 DECODE_STEPS = min(50, ckpt.process.T)  # DDIM steps of interpolation's inversion and decoding

@@ -84,8 +84,15 @@ def test_default_model_prefers_known_names_then_noise_models(_fresh, monkeypatch
     assert default_checkpoint().stem == "default"
     write_checkpoint(_fresh, "default-unet", T=20)
     assert default_checkpoint().stem == "default-unet"
+    assert default_checkpoint(unconditional=True).stem == "default-unet"  # no unconditional U-Net shipped
+    write_checkpoint(_fresh, "quick-unet", T=20)
+    assert default_checkpoint(unconditional=True).stem == "quick-unet"
+    write_checkpoint(_fresh, "uncond-unet", T=20)
+    assert default_checkpoint(unconditional=True).stem == "uncond-unet"
+    assert default_checkpoint().stem == "default-unet"  # Home and the other pages keep the class-conditional one
     monkeypatch.setenv("DIFFUSION_LAB_DEFAULT_MODEL", "b_model")
     assert default_checkpoint().stem == "b_model"
+    assert default_checkpoint(unconditional=True).stem == "b_model"
 
 
 def test_a_broken_default_model_is_an_error_message_not_a_traceback(_fresh):

@@ -161,3 +161,19 @@ def test_listing_and_resolving_shipped_checkpoints(saved, monkeypatch):
     assert resolve_checkpoint("m") == saved / "m.safetensors"
     with pytest.raises(CheckpointError, match="no shipped checkpoint of that name"):
         resolve_checkpoint("missing-model")
+
+
+def test_a_safetensors_header_whose_length_starts_with_0x80_is_not_taken_for_a_pickle():
+    """safetensors begins with its header's length (8 bytes, little-endian): a header of 0x1980 bytes starts the
+    file with b"\\x80", as a pickle does. Such a file (a trained U-Net hit it) loads."""
+    from safetensors.torch import save as save_safetensors
+
+    from diffusion_core.io.checkpoints import load_weights
+
+    tensors = {"w": torch.arange(6.0).reshape(2, 3)}
+    for pad in range(4000):
+        data = save_safetensors(tensors, metadata={"pad": "x" * pad})
+        if data[:1] == b"\x80":
+            break
+    assert data[:1] == b"\x80" and data[8:9] == b"{"
+    assert torch.equal(load_weights(data)["w"], tensors["w"])

@@ -120,12 +120,16 @@ def validate_config(meta: object) -> dict:
 
 
 def _looks_like_pickle(head: bytes) -> bool:
+    """A pickle (b"\\x80" + protocol) or a torch.save zip; not safetensors, whose 8-byte little-endian header
+    length is followed by "{" (a header of 0x..80 bytes also starts with b"\\x80")."""
+    if head[8:9] == b"{":
+        return False
     return head[:1] == b"\x80" or head[:4] == b"PK\x03\x04"
 
 
 def load_weights(data: bytes, source: str = "weights") -> dict[str, torch.Tensor]:
     """Parse safetensors bytes (never pickle); refuse anything else with a clear message."""
-    if _looks_like_pickle(data[:4]):
+    if _looks_like_pickle(data[:9]):
         raise CheckpointError(
             f"{source} is a pickle / torch.save file, which can run code when loaded; Diffusion Lab only "
             "reads .safetensors weights. Convert it in a trusted environment with safetensors.torch.save_file."

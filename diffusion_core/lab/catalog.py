@@ -13,6 +13,9 @@ from diffusion_core.process import DiffusionProcess, GaussianProcess, process_fr
 DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"
 # Preferred names for the default model, best first; otherwise the first shipped noise model.
 DEFAULT_NAMES = ("default-unet", "unet", "default")
+# For views that run a model without a label (inversion, interpolation, inpainting, classifier guidance): the
+# shipped unconditional U-Nets, best first; a class-conditional model's unconditional mode is its weakest.
+UNCONDITIONAL_NAMES = ("uncond-unet", "quick-unet")
 
 
 def checkpoint_label(meta: dict) -> str:
@@ -35,12 +38,13 @@ def _of(meta_diffusion: object, process: type[DiffusionProcess] | None, degradat
     return degradation is None or (isinstance(kind, dict) and kind.get("kind") == degradation)
 
 
-def default_checkpoint(process: type[DiffusionProcess] | None = None) -> Path | None:
+def default_checkpoint(process: type[DiffusionProcess] | None = None, unconditional: bool = False) -> Path | None:
     """The default model: $DIFFUSION_LAB_DEFAULT_MODEL, a preferred shipped name, else the first shipped noise
-    model, else (process None) the first shipped model; None when nothing fits. `process` keeps only its models."""
+    model, else (process None) the first shipped model; None when nothing fits. `process` keeps only its models;
+    `unconditional` (a view that runs the model without a label) prefers the shipped unconditional U-Nets."""
     shipped = [(w, meta) for w, meta in list_checkpoints() if _of(meta.get("diffusion"), process)]
     by_name = {w.stem: w for w, _ in shipped}
-    for name in (os.environ.get(DEFAULT_ENV), *DEFAULT_NAMES):
+    for name in (os.environ.get(DEFAULT_ENV), *(UNCONDITIONAL_NAMES if unconditional else ()), *DEFAULT_NAMES):
         if name and name in by_name:
             return by_name[name]
     noise = [w for w, meta in shipped if _of(meta.get("diffusion"), GaussianProcess)]

@@ -65,10 +65,12 @@ def _upload_widgets(key: str) -> LoadedCheckpoint | None:
 
 
 def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = True,
-                 process: type[DiffusionProcess] | None = None) -> LoadedCheckpoint | None:
+                 process: type[DiffusionProcess] | None = None, unconditional: bool = False
+                 ) -> LoadedCheckpoint | None:
     """Choose a shipped checkpoint, a trained run or an upload; returns the loaded model or None.
     Opens on the app's default model (default_checkpoint, the one Home uses) when it is on offer.
-    `process` (a DiffusionProcess class) offers only its models (an upload of another kind is refused).
+    `process` (a DiffusionProcess class) offers only its models (an upload of another kind is refused);
+    `unconditional` (a page that runs the model without a label) opens on the shipped unconditional U-Net.
 
     `?model=shipped:<name>` or `?model=run:<run id>` in the URL preselects a model."""
     sources = model_sources(process)
@@ -83,7 +85,7 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
         return None
     wanted = st.query_params.get("model")
     if wanted not in options:  # open on the app's default model (Home's), not the alphabetically first
-        default = default_checkpoint()
+        default = default_checkpoint(unconditional=unconditional)
         wanted = f"shipped:{default.stem}" if default is not None else None
     index = options.index(wanted) if wanted in options else 0
     choice = st.selectbox(label, options, index=index, key=f"{key}_choice",
