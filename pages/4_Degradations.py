@@ -125,10 +125,14 @@ else:
 # ---------------------------------------------------------------- unconditional: black vs mixture start
 
 st.subheader("Generate from nothing: black start vs mixture start")
-st.caption("Unconditional generation starts from a fully degraded image x_T and walks back to t = 0. The report "
+gen_t = ckpt.process.degradation.generation_t
+st.caption("Unconditional generation starts from a degraded image and walks back to t = 0. The report "
            "started from a black image, x_T = D(black, T); the Cold Diffusion paper starts from a Gaussian mixture "
-           "fitted to fully degraded training digits, plus a little noise. Generate both with the same seed to see "
-           "what the black start gives, and why.")
+           "fitted to degraded training digits, plus a little noise. Generate both with the same seed to see "
+           "what the black start gives, and why."
+           + (f" This model's mixture is fitted at t = {gen_t} of {model_T} and the walk starts there: past that "
+              "much blur a digit's class is gone, and the restorer could only guess (the blur card measures it)."
+              if gen_t < model_T else ""))
 u1, u2, u3, u4 = st.columns(4)
 sampler = u1.selectbox("Sampler", ckpt.process.samplers, key="deg_uncond_sampler")
 one_step = ckpt.process.sampler(sampler).one_step

@@ -158,3 +158,15 @@ def test_a_black_start_that_matches_real_degraded_digits_is_explained_differentl
     assert why.real_T_mean == pytest.approx(0.0, abs=1e-6) and why.black_brightest == 0.5
     text = why.explanation(4, "mask")
     assert "Real digits masked to t = T look the same" in text and "ends at one image" in text
+
+
+def test_the_mixture_run_takes_at_most_its_start_t_steps(monkeypatch, tmp_path):
+    """Blur with T = 10 starts generation at t = 5 (σ_5 = 2.52): asked for 10 steps, the black run takes 10 and the
+    mixture's run the 5 it has, the same samples as asking it for 5."""
+    monkeypatch.setenv("DIFFUSION_LAB_DATA", str(tmp_path))
+    torch.manual_seed(0)
+    ckpt = cold(build_model(TINY_CNN), make_degradation("blur", T=10))
+    assert ckpt.process.degradation.generation_t == 5
+    ten = unconditional_samples(ckpt, "improved", n=3, seed=2, steps=10)
+    five = unconditional_samples(ckpt, "improved", n=3, seed=2, steps=5, starts=("mixture",))
+    np.testing.assert_array_equal(ten["mixture"], five["mixture"])
