@@ -70,7 +70,7 @@ def black_start(degradation: Degradation, n: int, image_shape: tuple[int, int, i
 
 @dataclass
 class MixtureStart:
-    """A Gaussian mixture over fully degraded images D(x, T), in their top principal components:
+    """A Gaussian mixture over degraded images D(x, t), in their top principal components:
     x_t = mean + V·z + noise_std·ε, z ~ Σ_k π_k N(μ_k, Σ_k), fitted to D(x, t)."""
 
     image_shape: tuple[int, ...]
@@ -114,7 +114,7 @@ def fit_mixture_start(
         raise ValueError(f"the mixture start needs at least 2 training images; got {n}")
     if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
         raise ValueError(f"n_components must be a positive integer; got {n_components!r}")
-    # hybrids: fit the noise-free part D(x, T, 0); cold_start adds the trajectory's own noise term
+    # hybrids: fit the noise-free part D(x, t, 0); cold_start adds the trajectory's own noise term
     t = degradation.T if t is None else t
     if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= degradation.T:
         raise ValueError(f"the mixture's t must be an integer between 1 and T={degradation.T}; got {t!r}")
