@@ -35,20 +35,7 @@ def train_command(config: dict, out: str = "runs/NAME") -> str:
                                              for a in (flag, str(params[k]))]
     if params.get("num_classes"):
         args += ["--conditional", "--label-dropout", f"{train.get('label_dropout', 0.1):g}"]
-    if diffusion["type"] == "cold":
-        deg = diffusion["degradation"]
-        args += ["--degradation", deg["kind"], "--degradation-T", str(deg["T"]),
-                 "--degradation-schedule", deg.get("schedule", "linear"), "--loss", diffusion.get("loss", "l2")]
-        args += [a for k, v in sorted(deg.items()) if k not in ("kind", "T", "schedule") and v is not None
-                 for a in ("--degradation-param", f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")]
-    else:
-        sched = diffusion["schedule"]
-        args += (["--preset", diffusion["preset"]] if diffusion.get("preset") else
-                 ["--schedule", sched["kind"], "--T", str(sched["T"])]
-                 + [a for k in ("beta1", "beta2") if k in sched for a in (f"--{k}", f"{sched[k]:g}")])
-        args += ["--prediction", diffusion.get("prediction", "eps")]
-        if diffusion.get("weighting", "uniform") != "uniform":
-            args += ["--weighting", diffusion["weighting"]]
+    args += process_from_config(diffusion).train_flags()
     args += ["--epochs", str(config.get("epochs", 100)), "--batch-size", str(train.get("batch_size", 128)),
              "--lr", f"{train.get('lr', 2e-4):g}", "--seed", str(train.get("seed", 0))]
     if train.get("warmup"):

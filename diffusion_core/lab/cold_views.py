@@ -151,13 +151,10 @@ def unconditional_samples(checkpoint: LoadedCheckpoint, sampler: str = "improved
                           steps: int | None = None, starts: tuple[str, ...] = COLD_STARTS) -> dict[str, np.ndarray]:
     """Samples of a cold model from each start ("black", "mixture"), same seed, as pixels in [0, 1]. The mixture's
     run starts at the degradation's generation_t, so it takes at most that many of the `steps`."""
-    _, degradation = cold_parts(checkpoint)
-
-    def run(start: str) -> np.ndarray:
-        k = steps if steps is None or start != "mixture" else min(steps, degradation.generation_t)
-        choice = SamplerChoice(sampler, k, seed=seed, start=start)
-        return to_unit_numpy(sample_checkpoint(checkpoint, choice, n).samples)
-    return {start: run(start) for start in starts}
+    cold_parts(checkpoint)
+    return {start: to_unit_numpy(sample_checkpoint(checkpoint, SamplerChoice(sampler, steps, seed=seed, start=start),
+                                                   n).samples)
+            for start in starts}
 
 
 BLANK_BELOW = 0.2  # a sample whose brightest pixel is under this is an empty (black) square

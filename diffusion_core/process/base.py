@@ -159,6 +159,10 @@ class DiffusionProcess(ABC):
             spaced_by(spacing, [], t_start, steps, rho)  # the message naming the spacings
         return spaced_by("uniform", [], t_start, steps, rho)
 
+    def train_flags(self) -> list[str]:
+        """The `python -m diffusion_core train` options that give this process (a card's recipe line)."""
+        raise NotImplementedError
+
     def resolve(self, choice: SamplerChoice) -> SamplerChoice:
         """The choice with this process's defaults filled in (a cold mixture start: where it starts)."""
         return choice

@@ -232,6 +232,14 @@ class ColdProcess(DiffusionProcess):
     def config(self) -> dict:
         return {"type": self.type, "degradation": self.degradation.config(), "loss": self.loss_kind}
 
+    def train_flags(self) -> list[str]:
+        """The `train` options that give this process (a card's recipe line)."""
+        d = self.degradation.config()
+        return (["--degradation", d["kind"], "--degradation-T", str(d["T"]), "--degradation-schedule",
+                 d.get("schedule", "linear"), "--loss", self.loss_kind]
+                + [a for k, v in sorted(d.items()) if k not in ("kind", "T", "schedule") and v is not None
+                   for a in ("--degradation-param", f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}")])
+
     def describe(self) -> str:
         d = self.degradation.config()
         extra = ", ".join(f"{k} = {v}" for k, v in sorted(d.items())
@@ -281,7 +289,8 @@ class ColdProcess(DiffusionProcess):
                                  f"a run from it starts there, not at t_start = {choice.t_start}")
             return dataclasses.replace(choice, t_start=choice.start.t)
         if isinstance(choice.start, str) and choice.start == "mixture" and choice.t_start is None:
-            return dataclasses.replace(choice, t_start=self.degradation.generation_t)
+            t = self.degradation.generation_t  # the process's own start: a step count beyond it takes its t steps
+            return dataclasses.replace(choice, t_start=t, steps=None if choice.steps is None else min(choice.steps, t))
         return choice
 
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,

@@ -160,6 +160,17 @@ class GaussianProcess(DiffusionProcess):
                 **({"weighting": self.weighting} if self.weighting != "uniform" else {}),
                 **({"snr_gamma": self.gamma} if self.weighting != "uniform" else {})}
 
+    def train_flags(self) -> list[str]:
+        """The `train` options that give this process (a card's recipe line)."""
+        s = self.schedule.to_config()
+        flags = ["--preset", self.preset] if self.preset else (
+            ["--schedule", s["kind"], "--T", str(s["T"])]
+            + [a for k in ("beta1", "beta2") if k in s for a in (f"--{k}", f"{s[k]:g}")])
+        flags += ["--prediction", self.prediction]
+        if self.weighting != "uniform":
+            flags += ["--weighting", self.weighting, "--snr-gamma", f"{self.gamma:g}"]
+        return flags
+
     def describe(self) -> str:
         s = self.schedule
         name = f"preset {self.preset}: " if self.preset else ""
