@@ -68,7 +68,7 @@ def test_noise_calls_match_a_counted_run(sampler, steps):
 def test_cold_calls_match_a_counted_run(sampler, steps):
     ckpt = cold(T=10)
     counted = counted_calls(ckpt, 2, sampler=sampler, steps=steps, start="black")
-    assert network_calls(ckpt, SamplerChoice(sampler, steps)) == counted
+    assert network_calls(ckpt, SamplerChoice(sampler, steps, start="black")) == counted
 
 
 @pytest.mark.parametrize("digit, guidance, doubled", [
