@@ -70,3 +70,27 @@ def test_every_shipped_models_card_recipe_trains_its_config():
             (config["epochs"], train["batch_size"], train["seed"]), config["name"]
         assert built["lr"] == pytest.approx(train["lr"]) and built["ema_decay"] == train.get("ema_decay")
         assert (built["warmup"], built["lr_decay"]) == (train.get("warmup", 0), train.get("lr_decay", "none"))
+
+
+def test_every_shipped_models_card_names_its_recipe_and_machine():
+    """#14: each shipped denoiser's card gives the command that trains it and the machine its wall time was
+    measured on (the JSON's training.machine, so the app and the card say the same)."""
+    import json
+
+    from diffusion_core.io.cards import train_command
+    from diffusion_core.io.files import PROJECT_ROOT
+
+    for path in sorted((PROJECT_ROOT / "checkpoints").glob("*.json")):
+        config = json.loads(path.read_text())
+        if "diffusion" not in config:
+            continue
+        card = path.with_suffix(".md").read_text()
+        machine = config["training"].get("machine")
+        assert machine, f"{path.name}: training.machine is missing"
+        wall = next(line for line in card.splitlines() if line.startswith("- **Wall time:**"))
+        assert f"of training on {machine}" in wall, path.name
+        recipe = next(line for line in card.splitlines() if line.startswith("- **Recipe:**"))
+        if not config["training"].get("init_from"):
+            assert f"`{train_command(config, 'runs/' + config['name'])}`" in recipe, path.name
+        else:  # a fine-tuned model names the run its weights started from, then its own command
+            assert "--init-from runs/" in recipe, path.name
