@@ -5,7 +5,9 @@
 
 For each t: a Gaussian mixture (--components in --pca-dims principal dimensions, --noise start noise) fitted to
 D(x, t) of --images training digits, n draws walked back to t = 0 by the improved sampler (≤ 50 steps); FID against
-the MNIST test split with the floor at n, the confident share, the digits present and the class entropy.
+the MNIST test split with the floor at n, the confident share, the digits present, the class entropy and the
+novelty (median nearest-training distance of the samples over that of held-out test digits; 1 = as new as real
+digits, near 0 = copies), in pixels and in classifier features.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
+from diffusion_core.evaluation.memorisation import novelty  # noqa: E402
 from diffusion_core.evaluation.metrics import (  # noqa: E402
     class_entropy,
     class_histogram,
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     data = load_dataset("mnist", "train", download=False)
     floor = fid_scale(classifier, ref, to_unit_numpy(data.images), args.n, 0)["floor"]
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:args.images]
+    train01 = to_unit_numpy(data.images)
+    held01 = to_unit_numpy(load_dataset("mnist", "test", download=False).images)[:args.n]
     for t in args.t:
         started = time.perf_counter()
         mixture = fit_mixture_start(degradation, data.images[idx], n_components=args.components,
@@ -63,10 +68,13 @@ def main(argv: list[str] | None = None) -> None:
         samples = to_unit_numpy(run_to_end(ckpt.process.frames(ckpt.model, choice, args.n)).samples)
         feats, probs = classifier_outputs(classifier, samples)
         fid, hist = fid_from_features(feats, ref), class_histogram(probs.argmax(1))
+        # a rich mixture could just hand back training digits: nearest-training distances against held-out ones'
+        copying = {space: novelty(samples, train01, held01, space, classifier) for space in ("pixel", "classifier")}
         print(f"t = {t} (σ {float(degradation.strength_curve()[1][t]):.2f}), {args.components} components in "
               f"{args.pca_dims} dims, start noise {args.noise:g}: FID {fid:.1f} = {fid / floor:.1f}× the floor "
               f"{floor:.1f}; confident {confident_fraction(probs):.1%}; {(hist > 0).sum()} digits, entropy "
-              f"{class_entropy(hist):.2f} ({time.perf_counter() - started:.0f} s)", flush=True)
+              f"{class_entropy(hist):.2f}; novelty {copying['pixel']['score']:.2f} pixel / "
+              f"{copying['classifier']['score']:.2f} feature ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

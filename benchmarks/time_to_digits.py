@@ -110,6 +110,7 @@ def main() -> None:
             raise SystemExit(f"{out} exists: remove it or pass another --tag")
         started = time.perf_counter()
         train(name, recipe, extra.get(recipe, []), args.minutes, out, args.fid_every)
+        job_minutes = (time.perf_counter() - started) / 60  # the whole train job: start-up, epochs, FID checks
         rows = read_jsonl(out / "metrics.jsonl")
         status = read_json_or_empty(out / "status.json")
         final = {f"steps_{k}": final_quality(out / "model.safetensors", args.n, classifier, ref, held, k)
@@ -119,6 +120,7 @@ def main() -> None:
             "curve": [{"minutes": round(r["wall_time_s"] / 60, 2), "epoch": r["epoch"], "fid_256": r.get("fid"),
                        "floor_256": r.get("fid_floor")} for r in rows if r.get("fid") is not None],
             "epochs_done": rows[-1]["epoch"], "train_minutes": round(rows[-1]["wall_time_s"] / 60, 2),
+            "job_minutes": round(job_minutes, 2),
             "total_minutes": round((time.perf_counter() - started) / 60, 2), "precision": status.get("precision"),
             "images_per_s": round(float(np.median([r["images_per_s"] for r in rows])), 1), "final": final}
         atomic_write_json(args.out, result)
@@ -130,8 +132,8 @@ def main() -> None:
         f = run["final"][f"steps_{k}"]
         print(f"  {name:16s} {k} steps FID {f['fid']:7.1f} = {f['fid_over_floor']:5.2f}× floor {f['fid_floor']:.1f}  "
               f"confident {f['confident']:6.1%}  digits {f['digits_present']}  entropy {f['class_entropy']:.2f}  "
-              f"{run['epochs_done']} epochs in {run['train_minutes']:.1f} min ({run['images_per_s']} img/s, "
-              f"{run['precision']})")
+              f"{run['epochs_done']} epochs in {run['train_minutes']:.1f} min (job {run.get('job_minutes', 0):.1f}; "
+              f"{run['images_per_s']} img/s, {run['precision']})")
     print(f"wrote {args.out}")
 
 

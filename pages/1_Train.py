@@ -20,7 +20,7 @@ RECIPE_LABELS = {"quick": "Quick: recognisable digits in about 10 minutes on 2 C
 # the form's fields a recipe sets (a new recipe clears them, so they open on its values)
 RECIPE_FIELDS = ("train_arch", "train_epochs", "train_batch", "train_lr", "train_use_ema", "train_ema", "train_warmup",
                  "train_lr_decay", "train_prediction", "train_fid", "train_fid_every", "train_base_channels",
-                 "train_patch")
+                 "train_patch", "train_schedule_mode", "train_kind")
 DATA_LABELS = {"mnist": "MNIST (full set when present or downloadable, else the bundled 5,000 digits)",
                "fashion-mnist": "Fashion-MNIST"}
 
@@ -73,19 +73,26 @@ with st.expander("New training run", expanded=not watched):
     if process.startswith("Cold"):
         options.update(degradation_widgets(fields))
     else:
-        mode = st.radio("Schedule", ["Report preset", "Custom"], horizontal=True, key="train_schedule_mode")
+        mode = st.radio("Schedule", ["Report preset", "Custom"], index=1 if recipe.get("schedule") else 0,
+                        horizontal=True, key="train_schedule_mode")
         if mode == "Report preset":
             preset = st.selectbox("Preset", list(PRESETS), key="train_preset", format_func=lambda name: (
                 process_from_config(noise_diffusion_config(preset=name)).describe()))
             options["preset"] = preset
         else:
             s1, s2, s3, s4 = st.columns(4)
-            kind = s1.selectbox("Kind", SCHEDULE_KINDS, key="train_kind")
-            beta1 = number_field("β1", 0.0, 1.0, 1e-4, "train_beta1", container=s2, step=1e-5, format="%.2e")
-            beta2 = number_field("β2", 0.0, 1.0, 0.02, "train_beta2", container=s3, step=1e-3, format="%.2e")
+            kind = s1.selectbox("Kind", SCHEDULE_KINDS, key="train_kind",
+                                index=SCHEDULE_KINDS.index(str(recipe.get("schedule", "linear"))),
+                                help="cosine: ᾱ_t = cos²(π/2·(t/T + s)/(1 + s)), no β1/β2")
+            no_betas = kind == "cosine"  # cosine fixes ᾱ_t itself (process/schedules.py)
+            beta1 = number_field("β1", 0.0, 1.0, 1e-4, "train_beta1", container=s2, step=1e-5, format="%.2e",
+                                 disabled=no_betas)
+            beta2 = number_field("β2", 0.0, 1.0, 0.02, "train_beta2", container=s3, step=1e-3, format="%.2e",
+                                 disabled=no_betas)
             T = number_field("T", 1, MAX_T, 1000, "train_T", container=s4, step=100)
-            fields += [beta1, beta2, T]
-            options.update(schedule=kind, beta1=beta1.value, beta2=beta2.value, T=T.value)
+            fields += [T] if no_betas else [beta1, beta2, T]
+            betas = {} if no_betas else {"beta1": beta1.value, "beta2": beta2.value}
+            options.update(schedule=kind, T=T.value, **betas)
         options.update(target_widgets(fields, str(recipe.get("prediction", "eps"))))
 
     a1, a2, a3 = st.columns(3)

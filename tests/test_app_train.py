@@ -104,8 +104,12 @@ def test_a_recipe_fills_the_form_and_a_field_changed_after_it_is_kept():
     assert at.number_input(key="train_lr").value == 2e-4 and at.selectbox(key="train_lr_decay").value == "none"
     at.number_input(key="train_batch").set_value(64).run()
     assert at.number_input(key="train_batch").value == 64 and at.radio(key="train_recipe").value == "report"
+    assert at.radio(key="train_schedule_mode").value == "Report preset"  # the report's linear β preset
     at.radio(key="train_recipe").set_value("quick").run()
     assert at.selectbox(key="train_arch").value == "unet" and at.selectbox(key="train_prediction").value == "v"
+    # the quick recipe's cosine schedule: β1 and β2 do not apply, so their boxes are off
+    assert at.radio(key="train_schedule_mode").value == "Custom" and at.selectbox(key="train_kind").value == "cosine"
+    assert at.number_input(key="train_beta1").disabled and not at.number_input(key="train_T").disabled
 
 
 def test_a_prediction_target_and_weighting_reach_the_config():

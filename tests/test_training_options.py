@@ -90,8 +90,11 @@ def test_a_recipe_fills_the_options_not_given_and_yields_to_those_that_rule_it_o
     cold = train_config({"recipe": "quick", "degradation": "mask"})  # no noise target beside a degradation
     assert cold.diffusion["type"] == "cold" and cold.model["arch"] == RECIPES["quick"]["arch"]
     assert train_config({"recipe": "quick", "arch": "cnn"}).model == {"arch": "cnn", "params": {}}
-    custom = train_config({"recipe": "quick", "schedule": "cosine"})
-    assert custom.diffusion["schedule"]["kind"] == "cosine"
+    assert quick.diffusion["schedule"]["kind"] == RECIPES["quick"]["schedule"] == "cosine"
+    custom = train_config({"recipe": "quick", "schedule": "linear", "beta2": 0.01})
+    assert (custom.diffusion["schedule"]["kind"], custom.diffusion["schedule"]["beta2"]) == ("linear", 0.01)
+    preset = train_config({"recipe": "quick", "preset": "model1"})  # a preset rules out the recipe's schedule
+    assert preset.diffusion["preset"] == "model1" and preset.diffusion["schedule"]["T"] == 1840
     report = train_config({"recipe": "report"})
     assert (report.model["arch"], report.epochs, report.batch_size, report.lr) == ("cnn", 100, 128, 2e-4)
     with pytest.raises(ValueError, match="recipe must be one of quick, report; got 'fast'"):
