@@ -14,15 +14,13 @@ import math
 import warnings
 from unittest import mock
 
-import torch
-
 import diffusion_core.samplers.base as base
 from diffusion_core.evaluation.classifier import load_classifier
 from diffusion_core.evaluation.metrics import evaluate_samples
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.process.schedules import schedule_from_config
-from diffusion_core.sampling import SamplerChoice, sample_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_in_chunks
 
 from .quality import CHUNK, mnist_reference
 
@@ -44,9 +42,8 @@ def main() -> None:
         with mock.patch.object(base, "LOG_SNR_MIN", lam_min):
             ts = base.log_snr_spaced_timesteps(alpha_bars, args.steps)
             for sampler in ("dpm++2m", "dpm++2m-sde"):
-                chunks = [sample_checkpoint(ckpt, SamplerChoice(sampler, args.steps, seed=args.seed + i),
-                                            min(CHUNK, args.n - i)).samples for i in range(0, args.n, CHUNK)]
-                images = to_unit_numpy(torch.cat(chunks))
+                images = to_unit_numpy(sample_in_chunks(ckpt, SamplerChoice(sampler, args.steps, seed=args.seed),
+                                                        args.n, CHUNK))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     m = evaluate_samples(images, classifier, ref)

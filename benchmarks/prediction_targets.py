@@ -23,7 +23,6 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
 
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.metrics import (  # noqa: E402
@@ -37,7 +36,7 @@ from diffusion_core.io.images import to_unit_numpy  # noqa: E402
 from diffusion_core.io.runs import read_json_or_empty  # noqa: E402
 from diffusion_core.lab.sampler_costs import fid_with_se, mnist_test_reference  # noqa: E402
 from diffusion_core.process import SamplerChoice  # noqa: E402
-from diffusion_core.sampling import sample_checkpoint  # noqa: E402
+from diffusion_core.sampling import sample_in_chunks  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prediction_targets.json"
 CONFIGS = {  # name → train flags beyond the shared ones
@@ -72,10 +71,7 @@ def train(name: str, epochs: int, limit: int | None, root: Path) -> dict:
 def quality(path: Path, n: int, seed: int, classifier, ref) -> dict:
     checkpoint = load_checkpoint(path)
     choice = SamplerChoice("dpm++2m-sde", 20, seed=seed)
-    images = np.concatenate([
-        to_unit_numpy(sample_checkpoint(checkpoint, SamplerChoice(choice.sampler, choice.steps, seed=seed + k),
-                                        min(CHUNK, n - i)).samples)
-        for k, i in enumerate(range(0, n, CHUNK))])
+    images = to_unit_numpy(sample_in_chunks(checkpoint, choice, n, CHUNK))
     feats, probs = classifier_outputs(classifier, images)
     fid, fid_se = fid_with_se(feats, ref, seed)
     kid, kid_se = kernel_inception_distance(feats, ref.features, seed)

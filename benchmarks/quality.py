@@ -20,7 +20,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.data import load_dataset
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.lab.sampler_costs import mnist_test_reference
-from diffusion_core.sampling import SamplerChoice, sample_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_in_chunks
 
 QUALITY_STEPS = (10, 20, 50, 100, 1000)
 CHUNK = 250  # images sampled per call, so n = 1000 does not hold 1000-image activations at once
@@ -41,12 +41,8 @@ def mnist_reference(classifier: torch.nn.Module) -> tuple[ReferenceStats, str]:
 
 
 def sample_images(ckpt: LoadedCheckpoint, sampler: str, steps: int, n: int, seed: int) -> np.ndarray:
-    """n images in [0, 1] in chunks of CHUNK (chunk k uses seed + k)."""
-    out = []
-    for k, start in enumerate(range(0, n, CHUNK)):
-        res = sample_checkpoint(ckpt, SamplerChoice(sampler, steps, seed=seed + k), min(CHUNK, n - start))
-        out.append(to_unit_numpy(res.samples))
-    return np.concatenate(out)
+    """n images in [0, 1] of one seeded run, CHUNK at a time."""
+    return to_unit_numpy(sample_in_chunks(ckpt, SamplerChoice(sampler, steps, seed=seed), n, CHUNK))
 
 
 def quality_vs_speed(ckpt: LoadedCheckpoint, plan: list[tuple[str, int]], n: int, seed: int = 0,

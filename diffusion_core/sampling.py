@@ -11,6 +11,7 @@ scale w (None: the checkpoint's own "guidance", else 0); see models/guidance.py.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import torch
@@ -22,7 +23,7 @@ from diffusion_core.process import DiffusionProcess, SamplerChoice
 from diffusion_core.samplers import SampleResult, SamplerStep, run_to_end, validate_sample_count, validate_seed
 from diffusion_core.training.precision import with_precision
 
-__all__ = ["SamplerChoice", "checkpoint_frames", "model_frames", "sample", "sample_checkpoint"]
+__all__ = ["SamplerChoice", "checkpoint_frames", "model_frames", "sample", "sample_checkpoint", "sample_in_chunks"]
 
 
 def model_frames(
@@ -79,3 +80,15 @@ def sample_checkpoint(checkpoint: LoadedCheckpoint, choice: SamplerChoice, n: in
                       on_step: Callable[[SamplerStep], None] | None = None) -> SampleResult:
     """One reverse run of a loaded checkpoint to the end (see sample)."""
     return run_to_end(checkpoint_frames(checkpoint, choice, n, device, precision), on_step)
+
+
+def sample_in_chunks(checkpoint: LoadedCheckpoint, choice: SamplerChoice, n: int, chunk: int = 250,
+                     device: torch.device | str = "cpu", precision: str = "auto") -> torch.Tensor:
+    """The n samples of one seeded run, drawn `chunk` at a time so that n = 1000 never holds 1000 images'
+    activations at once. Sample k keeps its own seed, choice.seed + k (the chunk from offset i starts at seed + i),
+    so the result equals sample_checkpoint(checkpoint, choice, n): no image is drawn twice."""
+    validate_sample_count(n)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive number of samples; got {chunk!r}")
+    return torch.cat([sample_checkpoint(checkpoint, dataclasses.replace(choice, seed=choice.seed + i),
+                                        min(chunk, n - i), device, precision).samples for i in range(0, n, chunk)])

@@ -37,7 +37,7 @@ from diffusion_core.io.runs import read_json_or_empty
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.samplers import sampler_spec
 from diffusion_core.samplers.spacing import SPACINGS
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import sample_in_chunks
 
 BENCHMARK_ENV = "DIFFUSION_LAB_SAMPLER_BENCHMARK"
 BENCHMARK_FILE = Path("benchmarks/results/samplers_nfe.json")
@@ -81,14 +81,10 @@ def fid_with_se(features: np.ndarray, ref: ReferenceStats, seed: int = 0) -> tup
 
 
 def measure(checkpoint: LoadedCheckpoint, choice: SamplerChoice, n: int, classifier, ref: ReferenceStats) -> dict:
-    """One point: n samples of `choice` (chunks of CHUNK, chunk k with seed + k) — FID ± SE, KID ± SE, NFE and
+    """One point: n samples of `choice` (one seeded run, CHUNK at a time) — FID ± SE, KID ± SE, NFE and
     the sampling time per network evaluation on a chunk."""
     t0 = time.perf_counter()
-    images = np.concatenate([
-        to_unit_numpy(sample_checkpoint(checkpoint, SamplerChoice(
-            choice.sampler, choice.steps, choice.eta, choice.seed + k, spacing=choice.spacing, rho=choice.rho,
-            churn=choice.churn), min(CHUNK, n - i)).samples)
-        for k, i in enumerate(range(0, n, CHUNK))])
+    images = to_unit_numpy(sample_in_chunks(checkpoint, choice, n, CHUNK))
     seconds = time.perf_counter() - t0
     feats, _ = classifier_outputs(classifier, images)
     fid, fid_se = fid_with_se(feats, ref, choice.seed)
