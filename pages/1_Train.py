@@ -7,7 +7,7 @@ from diffusion_core.io.data import DATASETS
 from diffusion_core.lab import jobs
 from diffusion_core.process import process_from_config
 from diffusion_core.process.gaussian import noise_diffusion_config
-from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
+from diffusion_core.process.schedules import KINDS_WITHOUT_BETAS, MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.training.recipes import RECIPES
 from diffusion_core.training.trainer import INT_RANGES, LR_DECAYS, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
@@ -84,7 +84,7 @@ with st.expander("New training run", expanded=not watched):
             kind = s1.selectbox("Kind", SCHEDULE_KINDS, key="train_kind",
                                 index=SCHEDULE_KINDS.index(str(recipe.get("schedule", "linear"))),
                                 help="cosine: ᾱ_t = cos²(π/2·(t/T + s)/(1 + s)), no β1/β2")
-            no_betas = kind == "cosine"  # cosine fixes ᾱ_t itself (process/schedules.py)
+            no_betas = kind in KINDS_WITHOUT_BETAS  # cosine fixes ᾱ_t itself
             beta1 = number_field("β1", 0.0, 1.0, 1e-4, "train_beta1", container=s2, step=1e-5, format="%.2e",
                                  disabled=no_betas)
             beta2 = number_field("β2", 0.0, 1.0, 0.02, "train_beta2", container=s3, step=1e-3, format="%.2e",

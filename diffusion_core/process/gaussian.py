@@ -12,7 +12,13 @@ import torch
 from torch import nn
 
 from diffusion_core.process.base import IMAGE_SHAPE, DiffusionProcess, SamplerChoice
-from diffusion_core.process.schedules import PRESETS, NoiseSchedule, schedule_from_config, validate_schedule_params
+from diffusion_core.process.schedules import (
+    KINDS_WITHOUT_BETAS,
+    PRESETS,
+    NoiseSchedule,
+    schedule_from_config,
+    validate_schedule_params,
+)
 from diffusion_core.process.targets import (
     DEFAULT_GAMMA,
     PREDICTION_NAMES,
@@ -165,7 +171,8 @@ class GaussianProcess(DiffusionProcess):
         s = self.schedule.to_config()
         flags = ["--preset", self.preset] if self.preset else (
             ["--schedule", s["kind"], "--T", str(s["T"])]
-            + [a for k in ("beta1", "beta2") if k in s for a in (f"--{k}", f"{s[k]:g}")])
+            + [a for k in ("beta1", "beta2") if k in s and s["kind"] not in KINDS_WITHOUT_BETAS
+               for a in (f"--{k}", f"{s[k]:g}")])
         flags += ["--prediction", self.prediction]
         if self.weighting != "uniform":
             flags += ["--weighting", self.weighting, "--snr-gamma", f"{self.gamma:g}"]

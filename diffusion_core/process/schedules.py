@@ -15,6 +15,7 @@ MAX_T = 100_000
 MIN_ALPHA_BAR = 1e-20  # below this, ᾱ_T underflows float32 arithmetic in the samplers
 NOT_NOISE = 0.01  # ᾱ_T above this: z_T still carries visible signal, so N(0, I) is the wrong start
 SCHEDULE_KINDS = ("linear", "cosine", "sigmoid", "quadratic")
+KINDS_WITHOUT_BETAS = ("cosine",)  # ᾱ_t fixed by the kind itself: β1 and β2 do not apply
 
 # The report's presets (GUIDE.md §2). Snapshot timesteps are those shown in its figures.
 PRESETS: dict[str, dict] = {
@@ -95,7 +96,7 @@ def validate_schedule_params(kind: str, beta1: float, beta2: float, T: int) -> N
         raise ValueError(f"T must be an integer between 1 and {MAX_T}; got {T!r}")
     if not 1 <= int(T) <= MAX_T:
         raise ValueError(f"T must be an integer between 1 and {MAX_T}; got {T}")
-    if kind == "cosine":
+    if kind in KINDS_WITHOUT_BETAS:
         return  # cosine has no β1/β2: it is fixed by s = 0.008 and the 0.999 cap
     for name, value in (("beta1", beta1), ("beta2", beta2)):
         if not isinstance(value, (int, float)) or not math.isfinite(value) or not 0.0 < value < 1.0:
