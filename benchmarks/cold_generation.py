@@ -1,6 +1,7 @@
 """Cold generation (#14 item 3): where the mixture start sits and how rich it is, for a cold blur checkpoint.
 
-    python benchmarks/cold_generation.py blur --t 500 250 200 150          # the blur card's table
+    python benchmarks/cold_generation.py blur                              # the app's start (SHIPPED_FIT)
+    python benchmarks/cold_generation.py blur --t 200 150 --components 30 --pca-dims 48   # the card's other rows
     python benchmarks/cold_generation.py runs/blur-unet/model.safetensors --t 250
 
 For each t: a Gaussian mixture (--components in --pca-dims principal dimensions, --noise start noise) fitted to
@@ -37,7 +38,7 @@ from diffusion_core.io.data import load_dataset  # noqa: E402
 from diffusion_core.io.images import to_unit_numpy  # noqa: E402
 from diffusion_core.lab.sampler_costs import mnist_test_reference  # noqa: E402
 from diffusion_core.process import SamplerChoice  # noqa: E402
-from diffusion_core.process.cold import fit_mixture_start  # noqa: E402
+from diffusion_core.process.cold import SHIPPED_FIT, fit_mixture_start  # noqa: E402
 from diffusion_core.samplers import run_to_end  # noqa: E402
 
 
@@ -46,9 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("checkpoint")
     ap.add_argument("--t", type=int, nargs="+", default=[250], help="where each mixture is fitted and runs start")
     ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--images", type=int, default=2000, help="training digits the mixture is fitted to")
-    ap.add_argument("--components", type=int, default=30)
-    ap.add_argument("--pca-dims", type=int, default=48)
+    ap.add_argument("--images", type=int, default=SHIPPED_FIT.images, help="training digits the mixture is fitted to")
+    ap.add_argument("--components", type=int, default=SHIPPED_FIT.components)
+    ap.add_argument("--pca-dims", type=int, default=SHIPPED_FIT.pca_dim)
     ap.add_argument("--noise", type=float, default=0.01)
     args = ap.parse_args(argv)
     ckpt = load_checkpoint(resolve_checkpoint(args.checkpoint))
@@ -69,12 +70,12 @@ def main(argv: list[str] | None = None) -> None:
         feats, probs = classifier_outputs(classifier, samples)
         fid, hist = fid_from_features(feats, ref), class_histogram(probs.argmax(1))
         # a rich mixture could just hand back training digits: nearest-training distances against held-out ones'
-        copying = {space: novelty(samples, train01, held01, space, classifier) for space in ("pixel", "classifier")}
+        copying = {space: novelty(samples, train01, held01, space, classifier) for space in ("pixel", "feature")}
         print(f"t = {t} (σ {float(degradation.strength_curve()[1][t]):.2f}), {args.components} components in "
               f"{args.pca_dims} dims, start noise {args.noise:g}: FID {fid:.1f} = {fid / floor:.1f}× the floor "
               f"{floor:.1f}; confident {confident_fraction(probs):.1%}; {(hist > 0).sum()} digits, entropy "
               f"{class_entropy(hist):.2f}; novelty {copying['pixel']['score']:.2f} pixel / "
-              f"{copying['classifier']['score']:.2f} feature ({time.perf_counter() - started:.0f} s)", flush=True)
+              f"{copying['feature']['score']:.2f} feature ({time.perf_counter() - started:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def progress_text(at) -> str:
 def test_bad_beta_range_is_an_error_and_starts_nothing():
     at = app(PAGE).run()
     no_exceptions(at)
-    at.radio(key="train_schedule_mode").set_value("Custom").run()
+    assert at.radio(key="train_schedule_mode").value == "Custom"  # the quick recipe's cosine: no β boxes
+    at.selectbox(key="train_kind").set_value("linear").run()
     at.number_input(key="train_beta1").set_value(0.5)
     at.button(key="train_start").click().run()
     no_exceptions(at)
@@ -292,6 +293,8 @@ def test_the_schedule_and_degradation_numbers_are_checked_too(setup, key, value,
     at = app(PAGE).run()
     for radio, choice in setup.items():
         at.radio(key=radio).set_value(choice).run()
+    if setup.get("train_schedule_mode") == "Custom":
+        at.selectbox(key="train_kind").set_value("linear").run()  # a kind with β1 and β2
     at.number_input(key=key).set_value(value)
     at.button(key="train_start").click().run()
     no_exceptions(at)

@@ -274,6 +274,7 @@ def test_train_page_number_inputs_refuse_out_of_range_values(shipped, launched, 
     message naming the field, and nothing is launched; fixed, the run starts with what was typed."""
     at = app("pages/1_Train.py").run()
     at.radio(key="train_schedule_mode").set_value("Custom").run()
+    at.selectbox(key="train_kind").set_value("linear").run()  # a kind with β1 and β2 (the quick recipe's is cosine)
     good = at.number_input(key=key).value
     at.number_input(key=key).set_value(TRAIN_INPUTS[key][side]).run()
     no_exceptions(at)
@@ -295,6 +296,7 @@ def test_train_page_number_inputs_refuse_out_of_range_values(shipped, launched, 
 def test_train_page_betas_at_the_edges_are_errors(shipped, launched, beta1, beta2, message):
     at = app("pages/1_Train.py").run()
     at.radio(key="train_schedule_mode").set_value("Custom").run()
+    at.selectbox(key="train_kind").set_value("linear").run()
     at.number_input(key="train_beta1").set_value(beta1)
     at.number_input(key="train_beta2").set_value(beta2)
     at.button(key="train_start").click().run()

@@ -8,8 +8,9 @@ a Gaussian mixture fitted to degraded training images, plus a little noise), or 
 
 The mixture is fitted in the PCA space of D(x, t) so its samples stay smooth like real degraded
 images, at t = the degradation's generation_t (T, except blur: σ_t ≈ 2.5, where the digit's class survives);
-the restorer then walks back from there. For a checkpoint it is fitted when first needed from 1,000 training
-images (seeded) and cached in memory for the session; nothing is stored in the checkpoint.
+the restorer then walks back from there. A shipped checkpoint reads the rich fit `ship` stored for it
+(SHIPPED_FIT, checkpoints/mixtures/, io/mixtures.py); any other fits LIVE_FIT when first needed (seeded),
+cached in memory for the session.
 """
 
 from __future__ import annotations
@@ -28,7 +29,23 @@ from diffusion_core.samplers.base import SeedBatch, validate_sample_count, valid
 
 COLD_STARTS = ("mixture", "black")
 COLD_LOSSES = ("l2", "l1")
-MIXTURE_IMAGES = 1000  # training images fitted at load time (about 5 s on 2 cores)
+
+
+@dataclass(frozen=True)
+class MixtureFit:
+    """How rich a mixture start is: training images fitted, components, PCA dimensions."""
+
+    images: int
+    components: int
+    pca_dim: int
+
+
+# What `ship` fits once and stores beside a cold checkpoint (io/mixtures.py): on the blur card's model FID 7.9× the
+# floor, a 17–40 s fit on 2 cores. A model without a stored fit gets LIVE_FIT on first use (about 5 s; 13.7× there).
+# benchmarks/cold_generation.py measured the steps between (the blur card's table).
+SHIPPED_FIT = MixtureFit(images=4500, components=120, pca_dim=96)
+LIVE_FIT = MixtureFit(images=1000, components=30, pca_dim=48)
+MIXTURE_NOISE = 0.01  # the paper's small perturbation of the start against collapse
 
 
 def cold_loss_terms(
@@ -86,6 +103,11 @@ class MixtureStart:
     def n_components(self) -> int:
         return int(self.weights.numel())
 
+    @property
+    def is_point(self) -> bool:
+        """Every degraded image was the same (e.g. fully masked): the start is that image plus noise_std·ε."""
+        return not bool(self.chol.any())
+
     def sample(self, n: int, generator: torch.Generator | SeedBatch,
                device: torch.device | str = "cpu") -> torch.Tensor:
         """n draws (N×C×H×W) using only `generator` (a SeedBatch: sample k from its own): same seed, same images."""
@@ -100,12 +122,11 @@ class MixtureStart:
 
 
 def fit_mixture_start(
-    degradation: Degradation, images: torch.Tensor, n_components: int = 30, pca_dim: int = 48,
-    noise_std: float = 0.01, seed: int = 0, t: int | None = None,
+    degradation: Degradation, images: torch.Tensor, n_components: int = LIVE_FIT.components,
+    pca_dim: int = LIVE_FIT.pca_dim, noise_std: float = MIXTURE_NOISE, seed: int = 0, t: int | None = None,
 ) -> MixtureStart:
     """Fit the paper's start to D(x, t) (default t = T) of `images` (sklearn GaussianMixture, seeded).
-    Components and PCA dimensions shrink to what the number of images supports. 30 components in 48
-    dimensions: on the blur card's model 10.1× the FID floor where 10 in 16 gave 21× (n = 500)."""
+    Components and PCA dimensions shrink to what the number of images supports."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
@@ -123,6 +144,11 @@ def fit_mixture_start(
         x_T = degradation(images.float().cpu(), t, noise).reshape(n, -1).double()
     d = max(1, min(pca_dim, n - 1, x_T.shape[1]))
     mean = x_T.mean(dim=0)
+    if float((x_T - mean).abs().max()) < 1e-9:  # every D(x, t) is one image (e.g. fully masked): a point mass
+        return MixtureStart(image_shape=tuple(images.shape[1:]), mean=mean, basis=torch.zeros(x_T.shape[1], 1,
+                            dtype=torch.float64), weights=torch.ones(1, dtype=torch.float64),
+                            means=torch.zeros(1, 1, dtype=torch.float64),
+                            chol=torch.zeros(1, 1, 1, dtype=torch.float64), noise_std=float(noise_std), t=t)
     _, _, vh = torch.linalg.svd(x_T - mean, full_matrices=False)  # principal directions = rows of Vᵀ
     basis = vh[:d].T.contiguous()  # [D, d]
     z = ((x_T - mean) @ basis).numpy()
@@ -143,22 +169,31 @@ def fit_mixture_start(
 _MIXTURES: dict[tuple, MixtureStart] = {}
 
 
-def dataset_mixture(degradation: Degradation, dataset: str = "mnist", n_images: int = MIXTURE_IMAGES,
-                    seed: int = 0, root: str | None = None, t: int | None = None) -> MixtureStart:
-    """The mixture start of a cold checkpoint: fitted to D(x, t) (default: the degradation's generation_t) of
-    `n_images` training images chosen with `seed`, cached per (dataset, root, degradation, n_images, seed, t)."""
+def dataset_mixture(degradation: Degradation, dataset: str = "mnist", seed: int = 0, root: str | None = None,
+                    t: int | None = None, fit: MixtureFit | None = None) -> MixtureStart:
+    """The mixture start of a cold checkpoint at t (default: the degradation's generation_t), cached per
+    (dataset, root, degradation, seed, t, fit). fit None: the SHIPPED_FIT stored in checkpoints/mixtures/ when
+    there is one (default data root), else LIVE_FIT fitted now; a given fit: fitted now on fit.images training
+    images chosen with `seed`."""
     from diffusion_core.io.data import DatasetUnavailableError, load_dataset
+    from diffusion_core.io.mixtures import load_mixture, shipped_mixture_path
 
     t = degradation.generation_t if t is None else t
-    key = (dataset, root, json.dumps(degradation.config(), sort_keys=True), n_images, seed, t)
+    key = (dataset, root, json.dumps(degradation.config(), sort_keys=True), seed, t, fit)
+    if key not in _MIXTURES and fit is None and root is None and seed == 0:
+        shipped = shipped_mixture_path(dataset, degradation.config(), t)
+        if shipped.is_file():
+            _MIXTURES[key] = load_mixture(shipped)
     if key not in _MIXTURES:
+        fit = fit or LIVE_FIT
         try:
             data = load_dataset(dataset, "train", root=root, download=False)
         except DatasetUnavailableError as exc:
             raise DatasetUnavailableError(f"{exc} (The mixture start is fitted to training images; "
                                           "start from 'black' to sample without them.)") from None
-        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n_images]
-        _MIXTURES[key] = fit_mixture_start(degradation, data.images[idx], seed=seed, t=t)
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:fit.images]
+        _MIXTURES[key] = fit_mixture_start(degradation, data.images[idx], fit.components, fit.pca_dim, seed=seed,
+                                           t=t)
     return _MIXTURES[key]
 
 
