@@ -118,7 +118,10 @@ def test_train_then_sample_and_step_through(app, tmp_path):
         slider = page.get_by_role("slider", name="Step through the trajectory")
         slider.wait_for(timeout=120_000)
         wait_idle(page)
-        assert page.get_by_text("z_t at t = 40", exact=True).count() == 1  # the first frame: z_T
+        # the first frame: pure noise at the sampler's first step — T = 40 itself, or just below it on the quick
+        # recipe's cosine schedule, whose log-SNR spacing skips the steps where ᾱ_t is all but 0
+        first = page.get_by_text(re.compile(r"^z_t at t = \d+$"))
+        assert first.count() == 1 and 30 <= int(first.inner_text().rsplit(" ", 1)[1]) <= 40
         before = main_images(page).first.get_attribute("src")
         slider.focus()
         slider.press("End")  # the last frame: the samples
