@@ -122,6 +122,8 @@ def viewer() -> None:
     """Only this reruns on Back, Forward, the slider and each Play tick; frames are PNGs encoded once."""
     if st.session_state.get("rd_playing", False) != playing:
         st.rerun()  # Play or Pause: the timer is set by a run of the whole page
+    if st.session_state.get("rd_diffuse") is not None:
+        st.rerun()  # Diffuse ↑ was pressed: it runs in the whole page, now (not at the page's next full run)
     if playing:
         elapsed = time.monotonic() - st.session_state["rd_play_start"]
         k = trajectory.play_frame(st.session_state["rd_play_from"], elapsed, K, PLAY_SECONDS)

@@ -28,7 +28,8 @@ panes = {}
 for name, column in zip(("A", "B"), st.columns(2), strict=True):
     with column:
         st.subheader(name)
-        ckpt = model_picker(key=f"ab_{name}_model", label=f"Model {name}", allow_upload=False)
+        ckpt = model_picker(key=f"ab_{name}_model", label=f"Model {name}", allow_upload=False,
+                            url_param=f"model_{name.lower()}")
         if ckpt is None:
             st.stop()
         controls = sampler_controls(ckpt, f"ab_{name}", run_plan.default_sampler(ckpt),

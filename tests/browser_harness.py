@@ -99,32 +99,51 @@ def running_app(env_extra: dict[str, str], log_path: Path):
                 proc.kill()
 
 
+_shared: dict = {}  # this process's Playwright and Chromium, while a browser module runs
+
+
+def _chromium():
+    """One headless Chromium per test module (tests/conftest.py closes it after each module)."""
+    if "browser" not in _shared:
+        from playwright.sync_api import sync_playwright
+
+        _shared["playwright"] = sync_playwright().start()
+        _shared["browser"] = _shared["playwright"].chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                                   args=CHROMIUM_ARGS)
+    return _shared["browser"]
+
+
+def close_chromium() -> None:
+    """Close this process's Chromium, if a test started one."""
+    browser, playwright = _shared.pop("browser", None), _shared.pop("playwright", None)
+    if browser is not None:
+        browser.close()
+    if playwright is not None:
+        playwright.stop()
+
+
 @contextmanager
-def browser_pages(*user_data_dirs: Path):
-    """One headless Chromium per profile folder (separate cookies and sessions), one page each."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        contexts = []
-        try:
-            for folder in user_data_dirs:
-                contexts.append(pw.chromium.launch_persistent_context(
-                    str(folder), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                    viewport={"width": 1280, "height": 1600}))
-            pages = []
-            for ctx in contexts:
-                page = ctx.pages[0] if ctx.pages else ctx.new_page()
-                page.set_default_timeout(60_000)
-                pages.append(page)
-            yield pages
-        finally:
-            for ctx in contexts:
-                ctx.close()
+def browser_pages(count: int):
+    """`count` fresh browser contexts of the module's Chromium (separate cookies, storage and sessions, as
+    separate browsers would have), one page each; closed afterwards."""
+    contexts = []
+    try:
+        for _ in range(count):
+            contexts.append(_chromium().new_context(viewport={"width": 1280, "height": 1600}))
+        pages = []
+        for ctx in contexts:
+            page = ctx.new_page()
+            page.set_default_timeout(60_000)
+            pages.append(page)
+        yield pages
+    finally:
+        for ctx in contexts:
+            ctx.close()
 
 
 @contextmanager
-def browser_page(user_data_dir: Path):
-    with browser_pages(user_data_dir) as (page,):
+def browser_page():
+    with browser_pages(1) as (page,):
         yield page
 
 
@@ -160,10 +179,10 @@ def wait_idle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
 
 
-def shot(tmp_path: Path, name: str) -> str:
-    """Where a page screenshot goes: $DIFFUSION_LAB_SCREENSHOTS (e.g. docs, to refresh the README's) or tmp."""
+def screenshot(page, name: str) -> None:
+    """Save a full-page screenshot to $DIFFUSION_LAB_SCREENSHOTS/<name>.png (e.g. docs, to refresh the README's);
+    without that variable nothing is taken (a screenshot costs Chromium a full render and asserts nothing)."""
     folder = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
     if folder:
         os.makedirs(folder, exist_ok=True)
-        return os.path.join(folder, f"{name}.png")
-    return str(tmp_path / f"{name}.png")
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)

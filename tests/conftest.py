@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -9,6 +11,13 @@ from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one pytest-xdist worker per core: each worker, and every process it starts (CLI jobs, app servers), computes
+    # on one thread, so two workers share 2 cores instead of fighting with 2 OpenMP threads each
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +51,33 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__.rpartition(".")[2] in PRECISION_SENSITIVE:
             item.add_marker(pytest.mark.precision)
+
+
+# DIFFUSION_LAB_TEST_COSTS=FILE appends one JSON line per test phase: wall seconds and the CPU seconds of this
+# process and of the child processes it reaped (CLI jobs, app servers, Chromium) — what the suite spends, by test.
+_COSTS = os.environ.get("DIFFUSION_LAB_TEST_COSTS")
+if _COSTS:
+    import json
+    import resource
+    import time
+
+    def _cpu() -> float:
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        wall, cpu = time.monotonic(), _cpu()
+        yield
+        with open(_COSTS, "a") as f:
+            f.write(json.dumps({"test": item.nodeid, "wall": round(time.monotonic() - wall, 3),
+                                "cpu": round(_cpu() - cpu, 3)}) + "\n")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_chromium_per_module():
+    """Browser tests share one Chromium per module (a fresh context per test); it closes with the module."""
+    yield
+    from tests.browser_harness import close_chromium
+
+    close_chromium()

@@ -2,7 +2,7 @@
 must show its main chart, image or table and no error box.
 
 With DIFFUSION_LAB_SCREENSHOTS=docs the app runs on the shipped checkpoints and the screenshots (the README's
-docs/*.png) show what a visitor gets; otherwise on a tiny untrained model, screenshots in a temporary folder.
+docs/*.png) show what a visitor gets; otherwise on a tiny untrained model, no screenshots.
 
 Skipped with a clear message when Chromium/Playwright are missing; CI sets
 DIFFUSION_LAB_REQUIRE_BROWSER=1 so that they fail there instead.
@@ -32,7 +32,7 @@ from .browser_harness import (
     lab_folders,
     require_browser,
     running_app,
-    shot,
+    screenshot,
     tiny_noise_config,
     wait_idle,
 )
@@ -66,8 +66,8 @@ def main_images(page):
     return page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
 
 
-def test_generate_on_the_home_page_shows_a_grid(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_generate_on_the_home_page_shows_a_grid(app):
+    with browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("button", name="Generate").wait_for()
         assert main_images(page).count() == 0
@@ -79,11 +79,11 @@ def test_generate_on_the_home_page_shows_a_grid(app, tmp_path):
         assert box["width"] > 100 and box["height"] > 100  # a 4×4 grid of 28-pixel digits, scaled up
         assert page.get_by_text("seed 0").count() >= 1
         assert_page_works(page, IMAGE)
-        page.screenshot(path=shot(tmp_path, "home"), full_page=True)
+        screenshot(page, "home")
 
 
-def test_train_then_sample_and_step_through(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_train_then_sample_and_step_through(app):
+    with browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("link", name="Train").first.click()
         page.get_by_role("button", name="Start training").wait_for()
@@ -109,7 +109,7 @@ def test_train_then_sample_and_step_through(app, tmp_path):
         wait_idle(page)
         assert_page_works(page, CHART)  # the loss curve
         page.locator(CHART).filter(has_text="Training loss by noise level").first.wait_for()  # the heat strip
-        page.screenshot(path=shot(tmp_path, "train"), full_page=True)
+        screenshot(page, "train")
 
         page.get_by_role("link", name="Sample from this run").click()
         page.get_by_role("button", name="Run reverse diffusion").wait_for()
@@ -132,8 +132,8 @@ def test_train_then_sample_and_step_through(app, tmp_path):
         assert_page_works(page, IMAGE)
 
 
-def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(app):
+    with browser_page() as page:
         page.goto(f"{app['url']}/Reverse_diffusion?model={DEFAULT_MODEL}")
         page.get_by_role("button", name="Run reverse diffusion").wait_for()
         wait_idle(page)
@@ -158,11 +158,11 @@ def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(ap
         page.wait_for_function(  # the frame's own images, not the previous frame's still on screen
             "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
             ".every(i => i.complete && i.naturalWidth)")
-        page.screenshot(path=shot(tmp_path, "reverse_diffusion"), full_page=True)
+        screenshot(page, "reverse_diffusion")
 
 
-def test_reverse_diffusion_shows_where_the_steps_go_and_quality_against_cost(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_reverse_diffusion_shows_where_the_steps_go_and_quality_against_cost(app):
+    with browser_page() as page:
         page.goto(f"{app['url']}/Reverse_diffusion?model={DEFAULT_MODEL}")
         page.get_by_role("button", name="Run reverse diffusion").wait_for()
         wait_idle(page)
@@ -172,24 +172,24 @@ def test_reverse_diffusion_shows_where_the_steps_go_and_quality_against_cost(app
         wait_idle(page)
         assert page.get_by_text("best at").count() + page.get_by_text("n = 500 per point").count() >= 1
         assert_page_works(page, CHART)
-        page.screenshot(path=shot(tmp_path, "sampler_costs"), full_page=True)
+        screenshot(page, "sampler_costs")
 
 
 @pytest.mark.parametrize("name, main", [("Schedules", CHART), ("Degradations", CHART), ("Explore", CHART),
                                         ("Evaluate", TABLE)])
 def test_other_pages_show_their_content_without_errors(app, tmp_path, name, main):
-    with browser_page(tmp_path / "profile") as page:
+    with browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("link", name=name).first.click()
         page.get_by_role("heading", name=name).first.wait_for()
         wait_idle(page)
         assert_page_works(page, main)
         if name != "Explore":  # Explore's screenshot shows the clusters of generated digits (below)
-            page.screenshot(path=shot(tmp_path, name.lower()), full_page=True)
+            screenshot(page, name.lower())
 
 
-def test_explore_compares_the_default_models_digits_with_real_ones(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_explore_compares_the_default_models_digits_with_real_ones(app):
+    with browser_page() as page:
         page.goto(f"{app['url']}/Explore?model={DEFAULT_MODEL}")
         page.get_by_role("button", name="Generate samples").wait_for()
         wait_idle(page)
@@ -201,12 +201,12 @@ def test_explore_compares_the_default_models_digits_with_real_ones(app, tmp_path
         wait_idle(page)
         assert_page_works(page, CHART)  # the clusters
         assert_page_works(page, TABLE)  # their silhouette and agreement with the classes
-        page.screenshot(path=shot(tmp_path, "explore"), full_page=True)
+        screenshot(page, "explore")
 
 
-def test_two_browser_sessions_generate_and_train_without_cross_talk(app, tmp_path):
+def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
     """Two separate browsers on one server: each sees its own samples and its own training run."""
-    with browser_pages(tmp_path / "a", tmp_path / "b") as (a, b):
+    with browser_pages(2) as (a, b):
         for page, seed in ((a, "1"), (b, "2")):
             page.goto(app["url"])
             page.get_by_role("button", name="Generate").wait_for()

@@ -16,7 +16,16 @@ from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
 from .app_support import fake_run, stand_in_job
-from .browser_harness import TINY, browser_page, lab_folders, require_browser, running_app, tiny_noise_config, wait_idle
+from .browser_harness import (
+    TINY,
+    browser_page,
+    lab_folders,
+    require_browser,
+    running_app,
+    screenshot,
+    tiny_noise_config,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,9 +47,9 @@ def errors(page) -> list[str]:
     return [t.strip() for t in page.locator(ERROR).all_inner_texts()]
 
 
-def test_home_refuses_a_negative_seed(app, tmp_path):
+def test_home_refuses_a_negative_seed(app):
     """Before: the box turned red and Generate sampled with seed 0."""
-    with browser_page(tmp_path / "profile") as page:
+    with browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("button", name="Generate").wait_for()
         wait_idle(page)
@@ -51,12 +60,12 @@ def test_home_refuses_a_negative_seed(app, tmp_path):
         wait_idle(page)
         assert errors(page) == [message, f"Could not generate: {message}"]
         assert page.locator('[data-testid="stMain"] [data-testid="stImage"] img').count() == 0  # nothing sampled
-        page.screenshot(path=str(tmp_path / "home_seed.png"), full_page=True)
+        screenshot(page, "home_seed")
 
 
-def test_train_refuses_a_batch_of_zero(app, tmp_path):
+def test_train_refuses_a_batch_of_zero(app):
     """Before: the box turned red and Start trained with batch 128."""
-    with browser_page(tmp_path / "profile") as page:
+    with browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("link", name="Train").first.click()
         page.get_by_role("button", name="Start training").wait_for()
@@ -69,7 +78,7 @@ def test_train_refuses_a_batch_of_zero(app, tmp_path):
         assert errors(page) == [message, f"Could not start training: {message}"]
         assert "run=" not in page.url and not [p for p in app["runs"].iterdir() if p.is_dir()]  # nothing ran
         page.get_by_text("Fix Batch size to see how long this run would take.").wait_for()
-        page.screenshot(path=str(tmp_path / "train_batch.png"), full_page=True)
+        screenshot(page, "train_batch")
 
 
 def grid_cells(page) -> list[str]:
@@ -87,14 +96,14 @@ def wait_cells(page, wanted: list[str], timeout: float = 30.0) -> list[str]:
         page.wait_for_timeout(500)
 
 
-def test_the_runs_table_follows_a_starting_run(app, tmp_path):
+def test_the_runs_table_follows_a_starting_run(app):
     """Before: the table stayed at 'starting 0/3' while the panel above showed epoch 1/3, the caption read
     '?, ?, ?' and nothing said what a starting run was doing."""
     live = stand_in_job()
     try:
         run_dir = fake_run(app["runs"], "run-live", live.pid, state=None, epochs=3)
         (run_dir / "config.json").unlink()  # the trainer is still importing PyTorch
-        with browser_page(tmp_path / "profile") as page:
+        with browser_page() as page:
             page.goto(f"{app['url']}/Train?run=run-live")
             page.locator('[data-testid="stDataFrame"]').wait_for(timeout=120_000)
             cells = wait_cells(page, ["run-live", "starting", "0/3"])
@@ -110,7 +119,7 @@ def test_the_runs_table_follows_a_starting_run(app, tmp_path):
             page.get_by_text("running · epoch 1/3").wait_for(timeout=30_000)  # the panel
             cells = wait_cells(page, ["running", "1/3"])  # and the table, without a reload
             assert "starting" not in cells and any(c.startswith("training epoch 2 of 3 (") for c in cells)
-            page.screenshot(path=str(tmp_path / "train_runs.png"), full_page=True)
+            screenshot(page, "train_runs")
     finally:
         live.kill()
         live.wait()

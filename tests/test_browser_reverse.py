@@ -18,10 +18,11 @@ from diffusion_core.process.degradations import make_degradation
 from .browser_harness import (
     TINY,
     browser_page,
+    browser_pages,
     lab_folders,
     require_browser,
     running_app,
-    shot,
+    screenshot,
     tiny_noise_config,
     wait_idle,
 )
@@ -89,8 +90,8 @@ def captions(page) -> list[str]:
     return [c.strip() for c in page.locator('[data-testid="stMain"] [data-testid="stImage"]').all_inner_texts()]
 
 
-def test_opens_on_the_default_model_and_play_ends_on_t0(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_opens_on_the_default_model_and_play_ends_on_t0(app):
+    with browser_page() as page:
         open_reverse(page, app)
         model = page.get_by_role("combobox", name="Model").input_value()
         assert model.startswith("Shipped · default (")  # not the alphabetically first "blur"
@@ -112,15 +113,15 @@ def test_opens_on_the_default_model_and_play_ends_on_t0(app, tmp_path):
         wait_idle(page)
         page.wait_for_timeout(1500)  # anything still in flight would land now
         print(f"Forward click {forward_s:.2f} s; Play over 50 frames {play_s:.1f} s (intended {PLAY_SECONDS:g} s)")
-        page.screenshot(path=shot(tmp_path, "reverse_after_play"), full_page=True)
+        screenshot(page, "reverse_after_play")
         assert frame_slider(page).first.get_attribute("aria-valuetext") == "t = 0"
         assert metric_t(page) == "0"
         assert "z_t at t = 0" in captions(page) and "x̂0 predicted from z_t at t = 0" in captions(page)
         assert play_s < 2 * PLAY_SECONDS
 
 
-def test_a_run_shows_z_t_and_x0_live_while_it_computes(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_a_run_shows_z_t_and_x0_live_while_it_computes(app):
+    with browser_page() as page:
         open_reverse(page, app)
         choose(page, "Model", "Shipped · long (cnn · noise linear T=4000 · 1 epoch)")
         choose(page, "Sampler", "ancestral")
@@ -156,3 +157,59 @@ def test_a_run_shows_z_t_and_x0_live_while_it_computes(app, tmp_path):
         print(f"Play over {frames} frames {play_s:.1f} s")
         assert frame_slider(page).first.get_attribute("aria-valuetext") == "t = 0" and metric_t(page) == "0"
         assert "z_t at t = 0" in captions(page)
+
+
+def test_diffuse_up_runs_when_pressed(app):
+    """Diffuse ↑ sits in the step-through viewer (a fragment): pressed on the last frame it re-noises and runs down
+    again at once — it used to wait for the page's next full run (a change of Images fired it seconds later)."""
+    with browser_page() as page:
+        open_reverse(page, app)
+        page.get_by_role("button", name="Run reverse diffusion").click()
+        frame_slider(page).first.wait_for(timeout=120_000)
+        wait_idle(page)
+        frame_slider(page).first.focus()
+        frame_slider(page).first.press("End")  # the last frame, t = 0
+        page.get_by_text("z_t at t = 0", exact=True).wait_for()
+        wait_idle(page)
+        page.get_by_role("button", name="Diffuse ↑").click()
+        page.get_by_text("diffused up from t = 0 by 50 steps to t = 50", exact=False).first.wait_for(timeout=60_000)
+        wait_idle(page)
+        assert frame_slider(page).first.get_attribute("aria-valuetext") == "t = 50"  # the new run, from its top
+
+
+def test_a_copied_link_opens_the_same_view_model_included(app):
+    """A teacher picks a model and settings; the page's address, opened in another browser, shows the same."""
+    with browser_pages(2) as (teacher, student):
+        open_reverse(teacher, app)
+        choose(teacher, "Model", "Shipped · long (cnn · noise linear T=4000 · 1 epoch)")
+        choose(teacher, "Sampler", "ddim")
+        seed = teacher.get_by_label("Seed", exact=True)
+        seed.fill("7")
+        seed.press("Enter")
+        wait_idle(teacher)
+        link = teacher.url
+        assert "model=" in link and "rd_seed=7" in link, link
+        student.goto(link)
+        student.get_by_role("button", name="Run reverse diffusion").wait_for()
+        wait_idle(student)
+        assert student.get_by_role("combobox", name="Model").input_value().startswith("Shipped · long (")
+        assert student.get_by_role("combobox", name="Sampler").input_value() == "ddim"
+        assert student.get_by_label("Seed", exact=True).input_value() == "7"
+
+
+def test_a_direct_link_as_a_fresh_servers_first_visitor_gets_the_labs_sidebar(tmp_path):
+    """The first visitor of a freshly started server opens /Reverse_diffusion directly (no session has loaded Home):
+    the page runs with its settings from the address and the lab's navigation, not Streamlit's plain file list of
+    pages/ ("streamlit app", "2D lab")."""
+    ckpts, _, env = lab_folders(tmp_path)
+    save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
+    with running_app(env, tmp_path / "streamlit.log") as url, browser_page() as page:
+        page.goto(f"{url}/Reverse_diffusion?rd_seed=7")
+        page.get_by_role("button", name="Run reverse diffusion").wait_for()
+        wait_idle(page)
+        # each link's text is its icon's name, then its title
+        links = [t.strip().splitlines()[-1].strip() for t in page.locator('[data-testid="stSidebarNav"] a')
+                 .all_inner_texts()]
+        assert "Home" in links and "2-D lab" in links and "Reverse diffusion" in links, links
+        assert not [t for t in links if t in ("streamlit app", "2D lab")], links
+        assert page.get_by_label("Seed", exact=True).input_value() == "7"

@@ -3,7 +3,7 @@ lab driven through its drawing canvas, the loss weighting on Schedules, the spec
 Evaluate's loss by noise level, likelihood bound and memorisation — each must show its chart and no error box.
 
 With DIFFUSION_LAB_SCREENSHOTS=docs the app runs on the shipped checkpoints and the screenshots refresh the
-README's; otherwise on a tiny untrained model (and the shipped classifier), screenshots in a temporary folder.
+README's; otherwise on a tiny untrained model (and the shipped classifier), no screenshots.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .browser_harness import (
     lab_folders,
     require_browser,
     running_app,
-    shot,
+    screenshot,
     tiny_noise_config,
     wait_idle,
 )
@@ -92,8 +92,8 @@ def chart_titled(page, title: str):
     return page.locator(CHART).filter(has_text=title).first
 
 
-def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app):
+    with browser_page() as page:
         open_drawn_points(page, app)
         canvas = page.locator("canvas.upper-canvas")
         canvas.wait_for()
@@ -113,26 +113,26 @@ def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app, tmp_path):
         chart_titled(page, "Particles from the same z_T").locator(".updatemenu-button").first.click()  # ▶ play
         page.wait_for_timeout(1500)
         assert_page_works(page, CHART)
-        page.screenshot(path=shot(tmp_path, "2d_lab"), full_page=True)
+        screenshot(page, "2d_lab")
 
 
-def test_2d_lab_refuses_an_empty_drawing_with_a_message(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_2d_lab_refuses_an_empty_drawing_with_a_message(app):
+    with browser_page() as page:
         open_drawn_points(page, app)
         page.get_by_role("button", name="Train", exact=True).click()
         page.get_by_text("nothing is drawn yet").first.wait_for()
         assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_schedules_plots_the_loss_weighting(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_schedules_plots_the_loss_weighting(app):
+    with browser_page() as page:
         open_page(page, app, "Schedules")
         chart_titled(page, "Loss weight over noise levels").wait_for()
         assert_page_works(page, CHART)
 
 
-def test_reverse_diffusion_shows_the_spectra(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_reverse_diffusion_shows_the_spectra(app):
+    with browser_page() as page:
         open_page(page, app, "Reverse diffusion")
         page.get_by_role("button", name="Run reverse diffusion").click()
         page.get_by_text("Spectra across t").wait_for(timeout=180_000)
@@ -142,8 +142,8 @@ def test_reverse_diffusion_shows_the_spectra(app, tmp_path):
         assert_page_works(page, CHART)
 
 
-def test_evaluate_loss_by_noise_level_likelihood_and_memorisation(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_evaluate_loss_by_noise_level_likelihood_and_memorisation(app):
+    with browser_page() as page:
         open_page(page, app, "Evaluate")
         page.get_by_role("tab", name="Loss by noise level").click()
         page.get_by_role("button", name="Compute the held-out loss by noise level").click()
@@ -159,11 +159,11 @@ def test_evaluate_loss_by_noise_level_likelihood_and_memorisation(app, tmp_path)
         wait_idle(page)
         assert page.get_by_text("Novelty · pixels").count() == 1
         assert_page_works(page, CHART)
-        page.screenshot(path=shot(tmp_path, "memorisation"), full_page=True)
+        screenshot(page, "memorisation")
 
 
-def test_edit_sdedit_of_a_digit_drawn_on_the_canvas(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_edit_sdedit_of_a_digit_drawn_on_the_canvas(app):
+    with browser_page() as page:
         open_page(page, app, "Edit")
         canvas = page.locator("canvas.upper-canvas").first
         canvas.wait_for()
@@ -181,26 +181,26 @@ def test_edit_sdedit_of_a_digit_drawn_on_the_canvas(app, tmp_path):
         wait_idle(page)
         assert page.locator('[data-testid="stMain"] [data-testid="stImage"] img').count() >= 8
         assert page.locator('[data-testid="stAlertContentError"]').count() == 0
-        page.screenshot(path=shot(tmp_path, "edit"), full_page=True)
+        screenshot(page, "edit")
         page.get_by_role("tab", name="Interpolation").click()
         page.get_by_role("button", name="Interpolate").click()
         chart_titled(page, "‖z‖ / √d along the path").wait_for(timeout=180_000)
         assert_page_works(page, CHART)
 
 
-def test_compare_runs_a_and_b_from_the_same_noise(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_compare_runs_a_and_b_from_the_same_noise(app):
+    with browser_page() as page:
         open_page(page, app, "Compare")
         page.get_by_role("button", name="Run A and B").click()
         chart_titled(page, "How far apart A and B are, step by step").wait_for(timeout=180_000)
         wait_idle(page)
         assert page.get_by_text("both started from the same z_T").count() == 1
         assert_page_works(page, CHART)
-        page.screenshot(path=shot(tmp_path, "compare"), full_page=True)
+        screenshot(page, "compare")
 
 
-def test_edit_inpainting_and_a_link_that_opens_an_exact_view(app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_edit_inpainting_and_a_link_that_opens_an_exact_view(app):
+    with browser_page() as page:
         page.goto(app)
         page.get_by_role("link", name="Edit").first.click()
         page.get_by_role("heading", name="Edit").first.wait_for()
@@ -214,7 +214,7 @@ def test_edit_inpainting_and_a_link_that_opens_an_exact_view(app, tmp_path):
         page.get_by_role("tab", name="SDEdit").click()
         url = page.url
         assert "ed_paint_steps" in url or "ed_strength" in url, url
-    with browser_page(tmp_path / "profile2") as other:
+    with browser_page() as other:
         other.goto(url.replace("ed_strength=0.5", "ed_strength=0.75") if "ed_strength=" in url
                    else url + "&ed_strength=0.75")
         other.get_by_role("heading", name="Edit").first.wait_for()
@@ -222,8 +222,8 @@ def test_edit_inpainting_and_a_link_that_opens_an_exact_view(app, tmp_path):
         other.get_by_text("0.75").first.wait_for()  # the slider opened at the linked strength
 
 
-def test_edit_round_trips_guidance_and_inpainting_three_ways(edit_app, tmp_path):
-    with browser_page(tmp_path / "profile") as page:
+def test_edit_round_trips_guidance_and_inpainting_three_ways(edit_app):
+    with browser_page() as page:
         open_page(page, edit_app, "Edit")
         page.get_by_role("tab", name="Inversion and round trips").click()
         page.get_by_role("button", name="Encode and decode").click()

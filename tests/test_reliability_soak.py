@@ -16,8 +16,8 @@ import torch
 
 from tests.app_support import app, errors, no_exceptions, write_checkpoint
 
-WARM_UP = 5
-REQUESTS = 20
+WARM_UP = 3
+REQUESTS = 12
 # Growth per request allowed, as a fraction of one request's grid (16×28×28 float32, 50 KB). Measured here: about
 # +240 bytes per request as the app is; +50.8 KB with each request's grid, or its samples tensor, kept in a
 # module-level list.

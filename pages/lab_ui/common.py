@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 from streamlit.navigation.page import StreamlitPage
+from streamlit.runtime.pages_manager import PagesManager
 
 from diffusion_core.io.checkpoints import CheckpointError
 from diffusion_core.io.data import DatasetUnavailableError
@@ -64,8 +65,20 @@ def favicon() -> Image.Image:
     return Image.fromarray(icon, "RGBA")  # an image (st.set_page_config refuses a numpy array)
 
 
+NAVIGATION_CHECKED = "_lab_navigation_checked"
+
+
 def setup_page(title: str, intro: str | None = None) -> None:
     """Page config, title and a one-paragraph introduction."""
+    if PagesManager.uses_pages_directory and not st.session_state.get(NAVIGATION_CHECKED):
+        # A direct link (/Reverse_diffusion) as a fresh server's first visitor: no session has run
+        # streamlit_app.py's st.navigation yet, so Streamlit ran this file in its old pages/-folder mode (a plain
+        # file list in the sidebar). Switch that mode off for the server and run again through st.navigation,
+        # which resolves the same page (its address is the same). Only on a session's first run, which carries no
+        # click that the rerun could drop.
+        st.session_state[NAVIGATION_CHECKED] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
     st.set_page_config(page_title=f"{title} · Diffusion Lab", page_icon=favicon(), layout="wide")
     st.title(title)
     if intro:

@@ -65,14 +65,15 @@ def _upload_widgets(key: str) -> LoadedCheckpoint | None:
 
 
 def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = True,
-                 process: type[DiffusionProcess] | None = None, unconditional: bool = False
-                 ) -> LoadedCheckpoint | None:
+                 process: type[DiffusionProcess] | None = None, unconditional: bool = False,
+                 url_param: str = "model") -> LoadedCheckpoint | None:
     """Choose a shipped checkpoint, a trained run or an upload; returns the loaded model or None.
     Opens on the app's default model (default_checkpoint, the one Home uses) when it is on offer.
     `process` (a DiffusionProcess class) offers only its models (an upload of another kind is refused);
     `unconditional` (a page that runs the model without a label) opens on the shipped unconditional U-Net.
 
-    `?model=shipped:<name>` or `?model=run:<run id>` in the URL preselects a model."""
+    `?model=shipped:<name>` or `?model=run:<run id>` in the URL preselects a model, and the model chosen is
+    written back there, so a copied link opens the same model (`url_param` names it where a page has two)."""
     sources = model_sources(process)
     options = list(sources) + ([UPLOAD] if allow_upload else [])
     if not sources:
@@ -83,13 +84,17 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
         st.page_link("pages/1_Train.py", label="Go to Train", icon=":material/model_training:")
     if not options:
         return None
-    wanted = st.query_params.get("model")
+    wanted = st.query_params.get(url_param)
     if wanted not in options:  # open on the app's default model (Home's), not the alphabetically first
         default = default_checkpoint(unconditional=unconditional)
         wanted = f"shipped:{default.stem}" if default is not None else None
     index = options.index(wanted) if wanted in options else 0
     choice = st.selectbox(label, options, index=index, key=f"{key}_choice",
                           format_func=lambda k: "Upload a checkpoint…" if k == UPLOAD else sources[k][0])
+    if choice != UPLOAD and st.query_params.get(url_param) != choice:
+        st.query_params[url_param] = choice
+    elif choice == UPLOAD and url_param in st.query_params:
+        del st.query_params[url_param]  # an upload cannot travel in a link
     if choice == UPLOAD:
         ckpt = _upload_widgets(key)
         if ckpt is not None and process is not None and not isinstance(ckpt.process, process):
