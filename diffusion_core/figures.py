@@ -851,13 +851,17 @@ def path_norms_figure(norms: Mapping[str, Sequence[float]]) -> go.Figure:
     return fig
 
 
-def ab_difference_figure(progress: Sequence[float], difference: Sequence[float], at: float | None = None) -> go.Figure:
-    """Mean |x̂0_A − x̂0_B| along two same-seed runs (0 = the shared start, 1 = the samples)."""
-    fig = go.Figure(go.Scatter(x=list(progress), y=list(difference), mode="lines+markers", name="|x̂0 A − x̂0 B|"))
+def ab_difference_figure(ts: Sequence[int], difference: Sequence[float], at: int | None = None) -> go.Figure:
+    """Mean |x̂0_A − x̂0_B| along two same-seed runs at the same timesteps t (T on the left, the samples at 0 on the
+    right); the y axis starts at 0, where identical runs stay."""
+    fig = go.Figure(go.Scatter(x=list(ts), y=list(difference), mode="lines+markers", name="|x̂0 A − x̂0 B|"))
     if at is not None:
         fig.add_vline(x=at, line_dash="dot")
+    top = max([float(d) for d in difference] + [0.0])
     fig.update_layout(title="How far apart A and B are, step by step", height=300,
-                      xaxis_title="progress of the run (0: z_T, 1: samples)", yaxis_title="mean |x̂0 A − x̂0 B|")
+                      xaxis=dict(title="t (the shared start z_T on the left, the samples at t = 0 on the right)",
+                                 autorange="reversed"),
+                      yaxis=dict(title="mean |x̂0 A − x̂0 B|", range=[0, 1.1 * top if top > 0 else 0.05]))
     return fig
 
 

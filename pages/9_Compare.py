@@ -8,7 +8,7 @@ import streamlit as st
 
 from diffusion_core.figures import ab_difference_figure
 from diffusion_core.lab import run_plan
-from diffusion_core.lab.ab import ab_runs
+from diffusion_core.lab.ab import ab_runs, differing_settings
 from pages.lab_ui import class_controls, model_picker, number_field, require, run_queued, setup_page, user_errors
 from pages.lab_ui.render import grid_image
 from pages.lab_ui.sampler_ui import sampler_controls
@@ -18,7 +18,7 @@ setup_page("Compare", (
     "Two reverse runs from **identical noise**: the same seed gives both the same z_T (and, for stochastic "
     "samplers, the same fresh noise per image). Change one setting in B and watch where the runs part."
 ))
-url_state("compare", ["ab_seed", "ab_n", "ab_progress"] + [f"ab_{p}_{k}" for p in "AB" for k in (
+url_state("compare", ["ab_seed", "ab_n", "ab_t"] + [f"ab_{p}_{k}" for p in "AB" for k in (
     "sampler", "steps_*", "spacing_*", "eta", "churn", "digit", "guidance")])
 
 s1, s2 = st.columns(2)
@@ -32,19 +32,32 @@ for name, column in zip(("A", "B"), st.columns(2), strict=True):
                             url_param=f"model_{name.lower()}")
         if ckpt is None:
             st.stop()
-        controls = sampler_controls(ckpt, f"ab_{name}", run_plan.default_sampler(ckpt),
-                                    run_plan.known_bad_samplers(ckpt.config), st.columns(3))
+        default = run_plan.default_sampler(ckpt)
+        if name == "B" and default.steps:  # B opens one setting apart from A: a quarter of A's steps
+            default = dataclasses.replace(default, steps=max(1, default.steps // 4))
+        controls = sampler_controls(ckpt, f"ab_{name}", default, run_plan.known_bad_samplers(ckpt.config),
+                                    st.columns(3), keep_on_switch=True)
         conditioning = class_controls(ckpt, f"ab_{name}")
         panes[name] = (ckpt, controls, conditioning)
+
+(ckpt_a, controls_a, cond_a), (ckpt_b, controls_b, cond_b) = panes["A"], panes["B"]
+differ = differing_settings(st.session_state["ab_A_model_choice"], dataclasses.replace(controls_a.choice, **cond_a),
+                            st.session_state["ab_B_model_choice"], dataclasses.replace(controls_b.choice, **cond_b))
+if not differ:
+    st.warning("A and B are the same: change one setting of B to see where the runs part.")
+elif len(differ) == 1:
+    st.caption(f"One setting apart — {differ[0]}.")
+else:
+    st.caption(f"{len(differ)} settings apart — " + "; ".join(differ) + ". (Change one at a time to see what each "
+               "does.)")
 
 if st.button("Run A and B", type="primary", key="ab_run"):
     with user_errors("Could not run"):
         fields = [seed, n] + [f for _, c, _ in panes.values() if (f := c.steps_field) is not None]
         require(fields)
-        (ca, xa, ka), (cb, xb, kb) = panes["A"], panes["B"]
-        choice_a = dataclasses.replace(xa.choice, seed=int(seed.value), **ka)
-        choice_b = dataclasses.replace(xb.choice, seed=int(seed.value), **kb)
-        st.session_state["ab_out"] = (run_queued(ab_runs, ca, choice_a, cb, choice_b, int(n.value),
+        choice_a = dataclasses.replace(controls_a.choice, seed=int(seed.value), **cond_a)
+        choice_b = dataclasses.replace(controls_b.choice, seed=int(seed.value), **cond_b)
+        st.session_state["ab_out"] = (run_queued(ab_runs, ckpt_a, choice_a, ckpt_b, choice_b, int(n.value),
                                                  label="Running A and B…"), choice_a.describe(), choice_b.describe())
 
 shown = st.session_state.get("ab_out")
@@ -52,12 +65,14 @@ if shown is not None:
     runs, what_a, what_b = shown
     st.caption(f"A: {what_a} · B: {what_b} · "
                + ("both started from the same z_T." if runs.same_start else "the starts differ (different shapes)."))
-    p = st.slider("Progress through the runs", 0, len(runs.progress) - 1, 0, key="ab_progress",
-                  format="%d", help="0: the shared start z_T; the last: the samples")
-    i, j = runs.frames[p]
+    t = st.select_slider("Step through both runs at the same t", options=runs.ts, value=runs.ts[0], key="ab_t",
+                         format_func=lambda v: f"t = {v}",
+                         help="from the shared start z_T to the samples at t = 0; a run with fewer steps shows its "
+                              "frame nearest this t")
+    i, j = runs.frames[runs.ts.index(t)]
     c1, c2, c3 = st.columns(3)
     c1.image(grid_image(runs.a.x0[i], nrow=2), caption=f"A · x̂0 at t = {runs.a.ts[i]}")
     c2.image(grid_image(runs.b.x0[j], nrow=2), caption=f"B · x̂0 at t = {runs.b.ts[j]}")
     diff = np.abs(runs.a.x0[i] - runs.b.x0[j])
     c3.image(grid_image(np.clip(diff * 2, 0, 1), nrow=2), caption="|A − B| (×2)")
-    st.plotly_chart(ab_difference_figure(runs.progress, runs.difference, float(runs.progress[p])), key="ab_fig")
+    st.plotly_chart(ab_difference_figure(runs.ts, runs.difference, t), key="ab_fig")

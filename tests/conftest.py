@@ -67,10 +67,11 @@ if _COSTS:
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(item, nextitem):
-        wall, cpu = time.monotonic(), _cpu()
+        start, wall, cpu = time.time(), time.monotonic(), _cpu()
         yield
         with open(_COSTS, "a") as f:
-            f.write(json.dumps({"test": item.nodeid, "wall": round(time.monotonic() - wall, 3),
+            f.write(json.dumps({"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+                                "start": round(start, 3), "wall": round(time.monotonic() - wall, 3),
                                 "cpu": round(_cpu() - cpu, 3)}) + "\n")
 
 

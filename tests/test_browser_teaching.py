@@ -188,14 +188,32 @@ def test_edit_sdedit_of_a_digit_drawn_on_the_canvas(app):
         assert_page_works(page, CHART)
 
 
-def test_compare_runs_a_and_b_from_the_same_noise(app):
+def test_compare_runs_a_and_b_from_the_same_noise_one_setting_apart_at_the_same_t(app):
+    """Compare opens one setting apart and says which; switching B's sampler changes only the sampler; the runs are
+    stepped through at the same t (B, with fewer steps, at its frame nearest that t)."""
     with browser_page() as page:
         open_page(page, app, "Compare")
+        page.get_by_text("One setting apart — steps: 20 → 5.").wait_for()
+        page.get_by_role("combobox", name="Sampler").nth(1).click()  # B's
+        page.get_by_role("option", name="ddim", exact=True).click()
+        wait_idle(page)
+        page.get_by_text("2 settings apart — sampler: dpm++2m-sde → ddim; steps: 20 → 5.").wait_for()
         page.get_by_role("button", name="Run A and B").click()
         chart_titled(page, "How far apart A and B are, step by step").wait_for(timeout=180_000)
         wait_idle(page)
         assert page.get_by_text("both started from the same z_T").count() == 1
         assert_page_works(page, CHART)
+        slider = page.locator('input[type="range"][aria-valuetext^="t = "]').first
+        assert slider.get_attribute("aria-valuetext") == "t = 50"
+        for _ in range(6):  # six points on
+            slider.press("ArrowRight")
+            wait_idle(page)
+        t = int(slider.get_attribute("aria-valuetext").split("= ")[1])
+        captions = page.locator('[data-testid="stMain"] [data-testid="stImage"]').all_inner_texts()
+        a_t, b_t = (int(next(c for c in captions if c.strip().startswith(f"{x} · x̂0 at t = ")).rsplit("= ", 1)[1])
+                    for x in "AB")
+        # one run is at t itself, the other at its own frame nearest t (before: the same share of each run's frames)
+        assert t in (a_t, b_t) and abs(a_t - b_t) < 50 / 2, (t, a_t, b_t)
         screenshot(page, "compare")
 
 

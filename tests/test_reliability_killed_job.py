@@ -1,5 +1,6 @@
 """A training process killed with SIGKILL (no clean-up runs): the run directory keeps a loadable last
-checkpoint and valid metrics, nothing half-written is read as valid, and `train --resume` finishes."""
+checkpoint and valid metrics, nothing half-written is read as valid, and `train --resume` finishes. The killed
+trainers are real processes; the resumes run the CLI's entry point in the test's process."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from diffusion_core.cli import main
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import read_jsonl
 from diffusion_core.lab import jobs
@@ -32,12 +34,6 @@ def cli(*args: str, code: str | None = None) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
-    out, _ = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, out
-    return out
-
-
 def metric_lines(run: Path) -> list[str]:
     return (run / "metrics.jsonl").read_text().splitlines() if (run / "metrics.jsonl").exists() else []
 
@@ -50,7 +46,7 @@ def saved_epoch(run: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_keeps_the_last_checkpoint_and_resume_finishes(tmp_path):
+def test_sigkill_mid_epoch_keeps_the_last_checkpoint_and_resume_finishes(tmp_path, capsys):
     run = tmp_path / "run"
     proc = cli("train", "--out", str(run), "--epochs", "3", *SLOW_EPOCHS)
     try:
@@ -84,8 +80,8 @@ def test_sigkill_mid_epoch_keeps_the_last_checkpoint_and_resume_finishes(tmp_pat
     assert info.message == (jobs.DIED_MESSAGE if saved_epoch(run) else jobs.DIED_EARLY_MESSAGE)
 
     target = 3  # the run's own number of epochs: Resume without --epochs keeps it
-    out = finish(cli("train", "--resume", str(run), "--quiet"))
-    assert f"epoch {target}/{target}" in out
+    assert main(["train", "--resume", str(run)]) == 0  # the CLI's entry point, in this process
+    assert f"epoch {target}/{target}" in capsys.readouterr().out
     status = read_status(run)
     assert status["state"] == "finished" and status["epoch"] == target
     final = load_checkpoint(run / "model")
@@ -99,7 +95,7 @@ def test_half_written_files_from_a_kill_are_never_read_as_valid(tmp_path):
     """What SIGKILL can leave behind: an orphaned temporary file of an atomic write and a torn last metrics
     line. Readers ignore both, and Resume rewrites metrics.jsonl without the torn line."""
     run = tmp_path / "run"
-    finish(cli("train", "--out", str(run), "--epochs", "1", *TINY))
+    assert main(["train", "--out", str(run), "--epochs", "1", *TINY]) == 0
     good = (run / "model.safetensors").read_bytes()
     (run / ".model.safetensors.abc123.tmp").write_bytes(good[: len(good) // 2])  # an interrupted atomic write
     (run / ".model.json.abc123.tmp").write_text('{"format": "diffusion-lab-che')
@@ -109,7 +105,7 @@ def test_half_written_files_from_a_kill_are_never_read_as_valid(tmp_path):
     assert load_checkpoint(run / "model").config["epochs"] == 1
     assert jobs.read_run("run", root=tmp_path).losses == [(1, pytest.approx(read_jsonl(run / "metrics.jsonl")[0]
                                                                               ["loss"]))]
-    finish(cli("train", "--resume", str(run), "--epochs", "2", "--quiet"))
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
     lines = metric_lines(run)
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]  # every line parses: the torn one is gone
     assert load_checkpoint(run / "model").config["epochs"] == 2
@@ -139,6 +135,6 @@ def test_a_kill_between_checkpoint_and_metrics_loses_no_epoch(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert load_checkpoint(run / "model").config["epochs"] == 2  # epoch 2's checkpoint was written …
     assert saved_epoch(run) == 1 and [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1]  # … not its row
-    finish(cli("train", "--resume", str(run), "--epochs", "3", "--quiet"))
+    assert main(["train", "--resume", str(run), "--epochs", "3", "--quiet"]) == 0
     assert load_checkpoint(run / "model").config["epochs"] == 3
     assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3]

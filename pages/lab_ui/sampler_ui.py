@@ -32,9 +32,11 @@ class SamplerControls:
 
 
 def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, bad: dict[str, str],
-                     columns: list) -> SamplerControls:
+                     columns: list, keep_on_switch: bool = False) -> SamplerControls:
     """Sampler, steps, η (DDIM), churn (Heun), spacing (noise models) and start (cold models) in `columns`
-    (at least 3); the page adds seed, images and conditioning."""
+    (at least 3); the page adds seed, images and conditioning. `keep_on_switch` (Compare): a sampler newly chosen
+    here opens on the steps and spacing the previous one had, so switching the sampler changes only the sampler."""
+    last = st.session_state.get(f"{key}_last_choice") if keep_on_switch else None
     process = ckpt.process
     c1, c2, c3 = columns[:3]
     options = process.samplers
@@ -48,6 +50,8 @@ def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, b
         c2.number_input("Steps", value=1, disabled=True, key=f"{key}_steps_direct", help=f"{sampler}: one step")
     else:
         first = default.steps if sampler == default.sampler and default.steps else (spec.default_steps or process.T)
+        if last is not None and last.sampler != sampler and last.steps:
+            first = last.steps
         steps_field = number_field("Steps", 1, process.T, value=min(first, process.T), key=f"{key}_steps_{sampler}",
                                    container=c2)
     eta = c3.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key=f"{key}_eta", help="0: deterministic DDIM; 1: DDPM-like "
@@ -59,11 +63,19 @@ def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, b
         if process.starts else "mixture"
     spacing = None
     if isinstance(process, GaussianProcess) and not (spec.all_steps or spec.one_step):
-        chosen = st.radio("Spacing", SPACINGS, index=SPACINGS.index(spec.spacing), horizontal=True,
+        opening = spec.spacing
+        if last is not None and last.sampler != sampler and last.sampler in process.samplers:
+            last_spec = process.sampler(last.sampler)
+            if not (last_spec.all_steps or last_spec.one_step):
+                opening = last.spacing or last_spec.spacing
+        chosen = st.radio("Spacing", SPACINGS, index=SPACINGS.index(opening), horizontal=True,
                           key=f"{key}_spacing_{sampler}", help=SPACING_HELP)
         spacing = None if chosen == spec.spacing else chosen  # None: the sampler's own (not named in captions)
     steps = int(steps_field.value) if steps_field is not None and steps_field.ok else None
-    return SamplerControls(SamplerChoice(sampler, steps, eta, start=start, spacing=spacing, churn=churn), steps_field)
+    choice = SamplerChoice(sampler, steps, eta, start=start, spacing=spacing, churn=churn)
+    if keep_on_switch:
+        st.session_state[f"{key}_last_choice"] = choice
+    return SamplerControls(choice, steps_field)
 
 
 def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
