@@ -46,6 +46,12 @@ def assert_page_works(page, main: str) -> None:
     page.locator(main).filter(visible=True).first.wait_for(timeout=10_000)
 
 
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # require_browser() says what is missing
+    PlaywrightTimeout = TimeoutError
+
+
 def require_browser() -> None:
     """Skip (or fail under CI) when no browser can be driven here."""
     problem = None
@@ -173,9 +179,21 @@ def lab_folders(root: Path, checkpoints: Path | None = None) -> tuple[Path, Path
     return ckpts, runs, env
 
 
+APP_STATE = '[data-testid="stApp"]'  # carries data-test-script-state: "running", "notRunning", …
+STARTS_WITHIN_MS = 300  # a rerun the last action asked for has started by then
+
+
 def wait_idle(page) -> None:
-    """Wait until Streamlit has finished running the script (the status widget disappears)."""
-    page.wait_for_timeout(300)
+    """Wait until Streamlit has finished running the script: a rerun the last action asked for starts (the app's
+    script state leaves "notRunning"; returns as soon as it does, or after STARTS_WITHIN_MS when none comes),
+    then the state is back at "notRunning" and the status widget is gone."""
+    try:
+        page.wait_for_function(
+            "s => { const a = document.querySelector(s); return !a || a.getAttribute('data-test-script-state') "
+            "!== 'notRunning'; }", arg=APP_STATE, timeout=STARTS_WITHIN_MS)
+    except PlaywrightTimeout:
+        pass  # nothing was rerun
+    page.locator(f'{APP_STATE}[data-test-script-state="notRunning"]').wait_for(timeout=120_000)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=120_000)
 
 

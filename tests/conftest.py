@@ -20,6 +20,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per CPU this process may run on (logical CPUs: a 2-vCPU machine gets 2)."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory, monkeypatch):
     """Keep every test away from the user's data, runs and shipped checkpoints."""
