@@ -7,7 +7,7 @@ from diffusion_core.io.data import DATASETS
 from diffusion_core.lab import jobs
 from diffusion_core.process import process_from_config
 from diffusion_core.process.gaussian import noise_diffusion_config
-from diffusion_core.process.schedules import KINDS_WITHOUT_BETAS, MAX_T, PRESETS, SCHEDULE_KINDS
+from diffusion_core.process.schedules import KINDS_WITHOUT_BETAS, MAX_T, PRESETS, SCHEDULE_KINDS, make_schedule
 from diffusion_core.training.recipes import RECIPES
 from diffusion_core.training.trainer import INT_RANGES, LR_DECAYS, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
@@ -90,8 +90,15 @@ with st.expander("New training run", expanded=not watched):
             beta2 = number_field("β2", 0.0, 1.0, 0.02, "train_beta2", container=s3, step=1e-3, format="%.2e",
                                  disabled=no_betas)
             T = number_field("T", 1, MAX_T, 1000, "train_T", container=s4, step=100)
-            fields += [T] if no_betas else [beta1, beta2, T]
+            schedule_fields = [T] if no_betas else [beta1, beta2, T]
+            fields += schedule_fields
             betas = {} if no_betas else {"beta1": beta1.value, "beta2": beta2.value}
+            if all(f.ok for f in schedule_fields):  # what Start would refuse, and the Schedules page's warning, now
+                with user_errors("This schedule cannot be trained"):
+                    schedule = make_schedule(kind, T=int(T)) if no_betas else make_schedule(
+                        kind, float(beta1), float(beta2), int(T))
+                    if (warning := schedule.end_warning("This schedule")) is not None:
+                        st.warning(warning)
             options.update(schedule=kind, T=T.value, **betas)
         options.update(target_widgets(fields, str(recipe.get("prediction", "eps"))))
 

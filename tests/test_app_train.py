@@ -37,12 +37,26 @@ def test_bad_beta_range_is_an_error_and_starts_nothing():
     no_exceptions(at)
     assert at.radio(key="train_schedule_mode").value == "Custom"  # the quick recipe's cosine: no β boxes
     at.selectbox(key="train_kind").set_value("linear").run()
-    at.number_input(key="train_beta1").set_value(0.5)
+    assert errors(at) == [] and at.warning.len == 0  # the report's default: sound
+    at.number_input(key="train_beta1").set_value(0.5).run()  # named as typed, before Start
+    bad = "beta1 must be smaller than beta2 (0 < beta1 < beta2 < 1); got beta1=0.5, beta2=0.02"
+    assert errors(at) == [f"This schedule cannot be trained: {bad}"]
     at.button(key="train_start").click().run()
     no_exceptions(at)
-    assert errors(at) == ["Could not start training: beta1 must be smaller than beta2 (0 < beta1 < beta2 < 1); "
-                          "got beta1=0.5, beta2=0.02"]
+    assert f"Could not start training: {bad}" in errors(at)
     assert jobs.list_runs() == [] and "run" not in at.query_params
+
+
+def test_a_schedule_that_stops_short_of_noise_is_warned_about_as_on_the_schedules_page():
+    at = app(PAGE).run()
+    at.selectbox(key="train_kind").set_value("linear").run()
+    at.number_input(key="train_beta1").set_value(1e-5)
+    at.number_input(key="train_beta2").set_value(1e-3).run()  # model2's betas at T = 1000: ᾱ_T ≈ 0.6
+    no_exceptions(at)
+    assert [w.value for w in at.warning if "ends at ᾱ_T = 0.6" in w.value and "only 40% of the way to noise"
+            in w.value] != []
+    at.number_input(key="train_T").set_value(18300).run()  # the report's fix: T = 18,300
+    assert not [w for w in at.warning if "ᾱ_T" in w.value]
 
 
 @pytest.mark.parametrize("params,message", [

@@ -187,8 +187,9 @@ def test_a_copied_link_opens_the_same_view_model_included(app):
         seed.fill("7")
         seed.press("Enter")
         wait_idle(teacher)
-        link = teacher.url
-        assert "model=" in link and "rd_seed=7" in link, link
+        assert "model=" in teacher.url and "rd_seed=7" in teacher.url, teacher.url  # the address bar …
+        link = teacher.locator('[data-testid="stSidebar"] [data-testid="stCode"] code').inner_text().strip()
+        assert link.startswith("http://127.0.0.1:") and "model=" in link and "rd_seed=7" in link, link  # … and its box
         student.goto(link)
         student.get_by_role("button", name="Run reverse diffusion").wait_for()
         wait_idle(student)

@@ -59,3 +59,38 @@ def test_every_page_reads_its_settings_from_the_address():
     assert at.query_params["ex_k"] == "4"
     at = app("pages/6_Evaluate.py", query={"ev_models": json.dumps(["shipped:nope"])}).run()
     no_exceptions(at)
+
+
+PAGES_WITH_SETTINGS = ["pages/1_Train.py", "pages/2_Schedules.py", "pages/3_Reverse_diffusion.py",
+                       "pages/4_Degradations.py", "pages/5_Explore.py", "pages/6_Evaluate.py", "pages/7_2D_lab.py",
+                       "pages/8_Edit.py", "pages/9_Compare.py"]
+
+
+def test_every_page_has_its_link_and_a_reset_in_the_sidebar(tmp_path, monkeypatch):
+    ship_tiny_model(tmp_path, monkeypatch, T=50)
+    monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
+    for page in [None, *PAGES_WITH_SETTINGS]:
+        at = app(page).run(timeout=120)
+        no_exceptions(at)
+        links = [c.value for c in at.sidebar.code]
+        path = "" if page is None else page.split("_", 1)[1].removesuffix(".py")
+        assert len(links) == 1 and links[0].split("?")[0] == f"/{path}", (page, links)
+        assert [b.label for b in at.sidebar.button] == ["Reset to defaults"], page
+
+
+def test_the_link_shows_the_view_as_it_is_and_reset_restores_the_defaults(tmp_path, monkeypatch):
+    ship_tiny_model(tmp_path, monkeypatch, T=50)
+    monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
+    at = app("pages/3_Reverse_diffusion.py").run()
+    assert [c.value for c in at.sidebar.code] == ["/Reverse_diffusion?model=shipped%3Atiny"]  # the model picked
+    at.number_input(key="rd_seed").set_value(7).run()
+    at.selectbox(key="rd_sampler").set_value("ddim").run()
+    link = at.sidebar.code[0].value
+    assert "rd_seed=7" in link and "rd_sampler=%22ddim%22" in link and "model=shipped%3Atiny" in link
+    at.button(key="rd_run").click().run(timeout=120)
+    assert "rd_result" in at.session_state
+    at.sidebar.button(key="_reset_reverse").click().run()
+    no_exceptions(at)
+    assert at.number_input(key="rd_seed").value == 0 and at.selectbox(key="rd_sampler").value == "dpm++2m-sde"
+    assert "rd_result" not in at.session_state  # the run shown is gone too: the page as a first visit shows it
+    assert [c.value for c in at.sidebar.code] == ["/Reverse_diffusion?model=shipped%3Atiny"]

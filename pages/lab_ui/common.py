@@ -19,6 +19,8 @@ from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.lab.work_queue import QueueFull
 from diffusion_core.training.trainer import TrainingError
 
+from .url_state import PAGE_PATH
+
 APP_ROOT = Path(__file__).resolve().parents[2]
 
 # Every page of the lab, in sidebar order: (path relative to streamlit_app.py, title, Material icon, blurb).
@@ -100,7 +102,9 @@ def navigation(home: Callable[[], None]) -> StreamlitPage:
     # The tab icon first: until a page config sets one, the browser takes the current page's Material icon
     # as the tab icon and fetches it from fonts.gstatic.com (the sidebar's icons come with Streamlit's font).
     st.set_page_config(page_icon=favicon())
-    return st.navigation(pages)
+    page = st.navigation(pages)
+    st.session_state[PAGE_PATH] = page.url_path  # the view's link (url_state.view_link) names this page
+    return page
 
 
 def page_links(with_blurb: bool = True) -> None:

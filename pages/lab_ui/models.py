@@ -16,6 +16,7 @@ from diffusion_core.models.guidance import NO_LABEL, is_conditional
 from diffusion_core.process import DiffusionProcess
 
 from .common import user_errors
+from .url_state import refresh_view_link
 
 UPLOAD = "upload"
 
@@ -95,6 +96,7 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
         st.query_params[url_param] = choice
     elif choice == UPLOAD and url_param in st.query_params:
         del st.query_params[url_param]  # an upload cannot travel in a link
+    refresh_view_link()
     if choice == UPLOAD:
         ckpt = _upload_widgets(key)
         if ckpt is not None and process is not None and not isinstance(ckpt.process, process):

@@ -6,16 +6,21 @@ widgets from the address (values as JSON: `?rd_seed=7&rd_sampler="ddim"`), and o
 values the widgets hold back into the address. The model stays in `?model=` (the model picker's own).
 A value that is not a plain number, text or list is ignored with a notice; one a widget cannot take (a sampler
 that does not exist) leaves the widget at its default, and a number out of range is named under its box.
+
+The sidebar of every page shows the link to the view as it is now (with a copy button) and a "Reset to defaults"
+button, which forgets the page's settings and results and clears the address.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
 LOADED = "_url_state_loaded"  # pages whose address this session has already read
+PAGE_PATH = "_lab_page_path"  # the current page's address path ("" for Home), set by lab_ui.navigation
 NOT_SETTINGS = ("_run", "_button", "_canvas", "_out", "_fig", "_table")  # buttons, canvases, results, charts
 
 
@@ -57,3 +62,45 @@ def url_state(page: str, keys: list[str]) -> None:
             text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
             if st.query_params.get(name) != text:
                 st.query_params[name] = text
+    view_tools(page, keys)
+
+
+def _prefixes(keys: list[str]) -> tuple[str, ...]:
+    """The page's key prefixes ("rd_" from "rd_seed"): its widgets, model picker and results all start so."""
+    return tuple(sorted({k.split("_", 1)[0] + "_" for k in keys}))
+
+
+def _reset(prefixes: tuple[str, ...]) -> None:
+    """Forget every setting and result of the page and clear the address: the page opens as a first visitor's."""
+    for name in [n for n in st.session_state if isinstance(n, str) and n.startswith(prefixes)]:
+        del st.session_state[name]
+    st.query_params.clear()
+
+
+def view_link() -> str:
+    """The address of the view as it is now: this server, the page's path and its settings."""
+    base = st.context.url or ""
+    parts = urlsplit(base)
+    root = f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
+    query = urlencode(st.query_params.to_dict())
+    return f"{root}/{st.session_state.get(PAGE_PATH, '')}" + (f"?{query}" if query else "")
+
+
+LINK_SLOT = "_lab_link_slot"  # this run's sidebar slot of the link (a widget drawn later may add to the address)
+
+
+def refresh_view_link() -> None:
+    """Draw the link again with the address as it is now (the model picker adds ?model= after url_state ran)."""
+    slot = st.session_state.get(LINK_SLOT)
+    if slot is not None:
+        slot.code(view_link(), language=None, wrap_lines=True)
+
+
+def view_tools(page: str, keys: list[str]) -> None:
+    """In the sidebar: the link to this view (copy it to hand out) and Reset to defaults."""
+    with st.sidebar:
+        st.caption("Link to this view (copy it to hand out; it opens these settings)")
+        st.session_state[LINK_SLOT] = st.empty()
+        refresh_view_link()
+        st.button("Reset to defaults", key=f"_reset_{page}", on_click=_reset, args=(_prefixes(keys),),
+                  help="forget this page's settings and results, as a first visit shows it")
