@@ -93,7 +93,8 @@ with tab_paint:
         require([index])
         x = data.images[int(index.value)].unsqueeze(0)
         mask, cold_t = mask_source(x, "ed_paint", cold)
-        strip(torch.cat([x, x * mask + (mask - 1) * 0.5]), ["input", "known pixels (masked ones black)"])
+        # unknown pixels mid-grey (0 in data space): black would hide them on the digit's black background
+        strip(torch.cat([x, x * mask]), ["input", "known pixels (unknown ones grey)"])
     if cold is not None and cold_t is None:
         st.caption(f"The cold mask model fills only its own disc: choose the mask “{DISC}” to compare all three.")
     if st.button("Inpaint", type="primary", key="ed_paint_run"):
@@ -110,7 +111,7 @@ with tab_paint:
                       for r in scores], key="ed_paint_table")
         for r in scores:
             strip(r.images, [f"{r.method} · seed {i}" + (f" · '{d}'" if r.labels else "")
-                             for i, (d, _) in enumerate(r.labels or [(None, 0)] * len(r.images))], scale=2)
+                             for i, (d, _) in enumerate(r.labels or [(None, 0)] * len(r.images))])
 
 with tab_round:
     data = load_test_digits("mnist")

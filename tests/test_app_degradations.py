@@ -50,7 +50,7 @@ def test_report_blur_preview_and_no_cold_model(shipped):
     assert "σ_t at t = 0, 50, 100" in at.caption[0].value and "0.02, 0.52, 1.02" in at.caption[0].value
     assert any(i.value.startswith("No trained cold-diffusion model") for i in at.info)
     assert "Go to Train" in [p.proto.label for p in at.page_link]
-    assert not at.button  # nothing to restore with
+    assert not at.main.button  # nothing to restore with
 
 
 def test_other_kinds_and_schedules_follow_their_formulas():
@@ -140,7 +140,7 @@ def test_an_uploaded_noise_model_is_refused_for_restorations(tmp_path):
     at.run()
     no_exceptions(at)
     assert errors(at) == ["This upload is a noise diffusion model; this part of the page needs a cold one."]
-    assert not at.button
+    assert not at.main.button
 
 
 def test_a_mask_preview_is_headed_masked_not_blurred():

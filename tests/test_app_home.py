@@ -27,7 +27,7 @@ def test_without_shipped_models_home_says_so_and_links_to_train():
     at = app().run()
     no_exceptions(at)
     assert any("No model is shipped" in i.value for i in at.info)
-    assert not at.button  # nothing to generate from
+    assert not at.main.button  # nothing to generate from
     labels = [p.proto.label for p in at.page_link]
     assert "Train a model" in labels
     for page in ("Train", "Schedules", "Reverse diffusion"):

@@ -257,7 +257,7 @@ def test_uploads_are_validated_and_never_unpickled(tmp_path):
     no_exceptions(at)
     assert len(errors(at)) == 1 and errors(at)[0].startswith("This upload cannot be used: ")
     assert "weights do not match their config (SHA-256 differs)" in errors(at)[0]
-    assert not at.button  # nothing to run
+    assert not at.main.button  # nothing to run
 
     meta = json.loads(config)
     meta["weights_sha256"] = hashlib.sha256(b"\x80\x04\x95").hexdigest()

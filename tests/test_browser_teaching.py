@@ -88,6 +88,12 @@ def open_drawn_points(page, url: str) -> None:
     wait_idle(page)
 
 
+def image_widths(page) -> list[int]:
+    """Rendered widths (CSS pixels) of the images shown in the open tab of the page's main area."""
+    return page.locator('[data-testid="stMain"] [data-testid="stImage"] img').filter(visible=True).evaluate_all(
+        "els => els.map(e => Math.round(e.getBoundingClientRect().width))")
+
+
 def chart_titled(page, title: str):
     return page.locator(CHART).filter(has_text=title).first
 
@@ -249,12 +255,14 @@ def test_edit_round_trips_guidance_and_inpainting_three_ways(edit_app):
         wait_idle(page)
         assert page.get_by_text("steps · RMSE").count() >= 4  # one reconstruction per step count
         assert_page_works(page, CHART)
+        assert len(set(image_widths(page))) == 1, image_widths(page)  # the input as large as its reconstructions
         page.get_by_role("tab", name="Guidance").click()
         page.get_by_role("button", name="Generate with guidance").click()
         page.get_by_text("classifier w = 4").first.wait_for(timeout=180_000)
         wait_idle(page)
         assert page.get_by_text("classifier w = 4").count() == 8 and page.get_by_text("w = 0 · ").count() == 8
         assert_page_works(page, '[data-testid="stMain"] [data-testid="stImage"] img')
+        assert len(set(image_widths(page))) == 1, image_widths(page)  # the w = 0 row as large as the w = 4 row
         page.get_by_role("tab", name="Inpainting").click()
         page.get_by_text("Disc step t").first.wait_for()  # the cold model's disc is the mask on offer
         page.get_by_role("button", name="Inpaint").click()
@@ -262,4 +270,5 @@ def test_edit_round_trips_guidance_and_inpainting_three_ways(edit_app):
         wait_idle(page)
         for method in ("replacement", "RePaint", "cold mask model"):
             assert page.get_by_text(f"{method} · seed 2").count() == 1
+        assert len(set(image_widths(page))) == 1, image_widths(page)  # inputs as large as the fillings
         assert_page_works(page, '[data-testid="stMain"] [data-testid="stDataFrame"]')

@@ -101,6 +101,42 @@ def test_torn_pair_is_refused_by_hash(saved):
         load_checkpoint(saved / "m")
 
 
+def test_a_writer_killed_between_its_two_renames_leaves_a_pair_that_loads_as_the_new_one(tmp_path, monkeypatch):
+    """write_pair fsyncs both temporary files, then renames them one after the other: SIGKILL between the two
+    renames leaves one new file in place and the other complete beside it. Readers take the pair whose hash
+    matches (the new one); a half-written temporary file is never taken."""
+    import diffusion_core.io.files as files
+
+    config = {"model": TINY_CNN, "diffusion": NOISE, "epochs": 1}
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "m", build_model(TINY_CNN), config)
+    torch.manual_seed(2)
+    new = build_model(TINY_CNN)
+    real_replace = files.os.replace
+    done = []
+
+    def die_after_first(src, dst):  # the kill: the first rename (the weights) happens, the second never does
+        if done:
+            raise KeyboardInterrupt
+        done.append(dst)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", die_after_first)
+    monkeypatch.setattr(files.os, "unlink", lambda path: None)  # a kill runs no clean-up
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "m", new, {**config, "epochs": 2})
+    monkeypatch.undo()
+    assert [p.name for p in done] == ["m.safetensors"] and len(list(tmp_path.glob(".m.json.*.tmp"))) == 1
+    loaded = load_checkpoint(tmp_path / "m")
+    assert loaded.config["epochs"] == 2
+    assert all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), new.state_dict().values(),
+                                                  strict=True))
+    for tmp in tmp_path.glob(".m.*.tmp"):  # half-written instead: the torn pair is refused, never guessed
+        tmp.write_bytes(tmp.read_bytes()[: tmp.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(tmp_path / "m")
+
+
 def test_wrong_shapes_are_refused(saved):
     from safetensors.torch import save
 

@@ -301,7 +301,9 @@ def test_train_page_betas_at_the_edges_are_errors(shipped, launched, beta1, beta
     at.number_input(key="train_beta2").set_value(beta2)
     at.button(key="train_start").click().run()
     no_exceptions(at)
-    assert errors(at) == [f"Could not start training: {message}"] and launched == []
+    # named as typed, under the schedule, and again by Start, which starts nothing
+    assert errors(at) == [f"This schedule cannot be trained: {message}", f"Could not start training: {message}"]
+    assert launched == []
 
 
 @pytest.mark.parametrize("params, message", [

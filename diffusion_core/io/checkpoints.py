@@ -37,6 +37,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message says what is wrong and what to do."""
 
 
+class TornPairError(CheckpointError):
+    """The weights are not the ones their config was written for (their SHA-256 differs)."""
+
+
 @dataclass
 class LoadedCheckpoint:
     model: nn.Module
@@ -161,7 +165,7 @@ def model_from_bytes(config_bytes: bytes, weights: bytes, source: str = "checkpo
     validate_config(meta)
     digest = hashlib.sha256(weights).hexdigest()
     if digest != meta["weights_sha256"]:
-        raise CheckpointError(
+        raise TornPairError(
             f"{source} weights do not match their config (SHA-256 differs): the pair is torn, corrupt or mismatched"
         )
     state = load_weights(weights, source=f"{source} weights")
@@ -201,8 +205,28 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
             raise CheckpointError(f"checkpoint file {p} not found (a checkpoint is a .safetensors + .json pair)")
     if wpath.stat().st_size > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"{wpath} is larger than {MAX_CHECKPOINT_BYTES // 2**20} MiB; refusing to read it")
-    model, meta = model_from_bytes(cpath.read_bytes(), wpath.read_bytes(), source=str(wpath.name))
+    config_bytes, weights = cpath.read_bytes(), wpath.read_bytes()
+    try:
+        model, meta = model_from_bytes(config_bytes, weights, source=str(wpath.name))
+    except TornPairError:
+        model, meta = _interrupted_pair(wpath, cpath, config_bytes, weights)
     return LoadedCheckpoint(model=model.to(device), config=meta, path=wpath)
+
+
+def _interrupted_pair(wpath: Path, cpath: Path, config_bytes: bytes, weights: bytes) -> tuple[nn.Module, dict]:
+    """A writer killed between the two renames of write_pair leaves one file of the new pair in place, the other
+    still complete in its temporary sibling (written and fsynced before either rename): the pair whose hash
+    matches is the new one. Read only; a half-written temporary file never matches. TornPairError otherwise."""
+    candidates = [(tmp, None) for tmp in sorted(cpath.parent.glob(f".{cpath.name}.*.tmp"))]
+    candidates += [(None, tmp) for tmp in sorted(wpath.parent.glob(f".{wpath.name}.*.tmp"))
+                   if tmp.stat().st_size <= MAX_CHECKPOINT_BYTES]
+    for tmp_config, tmp_weights in candidates:
+        try:
+            return model_from_bytes(tmp_config.read_bytes() if tmp_config else config_bytes,
+                                    tmp_weights.read_bytes() if tmp_weights else weights, source=str(wpath.name))
+        except (CheckpointError, OSError):
+            continue
+    return model_from_bytes(config_bytes, weights, source=str(wpath.name))  # raises the TornPairError
 
 
 def shipped_dir() -> Path:

@@ -51,8 +51,9 @@ def digit_source(key: str, allow_drawing: bool = True) -> torch.Tensor | None:
 
 
 def strip(images: torch.Tensor, captions: list[str], scale: int = 3) -> None:
-    """Data-space images in a row with a caption each."""
-    st.image([png_bytes(p, scale=scale) for p in to_unit_numpy(images)], caption=captions)
+    """Data-space images in a row with a caption each, every one drawn 28·scale pixels wide (left to itself, an
+    image grows with the width of its caption, so a row of long captions came out larger than a row of short ones)."""
+    st.image([png_bytes(p, scale=scale) for p in to_unit_numpy(images)], caption=captions, width=28 * scale)
 
 
 def cold_mask_model(key: str) -> LoadedCheckpoint | None:
