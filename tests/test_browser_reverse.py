@@ -43,7 +43,7 @@ def app(tmp_path_factory):
         "model": TINY, "diffusion": {"type": "cold", "degradation": make_degradation("blur", T=10).config(),
                                      "loss": "l2"}, "dataset": "mnist", "epochs": 1})
     save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
-    save_checkpoint(ckpts / "long", build_model(TINY), tiny_noise_config(4000))  # a run long enough to watch
+    save_checkpoint(ckpts / "long", build_model(TINY), tiny_noise_config(2000))  # a run long enough to watch
     with running_app(env, root / "streamlit.log") as url:
         yield url
 
@@ -123,7 +123,7 @@ def test_opens_on_the_default_model_and_play_ends_on_t0(app):
 def test_a_run_shows_z_t_and_x0_live_while_it_computes(app):
     with browser_page() as page:
         open_reverse(page, app)
-        choose(page, "Model", "Shipped · long (cnn · noise linear T=4000 · 1 epoch)")
+        choose(page, "Model", "Shipped · long (cnn · noise linear T=2000 · 1 epoch)")
         choose(page, "Sampler", "ancestral")
         wait_idle(page)
         run = page.get_by_role("button", name="Run reverse diffusion")
@@ -144,10 +144,10 @@ def test_a_run_shows_z_t_and_x0_live_while_it_computes(app):
         assert len(seen) >= 3 and seen == sorted(seen, reverse=True) and seen[0] > seen[-1]
         frame_slider(page).first.wait_for(timeout=180_000)
         wait_idle(page)
-        assert page.get_by_text("z_t at t = 4000", exact=True).count() == 1  # the finished run: step-through
+        assert page.get_by_text("z_t at t = 2000", exact=True).count() == 1  # the finished run: step-through
         assert not [c for c in captions(page) if "live" in c]
 
-        frames = int(frame_slider(page).first.get_attribute("max")) + 1  # 128 kept of 4,001: a busy Play
+        frames = int(frame_slider(page).first.get_attribute("max")) + 1  # 128 kept of 2,001: a busy Play
         page.get_by_role("button", name="▶ Play").click()
         start = time.monotonic()
         page.get_by_role("button", name="Pause").wait_for()
@@ -181,7 +181,7 @@ def test_a_copied_link_opens_the_same_view_model_included(app):
     """A teacher picks a model and settings; the page's address, opened in another browser, shows the same."""
     with browser_pages(2) as (teacher, student):
         open_reverse(teacher, app)
-        choose(teacher, "Model", "Shipped · long (cnn · noise linear T=4000 · 1 epoch)")
+        choose(teacher, "Model", "Shipped · long (cnn · noise linear T=2000 · 1 epoch)")
         choose(teacher, "Sampler", "ddim")
         seed = teacher.get_by_label("Seed", exact=True)
         seed.fill("7")

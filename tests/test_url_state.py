@@ -49,6 +49,8 @@ def test_every_page_reads_its_settings_from_the_address():
     (a model that does not exist) leaves the widget at its default, without a traceback."""
     at = app(None, query={"home_seed": "42"}).run()
     assert at.number_input(key="home_seed").value == 42
+    assert [c.value for c in at.sidebar.code] == ["/?home_seed=42"]
+    assert [b.label for b in at.sidebar.button] == ["Reset to defaults"]
     at = app("pages/1_Train.py", query={"train_epochs": "3", "train_arch": '"unet"',
                                         "train_prediction": '"v"'}).run()
     no_exceptions(at)
@@ -61,21 +63,17 @@ def test_every_page_reads_its_settings_from_the_address():
     no_exceptions(at)
 
 
-PAGES_WITH_SETTINGS = ["pages/1_Train.py", "pages/2_Schedules.py", "pages/3_Reverse_diffusion.py",
-                       "pages/4_Degradations.py", "pages/5_Explore.py", "pages/6_Evaluate.py", "pages/7_2D_lab.py",
-                       "pages/8_Edit.py", "pages/9_Compare.py"]
+def test_every_page_draws_its_settings_link_and_reset_through_url_state():
+    """The sidebar's link and Reset come from url_state, so every page file (and Home) calls it (AppTest runs of
+    pages below and in the page tests show them)."""
+    import ast
+    from pathlib import Path
 
-
-def test_every_page_has_its_link_and_a_reset_in_the_sidebar(tmp_path, monkeypatch):
-    ship_tiny_model(tmp_path, monkeypatch, T=50)
-    monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
-    for page in [None, *PAGES_WITH_SETTINGS]:
-        at = app(page).run(timeout=120)
-        no_exceptions(at)
-        links = [c.value for c in at.sidebar.code]
-        path = "" if page is None else page.split("_", 1)[1].removesuffix(".py")
-        assert len(links) == 1 and links[0].split("?")[0] == f"/{path}", (page, links)
-        assert [b.label for b in at.sidebar.button] == ["Reset to defaults"], page
+    root = Path(__file__).resolve().parent.parent
+    for path in [root / "streamlit_app.py", *sorted((root / "pages").glob("[0-9]_*.py"))]:
+        calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+                 and getattr(n.func, "id", None) == "url_state"]
+        assert calls, f"{path.name} does not call url_state"
 
 
 def test_the_link_shows_the_view_as_it_is_and_reset_restores_the_defaults(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.lab.work_queue import QueueFull
 from diffusion_core.training.trainer import TrainingError
 
-from .url_state import PAGE_PATH
+from .url_state import FIRST_QUERY, PAGE_PATH
 
 APP_ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,6 +79,7 @@ def setup_page(title: str, intro: str | None = None) -> None:
         # which resolves the same page (its address is the same). Only on a session's first run, which carries no
         # click that the rerun could drop.
         st.session_state[NAVIGATION_CHECKED] = True
+        st.session_state[FIRST_QUERY] = st.query_params.to_dict()  # the link's settings, whatever the rerun keeps
         PagesManager.uses_pages_directory = False
         st.rerun()
     st.set_page_config(page_title=f"{title} · Diffusion Lab", page_icon=favicon(), layout="wide")

@@ -21,6 +21,7 @@ import streamlit as st
 
 LOADED = "_url_state_loaded"  # pages whose address this session has already read
 PAGE_PATH = "_lab_page_path"  # the current page's address path ("" for Home), set by lab_ui.navigation
+FIRST_QUERY = "_lab_first_query"  # the address's settings as a session's first run saw them (setup_page)
 NOT_SETTINGS = ("_run", "_button", "_canvas", "_out", "_fig", "_table")  # buttons, canvases, results, charts
 
 
@@ -44,7 +45,8 @@ def url_state(page: str, keys: list[str]) -> None:
     if page not in loaded:
         loaded.add(page)
         bad = []
-        for name, raw in st.query_params.to_dict().items():
+        address = st.query_params.to_dict() or st.session_state.pop(FIRST_QUERY, {})
+        for name, raw in address.items():
             if name == "model" or not _wanted(name, keys):
                 continue
             try:
