@@ -45,7 +45,8 @@ def url_state(page: str, keys: list[str]) -> None:
     if page not in loaded:
         loaded.add(page)
         bad = []
-        address = st.query_params.to_dict() or st.session_state.pop(FIRST_QUERY, {})
+        first = st.session_state.pop(FIRST_QUERY, {})  # read once, by the page the first run was for
+        address = st.query_params.to_dict() or first
         for name, raw in address.items():
             if name == "model" or not _wanted(name, keys):
                 continue
