@@ -57,6 +57,7 @@ if st.button("Run A and B", type="primary", key="ab_run"):
         require(fields)
         choice_a = dataclasses.replace(controls_a.choice, seed=int(seed.value), **cond_a)
         choice_b = dataclasses.replace(controls_b.choice, seed=int(seed.value), **cond_b)
+        st.session_state.pop("ab_t", None)  # a new pair of runs has its own timesteps: start at its first
         st.session_state["ab_out"] = (run_queued(ab_runs, ckpt_a, choice_a, ckpt_b, choice_b, int(n.value),
                                                  label="Running A and B…"), choice_a.describe(), choice_b.describe())
 

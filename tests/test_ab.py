@@ -98,3 +98,7 @@ def test_the_compare_page_opens_one_setting_apart_and_steps_both_runs_by_t(tmp_p
     at.select_slider(key="ab_t").set_value(middle).run()
     a_t, b_t = (int(img.captions[0].rsplit("= ", 1)[1]) for img in at.image[:2])
     assert a_t == middle and abs(b_t - middle) <= 50 / 4  # B (5 steps) shows its frame nearest t
+    at.number_input(key="ab_B_steps_dpm++2m-sde").set_value(3).run()  # a new pair of runs, other timesteps
+    at.button(key="ab_run").click().run(timeout=120)
+    no_exceptions(at)
+    assert at.select_slider(key="ab_t").value == 50  # it opens at the new runs' start, not the old t
