@@ -61,7 +61,7 @@ def main() -> None:
     train, test = load_dataset("mnist", "train", download=False), load_dataset("mnist", "test", download=False)
     classifier = load_classifier(None)
     vectors = training_vectors(train, classifier)
-    points = build_points_view("8 Gaussians on a ring", 2000, 0, None, steps=1500)
+    points = build_points_view("8 Gaussians on a ring", 2000, 0, None)
     z16 = torch.randn((16, 1, 28, 28), generator=torch.Generator().manual_seed(0))
     grid = torch.linspace(-12, 12, 241)
     choices = [(p, w) for w in WEIGHTINGS for p in PREDICTIONS]
@@ -100,8 +100,8 @@ def main() -> None:
         "Edit · round trips at 10, 20, 50, 100 steps (a spinner)": lambda: round_trips(unet, x1, [10, 20, 50, 100]),
         "Edit · inpainting, replacement and RePaint, 3 seeds × 40 steps (a spinner)": lambda: compare(
             unet, x1, preset_mask("left half"), 3, 40),
-        "2-D lab · training 1,500 steps (a progress bar)": lambda: build_points_view(
-            "8 Gaussians on a ring", 2000, 0, None, steps=1500),
+        "2-D lab · training at the defaults, 2,000 steps (a progress bar)": lambda: build_points_view(
+            "8 Gaussians on a ring", 2000, 0, None),
         "Evaluate · first memorisation: embedding the training digits (cached after)": lambda: training_vectors(
             train, classifier),
         "Evaluate · memorisation figure": lambda: neighbours_figure(*_neighbour_args(unet, train, test, classifier,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import torch
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from diffusion_core.evaluation.analysis import FeatureDensity
@@ -772,33 +773,40 @@ def score_field_figure(grid_points: np.ndarray, fields: Mapping[str, np.ndarray]
     return fig
 
 
-def particle_paths_figure(ts: Sequence[int], runs: Mapping[str, np.ndarray], data: np.ndarray, trails: int = 25,
+def particle_paths_figure(ts: Sequence[int], runs: Mapping[str, np.ndarray], data: np.ndarray, trails: int = 4,
                           extent: float = 3.2) -> go.Figure:
     """Particles moving from z_T to samples, one panel per run ([frames, n, 2] each, same frames), animated with
-    a play button and a slider over t; the first `trails` particles leave their whole path as a faint line."""
+    a play button and a slider over t; the first `trails` particles draw their path so far, each in its own colour,
+    the same in every panel (the runs start from the same z_T), so one particle can be followed."""
     names = list(runs)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
     d = np.asarray(data)[:600]
+    colours = qualitative.Dark2
+    followed = min(trails, *(r.shape[1] for r in runs.values()))
 
-    def particles(frame: int) -> list[go.Scatter]:
-        return [go.Scatter(x=runs[name][frame, :, 0], y=runs[name][frame, :, 1], mode="markers",
-                           marker=dict(size=4, color=PALETTE[c]), name=name, showlegend=False)
-                for c, name in enumerate(names)]
+    def moving(frame: int) -> list[tuple[int, go.Scatter]]:  # (panel, trace): all particles, then the trails
+        out = [(c, go.Scatter(x=runs[name][frame, :, 0], y=runs[name][frame, :, 1], mode="markers",
+                              marker=dict(size=4, color=PALETTE[c - 1], opacity=0.5), name=name, showlegend=False))
+               for c, name in enumerate(names, start=1)]
+        for c, name in enumerate(names, start=1):
+            for k in range(followed):
+                path, colour = runs[name][: frame + 1, k], colours[k % len(colours)]
+                out.append((c, go.Scatter(
+                    x=path[:, 0], y=path[:, 1], mode="lines+markers", line=dict(width=2, color=colour),
+                    marker=dict(size=[3] * (len(path) - 1) + [11], color=colour, line=dict(width=1, color="white")),
+                    name=f"particle {k + 1}", showlegend=False,
+                    hovertemplate=f"particle {k + 1} · {name}<extra></extra>")))
+        return out
 
-    for c, name in enumerate(names, start=1):
+    for c in range(1, len(names) + 1):
         fig.add_trace(go.Scatter(x=d[:, 0], y=d[:, 1], mode="markers", marker=dict(size=3, color="#dddddd"),
                                  name="data", showlegend=c == 1), row=1, col=c)
-        xs, ys = [], []
-        for k in range(min(trails, runs[name].shape[1])):
-            xs += [*runs[name][:, k, 0].tolist(), None]
-            ys += [*runs[name][:, k, 1].tolist(), None]
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(width=0.8, color=PALETTE[c - 1]), opacity=0.35,
-                                 name=f"paths · {name}", hoverinfo="skip", showlegend=False), row=1, col=c)
     first = len(fig.data)
-    for c, trace in enumerate(particles(0), start=1):
+    for c, trace in moving(0):
         fig.add_trace(trace, row=1, col=c)
-    moving = list(range(first, first + len(names)))
-    fig.frames = [go.Frame(data=particles(i), traces=moving, name=str(t)) for i, t in enumerate(ts)]
+    indices = list(range(first, len(fig.data)))
+    fig.frames = [go.Frame(data=[trace for _, trace in moving(i)], traces=indices, name=str(t))
+                  for i, t in enumerate(ts)]
     fig.update_layout(
         title="Particles from the same z_T: probability-flow ODE against reverse SDE", height=460,
         updatemenus=[dict(type="buttons", x=0, y=-0.12, xanchor="left", buttons=[

@@ -9,6 +9,7 @@ README's; otherwise on a tiny untrained model (and the shipped classifier), no s
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pytest
@@ -120,6 +121,24 @@ def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app):
         page.wait_for_timeout(1500)
         assert_page_works(page, CHART)
         screenshot(page, "2d_lab")
+
+
+def test_2d_lab_defaults_show_the_rings_eight_clusters(app):
+    """#26 item 4: Train at the page's defaults (8 Gaussians on a ring) gives samples on 8 clusters, and the page
+    says how many sit inside a component (before: 1,500 steps left a smeared ring, ~55 % inside, and no word)."""
+    with browser_page() as page:
+        open_page(page, app, "2-D lab")
+        assert page.get_by_role("combobox", name="Data").input_value() == "8 Gaussians on a ring"
+        page.get_by_role("button", name="Train", exact=True).click()
+        line = page.get_by_text("Samples inside a component's 99 % ellipse").first
+        line.wait_for(timeout=120_000)
+        wait_idle(page)
+        text = line.inner_text()
+        shares = [int(x) for x in re.findall(r"(?:ODE|SDE) (\d+)%", text)]
+        assert len(shares) == 2 and min(shares) >= 80, text
+        assert text.count("8 of 8 components reached") == 2, text
+        assert page.get_by_text("Train for more steps").count() == 0
+        assert_page_works(page, CHART)
 
 
 def test_2d_lab_refuses_an_empty_drawing_with_a_message(app):

@@ -14,7 +14,7 @@ from torch import nn
 
 from diffusion_core.process import DiffusionProcess
 from diffusion_core.training.objectives import Objective
-from diffusion_core.training.trainer import TrainingError, ema_update
+from diffusion_core.training.trainer import LR_DECAYS, TrainingError, ema_update, lr_at
 
 MAX_STEPS = 20_000
 
@@ -27,9 +27,10 @@ class FitResult:
 
 
 def fit(process: DiffusionProcess, model: nn.Module, data: torch.Tensor, steps: int = 2000, batch_size: int = 256,
-        lr: float = 2e-3, seed: int = 0, ema_decay: float | None = 0.995,
+        lr: float = 2e-3, seed: int = 0, ema_decay: float | None = 0.995, lr_decay: str = "none",
         on_step: Callable[[int, int, float], None] | None = None) -> FitResult:
-    """Adam on process.loss over random batches of `data` (rows are samples) for `steps` steps; on_step(step,
+    """Adam on process.loss over random batches of `data` (rows are samples) for `steps` steps (lr_decay
+    "cosine": the rate falls as a half cosine to 0 at the last step, as in the run-directory trainer); on_step(step,
     steps, loss) after each. TrainingError if the loss turns NaN/Inf (the message says to lower lr)."""
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be a whole number from 1 to {MAX_STEPS:,}; got {steps!r}")
@@ -37,6 +38,8 @@ def fit(process: DiffusionProcess, model: nn.Module, data: torch.Tensor, steps: 
         raise ValueError(f"batch size must be a whole number ≥ 1; got {batch_size!r}")
     if not (isinstance(lr, int | float) and math.isfinite(lr) and 0 < lr <= 1):
         raise ValueError(f"learning rate must be in (0, 1]; got {lr!r}")
+    if lr_decay not in LR_DECAYS:
+        raise ValueError(f"lr_decay must be one of {', '.join(LR_DECAYS)}; got {lr_decay!r}")
     if len(data) < 2:
         raise ValueError(f"training needs at least 2 samples; got {len(data)}")
     torch.manual_seed(seed)
@@ -53,6 +56,9 @@ def fit(process: DiffusionProcess, model: nn.Module, data: torch.Tensor, steps: 
         if not math.isfinite(value):
             raise TrainingError(f"the loss became {value} at step {step + 1}: training diverged; lower the "
                                 f"learning rate (now {lr:g})")
+        if lr_decay != "none":
+            for group in optim.param_groups:
+                group["lr"] = lr_at(lr, step, steps, decay=lr_decay)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()

@@ -13,6 +13,7 @@ from diffusion_core.lab.score_lab import (
     build_points_view,
     canvas_points,
     field_panels,
+    mixture_coverage,
     typed_points,
 )
 
@@ -73,3 +74,19 @@ def mixture_table(view: PointsView) -> None:
         st.dataframe([{"weight": round(float(w), 3), "mean": [round(float(v), 3) for v in mu],
                        "covariance": [[round(float(v), 3) for v in row] for row in c]}
                       for w, mu, c in zip(m.weights, m.means, m.covs, strict=True)], key="pts_mixture_table")
+
+
+def sample_coverage(view: PointsView, enough: float = 0.8) -> None:
+    """For a known mixture: how many of the ODE's and SDE's samples sit inside a component (against the data),
+    with a warning to train longer when they do not yet show the clusters."""
+    if view.mixture is None:
+        return
+    data = mixture_coverage(view.data, view.mixture)
+    runs = {"ODE": mixture_coverage(view.samples_ode, view.mixture),
+            "SDE": mixture_coverage(view.samples_sde, view.mixture)}
+    st.caption("Samples inside a component's 99 % ellipse: " + "; ".join(
+        f"{name} {c.share:.0%}, {c.reached} of {c.components} components reached" for name, c in runs.items())
+        + f" (the data: {data.share:.0%}).")
+    if min(c.share for c in runs.values()) < enough or any(c.reached < c.components for c in runs.values()):
+        st.warning("The samples do not yet show the mixture's clusters: the network has not learned the score "
+                   "near the data well enough. Train for more steps (4,000–6,000), or from another seed.")
