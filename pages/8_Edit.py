@@ -9,6 +9,7 @@ from diffusion_core.lab.editing import MAX_STRENGTHS, classify, sdedit_strip, si
 from diffusion_core.lab.guidance import guided_samples
 from diffusion_core.lab.inpainting import compare
 from diffusion_core.lab.inversion import interpolation_paths, invert, noise_ends, round_trips
+from diffusion_core.models.classifier_guidance import MEASURES, MNIST_MEAN, SPREAD
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from pages.lab_ui import model_picker, number_field, require, run_queued, setup_page, user_errors
@@ -196,9 +197,19 @@ with tab_guide:
                                float(target.value))
             steered = run_queued(guided_samples, ckpt, kind, float(scale), 8, digit_arg, int(seed.value), noisy,
                                  float(target.value), label="Guiding (a gradient at every step)…")
-            st.session_state["ed_g_out"] = (kind, float(scale), plain, steered)
+            st.session_state["ed_g_out"] = (kind, float(scale), float(target.value), plain, steered)
     shown = st.session_state.get("ed_g_out")
     if shown is not None:
-        kind_shown, w, plain, steered = shown
-        strip(plain, ["w = 0 · " + lab for lab in label(plain)], scale=2)
-        strip(steered, [f"{kind_shown} w = {w:g} · " + lab for lab in label(steered)], scale=2)
+        kind_shown, w, target_shown, plain, steered = shown
+        measure = MEASURES.get(kind_shown)
+
+        def captions(images: torch.Tensor, head: str) -> list[str]:
+            values = [] if measure is None else [f"{kind_shown} {v:.2f}" for v in measure(images).tolist()]
+            return [" · ".join([head, *([values[i]] if values else []), lab]) for i, lab in enumerate(label(images))]
+
+        strip(plain, captions(plain, "w = 0"), scale=2)
+        strip(steered, captions(steered, f"{kind_shown} w = {w:g}"), scale=2)
+        if measure is not None:
+            st.caption(f"Mean {kind_shown}: {float(measure(plain).mean()):.3f} at w = 0, "
+                       f"{float(measure(steered).mean()):.3f} at w = {w:g} (target {target_shown:g}; MNIST "
+                       f"digits: {MNIST_MEAN[kind_shown]:.3f} ± {SPREAD[kind_shown]:.3f}).")

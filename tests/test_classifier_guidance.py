@@ -3,12 +3,13 @@ guided ε against its formula, and the noise-aware classifier's input scaling.""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from diffusion_core.evaluation.noisy_classifier import NoisyClassifier
-from diffusion_core.models.classifier_guidance import GradientGuided, ink, target_loss, thickness
+from diffusion_core.models.classifier_guidance import SPREAD, GradientGuided, ink, target_loss, thickness
 from diffusion_core.process.schedules import make_schedule
 
 
@@ -54,8 +55,8 @@ def test_loss_gradient_through_the_denoiser_matches_finite_differences(setup, na
     grad = guided.direction(z, t)
     ab = schedule.alpha_bars.double()[(t * 100).round().long()].view(-1, 1, 1, 1)
 
-    def minus_loss(zz):
-        return -loss((zz - (1 - ab).sqrt() * model(zz, t)) / ab.sqrt()).sum()
+    def minus_loss(zz):  # −Σ SNR_t·L(x̂0(z_t))
+        return -(ab.flatten() / (1 - ab.flatten()) * loss((zz - (1 - ab).sqrt() * model(zz, t)) / ab.sqrt())).sum()
 
     v = torch.randn(z.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     assert float((grad * v).sum()) == pytest.approx(float(finite_difference(minus_loss, z, v)), rel=1e-5)
@@ -122,6 +123,21 @@ def test_ink_guidance_moves_the_ink_towards_its_target(shipped):
     more = float(ink(guided_samples(shipped["unet"], "ink", 1.0, 8, None, 0, target=0.3)).mean())
     less = float(ink(guided_samples(shipped["unet"], "ink", 1.0, 8, None, 0, target=0.05)).mean())
     assert less < plain - 0.03 and more > plain + 0.05  # measured: 0.071 < 0.138 < 0.251
+
+
+@pytest.mark.parametrize(("kind", "target"), [("ink", 0.08), ("thickness", 1.5)])
+def test_loss_guidance_at_the_edit_pages_defaults_draws_digits_at_the_target(shipped, kind, target):
+    """#26 item 5: w = 4 (Edit's default) reaches the target and keeps digits. Unweighted by SNR_t (before), the
+    thickness run was noise (ink 0.68, every image a confident '8') and ink overshot to 0.23 with broken strokes."""
+    from diffusion_core.lab.editing import classify
+    from diffusion_core.lab.guidance import guided_samples
+
+    images = guided_samples(shipped["unet"], kind, 4.0, 8, None, 0, target=target)
+    measured = (ink if kind == "ink" else thickness)(images)
+    assert float(measured.mean()) == pytest.approx(target, abs=0.6 * SPREAD[kind])  # measured: 0.080, 1.41
+    assert float(ink(images).mean()) < 0.3  # strokes on a background, not a filled frame
+    found = classify(shipped["classifier"], images)
+    assert len({d for d, _ in found}) >= 4 and np.mean([c for _, c in found]) > 0.8  # several digits, confidently
 
 
 def test_classifier_guidance_steers_the_unconditional_model_to_a_digit(shipped):
