@@ -873,16 +873,25 @@ def ab_difference_figure(ts: Sequence[int], difference: Sequence[float], at: int
     return fig
 
 
-def guidance_curve_figure(curves: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+def guidance_curve_figure(curves: Mapping[str, Sequence[Mapping]], w0: Mapping[str, str] | None = None) -> go.Figure:
     """Fidelity against diversity over the guidance scale w (lab.guidance.guidance_curve rows per method): the
-    confident share, the class entropy and the classifier-FID, each against w."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=["confident (fidelity)", "class entropy (diversity, nats)",
-                                                        "classifier-FID (lower is better)"])
+    confident share, the variety within a digit (or, for rows without it, the class entropy) and the
+    classifier-FID, each against w; `w0` (per method: what its w = 0 point is) is written under the panels."""
+    variety = all(r.get("variety") is not None for rows in curves.values() for r in rows)
+    middle = ("variety", "variety within a digit (1 = real digits')") if variety else (
+        "entropy", "class entropy (nats)")
+    panels = [("confident", "confident (fidelity)"), middle, ("fid", "classifier-FID (lower is better)")]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=[title for _, title in panels])
     for i, (name, rows) in enumerate(curves.items()):
         w = [r["w"] for r in rows]
-        for c, key in enumerate(("confident", "entropy", "fid"), start=1):
+        for c, (key, _) in enumerate(panels, start=1):
             fig.add_trace(go.Scatter(x=w, y=[r[key] for r in rows], mode="lines+markers", name=name,
                                      line=dict(color=PALETTE[i % len(PALETTE)]), showlegend=c == 1), row=1, col=c)
     fig.update_xaxes(title_text="guidance scale w")
-    fig.update_layout(title="Guidance: fidelity against diversity", height=380, legend_title="guidance")
+    notes = [f"{name}: {text}" for name, text in (w0 or {}).items()]
+    for k, note in enumerate(notes):
+        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=-0.32 - 0.09 * k, showarrow=False,
+                           xanchor="left", font=dict(size=12))
+    fig.update_layout(title="Guidance: fidelity against diversity", height=400 + 30 * len(notes),
+                      legend_title="guidance", margin=dict(b=80 + 30 * len(notes)))
     return fig

@@ -131,7 +131,7 @@ with tab_memory:
     memorisation_tab(selected)
 
 with tab_guidance:
-    guidance_section(selected)
+    guidance_section(records)
 
 with user_errors("Cannot read the quality-vs-speed benchmark"):
     bench = read_benchmark()

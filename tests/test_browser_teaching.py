@@ -317,3 +317,41 @@ def test_edit_loss_guidance_at_its_defaults_reaches_its_target_with_digits(edit_
         digits = {re.search(r"'(\d)' \((\d+)%\)", c).group(1) for c in captions}
         assert len(digits) >= 4, captions  # digits of several kinds, not one '8' painted over noise
         assert_page_works(page, '[data-testid="stMain"] [data-testid="stImage"] img')
+
+
+def test_evaluate_guidance_opens_on_a_model_that_shows_the_trade_off_and_says_what_it_found(edit_app):
+    """#26 item 6, by clicking: the Guidance tab opens on classifier-free guidance of default-unet (before: the
+    first chosen model, e.g. the newest student run, with classifier guidance — an error for a cosine run, a
+    weak null-label mode at w = 0 for a conditional one); the figure says what w = 0 is, and the caption's
+    numbers are the figure's."""
+    with browser_page() as page:
+        open_page(page, edit_app, "Evaluate")
+        page.get_by_role("tab", name="Guidance").click()
+        kind = page.get_by_role("combobox", name="Guidance")
+        kind.wait_for()
+        assert kind.input_value() == "classifier-free"
+        assert page.get_by_role("combobox", name="Model").last.input_value() == "default-unet"
+        scales = page.get_by_role("textbox", name="Scales w")
+        scales.fill("0, 2")
+        scales.press("Enter")
+        samples = page.get_by_role("spinbutton", name="Samples per w")
+        samples.fill("20")
+        samples.press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Compute the guidance curve").click()
+        chart = chart_titled(page, "Guidance: fidelity against diversity")
+        chart.wait_for(timeout=180_000)
+        wait_idle(page)
+        assert "w = 0 is the conditional model ε(z_t, t, y) without guidance" in chart.inner_text()
+        data = chart.evaluate("el => el.data.map(t => ({x: t.x, y: t.y}))")
+        confident, variety, fid = data
+        assert confident["x"] == [0, 2]
+        caption = page.locator('[data-testid="stCaptionContainer"]').filter(has_text="From w = 0 to w = 2").first
+        text = caption.inner_text()
+        assert text.startswith("default-unet · classifier-free."), text
+        a, b = (round(100 * v) for v in confident["y"])
+        assert f"{a}% to {b}%" in text or f"stays near {a}%" in text, (text, confident)
+        assert f"{fid['y'][0]:.1f} to {fid['y'][1]:.1f}" in text or "stays near" in text, (text, fid)
+        best = min(range(2), key=lambda i: fid["y"][i])
+        assert f"(w = {[0, 2][best]}, {fid['y'][best]:.1f}; n = 20 per point" in text, (text, fid)
+        assert_page_works(page, CHART)

@@ -169,8 +169,10 @@ def test_evaluate_draws_the_fidelity_diversity_curve():
     from tests.app_support import app, charts, errors, no_exceptions
 
     at = app("pages/6_Evaluate.py").run(timeout=60)
-    at.selectbox(key="ev_g_model").set_value("default-unet")
-    at.selectbox(key="ev_g_kind").set_value("classifier-free")
+    # opens on a guidance and a model that show the trade-off: classifier-free guidance of default-unet
+    assert at.selectbox(key="ev_g_kind").value == "classifier-free" and at.selectbox(key="ev_g_model").value == \
+        "default-unet"
+    assert "uncond-unet" not in at.selectbox(key="ev_g_model").options  # it has no labels to guide by
     at.text_input(key="ev_g_scales").set_value("0, 3")
     at.number_input(key="ev_g_n").set_value(20)
     at.button(key="ev_g_run").click().run(timeout=300)
@@ -179,6 +181,59 @@ def test_evaluate_draws_the_fidelity_diversity_curve():
     fig = next(f for f in charts(at) if f["layout"]["title"]["text"] == "Guidance: fidelity against diversity")
     assert [t["name"] for t in fig["data"]] == ["default-unet · classifier-free"] * 3
     assert list(fig["data"][0]["x"]) == [0.0, 3.0] and all(0 <= v <= 1 for v in fig["data"][0]["y"])
+    assert "variety within a digit" in str(fig["layout"]["annotations"])
+    assert any("w = 0 is the conditional model ε(z_t, t, y) without guidance" in a["text"]
+               for a in fig["layout"]["annotations"])
+    assert any(c.value.startswith("**default-unet · classifier-free.** From w = 0 to w = 3") for c in at.caption)
+    at.selectbox(key="ev_g_kind").set_value("classifier").run()
+    assert at.selectbox(key="ev_g_model").value == "uncond-unet"  # a real unconditional model at w = 0
+    assert "quick-unet" not in at.selectbox(key="ev_g_model").options  # cosine: not the classifier's schedule
     at.text_input(key="ev_g_scales").set_value("0, lots").run()
     at.button(key="ev_g_run").click().run()
     assert any("scales must be numbers separated by commas" in e for e in errors(at))
+
+
+def test_within_class_spread_is_the_rms_distance_to_the_class_mean():
+    from diffusion_core.evaluation.metrics import within_class_spread
+
+    feats = np.array([[0.0, 0.0], [2.0, 0.0], [5.0, 5.0], [5.0, 9.0], [7.0, 7.0]])
+    labels = np.array([0, 0, 1, 1, 2])  # class 2 has one member: left out
+    # class 0: distances 1, 1 → mean square 1; class 1: 2, 2 → 4; √((1 + 4)/2)
+    assert within_class_spread(feats, labels) == pytest.approx(math.sqrt(2.5))
+    assert within_class_spread(np.ones((4, 3)), np.zeros(4)) == 0.0
+    with pytest.raises(ValueError, match="at least 2 members"):
+        within_class_spread(feats[:1], labels[:1])
+
+
+def test_which_models_each_guidance_can_steer():
+    from diffusion_core.lab.guidance import cannot_guide, preferred_model, w0_meaning
+    from diffusion_core.process.schedules import make_schedule
+
+    noisy = NoisyClassifier(schedule=make_schedule("linear", 1e-4, 0.02, 1000))
+    linear = {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 1000}}
+    cosine = {"type": "noise", "schedule": {"kind": "cosine", "T": 1000}}
+    conditional = {"arch": "unet", "params": {"num_classes": 10}}
+    assert cannot_guide({"diffusion": linear, "model": conditional}, "classifier-free") is None
+    assert "class-conditional" in cannot_guide({"diffusion": linear, "model": {"arch": "unet"}}, "classifier-free")
+    assert cannot_guide({"diffusion": linear, "model": {"arch": "cnn"}}, "classifier", noisy) is None
+    assert "default schedule" in cannot_guide({"diffusion": cosine, "model": {}}, "classifier", noisy)
+    assert "noise-aware classifier" in cannot_guide({"diffusion": linear, "model": {}}, "classifier", None)
+    assert "a cold model has no ε" in cannot_guide({"diffusion": {"type": "cold"}}, "classifier-free")
+    assert preferred_model(["run-1", "quick-unet", "uncond-unet"], "classifier") == "uncond-unet"
+    assert preferred_model(["run-1", "model1"], "classifier-free") == "run-1"
+    assert "null-label" in w0_meaning("classifier", conditional=True)
+
+
+def test_the_curves_caption_follows_its_numbers():
+    from diffusion_core.lab.guidance import describe_curve
+
+    cfg = [{"w": 0.0, "confident": 0.895, "variety": 0.9, "fid": 26.8, "n": 200},
+           {"w": 4.0, "confident": 1.0, "variety": 0.5, "fid": 196.8, "n": 200}]
+    text = describe_curve(cfg)
+    assert "confident share rises from 90% to 100%" in text and "variety within a digit falls from 0.90 to 0.50" \
+        in text
+    assert "FID rises from 26.8 to 196.8, lowest at the smallest w (w = 0, 26.8; n = 200 per point, biased" in text
+    guided = [{**cfg[0], "fid": 319.4}, {"w": 2.0, "confident": 0.7, "variety": 0.9, "fid": 73.2, "n": 1000},
+              {"w": 8.0, "confident": 0.9, "variety": 0.9, "fid": 120.5, "n": 1000}]
+    text = describe_curve(list(reversed(guided)))  # sorted by w whatever the order
+    assert "lowest in between (w = 2, 73.2; n = 1000 per point)." in text and "variety within a digit stays" in text

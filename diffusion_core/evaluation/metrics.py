@@ -242,6 +242,18 @@ def class_entropy(histogram: np.ndarray) -> float:
     return float(-(p * np.log(p)).sum()) + 0.0  # + 0.0 turns the −0.0 of a single class into 0.0
 
 
+def within_class_spread(features: np.ndarray, labels: np.ndarray) -> float:
+    """Variety inside the classes: the RMS distance of each feature vector to its class's mean (√ of the mean
+    trace of the per-class covariances), over the classes with at least 2 members. 0 when every member of a
+    class is the same image."""
+    labels = np.asarray(labels)
+    spreads = [np.mean(np.sum((f - f.mean(0)) ** 2, axis=1))
+               for f in (np.asarray(features)[labels == c] for c in np.unique(labels)) if len(f) >= 2]
+    if not spreads:
+        raise ValueError("within-class spread needs a class with at least 2 members")
+    return float(math.sqrt(np.mean(spreads)))
+
+
 def inception_score(probs: np.ndarray) -> float:
     """IS analogue exp(E_x KL(p(y|x) ‖ p(y))), p(y) = E_x p(y|x): 1 (all alike or all unsure) to K."""
     p = np.clip(_probs(probs), 1e-12, 1.0)

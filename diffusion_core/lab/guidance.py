@@ -18,6 +18,7 @@ from diffusion_core.evaluation.metrics import (
     classifier_outputs,
     confident_fraction,
     fid_from_features,
+    within_class_spread,
 )
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.images import to_unit_numpy
@@ -75,12 +76,85 @@ def guided_samples(checkpoint: LoadedCheckpoint, kind: str, scale: float, n: int
                   precision="fp32").samples
 
 
+CURVE_KINDS = ("classifier-free", "classifier")  # the Evaluate page's choice, the first its default
+PREFERRED = {"classifier-free": ("default-unet",), "classifier": ("uncond-unet", "quick-unet")}
+
+
+def cannot_guide(config: dict, kind: str, noisy_classifier: nn.Module | None = None) -> str | None:
+    """Why a checkpoint (its config) cannot be guided by `kind`, or None when it can: classifier-free guidance
+    needs a class-conditional noise model; classifier guidance a noise model on the noise-aware classifier's
+    schedule (and the classifier)."""
+    from diffusion_core.process import GaussianProcess
+    from diffusion_core.process.schedules import schedule_from_config
+
+    diffusion = config.get("diffusion") or {}
+    if diffusion.get("type") != GaussianProcess.type:
+        return f"guidance steers noise models; a {diffusion.get('type', 'model without a process')} model has no ε"
+    if kind == "classifier-free":
+        if not ((config.get("model") or {}).get("params") or {}).get("num_classes"):
+            return "classifier-free guidance needs a class-conditional model (trained with --conditional)"
+        return None
+    if kind != "classifier":
+        raise ValueError(f"guidance must be one of {', '.join(CURVE_KINDS)}; got {kind!r}")
+    theirs = getattr(noisy_classifier, "alpha_bars", None)
+    if theirs is None:
+        return "classifier guidance needs the noise-aware classifier (python -m diffusion_core train-noisy-classifier)"
+    try:
+        ours = schedule_from_config(diffusion.get("schedule") or {}).alpha_bars
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"its schedule cannot be read ({exc})"
+    if len(ours) != len(theirs) or not torch.allclose(ours.float(), theirs.float(), atol=1e-6):
+        return "the noise-aware classifier was trained on the report's default schedule (linear β 1e-4 → 0.02, " \
+               "T = 1000); this model uses another"
+    return None
+
+
+def preferred_model(names: list[str], kind: str) -> str:
+    """The model a guidance curve opens on: a shipped one that shows the trade-off (classifier-free: the
+    conditional default-unet; classifier: an unconditional U-Net, whose w = 0 is a real model, not a
+    conditional model's weaker null-label mode), else the first."""
+    return next((n for n in PREFERRED.get(kind, ()) if n in names), names[0])
+
+
+def w0_meaning(kind: str, conditional: bool) -> str:
+    """What the w = 0 point of a curve is."""
+    if kind == "classifier-free":
+        return "w = 0 is the conditional model ε(z_t, t, y) without guidance"
+    if conditional:
+        return "w = 0 is this conditional model's null-label (unconditional) mode, which it learned only on its " \
+               "dropped labels, so it is weaker than the model with labels"
+    return "w = 0 is the unconditional model, not steered"
+
+
+def describe_curve(rows: list[dict]) -> str:
+    """What the curve shows, read from its rows (sorted by w): how fidelity, variety and FID move from the
+    smallest to the largest w, and where FID is lowest."""
+    rows = sorted(rows, key=lambda r: r["w"])
+    a, b = rows[0], rows[-1]
+
+    def move(key: str, fmt: str) -> str:
+        x, y = a[key], b[key]
+        verb = "rises" if y > x * 1.02 + 1e-9 else "falls" if y < x * 0.98 - 1e-9 else "stays"
+        return f"{verb} from {x:{fmt}} to {y:{fmt}}" if verb != "stays" else f"stays near {x:{fmt}}"
+
+    best = min(rows, key=lambda r: r["fid"])
+    where = ("at the smallest w" if best is a else "at the largest w" if best is b else "in between")
+    text = (f"From w = {a['w']:g} to w = {b['w']:g}: the confident share {move('confident', '.0%')}; ")
+    if a.get("variety") is not None:
+        text += f"the variety within a digit {move('variety', '.2f')} (1 = as varied as real digits); "
+    text += (f"the classifier-FID {move('fid', '.1f')}, lowest {where} (w = {best['w']:g}, {best['fid']:.1f}; "
+             f"n = {best['n']} per point")
+    return text + (", biased high below 1,000)." if best["n"] < 1000 else ").")
+
+
 def guidance_curve(checkpoint: LoadedCheckpoint, kind: str, scales: list[float], n: int, classifier: nn.Module,
                    reference, noisy_classifier: nn.Module | None = None, seed: int = 0,
-                   on_progress: Callable[[int, int], None] | None = None) -> list[dict]:
+                   on_progress: Callable[[int, int], None] | None = None,
+                   reference_spread: float | None = None) -> list[dict]:
     """Fidelity against diversity over the scale w: for each w, n samples steered to the digits 0–9 in turn, with
-    the shipped classifier's confident share and mean confidence in the asked digit (fidelity), the entropy of
-    its predicted classes and the classifier-FID against `reference` (diversity)."""
+    the shipped classifier's confident share and mean confidence in the asked digit (fidelity), the spread of
+    its features within each asked digit over `reference_spread` (real digits' within-class spread: variety),
+    the entropy of its predicted classes and the classifier-FID against `reference`."""
     if not scales or len(scales) > 12 or any(not (isinstance(w, int | float) and math.isfinite(w)) for w in scales):
         raise ValueError(f"give 1 to 12 guidance scales; got {scales!r}")
     rows = []
@@ -90,6 +164,8 @@ def guidance_curve(checkpoint: LoadedCheckpoint, kind: str, scales: list[float],
         asked = digits_for(n, None).numpy()
         rows.append({"w": float(w), "confident": confident_fraction(probs),
                      "asked": float(np.mean(probs[np.arange(n), asked])),
+                     "variety": None if reference_spread is None else within_class_spread(feats, asked)
+                     / reference_spread,
                      "entropy": class_entropy(class_histogram(probs.argmax(1))),
                      "fid": fid_from_features(feats, reference), "n": n})
         if on_progress is not None:
