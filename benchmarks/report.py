@@ -109,8 +109,17 @@ def format_table(meta: dict, rows: list[dict], targets: list[dict]) -> str:
 
 
 def write_results(out_dir: Path, meta: dict, rows: list[dict], targets: list[dict], quality: list[dict]) -> None:
-    """latest.json (everything) and quality_vs_speed.json (rows the Evaluate page shows)."""
+    """latest.json (everything) and quality_vs_speed.json (the rows the Evaluate page shows, with what they
+    measured: the model, the FID reference, when and on which machine)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / LATEST_FILE, {"meta": meta, "rows": rows, "targets": targets, "quality": quality})
-    atomic_write_json(out_dir / QUALITY_FILE, quality)
+    atomic_write_json(out_dir / QUALITY_FILE, quality_file(meta, quality))
+
+
+def quality_file(meta: dict, quality: list[dict]) -> dict:
+    """quality_vs_speed.json's content: {"model", "reference", "measured", "machine", "rows"}."""
+    reference = next((n.split(": ", 1)[1] for n in meta.get("notes", []) if n.startswith("FID reference: ")),
+                     "MNIST test split")
+    return {"model": meta.get("model", "?"), "reference": reference, "measured": meta.get("run", "?"),
+            "machine": meta.get("machine", "?"), "rows": quality}

@@ -14,11 +14,14 @@ from diffusion_core.figures import (
     noise_vs_blur_figure,
 )
 from diffusion_core.lab.comparison import (
+    benchmark_meta,
     benchmark_path,
+    card_protocol,
     collect_records,
     fid_curve_missing,
     final_fids,
     has_fid,
+    monitor_protocol,
     read_benchmark,
     sample_grids,
     summary_table,
@@ -56,7 +59,15 @@ if not selected:
     st.stop()
 
 st.subheader("Metrics")
-st.dataframe(pd.DataFrame(summary_table(selected)), hide_index=True, key="ev_table")
+st.dataframe(pd.DataFrame(summary_table(selected)), hide_index=True, key="ev_table", column_config={
+    "final loss": st.column_config.NumberColumn(format="%.4f"),
+    "FID (card)": st.column_config.NumberColumn(format="%.1f"),
+    "FID (monitor, last)": st.column_config.NumberColumn(format="%.1f"),
+    "wall time (s)": st.column_config.NumberColumn(format="%.0f")})
+st.caption("Each FID beside how it was measured, all against the classifier features of the held-out MNIST test "
+           "digits: **card** — measured once on the finished model (its card's samples and sampler); **monitor** "
+           "— the last of the checks during training (fewer samples, a quicker sampler: higher, and comparable "
+           "only with other monitor values at the same n).")
 
 by_name = {r.name: r for r in selected}
 colours = model_colours([r.name for r in selected])  # one colour per model in every chart below
@@ -92,6 +103,9 @@ with tab_levels:
 with tab_fid:
     if has_fid(selected):
         fids = curves_of("fid")
+        protocols = sorted({p for r in selected if (p := monitor_protocol(r))})
+        st.caption("FID measured by the training monitor (" + "; ".join(protocols) + "): compare these curves "
+                   "with each other, not with the finished models' FIDs below.")
         st.plotly_chart(fid_curves_figure(fids, colours=colours), key="ev_fid_fig")
         noise_vs_blur(fids, "fid")
     else:
@@ -103,9 +117,9 @@ with tab_fid:
         note = (f" The shipped models' training histories ({', '.join(f'`{n}.metrics.jsonl`' for n in missing)}) "
                 "hold no FID rows, so they have no curve; these are the FIDs measured once they had finished."
                 if missing else "")
-        st.caption("Measured classifier-FID of the finished models, each on its card's number of samples, against "
-                   "the real-data floor at the same number of samples (held-out real digits: the best a model can "
-                   "score there)." + note)
+        st.caption("Measured classifier-FID of the finished models (" + "; ".join(
+            f"{name}: {card_protocol(by_name[name].final)}" for name in finals) + "), against the real-data floor "
+                   "at the same number of samples (held-out real digits: the best a model can score there)." + note)
         st.plotly_chart(final_fid_figure(finals, colours=colours), key="ev_final_fid_fig")
 
 with tab_samples:
@@ -137,5 +151,10 @@ with user_errors("Cannot read the quality-vs-speed benchmark"):
     bench = read_benchmark()
     if bench is not None:
         st.subheader("Quality vs speed")
-        st.caption(f"From {benchmark_path().name}: classifier-FID and seconds per sampler and number of steps.")
+        about = benchmark_meta()
+        measured = (f" of **{about['model']}**, against the {about.get('reference', 'MNIST test split')}; measured "
+                    f"{about.get('measured', '?')} on {about.get('machine', '?')}") if about.get("model") else \
+            " (the file does not say which model it measured)"
+        st.caption(f"From {benchmark_path().name}: classifier-FID (n samples per row, as in the table) and seconds "
+                   f"per sampler and number of steps{measured}. Rerun with `python benchmarks/run.py --model NAME`.")
         st.dataframe(pd.DataFrame(bench), hide_index=True, key="ev_benchmark")

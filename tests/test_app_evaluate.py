@@ -68,7 +68,7 @@ def test_runs_and_checkpoints_in_the_table_and_loss_curves(shipped):
     assert table.loc["run-a", "state"] == "finished" and table.loc["run-b", "state"] == "stopped"
     assert np.isnan(table.loc["run-b", "wall time (s)"])  # its rows record no wall time
     assert table.loc["default", "final loss"] == 0.031 and table.loc["default", "epochs"] == 100
-    assert table.loc["default", "best FID"] == 4.5 and table.loc["default", "wall time (s)"] == 1200.0
+    assert table.loc["default", "FID (card)"] == 4.5 and table.loc["default", "wall time (s)"] == 1200.0
 
     loss = by_name(charts(at)[0])
     assert set(loss) == {"run-a", "run-b"}  # the shipped checkpoint has no history
@@ -99,7 +99,8 @@ def test_fid_curves_and_noise_vs_blur_figures():
     vs = by_name(figs[1])
     assert vs["run-blur"]["yaxis"] == "y2" and vs["run-noise"]["yaxis"] == "y"  # blur on the second axis
     table = at.dataframe[0].value.set_index("model")
-    assert table.loc["run-noise", "best FID"] == 12.0 and table.loc["run-blur", "type"] == "cold"
+    assert table.loc["run-noise", "FID (monitor, last)"] == 12.0 and table.loc["run-blur", "type"] == "cold"
+    assert table.loc["run-blur", "monitor protocol"].endswith("improved, ≤ 50 steps · during training")
     assert not [i for i in at.info if i.value.startswith("No FID curve")]
 
 
@@ -128,6 +129,14 @@ def test_quality_vs_speed_table_when_the_file_exists(tmp_path):
     bench = at.dataframe[1].value
     assert list(bench.columns) == ["sampler", "steps", "fid", "seconds", "eta"]
     assert bench.to_dict("records")[1]["sampler"] == "dpm++2m" and bench["seconds"].tolist() == [1.5, 0.6]
+    assert any("does not say which model it measured" in c.value for c in at.caption)  # a bare list of rows
+    (tmp_path / "bench.json").write_text(json.dumps({"model": "default-unet (unet, linear T=1000)", "rows": rows,
+                                                     "reference": "MNIST test split", "measured": "full, 2026-11-29",
+                                                     "machine": "a Xeon"}))
+    at = app(PAGE).run()
+    assert at.dataframe[1].value["seconds"].tolist() == [1.5, 0.6]
+    assert any("of **default-unet (unet, linear T=1000)**, against the MNIST test split; measured full, 2026-11-29 "
+               "on a Xeon" in c.value for c in at.caption)
     assert read_benchmark(tmp_path / "missing.json") is None
     (tmp_path / "bench.json").write_text('{"oops": 1}')
     at = app(PAGE).run()

@@ -31,7 +31,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint, save_checkpoint
 from diffusion_core.io.data import Dataset
 from diffusion_core.lab import catalog
 from diffusion_core.lab.catalog import default_checkpoint
-from diffusion_core.lab.comparison import read_benchmark
+from diffusion_core.lab.comparison import benchmark_meta, read_benchmark
 from diffusion_core.models import ReportCNN
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.gaussian import ddpm_loss
@@ -285,6 +285,9 @@ def test_tiny_run_writes_every_required_field(tmp_path, monkeypatch):
     assert [(q["sampler"], q["steps"]) for q in quality] == quality_plan(T, (10, 20))
     assert all(tuple(q)[:4] == QUALITY_FIELDS and q["fid"] >= 0 and q["seconds"] > 0 and q["n"] == 16
                for q in quality)
+    about = benchmark_meta(tmp_path / "quality_vs_speed.json")  # the file names what it measured
+    assert about["model"] == report["meta"]["model"] and about["reference"] == "MNIST test split (synthetic)"
+    assert about["measured"] == report["meta"]["run"] and about["machine"] == report["meta"]["machine"]
     latest = json.loads((tmp_path / "latest.json").read_text())
     assert latest == json.loads(json.dumps(report))
 

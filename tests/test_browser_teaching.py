@@ -47,8 +47,9 @@ def serve(tmp_path_factory, name: str, tiny_models, shipped: tuple[str, ...]):
         torch.manual_seed(0)
         tiny_models(ckpts)
         for stem in shipped:
-            for suffix in (".safetensors", ".json"):
-                shutil.copy(ROOT / "checkpoints" / f"{stem}{suffix}", ckpts)
+            for suffix in (".safetensors", ".json", ".metrics.jsonl"):
+                if (ROOT / "checkpoints" / f"{stem}{suffix}").is_file():
+                    shutil.copy(ROOT / "checkpoints" / f"{stem}{suffix}", ckpts)
     with running_app(env, root / "streamlit.log") as url:
         yield url
 
@@ -71,7 +72,8 @@ def edit_app(tmp_path_factory):
                 "epochs": 1}
         save_checkpoint(ckpts / "mask", build_model(TINY), mask)
 
-    yield from serve(tmp_path_factory, "browser_edit", tiny, ("classifier", "noisy-classifier", "default-unet"))
+    yield from serve(tmp_path_factory, "browser_edit", tiny, ("classifier", "noisy-classifier", "default-unet",
+                                                                "quick-unet"))
 
 
 def open_page(page, url: str, name: str) -> None:
@@ -355,3 +357,25 @@ def test_evaluate_guidance_opens_on_a_model_that_shows_the_trade_off_and_says_wh
         best = min(range(2), key=lambda i: fid["y"][i])
         assert f"(w = {[0, 2][best]}, {fid['y'][best]:.1f}; n = 20 per point" in text, (text, fid)
         assert_page_works(page, CHART)
+
+
+def test_evaluate_gives_one_fid_per_model_and_protocol(edit_app):
+    """#26 item 8: quick-unet's card FID (50.8, n = 1,000, dpm++2m-sde 50 steps) and its training monitor's last
+    FID (113.9) sit in separate columns, each beside its protocol (before: one "final FID" column showed 113.86
+    for it, the FID tab 50.8, the README 51); Quality vs speed names the model it measured."""
+    with browser_page() as page:
+        open_page(page, edit_app, "Evaluate")
+        table = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').first
+        table.locator('[role="columnheader"]').first.wait_for(state="attached")
+        headers = table.locator('[role="columnheader"]').all_inner_texts()
+        assert "FID (card)" in headers and "card protocol" in headers and "FID (monitor, last)" in headers, headers
+        assert not {"best FID", "final FID"} & set(headers)
+        rows = [table.locator('[role="row"]').nth(i).locator('[role="gridcell"]').all_inner_texts()
+                for i in range(table.locator('[role="row"]').count())]
+        quick = next(r for r in rows if r and r[0] == "quick-unet")
+        cells = dict(zip(headers, quick, strict=False))
+        assert round(float(cells["FID (card)"]), 1) == 50.8 and cells["card protocol"] == \
+            "n = 1,000 · dpm++2m-sde, 50 steps", cells
+        assert round(float(cells["FID (monitor, last)"]), 1) == 113.9, cells
+        page.get_by_text("the last of the checks during training").first.wait_for()
+        page.get_by_text("of default-unet (unet, linear T=1000), against the MNIST test split").first.wait_for()

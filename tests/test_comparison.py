@@ -22,18 +22,27 @@ from tests.app_support import dead_pid, fake_run, write_checkpoint
 
 
 def test_summary_prefers_the_history_and_falls_back_to_the_card():
-    rows = [{"epoch": 1, "loss": 0.5, "wall_time_s": 10.0, "fid": 40.0},
+    rows = [{"epoch": 1, "loss": 0.5, "wall_time_s": 10.0, "fid": 40.0, "fid_samples": 256},
             {"epoch": 2, "loss": 0.3, "wall_time_s": 21.0},
-            {"epoch": 3, "loss": 0.2, "wall_time_s": 30.0, "fid": 25.0}]
+            {"epoch": 3, "loss": 0.2, "wall_time_s": 30.0, "fid": 25.0, "fid_samples": 256}]
     rec = ModelRecord("run:r", "r", "run", {"model": {"arch": "unet"}, "dataset": "mnist",
                                              "diffusion": {"type": "noise"}}, rows, {"loss": 9.0}, 3, "finished")
     row = summary_row(rec)
     assert row["final loss"] == 0.2 and row["wall time (s)"] == 30.0  # the last row, not the card
-    assert row["best FID"] == 25.0 and row["final FID"] == 25.0 and row["arch"] == "unet"
+    assert row["arch"] == "unet" and row["FID (card)"] is None and row["card protocol"] is None
+    assert row["FID (monitor, last)"] == 25.0
+    assert row["monitor protocol"] == "n = 256 · ddim, 20 steps · during training"
+    # one model, two protocols (#26 item 8: quick-unet's monitor 113.86 was shown as its FID beside a card's 50.8)
+    both = ModelRecord("shipped:q", "q", "shipped", {"diffusion": {"type": "noise"}}, rows,
+                       {"fid": 50.8, "n": 1000, "sampler": "dpm++2m-sde", "steps": 50})
+    row = summary_row(both)
+    assert (row["FID (card)"], row["card protocol"]) == (50.8, "n = 1,000 · dpm++2m-sde, 50 steps")
+    assert row["FID (monitor, last)"] == 25.0 and "during training" in row["monitor protocol"]
     card = ModelRecord("shipped:c", "c", "shipped", {"diffusion": {"type": "cold"}}, [],
-                       {"loss": 0.01, "wall_time_s": 99.0, "fid": 7.0}, 100)
+                       {"loss": 0.01, "wall_time_s": 99.0, "fid": 7.0, "n": 250}, 100)
     row = summary_row(card)
-    assert (row["final loss"], row["best FID"], row["wall time (s)"], row["state"]) == (0.01, 7.0, 99.0, "shipped")
+    assert (row["final loss"], row["FID (card)"], row["wall time (s)"], row["state"]) == (0.01, 7.0, 99.0, "shipped")
+    assert row["card protocol"] == "n = 250" and row["FID (monitor, last)"] is None
     assert row["type"] == "cold" and has_fid([rec]) and not has_fid([card])  # a card's FID is no curve
 
 
@@ -75,3 +84,34 @@ def test_final_fids_and_the_shipped_histories_without_fid():
     assert final_fids([card, run]) == {"d": {"fid": 601.8, "fid_floor": 22.5, "n": 250, "sampler": "ancestral",
                                              "steps": None}}
     assert fid_curve_missing([card, run]) == ["d"]
+
+
+def test_the_readmes_fids_are_the_cards():
+    """#26 item 8: each shipped model's row in the README's table states its card's FID and floor (rounded as
+    written), and the protocol's number of samples."""
+    import json
+    import re
+
+    from tests.browser_harness import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    checked = 0
+    for line in readme.splitlines():
+        found = re.match(r"\| `([\w-]+)` \|", line)
+        card = ROOT / "checkpoints" / f"{found.group(1)}.json" if found else None
+        if card is None or not card.is_file():
+            continue
+        metrics = json.loads(card.read_text()).get("metrics") or {}
+        if metrics.get("fid") is None:
+            continue
+        stated = re.search(r"FID ([\d.]+) against (?:a floor of )?([\d.]+)", line)
+        assert stated, f"the README's {found.group(1)} row states no FID against its floor"
+        fid, floor = stated.groups()
+        decimals = len(fid.split(".")[1]) if "." in fid else 0
+        assert float(fid) == round(metrics["fid"], decimals), (found.group(1), fid, metrics["fid"])
+        assert float(floor) == round(metrics["fid_floor"], 1), (found.group(1), floor, metrics["fid_floor"])
+        n = metrics.get("n")
+        assert n is None or f"{n:,} samples" in line or f"{n} ancestral samples" in line or f"{n:,} ancestral" in line \
+            or f"({n:,} samples" in line, (found.group(1), n)
+        checked += 1
+    assert checked >= 5

@@ -67,12 +67,35 @@ def collect_records(runs_root: Path | None = None, shipped_folder: Path | None =
     return records
 
 
+MONITOR_SAMPLERS = {"noise": "ddim, 20 steps", "cold": "improved, ≤ 50 steps"}  # each process's preview_choice
+
+
+def card_protocol(final: dict) -> str | None:
+    """How a finished model's FID was measured (its card's metrics): 'n = 1,000 · dpm++2m-sde, 50 steps'."""
+    if final.get("fid") is None:
+        return None
+    n, sampler, steps = final.get("n"), final.get("sampler"), final.get("steps")
+    parts = [f"n = {int(n):,}" if n else "n = ?"]
+    if sampler:
+        parts.append(f"{sampler}, {steps} steps" if steps else str(sampler))
+    return " · ".join(parts)
+
+
+def monitor_protocol(record: ModelRecord) -> str | None:
+    """How the training monitor measured a record's FID rows: 'n = 256 · ddim, 20 steps · during training'."""
+    rows = [r for r in record.rows if r.get("fid") is not None]
+    if not rows:
+        return None
+    n = rows[-1].get("fid_samples")
+    sampler = MONITOR_SAMPLERS.get(record.diffusion_type, "the preview sampler")
+    return f"n = {int(n):,} · {sampler} · during training" if n else f"{sampler} · during training"
+
+
 def summary_row(record: ModelRecord) -> dict:
-    """The metrics-table row: final loss, best and final FID, epochs, wall time (rows first, then the
-    checkpoint's own metrics)."""
-    losses, fids = record.values("loss"), record.values("fid")
-    if record.final.get("fid") is not None and not fids:
-        fids = [float(record.final["fid"])]
+    """The metrics-table row: final loss, epochs, wall time (rows first, then the checkpoint's own metrics), and
+    one FID per protocol, each beside its protocol: the card's (measured on the finished model) and the training
+    monitor's last (fewer samples and a quicker sampler, so higher: never mixed with the card's)."""
+    losses, monitor = record.values("loss"), record.values("fid")
     walls = record.values("wall_time_s")
     loss = losses[-1] if losses else record.final.get("loss")
     wall = walls[-1] if walls else record.final.get("wall_time_s")
@@ -81,7 +104,9 @@ def summary_row(record: ModelRecord) -> dict:
         "arch": (record.config.get("model") or {}).get("arch", "?"), "dataset": record.config.get("dataset", "?"),
         "state": record.state or "shipped", "epochs": record.epochs,
         "final loss": None if loss is None else float(loss),
-        "best FID": min(fids) if fids else None, "final FID": fids[-1] if fids else None,
+        "FID (card)": None if record.final.get("fid") is None else float(record.final["fid"]),
+        "card protocol": card_protocol(record.final),
+        "FID (monitor, last)": monitor[-1] if monitor else None, "monitor protocol": monitor_protocol(record),
         "wall time (s)": None if wall is None else float(wall),
     }
 
@@ -119,6 +144,17 @@ def sample_grids(run_dir: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
+def benchmark_meta(path: Path | None = None) -> dict:
+    """The quality-vs-speed file's description of its rows ({"model", "reference", "measured", "machine"} as
+    written by benchmarks/run.py); {} for a bare list of rows or no file."""
+    path = benchmark_path() if path is None else Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if k != "rows" and isinstance(v, str)} if isinstance(data, dict) else {}
+
+
 def benchmark_path() -> Path:
     """$DIFFUSION_LAB_BENCHMARKS, else benchmarks/results/quality_vs_speed.json in the project."""
     env = os.environ.get(BENCHMARK_ENV)
@@ -127,7 +163,8 @@ def benchmark_path() -> Path:
 
 def read_benchmark(path: Path | None = None) -> list[dict] | None:
     """Rows of the quality-vs-speed file (columns sampler, steps, fid, seconds, then any others); None
-    when there is no such file; ValueError when it is not a JSON list of objects (or {"rows": [...]})."""
+    when there is no such file; ValueError when it is not a JSON list of objects (or {"rows": [...]}).
+    What was measured (model, reference, when, where) is benchmark_meta's."""
     path = benchmark_path() if path is None else Path(path)
     if not path.is_file():
         return None
