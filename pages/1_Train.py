@@ -15,7 +15,7 @@ from pages.lab_ui.train_ui import degradation_widgets, open_run, runs_table, sho
 from pages.lab_ui.url_state import url_state
 
 ARCH_LABELS = {"cnn": "Report CNN (hidden 16, 32, 32, 16; 7×7 convs)", "unet": "U-Net (learns faster per FLOP)"}
-RECIPE_LABELS = {"quick": "Quick: recognisable digits in about 10 minutes on 2 CPU cores",
+RECIPE_LABELS = {"quick": "Quick: a noise model drawing recognisable digits in about 10 minutes on 2 idle CPU cores",
                  "report": "The report's: its CNN for 100 epochs (hours on a CPU)"}
 # the form's fields a recipe sets (a new recipe clears them, so they open on its values)
 RECIPE_FIELDS = ("train_arch", "train_epochs", "train_batch", "train_lr", "train_use_ema", "train_ema", "train_warmup",

@@ -379,3 +379,27 @@ def test_evaluate_gives_one_fid_per_model_and_protocol(edit_app):
         assert round(float(cells["FID (monitor, last)"]), 1) == 113.9, cells
         page.get_by_text("the last of the checks during training").first.wait_for()
         page.get_by_text("of default-unet (unet, linear T=1000), against the MNIST test split").first.wait_for()
+
+
+def test_train_estimate_says_its_load_and_the_quality_its_chart_will_show(edit_app):
+    """#26 item 7, on the shipped quick-unet's curve: the quick recipe's estimate says the load it assumes and
+    the FID the run's own chart will show (its training checks: 114) beside the card's 51; with Cold chosen, the
+    time comes from the same network and no noise or mask model's quality is promised (before: "~10 minutes"
+    beside an estimate of 77–83 min from mask-unet's contended curve, and mask-unet's "80 % confidently a
+    digit")."""
+    with browser_page() as page:
+        open_page(page, edit_app, "Train")
+        assert page.get_by_text("Quick: a noise model drawing recognisable digits").count() == 1
+        box = page.locator('[data-testid="stAlertContentInfo"]').filter(has_text="What to expect").first
+        box.wait_for()
+        text = box.inner_text()
+        assert "holds while the run has the cores to itself" in text, text
+        assert "quick-unet" in text and "ended at FID 114, so expect about that on the chart" in text, text
+        assert "n = 1,000 · dpm++2m-sde, 50 steps" in text, text
+        page.get_by_text("Cold (degradation)", exact=True).click()
+        wait_idle(page)
+        text = page.locator('[data-testid="stAlertContentInfo"]').filter(has_text="What to expect").first.inner_text()
+        assert "a cold run's step also degrades its batch" in text and "quick-unet" in text, text
+        minutes = int(re.search(r"about (\d+) min in all", text).group(1))
+        assert minutes <= 20, text
+        assert "No shipped model of this architecture and process to compare with" in text, text

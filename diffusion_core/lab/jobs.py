@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import math
 import os
 import re
 import secrets
@@ -443,6 +444,7 @@ class Reference:
     metrics: dict  # the card's final numbers: fid, fid_floor, confident_fraction, n, …
     rows: tuple = ()  # its metrics.jsonl rows
     patch: int = 1  # a U-Net's patch (2: runs at 14×14, about 3× the images/s of patch 1)
+    width: int | None = None  # a U-Net's base_channels (None: the architecture's default)
 
     def quality_text(self) -> str:
         """'FID 602 (27× the real-data floor); 35% of samples confidently a digit'."""
@@ -454,7 +456,15 @@ class Reference:
             parts.append(f"classifier-FID {m['fid']:.0f}{over}")
         if m.get("confident_fraction") is not None:
             parts.append(f"{100 * m['confident_fraction']:.0f}% of its samples confidently a digit")
+        if m.get("class_entropy") is not None and m["class_entropy"] < ONE_DIGIT_ENTROPY:
+            parts.append(f"but nearly all of one or two digits (class entropy {m['class_entropy']:.2f} of "
+                         f"{math.log(10):.2f} nats): not a generator of all ten")
         return "; ".join(parts) or "no measured quality on its card"
+
+    def monitor(self) -> tuple[float, int | None] | None:
+        """(FID, samples) of the last FID check its training made (metrics.jsonl), None without one."""
+        rows = [r for r in self.rows if r.get("fid") is not None]
+        return (float(rows[-1]["fid"]), rows[-1].get("fid_samples")) if rows else None
 
     def loss_at(self, steps: int) -> float | None:
         """Its training loss at the first epoch that reached `steps` optimiser steps (None if never)."""
@@ -462,6 +472,9 @@ class Reference:
             if row.get("steps") is not None and row.get("loss") is not None and int(row["steps"]) >= steps:
                 return float(row["loss"])
         return None
+
+
+ONE_DIGIT_ENTROPY = 1.5  # nats: below this a model's samples are mostly one or two classes (uniform: ln 10 = 2.30)
 
 
 def shipped_references(folder: Path | None = None) -> list[Reference]:
@@ -489,6 +502,7 @@ def shipped_references(folder: Path | None = None) -> list[Reference]:
             batch_size=training.get("batch_size"), optimizer_steps=int(steps) if steps else None,
             continued=bool(training.get("init_from")), metrics=metrics, rows=rows,
             patch=int(((meta.get("model") or {}).get("params") or {}).get("patch", 1)),
+            width=((meta.get("model") or {}).get("params") or {}).get("base_channels"),
         ))
     return refs
 
@@ -545,11 +559,30 @@ def _pick_reference(options: Mapping[str, object], refs: list[Reference]) -> Ref
         process = process_from_config(config_of(options).diffusion)
     except (ValueError, TypeError, JobError):
         return None  # the run's own checks name what is wrong with its options
-    same = [r for r in refs if r.arch == arch and r.diffusion_type == process.type and r.optimizer_steps]
+    same = [r for r in refs if r.arch == arch and r.diffusion_type == process.type and r.optimizer_steps
+            and (r.variant == process.variant or process.type != "cold")]  # a mask model says nothing of blur
     if not same:
         return None
-    patch = int(options.get("patch") or 1)  # type: ignore[call-overload]
-    return max(same, key=lambda r: (r.patch == patch, r.variant == process.variant, r.optimizer_steps))
+    patch, width = int(options.get("patch") or 1), options.get("base_channels")  # type: ignore[call-overload]
+    return max(same, key=lambda r: (r.patch == patch, r.width == width, r.variant == process.variant,
+                                    r.optimizer_steps))
+
+
+def _process_type(options: Mapping[str, object]) -> str:
+    return "cold" if options.get("degradation") else "noise"
+
+
+def _pick_speed_reference(options: Mapping[str, object], refs: list[Reference],
+                          quality: Reference | None) -> Reference | None:
+    """The shipped model whose training speed this run's is estimated from: the same network (architecture and
+    patch; a training step costs about the same for either process), the quality reference first, then the
+    longest curve."""
+    arch, patch = str(options.get("arch") or "cnn"), int(options.get("patch") or 1)  # type: ignore[call-overload]
+    width = options.get("base_channels")
+    speed = [r for r in refs if r.arch == arch and r.images_per_s]
+    if not speed:
+        return None
+    return max(speed, key=lambda r: (r.patch == patch, r.width == width, r is quality, r.epochs_measured))
 
 
 def _schedule_count(epochs: int, every: int) -> int:
@@ -584,16 +617,24 @@ def estimate_training(options: Mapping[str, object], n_train: int, references: l
     steps = epochs * per_epoch
     ref = _pick_reference(options, refs)
     if images_per_s is None:
-        speed = [r for r in refs if r.arch == arch and r.images_per_s]
-        if speed:  # the model it is compared with, else the longest curve of the same architecture
-            best = ref if ref in speed else max(speed, key=lambda r: r.epochs_measured)
+        best = _pick_speed_reference(options, refs, ref)
+        if best is not None:
             images_per_s = best.images_per_s
-            speed_source = (f"the shipped `{best.name}` trained at a median {images_per_s:,.0f} images/s ({arch}, "
-                            f"batch {best.batch_size}, {best.epochs_measured} epochs on a shared 2-core CPU)")
+            speed_source = (f"the shipped `{best.name}` trained at a median {images_per_s:,.0f} images/s ({arch}"
+                            f"{f', patch {best.patch}' if best.patch > 1 else ''}, batch {best.batch_size}, "
+                            f"{best.epochs_measured} epochs on 2 CPU cores)")
+            if best.diffusion_type != _process_type(options):
+                speed_source += (f", a {best.diffusion_type} model: a {_process_type(options)} run's step also "
+                                 "degrades its batch (about 10–25 % slower per image on the lab's Xeon: press "
+                                 "**Measure this machine's speed** for this run's own)")
             if load is not None and load[0] > load[1]:  # a busy machine: the run gets its share of the cores
                 images_per_s *= load[1] / load[0]
                 speed_source += (f"; this machine is busy now ({load[0]:.1f} processes want its {load[1]} "
                                  f"core{'s' if load[1] > 1 else ''}), which leaves about {images_per_s:,.0f}")
+            elif load is not None:
+                speed_source += (f". That holds while the run has the cores to itself (now: load {load[0]:.1f} on "
+                                 f"{load[1]} core{'s' if load[1] > 1 else ''}); each job that trains or samples "
+                                 "beside it takes its share, so two runs at once take about twice as long")
     seconds, parts = None, {}
     preview_steps = _preview_steps(options)
     if images_per_s and preview_steps:
@@ -606,14 +647,14 @@ def estimate_training(options: Mapping[str, object], n_train: int, references: l
             parts["FID"] = FID_SETUP_S + _schedule_count(epochs, fid_every) * int(
                 options.get("fid_samples") or 256) * preview_steps * forward_s
         seconds = sum(parts.values())
-    verdict = _verdict(steps, ref)
+    verdict = _verdict(steps, ref, int(options.get("fid_every") or 0) > 0)
     if ref is not None and (options.get("dataset") or "mnist") != "mnist":
         verdict += f" (The shipped models learned MNIST digits; this run learns {options['dataset']}.)"
     return TrainingEstimate(n, epochs, per_epoch, steps, images_per_s, speed_source or "", seconds, parts, ref,
                             verdict)
 
 
-def _verdict(steps: int, ref: Reference | None) -> str:
+def _verdict(steps: int, ref: Reference | None, monitored: bool = False) -> str:
     if ref is None:
         return "No shipped model of this architecture and process to compare with."
     had = f"{'more than ' if ref.continued else ''}{ref.optimizer_steps:,}"
@@ -630,7 +671,28 @@ def _verdict(steps: int, ref: Reference | None) -> str:
         expect = f"Expect worse samples than it: this run takes {steps:,} steps, {100 * share:.0f}% of that."
     else:
         expect = f"This run takes {steps:,} steps, as many or more: expect about that quality."
-    return f"{expect} {base}{at}"
+    return f"{expect} {base}{at}{_as_measured(ref, monitored)}"
+
+
+def _as_measured(ref: Reference, monitored: bool) -> str:
+    """The reference's FID as this run will measure it: its training checks (the run's FID chart) beside its
+    card's measurement on the finished model."""
+    from diffusion_core.lab.comparison import MONITOR_SAMPLERS, card_protocol
+
+    card = card_protocol(ref.metrics)
+    if card is None:
+        return ""
+    card_text = f"its FID above was measured on the finished model ({card})"
+    mon = ref.monitor()
+    if not monitored:
+        return f" ({card_text}.)"
+    sampler = MONITOR_SAMPLERS.get(ref.diffusion_type, "a quick sampler")
+    if mon is None:
+        return (f" This run's FID chart measures during training with fewer samples and {sampler}, so it reads "
+                f"higher than that: {card_text}.")
+    fid, n = mon
+    return (f" This run's FID chart measures as `{ref.name}`'s training checks did ({f'n = {n}, ' if n else ''}"
+            f"{sampler}): they ended at FID {fid:.0f}, so expect about that on the chart; {card_text}.")
 
 
 def config_of(options: Mapping[str, object]) -> TrainConfig:
