@@ -5,12 +5,14 @@ import streamlit as st
 
 from diffusion_core.io.data import DATASETS
 from diffusion_core.lab import jobs
+from diffusion_core.lab.ownership import MAX_NAME
 from diffusion_core.process import process_from_config
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import KINDS_WITHOUT_BETAS, MAX_T, PRESETS, SCHEDULE_KINDS, make_schedule
 from diffusion_core.training.recipes import RECIPES
 from diffusion_core.training.trainer import INT_RANGES, LR_DECAYS, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
+from pages.lab_ui.identity import current_actor, teacher_signin
 from pages.lab_ui.train_ui import degradation_widgets, open_run, runs_table, show_estimate, show_run, target_widgets
 from pages.lab_ui.url_state import url_state
 
@@ -39,6 +41,7 @@ url_state("train", ["train_recipe", "train_warmup", "train_lr_decay", "train_bas
                     "train_degradation_params", "train_loss"])
 
 
+teacher_signin()
 watched = st.query_params.get("run")
 if watched:
     try:
@@ -169,10 +172,14 @@ with st.expander("New training run", expanded=not watched):
         st.caption(f"{running} of at most {cap} training jobs running now.")
     except jobs.JobError as exc:
         st.error(str(exc))
+    name = st.text_input("Name this run (optional)", key="train_name", max_chars=MAX_NAME,
+                         placeholder="e.g. Ada · cosine, 30 epochs",
+                         help="Shown in the list of runs and in every page's model picker; the run stays yours "
+                              "(this browser's): others can watch and sample it, not stop or delete it")
     if st.button("Start training", type="primary", key="train_start"):
         with user_errors("Could not start training"):
             require(fields)  # a value out of range is refused, never replaced by the last valid one
-            run = jobs.start_training(options)  # the options become a TrainConfig there, every rule checked
+            run = jobs.start_training(options, owner=current_actor().owner, name=name)  # every rule checked there
             open_run(run.run_id)
             st.rerun()
 

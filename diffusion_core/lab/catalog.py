@@ -68,5 +68,5 @@ def model_sources(process: type[DiffusionProcess] | None = None,
             continue
         if run.checkpoint is not None:
             progress = f"{run.state}, epoch {run.epoch}/{run.epochs}"
-            found[f"run:{run.run_id}"] = (f"Run · {run.run_id} ({run.describe()}; {progress})", run.checkpoint)
+            found[f"run:{run.run_id}"] = (f"Run · {run.title} ({run.describe()}; {progress})", run.checkpoint)
     return found

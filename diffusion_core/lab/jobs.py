@@ -35,6 +35,7 @@ from pathlib import Path
 
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, env_int, read_jsonl
 from diffusion_core.io.runs import read_json_or_empty, read_run_files
+from diffusion_core.lab.ownership import Actor, may_manage, run_name
 from diffusion_core.process import process_from_config
 from diffusion_core.training.options import train_config
 from diffusion_core.training.trainer import TrainConfig
@@ -137,6 +138,13 @@ class RunInfo:
     options: dict = field(default_factory=dict)  # what the page asked for (job.json), before config.json exists
     phase: str = ""  # what an active run is doing now, e.g. "loading the training data and building the model"
     phase_since: float | None = None  # when that began (time.time())
+    owner: str | None = None  # SHA-256 of the starting browser's token (ownership.owner_of); None: no one's
+    name: str | None = None  # its starter's name for it
+
+    @property
+    def title(self) -> str:
+        """'name (run id)', or the run id for an unnamed run."""
+        return f"{self.name} ({self.run_id})" if self.name else self.run_id
 
     @property
     def active(self) -> bool:
@@ -273,6 +281,8 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
         run_id=run_id, run_dir=run_dir, state=state, message=message, epoch=epoch, epochs=epochs,
         pid=pid, config=config, status=status, metrics=files.metrics,
         started=job.get("started"), options=options, phase=phase, phase_since=since,
+        owner=job.get("owner") if isinstance(job.get("owner"), str) else None,
+        name=job.get("name") if isinstance(job.get("name"), str) else None,
     )
 
 
@@ -334,15 +344,27 @@ def _spawn(run_dir: Path, cli_args: list[str], job: dict) -> int:
     return proc.pid
 
 
-def start_training(options: Mapping[str, object], root: Path | None = None) -> RunInfo:
-    """Launch a new training job with `options` (named as the CLI's `train` flags, see training.options);
-    returns its RunInfo. The subprocess reads the resulting TrainConfig from <run>/train_config.json.
+def _check_may_manage(run: RunInfo, actor: Actor | None, verb: str) -> None:
+    if not may_manage(run.owner, actor):
+        raise JobError(f"run {run.title} was started in another browser: only that browser or the teacher can "
+                       f"{verb} it (you can still watch it and sample from it)")
 
-    Raises JobError when the options are invalid or the concurrent-job cap is reached."""
+
+def start_training(options: Mapping[str, object], root: Path | None = None, owner: str | None = None,
+                   name: str | None = None) -> RunInfo:
+    """Launch a new training job with `options` (named as the CLI's `train` flags, see training.options);
+    returns its RunInfo. The subprocess reads the resulting TrainConfig from <run>/train_config.json. `owner`
+    (ownership.owner_of of the starting browser's token) and `name` go to job.json.
+
+    Raises JobError when the options or the name are invalid or the concurrent-job cap is reached."""
     root = root or runs_root()
     if "out" in options or "resume" in options:
         raise JobError("the run directory is chosen by the jobs module; do not pass out/resume")
     config = config_of(options)
+    try:
+        name = run_name(name)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
     with _launch_lock(root):
         _check_cap(root)
         while True:  # mkdir is the uniqueness check
@@ -355,14 +377,17 @@ def start_training(options: Mapping[str, object], root: Path | None = None) -> R
                 continue
         atomic_write_json(run_dir / TRAIN_CONFIG, dataclasses.asdict(config))
         _spawn(run_dir, ["--config", str(run_dir / TRAIN_CONFIG), "--out", str(run_dir)],
-               {"run_id": run_id, "options": dict(options)})
+               {"run_id": run_id, "options": dict(options), "owner": owner, "name": name})
     return read_run(run_id, root)
 
 
-def resume_training(run_id: str, epochs: int | None = None, root: Path | None = None) -> RunInfo:
-    """Continue a stopped, died or finished run from its last complete epoch (`epochs` extends it)."""
+def resume_training(run_id: str, epochs: int | None = None, root: Path | None = None,
+                    actor: Actor | None = None) -> RunInfo:
+    """Continue a stopped, died or finished run from its last complete epoch (`epochs` extends it); JobError
+    when `actor` may not manage it (ownership.may_manage)."""
     root = root or runs_root()
     run = read_run(run_id, root)
+    _check_may_manage(run, actor, "resume")
     if run.active:
         raise JobError(f"run {run_id} is {run.state}; it can be resumed once it has stopped")
     if not (run.run_dir / "config.json").is_file():
@@ -380,11 +405,13 @@ def resume_training(run_id: str, epochs: int | None = None, root: Path | None = 
     return read_run(run_id, root)
 
 
-def stop_training(run_id: str, root: Path | None = None) -> RunInfo:
+def stop_training(run_id: str, root: Path | None = None, actor: Actor | None = None) -> RunInfo:
     """Ask a run to stop cleanly: the trainer sees STOP at its next batch and keeps the last
-    complete epoch. A job still starting up (not yet training) is terminated outright."""
+    complete epoch. A job still starting up (not yet training) is terminated outright. JobError when `actor`
+    may not manage it."""
     root = root or runs_root()
     run = read_run(run_id, root)
+    _check_may_manage(run, actor, "stop")
     if not run.active:
         raise JobError(f"run {run_id} is not running (it is {run.state})")
     job = _read_job(run.run_dir)
@@ -401,6 +428,26 @@ def stop_training(run_id: str, root: Path | None = None) -> RunInfo:
     else:
         (run.run_dir / "STOP").touch()
     return read_run(run_id, root)
+
+
+DELETED = ".deleted"  # under the runs root: deleted runs, kept until someone empties it
+
+
+def delete_run(run_id: str, root: Path | None = None, actor: Actor | None = None) -> Path:
+    """Take a run that is not active out of every list: its folder moves to <runs root>/.deleted/ (nothing is
+    erased: moving it back restores it). Returns where it went; JobError for an active run or when `actor` may
+    not manage it."""
+    root = root or runs_root()
+    with _launch_lock(root):  # no resume can start between the check and the move
+        run = read_run(run_id, root)
+        _check_may_manage(run, actor, "delete")
+        if run.active:
+            raise JobError(f"run {run.title} is {run.state}; stop it before deleting it")
+        bin_dir = root / DELETED
+        bin_dir.mkdir(exist_ok=True)
+        target = bin_dir / f"{run_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(run.run_dir, target)
+    return target
 
 
 def wait_for(run_id: str, states: tuple[str, ...], timeout: float = 60.0, root: Path | None = None) -> RunInfo:
@@ -560,7 +607,7 @@ def _pick_reference(options: Mapping[str, object], refs: list[Reference]) -> Ref
     except (ValueError, TypeError, JobError):
         return None  # the run's own checks name what is wrong with its options
     same = [r for r in refs if r.arch == arch and r.diffusion_type == process.type and r.optimizer_steps
-            and (r.variant == process.variant or process.type != "cold")]  # a mask model says nothing of blur
+            and (r.variant == process.variant or not process.variant_defines_output)]  # mask says nothing of blur
     if not same:
         return None
     patch, width = int(options.get("patch") or 1), options.get("base_channels")  # type: ignore[call-overload]
@@ -568,8 +615,11 @@ def _pick_reference(options: Mapping[str, object], refs: list[Reference]) -> Ref
                                     r.optimizer_steps))
 
 
-def _process_type(options: Mapping[str, object]) -> str:
-    return "cold" if options.get("degradation") else "noise"
+def _process_type(options: Mapping[str, object]) -> str | None:
+    try:
+        return process_from_config(config_of(options).diffusion).type
+    except (ValueError, TypeError, JobError):
+        return None
 
 
 def _pick_speed_reference(options: Mapping[str, object], refs: list[Reference],
@@ -623,7 +673,7 @@ def estimate_training(options: Mapping[str, object], n_train: int, references: l
             speed_source = (f"the shipped `{best.name}` trained at a median {images_per_s:,.0f} images/s ({arch}"
                             f"{f', patch {best.patch}' if best.patch > 1 else ''}, batch {best.batch_size}, "
                             f"{best.epochs_measured} epochs on 2 CPU cores)")
-            if best.diffusion_type != _process_type(options):
+            if _process_type(options) not in (None, best.diffusion_type):
                 speed_source += (f", a {best.diffusion_type} model: a {_process_type(options)} run's step also "
                                  "degrades its batch (about 10–25 % slower per image on the lab's Xeon: press "
                                  "**Measure this machine's speed** for this run's own)")

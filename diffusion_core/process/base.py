@@ -59,6 +59,9 @@ class DiffusionProcess(ABC):
     """A forward corruption with its loss, its starts and its samplers."""
 
     type: ClassVar[str]  # the config's "type"
+    # whether models of another variant learn a different task (a blur restorer and a mask restorer do; two
+    # noise schedules learn the same data), so a model of one variant says nothing of another's quality
+    variant_defines_output: ClassVar[bool] = False
     sampler_noun: ClassVar[str] = "sampler"  # in messages: "sampler must be one of …"
     model_noun: ClassVar[str] = "model"  # in messages: "No trained … yet"
     starts: ClassVar[tuple[str, ...]] = ()  # named starts of a reverse run besides the default

@@ -242,6 +242,7 @@ class ColdProcess(DiffusionProcess):
     """A deterministic (or hybrid) degradation D(x, t) undone by a restorer: the network predicts x̂0."""
 
     type = "cold"
+    variant_defines_output = True
     sampler_noun = "cold sampler"
     model_noun = "cold-diffusion model (one trained with a degradation)"
     starts = COLD_STARTS

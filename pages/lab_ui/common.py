@@ -83,7 +83,10 @@ def setup_page(title: str, intro: str | None = None) -> None:
         PagesManager.uses_pages_directory = False
         st.rerun()
     st.set_page_config(page_title=f"{title} · Diffusion Lab", page_icon=favicon(), layout="wide")
+    from .identity import class_gate  # (identity imports nothing of this module)
+
     st.title(title)
+    class_gate()
     if intro:
         st.markdown(intro)
 

@@ -11,6 +11,7 @@ import streamlit as st
 from diffusion_core.figures import fid_wall_clock_figure, loss_by_t_strip_figure
 from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.lab import jobs
+from diffusion_core.lab.ownership import Actor, may_manage
 from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
@@ -18,6 +19,7 @@ from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTION_NAMES, PRED
 from diffusion_core.training.trainer import MAX_EPOCHS
 
 from .common import user_errors
+from .identity import current_actor
 from .inputs import NumberField, number_field
 
 
@@ -88,8 +90,10 @@ def show_run(run_id: str, was_active: bool) -> None:
         return
     if was_active and not run.active:
         st.rerun()  # it just ended: redraw the whole page (stops the ticking, refreshes the run list)
-    st.subheader(f"Run {run.run_id}")
-    st.caption(run.describe())
+    actor = current_actor()
+    mine = may_manage(run.owner, actor)
+    st.subheader(f"Run {run.title}")
+    st.caption(f"{run.describe()} · {owner_text(run, actor)}")
     done = min(run.epoch / run.epochs, 1.0) if run.epochs else 0.0
     if run.state == "starting":  # nothing trained yet: say what it is doing instead of "epoch 0/N"
         text = f"starting · {run.phase_text()}"
@@ -132,25 +136,44 @@ def show_run(run_id: str, was_active: bool) -> None:
     else:
         c2.caption("Sample grids appear here at the epochs chosen for previews (every 10th and the last).")
 
-    b1, b2, b3, b4 = st.columns(4)
+    if not mine:
+        st.caption("Started in another browser: you can watch it and sample from it; only that browser or the "
+                   "teacher can stop, resume or delete it.")
+    b1, b2, b3, b4, b5 = st.columns(5)
     if run.active:
-        if b1.button("Stop", key="train_stop", disabled=run.state == "stopping"):
+        if b1.button("Stop", key="train_stop", disabled=run.state == "stopping" or not mine):
             with user_errors("Could not stop"):
-                jobs.stop_training(run.run_id)
+                jobs.stop_training(run.run_id, actor=actor)
                 st.rerun()
     else:
         default_until = max(1, run.epochs + (10 if run.state == "finished" else 0))  # finished: extend it
-        until = number_field("Train until epoch", 1, MAX_EPOCHS, default_until, "train_until", container=b2)
-        if b1.button("Resume", key="train_resume"):
+        until = number_field("Train until epoch", 1, MAX_EPOCHS, default_until, "train_until", container=b2,
+                             disabled=not mine)
+        if b1.button("Resume", key="train_resume", disabled=not mine):
             with user_errors("Could not resume"):
-                jobs.resume_training(run.run_id, epochs=int(until))  # int() refuses an out-of-range value
+                jobs.resume_training(run.run_id, epochs=int(until), actor=actor)  # int() refuses out-of-range
                 st.rerun()
     if run.checkpoint is not None:
         b3.page_link("pages/3_Reverse_diffusion.py", label="Sample from this run", icon=":material/fast_rewind:",
                      query_params={"model": f"run:{run.run_id}"})
-    if b4.button("Close", key="train_close"):
+    if b4.button("Delete", key="train_delete", disabled=run.active or not mine,
+                 help="Takes the run out of every list (its folder moves to the runs folder's .deleted/, from "
+                      "where it can be moved back); stop a running one first"):
+        with user_errors("Could not delete"):
+            jobs.delete_run(run.run_id, actor=actor)
+            st.session_state["train_deleted"] = run.title
+            open_run(None)
+            st.rerun()
+    if b5.button("Close", key="train_close"):
         open_run(None)
         st.rerun()
+
+
+def owner_text(run: jobs.RunInfo, actor: Actor) -> str:
+    """Whose run it is, as this browser sees it."""
+    if run.owner is None:
+        return "started outside the app: anyone can manage it"
+    return "yours" if run.owner == actor.owner else "another browser's"
 
 
 @st.cache_data(ttl=300, show_spinner=False)
@@ -222,18 +245,24 @@ def runs_table(was_active: bool) -> None:
     runs = jobs.list_runs()
     if was_active and not any(r.active for r in runs):
         st.rerun()  # the last active run ended: redraw the page once and stop ticking
+    deleted = st.session_state.pop("train_deleted", None)
+    if deleted:
+        st.success(f"Deleted run {deleted} (its folder is in the runs folder's .deleted/).")
     if not runs:
         st.caption("No runs yet.")
         return
+    actor = current_actor()
+    runs = sorted(runs, key=lambda r: r.owner != actor.owner)  # this browser's first, each part newest first
     st.dataframe(
-        [{"run": r.run_id, "state": r.state, "epoch": f"{r.epoch}/{r.epochs}", "now": r.phase_text(),
+        [{"run": r.title, "whose": owner_text(r, actor).split(":")[0], "state": r.state,
+          "epoch": f"{r.epoch}/{r.epochs}", "now": r.phase_text(),
           "loss": round(r.losses[-1][1], 5) if r.losses else None, "what": r.describe(),
           "model": "yes" if r.checkpoint else "no"} for r in runs],
         hide_index=True, key="train_runs_table",
     )
     r1, r2 = st.columns([3, 1])
     pick = r1.selectbox("Open a run", [r.run_id for r in runs], key="train_pick",
-                        format_func=lambda i: next(f"{i} ({r.state})" for r in runs if r.run_id == i))
+                        format_func=lambda i: next(f"{r.title} ({r.state})" for r in runs if r.run_id == i))
     if r2.button("Open", key="train_open"):
         open_run(pick)
         st.rerun()
