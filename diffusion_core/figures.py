@@ -102,18 +102,27 @@ def schedule_figure(schedules: Mapping[str, NoiseSchedule], quantity: str = "alp
     schedule that ends short of noise (NoiseSchedule.ends_in_noise) with its ᾱ_T."""
     y_title, log_y = SCHEDULE_QUANTITIES[quantity]
     fig = go.Figure()
+    drawn: dict[str, NoiseSchedule] = {}
+    values: list[np.ndarray] = []
     for name, s in schedules.items():
         t = np.arange(s.T + 1, dtype=np.float64)
         x, y = _thin(t / s.T if normalise_t else t, _schedule_values(s, quantity))
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name))
+        values.append(y)
+        twin = next((other for other, o in drawn.items()
+                     if o.T == s.T and torch.allclose(o.betas.double(), s.betas.double(), rtol=1e-9, atol=0)), None)
+        # a schedule equal to one drawn before would hide under it: dashed and wider, named as its twin
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} (= {twin})" if twin else name,
+                                 line=dict(dash="dash", width=4) if twin else None))
+        drawn[name] = s
         if quantity == "alpha_bar" and not s.ends_in_noise:
             end = float(s.alpha_bars[-1])
             fig.add_annotation(x=x[-1], y=end, text=f"{name}: ᾱ_T ≈ {end:.2f}", showarrow=True, arrowhead=2,
                                ax=-60, ay=-30)
     fig.update_layout(title=title or y_title, xaxis_title="t / T" if normalise_t else "t", yaxis_title=y_title,
                       legend_title="schedule")
-    if log_y:
-        fig.update_yaxes(type="log")
+    if log_y:  # ticks at 1, 2, 5 × 10^k, each labelled in full (Plotly's own read "2, 0.01, 5, 2")
+        v = np.concatenate(values) if values else np.zeros(0)
+        _style_log_axis(fig, v[np.isfinite(v) & (v > 0)])
     return fig
 
 
@@ -448,6 +457,19 @@ def pca_cluster_figure(result: Mapping, color_by: str = "set", title: str | None
                 legendgroup=str(value))
         for group, symbol, shape in (("real", "circle", "circles"), ("generated", "x", "crosses")):
             add(f"{group}: {shape}", None, dict(color="#555555", symbol=symbol, size=8))
+    method = next(iter(result["clusters"]), None)
+    if method is not None and not color_by.startswith(tuple(result["clusters"])):
+        # not coloured by cluster: the clusters still show, as their centres numbered
+        labels = np.asarray(result["clusters"][method].labels)
+        points = np.concatenate([c for c in (proj.real, proj.generated) if c is not None])[:, :3 if three else 2]
+        ids = np.unique(labels)
+        centres = np.stack([points[labels == i].mean(0) for i in ids])
+        kw = dict(mode="markers+text", text=[str(int(i)) for i in ids], textposition="middle center",
+                  textfont=dict(color="white", size=11), name=f"{METHOD_NAMES.get(method, method)} cluster centres",
+                  marker=dict(color="#222222", symbol="diamond" if three else "hexagon", size=22 if not three else 9,
+                              opacity=0.85, line=dict(color="white", width=1)))
+        xyz = dict(zip("xyz", centres.T, strict=False))
+        fig.add_trace(go.Scatter3d(**xyz, **kw) if three else go.Scatter(**xyz, **kw))
     evr = proj.explained_variance_ratio
     dims = len(evr)
     axis = [f"PC{i + 1} ({100 * evr[i]:.1f}% of variance)" for i in range(dims)]

@@ -112,8 +112,9 @@ def test_clusters_show_real_in_blue_and_generated_in_red_and_say_where_the_silho
     at = small_app()
     at.button(key="ex_generate").click().run()
     fig = charts(at)[1]
-    assert [(t["name"], t["marker"]["color"]) for t in fig["data"]] == [("real", REAL_COLOUR),
-                                                                        ("generated", GENERATED_COLOUR)]
+    assert [(t["name"], t["marker"]["color"]) for t in fig["data"]] == [
+        ("real", REAL_COLOUR), ("generated", GENERATED_COLOUR), ("k-means cluster centres", "#222222")]
+    assert len(fig["data"][2]["x"]) == at.slider(key="ex_k").value  # the k clusters show in this colouring
     assert fig["layout"]["title"]["text"].startswith(
         "Real (blue) vs generated (red) digits: 2-D PCA of the first 10 PCA components of the pixels")
     silhouettes = {}

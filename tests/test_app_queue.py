@@ -129,3 +129,11 @@ def test_ordinals():
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
     assert "you are **1st in line** (you are next)" in queue_ui.place_message(1)
     assert "**3rd in line** (2 requests ahead of yours)" in queue_ui.place_message(3)
+
+
+def test_a_progress_bar_says_the_time_left_from_its_pace():
+    assert queue_ui.time_left(None, 3, 10) == ""  # still in line
+    assert queue_ui.time_left(100.0, 0, 10, now=101.0) == ""  # no step done yet: no pace
+    assert queue_ui.time_left(100.0, 5, 20, now=110.0) == " · about 30 s left"  # 2 s a step, 15 to go
+    assert queue_ui.time_left(100.0, 1, 20, now=160.0) == " · about 19 min left"
+    assert queue_ui.time_left(100.0, 20, 20, now=160.0) == ""

@@ -394,7 +394,7 @@ def test_a_starting_run_says_what_it_is_doing():
         (run_dir / "job.json").write_text(json.dumps(job))
         at = app(PAGE, query={"run": "run-new"}).run()
         no_exceptions(at)
-        assert at.caption[0].value == "unet, noise model1 T=1840, mnist"
+        assert at.caption[0].value == "unet, noise model1 T=1840, mnist · started outside the app: anyone can manage it"
         assert progress_text(at).startswith("starting · starting Python and importing PyTorch (")
         (run_dir / "config.json").write_text(json.dumps({"epochs": 3, "dataset": "mnist", "model": {"arch": "unet"},
                                                          "diffusion": {"type": "noise", "preset": "model1",

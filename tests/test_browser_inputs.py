@@ -81,6 +81,26 @@ def test_train_refuses_a_batch_of_zero(app):
         screenshot(page, "train_batch")
 
 
+def test_a_fraction_in_a_whole_number_box_is_refused_not_truncated(app):
+    """#26: Training steps 2.5 on the 2-D lab became 2 in the browser (an int box truncates what is typed), and
+    training ran for 2 steps. Now the box keeps 2.5, names it, Train refuses it, and the link keeps whole numbers
+    whole (2000, not 2000.0)."""
+    with browser_page() as page:
+        page.goto(app["url"] + "/2D_lab")
+        page.get_by_role("heading", name="2-D lab").first.wait_for()
+        wait_idle(page)
+        box = page.get_by_role("spinbutton", name="Training steps")
+        box.fill("2.5")
+        box.press("Enter")
+        message = "Training steps must be a whole number from 1 to 20,000; got 2.5"
+        page.get_by_text(message).first.wait_for()
+        assert box.input_value() == "2.5"
+        assert "pts_n=2000&" in page.url + "&" and "2000.0" not in page.url and "pts_steps=2.5" in page.url
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text(f"Could not train: {message}").wait_for()
+        assert page.locator('[data-testid="stMain"] .js-plotly-plot').count() == 0  # nothing trained
+
+
 def grid_cells(page) -> list[str]:
     """The runs table's cells (st.dataframe draws on a canvas; its accessible table holds the text)."""
     return page.locator('[data-testid="stDataFrame"] [role="gridcell"]').all_inner_texts()

@@ -134,9 +134,16 @@ def test_pca_cluster_figure_shows_real_in_blue_and_generated_in_red_by_default()
     with 20 legend entries, under the title 'PCA of pca features'."""
     res = _result(2)
     fig = pca_cluster_figure(res)
-    assert [(t.name, t.marker.color, t.marker.symbol) for t in fig.data] == [
+    assert [(t.name, t.marker.color, t.marker.symbol) for t in fig.data][:2] == [
         ("real", REAL_COLOUR, "circle"), ("generated", GENERATED_COLOUR, "x")]
     np.testing.assert_allclose(fig.data[1].x, res["projection"].generated[:, 0])
+    # the k clusters show in this colouring too (#26: the k slider changed nothing visible): their centres,
+    # numbered — cluster 1 holds real points 0, 1 and generated point 0
+    centres = fig.data[2]
+    assert centres.name == "k-means cluster centres" and list(centres.text) == ["0", "1"]
+    p = res["projection"]
+    np.testing.assert_allclose([centres.x[1], centres.y[1]],
+                               np.concatenate([p.real[:2], p.generated[:1]])[:, :2].mean(0))
     title = fig.layout.title.text
     assert title.startswith("Real (blue) vs generated (red) digits: 2-D PCA of the first 50 PCA components of the "
                             "pixels")
@@ -150,14 +157,17 @@ def test_pca_cluster_figure_colours_by_class_or_cluster_with_one_legend_entry_ea
     res = _result(2)
     fig = pca_cluster_figure(res, color_by="label")
     names = [t.name for t in drawn(fig)]
-    assert names == ["real class 0", "real class 1", "real class 2", "generated class 0", "generated class 2"]
+    assert names == ["real class 0", "real class 1", "real class 2", "generated class 0", "generated class 2",
+                     "k-means cluster centres"]
     assert len(fig.data[0].x) == 2 and fig.data[3].marker.symbol == "x"
     np.testing.assert_allclose(fig.data[4].x, res["projection"].generated[:2, 0])
     legend = [t.name for t in fig.data if t.showlegend is not False]
-    assert legend == ["class 0", "class 1", "class 2", "real: circles", "generated: crosses"]  # not one per set
+    assert legend == ["class 0", "class 1", "class 2", "real: circles", "generated: crosses",
+                      "k-means cluster centres"]  # not one per set
     assert "coloured by class (circles real, crosses generated)" in fig.layout.title.text
     by_cluster = pca_cluster_figure(res, color_by="kmeans")
     assert sum(len(t.x) for t in drawn(by_cluster)) == 8 and "silhouette 0.50" in by_cluster.layout.title.text
+    assert "k-means cluster centres" not in [t.name for t in by_cluster.data]  # the colours show the clusters
     assert [t.name for t in by_cluster.data if t.showlegend is not False][:2] == ["k-means cluster 0",
                                                                                   "k-means cluster 1"]
     three = pca_cluster_figure(_result(3), color_by="label")
@@ -225,3 +235,20 @@ def test_the_strip_heading_leaves_room_for_the_t_axis_above_it():
     gap_px = (fig.layout.yaxis.domain[0] - heading.y) * plot_height
     assert gap_px >= 70  # tick labels (~20 px), the axis title "t" (~20 px) and the heading's own line
     assert fig.layout.xaxis.title.text == "t"
+
+
+def test_schedule_figures_label_their_log_axis_and_show_a_custom_twin():
+    """#26: the β_t axis read "2, 0.01, 5, 2" (Plotly's minor log labels), and a custom schedule equal to the
+    default preset was drawn exactly under it."""
+    from diffusion_core.figures import schedule_figure
+    from diffusion_core.process.schedules import make_schedule
+
+    default = make_schedule("linear", 1e-4, 0.02, 1000)
+    fig = schedule_figure({"default": default, "model1": make_schedule("linear", 1e-5, 0.01, 1840),
+                           "custom": make_schedule("linear", 1e-4, 0.02, 1000)}, "beta")
+    axis = fig.layout.yaxis
+    assert axis.type == "log" and list(axis.ticktext) == ["1e-05", "2e-05", "5e-05", "0.0001", "0.0002", "0.0005",
+                                                          "0.001", "0.002", "0.005", "0.01", "0.02"]
+    names = [t.name for t in fig.data]
+    assert names == ["default", "model1", "custom (= default)"]
+    assert fig.data[2].line.dash == "dash" and fig.data[0].line.dash is None

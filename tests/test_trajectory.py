@@ -11,6 +11,7 @@ from PIL import Image
 
 from diffusion_core.io.images import make_grid
 from diffusion_core.lab.trajectory import (
+    HEADER_PX,
     LiveView,
     RunStopped,
     frame_pngs,
@@ -64,18 +65,29 @@ def test_gif_has_one_frame_per_kept_step_with_z_beside_x0():
     img = Image.open(io.BytesIO(trajectory_gif(traj, scale=2)))
     assert img.format == "GIF" and img.n_frames == len(traj) == 11
     h, w = side_by_side(traj.z[0], traj.x0[0]).shape
-    assert img.size == (2 * w, 2 * h)
+    band = 2 * HEADER_PX  # the label band above the pictures
+    assert img.size == (2 * w, 2 * h + band)
     img.seek(0)
     first = np.asarray(img.convert("L"), dtype=float)
     # frame 0 is t = T: z is white (1.0) and x̂0 black (0.0); left half bright, right half dark
-    assert first[:, : w // 2].mean() > 150 and first[:, w + w // 2:].mean() < 120
+    assert first[band:, : w // 2].mean() > 150 and first[band:, w + w // 2:].mean() < 120
+    # each frame's band names its t: the bands of frames with different t differ, and carry dark text
+    img.seek(len(traj) - 1)
+    last = np.asarray(img.convert("L"), dtype=float)
+    assert first[:band].min() < 100 and not np.array_equal(first[:band, : w], last[:band, : w])
+    assert np.array_equal(first[:band, w + 10:], last[:band, w + 10:])  # "predicted x0" stays put
 
 
 def test_sample_exports_round_trip():
     images = np.random.default_rng(0).random((4, 28, 28)).astype(np.float32)
     np.testing.assert_array_equal(np.load(io.BytesIO(samples_npy(images)), allow_pickle=False), images)
-    png = Image.open(io.BytesIO(samples_png(images, scale=1)))
-    assert png.size == (2 * 30 + 2, 2 * 30 + 2)  # a 2×2 grid of 28-pixel tiles with 2-pixel padding
+    png = Image.open(io.BytesIO(samples_png(images)))
+    side = 2 * 30 + 2  # a 2×2 grid of 28-pixel tiles with 2-pixel padding: 62 px, scaled ×9 to ≥ 512
+    assert png.size == (9 * side, 9 * side)
+    pixels = np.asarray(png.convert("L"))
+    assert np.array_equal(pixels[::9, ::9], np.asarray(Image.open(io.BytesIO(samples_png(images, 1))).convert("L")))
+    many = Image.open(io.BytesIO(samples_png(np.zeros((400, 28, 28), np.float32))))
+    assert max(many.size) <= 2048  # a big grid stays within the cap
 
 
 class FakeClock:

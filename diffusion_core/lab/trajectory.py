@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from diffusion_core.evaluation.spectra import radial_power_spectrum
 from diffusion_core.io.images import make_grid, png_bytes, to_unit_numpy
@@ -170,24 +170,45 @@ def side_by_side(z01: np.ndarray, x01: np.ndarray, nrow: int | None = None, gap:
     return np.concatenate([a, np.ones((a.shape[0], gap), dtype=np.float32), b], axis=1)
 
 
+HEADER_PX = 14  # the GIF's label band, in pixels of the unscaled frame
+
+
+def _labelled(frame: np.ndarray, t: int, left_width: int, scale: int) -> Image.Image:
+    """A frame scaled up with a white band on top naming its panels and t: 'z_t · t = 480' over the noisy
+    grid, 'predicted x0' over the other."""
+    img = Image.fromarray(frame, mode="L")
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    out = Image.new("L", (img.width, img.height + HEADER_PX * scale), 255)
+    out.paste(img, (0, HEADER_PX * scale))
+    draw = ImageDraw.Draw(out)
+    font = ImageFont.load_default(size=10 * scale)
+    draw.text((2 * scale, scale), f"z_t  (t = {t})", fill=0, font=font)
+    draw.text(((left_width + 2) * scale, scale), "predicted x0", fill=0, font=font)
+    return out
+
+
 def trajectory_gif(traj: Trajectory, scale: int = 3, duration_ms: int = 80, hold_last_ms: int = 1500) -> bytes:
-    """An animated GIF of the kept frames: z_t beside x̂0, looping, pausing on the final samples."""
+    """An animated GIF of the kept frames: z_t beside x̂0 under a band naming both and t, looping, pausing on
+    the final samples."""
     if not 1 <= scale <= 8:
         raise ValueError(f"scale must be between 1 and 8; got {scale}")
     images = []
+    left = make_grid(traj.z[0]).shape[1]
     for k in range(len(traj)):
         frame = (np.clip(side_by_side(traj.z[k], traj.x0[k]), 0, 1) * 255).round().astype(np.uint8)
-        img = Image.fromarray(frame, mode="L")
-        images.append(img.resize((img.width * scale, img.height * scale), Image.NEAREST))
+        images.append(_labelled(frame, traj.ts[k], left, scale))
     durations = [duration_ms] * (len(images) - 1) + [hold_last_ms]
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
     return buf.getvalue()
 
 
-def samples_png(images01: np.ndarray, scale: int = 2) -> bytes:
-    """A PNG grid of N×H×W images in [0, 1]."""
-    return png_bytes(make_grid(images01), scale=scale)
+def samples_png(images01: np.ndarray, min_width: int = 512, max_side: int = 2048) -> bytes:
+    """A PNG grid of N×H×W images in [0, 1], scaled up by a whole factor (nearest neighbour, pixels stay
+    square) to at least `min_width` pixels wide where that keeps both sides within `max_side`."""
+    grid = make_grid(images01)
+    scale = max(1, min(-(-min_width // grid.shape[1]), max_side // max(grid.shape)))
+    return png_bytes(grid, scale=scale)
 
 
 def samples_npy(images01: np.ndarray) -> bytes:

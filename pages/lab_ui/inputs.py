@@ -68,7 +68,8 @@ class NumberField:
             ok = (v > self.lo if self.lo_open else v >= self.lo) and (v < self.hi if self.hi_open else v <= self.hi)
         if ok:
             return None
-        got = "nothing" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+        got = ("nothing" if v is None else f"{int(v)}" if isinstance(v, float) and v.is_integer()
+               else f"{v:.10g}" if isinstance(v, float) else str(v))
         return f"{self.label} must be {self.allowed}; got {got}"
 
     @property
@@ -102,11 +103,15 @@ def number_field(label: str, lo: float, hi: float, value: int | float, key: str,
     integer = isinstance(value, int) if integer is None else integer
     shown = NumberField(label, value, lo, hi, integer, lo_open, hi_open)
     range_help = f"Allowed: {shown.allowed}."
+    # whole-number fields are float boxes too: an int box truncates a typed 2.5 to 2 in the browser, silently;
+    # a float box sends 2.5, which is named and refused here ("%.10g" shows 2000 as 2000, not 2000.00)
     raw = container.number_input(
-        label, value=int(value) if integer else float(value),
-        step=step if step is not None else (1 if integer else None), format=format, key=key, disabled=disabled,
+        label, value=float(value), step=float(step) if step is not None else (1.0 if integer else None),
+        format=format or ("%.10g" if integer else None), key=key, disabled=disabled,
         help=f"{help} {range_help}" if help else range_help,
     )
+    if integer and isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)  # what the page's code reads as .value: 70, not 70.0
     field = NumberField(label, raw, lo, hi, integer, lo_open, hi_open)
     if field.error is not None and not disabled:
         container.error(field.error)

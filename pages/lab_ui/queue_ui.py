@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +43,15 @@ def place_message(position: int) -> str:
             f"in line** ({who}). It starts by itself; keep this page open.")
 
 
+def time_left(began: float | None, done: int, total: int, now: float | None = None) -> str:
+    """' · about 40 s left' from the pace so far (nothing before the first step or once done)."""
+    if began is None or not 0 < done < total:
+        return ""
+    elapsed = (time.monotonic() if now is None else now) - began
+    left = elapsed / done * (total - done)
+    return f" · about {left:.0f} s left" if left < 90 else f" · about {left / 60:.0f} min left"
+
+
 def run_queued(fn: Callable[..., R], /, *args: Any, label: str | None = None, progress: str | None = None,
                **kwargs: Any) -> R:
     """fn(*args, **kwargs) run by the server's work queue; returns its result or raises its exception.
@@ -55,16 +65,19 @@ def run_queued(fn: Callable[..., R], /, *args: Any, label: str | None = None, pr
         kwargs["on_progress"] = lambda i, total: done.append((i, total))
     ticket = default_queue().submit(fn, *args, **kwargs)
     status = st.empty()
+    began: float | None = None  # when the job left the line and started computing
     try:
         with st.spinner(label) if label else contextlib.nullcontext():
             while not ticket.wait(POLL_SECONDS):
                 # redrawn every tick: each st call is where Streamlit stops this run for a rerun or a closed tab
                 position = ticket.position()
+                if not position and began is None:
+                    began = time.monotonic()
                 if position:
                     status.info(place_message(position))
                 elif done:
                     i, total = done[-1]
-                    status.progress(i / total, text=f"{progress}: {i} of {total}")
+                    status.progress(i / total, text=f"{progress}: {i} of {total}{time_left(began, i, total)}")
                 else:
                     status.empty()
         status.empty()

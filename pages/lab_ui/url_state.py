@@ -62,6 +62,8 @@ def url_state(page: str, keys: list[str]) -> None:
             st.info(f"Ignored settings in the address that are not plain values: {', '.join(bad)}.")
     for name, value in list(st.session_state.items()):
         if isinstance(name, str) and _wanted(name, keys) and _plain(value):
+            if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+                value = int(value)  # a whole-number box holds 2000.0: the link says 2000
             text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
             if st.query_params.get(name) != text:
                 st.query_params[name] = text
