@@ -37,10 +37,10 @@ from diffusion_core.process.cold import COLD_LOSSES, COLD_STARTS
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
+from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS
 from diffusion_core.samplers import MAX_SAMPLES, SamplerStep, samplers_of, validate_seed
 from diffusion_core.samplers.heun import MAX_CHURN
-from diffusion_core.samplers.spacing import SPACINGS
 from diffusion_core.sampling import sample_checkpoint
 from diffusion_core.training.options import TRAIN_OPTIONS, parse_key_value, train_config
 from diffusion_core.training.precision import PRECISIONS
@@ -134,7 +134,7 @@ CHURN = _number(0, MAX_CHURN)
 
 
 def _spacing_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("where the steps go (noise models; see samplers/spacing.py)")
+    g = parser.add_argument_group("where the steps go (noise models; see process/spacing.py)")
     g.add_argument("--spacing", choices=SPACINGS, help="uniform in t, log-snr, karras (ρ) or edm (default: the "
                    "sampler's own — ddim uniform, dpm++ log-snr, euler/heun/euler-a/pc karras)")
     g.add_argument("--rho", type=RHO, default=7.0, help="ρ of the Karras spacing, > 0 (default 7)")

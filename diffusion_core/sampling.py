@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint
+from diffusion_core.io.mixtures import dataset_mixture
 from diffusion_core.models.guidance import ClassGuided, is_conditional, sample_labels
 from diffusion_core.process import DiffusionProcess, SamplerChoice
 from diffusion_core.samplers import SampleResult, SamplerStep, run_to_end, validate_sample_count, validate_seed
@@ -50,7 +51,11 @@ def model_frames(
         raise ValueError("this model is not class-conditional: a digit and guidance need a model trained with "
                          "--conditional")
     model = with_precision(model, precision, device)
-    return process.frames(model, choice, n, device, dataset)
+    fit = process.fitted_start(choice)  # a start fitted to training images (a cold mixture): loaded here
+    if fit is not None:
+        degradation, t = fit
+        choice = dataclasses.replace(process.resolve(choice), start=dataset_mixture(degradation, dataset, t=t))
+    return process.frames(model, choice, n, device)
 
 
 def sample(

@@ -13,10 +13,10 @@ from diffusion_core.figures import (
     model_colours,
     noise_vs_blur_figure,
 )
+from diffusion_core.io.cards import card_protocol
 from diffusion_core.lab.comparison import (
     benchmark_meta,
     benchmark_path,
-    card_protocol,
     collect_records,
     fid_curve_missing,
     final_fids,

@@ -22,10 +22,11 @@ LAB_LAYER = ("diffusion_core.lab",)
 OUTSIDE_CORE = ("pages", "benchmarks", "streamlit_app", "tests")
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Absolute module names a file imports (relative imports resolved against its package)."""
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Absolute module names a file imports (relative imports resolved against its package), inside functions
+    too (ast.walk visits every node)."""
     tree = ast.parse(path.read_text())
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -52,6 +53,91 @@ def test_the_core_never_imports_the_lab_layer_the_cli_pages_or_benchmarks():
         if hits:
             bad[path.relative_to(ROOT).as_posix()] = hits
     assert not bad, f"core modules importing the lab layer, CLI, pages or benchmarks: {bad}"
+
+
+FLOOR_MAY_NOT = ("diffusion_core.samplers", "diffusion_core.io", "diffusion_core.sampling", "diffusion_core.lab",
+                 "diffusion_core.cli", "diffusion_core.training", "diffusion_core.evaluation",
+                 "diffusion_core.figures", *OUTSIDE_CORE)
+
+
+def floor_violations(files: list[Path], root: Path = ROOT) -> dict[str, list[str]]:
+    """process/ files importing upwards (samplers, io, sampling, lab, …), imports inside functions included."""
+    bad = {}
+    for path in files:
+        hits = sorted(m for m in imported_modules(path, root) if m.startswith(FLOOR_MAY_NOT))
+        if hits:
+            bad[path.relative_to(root).as_posix()] = hits
+    return bad
+
+
+def test_the_process_package_is_the_floor():
+    """#27 item 1: process/ imports nothing above it — not even inside a function (σ, log-SNR and spacing live with
+    the schedules, seeds and noise in process/runs.py, the samplers register themselves into the process's table,
+    and a cold mixture start is loaded by io and handed in)."""
+    assert floor_violations(sorted((CORE / "process").rglob("*.py"))) == {}
+
+
+def test_a_planted_upward_import_inside_a_function_is_caught(tmp_path):
+    planted = tmp_path / "diffusion_core" / "process" / "planted.py"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("def f():\n    from diffusion_core.samplers import sampler_spec\n    return sampler_spec\n")
+    assert floor_violations([planted], tmp_path) == {"diffusion_core/process/planted.py": [
+        "diffusion_core.samplers", "diffusion_core.samplers.sampler_spec"]}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the diffusion_core modules it imports (inside functions too; `from pkg import name` counts as an
+    import of pkg.name when that is a module, else of pkg)."""
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+               for p in CORE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        graph[name] = {m if m in modules else m.rsplit(".", 1)[0] for m in imported_modules(path)
+                       if m.startswith("diffusion_core")} & set(modules)
+        graph[name].discard(name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_library_has_no_import_cycle():
+    """No cycle of imports anywhere in diffusion_core (#27 found process.base ↔ samplers and process.cold ↔
+    io.mixtures); a package's __init__ importing its own modules is not one."""
+    graph = import_graph()
+    for name in graph:  # a package's own __init__ re-exporting its modules: a parent edge, not a cycle
+        graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
+    assert cycles(graph) == []  # none anywhere in the library
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check finds one
 
 
 def test_the_lab_layer_never_imports_the_cli_pages_or_benchmarks():

@@ -12,8 +12,8 @@ from safetensors.torch import save as save_bytes
 from diffusion_core.io import mixtures
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
 from diffusion_core.io.files import PROJECT_ROOT
-from diffusion_core.process import cold
-from diffusion_core.process.cold import SHIPPED_FIT, dataset_mixture, fit_mixture_start
+from diffusion_core.io.mixtures import dataset_mixture
+from diffusion_core.process.cold import SHIPPED_FIT, fit_mixture_start
 from diffusion_core.process.degradations import make_degradation
 
 
@@ -55,13 +55,13 @@ def test_the_app_reads_a_shipped_mixture_instead_of_fitting(tmp_path, monkeypatc
     degradation_t = make_degradation("blur", 10).generation_t
     degradation, mixture = small_mixture(t=degradation_t)
     monkeypatch.setattr(mixtures, "MIXTURE_DIR", tmp_path)
-    monkeypatch.setattr(cold, "_MIXTURES", {})
+    monkeypatch.setattr(mixtures, "_MIXTURES", {})
     path = mixtures.shipped_mixture_path("mnist", degradation.config(), degradation_t)
     mixtures.save_mixture(path, mixture, "test")
 
     def no_data(*args, **kwargs):
         raise AssertionError("a shipped mixture needs no training images")
-    monkeypatch.setattr("diffusion_core.io.data.load_dataset", no_data)
+    monkeypatch.setattr(mixtures, "load_dataset", no_data)
     got = dataset_mixture(degradation, "mnist")
     assert got.t == degradation_t and torch.allclose(got.means, mixture.means.float().double())
     # another degradation (or data root) has no shipped fit: it is fitted from the data

@@ -12,9 +12,9 @@ from diffusion_core.cli import main
 from diffusion_core.process import ColdProcess, GaussianProcess, SamplerChoice
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.process.schedules import log_snr, make_schedule, preset_schedule
+from diffusion_core.process.spacing import EDM_SIGMA_MAX, EDM_SIGMA_MIN, SPACINGS, sigma_of, spaced_by
 from diffusion_core.samplers import LOG_SNR_MIN, run_to_end, sampler_spec, samplers_of, spaced_timesteps
 from diffusion_core.samplers.base import SeedBatch, seeded_noise
-from diffusion_core.samplers.spacing import EDM_SIGMA_MAX, EDM_SIGMA_MIN, SPACINGS, sigma_of, spaced_by
 from diffusion_core.sampling import sample
 
 from .test_samplers import SHAPE, GaussianOracleEps

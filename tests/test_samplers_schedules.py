@@ -12,9 +12,8 @@ from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.schedules import PRESETS, SCHEDULE_KINDS, log_snr, make_schedule, preset_schedule
+from diffusion_core.process.spacing import LOG_SNR_MIN, spaced_by
 from diffusion_core.samplers import samplers_of
-from diffusion_core.samplers.base import LOG_SNR_MIN
-from diffusion_core.samplers.spacing import spaced_by
 from diffusion_core.sampling import sample
 
 from .conftest import TINY_CNN

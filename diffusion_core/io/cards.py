@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
-from diffusion_core.process import process_from_config
+from diffusion_core.process import DiffusionProcess, process_from_config
 
 # The app's quality bar for its default model (measured on 1,000 samples of its default sampler).
 QUALITY_BAR = {"fid_over_floor": 3.0, "confident_fraction": 0.85, "class_entropy": 2.2, "classes_present": 10}
+
+
+def card_protocol(final: dict) -> str | None:
+    """How a finished model's FID was measured (its card's metrics): 'n = 1,000 · dpm++2m-sde, 50 steps'."""
+    if final.get("fid") is None:
+        return None
+    n, sampler, steps = final.get("n"), final.get("sampler"), final.get("steps")
+    parts = [f"n = {int(n):,}" if n else "n = ?"]
+    if sampler:
+        parts.append(f"{sampler}, {steps} steps" if steps else str(sampler))
+    return " · ".join(parts)
+
+
+def monitor_sampler(diffusion_type: str) -> str:
+    """How the trainer's FID checks sample a process type's models, in words ('ddim, 20 steps')."""
+    kind = DiffusionProcess.PROCESS_TYPES.get(diffusion_type)
+    return kind.preview_text if kind is not None else "its preview sampler"
 
 
 def quality_verdict(report: dict) -> dict[str, bool]:

@@ -8,12 +8,21 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
+from diffusion_core.io.data import DatasetUnavailableError, load_dataset
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_bytes
-from diffusion_core.process.cold import MIXTURE_NOISE, SHIPPED_FIT, MixtureStart, dataset_mixture
+from diffusion_core.process.cold import (
+    LIVE_FIT,
+    MIXTURE_NOISE,
+    SHIPPED_FIT,
+    MixtureFit,
+    MixtureStart,
+    fit_mixture_start,
+)
 from diffusion_core.process.degradations import Degradation
 
 MIXTURE_DIR = PROJECT_ROOT / "checkpoints" / "mixtures"
@@ -35,12 +44,38 @@ def shipped_mixture_path(dataset: str, degradation: dict, t: int) -> Path:
     return MIXTURE_DIR / f"{name}.safetensors"
 
 
+_MIXTURES: dict[tuple, MixtureStart] = {}
+
+
+def dataset_mixture(degradation: Degradation, dataset: str = "mnist", seed: int = 0, root: str | None = None,
+                    t: int | None = None, fit: MixtureFit | None = None) -> MixtureStart:
+    """The mixture start of a cold checkpoint at t (default: the degradation's generation_t), cached per
+    (dataset, root, degradation, seed, t, fit). fit None: the SHIPPED_FIT stored in checkpoints/mixtures/ when
+    there is one (default data root), else LIVE_FIT fitted now; a given fit: fitted now on fit.images training
+    images chosen with `seed`."""
+    t = degradation.generation_t if t is None else t
+    key = (dataset, root, json.dumps(degradation.config(), sort_keys=True), seed, t, fit)
+    if key not in _MIXTURES and fit is None and root is None and seed == 0:
+        shipped = shipped_mixture_path(dataset, degradation.config(), t)
+        if shipped.is_file():
+            _MIXTURES[key] = load_mixture(shipped)
+    if key not in _MIXTURES:
+        fit = fit or LIVE_FIT
+        try:
+            data = load_dataset(dataset, "train", root=root, download=False)
+        except DatasetUnavailableError as exc:
+            raise DatasetUnavailableError(f"{exc} (The mixture start is fitted to training images; "
+                                          "start from 'black' to sample without them.)") from None
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:fit.images]
+        _MIXTURES[key] = fit_mixture_start(degradation, data.images[idx], fit.components, fit.pca_dim, seed=seed,
+                                           t=t)
+    return _MIXTURES[key]
+
+
 def ship_mixture(degradation: Degradation, dataset: str = "mnist") -> list[Path]:
     """Fit the SHIPPED_FIT mixture starts of a cold degradation on the training images (at its generation_t,
     where generation starts, and at T, which the Degradations page shows beside the black start) and store them
-    where cold.dataset_mixture looks first."""
-    from diffusion_core.io.data import load_dataset
-
+    where dataset_mixture looks first."""
     source = load_dataset(dataset, "train", download=False).source
     fits = {t: dataset_mixture(degradation, dataset, t=t, fit=SHIPPED_FIT)
             for t in sorted({degradation.generation_t, degradation.T})}

@@ -26,8 +26,9 @@ from diffusion_core.evaluation.spectra import radial_power_spectrum
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.io.images import to_unit_numpy
+from diffusion_core.io.mixtures import dataset_mixture
 from diffusion_core.process import ColdProcess, SamplerChoice
-from diffusion_core.process.cold import COLD_STARTS, black_start, conditional_start, dataset_mixture
+from diffusion_core.process.cold import COLD_STARTS, black_start, conditional_start
 from diffusion_core.process.degradations import Degradation, make_degradation, preview_strip
 from diffusion_core.samplers import run_to_end
 from diffusion_core.samplers.base import model_call

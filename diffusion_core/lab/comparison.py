@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffusion_core.io.cards import card_protocol, monitor_sampler
 from diffusion_core.io.checkpoints import list_checkpoints
 from diffusion_core.io.files import read_jsonl
 from diffusion_core.io.runs import read_json_or_empty
@@ -67,27 +68,13 @@ def collect_records(runs_root: Path | None = None, shipped_folder: Path | None =
     return records
 
 
-MONITOR_SAMPLERS = {"noise": "ddim, 20 steps", "cold": "improved, ≤ 50 steps"}  # each process's preview_choice
-
-
-def card_protocol(final: dict) -> str | None:
-    """How a finished model's FID was measured (its card's metrics): 'n = 1,000 · dpm++2m-sde, 50 steps'."""
-    if final.get("fid") is None:
-        return None
-    n, sampler, steps = final.get("n"), final.get("sampler"), final.get("steps")
-    parts = [f"n = {int(n):,}" if n else "n = ?"]
-    if sampler:
-        parts.append(f"{sampler}, {steps} steps" if steps else str(sampler))
-    return " · ".join(parts)
-
-
 def monitor_protocol(record: ModelRecord) -> str | None:
     """How the training monitor measured a record's FID rows: 'n = 256 · ddim, 20 steps · during training'."""
     rows = [r for r in record.rows if r.get("fid") is not None]
     if not rows:
         return None
     n = rows[-1].get("fid_samples")
-    sampler = MONITOR_SAMPLERS.get(record.diffusion_type, "the preview sampler")
+    sampler = monitor_sampler(record.diffusion_type)
     return f"n = {int(n):,} · {sampler} · during training" if n else f"{sampler} · during training"
 
 

@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffusion_core.io.cards import card_protocol, monitor_sampler
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, env_int, read_jsonl
 from diffusion_core.io.runs import read_json_or_empty, read_run_files
 from diffusion_core.lab.ownership import Actor, may_manage, run_name
@@ -727,8 +728,6 @@ def _verdict(steps: int, ref: Reference | None, monitored: bool = False) -> str:
 def _as_measured(ref: Reference, monitored: bool) -> str:
     """The reference's FID as this run will measure it: its training checks (the run's FID chart) beside its
     card's measurement on the finished model."""
-    from diffusion_core.lab.comparison import MONITOR_SAMPLERS, card_protocol
-
     card = card_protocol(ref.metrics)
     if card is None:
         return ""
@@ -736,7 +735,7 @@ def _as_measured(ref: Reference, monitored: bool) -> str:
     mon = ref.monitor()
     if not monitored:
         return f" ({card_text}.)"
-    sampler = MONITOR_SAMPLERS.get(ref.diffusion_type, "a quick sampler")
+    sampler = monitor_sampler(ref.diffusion_type)
     if mon is None:
         return (f" This run's FID chart measures during training with fewer samples and {sampler}, so it reads "
                 f"higher than that: {card_text}.")

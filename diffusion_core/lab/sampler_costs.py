@@ -35,8 +35,8 @@ from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.io.runs import read_json_or_empty
 from diffusion_core.process import GaussianProcess, SamplerChoice
+from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.samplers import sampler_spec
-from diffusion_core.samplers.spacing import SPACINGS
 from diffusion_core.sampling import sample_in_chunks
 
 BENCHMARK_ENV = "DIFFUSION_LAB_SAMPLER_BENCHMARK"

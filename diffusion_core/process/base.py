@@ -11,14 +11,33 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from diffusion_core.samplers.base import SamplerStep
+from diffusion_core.process.runs import SamplerStep, SeedBatch, in_inference_mode, validate_seed
+from diffusion_core.process.spacing import SPACINGS, spaced_by
 
 IMAGE_SHAPE = (1, 28, 28)
+
+# The samplers by name, each registered by its own module in diffusion_core/samplers (registry.register): the
+# process finds its own here and never imports them. Importing diffusion_core.samplers registers them all.
+SAMPLERS: dict[str, Any] = {}
+
+
+def sampler_spec(name: str) -> Any:
+    """The registered sampler `name`; ValueError listing them all if there is none."""
+    if not SAMPLERS:
+        raise ValueError("no sampler is registered: import diffusion_core.samplers (diffusion_core.sampling does)")
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}; got {name!r}")
+    return SAMPLERS[name]
+
+
+def samplers_of(process_type: str) -> tuple[str, ...]:
+    """The names of the registered samplers for a process type, its default first."""
+    return tuple(s.name for s in sorted(SAMPLERS.values(), key=lambda s: s.order) if s.process == process_type)
 
 
 @dataclass(frozen=True)
@@ -36,14 +55,12 @@ class SamplerChoice:
     guidance: float | None = None
     t_start: int | None = None  # start the reverse run at this t from a given x_t (default T; a cold mixture
     # start: the degradation's generation_t)
-    spacing: str | None = None  # where the steps go (samplers/spacing.py); None: the sampler's own
+    spacing: str | None = None  # where the steps go (process/spacing.py); None: the sampler's own
     rho: float = 7.0  # ρ of the Karras spacing
     churn: float = 0.0  # Heun's S_churn: noise added back before each step (0: the deterministic ODE)
 
     def describe(self) -> str:
         """E.g. "ddim, 20 steps, η = 1"."""
-        from diffusion_core.samplers import sampler_spec
-
         try:
             takes_eta = sampler_spec(self.sampler).takes_eta
         except ValueError:
@@ -66,6 +83,7 @@ class DiffusionProcess(ABC):
     model_noun: ClassVar[str] = "model"  # in messages: "No trained … yet"
     starts: ClassVar[tuple[str, ...]] = ()  # named starts of a reverse run besides the default
     takes_labels: ClassVar[bool] = False  # whether a class-conditional network can be trained on it
+    preview_text: ClassVar[str] = "its preview sampler"  # preview_choice in words (the trainer's FID checks)
     PROCESS_TYPES: ClassVar[dict[str, type[DiffusionProcess]]] = {}
     T: int
     prediction: str  # what the network outputs: "eps" (ε̂), "x0" (x̂0) or "v" (process/targets.py)
@@ -122,16 +140,22 @@ class DiffusionProcess(ABC):
 
     @abstractmethod
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
-              device: torch.device | str = "cpu", dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor | None]:
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
         """(x_T, trajectory noise or None) of a reverse run, drawn from `generator`."""
+
+    def fitted_start(self, choice: SamplerChoice) -> object | None:
+        """What the choice's start must be fitted to from training data, which only the data layer holds (it
+        fits or loads it and hands it back as choice.start); None: the process draws its start itself."""
+        return None
 
     # -- samplers (registered in diffusion_core/samplers for this process's type) ------------------------
 
     @property
     def samplers(self) -> tuple[str, ...]:
         """The samplers this process supports; the first is the default."""
-        from diffusion_core.samplers import samplers_of
-
+        if not SAMPLERS:
+            raise ValueError("no sampler is registered: import diffusion_core.samplers (diffusion_core.sampling "
+                             "does)")
         return samplers_of(self.type)
 
     @abstractmethod
@@ -144,8 +168,6 @@ class DiffusionProcess(ABC):
 
     def sampler(self, name: str):
         """The registered sampler `name`; ValueError naming the ones this process has."""
-        from diffusion_core.samplers import sampler_spec
-
         if name not in self.samplers:
             raise ValueError(f"{self.sampler_noun} must be one of {', '.join(self.samplers)}; got {name!r}")
         return sampler_spec(name)
@@ -153,8 +175,6 @@ class DiffusionProcess(ABC):
     def timesteps(self, spacing: str, t_start: int, steps: int, rho: float = 7.0) -> list[int]:
         """`steps` integer timesteps from t_start placed by `spacing`; a process without noise levels has only
         "uniform"."""
-        from diffusion_core.samplers.spacing import SPACINGS, spaced_by
-
         if spacing != "uniform":
             if spacing in SPACINGS:
                 raise ValueError(f"a {self.type} process has no noise levels to place steps by: spacing "
@@ -180,19 +200,16 @@ class DiffusionProcess(ABC):
         ValueError for a step count it refuses."""
         return len(self.sampler(choice.sampler).timesteps(self, self.resolve(choice)))
 
-    def frames(self, model: nn.Module, choice: SamplerChoice, n: int = 16, device: torch.device | str = "cpu",
-               dataset: str = "mnist") -> Iterator[SamplerStep]:
+    def frames(self, model: nn.Module, choice: SamplerChoice, n: int = 16,
+               device: torch.device | str = "cpu") -> Iterator[SamplerStep]:
         """Frames (t, z_t, x̂0) of one seeded reverse run; the last has t = 0 and the samples. Sample k draws its
-        randomness from seed + k alone (samplers.base.SeedBatch)."""
-        from diffusion_core.samplers import in_inference_mode, validate_seed
-        from diffusion_core.samplers.base import SeedBatch
-
+        randomness from seed + k alone (process.runs.SeedBatch)."""
         validate_seed(choice.seed)
         choice = self.resolve(choice)
         spec = self.sampler(choice.sampler)
         ts = spec.timesteps(self, choice)  # refuse a bad step count before anything is drawn
         generator = SeedBatch(choice.seed, len(choice.start) if isinstance(choice.start, torch.Tensor) else n)
-        x_T, noise = self.start(choice, n, generator, device, dataset)
+        x_T, noise = self.start(choice, n, generator, device)
         model = self.reverse_model(model).eval()
         return in_inference_mode(spec.run(self, model, x_T, ts, generator, choice, noise))
 

@@ -16,7 +16,6 @@ cached in memory for the session.
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from torch import nn
 
 from diffusion_core.process.base import DiffusionProcess, SamplerChoice
 from diffusion_core.process.degradations import BLACK, Degradation, degradation_from_config
-from diffusion_core.samplers.base import SeedBatch, validate_sample_count, validate_seed
+from diffusion_core.process.runs import SeedBatch, validate_sample_count, validate_seed
 
 COLD_STARTS = ("mixture", "black")
 COLD_LOSSES = ("l2", "l1")
@@ -166,37 +165,6 @@ def fit_mixture_start(
     )
 
 
-_MIXTURES: dict[tuple, MixtureStart] = {}
-
-
-def dataset_mixture(degradation: Degradation, dataset: str = "mnist", seed: int = 0, root: str | None = None,
-                    t: int | None = None, fit: MixtureFit | None = None) -> MixtureStart:
-    """The mixture start of a cold checkpoint at t (default: the degradation's generation_t), cached per
-    (dataset, root, degradation, seed, t, fit). fit None: the SHIPPED_FIT stored in checkpoints/mixtures/ when
-    there is one (default data root), else LIVE_FIT fitted now; a given fit: fitted now on fit.images training
-    images chosen with `seed`."""
-    from diffusion_core.io.data import DatasetUnavailableError, load_dataset
-    from diffusion_core.io.mixtures import load_mixture, shipped_mixture_path
-
-    t = degradation.generation_t if t is None else t
-    key = (dataset, root, json.dumps(degradation.config(), sort_keys=True), seed, t, fit)
-    if key not in _MIXTURES and fit is None and root is None and seed == 0:
-        shipped = shipped_mixture_path(dataset, degradation.config(), t)
-        if shipped.is_file():
-            _MIXTURES[key] = load_mixture(shipped)
-    if key not in _MIXTURES:
-        fit = fit or LIVE_FIT
-        try:
-            data = load_dataset(dataset, "train", root=root, download=False)
-        except DatasetUnavailableError as exc:
-            raise DatasetUnavailableError(f"{exc} (The mixture start is fitted to training images; "
-                                          "start from 'black' to sample without them.)") from None
-        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:fit.images]
-        _MIXTURES[key] = fit_mixture_start(degradation, data.images[idx], fit.components, fit.pca_dim, seed=seed,
-                                           t=t)
-    return _MIXTURES[key]
-
-
 def conditional_start(degradation: Degradation, x: torch.Tensor, seed: int = 0,
                       t: int | None = None) -> torch.Tensor:
     """x_t = D(x, t) of real images (default t = T) for conditional generation. Hybrids draw ε from
@@ -305,6 +273,8 @@ class ColdProcess(DiffusionProcess):
     def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:
         return output
 
+    preview_text = "improved, ≤ 50 steps"
+
     def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
         """The improved sampler (≤ 50 steps) from a mixture fitted to the images seen (black before 16)."""
         if len(seen) < 16:
@@ -329,13 +299,20 @@ class ColdProcess(DiffusionProcess):
             return dataclasses.replace(choice, t_start=t, steps=None if choice.steps is None else min(choice.steps, t))
         return choice
 
-    def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
-              device: torch.device | str = "cpu", dataset: str = "mnist") -> tuple[torch.Tensor, torch.Tensor | None]:
-        """choice.start: "black", "mixture" (fitted to `dataset`'s training images, cached) or a tensor x_T."""
-        choice = self.resolve(choice)
-        mixture = None
+    def fitted_start(self, choice: SamplerChoice) -> tuple[Degradation, int] | None:
+        """A "mixture" start is fitted to training images, which the data layer holds: (degradation, t) to fit
+        or load it for (io.mixtures.dataset_mixture), handed back as choice.start; None for any other start."""
         if isinstance(choice.start, str) and choice.start == "mixture":
-            mixture = dataset_mixture(self.degradation, dataset, t=choice.t_start)
-        elif choice.t_start not in (None, self.T) and isinstance(choice.start, str):
+            return self.degradation, self.resolve(choice).t_start
+        return None
+
+    def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
+        """choice.start: "black", a fitted MixtureStart (see fitted_start) or a tensor x_T."""
+        choice = self.resolve(choice)
+        if isinstance(choice.start, str) and choice.start == "mixture":
+            raise ValueError("a 'mixture' start is fitted to training images: run it through diffusion_core.sampling "
+                             "(which loads the fit), or pass the fitted MixtureStart as the start")
+        if choice.t_start not in (None, self.T) and isinstance(choice.start, str):
             raise ValueError("starting midway (t_start) needs the degraded images x_t or the mixture as the start")
-        return cold_start(self.degradation, choice.start, n, generator, mixture, device=device)
+        return cold_start(self.degradation, choice.start, n, generator, None, device=device)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from diffusion_core.process.base import IMAGE_SHAPE, DiffusionProcess, SamplerChoice
+from diffusion_core.process.runs import model_call, seeded_noise, validate_sample_count
 from diffusion_core.process.schedules import (
     KINDS_WITHOUT_BETAS,
     PRESETS,
@@ -19,6 +20,7 @@ from diffusion_core.process.schedules import (
     schedule_from_config,
     validate_schedule_params,
 )
+from diffusion_core.process.spacing import sigma_of, spaced_by
 from diffusion_core.process.targets import (
     DEFAULT_GAMMA,
     PREDICTION_NAMES,
@@ -28,8 +30,6 @@ from diffusion_core.process.targets import (
     training_target,
     validate_target,
 )
-from diffusion_core.samplers.base import model_call, seeded_noise, validate_sample_count
-from diffusion_core.samplers.spacing import sigma_of, spaced_by
 
 
 def q_sample(schedule: NoiseSchedule, x: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -235,12 +235,14 @@ class GaussianProcess(DiffusionProcess):
         ab = self.schedule.alpha_bars.tolist()
         return [sigma_of(ab[t]) for t in ts]
 
+    preview_text = "ddim, 20 steps"
+
     def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
         """DDIM on 20 steps from noise."""
         return SamplerChoice("ddim", min(20, self.T), seed=seed)
 
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
-              device: torch.device | str = "cpu", dataset: str = "mnist") -> tuple[torch.Tensor, None]:
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, None]:
         """z_T ~ N(0, I) drawn from `generator`; or, with choice.start a tensor, that state z_t (N×C×H×W) at
         t = choice.t_start (default T): a run from midway, as SDEdit and the Diffuse ↑ button start."""
         if isinstance(choice.start, torch.Tensor):

@@ -16,7 +16,9 @@ from diffusion_core.samplers.base import (
     validate_sample_count,
     validate_seed,
 )
-from diffusion_core.samplers.registry import register, sampler_spec, samplers_of
+from diffusion_core.samplers.registry import discover, register, sampler_spec, samplers_of
+
+discover()  # every sampler module registers itself
 
 __all__ = [
     "LOG_SNR_MIN",

@@ -14,38 +14,24 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from diffusion_core.process.runs import (  # noqa: F401  (the samplers' shared vocabulary, re-exported)
+    MAX_SAMPLES,
+    SamplerStep,
+    SeedBatch,
+    in_inference_mode,
+    model_call,
+    seeded_noise,
+    validate_sample_count,
+    validate_seed,
+)
+from diffusion_core.process.spacing import LOG_SNR_MIN, spaced_timesteps  # noqa: F401
+
 if TYPE_CHECKING:
     from diffusion_core.process.base import DiffusionProcess, SamplerChoice
-
-MAX_SAMPLES = 4096
-
-
-@dataclass(frozen=True)
-class SamplerStep:
-    """One frame of a reverse trajectory: the state z_t and the model's x̂0 from it.
-
-    The last frame has t = 0 and z = x̂0 = the final sample.
-    """
-
-    t: int
-    z: torch.Tensor
-    x0_hat: torch.Tensor
-
 
 @dataclass
 class SampleResult:
     samples: torch.Tensor  # N×C×H×W in data space (x/255 − 0.5)
-
-
-def in_inference_mode(steps: Iterator[SamplerStep]) -> Iterator[SamplerStep]:
-    """Advance a step generator with torch.inference_mode() active only while it computes."""
-    while True:
-        with torch.inference_mode():
-            try:
-                step = next(steps)
-            except StopIteration:
-                return
-        yield step
 
 
 def run_to_end(frames: Iterator[SamplerStep], on_step: Callable[[SamplerStep], None] | None = None) -> SampleResult:
@@ -57,16 +43,6 @@ def run_to_end(frames: Iterator[SamplerStep], on_step: Callable[[SamplerStep], N
         last = frame
     assert last is not None and last.t == 0
     return SampleResult(samples=last.z.cpu())
-
-
-def validate_sample_count(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
-        raise ValueError(f"number of samples must be an integer between 1 and {MAX_SAMPLES}; got {n!r}")
-
-
-def validate_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be a non-negative integer below 2**63; got {seed!r}")
 
 
 # run(process, model, x_T, ts, generator, choice, noise) → frames (t, z_t, x̂0), the last at t = 0
@@ -82,7 +58,7 @@ def len_as_nfe(steps: int) -> int:
 @dataclass(frozen=True)
 class Sampler:
     """A registered sampler. default_steps None: every step from t_start; all_steps: exactly T, refusing others;
-    spacing: where its steps go by default (samplers/spacing.py; a choice may ask for another); nfe: network
+    spacing: where its steps go by default (process/spacing.py; a choice may ask for another); nfe: network
     evaluations of a run of n steps (2n − 1 for Heun)."""
 
     name: str
@@ -121,49 +97,3 @@ class Sampler:
         return process.timesteps(choice.spacing or self.spacing, t0, steps, choice.rho)
 
 
-class SeedBatch:
-    """Per-sample seeds: sample k of a batch draws all its randomness from its own generator, seeded seed + k,
-    so an image depends only on its seed — not on the batch size or its place in the batch."""
-
-    def __init__(self, seed: int, n: int) -> None:
-        validate_seed(seed)
-        validate_seed(seed + n - 1)
-        self.seed, self.generators = seed, [torch.Generator().manual_seed(seed + k) for k in range(n)]
-
-    def __len__(self) -> int:
-        return len(self.generators)
-
-    def rows(self, draw) -> torch.Tensor:
-        """torch.cat of draw(generator) over the samples' generators (each draw one sample's rows)."""
-        return torch.cat([draw(g) for g in self.generators])
-
-
-def seeded_noise(shape: tuple[int, ...], generator: torch.Generator | SeedBatch,
-                 device: torch.device | str) -> torch.Tensor:
-    """N(0, I) drawn on the CPU from `generator` (a SeedBatch: row k from sample k's own), then moved: the same
-    seed gives the same numbers on every device."""
-    if isinstance(generator, SeedBatch):
-        if shape[0] != len(generator):
-            raise ValueError(f"{len(generator)} per-sample seeds cannot draw noise for {shape[0]} samples")
-        return generator.rows(lambda g: torch.randn((1, *shape[1:]), generator=g)).to(device)
-    return torch.randn(shape, generator=generator).to(device)
-
-
-def model_call(model: nn.Module, z: torch.Tensor, t: int, T: int) -> torch.Tensor:
-    """g(z, t/T) for a batch at one timestep, returned in float32."""
-    tt = torch.full((z.shape[0],), t / T, device=z.device, dtype=torch.float32)
-    return model(z, tt).float()
-
-
-def spaced_timesteps(T: int, steps: int) -> list[int]:
-    """`steps` integer timesteps from T down to 1, evenly spaced (the first is always T)."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
-        raise ValueError(f"steps must be an integer between 1 and T={T}; got {steps!r}")
-    # spacing (T−1)/(steps−1) ≥ 1, so the rounded values are strictly decreasing
-    return torch.linspace(T, 1, steps).round().long().tolist()
-
-
-# The few-step solvers start no noisier than this log-SNR. log(ᾱ/(1−ᾱ)) = −10.2 is ᾱ ≈ 3.7e-5, as noisy as the
-# report's default schedule at t = T (−10.12), so every linear preset starts at T as before; the cosine
-# schedule's last steps, where the 0.999 β cap drives log-SNR from −13 to −19.8, carry no signal worth a step.
-LOG_SNR_MIN = -10.2

@@ -8,7 +8,7 @@ With α_t = √ᾱ_t, σ_t = √(1−ᾱ_t), λ_t = log(α_t/σ_t), h = λ_s −
 The SDE solver adds fresh noise at every step as the ancestral sampler does (its first-order form
 is DDIM with η = 1) and is second order, so it keeps the data's spread in few steps where DDIM
 with η = 1 shrinks it. By default the timesteps are spaced evenly in λ (so r = 1 wherever integer t allows;
-samplers/spacing.py), from T or, for schedules that end far noisier than the report's (cosine), from where
+process/spacing.py), from T or, for schedules that end far noisier than the report's (cosine), from where
 log SNR reaches LOG_SNR_MIN.
 The final step goes to σ = 0, where both reduce to z_0 = x̂0 (first order, as is usual).
 """

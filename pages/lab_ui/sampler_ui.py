@@ -12,7 +12,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.lab import sampler_costs
 from diffusion_core.lab.jobs import runs_root
 from diffusion_core.process import GaussianProcess, SamplerChoice
-from diffusion_core.samplers.spacing import SPACINGS
+from diffusion_core.process.spacing import SPACINGS
 
 from .common import user_errors
 from .inputs import NumberField, number_field

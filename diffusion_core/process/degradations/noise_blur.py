@@ -8,7 +8,7 @@ from diffusion_core.process.degradations.base import (
     number_param,
 )
 from diffusion_core.process.degradations.blur import GaussianBlur
-from diffusion_core.samplers.base import seeded_noise
+from diffusion_core.process.runs import seeded_noise
 
 
 class NoiseBlur(GaussianBlur):

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 
-from diffusion_core.samplers.base import LOG_SNR_MIN, spaced_timesteps
+import torch
+
+from diffusion_core.process.schedules import log_snr
 
 SPACINGS = ("uniform", "log-snr", "karras", "edm")
 EDM_SIGMA_MIN, EDM_SIGMA_MAX, EDM_RHO = 0.002, 80.0, 7.0
@@ -26,10 +28,22 @@ def sigma_of(alpha_bar: float) -> float:
     return math.sqrt(max(1.0 - alpha_bar, 0.0) / alpha_bar)
 
 
+# The few-step solvers start no noisier than this log-SNR. log(ᾱ/(1−ᾱ)) = −10.2 is ᾱ ≈ 3.7e-5, as noisy as the
+# report's default schedule at t = T (−10.12), so every linear preset starts at T as before; the cosine
+# schedule's last steps, where the 0.999 β cap drives log-SNR from −13 to −19.8, carry no signal worth a step.
+LOG_SNR_MIN = -10.2
+
+
+def spaced_timesteps(T: int, steps: int) -> list[int]:
+    """`steps` integer timesteps from T down to 1, evenly spaced (the first is always T)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
+        raise ValueError(f"steps must be an integer between 1 and T={T}; got {steps!r}")
+    # spacing (T−1)/(steps−1) ≥ 1, so the rounded values are strictly decreasing
+    return torch.linspace(T, 1, steps).round().long().tolist()
+
+
 def valid_start(alpha_bars: list[float], t_start: int, steps: int) -> int:
     """The largest t ≤ t_start (and ≥ steps) whose log SNR ≥ LOG_SNR_MIN; `steps` if none is."""
-    from diffusion_core.process.schedules import log_snr
-
     return max([t for t in range(steps, t_start + 1) if log_snr(alpha_bars[t]) >= LOG_SNR_MIN], default=steps)
 
 
