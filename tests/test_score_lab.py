@@ -82,15 +82,15 @@ def test_coverage_counts_samples_inside_the_components():
     assert collapsed.share == 1.0 and collapsed.reached == 1
 
 
-def test_the_default_training_shows_the_rings_clusters():
-    """The 2-D lab's defaults make its point: the 8 Gaussians appear as 8 clusters (at the old 1,500 steps of
-    batch 256 and a constant rate, ~55 % of ODE samples sat inside a component), and the net learns the score
-    where the data is."""
-    data, mixture = make_points("8 Gaussians on a ring", 2000, seed=0)
-    view = build_points_view("8 Gaussians on a ring", 2000, 0, None)
+def test_a_small_mlp_learns_the_score_where_the_data_is():
+    """800 steps of the lab's training put the 4-Gaussian grid's samples on its clusters and learn the score
+    near the data (the 8-Gaussian ring at the page's defaults: the browser test
+    test_2d_lab_defaults_show_the_rings_eight_clusters)."""
+    data, mixture = make_points("4 Gaussians on a grid", 2000, seed=0)
+    view = build_points_view("4 Gaussians on a grid", 2000, 0, None, steps=800)
     for samples in (view.samples_ode, view.samples_sde):
         coverage = mixture_coverage(samples, mixture)
-        assert coverage.share > 0.8 and coverage.reached == 8, coverage
+        assert coverage.share > 0.75 and coverage.reached == 4, coverage  # measured: 0.87, 0.89
     process = view.model.process
     near = mixture.sample(500, seed=5)  # where the data is
     for t in (50, 300):

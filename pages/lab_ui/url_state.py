@@ -62,10 +62,8 @@ def url_state(page: str, keys: list[str]) -> None:
             st.info(f"Ignored settings in the address that are not plain values: {', '.join(bad)}.")
     for name, value in list(st.session_state.items()):
         if isinstance(name, str) and _wanted(name, keys) and _plain(value):
-            if _is_default(name, value):  # the link opens there anyway: keep it short
-                if name in st.query_params:
-                    del st.query_params[name]
-                continue
+            if name not in st.query_params and _is_default(name, value):  # the link opens there anyway: keep
+                continue  # it short (a setting the address already holds stays: it may be what restored the view)
             if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
                 value = int(value)  # a whole-number box holds 2000.0: the link says 2000
             text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
