@@ -89,13 +89,30 @@ def test_edit_loss_guidance_at_its_defaults_reaches_its_target_with_digits(edit_
             assert_page_works(page, '[data-testid="stMain"] [data-testid="stImage"] img')
 
 
-def test_evaluate_guidance_opens_on_a_model_that_shows_the_trade_off_and_says_what_it_found(edit_app):
-    """#26 item 6, by clicking: the Guidance tab opens on classifier-free guidance of default-unet (before: the
+def test_evaluate_gives_one_fid_per_protocol_and_a_guidance_curve_that_says_what_it_found(edit_app):
+    """#26 item 8: quick-unet's card FID (50.8, n = 1,000, dpm++2m-sde 50 steps) and its training monitor's last
+    FID (113.9) sit in separate columns, each beside its protocol (before: one "final FID" column showed 113.86
+    for it, the FID tab 50.8, the README 51); Quality vs speed names the model it measured.
+    #26 item 6, by clicking: the Guidance tab opens on classifier-free guidance of default-unet (before: the
     first chosen model, e.g. the newest student run, with classifier guidance — an error for a cosine run, a
     weak null-label mode at w = 0 for a conditional one); the figure says what w = 0 is, and the caption's
     numbers are the figure's."""
     with browser_page() as page:
         open_page(page, edit_app, "Evaluate")
+        table = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').first
+        table.locator('[role="columnheader"]').first.wait_for(state="attached")
+        headers = table.locator('[role="columnheader"]').all_inner_texts()
+        assert "FID (card)" in headers and "card protocol" in headers and "FID (monitor, last)" in headers, headers
+        assert not {"best FID", "final FID"} & set(headers)
+        rows = [table.locator('[role="row"]').nth(i).locator('[role="gridcell"]').all_inner_texts()
+                for i in range(table.locator('[role="row"]').count())]
+        quick = next(r for r in rows if r and r[0] == "quick-unet")
+        cells = dict(zip(headers, quick, strict=False))
+        assert round(float(cells["FID (card)"]), 1) == 50.8 and cells["card protocol"] == \
+            "n = 1,000 · dpm++2m-sde, 50 steps", cells
+        assert round(float(cells["FID (monitor, last)"]), 1) == 113.9, cells
+        page.get_by_text("the last of the checks during training").first.wait_for()
+        page.get_by_text("of default-unet (unet, linear T=1000), against the MNIST test split").first.wait_for()
         page.get_by_role("tab", name="Guidance").click()
         kind = page.get_by_role("combobox", name="Guidance")
         kind.wait_for()
@@ -125,28 +142,6 @@ def test_evaluate_guidance_opens_on_a_model_that_shows_the_trade_off_and_says_wh
         best = min(range(2), key=lambda i: fid["y"][i])
         assert f"(w = {[0, 2][best]}, {fid['y'][best]:.1f}; n = 20 per point" in text, (text, fid)
         assert_page_works(page, CHART)
-
-
-def test_evaluate_gives_one_fid_per_model_and_protocol(edit_app):
-    """#26 item 8: quick-unet's card FID (50.8, n = 1,000, dpm++2m-sde 50 steps) and its training monitor's last
-    FID (113.9) sit in separate columns, each beside its protocol (before: one "final FID" column showed 113.86
-    for it, the FID tab 50.8, the README 51); Quality vs speed names the model it measured."""
-    with browser_page() as page:
-        open_page(page, edit_app, "Evaluate")
-        table = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').first
-        table.locator('[role="columnheader"]').first.wait_for(state="attached")
-        headers = table.locator('[role="columnheader"]').all_inner_texts()
-        assert "FID (card)" in headers and "card protocol" in headers and "FID (monitor, last)" in headers, headers
-        assert not {"best FID", "final FID"} & set(headers)
-        rows = [table.locator('[role="row"]').nth(i).locator('[role="gridcell"]').all_inner_texts()
-                for i in range(table.locator('[role="row"]').count())]
-        quick = next(r for r in rows if r and r[0] == "quick-unet")
-        cells = dict(zip(headers, quick, strict=False))
-        assert round(float(cells["FID (card)"]), 1) == 50.8 and cells["card protocol"] == \
-            "n = 1,000 · dpm++2m-sde, 50 steps", cells
-        assert round(float(cells["FID (monitor, last)"]), 1) == 113.9, cells
-        page.get_by_text("the last of the checks during training").first.wait_for()
-        page.get_by_text("of default-unet (unet, linear T=1000), against the MNIST test split").first.wait_for()
 
 
 def test_train_estimate_says_its_load_and_the_quality_its_chart_will_show(edit_app):

@@ -148,7 +148,7 @@ def test_training_refuses_bad_settings_and_reports_divergence():
 def test_the_2d_lab_page_trains_and_draws_every_view():
     at = app("pages/7_2D_lab.py").run()
     no_exceptions(at)
-    at.number_input(key="pts_steps").set_value(300)
+    at.number_input(key="pts_steps").set_value(150)
     at.button(key="pts_train").click().run(timeout=120)
     no_exceptions(at)
     assert not errors(at)
@@ -159,7 +159,7 @@ def test_the_2d_lab_page_trains_and_draws_every_view():
     paths = figures["Particles from the same z_T: probability-flow ODE against reverse SDE"]
     assert len(paths["frames"]) == 41 and paths["layout"]["updatemenus"][0]["buttons"][0]["label"] == "▶ play"
     assert "Final samples against the data" in figures
-    # 300 steps are too few for the grid's clusters: the page says so, with the fix
+    # 150 steps are too few for the clusters: the page says so, with the fix
     assert any(c.value.startswith("Samples inside a component's 99 % ellipse: ODE") for c in at.caption)
     assert any("Train for more steps" in w.value for w in at.warning)
     at.slider(key="pts_t").set_value(900).run()

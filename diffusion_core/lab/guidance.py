@@ -38,6 +38,13 @@ def digits_for(n: int, digit: int | None) -> torch.Tensor:
     return torch.full((n,), digit, dtype=torch.long) if digit is not None else torch.arange(n) % 10
 
 
+def on_classifier_schedule(noisy_classifier: nn.Module | None, alpha_bars: torch.Tensor) -> bool:
+    """Whether a model's ᾱ_t are the noise-aware classifier's (it was trained on one schedule only)."""
+    theirs = getattr(noisy_classifier, "alpha_bars", None)
+    return theirs is not None and len(theirs) == len(alpha_bars) and torch.allclose(
+        theirs.float(), alpha_bars.float(), atol=1e-6)
+
+
 def guided_model(checkpoint: LoadedCheckpoint, kind: str, scale: float, labels: torch.Tensor | None = None,
                  noisy_classifier: nn.Module | None = None, target: float = 0.15) -> nn.Module:
     """The checkpoint's network as ε̂ steered by `kind` ("classifier" towards `labels`, "ink"/"thickness" towards
@@ -48,9 +55,7 @@ def guided_model(checkpoint: LoadedCheckpoint, kind: str, scale: float, labels: 
         if noisy_classifier is None:
             raise ValueError("classifier guidance needs the noise-aware classifier (python -m diffusion_core "
                              "train-noisy-classifier)")
-        theirs = getattr(noisy_classifier, "alpha_bars", None)
-        if theirs is None or len(theirs) != len(process.schedule.alpha_bars) or not torch.allclose(
-                theirs.float(), process.schedule.alpha_bars.float(), atol=1e-6):
+        if not on_classifier_schedule(noisy_classifier, process.schedule.alpha_bars):
             raise ValueError(f"the noise-aware classifier was trained on the report's default schedule; "
                              f"{checkpoint.path.stem} uses {process.describe()}")
         return GradientGuided(base, process.schedule.alpha_bars, scale, classifier=noisy_classifier, labels=labels)
@@ -96,14 +101,13 @@ def cannot_guide(config: dict, kind: str, noisy_classifier: nn.Module | None = N
         return None
     if kind != "classifier":
         raise ValueError(f"guidance must be one of {', '.join(CURVE_KINDS)}; got {kind!r}")
-    theirs = getattr(noisy_classifier, "alpha_bars", None)
-    if theirs is None:
+    if getattr(noisy_classifier, "alpha_bars", None) is None:
         return "classifier guidance needs the noise-aware classifier (python -m diffusion_core train-noisy-classifier)"
     try:
         ours = schedule_from_config(diffusion.get("schedule") or {}).alpha_bars
     except (ValueError, TypeError, KeyError) as exc:
         return f"its schedule cannot be read ({exc})"
-    if len(ours) != len(theirs) or not torch.allclose(ours.float(), theirs.float(), atol=1e-6):
+    if not on_classifier_schedule(noisy_classifier, ours):
         return "the noise-aware classifier was trained on the report's default schedule (linear β 1e-4 → 0.02, " \
                "T = 1000); this model uses another"
     return None
