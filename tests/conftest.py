@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -54,20 +52,11 @@ PRECISION_SENSITIVE = {
 }
 
 
-MODULE_COSTS = Path(__file__).with_name("module_costs.json")  # measured wall seconds per module
-UNKNOWN_COST = 5.0  # a module not measured yet: about the median
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__.rpartition(".")[2] in PRECISION_SENSITIVE:
             item.add_marker(pytest.mark.precision)
-    # longest modules first: xdist's --dist loadfile hands modules to the workers in this order, so the long
-    # browser modules start at once and the short ones fill in at the end (alphabetical order left one worker
-    # idle for the last minute while the other ran a browser module)
-    costs = json.loads(MODULE_COSTS.read_text())["modules"] if MODULE_COSTS.is_file() else {}
-    items.sort(key=lambda item: -costs.get(Path(str(item.fspath)).name, UNKNOWN_COST))  # stable: keeps each
-    # module's own order
+
 
 
 # DIFFUSION_LAB_TEST_COSTS=FILE appends one JSON line per test phase: wall seconds and the CPU seconds of this

@@ -26,13 +26,3 @@ def test_the_readme_has_two_commands_and_ci_runs_its_test_command_verbatim():
     assert run_tests in ci_lines
     assert "pytest-xdist" in (ROOT / "requirements.txt").read_text().split()  # what -n needs, installed by it
 
-
-def test_the_module_cost_table_names_only_modules_that_exist():
-    """tests/module_costs.json orders the suite (longest modules first, see conftest); a renamed or deleted module
-    left in it would silently fall back to the default cost."""
-    import json
-
-    table = json.loads((ROOT / "tests" / "module_costs.json").read_text())["modules"]
-    missing = [m for m in table if not (ROOT / "tests" / m).is_file()]
-    assert not missing, f"module_costs.json names modules that no longer exist: {missing}"
-    assert all(isinstance(v, int | float) and v >= 0 for v in table.values())

@@ -62,35 +62,12 @@ def url_state(page: str, keys: list[str]) -> None:
             st.info(f"Ignored settings in the address that are not plain values: {', '.join(bad)}.")
     for name, value in list(st.session_state.items()):
         if isinstance(name, str) and _wanted(name, keys) and _plain(value):
-            if name not in st.query_params and _is_default(name, value):  # the link opens there anyway: keep
-                continue  # it short (a setting the address already holds stays: it may be what restored the view)
             if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
                 value = int(value)  # a whole-number box holds 2000.0: the link says 2000
             text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
             if st.query_params.get(name) != text:
                 st.query_params[name] = text
     view_tools(page, keys)
-
-
-def _is_default(key: str, value: object) -> bool:
-    """Whether a widget holds the value it would open with (its default, given the page's other settings, as its
-    last run drew it). Streamlit keeps that in the widget's metadata (deserialising "no value from the browser"
-    gives the default); where that is not to be had, False: the value goes into the link."""
-    try:
-        from streamlit.runtime.state.session_state_proxy import get_session_state
-
-        state = get_session_state()._state
-        widget = state._key_id_mapper.get_id_from_key(key, None)
-        meta = state._new_widget_state.widget_metadata.get(widget) if widget else None
-        default = meta.deserializer(None) if meta is not None else _NO_DEFAULT
-    except Exception:  # noqa: BLE001 — Streamlit internals: a newer version may move them
-        return False
-    if isinstance(default, tuple):
-        default = list(default)
-    return default is not _NO_DEFAULT and default == (list(value) if isinstance(value, tuple) else value)
-
-
-_NO_DEFAULT = object()
 
 
 def _prefixes(keys: list[str]) -> tuple[str, ...]:
