@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from pathlib import Path
 
 import streamlit as st
 
@@ -33,6 +34,9 @@ def _secret(env: str, key: str) -> str | None:
     value = os.environ.get(env)
     if value:
         return value
+    if not any(p.is_file() for p in (Path.cwd() / ".streamlit" / "secrets.toml",
+                                     Path.home() / ".streamlit" / "secrets.toml")):
+        return None  # no secrets file: st.secrets would only look for one (and say so) on every run
     try:
         value = st.secrets.get(key)
     except Exception:  # noqa: BLE001 — no secrets.toml at all is the normal case
