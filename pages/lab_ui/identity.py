@@ -94,12 +94,18 @@ def current_actor() -> Actor:
     return Actor(owner_of(browser_token()), is_teacher())
 
 
-def _sign_in(passphrase: str) -> None:
-    if passphrase_matches(st.session_state.get("_teacher_passphrase", ""), passphrase):
-        st.session_state[_TEACHER] = True
-        _later(TEACHER_COOKIE, proof(passphrase, browser_token()))
+def _accept(passphrase: str, field: str, flag: str, cookie: str, refused: str) -> None:
+    """A callback's check of the passphrase typed into `field`: right — set `flag` and have the browser keep its
+    proof in `cookie`; wrong — set `refused` for the page to say so."""
+    if passphrase_matches(st.session_state.get(field, ""), passphrase):
+        st.session_state[flag] = True
+        _later(cookie, proof(passphrase, browser_token()))
     else:
-        st.session_state["_teacher_refused"] = True
+        st.session_state[refused] = True
+
+
+def _sign_in(passphrase: str) -> None:
+    _accept(passphrase, "_teacher_passphrase", _TEACHER, TEACHER_COOKIE, "_teacher_refused")
     st.session_state["_teacher_passphrase"] = ""
 
 
@@ -127,11 +133,7 @@ def teacher_signin() -> None:
 
 
 def _enter_class(passphrase: str) -> None:
-    if passphrase_matches(st.session_state.get("_class_passphrase", ""), passphrase):
-        st.session_state[_CLASS] = True
-        _later(CLASS_COOKIE, proof(passphrase, browser_token()))
-    else:
-        st.session_state["_class_refused"] = True
+    _accept(passphrase, "_class_passphrase", _CLASS, CLASS_COOKIE, "_class_refused")
 
 
 def class_gate() -> None:
