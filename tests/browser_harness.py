@@ -6,16 +6,19 @@ DIFFUSION_LAB_REQUIRE_BROWSER=1 (set by .ci/run), in which case they fail instea
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -162,6 +165,14 @@ def tiny_noise_config(T: int = 50) -> dict:
                                                                         "beta2": 0.02, "T": T}}, "epochs": 1}
 
 
+@functools.cache
+def offline_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The bundled offline digits of a split as uint8 pixels and labels (read once per test process)."""
+    with tempfile.TemporaryDirectory() as empty:
+        ds = load_dataset("mnist", split, root=empty, download=False)
+    return (to_unit(ds.images[:, 0]) * 255).round().to(torch.uint8).numpy(), ds.labels.numpy()
+
+
 def lab_folders(root: Path, checkpoints: Path | None = None) -> tuple[Path, Path, dict[str, str]]:
     """Fresh checkpoints/, runs/ and data/ under root (or an existing checkpoints folder) and the environment
     that points the app at them: (checkpoints, runs, env). data/ holds MNIST IDX files made from the bundled
@@ -170,9 +181,7 @@ def lab_folders(root: Path, checkpoints: Path | None = None) -> tuple[Path, Path
     for d in (ckpts, runs, data):
         d.mkdir()
     for split in ("train", "test"):
-        ds = load_dataset("mnist", split, root=data, download=False)
-        pixels = (to_unit(ds.images[:, 0]) * 255).round().to(torch.uint8).numpy()
-        write_idx_split(data / "MNIST" / "raw", split, pixels, ds.labels.numpy())
+        write_idx_split(data / "MNIST" / "raw", split, *offline_digits(split))
     ckpts = checkpoints or ckpts
     env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "DIFFUSION_LAB_DATA": str(data),
            "OMP_NUM_THREADS": "1"}

@@ -1,6 +1,6 @@
 """Reverse diffusion in a real browser (Debian's Chromium through Playwright against `streamlit run`):
 the page opens on the app's default model, a run shows z_t and x̂0 live while it computes, stepping is
-quick, and Play ends on the last frame (t = 0) in about the intended time.
+quick, and Play (over 128 kept frames) ends on the last frame (t = 0) in about the intended time.
 
 Skipped with a clear message when Chromium/Playwright are missing (failed under CI, as test_browser)."""
 
@@ -90,7 +90,7 @@ def captions(page) -> list[str]:
     return [c.strip() for c in page.locator('[data-testid="stMain"] [data-testid="stImage"]').all_inner_texts()]
 
 
-def test_opens_on_the_default_model_and_play_ends_on_t0(app):
+def test_opens_on_the_default_model_and_steps_forward_at_once(app):
     with browser_page() as page:
         open_reverse(page, app)
         model = page.get_by_role("combobox", name="Model").input_value()
@@ -105,19 +105,8 @@ def test_opens_on_the_default_model_and_play_ends_on_t0(app):
         page.get_by_text("z_t at t = 49", exact=True).wait_for()
         forward_s = time.monotonic() - start
         wait_idle(page)
-
-        page.get_by_role("button", name="▶ Play").click()
-        start = time.monotonic()
-        page.get_by_role("button", name="Pause").wait_for()
-        play_s = wait_play_ended(page) - start
-        wait_idle(page)
-        page.wait_for_timeout(1500)  # anything still in flight would land now
-        print(f"Forward click {forward_s:.2f} s; Play over 50 frames {play_s:.1f} s (intended {PLAY_SECONDS:g} s)")
-        screenshot(page, "reverse_after_play")
-        assert frame_slider(page).first.get_attribute("aria-valuetext") == "t = 0"
-        assert metric_t(page) == "0"
-        assert "z_t at t = 0" in captions(page) and "x̂0 predicted from z_t at t = 0" in captions(page)
-        assert play_s < 2 * PLAY_SECONDS
+        print(f"Forward click {forward_s:.2f} s")
+        assert frame_slider(page).first.get_attribute("aria-valuetext") == "t = 49" and metric_t(page) == "49"
 
 
 def test_a_run_shows_z_t_and_x0_live_while_it_computes(app):
@@ -154,9 +143,11 @@ def test_a_run_shows_z_t_and_x0_live_while_it_computes(app):
         play_s = wait_play_ended(page) - start
         wait_idle(page)
         page.wait_for_timeout(1500)
-        print(f"Play over {frames} frames {play_s:.1f} s")
+        print(f"Play over {frames} frames {play_s:.1f} s (intended {PLAY_SECONDS:g} s)")
+        screenshot(page, "reverse_after_play")
         assert frame_slider(page).first.get_attribute("aria-valuetext") == "t = 0" and metric_t(page) == "0"
-        assert "z_t at t = 0" in captions(page)
+        assert "z_t at t = 0" in captions(page) and "x̂0 predicted from z_t at t = 0" in captions(page)
+        assert play_s < 2 * PLAY_SECONDS  # Play shows every kept frame's worth in about its intended time
 
 
 def test_diffuse_up_runs_when_pressed(app):

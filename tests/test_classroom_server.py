@@ -24,7 +24,7 @@ from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 from pages.lab_ui.common import PAGES
 
-from .browser_harness import CHROMIUM, CHROMIUM_ARGS, require_browser
+from .browser_harness import CHART, CHROMIUM, CHROMIUM_ARGS, TABLE, assert_page_works, require_browser, wait_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
@@ -115,15 +115,9 @@ def _external(url: str) -> bool:
     return parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname not in ("127.0.0.1", "localhost")
 
 
-def page_url_paths() -> list[str]:
-    """Every page's URL path under st.navigation ('' for Home): the file name without its number prefix."""
-    paths = []
-    for path, *_ in PAGES:
-        if path == "streamlit_app.py":
-            paths.append("")
-        elif (ROOT / path).is_file():
-            paths.append(Path(path).stem.split("_", 1)[1])
-    return paths
+# What each page shows when it works (tests/browser_harness.assert_page_works): its chart or table.
+HEADINGS = {"Home": "Diffusion Lab"}  # a page's heading where it is not its title in the sidebar
+MAIN_CONTENT = {"Schedules": CHART, "Degradations": CHART, "Explore": CHART, "Evaluate": TABLE}
 
 
 @pytest.mark.browser
@@ -131,7 +125,8 @@ def page_url_paths() -> list[str]:
 def test_no_page_asks_the_internet_for_anything(tmp_path, shipped):
     """Every page in Chromium with the network cut off at the browser: every request to anything but this
     server is recorded and refused. None may happen, and no icon or image on the page may point elsewhere
-    (headless Chromium may not fetch a tab icon at all, so the icon's address is checked too)."""
+    (headless Chromium may not fetch a tab icon at all, so the icon's address is checked too). Each page shows
+    its content without an error box or a traceback."""
     require_browser()
     from playwright.sync_api import sync_playwright
 
@@ -153,16 +148,20 @@ def test_no_page_asks_the_internet_for_anything(tmp_path, shipped):
             context.route("**/*", guard)
             page = context.new_page()
             page.set_default_timeout(90_000)
-            for path in page_url_paths():
-                page.goto(f"{url}/{path}")
-                page.locator("h1").first.wait_for(state="visible")
+            page.goto(url)  # a first visit loads the app itself; the sidebar's links then open each page
+            for path, title, *_ in [p for p in PAGES if (ROOT / p[0]).is_file()]:
+                if path != "streamlit_app.py":
+                    page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
+                page.get_by_role("heading", name=HEADINGS.get(title, title)).first.wait_for()
+                wait_idle(page)
+                assert_page_works(page, MAIN_CONTENT.get(title, "h1"))
                 # the page's config has set the tab icon (Streamlit's own /favicon.png until then)
                 page.wait_for_function("() => !((document.querySelector(\"link[rel='shortcut icon']\") || {})"
                                        ".href || '/favicon.png').endsWith('/favicon.png')")
                 page.wait_for_load_state("networkidle")
                 links = page.eval_on_selector_all(
                     "link[href], img[src], script[src]", "els => els.map(e => e.href || e.src)")
-                assert [u for u in links if _external(u)] == [], (path, links)
+                assert [u for u in links if _external(u)] == [], (title, links)
                 assert inotify_watches(proc.pid) == 0  # a session watches no source file either
             assert external == []
         finally:

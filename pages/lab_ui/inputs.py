@@ -106,8 +106,10 @@ def number_field(label: str, lo: float, hi: float, value: int | float, key: str,
     # whole-number fields are float boxes too: an int box truncates a typed 2.5 to 2 in the browser, silently;
     # a float box sends 2.5, which is named and refused here ("%.10g" shows 2000 as 2000, not 2000.00)
     held = st.session_state.get(key)
-    if isinstance(held, int) and not isinstance(held, bool):
-        st.session_state[key] = float(held)  # a value set from a link ("7"): the float box's own type
+    if isinstance(held, int | float) and not isinstance(held, bool):
+        # a value the box already holds, or one set from a link ("7"): also the box's default, so a browser that
+        # draws the new box from its default (it did in about a third of first visits) shows the link's value
+        st.session_state[key] = value = float(held)
     raw = container.number_input(
         label, value=float(value), step=float(step) if step is not None else (1.0 if integer else None),
         format=format or ("%.10g" if integer else None), key=key, disabled=disabled,
