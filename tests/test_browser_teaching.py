@@ -245,10 +245,11 @@ def test_edit_inpainting_and_a_link_that_opens_an_exact_view(app):
         page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').first.wait_for(timeout=300_000)
         wait_idle(page)
         assert page.locator('[data-testid="stAlertContentError"]').count() == 0
-        # the address now holds the page's settings: a fresh browser opening it sees the same strength
+        # the address holds the model and every setting that differs from the page's defaults (none here: the
+        # link stays short); a fresh browser opening it with a strength sees that strength
         page.get_by_role("tab", name="SDEdit").click()
         url = page.url
-        assert "ed_paint_steps" in url or "ed_strength" in url, url
+        assert "model=shipped" in url and "ed_strength" not in url and "ed_paint_steps" not in url, url
     with browser_page() as other:
         other.goto(url.replace("ed_strength=0.5", "ed_strength=0.75") if "ed_strength=" in url
                    else url + "&ed_strength=0.75")

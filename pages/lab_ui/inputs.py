@@ -25,6 +25,8 @@ from typing import Any
 
 import streamlit as st
 
+from .url_state import declare_default
+
 
 class InputError(ValueError):
     """A typed value outside its field's range; the message names the field and the range."""
@@ -105,6 +107,7 @@ def number_field(label: str, lo: float, hi: float, value: int | float, key: str,
     range_help = f"Allowed: {shown.allowed}."
     # whole-number fields are float boxes too: an int box truncates a typed 2.5 to 2 in the browser, silently;
     # a float box sends 2.5, which is named and refused here ("%.10g" shows 2000 as 2000, not 2000.00)
+    declare_default(key, value)  # the page's own default: a link leaves the box out while it holds this
     held = st.session_state.get(key)
     if isinstance(held, int | float) and not isinstance(held, bool):
         # a value the box already holds, or one set from a link ("7"): also the box's default, so a browser that

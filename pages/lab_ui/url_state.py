@@ -3,7 +3,8 @@
 Each page names the widget keys that make up its view (`rd_seed`, or a prefix `rd_steps_*` for keys that depend
 on a choice). `url_state(keys)` runs before the widgets: on the session's first run of the page it sets those
 widgets from the address (values as JSON: `?rd_seed=7&rd_sampler="ddim"`), and on every run it writes the
-values the widgets hold back into the address. The model stays in `?model=` (the model picker's own).
+values the widgets hold back into the address, leaving out those still at the value the page opens with (the
+link opens there anyway: it stays short). The model stays in `?model=` (the model picker's own).
 A value that is not a plain number, text or list is ignored with a notice; one a widget cannot take (a sampler
 that does not exist) leaves the widget at its default, and a number out of range is named under its box.
 
@@ -62,12 +63,47 @@ def url_state(page: str, keys: list[str]) -> None:
             st.info(f"Ignored settings in the address that are not plain values: {', '.join(bad)}.")
     for name, value in list(st.session_state.items()):
         if isinstance(name, str) and _wanted(name, keys) and _plain(value):
+            if name not in st.query_params and _is_default(name, value):  # the link opens there anyway: keep
+                continue  # it short (a setting the address already holds stays: it may be what restored the view)
             if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
                 value = int(value)  # a whole-number box holds 2000.0: the link says 2000
             text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
             if st.query_params.get(name) != text:
                 st.query_params[name] = text
     view_tools(page, keys)
+
+
+DEFAULTS = "_lab_widget_defaults"  # key → the value a page's own box opens with (lab_ui.inputs declares it)
+
+
+def declare_default(key: str, value: object) -> None:
+    """The value the widget `key` opens with, given the page's other settings (a number box's `value`)."""
+    st.session_state.setdefault(DEFAULTS, {})[key] = value
+
+
+def _is_default(key: str, value: object) -> bool:
+    """Whether a widget holds the value it would open with, given the page's other settings, as its last run drew
+    it: a number box's declared default, else Streamlit's widget metadata (deserialising "no value from the
+    browser" gives the default). Where neither is to be had, False: the value goes into the link."""
+    declared = st.session_state.get(DEFAULTS, {})
+    if key in declared:
+        default = declared[key]
+    else:
+        try:
+            from streamlit.runtime.state.session_state_proxy import get_session_state
+
+            state = get_session_state()._state
+            widget = state._key_id_mapper.get_id_from_key(key, None)
+            meta = state._new_widget_state.widget_metadata.get(widget) if widget else None
+            default = meta.deserializer(None) if meta is not None else _NO_DEFAULT
+        except Exception:  # noqa: BLE001 — Streamlit internals: a newer version may move them
+            return False
+    if isinstance(default, tuple):
+        default = list(default)
+    return default is not _NO_DEFAULT and default == (list(value) if isinstance(value, tuple) else value)
+
+
+_NO_DEFAULT = object()
 
 
 def _prefixes(keys: list[str]) -> tuple[str, ...]:
