@@ -179,8 +179,8 @@ def app_sampler(ckpt: LoadedCheckpoint) -> tuple[str, int | None]:
     """(sampler, steps) of the home page's Generate (process.quick_choice): rows key on these two, and
     the DDIM rows are η = 0, so a quick sampler with η > 0 could not be told apart."""
     choice = ckpt.process.quick_choice()
-    if choice.eta:
-        raise ValueError(f"the benchmark cannot tell {choice.describe()} from η = 0 rows")
+    if any(choice.knob_values().values()):
+        raise ValueError(f"the benchmark cannot tell {choice.describe()} from its rows, whose knobs are all 0")
     return choice.sampler, choice.steps
 
 

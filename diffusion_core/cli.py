@@ -36,11 +36,12 @@ from diffusion_core.process import SamplerChoice, process_from_config
 from diffusion_core.process.cold import COLD_LOSSES, COLD_STARTS
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
+from diffusion_core.process.knobs import Knob
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS
 from diffusion_core.samplers import MAX_SAMPLES, SamplerStep, samplers_of, validate_seed
-from diffusion_core.samplers.heun import MAX_CHURN
+from diffusion_core.samplers.registry import SAMPLERS
 from diffusion_core.sampling import sample_checkpoint
 from diffusion_core.training.options import TRAIN_OPTIONS, parse_key_value, train_config
 from diffusion_core.training.precision import PRECISIONS
@@ -128,9 +129,7 @@ def _key_value(text: str) -> tuple[str, object]:
 
 N_SAMPLES = _whole(1, MAX_SAMPLES)  # samplers.validate_sample_count
 STEPS = _whole(1, max(MAX_T, DEGRADATION_MAX_T))  # at most the checkpoint's own T: checked once it is loaded
-ETA = _number(0, 1)
 RHO = _number(0, 100, open_lo=True)
-CHURN = _number(0, MAX_CHURN)
 
 
 def _spacing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,8 +137,30 @@ def _spacing_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--spacing", choices=SPACINGS, help="uniform in t, log-snr, karras (ρ) or edm (default: the "
                    "sampler's own — ddim uniform, dpm++ log-snr, euler/heun/euler-a/pc karras)")
     g.add_argument("--rho", type=RHO, default=7.0, help="ρ of the Karras spacing, > 0 (default 7)")
-    g.add_argument("--churn", type=CHURN, default=0.0, help=f"heun: S_churn, noise added back each step "
-                   f"(0..{MAX_CHURN:g}; default 0, the deterministic ODE)")
+    _knob_arguments(parser)
+
+
+def _knob_arguments(parser: argparse.ArgumentParser) -> None:
+    """A flag for every registered sampler knob (samplers/*.py declare them: process/knobs.py), e.g. --eta."""
+    g = parser.add_argument_group("sampler knobs (each applies to the samplers named; others refuse it)")
+    for name, (knob, samplers) in _registered_knobs().items():
+        g.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_number(knob.lo, knob.hi),
+                       metavar=name.upper(), help=f"{', '.join(samplers)}: {knob.label} — {knob.help} "
+                       f"({knob.lo:g}..{knob.hi:g}; default {knob.default:g})")
+
+
+def _registered_knobs() -> dict[str, tuple[Knob, list[str]]]:
+    """Every registered knob by name, with the samplers that take it."""
+    knobs: dict[str, tuple[Knob, list[str]]] = {}
+    for spec in sorted(SAMPLERS.values(), key=lambda s: (s.process, s.order)):
+        for knob in spec.knobs:
+            knobs.setdefault(knob.name, (knob, []))[1].append(spec.name)
+    return knobs
+
+
+def _given_knobs(args: argparse.Namespace) -> dict[str, float]:
+    """The sampler knobs given on the command line (the others stay at the sampler's defaults)."""
+    return {name: getattr(args, name) for name in _registered_knobs() if getattr(args, name, None) is not None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -236,7 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "(ancestral always takes T; cold default: all T)")
     s.add_argument("--start", choices=COLD_STARTS, help="cold checkpoints: start from a Gaussian mixture fitted "
                    "to degraded training images (default) or from a black image (the report)")
-    s.add_argument("--eta", type=ETA, default=0.0, help="DDIM stochasticity η in [0, 1] (default 0)")
     _spacing_arguments(s)
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--out", type=Path, default=Path("samples"), help="output stem (default ./samples)")
@@ -258,7 +278,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=N_SAMPLES, default=1000, help="samples to draw from a checkpoint (default 1000)")
     e.add_argument("--sampler", help="sampler for a checkpoint (default: its first, e.g. ancestral)")
     e.add_argument("--steps", type=STEPS, help="steps for few-step samplers")
-    e.add_argument("--eta", type=ETA, default=0.0, help="DDIM η (default 0)")
     _spacing_arguments(e)
     e.add_argument("--seed", type=_seed, default=0, help="sampling seed and the floor's draw (default 0)")
     e.add_argument("--reference", choices=["test", "train"], default="test",
@@ -285,7 +304,6 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--n", type=N_SAMPLES, default=1000, help="samples to measure (default 1000)")
     h.add_argument("--sampler", help="default: the model's first sampler")
     h.add_argument("--steps", type=STEPS)
-    h.add_argument("--eta", type=ETA, default=0.0)
     _spacing_arguments(h)
     h.add_argument("--seed", type=_seed, default=0)
     h.add_argument("--reference", choices=["test", "train"], default="test")
@@ -492,11 +510,12 @@ def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
     if start and start not in ckpt.process.starts:
         raise ValueError("--start applies to cold (degradation) checkpoints only")
     sampler = args.sampler or ckpt.process.samplers[0]
-    choice = SamplerChoice(sampler, args.steps, getattr(args, "eta", 0.0), args.seed, start or "mixture",
+    choice = SamplerChoice(sampler, args.steps, args.seed, start or "mixture",
                            getattr(args, "digit", None), getattr(args, "guidance", None),
                            spacing=getattr(args, "spacing", None), rho=getattr(args, "rho", 7.0),
-                           churn=getattr(args, "churn", 0.0))
+                           knobs=_given_knobs(args))
     total = ckpt.process.step_count(choice)  # refuses a sampler or step count this model cannot take
+    choice.knob_values()  # … and a knob it does not take (--eta on heun) or one out of range
     with _progress(total, f"{_short_name(name)} ({sampler})", args.quiet) as on_step:
         result = sample_checkpoint(ckpt, choice, n, resolve_device(getattr(args, "device", "cpu")),
                                    getattr(args, "precision", "auto"), on_step=on_step)

@@ -19,7 +19,7 @@ from pages.lab_ui import (
     user_errors,
 )
 from pages.lab_ui.models import seconds_per_call_cached
-from pages.lab_ui.sampler_ui import cost_panel, sampler_controls
+from pages.lab_ui.sampler_ui import cost_panel, knob_keys, sampler_controls
 from pages.lab_ui.trajectory_ui import diffuse_up, frame_slots, sample_live, show_frame, spectra_panel
 from pages.lab_ui.url_state import url_state
 
@@ -31,8 +31,8 @@ setup_page("Reverse diffusion", (
     "diffusion) to a digit at t = 0. At every step the model also predicts the clean image x̂0; watching "
     "x̂0 shows what the model believes the digit will become long before z_t shows it."
 ))
-url_state("reverse", ["rd_seed", "rd_n", "rd_sampler", "rd_steps_*", "rd_spacing_*", "rd_eta", "rd_churn", "rd_start",
-                       "rd_digit", "rd_guidance", "rd_rho*", "rd_up"])
+url_state("reverse", ["rd_seed", "rd_n", "rd_sampler", "rd_steps_*", "rd_spacing_*", "rd_start", "rd_digit",
+                       "rd_guidance", "rd_rho*", "rd_up", *knob_keys("rd")])
 
 ckpt = model_picker(key="rd")
 if ckpt is None:

@@ -11,7 +11,7 @@ from diffusion_core.lab import run_plan
 from diffusion_core.lab.ab import ab_runs, differing_settings
 from pages.lab_ui import class_controls, model_picker, number_field, require, run_queued, setup_page, user_errors
 from pages.lab_ui.render import grid_image
-from pages.lab_ui.sampler_ui import sampler_controls
+from pages.lab_ui.sampler_ui import knob_keys, sampler_controls
 from pages.lab_ui.url_state import url_state
 
 setup_page("Compare", (
@@ -19,7 +19,7 @@ setup_page("Compare", (
     "samplers, the same fresh noise per image). Change one setting in B and watch where the runs part."
 ))
 url_state("compare", ["ab_seed", "ab_n", "ab_t"] + [f"ab_{p}_{k}" for p in "AB" for k in (
-    "sampler", "steps_*", "spacing_*", "eta", "churn", "digit", "guidance")])
+    "sampler", "steps_*", "spacing_*", "digit", "guidance")] + knob_keys("ab_A") + knob_keys("ab_B"))
 
 s1, s2 = st.columns(2)
 seed = number_field("Seed (shared)", 0, 2**31 - 1, 0, "ab_seed", container=s1)

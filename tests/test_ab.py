@@ -55,7 +55,8 @@ def test_every_setting_that_differs_is_named():
         "sampler: dpm++2m-sde → ddim", "spacing: log-snr → uniform"]
     assert differing_settings("shipped:x", a, "shipped:x", SamplerChoice("ddim", 20, spacing="log-snr")) == [
         "sampler: dpm++2m-sde → ddim"]  # DDIM's η at 0 is no second change
-    assert differing_settings("shipped:x", a, "shipped:x", SamplerChoice("ddim", 20, 1.0, spacing="log-snr")) == [
+    eta_1 = SamplerChoice("ddim", 20, spacing="log-snr", knobs={"eta": 1.0})
+    assert differing_settings("shipped:x", a, "shipped:x", eta_1) == [
         "sampler: dpm++2m-sde → ddim", "η: — → 1.0"]
     assert differing_settings("shipped:x", a, "run:r1", dataclasses.replace(a, guidance=3.0)) == [
         "model: shipped:x → run:r1", "guidance w: the model's → 3.0"]

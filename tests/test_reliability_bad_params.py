@@ -197,13 +197,13 @@ def test_step_count_validator_and_the_timesteps_it_gives(T, steps):
 @given(eta=hs.floats(allow_nan=True, allow_infinity=True))
 def test_ddim_eta_validator(eta):
     torch.manual_seed(0)
-    frames = GaussianProcess(make_schedule("linear", 1e-4, 0.02, 4)).frames(build_model(TINY_CNN),
-                                                                             SamplerChoice("ddim", 2, eta), 1)
+    process = GaussianProcess(make_schedule("linear", 1e-4, 0.02, 4))
+    choice = SamplerChoice("ddim", 2, knobs={"eta": eta})
     if 0 <= eta <= 1:
-        assert next(frames).t == 4
-    else:
-        with pytest.raises(ValueError, match="eta must be between 0 and 1"):
-            next(frames)
+        assert next(process.frames(build_model(TINY_CNN), choice, 1)).t == 4
+    else:  # refused when the run is asked for, before anything is drawn
+        with pytest.raises(ValueError, match=r"eta \(DDIM η\) must be a number from 0 to 1"):
+            process.frames(build_model(TINY_CNN), choice, 1)
 
 
 @settings(max_examples=60, deadline=None)

@@ -182,10 +182,11 @@ def test_two_home_sessions_keep_their_own_grids(tmp_path):
 def test_threads_sampling_one_shared_model_get_their_own_seeds_results(tmp_path):
     ckpt = load_checkpoint(write_checkpoint(tmp_path, "tiny", T=20))  # one object, as st.cache_resource shares it
     seeds = [0, 1, 2, 3, 4, 5]
-    alone = {s: sample_checkpoint(ckpt, SamplerChoice("ddim", 10, 1.0, s), 2).samples for s in seeds}
+    alone = {s: sample_checkpoint(ckpt, SamplerChoice("ddim", 10, s, knobs={"eta": 1.0}), 2).samples for s in seeds}
     with ThreadPoolExecutor(3) as pool:
         together = dict(zip(seeds, pool.map(
-            lambda s: sample_checkpoint(ckpt, SamplerChoice("ddim", 10, 1.0, s), 2).samples, seeds), strict=True))
+            lambda s: sample_checkpoint(ckpt, SamplerChoice("ddim", 10, s, knobs={"eta": 1.0}), 2).samples, seeds),
+            strict=True))
     for s in seeds:
         torch.testing.assert_close(together[s], alone[s], rtol=0, atol=1e-6)  # the global RNG is never used
 

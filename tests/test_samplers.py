@@ -154,7 +154,7 @@ def test_stochastic_second_order_solver_keeps_the_spread_that_ddim_eta_one_loses
     sched = preset_schedule("default")
     model = GaussianOracleEps(mu, s, sched)
     process = GaussianProcess(sched)
-    ddim = sample(process, model, SamplerChoice("ddim", 20, 1.0, seed=0), 32, precision="fp32").samples
+    ddim = sample(process, model, SamplerChoice("ddim", 20, seed=0, knobs={"eta": 1.0}), 32, precision="fp32").samples
     sde = sample(process, model, SamplerChoice("dpm++2m-sde", 20, seed=0), 32, precision="fp32").samples
     assert ddim.std().item() < 0.75 * s
     assert sde.std().item() == pytest.approx(s, rel=0.04)
@@ -206,7 +206,9 @@ def test_spaced_timesteps():
     "kwargs, word",
     [({"sampler": "lms"}, "sampler must be"), ({"n": 0}, "number of samples"), ({"n": 10**6}, "number of samples"),
      ({"seed": -1}, "seed"), ({"sampler": "ancestral", "steps": 10}, "ancestral sampler takes all"),
-     ({"sampler": "ddim", "steps": 0}, "steps must be"), ({"sampler": "ddim", "eta": 2.0}, "eta must be")],
+     ({"sampler": "ddim", "steps": 0}, "steps must be"),
+     ({"sampler": "ddim", "knobs": {"eta": 2.0}}, r"eta \(DDIM η\) must be a number from 0 to 1; got 2.0"),
+     ({"sampler": "euler", "knobs": {"eta": 0.5}}, r"the euler sampler has no eta \(euler takes no knobs\)")],
 )
 def test_bad_sampler_arguments(kwargs, word):
     sched = make_schedule("linear", 1e-4, 0.02, 20)
@@ -252,4 +254,4 @@ def test_quick_sampler_fits_the_checkpoint():
     assert ckpt(short).process.quick_choice().steps == 8  # never more steps than T
     cold = {"type": "cold", "degradation": make_degradation("blur", T=10).config()}  # the process is built from it
     assert ckpt(cold).process.quick_choice() == SamplerChoice(samplers_of("cold")[0])
-    assert SamplerChoice("ddim", 50, 0.5).describe() == "ddim, 50 steps, η = 0.5"
+    assert SamplerChoice("ddim", 50, knobs={"eta": 0.5}).describe() == "ddim, 50 steps, η = 0.5"

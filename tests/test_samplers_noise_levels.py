@@ -78,8 +78,8 @@ def test_euler_is_ddim_with_eta_0_on_the_same_steps(oracle):
 def test_heun_churn_adds_seeded_noise_and_keeps_the_statistics(oracle):
     process, model = oracle
     plain = [sample(process, model, SamplerChoice("heun", 18, seed=s), 6, precision="fp32").samples for s in (0, 0)]
-    churned = [sample(process, model, SamplerChoice("heun", 18, seed=s, churn=10.0), 6, precision="fp32").samples
-               for s in (0, 0, 1)]
+    churned = [sample(process, model, SamplerChoice("heun", 18, seed=s, knobs={"churn": 10.0}), 6,
+                      precision="fp32").samples for s in (0, 0, 1)]
     assert torch.equal(plain[0], plain[1]) and torch.equal(churned[0], churned[1])
     assert not torch.allclose(churned[0], churned[2]) and not torch.allclose(plain[0], churned[0])
     assert churned[0].mean().item() == pytest.approx(MU, abs=0.02)
@@ -126,7 +126,7 @@ def test_spacings_place_steps_where_they_say():
     ({"sampler": "heun", "steps": 10, "spacing": "karras", "rho": 0.0}, r"rho \(ρ of the Karras spacing\) must be"),
     ({"sampler": "heun", "steps": 10, "spacing": "cubic"}, "spacing must be one of uniform, log-snr, karras, edm"),
     ({"sampler": "ancestral", "spacing": "karras"}, "the ancestral sampler places no steps of its own"),
-    ({"sampler": "heun", "steps": 10, "churn": -1.0}, r"churn \(Heun's S_churn\) must be a number from 0"),
+    ({"sampler": "heun", "steps": 10, "knobs": {"churn": -1.0}}, r"churn \(Heun's S_churn\) must be a number from 0"),
 ])
 def test_bad_choices_are_refused_with_the_reason(oracle, kwargs, message):
     process, model = oracle

@@ -9,7 +9,7 @@ from diffusion_core.process import ColdProcess, GaussianProcess, SamplerChoice
 from diffusion_core.process.cold import fit_mixture_start
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.process.schedules import preset_schedule
-from diffusion_core.samplers import samplers_of
+from diffusion_core.samplers import sampler_spec, samplers_of
 from diffusion_core.samplers.base import SeedBatch, seeded_noise
 from diffusion_core.sampling import sample, sample_checkpoint
 from tests.test_samplers import GaussianOracleEps
@@ -20,9 +20,10 @@ def test_sample_k_of_a_batch_of_16_is_seed_plus_k_drawn_alone(sampler):
     process = GaussianProcess(preset_schedule("default"))
     model = GaussianOracleEps(0.1, 0.2, process.schedule)
     steps = None if sampler == "ancestral" else 10
-    batch = sample(process, model, SamplerChoice(sampler, steps, seed=5, eta=1.0), 16, precision="fp32").samples
+    knobs = {k.name: k.hi for k in sampler_spec(sampler).knobs}  # every knob at its noisiest (DDIM η = 1)
+    batch = sample(process, model, SamplerChoice(sampler, steps, seed=5, knobs=knobs), 16, precision="fp32").samples
     for k in (0, 7, 15):
-        alone = sample(process, model, SamplerChoice(sampler, steps, seed=5 + k, eta=1.0), 1,
+        alone = sample(process, model, SamplerChoice(sampler, steps, seed=5 + k, knobs=knobs), 1,
                        precision="fp32").samples
         assert torch.allclose(batch[k], alone[0], atol=1e-5), (sampler, k)
     assert not torch.allclose(batch[0], batch[1])
@@ -39,9 +40,9 @@ def test_a_cold_models_mixture_start_and_hybrid_noise_are_per_sample():
     process = ColdProcess(make_degradation("noise-blur", 10))
     images = torch.rand((64, 1, 28, 28), generator=torch.Generator().manual_seed(0)) - 0.5
     mixture = fit_mixture_start(process.degradation, images, n_components=3)
-    x_batch, noise_batch = process.start(SamplerChoice("improved", seed=3, start=mixture), 6, SeedBatch(3, 6))
-    x_alone, noise_alone = process.start(SamplerChoice("improved", seed=7, start=mixture), 1, SeedBatch(7, 1))
-    assert torch.allclose(x_batch[4], x_alone[0]) and torch.allclose(noise_batch[4], noise_alone[0])
+    x_batch, batch = process.start(SamplerChoice("improved", seed=3, start=mixture), 6, SeedBatch(3, 6))
+    x_alone, alone = process.start(SamplerChoice("improved", seed=7, start=mixture), 1, SeedBatch(7, 1))
+    assert torch.allclose(x_batch[4], x_alone[0]) and torch.allclose(batch["noise"][4], alone["noise"][0])
     assert not torch.allclose(x_batch[0], x_batch[1])
 
 

@@ -70,10 +70,8 @@ def _effective(choice: SamplerChoice) -> dict[str, object]:
         out["spacing"] = choice.spacing or spec.spacing
         if out["spacing"] == "karras":
             out["ρ"] = choice.rho
-    if spec.takes_eta:
-        out["η"] = choice.eta
-    if spec.takes_churn:
-        out["churn"] = choice.churn
+    for knob in spec.knobs:
+        out[knob.symbol or knob.name] = choice.knobs.get(knob.name, knob.default)
     if isinstance(choice.start, str):
         out["start"] = choice.start
     out["digit"] = "every class in turn" if choice.digit is None else choice.digit

@@ -9,13 +9,14 @@ one-line description. Adding a process is one subclass with its own `type`; noth
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from diffusion_core.process.knobs import knob_values
 from diffusion_core.process.runs import SamplerStep, SeedBatch, in_inference_mode, validate_seed
 from diffusion_core.process.spacing import SPACINGS, spaced_by
 
@@ -48,7 +49,6 @@ class SamplerChoice:
 
     sampler: str
     steps: int | None = None
-    eta: float = 0.0
     seed: int = 0
     start: str | torch.Tensor = "mixture"
     digit: int | None = None
@@ -57,19 +57,23 @@ class SamplerChoice:
     # start: the degradation's generation_t)
     spacing: str | None = None  # where the steps go (process/spacing.py); None: the sampler's own
     rho: float = 7.0  # ρ of the Karras spacing
-    churn: float = 0.0  # Heun's S_churn: noise added back before each step (0: the deterministic ODE)
+    knobs: Mapping[str, float] = field(default_factory=dict)  # the sampler's knobs set (η, churn); others: default
+
+    def knob_values(self) -> dict[str, float]:
+        """Every knob of the sampler at its value here (checked) or its default; ValueError for one it lacks."""
+        spec = sampler_spec(self.sampler)
+        return knob_values(spec.name, spec.knobs, self.knobs)
 
     def describe(self) -> str:
         """E.g. "ddim, 20 steps, η = 1"."""
         try:
-            takes_eta = sampler_spec(self.sampler).takes_eta
+            knobs = sampler_spec(self.sampler).knobs
         except ValueError:
-            takes_eta = False
+            knobs = ()
         return ", ".join([self.sampler] + ([f"{self.steps} steps"] if self.steps else []) +
                          ([f"{self.spacing} spacing" + (f" (ρ = {self.rho:g})" if self.spacing == "karras" else "")]
                           if self.spacing else []) +
-                         ([f"η = {self.eta:g}"] if takes_eta else []) +
-                         ([f"churn {self.churn:g}"] if self.churn else []))
+                         [k.describe(self.knobs.get(k.name, k.default)) for k in knobs])
 
 
 class DiffusionProcess(ABC):
@@ -140,8 +144,9 @@ class DiffusionProcess(ABC):
 
     @abstractmethod
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
-              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(x_T, trajectory noise or None) of a reverse run, drawn from `generator`."""
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict[str, Any]]:
+        """(x_T, what this process's samplers take besides the knobs, as keyword arguments) of a reverse run,
+        drawn from `generator`."""
 
     def fitted_start(self, choice: SamplerChoice) -> object | None:
         """What the choice's start must be fitted to from training data, which only the data layer holds (it
@@ -207,11 +212,12 @@ class DiffusionProcess(ABC):
         validate_seed(choice.seed)
         choice = self.resolve(choice)
         spec = self.sampler(choice.sampler)
-        ts = spec.timesteps(self, choice)  # refuse a bad step count before anything is drawn
+        ts = spec.timesteps(self, choice)  # refuse a bad step count or knob before anything is drawn
+        knobs = choice.knob_values()
         generator = SeedBatch(choice.seed, len(choice.start) if isinstance(choice.start, torch.Tensor) else n)
-        x_T, noise = self.start(choice, n, generator, device)
+        x_T, extras = self.start(choice, n, generator, device)
         model = self.reverse_model(model).eval()
-        return in_inference_mode(spec.run(self, model, x_T, ts, generator, choice, noise))
+        return in_inference_mode(spec.run(self, model, x_T, ts, generator, **extras, **knobs))
 
 
 def process_from_config(diffusion: dict) -> DiffusionProcess:

@@ -307,12 +307,14 @@ class ColdProcess(DiffusionProcess):
         return None
 
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
-              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor | None]:
-        """choice.start: "black", a fitted MixtureStart (see fitted_start) or a tensor x_T."""
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:
+        """choice.start: "black", a fitted MixtureStart (see fitted_start) or a tensor x_T; its samplers also take
+        `noise`, a hybrid degradation's fixed trajectory noise (None for the others)."""
         choice = self.resolve(choice)
         if isinstance(choice.start, str) and choice.start == "mixture":
             raise ValueError("a 'mixture' start is fitted to training images: run it through diffusion_core.sampling "
                              "(which loads the fit), or pass the fitted MixtureStart as the start")
         if choice.t_start not in (None, self.T) and isinstance(choice.start, str):
             raise ValueError("starting midway (t_start) needs the degraded images x_t or the mixture as the start")
-        return cold_start(self.degradation, choice.start, n, generator, None, device=device)
+        x_T, noise = cold_start(self.degradation, choice.start, n, generator, None, device=device)
+        return x_T, {"noise": noise}

@@ -242,7 +242,7 @@ class GaussianProcess(DiffusionProcess):
         return SamplerChoice("ddim", min(20, self.T), seed=seed)
 
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
-              device: torch.device | str = "cpu") -> tuple[torch.Tensor, None]:
+              device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:
         """z_T ~ N(0, I) drawn from `generator`; or, with choice.start a tensor, that state z_t (N×C×H×W) at
         t = choice.t_start (default T): a run from midway, as SDEdit and the Diffuse ↑ button start."""
         if isinstance(choice.start, torch.Tensor):
@@ -252,12 +252,12 @@ class GaussianProcess(DiffusionProcess):
                                  f"got {tuple(z.shape)}")
             if not torch.isfinite(z).all():
                 raise ValueError("the start state holds NaN or Inf values")
-            return z.float().to(device), None
+            return z.float().to(device), {}
         if choice.t_start is not None:
             raise ValueError("a noise model's run from midway (t_start) needs the state z_t as its start; "
                              "from fresh noise it starts at t = T")
         validate_sample_count(n)
-        return seeded_noise((n, *self.data_shape), generator, device), None
+        return seeded_noise((n, *self.data_shape), generator, device), {}
 
 
 def noise_diffusion_config(preset: str | None = None, kind: str = "linear", beta1: float = 1e-4,

@@ -35,7 +35,7 @@ def ancestral_steps(
     yield SamplerStep(0, z, z)
 
 
-def _run(process, model, x_T, ts, generator, choice, noise):
+def _run(process, model, x_T, ts, generator):
     return ancestral_steps(model, process.schedule, x_T, generator)
 
 

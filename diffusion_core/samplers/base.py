@@ -1,19 +1,20 @@
 """What every sampler is and yields, and helpers shared by the samplers and the sampling loop.
 
-A sampler is a `Sampler`: a name, the process type it runs on, how it places its timesteps, and a short
-function run(process, model, x_T, ts, generator, choice, noise) → frames. A file in this package that
-calls `register` adds one; nothing else needs to change.
+A sampler is a `Sampler`: a name, the process type it runs on, how it places its timesteps, the knobs it takes
+(process/knobs.py) and a short function run(process, model, x_T, ts, generator, **knobs) → frames, the same
+shape for every sampler (a cold process also hands its samplers `noise=`, a hybrid degradation's fixed
+trajectory noise). A file in this package that calls `register` adds one; nothing else needs to change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 
+from diffusion_core.process.knobs import Knob
 from diffusion_core.process.runs import (  # noqa: F401  (the samplers' shared vocabulary, re-exported)
     MAX_SAMPLES,
     SamplerStep,
@@ -45,9 +46,8 @@ def run_to_end(frames: Iterator[SamplerStep], on_step: Callable[[SamplerStep], N
     return SampleResult(samples=last.z.cpu())
 
 
-# run(process, model, x_T, ts, generator, choice, noise) → frames (t, z_t, x̂0), the last at t = 0
-SamplerRun = Callable[["DiffusionProcess", nn.Module, torch.Tensor, Sequence[int], torch.Generator,
-                       "SamplerChoice", "torch.Tensor | None"], Iterator[SamplerStep]]
+# run(process, model, x_T, ts, generator, **knobs) → frames (t, z_t, x̂0), the last at t = 0
+SamplerRun = Callable[..., Iterator[SamplerStep]]
 
 
 def len_as_nfe(steps: int) -> int:
@@ -58,8 +58,8 @@ def len_as_nfe(steps: int) -> int:
 @dataclass(frozen=True)
 class Sampler:
     """A registered sampler. default_steps None: every step from t_start; all_steps: exactly T, refusing others;
-    spacing: where its steps go by default (process/spacing.py; a choice may ask for another); nfe: network
-    evaluations of a run of n steps (2n − 1 for Heun)."""
+    knobs: what it takes besides steps (DDIM's η); spacing: where its steps go by default (process/spacing.py; a
+    choice may ask for another); nfe: network evaluations of a run of n steps (2n − 1 for Heun)."""
 
     name: str
     process: str  # the DiffusionProcess.type it runs on
@@ -68,8 +68,7 @@ class Sampler:
     default_steps: int | None = None
     all_steps: bool = False
     one_step: bool = False
-    takes_eta: bool = False
-    takes_churn: bool = False
+    knobs: tuple[Knob, ...] = ()  # the keyword arguments of run besides the process's own (process/knobs.py)
     spacing: str = "uniform"
     nfe: Callable[[int], int] = len_as_nfe
     summary: str = ""

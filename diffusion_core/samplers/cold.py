@@ -49,9 +49,18 @@ def improved_steps(model: nn.Module, degradation: Degradation, x_T: torch.Tensor
                       lambda x, x0, t, s: x - degradation(x0, t, noise) + degradation(x0, s, noise))
 
 
-register("improved", "cold", lambda p, m, x, ts, g, c, noise: improved_steps(m, p.degradation, x, ts, noise),
-         order=0, summary="Algorithm 4: x_s = x_t − D(x̂0, t) + D(x̂0, s)")
-register("naive", "cold", lambda p, m, x, ts, g, c, noise: naive_steps(m, p.degradation, x, ts, noise),
-         order=1, summary="x_s = D(x̂0, s)")
-register("direct", "cold", lambda p, m, x, ts, g, c, noise: direct_steps(m, p.degradation, x, ts[0]),
-         order=2, one_step=True, summary="x̂0 = R(x_T, T) in one step")
+def _improved(process, model, x_T, ts, generator, *, noise):
+    return improved_steps(model, process.degradation, x_T, ts, noise)
+
+
+def _naive(process, model, x_T, ts, generator, *, noise):
+    return naive_steps(model, process.degradation, x_T, ts, noise)
+
+
+def _direct(process, model, x_T, ts, generator, *, noise):
+    return direct_steps(model, process.degradation, x_T, ts[0])
+
+
+register("improved", "cold", _improved, order=0, summary="Algorithm 4: x_s = x_t − D(x̂0, t) + D(x̂0, s)")
+register("naive", "cold", _naive, order=1, summary="x_s = D(x̂0, s)")
+register("direct", "cold", _direct, order=2, one_step=True, summary="x̂0 = R(x_T, T) in one step")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from diffusion_core.process.gaussian import predict_x0
+from diffusion_core.process.knobs import Knob
 from diffusion_core.process.schedules import NoiseSchedule
 from diffusion_core.samplers.base import SamplerStep, model_call, seeded_noise
 from diffusion_core.samplers.registry import register
@@ -46,11 +47,12 @@ def ddim_steps(
     yield SamplerStep(0, z, z)
 
 
-def _run(process, model, x_T, ts, generator, choice, noise):
-    return ddim_steps(model, process.schedule, x_T, generator, ts, choice.eta)
+def _run(process, model, x_T, ts, generator, *, eta: float):
+    return ddim_steps(model, process.schedule, x_T, generator, ts, eta)
 
 
-register("ddim", "noise", _run, order=1, default_steps=50, takes_eta=True,
+ETA = Knob("eta", "DDIM η", 0.0, 1.0, help="0: deterministic DDIM; 1: DDPM-like noise", symbol="η")
+register("ddim", "noise", _run, order=1, default_steps=50, knobs=(ETA,),
          summary="DDIM: deterministic (η = 0) to DDPM-like (η = 1) on a subset of steps")
 
 

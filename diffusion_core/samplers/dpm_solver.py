@@ -66,7 +66,7 @@ def dpm_solver_2m_steps(
 
 
 def _run(stochastic: bool):
-    def run(process, model, x_T, ts, generator, choice, noise):
+    def run(process, model, x_T, ts, generator):
         return dpm_solver_2m_steps(model, process.schedule, x_T, generator, ts, stochastic=stochastic)
     return run
 

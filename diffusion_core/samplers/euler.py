@@ -25,5 +25,9 @@ def euler_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int])
     yield SamplerStep(0, x, x)
 
 
-register("euler", "noise", lambda p, m, x, ts, g, c, n: euler_steps(p, m, x, ts), order=4, default_steps=20,
+def _run(process, model, x_T, ts, generator):
+    return euler_steps(process, model, x_T, ts)
+
+
+register("euler", "noise", _run, order=4, default_steps=20,
          spacing="karras", summary="Euler on the probability-flow ODE (first order)")

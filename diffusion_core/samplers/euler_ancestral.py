@@ -43,5 +43,5 @@ def euler_ancestral_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequ
     yield SamplerStep(0, x, x)
 
 
-register("euler-a", "noise", lambda p, m, x, ts, g, c, n: euler_ancestral_steps(p, m, x, ts, g), order=6,
+register("euler-a", "noise", euler_ancestral_steps, order=6,
          default_steps=20, spacing="karras", summary="Euler-ancestral: fresh noise at every step, first order")

@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from diffusion_core.process.gaussian import to_z
+from diffusion_core.process.knobs import Knob
 from diffusion_core.samplers.base import SamplerStep, seeded_noise
 from diffusion_core.samplers.registry import register
 
 MAX_CHURN = 100.0
 
 
-def heun_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int], generator: torch.Generator,
+def heun_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int], generator: torch.Generator, *,
                churn: float = 0.0) -> Iterator[SamplerStep]:
     if isinstance(churn, bool) or not isinstance(churn, (int, float)) or not 0 <= churn <= MAX_CHURN:
         raise ValueError(f"churn (Heun's S_churn) must be a number from 0 to {MAX_CHURN:g}; got {churn!r}")
@@ -43,6 +44,8 @@ def heun_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int], 
     yield SamplerStep(0, x, x)
 
 
-register("heun", "noise", lambda p, m, x, ts, g, c, n: heun_steps(p, m, x, ts, g, c.churn), order=5,
-         default_steps=18, spacing="karras", takes_churn=True, nfe=lambda steps: 2 * steps - 1,
+CHURN = Knob("churn", "Churn (S_churn)", 0.0, MAX_CHURN, step=1.0,
+             help="noise added back before each Heun step (EDM); 0: the deterministic ODE", what="Heun's S_churn")
+register("heun", "noise", heun_steps, order=5, knobs=(CHURN,),
+         default_steps=18, spacing="karras", nfe=lambda steps: 2 * steps - 1,
          summary="Heun (EDM): second order, 2 network calls a step; churn adds noise back")

@@ -37,6 +37,6 @@ def pc_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int],
     yield SamplerStep(0, x, x)
 
 
-register("pc", "noise", lambda p, m, x, ts, g, c, n: pc_steps(p, m, x, ts, g), order=7, default_steps=20,
+register("pc", "noise", pc_steps, order=7, default_steps=20,
          spacing="karras", nfe=lambda steps: 2 * steps - 1,
          summary="predictor–corrector: a Langevin corrector step at each level, then Euler-ancestral")

@@ -1,5 +1,6 @@
-"""Choosing a sampler on a page — sampler, steps, η, churn, where the steps go, the start — and a panel of what the
-choice costs: its steps on the noise schedule and quality against network evaluations (NFE)."""
+"""Choosing a sampler on a page — sampler, steps, its knobs (η, churn: as each sampler declares them), where the
+steps go, the start — and a panel of what the choice costs: its steps on the noise schedule and quality against
+network evaluations (NFE)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from diffusion_core.lab import sampler_costs
 from diffusion_core.lab.jobs import runs_root
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.spacing import SPACINGS
+from diffusion_core.samplers.registry import SAMPLERS
 
 from .common import user_errors
 from .inputs import NumberField, number_field
@@ -33,7 +35,7 @@ class SamplerControls:
 
 def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, bad: dict[str, str],
                      columns: list, keep_on_switch: bool = False) -> SamplerControls:
-    """Sampler, steps, η (DDIM), churn (Heun), spacing (noise models) and start (cold models) in `columns`
+    """Sampler, steps, the sampler's knobs, spacing (noise models) and start (cold models) in `columns`
     (at least 3); the page adds seed, images and conditioning. `keep_on_switch` (Compare): a sampler newly chosen
     here opens on the steps and spacing the previous one had, so switching the sampler changes only the sampler."""
     last = st.session_state.get(f"{key}_last_choice") if keep_on_switch else None
@@ -54,11 +56,8 @@ def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, b
             first = last.steps
         steps_field = number_field("Steps", 1, process.T, value=min(first, process.T), key=f"{key}_steps_{sampler}",
                                    container=c2)
-    eta = c3.slider("DDIM η", 0.0, 1.0, 0.0, 0.1, key=f"{key}_eta", help="0: deterministic DDIM; 1: DDPM-like "
-                    "noise") if spec.takes_eta else 0.0
-    churn = c3.slider("Churn (S_churn)", 0.0, 40.0, 0.0, 1.0, key=f"{key}_churn",
-                      help="noise added back before each Heun step (EDM); 0: the deterministic ODE") \
-        if spec.takes_churn else 0.0
+    knobs = {k.name: c3.slider(k.label, k.lo, k.hi, k.default, k.step, key=f"{key}_{k.name}", help=k.help)
+             for k in spec.knobs}  # as the sampler declares them (process/knobs.py)
     start = c3.selectbox("Start from", process.starts, format_func=START_LABELS.get, key=f"{key}_start") \
         if process.starts else "mixture"
     spacing = None
@@ -72,10 +71,15 @@ def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, b
                           key=f"{key}_spacing_{sampler}", help=SPACING_HELP)
         spacing = None if chosen == spec.spacing else chosen  # None: the sampler's own (not named in captions)
     steps = int(steps_field.value) if steps_field is not None and steps_field.ok else None
-    choice = SamplerChoice(sampler, steps, eta, start=start, spacing=spacing, churn=churn)
+    choice = SamplerChoice(sampler, steps, start=start, spacing=spacing, knobs=knobs)
     if keep_on_switch:
         st.session_state[f"{key}_last_choice"] = choice
     return SamplerControls(choice, steps_field)
+
+
+def knob_keys(key: str) -> list[str]:
+    """The widget keys of every registered sampler's knobs under `key` ("rd_eta"): a page's address holds them."""
+    return sorted({f"{key}_{k.name}" for spec in SAMPLERS.values() for k in spec.knobs})
 
 
 def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
