@@ -100,7 +100,7 @@ def resolve_model(arg: str | None, seed: int) -> tuple[LoadedCheckpoint, str, st
                 "no trained noise model is shipped: the benchmark uses a freshly initialised report CNN, so its "
                 "quality (FID) numbers are meaningless; pass --model CHECKPOINT for a trained one")
     ckpt = load_checkpoint(path)
-    if not isinstance(ckpt.process, GaussianProcess):
+    if not ckpt.process.noise_levels:
         raise ValueError(f"--model must be a noise (Gaussian) model; {path.stem} is a {ckpt.process.type} model")
     schedule = ckpt.process.schedule
     if schedule.kind != "linear":

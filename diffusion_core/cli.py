@@ -548,14 +548,14 @@ def cmd_ship(args: argparse.Namespace) -> int:
     from diffusion_core.io.files import atomic_write_bytes, read_jsonl
     from diffusion_core.io.mixtures import MIXTURE_DIR, ship_mixture
     from diffusion_core.models import count_parameters
-    from diffusion_core.process import ColdProcess
 
     if not (args.run / "model.json").is_file():
         raise ValueError(f"{args.run} is not a finished run directory (no model.json)")
     if args.digit is not None:
         raise ValueError("ship measures all ten digits in turn; drop --digit")
     ckpt = load_checkpoint(args.run / "model.safetensors")
-    if isinstance(ckpt.process, ColdProcess) and args.out_dir.resolve() == MIXTURE_DIR.parent.resolve():
+    fitted = ckpt.process.fitted_start(SamplerChoice(ckpt.process.samplers[0]))  # (degradation, t) of a fit
+    if fitted is not None and args.out_dir.resolve() == MIXTURE_DIR.parent.resolve():
         # the app's mixture start, fitted once here (and measured below from the file) instead of at the first
         # cold generation on every machine
         for path in ship_mixture(ckpt.process.degradation, ckpt.config.get("dataset", "mnist")):

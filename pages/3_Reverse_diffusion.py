@@ -8,7 +8,6 @@ import time
 import streamlit as st
 
 from diffusion_core.lab import run_plan, trajectory
-from diffusion_core.process import GaussianProcess
 from pages.lab_ui import (
     class_controls,
     describe_conditioning,
@@ -133,7 +132,7 @@ def viewer() -> None:
     b1.button("◀ Back", key="rd_back", on_click=lambda: go_to(max(st.session_state.get("rd_k", 0) - 1, 0)))
     b2.button("Pause" if st.session_state.get("rd_playing") else "▶ Play", key="rd_play", on_click=toggle_play)
     b3.button("Forward ▶", key="rd_forward", on_click=lambda: go_to(min(st.session_state.get("rd_k", 0) + 1, K - 1)))
-    if isinstance(process, GaussianProcess) and traj.z_data is not None:
+    if process.noise_levels and traj.z_data is not None:
         up = number_field("Steps up", 1, process.T, min(200, process.T), "rd_up", container=b5,
                           help="Diffuse ↑ re-noises the frame shown by this many steps of the forward process")
         b4.button("Diffuse ↑", key="rd_diffuse_button", help="re-noise the frame shown by the steps beside, then "

@@ -176,6 +176,37 @@ def test_process_type_switches_live_only_in_the_process_package():
     assert not hits, hits
 
 
+PROCESS_CLASSES = {"GaussianProcess", "ColdProcess"}  # the process package's concrete classes
+
+
+def process_type_checks(files: list[Path], root: Path = ROOT) -> list[str]:
+    """`isinstance(…, GaussianProcess)` (or ColdProcess, alone or in a tuple) in `files`, as path:line."""
+    hits = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+                kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+                if any(getattr(k, "id", getattr(k, "attr", None)) in PROCESS_CLASSES for k in kinds):
+                    hits.append(f"{path.relative_to(root)}:{node.lineno}")
+    return hits
+
+
+def test_nothing_outside_the_process_package_asks_what_type_a_process_is():
+    """#27 item 3: the process says what it offers (`noise_levels`, its samplers, starts, knobs); no isinstance on
+    a process class outside diffusion_core/process (AST walk, inside functions too)."""
+    files = [*core_files("process/"), *(ROOT / "pages").rglob("*.py"), ROOT / "streamlit_app.py",
+             *(ROOT / "benchmarks").glob("*.py")]
+    assert process_type_checks(files) == []
+
+
+def test_a_planted_process_type_check_is_caught(tmp_path):
+    planted = tmp_path / "pages" / "planted.py"
+    planted.parent.mkdir()
+    planted.write_text("from diffusion_core import process as p\n\ndef f(x):\n"
+                       "    return isinstance(x.process, (int, p.ColdProcess))\n")
+    assert process_type_checks([planted], tmp_path) == ["pages/planted.py:4"]
+
+
 def test_the_library_has_few_top_level_modules():
     modules = [p.name for p in CORE.glob("*.py")]
     assert len(modules) <= 8, modules

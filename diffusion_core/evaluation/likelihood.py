@@ -72,7 +72,7 @@ def variational_bound(process: GaussianProcess, model: nn.Module, images: torch.
     """The bound for each of the data-space images (N×C×H×W), in bits per dimension: {"bpd" (mean over images),
     "se", "terms" (prior L_T, decoder L_0, diffusion Σ L_{t−1}: mean bpd each), "by_t" (Σ L_{t−1} split into
     BUCKETS buckets of t/T: mean bpd each), "n", "t_samples"}; on_progress(done, total) after each stratum."""
-    if not isinstance(process, GaussianProcess):
+    if not process.noise_levels:
         raise ValueError(f"the variational bound is for noise models; this is a {process.type} model")
     T = process.T
     if t_samples is not None and (isinstance(t_samples, bool) or not isinstance(t_samples, int)

@@ -25,7 +25,7 @@ MAX_STRENGTHS = 8
 
 def noise_model(checkpoint: LoadedCheckpoint) -> GaussianProcess:
     """The checkpoint's process, which must be a noise model (ValueError naming what it is otherwise)."""
-    if not isinstance(checkpoint.process, GaussianProcess):
+    if not checkpoint.process.noise_levels:
         raise ValueError(f"editing by noising needs a noise model; {checkpoint.path.stem} is a "
                          f"{checkpoint.process.type} model")
     return checkpoint.process

@@ -34,7 +34,7 @@ from diffusion_core.io.data import load_dataset
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.io.runs import read_json_or_empty
-from diffusion_core.process import GaussianProcess, SamplerChoice
+from diffusion_core.process import SamplerChoice
 from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.samplers import sampler_spec
 from diffusion_core.sampling import sample_in_chunks
@@ -113,7 +113,7 @@ def steps_for(sampler: str, nfe: int) -> int:
 
 def grid_choices(checkpoint: LoadedCheckpoint, budgets: list[int], seed: int = 0) -> list[tuple[int, SamplerChoice]]:
     """(NFE budget, choice) for every few-step sampler × spacing of a noise model."""
-    if not isinstance(checkpoint.process, GaussianProcess):
+    if not checkpoint.process.noise_levels:
         raise ValueError(f"a {checkpoint.process.type} model has no noise levels: the spacings need a noise model")
     if not budgets or any(isinstance(b, bool) or not isinstance(b, int) or b < 2 for b in budgets):
         raise ValueError(f"NFE budgets must be whole numbers ≥ 2; got {budgets}")

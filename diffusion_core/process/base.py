@@ -86,6 +86,9 @@ class DiffusionProcess(ABC):
     sampler_noun: ClassVar[str] = "sampler"  # in messages: "sampler must be one of …"
     model_noun: ClassVar[str] = "model"  # in messages: "No trained … yet"
     starts: ClassVar[tuple[str, ...]] = ()  # named starts of a reverse run besides the default
+    # whether it corrupts by Gaussian noise levels (σ_t, log-SNR): steps spaced by them, re-noising a state (Diffuse
+    # ↑, SDEdit), the variational bound and classifier guidance need them; pages and tools ask this, not the type
+    noise_levels: ClassVar[bool] = False
     takes_labels: ClassVar[bool] = False  # whether a class-conditional network can be trained on it
     preview_text: ClassVar[str] = "its preview sampler"  # preview_choice in words (the trainer's FID checks)
     PROCESS_TYPES: ClassVar[dict[str, type[DiffusionProcess]]] = {}

@@ -129,6 +129,7 @@ class GaussianProcess(DiffusionProcess):
     weighting over noise levels (process/targets.py)."""
 
     type = "noise"
+    noise_levels = True
     takes_labels = True
     model_noun = "noise model"
     QUICK_SAMPLER, QUICK_STEPS = "dpm++2m-sde", 20

@@ -12,7 +12,7 @@ from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figur
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.lab import sampler_costs
 from diffusion_core.lab.jobs import runs_root
-from diffusion_core.process import GaussianProcess, SamplerChoice
+from diffusion_core.process import SamplerChoice
 from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.samplers.registry import SAMPLERS
 
@@ -61,7 +61,7 @@ def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, b
     start = c3.selectbox("Start from", process.starts, format_func=START_LABELS.get, key=f"{key}_start") \
         if process.starts else "mixture"
     spacing = None
-    if isinstance(process, GaussianProcess) and not (spec.all_steps or spec.one_step):
+    if process.noise_levels and not (spec.all_steps or spec.one_step):
         opening = spec.spacing
         if last is not None and last.sampler != sampler and last.sampler in process.samplers:
             last_spec = process.sampler(last.sampler)
@@ -86,7 +86,7 @@ def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
     """The choice's steps on the log-SNR curve, and the benchmark's FID / KID against NFE for this model, with
     this choice measured live on request (a few samples, through the work queue)."""
     process = ckpt.process
-    if not isinstance(process, GaussianProcess):
+    if not process.noise_levels:
         return
     with st.expander("Where the steps go, and quality against cost", expanded=False):
         with user_errors("Cannot place these steps") as placed:
