@@ -168,11 +168,23 @@ def build_parser() -> argparse.ArgumentParser:
                                 "denoising diffusion models on MNIST-sized images.")
     p.add_argument("--version", action="version", version=f"diffusion_core {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    _train_parser(sub.add_parser)
+    _sample_parser(sub.add_parser)
+    _info_parser(sub.add_parser)
+    _evaluate_parser(sub.add_parser)
+    _ship_parser(sub.add_parser)
+    _figures_parser(sub.add_parser)
+    _train_noisy_classifier_parser(sub.add_parser)
+    _train_classifier_parser(sub.add_parser)
+    return p
 
+
+def _train_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `train` command's options."""
     # no defaults here: an option not given is absent, and training.options fills in TrainConfig's defaults
-    t = sub.add_parser("train", help="train a model into a run directory", argument_default=argparse.SUPPRESS,
-                       description="Train a denoiser. Choose a report preset or an explicit schedule; writes "
-                       "config.json, metrics.jsonl, status.json, model.safetensors/.json and sample previews.")
+    t = add("train", help="train a model into a run directory", argument_default=argparse.SUPPRESS,
+            description="Train a denoiser. Choose a report preset or an explicit schedule; writes "
+            "config.json, metrics.jsonl, status.json, model.safetensors/.json and sample previews.")
     t.add_argument("--out", type=Path, help="run directory to create (required unless --resume)")
     t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last complete epoch")
     t.add_argument("--config", type=Path, metavar="FILE", help="a training config as JSON (what the app's jobs "
@@ -247,8 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples per FID measurement (default 256)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    s = sub.add_parser("sample", help="generate images from a checkpoint",
-                       description="Sample from a checkpoint; writes OUT.npy (N×28×28 in [0, 1]) and OUT.png.")
+
+def _sample_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `sample` command's options."""
+    s = add("sample", help="generate images from a checkpoint",
+            description="Sample from a checkpoint; writes OUT.npy (N×28×28 in [0, 1]) and OUT.png.")
     s.add_argument("checkpoint", help="a .safetensors/.json pair, a run directory, or a shipped name")
     s.add_argument("--n", type=N_SAMPLES, default=16, help=f"number of images (1..{MAX_SAMPLES}; default 16)")
     s.add_argument("--sampler", help=f"noise: one of {', '.join(samplers_of('noise'))} (default ancestral); "
@@ -265,15 +280,21 @@ def build_parser() -> argparse.ArgumentParser:
     _class_arguments(s)
     _quiet_argument(s)
 
-    i = sub.add_parser("info", help="list shipped checkpoints, or describe one",
-                       description="Without an argument, list the shipped checkpoints in checkpoints/ "
-                       "(or $DIFFUSION_LAB_CHECKPOINTS); with one, print its config.")
+
+def _info_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `info` command's options."""
+    i = add("info", help="list shipped checkpoints, or describe one",
+            description="Without an argument, list the shipped checkpoints in checkpoints/ "
+            "(or $DIFFUSION_LAB_CHECKPOINTS); with one, print its config.")
     i.add_argument("checkpoint", nargs="?", help="a checkpoint path, run directory or shipped name")
 
-    e = sub.add_parser("evaluate", help="classifier metrics of a checkpoint's samples or of a .npy of images",
-                       description="Classifier-FID, confidence, class histogram / entropy and Inception-Score "
-                       "analogue of SOURCE: a .npy of N×28×28 images in [0, 1], or a checkpoint to sample from. "
-                       "Prints JSON.")
+
+def _evaluate_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `evaluate` command's options."""
+    e = add("evaluate", help="classifier metrics of a checkpoint's samples or of a .npy of images",
+            description="Classifier-FID, confidence, class histogram / entropy and Inception-Score "
+            "analogue of SOURCE: a .npy of N×28×28 images in [0, 1], or a checkpoint to sample from. "
+            "Prints JSON.")
     e.add_argument("source", help="a .npy file, a .safetensors/.json pair, a run directory or a shipped name")
     e.add_argument("--n", type=N_SAMPLES, default=1000, help="samples to draw from a checkpoint (default 1000)")
     e.add_argument("--sampler", help="sampler for a checkpoint (default: its first, e.g. ancestral)")
@@ -294,10 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     _class_arguments(e)
     _quiet_argument(e)
 
-    h = sub.add_parser("ship", help="copy a finished run into checkpoints/ with measured metrics and a card",
-                       description="Sample N images from RUN_DIR's model with its default sampler, measure "
-                       "classifier-FID (with the floor and ceilings at N), confidence and class entropy, and write "
-                       "OUT_DIR/NAME.safetensors, .json (metrics inside) and .md (the card).")
+
+def _ship_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `ship` command's options."""
+    h = add("ship", help="copy a finished run into checkpoints/ with measured metrics and a card",
+            description="Sample N images from RUN_DIR's model with its default sampler, measure "
+            "classifier-FID (with the floor and ceilings at N), confidence and class entropy, and write "
+            "OUT_DIR/NAME.safetensors, .json (metrics inside) and .md (the card).")
     h.add_argument("run", type=Path, metavar="RUN_DIR")
     h.add_argument("--name", required=True, help="shipped name, e.g. default-unet")
     h.add_argument("--out-dir", type=Path, default=shipped_dir(), help="default: the project's checkpoints/")
@@ -313,9 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     _class_arguments(h, ship=True)
     _quiet_argument(h)
 
-    f = sub.add_parser("figures", help="write the report's figures as HTML files",
-                       description="Write the report's figures (ᾱ_t, sample grids, samples at epochs, loss and "
-                       "FID curves, blur schedule, noise vs blur, densities, PCA clusters) as offline HTML.")
+
+def _figures_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `figures` command's options."""
+    f = add("figures", help="write the report's figures as HTML files",
+            description="Write the report's figures (ᾱ_t, sample grids, samples at epochs, loss and "
+            "FID curves, blur schedule, noise vs blur, densities, PCA clusters) as offline HTML.")
     f.add_argument("--out", type=Path, required=True, help="folder for the .html files")
     f.add_argument("--runs", type=Path, nargs="*", default=[], help="training run directories (curves, previews)")
     f.add_argument("--samples", nargs="*", default=[], metavar="NAME=FILE.npy", help="sample sets in [0, 1]")
@@ -334,9 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-download", action="store_true", help="never try to download")
     _quiet_argument(f)
 
-    nc = sub.add_parser("train-noisy-classifier", help="train the noise-aware classifier for classifier guidance",
-                        description="Train p(y | z_t, t) on noised digits of the report's default schedule and write "
-                        "OUT.safetensors, OUT.json and the card OUT.md.")
+
+def _train_noisy_classifier_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `train-noisy-classifier` command's options."""
+    nc = add("train-noisy-classifier", help="train the noise-aware classifier for classifier guidance",
+             description="Train p(y | z_t, t) on noised digits of the report's default schedule and write "
+             "OUT.safetensors, OUT.json and the card OUT.md.")
     nc.add_argument("--out", type=Path, default=Path("checkpoints/noisy-classifier"), help="output stem "
                     "(default checkpoints/noisy-classifier)")
     nc.add_argument("--epochs", type=_whole(1, 1000), default=30)
@@ -346,9 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
     nc.add_argument("--data-root", help="dataset cache folder")
     nc.add_argument("--no-download", action="store_true", help="never try to download")
 
-    c = sub.add_parser("train-classifier", help="train the MNIST classifier behind the metrics",
-                       description="Train the small MNIST CNN used for classifier-FID and write OUT.safetensors, "
-                       "OUT.json and the card OUT.md.")
+
+def _train_classifier_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """The `train-classifier` command's options."""
+    c = add("train-classifier", help="train the MNIST classifier behind the metrics",
+            description="Train the small MNIST CNN used for classifier-FID and write OUT.safetensors, "
+            "OUT.json and the card OUT.md.")
     c.add_argument("--out", type=Path, default=Path("checkpoints/classifier"), help="output stem "
                    "(default checkpoints/classifier)")
     ranges = _classifier.INT_RANGES
@@ -363,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(quick checks)")
     c.add_argument("--data-root", help="dataset cache folder")
     c.add_argument("--no-download", action="store_true", help="never try to download")
-    return p
+
 
 
 def cmd_train(args: argparse.Namespace) -> int:
