@@ -57,6 +57,22 @@ def cluster_space_description(result: Mapping) -> str:
     return f"{space} features"
 
 
+def add_cluster_centres(fig: go.Figure, result: Mapping, method: str) -> None:
+    """The clusters of `method` drawn as their numbered centres (mean of their points in the PCA view)."""
+    proj = result["projection"]
+    three = proj.real.shape[1] >= 3
+    labels = np.asarray(result["clusters"][method].labels)
+    points = np.concatenate([c for c in (proj.real, proj.generated) if c is not None])[:, :3 if three else 2]
+    ids = np.unique(labels)
+    centres = np.stack([points[labels == i].mean(0) for i in ids])
+    kw = dict(mode="markers+text", text=[str(int(i)) for i in ids], textposition="middle center",
+              textfont=dict(color="white", size=11), name=f"{METHOD_NAMES.get(method, method)} cluster centres",
+              marker=dict(color="#222222", symbol="diamond" if three else "hexagon", size=22 if not three else 9,
+                          opacity=0.85, line=dict(color="white", width=1)))
+    xyz = dict(zip("xyz", centres.T, strict=False))
+    fig.add_trace(go.Scatter3d(**xyz, **kw) if three else go.Scatter(**xyz, **kw))
+
+
 def pca_cluster_figure(result: Mapping, color_by: str = "set", title: str | None = None) -> go.Figure:
     """PCA view of real (blue circles) and generated (red crosses) points together ("set"), or coloured by class
     label (real: true or predicted; generated: predicted; "label") or by cluster ("kmeans" / "gmm"), the symbol
@@ -109,17 +125,7 @@ def pca_cluster_figure(result: Mapping, color_by: str = "set", title: str | None
             add(f"{group}: {shape}", None, dict(color="#555555", symbol=symbol, size=8))
     method = next(iter(result["clusters"]), None)
     if method is not None and not color_by.startswith(tuple(result["clusters"])):
-        # not coloured by cluster: the clusters still show, as their centres numbered
-        labels = np.asarray(result["clusters"][method].labels)
-        points = np.concatenate([c for c in (proj.real, proj.generated) if c is not None])[:, :3 if three else 2]
-        ids = np.unique(labels)
-        centres = np.stack([points[labels == i].mean(0) for i in ids])
-        kw = dict(mode="markers+text", text=[str(int(i)) for i in ids], textposition="middle center",
-                  textfont=dict(color="white", size=11), name=f"{METHOD_NAMES.get(method, method)} cluster centres",
-                  marker=dict(color="#222222", symbol="diamond" if three else "hexagon", size=22 if not three else 9,
-                              opacity=0.85, line=dict(color="white", width=1)))
-        xyz = dict(zip("xyz", centres.T, strict=False))
-        fig.add_trace(go.Scatter3d(**xyz, **kw) if three else go.Scatter(**xyz, **kw))
+        add_cluster_centres(fig, result, method)  # not coloured by cluster: the clusters still show, numbered
     evr = proj.explained_variance_ratio
     dims = len(evr)
     axis = [f"PC{i + 1} ({100 * evr[i]:.1f}% of variance)" for i in range(dims)]
