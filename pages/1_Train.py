@@ -13,7 +13,16 @@ from diffusion_core.training.recipes import RECIPES
 from diffusion_core.training.trainer import INT_RANGES, LR_DECAYS, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
 from pages.lab_ui.identity import current_actor, teacher_signin
-from pages.lab_ui.train_ui import degradation_widgets, open_run, runs_table, show_estimate, show_run, target_widgets
+from pages.lab_ui.train_ui import (
+    degradation_widgets,
+    fid_widgets,
+    open_run,
+    runs_table,
+    show_estimate,
+    show_run,
+    target_widgets,
+    unet_widgets,
+)
 from pages.lab_ui.url_state import url_state
 
 ARCH_LABELS = {"cnn": "Report CNN (hidden 16, 32, 32, 16; 7×7 convs)", "unet": "U-Net (learns faster per FLOP)"}
@@ -128,43 +137,12 @@ with st.expander("New training run", expanded=not watched):
                                  "on small, careful steps")
     fields += [epochs, batch, lr, seed, warmup] + ([ema] if use_ema else [])
     if arch == "unet":
-        u1, u2 = st.columns(2)
-        patches = [1, 2, 4]
-        options["patch"] = u2.selectbox(
-            "U-Net patch", patches, index=patches.index(int(recipe.get("patch", 1))), key="train_patch",
-            format_func=lambda p: "1 (every pixel)" if p == 1 else f"{p} ({p}×{p} pixel blocks as channels)",
-            help="2: the network runs at 14×14 and 7×7 instead of 28×28 and 14×14, about 3× the images per "
-                 "second, at some cost in fine detail per step")
-        width = number_field("U-Net base channels", 8, 256, int(recipe.get("base_channels", 32)), "train_base_channels",
-                             container=u1, step=8, help="channels of the first level (the second has twice as "
-                             "many): wider learns more per step but each step costs more (a multiple of 8)")
-        fields.append(width)
-        options["base_channels"] = width.value
-    if arch == "unet" and not process.startswith("Cold"):
-        options["conditional"] = st.checkbox(
-            "Class-conditional (learn the digit labels, for classifier-free guidance)", key="train_conditional",
-            help="The U-Net also sees the digit label (dropped 10% of the time, so it learns the unconditional "
-                 "ε too); sampling can then ask for a digit and sharpen it with a guidance scale w.")
-    f1, f2, f3 = st.columns([2, 1, 1])
-    fid_on = f1.checkbox(
-        "Measure FID during training", value=bool(recipe.get("fid_every")), key="train_fid",
-        disabled=dataset != "mnist",
-        help="Every N epochs (and at the last) the trainer draws samples with its fast preview sampler and "
-             "measures their classifier-FID against held-out digits (MNIST only: the classifier knows digits). "
-             "The curve appears on the Evaluate page (the report's Figures 5 and 10); each measurement costs "
-             "a few seconds on a CPU, more with more samples.") and dataset == "mnist"
-    fid_every = number_field("FID every N epochs", 1, INT_RANGES["fid_every"][1], int(recipe.get("fid_every") or 5),
-                             "train_fid_every",
-                             container=f2, disabled=not fid_on)
-    fid_samples = number_field("FID samples", *INT_RANGES["fid_samples"], 256, "train_fid_samples", container=f3,
-                               disabled=not fid_on, step=64)
-    if fid_on:
-        fields += [fid_every, fid_samples]
+        options.update(unet_widgets(recipe, fields, cold=process.startswith("Cold")))
+    options.update(fid_widgets(recipe, dataset, fields))
     options.update(arch=arch, epochs=epochs.value, batch_size=batch.value, lr=lr.value, warmup=warmup.value,
                    lr_decay=lr_decay,
                    ema=ema.value if use_ema else None, seed=seed.value, dataset=dataset,
-                   limit=limit.value or None, fid_every=fid_every.value if fid_on else None,
-                   fid_samples=fid_samples.value if fid_on else None)
+                   limit=limit.value or None)
 
     show_estimate(options, fields)
     try:

@@ -4,16 +4,15 @@ and interpolation between noises or inverted digits (lerp against slerp)."""
 import streamlit as st
 import torch
 
-from diffusion_core.figures import path_norms_figure, round_trip_figure
+from diffusion_core.figures import round_trip_figure
 from diffusion_core.lab.editing import MAX_STRENGTHS, classify, sdedit_strip, signal_left, strength_step
-from diffusion_core.lab.guidance import guided_samples
 from diffusion_core.lab.inpainting import compare
-from diffusion_core.lab.inversion import interpolation_paths, invert, noise_ends, round_trips
-from diffusion_core.models.classifier_guidance import MEASURES, MNIST_MEAN, SPREAD
+from diffusion_core.lab.inversion import round_trips
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from pages.lab_ui import model_picker, number_field, require, run_queued, setup_page, user_errors
-from pages.lab_ui.data import load_test_digits, shipped_classifier, shipped_noisy_classifier
+from pages.lab_ui.data import load_test_digits, shipped_classifier
+from pages.lab_ui.edit_tabs import guidance_tab, interpolation_tab
 from pages.lab_ui.edit_ui import DISC, cold_mask_model, digit_source, mask_source, strip
 from pages.lab_ui.url_state import url_state
 
@@ -142,74 +141,7 @@ with tab_round:
                    "z_T is not typical noise: its spread is below 1.")
 
 with tab_interp:
-    ends_kind = st.radio("Ends", ["Two noises", "Two inverted test digits"], horizontal=True, key="ed_ip_kind")
-    i1, i2, i3 = st.columns(3)
-    a = number_field("Seed A" if ends_kind == "Two noises" else "Test digit A", 0, 2**31 - 1, 0, "ed_ip_a",
-                     container=i1)
-    b = number_field("Seed B" if ends_kind == "Two noises" else "Test digit B", 0, 2**31 - 1, 1, "ed_ip_b",
-                     container=i2)
-    points = number_field("Points", 2, 32, 9, "ed_ip_points", container=i3)
-    if st.button("Interpolate", key="ed_ip_run"):
-        with user_errors("Could not interpolate"):
-            require([a, b, points])
-            if ends_kind == "Two noises":
-                ends = noise_ends((int(a.value), int(b.value)))
-            else:
-                data = load_test_digits("mnist")
-                if max(int(a.value), int(b.value)) >= len(data):
-                    raise ValueError(f"test digit indices must be below {len(data):,}")
-                ends = run_queued(invert, ckpt, data.images[[int(a.value), int(b.value)]], DECODE_STEPS)
-            st.session_state["ed_ip_out"] = run_queued(interpolation_paths, ckpt, ends, int(points.value),
-                                                       DECODE_STEPS, progress="Decoding the paths: path")
-    paths = st.session_state.get("ed_ip_out")
-    if paths is not None:
-        for mode, p in paths.items():
-            st.markdown(f"**{mode}**")
-            strip(p["images"], label(p["images"]), scale=2)
-        st.plotly_chart(path_norms_figure({m: p["norms"] for m, p in paths.items()}), key="ed_ip_fig")
-        st.caption("Gaussian noise in d = 784 dimensions lies on a thin shell ‖z‖ ≈ √d. A straight line between two "
-                   "noises cuts inside the shell (its midpoint has ‖z‖ ≈ √(d/2)): noise the model never saw, so lerp "
-                   "washes out in the middle; slerp stays on the shell.")
+    interpolation_tab(ckpt, label, DECODE_STEPS)
 
 with tab_guide:
-    st.caption("Steer generation without retraining. **Classifier** guidance adds w·∇ log p(digit | z_t) of a "
-               "noise-aware classifier to the score, on any noise model (a class-conditional one is steered from "
-               "its unconditional ε); **classifier-free** guidance is the class-conditional model's own; **ink** "
-               "and **thickness** steer x̂0 towards a target amount of ink or stroke thickness. Each row starts "
-               "from the same noise as w = 0 (same seed).")
-    noisy, why_noisy = shipped_noisy_classifier()
-    kinds = ["classifier", *(["classifier-free"] if is_conditional(ckpt.model) else []), "ink", "thickness"]
-    g1, g2, g3, g4 = st.columns(4)
-    kind = g1.selectbox("Guide by", kinds, key="ed_g_kind")
-    digit_g = g2.selectbox("Digit", list(range(10)), index=3, key="ed_g_digit",
-                           disabled=kind in ("ink", "thickness"))
-    scale = g3.slider("Scale w", 0.0, 20.0, 4.0, 0.5, key="ed_g_scale")
-    target = number_field("Target (ink: mean pixel; thickness: ink per edge)", 0.0, 10.0,
-                          0.08 if kind == "ink" else 1.5, f"ed_g_target_{kind}", container=g4,
-                          disabled=kind not in ("ink", "thickness"))
-    if kind == "classifier" and noisy is None:
-        st.info(f"Classifier guidance needs the noise-aware classifier: {why_noisy}")
-    if st.button("Generate with guidance", key="ed_g_run", disabled=kind == "classifier" and noisy is None):
-        with user_errors("Could not generate"):
-            require([seed, target] if kind in ("ink", "thickness") else [seed])
-            digit_arg = None if kind in ("ink", "thickness") else int(digit_g)
-            plain = run_queued(guided_samples, ckpt, kind, 0.0, 8, digit_arg, int(seed.value), noisy,
-                               float(target.value))
-            steered = run_queued(guided_samples, ckpt, kind, float(scale), 8, digit_arg, int(seed.value), noisy,
-                                 float(target.value), label="Guiding (a gradient at every step)…")
-            st.session_state["ed_g_out"] = (kind, float(scale), float(target.value), plain, steered)
-    shown = st.session_state.get("ed_g_out")
-    if shown is not None:
-        kind_shown, w, target_shown, plain, steered = shown
-        measure = MEASURES.get(kind_shown)
-
-        def captions(images: torch.Tensor, head: str) -> list[str]:
-            values = [] if measure is None else [f"{kind_shown} {v:.2f}" for v in measure(images).tolist()]
-            return [" · ".join([head, *([values[i]] if values else []), lab]) for i, lab in enumerate(label(images))]
-
-        strip(plain, captions(plain, "w = 0"), scale=2)
-        strip(steered, captions(steered, f"{kind_shown} w = {w:g}"), scale=2)
-        if measure is not None:
-            st.caption(f"Mean {kind_shown}: {float(measure(plain).mean()):.3f} at w = 0, "
-                       f"{float(measure(steered).mean()):.3f} at w = {w:g} (target {target_shown:g}; MNIST "
-                       f"digits: {MNIST_MEAN[kind_shown]:.3f} ± {SPREAD[kind_shown]:.3f}).")
+    guidance_tab(ckpt, seed, label)

@@ -213,7 +213,6 @@ MAX_FUNCTION_LINES, MAX_PARAMETERS, MAX_MODULE_LINES, MAX_PAGE_LINES = 80, 10, 4
 OVER_LIMITS = {
     "module diffusion_core/lab/jobs.py", "module diffusion_core/cli.py", "module diffusion_core/training/trainer.py",
     "function diffusion_core/training/trainer.py:_train", "parameters diffusion_core/training/trainer.py:_end_of_epoch",
-    "page pages/1_Train.py", "page pages/8_Edit.py",
 }
 
 

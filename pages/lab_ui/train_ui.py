@@ -16,7 +16,7 @@ from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTION_NAMES, PREDICTIONS, WEIGHTINGS
-from diffusion_core.training.trainer import MAX_EPOCHS
+from diffusion_core.training.trainer import INT_RANGES, MAX_EPOCHS
 
 from .common import user_errors
 from .identity import current_actor
@@ -56,6 +56,47 @@ def target_widgets(fields: list[NumberField], prediction: str = "eps") -> dict[s
         return {"prediction": prediction}
     fields.append(gamma)
     return {"prediction": prediction, "weighting": weighting, "snr_gamma": gamma.value}
+
+
+def unet_widgets(recipe: dict, fields: list[NumberField], cold: bool) -> dict[str, object]:
+    """The U-Net's patch and width (and, for a noise model, class conditioning); its number boxes join `fields`."""
+    u1, u2 = st.columns(2)
+    patches = [1, 2, 4]
+    options: dict[str, object] = {"patch": u2.selectbox(
+        "U-Net patch", patches, index=patches.index(int(recipe.get("patch", 1))), key="train_patch",
+        format_func=lambda p: "1 (every pixel)" if p == 1 else f"{p} ({p}×{p} pixel blocks as channels)",
+        help="2: the network runs at 14×14 and 7×7 instead of 28×28 and 14×14, about 3× the images per "
+             "second, at some cost in fine detail per step")}
+    width = number_field("U-Net base channels", 8, 256, int(recipe.get("base_channels", 32)), "train_base_channels",
+                         container=u1, step=8, help="channels of the first level (the second has twice as "
+                         "many): wider learns more per step but each step costs more (a multiple of 8)")
+    fields.append(width)
+    options["base_channels"] = width.value
+    if not cold:
+        options["conditional"] = st.checkbox(
+            "Class-conditional (learn the digit labels, for classifier-free guidance)", key="train_conditional",
+            help="The U-Net also sees the digit label (dropped 10% of the time, so it learns the unconditional "
+                 "ε too); sampling can then ask for a digit and sharpen it with a guidance scale w.")
+    return options
+
+
+def fid_widgets(recipe: dict, dataset: str, fields: list[NumberField]) -> dict[str, object]:
+    """Whether (MNIST only), how often and on how many samples the run measures FID; its boxes join `fields`."""
+    f1, f2, f3 = st.columns([2, 1, 1])
+    fid_on = f1.checkbox(
+        "Measure FID during training", value=bool(recipe.get("fid_every")), key="train_fid",
+        disabled=dataset != "mnist",
+        help="Every N epochs (and at the last) the trainer draws samples with its fast preview sampler and "
+             "measures their classifier-FID against held-out digits (MNIST only: the classifier knows digits). "
+             "The curve appears on the Evaluate page (the report's Figures 5 and 10); each measurement costs "
+             "a few seconds on a CPU, more with more samples.") and dataset == "mnist"
+    fid_every = number_field("FID every N epochs", 1, INT_RANGES["fid_every"][1], int(recipe.get("fid_every") or 5),
+                             "train_fid_every", container=f2, disabled=not fid_on)
+    fid_samples = number_field("FID samples", *INT_RANGES["fid_samples"], 256, "train_fid_samples", container=f3,
+                               disabled=not fid_on, step=64)
+    if fid_on:
+        fields += [fid_every, fid_samples]
+    return {"fid_every": fid_every.value if fid_on else None, "fid_samples": fid_samples.value if fid_on else None}
 
 
 def fmt_duration(seconds: float | None) -> str:
