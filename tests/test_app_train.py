@@ -12,7 +12,7 @@ import pytest
 import streamlit as st
 
 from diffusion_core.io.images import png_bytes
-from diffusion_core.lab import jobs
+from diffusion_core.lab import estimates, jobs
 from diffusion_core.training.options import train_config
 from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, stand_in_job, write_checkpoint
 
@@ -330,7 +330,7 @@ def test_resume_refuses_an_out_of_range_epoch():
 def test_the_estimate_before_start_gives_time_and_quality(monkeypatch):
     """Before: nothing said that the report CNN for 10 epochs trains for minutes and draws noise."""
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(jobs.PROJECT_ROOT / "checkpoints"))
-    monkeypatch.setattr(jobs, "machine_load", lambda: (1.0, 2))  # a quiet machine
+    monkeypatch.setattr(estimates, "machine_load", lambda: (1.0, 2))  # a quiet machine
     st.cache_data.clear()
     at = app(PAGE).run()
     at.radio(key="train_recipe").set_value("report").run()
@@ -338,20 +338,20 @@ def test_the_estimate_before_start_gives_time_and_quality(monkeypatch):
     no_exceptions(at)
     text = [i.value for i in at.info if i.value.startswith("**Time:**")]
     assert len(text) == 1, [i.value for i in at.info]
-    refs = jobs.shipped_references()
-    quiet = jobs.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, refs)
-    assert f"about {jobs._duration(quiet.seconds)} in all: 360 optimiser steps (10 epochs × 36 batches" in text[0]
+    refs = estimates.shipped_references()
+    quiet = estimates.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, refs)
+    assert f"about {estimates._duration(quiet.seconds)} in all: 360 optimiser steps (10 epochs × 36 batches" in text[0]
     assert "Expect noise, not digits" in text[0] and "The shipped `default` after 3,600 optimiser steps" in text[0]
     assert "4,500 bundled digits" in text[0]  # no full MNIST in the test's data folder
     at.number_input(key="train_epochs").set_value(100).run()
     text = next(i.value for i in at.info if i.value.startswith("**Time:**"))
     assert "3,600 optimiser steps" in text and "expect about that quality" in text
 
-    monkeypatch.setattr(jobs, "machine_load", lambda: (8.0, 2))  # four times as many processes as cores
+    monkeypatch.setattr(estimates, "machine_load", lambda: (8.0, 2))  # four times as many processes as cores
     at.run()
     text = next(i.value for i in at.info if i.value.startswith("**Time:**"))
-    busy = jobs.estimate_training({"arch": "cnn", "epochs": 100, "batch_size": 128}, 4500, refs, load=(8.0, 2))
-    assert f"about {jobs._duration(busy.seconds)} in all" in text
+    busy = estimates.estimate_training({"arch": "cnn", "epochs": 100, "batch_size": 128}, 4500, refs, load=(8.0, 2))
+    assert f"about {estimates._duration(busy.seconds)} in all" in text
     assert "this machine is busy now (8.0 processes want its 2 cores)" in text
     default = next(r for r in refs if r.name == "default")
     assert busy.reference == default and busy.images_per_s == pytest.approx(default.images_per_s / 4)
@@ -419,7 +419,8 @@ def test_a_starting_run_says_what_it_is_doing():
 def test_measuring_this_machine_replaces_the_shipped_speed(monkeypatch):
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(jobs.PROJECT_ROOT / "checkpoints"))
     calls = []
-    monkeypatch.setattr(jobs, "measure_images_per_s", lambda options: calls.append(options) or (40.0, "measured here"))
+    monkeypatch.setattr(estimates, "measure_images_per_s",
+                        lambda options: calls.append(options) or (40.0, "measured here"))
     st.cache_data.clear()
     at = app(PAGE).run()
     at.radio(key="train_recipe").set_value("report").run()

@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from diffusion_core.lab import jobs
+from diffusion_core.lab import estimates, jobs
 from tests.app_support import fake_run, stand_in_job, write_checkpoint
 
 
 def reference(name="ref", arch="cnn", kind="noise", preset="default", steps=3600, speed=200.0, rows=(),
-              continued=False, metrics=None) -> jobs.Reference:
-    return jobs.Reference(name, arch, kind, preset if kind == "noise" else "blur",
+              continued=False, metrics=None) -> estimates.Reference:
+    return estimates.Reference(name, arch, kind, preset if kind == "noise" else "blur",
                           speed, 100, 128, steps, continued,
                           metrics or {"fid": 600.0, "fid_floor": 20.0, "confident_fraction": 0.35}, tuple(rows))
 
@@ -26,31 +26,31 @@ ROWS = tuple({"epoch": e, "steps": 36 * e, "loss": 1.0 / e, "images_per_s": 200.
 
 def test_time_is_steps_at_the_reference_speed_plus_startup_previews_and_fid():
     ref = reference(rows=ROWS)
-    est = jobs.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, [ref])
+    est = estimates.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, [ref])
     assert (est.n_train, est.steps_per_epoch, est.steps) == (4500, 36, 360)
     assert est.parts["training"] == pytest.approx(10 * 4500 / 200.0)
-    assert est.parts["starting"] == jobs.STARTUP_S
+    assert est.parts["starting"] == estimates.STARTUP_S
     assert est.parts["previews"] == pytest.approx(1 * 16 * 20 / 3 / 200.0)  # epoch 10 only
     assert "FID" not in est.parts and est.seconds == pytest.approx(sum(est.parts.values()))
-    fid = jobs.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128, "fid_every": 4, "fid_samples": 300},
-                                 4500, [ref])
-    assert fid.parts["FID"] == pytest.approx(jobs.FID_SETUP_S + 3 * 300 * 20 / 3 / 200.0)  # epochs 4, 8 and 10
-    small = jobs.estimate_training({"arch": "cnn", "epochs": 2, "batch_size": 32, "limit": 100}, 4500, [ref])
+    fid = estimates.estimate_training(
+        {"arch": "cnn", "epochs": 10, "batch_size": 128, "fid_every": 4, "fid_samples": 300}, 4500, [ref])
+    assert fid.parts["FID"] == pytest.approx(estimates.FID_SETUP_S + 3 * 300 * 20 / 3 / 200.0)  # epochs 4, 8 and 10
+    small = estimates.estimate_training({"arch": "cnn", "epochs": 2, "batch_size": 32, "limit": 100}, 4500, [ref])
     assert (small.n_train, small.steps) == (100, 8)
 
 
 def test_a_busy_machine_shares_the_speed_out_and_a_measurement_replaces_it():
     ref = reference()
-    busy = jobs.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, [ref], load=(6.0, 2))
+    busy = estimates.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, [ref], load=(6.0, 2))
     assert busy.images_per_s == pytest.approx(200.0 / 3)
     assert "busy now (6.0 processes want its 2 cores), which leaves about 67" in busy.time_text()
-    quiet = jobs.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, [ref], load=(1.5, 2))
+    quiet = estimates.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, [ref], load=(1.5, 2))
     assert quiet.images_per_s == 200.0 and "busy" not in quiet.time_text()
-    measured = jobs.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, [ref],
+    measured = estimates.estimate_training({"arch": "cnn", "epochs": 10, "batch_size": 128}, 4500, [ref],
                                       images_per_s=50.0, speed_source="measured here", load=(6.0, 2))
     assert measured.images_per_s == 50.0 and measured.time_text().endswith("measured here. Plus starting 25 s, "
                                                                              "previews 2 s")
-    none = jobs.estimate_training({"arch": "unet", "epochs": 10, "batch_size": 128}, 4500, [ref])
+    none = estimates.estimate_training({"arch": "unet", "epochs": 10, "batch_size": 128}, 4500, [ref])
     assert none.seconds is None and "measure this machine" in none.time_text()
     assert none.verdict == "No shipped model of this architecture and process to compare with."
 
@@ -62,7 +62,7 @@ def test_a_busy_machine_shares_the_speed_out_and_a_measurement_replaces_it():
 ])
 def test_what_to_expect_follows_the_share_of_the_shipped_models_steps(epochs, expect):
     ref = reference(name="default", rows=ROWS)
-    verdict = jobs.estimate_training({"arch": "cnn", "epochs": epochs, "batch_size": 128}, 4500, [ref]).verdict
+    verdict = estimates.estimate_training({"arch": "cnn", "epochs": epochs, "batch_size": 128}, 4500, [ref]).verdict
     assert verdict.startswith(expect)
     assert ("The shipped `default` after 3,600 optimiser steps: classifier-FID 600 (30.0× the real-data floor 20); "
             "35% of its samples confidently a digit.") in verdict
@@ -74,19 +74,19 @@ def test_the_reference_matches_architecture_process_and_preset():
     refs = [reference("default", preset="default"), reference("model1", preset="model1", steps=3000),
             reference("blur", kind="cold", speed=150.0), reference("unet", arch="unet", steps=9585, speed=90.0,
                                                                    continued=True)]
-    pick = lambda o: jobs.estimate_training({"epochs": 1, "batch_size": 128, **o}, 4500, refs).reference.name
+    pick = lambda o: estimates.estimate_training({"epochs": 1, "batch_size": 128, **o}, 4500, refs).reference.name
     assert pick({"arch": "cnn"}) == "default" and pick({"arch": "cnn", "preset": "model1"}) == "model1"
     assert pick({"arch": "cnn", "degradation": "blur"}) == "blur"
     assert pick({"arch": "cnn", "schedule": "cosine"}) == "default"  # no preset: the one with most steps
-    unet = jobs.estimate_training({"arch": "unet", "epochs": 10, "batch_size": 64}, 4500, refs)
+    unet = estimates.estimate_training({"arch": "unet", "epochs": 10, "batch_size": 64}, 4500, refs)
     assert unet.images_per_s == 90.0 and "after more than 9,585 optimiser steps" in unet.verdict
     patched = dataclasses.replace(reference("quick", arch="unet", steps=4680, speed=1100.0), patch=2)
-    quick = jobs.estimate_training({"arch": "unet", "patch": 2, "epochs": 10, "batch_size": 64}, 4500,
+    quick = estimates.estimate_training({"arch": "unet", "patch": 2, "epochs": 10, "batch_size": 64}, 4500,
                                    [*refs, patched])
     assert quick.reference.name == "quick" and quick.images_per_s == 1100.0  # a patched U-Net is ~3× faster
-    assert jobs.estimate_training({"arch": "unet", "epochs": 1, "batch_size": 64}, 4500,
+    assert estimates.estimate_training({"arch": "unet", "epochs": 1, "batch_size": 64}, 4500,
                                   [*refs, patched]).reference.name == "unet"
-    fashion = jobs.estimate_training({"arch": "cnn", "epochs": 1, "batch_size": 128, "dataset": "fashion-mnist"},
+    fashion = estimates.estimate_training({"arch": "cnn", "epochs": 1, "batch_size": 128, "dataset": "fashion-mnist"},
                                      4500, refs)
     assert fashion.verdict.endswith("(The shipped models learned MNIST digits; this run learns fashion-mnist.)")
 
@@ -101,7 +101,7 @@ def test_shipped_references_read_cards_and_curves(tmp_path):
             {"epoch": 3, "steps": 108, "loss": 0.2, "images_per_s": 250.0}]
     ck.with_suffix(".metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_checkpoint(tmp_path, "no-curve", T=20)
-    refs = {r.name: r for r in jobs.shipped_references(tmp_path)}
+    refs = {r.name: r for r in estimates.shipped_references(tmp_path)}
     assert refs["default"].images_per_s == 250.0 and refs["default"].epochs_measured == 3  # the median
     assert refs["default"].optimizer_steps == 72 and refs["default"].batch_size == 128
     assert refs["default"].loss_at(40) == 0.3 and refs["default"].loss_at(500) is None
@@ -109,17 +109,17 @@ def test_shipped_references_read_cards_and_curves(tmp_path):
 
 
 def test_the_shipped_checkpoints_give_a_cnn_estimate():
-    refs = jobs.shipped_references(jobs.PROJECT_ROOT / "checkpoints")
+    refs = estimates.shipped_references(jobs.PROJECT_ROOT / "checkpoints")
     assert {"default", "model1", "blur", "default-unet"} <= {r.name for r in refs}  # not the classifier
-    est = jobs.estimate_training({"arch": "cnn", "epochs": 3, "batch_size": 128}, 4500, refs)
+    est = estimates.estimate_training({"arch": "cnn", "epochs": 3, "batch_size": 128}, 4500, refs)
     assert est.reference.name == "default" and est.verdict.startswith("Expect noise, not digits")
 
 
 def test_measure_images_per_s_runs_a_few_real_steps():
-    rate, what = jobs.measure_images_per_s({"arch": "cnn", "batch_size": 4, "schedule": "linear", "T": 50},
+    rate, what = estimates.measure_images_per_s({"arch": "cnn", "batch_size": 4, "schedule": "linear", "T": 50},
                                            budget_s=0.1)
     assert rate > 0 and what.startswith("measured on this machine just now (cpu, ") and "batch 4" in what
-    rate, _ = jobs.measure_images_per_s({"arch": "cnn", "batch_size": 4, "degradation": "blur",
+    rate, _ = estimates.measure_images_per_s({"arch": "cnn", "batch_size": 4, "degradation": "blur",
                                          "degradation_T": 20}, budget_s=0.1)
     assert rate > 0
 
@@ -167,7 +167,7 @@ def test_the_phase_of_a_starting_and_running_job_comes_from_its_files():
 
 
 def test_training_set_size_does_not_download():
-    n, source = jobs.training_set_size("mnist")
+    n, source = estimates.training_set_size("mnist")
     assert n == 4500 and "bundled" in source  # the test's data folder is empty
 
 
@@ -203,15 +203,15 @@ def test_the_estimate_keeps_its_promises():
     refs = [quick, wide, mask]
     recipe = {"arch": "unet", "patch": 2, "base_channels": 32, "epochs": 70, "batch_size": 64, "fid_every": 10}
 
-    noise = jobs.estimate_training(recipe, 4500, refs, load=(1.0, 2))
+    noise = estimates.estimate_training(recipe, 4500, refs, load=(1.0, 2))
     assert noise.images_per_s == 533.0 and noise.reference.name == "quick-unet"
     assert "holds while the run has the cores to itself (now: load 1.0 on 2 cores)" in noise.time_text()
     assert "ended at FID 114, so expect about that on the chart" in noise.verdict
     assert "measured on the finished model (n = 1,000 · dpm++2m-sde, 50 steps)" in noise.verdict
 
-    blur = jobs.estimate_training({**recipe, "degradation": "blur"}, 4500, refs, load=(1.0, 2))
+    blur = estimates.estimate_training({**recipe, "degradation": "blur"}, 4500, refs, load=(1.0, 2))
     assert blur.images_per_s == 533.0 and "a cold run's step also degrades its batch" in blur.time_text()
     assert blur.reference is None  # a mask model says nothing about what a blur model will draw
     assert blur.seconds < 20 * 60
-    masked = jobs.estimate_training({**recipe, "degradation": "mask"}, 4500, refs)
+    masked = estimates.estimate_training({**recipe, "degradation": "mask"}, 4500, refs)
     assert masked.reference.name == "mask-unet" and "not a generator of all ten" in masked.verdict

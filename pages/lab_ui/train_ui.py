@@ -10,7 +10,7 @@ import streamlit as st
 
 from diffusion_core.figures import fid_wall_clock_figure, loss_by_t_strip_figure
 from diffusion_core.io.data import DatasetUnavailableError
-from diffusion_core.lab import jobs
+from diffusion_core.lab import estimates, jobs
 from diffusion_core.lab.ownership import Actor, may_manage
 from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
@@ -221,14 +221,14 @@ def owner_text(run: jobs.RunInfo, actor: Actor) -> str:
 def training_set(dataset: str) -> tuple[int | None, str]:
     """(images a run would train on now, where they come from); None and why when not here."""
     try:
-        return jobs.training_set_size(dataset)
+        return estimates.training_set_size(dataset)
     except DatasetUnavailableError as exc:
         return None, str(exc)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def shipped_references() -> list[jobs.Reference]:
-    return jobs.shipped_references()
+def shipped_references() -> list[estimates.Reference]:
+    return estimates.shipped_references()
 
 
 @st.cache_resource(show_spinner=False)
@@ -245,7 +245,7 @@ def speed_key(options: dict[str, object]) -> tuple:
 
 
 def show_estimate(options: dict[str, object], fields: list[NumberField]) -> None:
-    """How long this run will take and what it will draw, before Start (jobs.estimate_training)."""
+    """How long this run will take and what it will draw, before Start (estimates.estimate_training)."""
     bad = [f for f in fields if not f.ok]
     if bad:
         st.caption(f"Fix {', '.join(f.label for f in bad)} to see how long this run would take.")
@@ -265,9 +265,9 @@ def show_estimate(options: dict[str, object], fields: list[NumberField]) -> None
                 "download full MNIST it trains on 60,000 instead, 13× longer.")
     measured = st.session_state.get("train_speed")
     if measured and measured["key"] == speed_key(options):
-        est = jobs.estimate_training(options, n, shipped_references(), measured["rate"], measured["source"])
+        est = estimates.estimate_training(options, n, shipped_references(), measured["rate"], measured["source"])
     else:
-        est = jobs.estimate_training(options, n, shipped_references(), load=jobs.machine_load())
+        est = estimates.estimate_training(options, n, shipped_references(), load=estimates.machine_load())
         if gpu_here():
             note += ("\n\nThis machine has a GPU, which the job will use: the shipped speeds are CPU speeds, so "
                      "press **Measure this machine's speed** for a real estimate.")
@@ -276,7 +276,7 @@ def show_estimate(options: dict[str, object], fields: list[NumberField]) -> None
                  help="A few training steps of this architecture on random data, on this machine now "
                       "(its GPU if it has one): a few seconds, longer for the U-Net"):
         with user_errors("Could not measure"), st.spinner("Measuring a few training steps…"):
-            rate, what = jobs.measure_images_per_s(options)
+            rate, what = estimates.measure_images_per_s(options)
             st.session_state["train_speed"] = {"key": speed_key(options), "rate": rate, "source": what}
             st.rerun()
 
