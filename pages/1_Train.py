@@ -4,7 +4,7 @@ background (diffusion_core.lab.jobs). Live progress reattaches from the URL (?ru
 import streamlit as st
 
 from diffusion_core.io.data import DATASETS
-from diffusion_core.lab import jobs
+from diffusion_core.lab import jobs, run_status
 from diffusion_core.lab.ownership import MAX_NAME
 from diffusion_core.process import process_from_config
 from diffusion_core.process.gaussian import noise_diffusion_config
@@ -54,8 +54,8 @@ teacher_signin()
 watched = st.query_params.get("run")
 if watched:
     try:
-        active_now = jobs.read_run(watched).active
-    except jobs.JobError:
+        active_now = run_status.read_run(watched).active
+    except run_status.JobError:
         active_now = False
     st.fragment(show_run, run_every=1.0 if active_now else None)(watched, active_now)
     st.divider()
@@ -146,9 +146,9 @@ with st.expander("New training run", expanded=not watched):
 
     show_estimate(options, fields)
     try:
-        running, cap = len(jobs.active_runs()), jobs.max_jobs()
+        running, cap = len(run_status.active_runs()), jobs.max_jobs()
         st.caption(f"{running} of at most {cap} training jobs running now.")
-    except jobs.JobError as exc:
+    except run_status.JobError as exc:
         st.error(str(exc))
     name = st.text_input("Name this run (optional)", key="train_name", max_chars=MAX_NAME,
                          placeholder="e.g. Ada · cosine, 30 epochs",
@@ -162,5 +162,5 @@ with st.expander("New training run", expanded=not watched):
             st.rerun()
 
 st.subheader("Runs")
-any_active = any(r.active for r in jobs.list_runs())
+any_active = any(r.active for r in run_status.list_runs())
 st.fragment(runs_table, run_every=1.0 if any_active else None)(any_active)

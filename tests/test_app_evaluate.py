@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from diffusion_core.io.images import save_samples
-from diffusion_core.lab import jobs
+from diffusion_core.lab import run_status
 from diffusion_core.lab.comparison import read_benchmark
 from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, write_checkpoint
 
@@ -51,7 +51,7 @@ def test_nothing_to_compare_says_so():
 
 
 def test_runs_and_checkpoints_in_the_table_and_loss_curves(shipped):
-    root = jobs.runs_root()
+    root = run_status.runs_root()
     fake_run(root, "run-a", dead_pid(), state="finished", epoch=3, epochs=3, losses=(0.9, 0.5, 0.4))
     fake_run(root, "run-b", dead_pid(), state="stopped", epoch=2, epochs=5, losses=(0.8, 0.6))
     ck = write_checkpoint(shipped, "default", T=20)
@@ -81,7 +81,7 @@ def test_runs_and_checkpoints_in_the_table_and_loss_curves(shipped):
 
 
 def test_fid_curves_and_noise_vs_blur_figures():
-    root = jobs.runs_root()
+    root = run_status.runs_root()
     noise = fake_run(root, "run-noise", dead_pid(), state="finished", epoch=4, epochs=4, losses=(0.5, 0.3, 0.2, 0.1))
     blur = fake_run(root, "run-blur", dead_pid(), state="finished", epoch=4, epochs=4, losses=(0.05, 0.03, 0.02, 0.02))
     make_cold(blur)
@@ -105,7 +105,7 @@ def test_fid_curves_and_noise_vs_blur_figures():
 
 
 def test_sample_grids_over_epochs():
-    run_dir = fake_run(jobs.runs_root(), "run-s", dead_pid(), state="finished", epoch=100, epochs=100,
+    run_dir = fake_run(run_status.runs_root(), "run-s", dead_pid(), state="finished", epoch=100, epochs=100,
                        losses=(0.5,) * 100)
     for e in (1, 10, 50, 100):
         save_samples(np.full((4, 28, 28), e / 100, dtype=np.float32), run_dir / "samples" / f"epoch_{e:04d}")
@@ -118,7 +118,7 @@ def test_sample_grids_over_epochs():
 
 
 def test_quality_vs_speed_table_when_the_file_exists(tmp_path):
-    fake_run(jobs.runs_root(), "run-a", dead_pid(), state="finished", epoch=1, epochs=1, losses=(0.5,))
+    fake_run(run_status.runs_root(), "run-a", dead_pid(), state="finished", epoch=1, epochs=1, losses=(0.5,))
     at = app(PAGE).run()
     assert len(at.dataframe) == 1 and "Quality vs speed" not in [h.value for h in at.subheader]
     rows = [{"seconds": 1.5, "fid": 10.0, "sampler": "ddim", "steps": 50, "eta": 0.0},
@@ -167,7 +167,7 @@ def test_shipped_models_without_fid_rows_show_their_measured_fid(shipped):
 def test_a_model_keeps_its_colour_and_the_noise_vs_blur_axes_are_readable():
     """Before: one model had different colours in the two loss charts, and the blur loss sat on a second
     log axis over the first with run-together labels."""
-    root = jobs.runs_root()
+    root = run_status.runs_root()
     fake_run(root, "run-noise", dead_pid(), state="finished", epoch=3, epochs=3, losses=(0.5, 0.1, 0.03))
     blur = fake_run(root, "run-blur", dead_pid(), state="finished", epoch=3, epochs=3, losses=(0.05, 0.01, 0.005))
     make_cold(blur)

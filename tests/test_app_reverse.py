@@ -15,7 +15,7 @@ from PIL import Image
 
 from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.lab import jobs
+from diffusion_core.lab import run_status
 from diffusion_core.models import build_model
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
@@ -232,7 +232,7 @@ def test_long_ancestral_runs_keep_a_bounded_number_of_frames(shipped):
 
 def test_finished_runs_are_models_and_the_url_can_pick_one(shipped):
     write_checkpoint(shipped, "tiny", T=20)
-    run_dir = fake_run(jobs.runs_root(), "run-a", dead_pid(), state="finished", epoch=1, epochs=1)
+    run_dir = fake_run(run_status.runs_root(), "run-a", dead_pid(), state="finished", epoch=1, epochs=1)
     write_checkpoint(run_dir, "model", T=30)
     at = app(PAGE, query={"model": "run:run-a"}).run()
     no_exceptions(at)

@@ -12,7 +12,7 @@ import pytest
 import streamlit as st
 
 from diffusion_core.io.images import png_bytes
-from diffusion_core.lab import estimates, jobs
+from diffusion_core.lab import estimates, jobs, run_status
 from diffusion_core.training.options import train_config
 from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, stand_in_job, write_checkpoint
 
@@ -44,7 +44,7 @@ def test_bad_beta_range_is_an_error_and_starts_nothing():
     at.button(key="train_start").click().run()
     no_exceptions(at)
     assert f"Could not start training: {bad}" in errors(at)
-    assert jobs.list_runs() == [] and "run" not in at.query_params
+    assert run_status.list_runs() == [] and "run" not in at.query_params
 
 
 def test_a_schedule_that_stops_short_of_noise_is_warned_about_as_on_the_schedules_page():
@@ -74,13 +74,13 @@ def test_bad_degradation_parameters_are_errors(params, message):
     at.button(key="train_start").click().run()
     no_exceptions(at)
     assert len(errors(at)) == 1 and message in errors(at)[0]
-    assert jobs.list_runs() == []
+    assert run_status.list_runs() == []
 
 
 
 def job_config(run_id: str) -> dict:
     """What a job hands its subprocess: the command and the TrainConfig it reads (train_config.json)."""
-    run_dir = jobs.runs_root() / run_id
+    run_dir = run_status.runs_root() / run_id
     command = json.loads((run_dir / "job.json").read_text())["command"]
     train = command.index("train")
     assert command[train + 1:] == ["--config", str(run_dir / jobs.TRAIN_CONFIG), "--out", str(run_dir), "--quiet"]
@@ -163,7 +163,7 @@ def test_the_job_cap_is_explained(monkeypatch):
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
     live = stand_in_job()
     try:
-        fake_run(jobs.runs_root(), "busy", live.pid, state=None)
+        fake_run(run_status.runs_root(), "busy", live.pid, state=None)
         at = app(PAGE).run()
         assert "1 of at most 1 training jobs running now." in [c.value for c in at.caption]
         at.button(key="train_start").click().run()
@@ -177,7 +177,7 @@ def test_the_job_cap_is_explained(monkeypatch):
 
 
 def test_a_finished_run_reattaches_from_the_url():
-    run_dir = fake_run(jobs.runs_root(), "run-done", dead_pid(), state="finished", epoch=3, epochs=3,
+    run_dir = fake_run(run_status.runs_root(), "run-done", dead_pid(), state="finished", epoch=3, epochs=3,
                        losses=(0.9, 0.5, 0.4), message="")
     (run_dir / "samples").mkdir()
     (run_dir / "samples" / "epoch_0003.png").write_bytes(png_bytes(np.full((28, 28), 0.5)))
@@ -202,7 +202,7 @@ def test_a_finished_run_reattaches_from_the_url():
 
 
 def test_a_run_measuring_fid_shows_quality_against_wall_clock():
-    run_dir = fake_run(jobs.runs_root(), "run-fid", dead_pid(), state="finished", epoch=3, epochs=3,
+    run_dir = fake_run(run_status.runs_root(), "run-fid", dead_pid(), state="finished", epoch=3, epochs=3,
                        losses=(0.9, 0.5, 0.4))
     rows = [{"epoch": e, "loss": 0.5, "epoch_time_s": 60.0, "wall_time_s": 60.0 * e, "fid": fid, "fid_floor": 20.0,
              "fid_samples": 256, "confident_fraction": conf}
@@ -218,10 +218,10 @@ def test_a_run_measuring_fid_shows_quality_against_wall_clock():
 
 
 def test_a_dead_run_is_explained_and_offers_resume():
-    fake_run(jobs.runs_root(), "run-dead", dead_pid(), state="running", epoch=2, epochs=5, losses=(0.9, 0.5))
+    fake_run(run_status.runs_root(), "run-dead", dead_pid(), state="running", epoch=2, epochs=5, losses=(0.9, 0.5))
     at = app(PAGE, query={"run": "run-dead"}).run()
     no_exceptions(at)
-    assert [w.value for w in at.warning] == [jobs.DIED_MESSAGE]
+    assert [w.value for w in at.warning] == [run_status.DIED_MESSAGE]
     assert at.button(key="train_resume") and at.number_input(key="train_until").value == 5
 
 
@@ -254,22 +254,22 @@ def test_start_watch_and_stop_a_real_job():
         no_exceptions(at)
         assert progress_text(at).startswith("running · epoch ") and "/5000 · loss " in progress_text(at)
         assert "left" in progress_text(at)  # an ETA once an epoch has finished
-        config = jobs.read_run(run_id).config
+        config = run_status.read_run(run_id).config
         assert config["diffusion"]["schedule"] == {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 20}
         assert config["model"]["arch"] == "cnn" and config["ema_decay"] is None and config["limit"] == 64
         assert config["batch_size"] == 32 and config["lr"] == pytest.approx(2e-4)
 
         at.button(key="train_stop").click().run()
         no_exceptions(at)
-        stopped = jobs.wait_for(run_id, ("stopped",), timeout=90)
+        stopped = run_status.wait_for(run_id, ("stopped",), timeout=90)
         at.run()
         assert progress_text(at).startswith(f"stopped · epoch {stopped.epoch}/5000")
         assert at.button(key="train_resume")
         assert any(f"stopped by user during epoch {stopped.epoch + 1}" in i.value for i in at.info)
     finally:  # a failed assertion must not leave a 5000-epoch job running beside the rest of the suite
-        if jobs.read_run(run_id).active:
+        if run_status.read_run(run_id).active:
             jobs.stop_training(run_id)
-            jobs.wait_for(run_id, ("stopped", "died", "failed"), timeout=90)
+            run_status.wait_for(run_id, ("stopped", "died", "failed"), timeout=90)
 
 
 # ---------------------------------------------------------------- issue #18: inputs, estimate, FID, starting runs
@@ -294,7 +294,7 @@ def test_an_out_of_range_number_is_named_and_start_refuses_it(key, value, messag
     at.button(key="train_start").click().run()
     no_exceptions(at)
     assert errors(at) == [message, f"Could not start training: {message}"]
-    assert jobs.list_runs() == [] and "run" not in at.query_params
+    assert run_status.list_runs() == [] and "run" not in at.query_params
 
 
 @pytest.mark.parametrize("setup,key,value,message", [
@@ -313,18 +313,18 @@ def test_the_schedule_and_degradation_numbers_are_checked_too(setup, key, value,
     at.button(key="train_start").click().run()
     no_exceptions(at)
     assert errors(at) == [message, f"Could not start training: {message}"]
-    assert jobs.list_runs() == []
+    assert run_status.list_runs() == []
 
 
 def test_resume_refuses_an_out_of_range_epoch():
-    fake_run(jobs.runs_root(), "run-dead", dead_pid(), state="running", epoch=2, epochs=5, losses=(0.9, 0.5))
+    fake_run(run_status.runs_root(), "run-dead", dead_pid(), state="running", epoch=2, epochs=5, losses=(0.9, 0.5))
     at = app(PAGE, query={"run": "run-dead"}).run()
     at.number_input(key="train_until").set_value(0)
     at.button(key="train_resume").click().run()
     no_exceptions(at)
     message = "Train until epoch must be a whole number from 1 to 10,000; got 0"
     assert errors(at) == [message, f"Could not resume: {message}"]
-    assert jobs.read_run("run-dead").state == "died"  # nothing was launched
+    assert run_status.read_run("run-dead").state == "died"  # nothing was launched
 
 
 def test_the_estimate_before_start_gives_time_and_quality(monkeypatch):
@@ -386,7 +386,7 @@ def test_a_starting_run_says_what_it_is_doing():
     """Before: its caption read '?, ?, ?' (no config.json yet) and the panel said only 'starting · epoch 0/3'."""
     live = stand_in_job()
     try:
-        run_dir = fake_run(jobs.runs_root(), "run-new", live.pid, state=None, epochs=3)
+        run_dir = fake_run(run_status.runs_root(), "run-new", live.pid, state=None, epochs=3)
         (run_dir / "config.json").unlink()  # the trainer has not written it yet
         job = json.loads((run_dir / "job.json").read_text())
         job["options"] = {"arch": "unet", "preset": "model1", "epochs": 3, "dataset": "mnist"}

@@ -211,7 +211,7 @@ MAX_FUNCTION_LINES, MAX_PARAMETERS, MAX_MODULE_LINES, MAX_PAGE_LINES = 80, 10, 4
 # #27 item 5: what is still over the limits. A new entry fails the test; so does one that has come under its limit
 # and is still listed (take it off: the list only shrinks).
 OVER_LIMITS = {
-    "module diffusion_core/lab/jobs.py", "module diffusion_core/cli.py", "module diffusion_core/training/trainer.py",
+    "module diffusion_core/cli.py", "module diffusion_core/training/trainer.py",
     "function diffusion_core/training/trainer.py:_train", "parameters diffusion_core/training/trainer.py:_end_of_epoch",
 }
 

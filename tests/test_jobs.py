@@ -13,7 +13,7 @@ import pytest
 
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import atomic_write_json
-from diffusion_core.lab import jobs
+from diffusion_core.lab import jobs, run_status
 from tests.app_support import dead_pid, fake_run, stand_in_job
 
 TINY = {"schedule": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 50, "hidden": [4, 4], "kernel_size": 3,
@@ -22,10 +22,10 @@ TINY = {"schedule": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 50, "hidden": [
 LONG = {**TINY, "epochs": 5000, "batch_size": 16, "limit": 128, "sample_epochs": [1]}
 
 
-def wait_until(run_id: str, pred, timeout: float = 90.0) -> jobs.RunInfo:
+def wait_until(run_id: str, pred, timeout: float = 90.0) -> run_status.RunInfo:
     deadline = time.monotonic() + timeout
     while True:
-        run = jobs.read_run(run_id)
+        run = run_status.read_run(run_id)
         if pred(run):
             return run
         assert time.monotonic() < deadline, f"timed out; run is {run.state} at epoch {run.epoch}: {run.message}"
@@ -33,26 +33,26 @@ def wait_until(run_id: str, pred, timeout: float = 90.0) -> jobs.RunInfo:
 
 
 def test_invalid_settings_are_refused_before_launch():
-    with pytest.raises(jobs.JobError, match="epochs must be an integer between 1 and"):
+    with pytest.raises(run_status.JobError, match="epochs must be an integer between 1 and"):
         jobs.start_training({"epochs": "many"})
-    with pytest.raises(jobs.JobError, match="arch must be one of cnn, unet; got 'transformer'"):
+    with pytest.raises(run_status.JobError, match="arch must be one of cnn, unet; got 'transformer'"):
         jobs.start_training({"arch": "transformer"})
-    with pytest.raises(jobs.JobError, match="unknown training option"):
+    with pytest.raises(run_status.JobError, match="unknown training option"):
         jobs.start_training({"epochz": 3})
-    with pytest.raises(jobs.JobError, match="do not pass out/resume"):
+    with pytest.raises(run_status.JobError, match="do not pass out/resume"):
         jobs.start_training({"out": "/tmp/elsewhere"})
-    assert jobs.list_runs() == []
+    assert run_status.list_runs() == []
 
 
 def test_run_ids_are_unique_and_cannot_escape_the_runs_root():
-    ids = {jobs.new_run_id() for _ in range(200)}
+    ids = {run_status.new_run_id() for _ in range(200)}
     assert len(ids) == 200
-    assert all(jobs.run_dir_for(i).parent == jobs.runs_root() for i in ids)
+    assert all(run_status.run_dir_for(i).parent == run_status.runs_root() for i in ids)
     for bad in ("../etc", "a/b", "", ".hidden", "x" * 101):
-        with pytest.raises(jobs.JobError, match="not a valid run id"):
-            jobs.run_dir_for(bad)
-    with pytest.raises(jobs.JobError, match="no run 'run-missing'"):
-        jobs.read_run("run-missing")
+        with pytest.raises(run_status.JobError, match="not a valid run id"):
+            run_status.run_dir_for(bad)
+    with pytest.raises(run_status.JobError, match="no run 'run-missing'"):
+        run_status.read_run("run-missing")
 
 
 def test_job_cap_comes_from_the_environment(monkeypatch):
@@ -62,12 +62,12 @@ def test_job_cap_comes_from_the_environment(monkeypatch):
     assert jobs.max_jobs() == 3
     for bad in ("0", "two"):
         monkeypatch.setenv(jobs.MAX_JOBS_ENV, bad)
-        with pytest.raises(jobs.JobError, match="DIFFUSION_LAB_MAX_JOBS must be a whole number ≥ 1"):
+        with pytest.raises(run_status.JobError, match="DIFFUSION_LAB_MAX_JOBS must be a whole number ≥ 1"):
             jobs.max_jobs()
 
 
 def test_states_are_read_from_the_run_files():
-    root = jobs.runs_root()
+    root = run_status.runs_root()
     live = stand_in_job()
     try:
         fake_run(root, "starting", live.pid, state=None)
@@ -80,32 +80,32 @@ def test_states_are_read_from_the_run_files():
         fake_run(root, "failed", gone, state=None).joinpath("log.txt").write_text("$ python …\nerror: boom here\n")
         old = fake_run(root, "stopped-early", gone, state=None)
         (old / "job.json").write_text(json.dumps({"pid": gone, "stop_requested": True}))
-        states = {r.run_id: r for r in jobs.list_runs()}
+        states = {r.run_id: r for r in run_status.list_runs()}
         assert {k: v.state for k, v in states.items()} == {
             "starting": "starting", "running": "running", "stopping": "stopping", "died": "died",
             "died-early": "died", "finished": "finished", "failed": "failed", "stopped-early": "stopped"}
-        assert states["died"].message == jobs.DIED_MESSAGE
+        assert states["died"].message == run_status.DIED_MESSAGE
         assert "before the first epoch" in states["died-early"].message
         assert states["failed"].message == "boom here"
         # ETA = mean epoch time (2 s) × epochs left (5 − 2)
         assert states["running"].eta_seconds == pytest.approx(6.0)
         assert states["finished"].eta_seconds is None
         assert states["running"].losses == [(1, 0.9), (2, 0.5)]
-        assert sorted(r.run_id for r in jobs.active_runs()) == ["running", "starting", "stopping"]
+        assert sorted(r.run_id for r in run_status.active_runs()) == ["running", "starting", "stopping"]
     finally:
         live.kill()
         live.wait()
-    assert jobs.read_run("running").state == "died"  # the process is gone while status says running
+    assert run_status.read_run("running").state == "died"  # the process is gone while status says running
 
 
 def test_cap_refuses_another_job_with_a_clear_message(monkeypatch):
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
     live = stand_in_job()
     try:
-        fake_run(jobs.runs_root(), "busy", live.pid, state=None)
-        with pytest.raises(jobs.JobError, match=r"already running \(busy\) and the limit is 1.*stop one"):
+        fake_run(run_status.runs_root(), "busy", live.pid, state=None)
+        with pytest.raises(run_status.JobError, match=r"already running \(busy\) and the limit is 1.*stop one"):
             jobs.start_training({**TINY, "epochs": 1})
-        assert [r.run_id for r in jobs.list_runs()] == ["busy"]
+        assert [r.run_id for r in run_status.list_runs()] == ["busy"]
     finally:
         live.kill()
         live.wait()
@@ -114,24 +114,24 @@ def test_cap_refuses_another_job_with_a_clear_message(monkeypatch):
 def test_resume_is_refused_for_active_or_complete_runs():
     live = stand_in_job()
     try:
-        fake_run(jobs.runs_root(), "busy", live.pid, state="running", epoch=1)
-        with pytest.raises(jobs.JobError, match="busy is running; it can be resumed once it has stopped"):
+        fake_run(run_status.runs_root(), "busy", live.pid, state="running", epoch=1)
+        with pytest.raises(run_status.JobError, match="busy is running; it can be resumed once it has stopped"):
             jobs.resume_training("busy")
     finally:
         live.kill()
         live.wait()
-    fake_run(jobs.runs_root(), "done", dead_pid(), state="finished", epoch=3, epochs=3)
-    with pytest.raises(jobs.JobError, match="already finished all 3 epochs"):
+    fake_run(run_status.runs_root(), "done", dead_pid(), state="finished", epoch=3, epochs=3)
+    with pytest.raises(run_status.JobError, match="already finished all 3 epochs"):
         jobs.resume_training("done")
-    with pytest.raises(jobs.JobError, match="is not running"):
+    with pytest.raises(run_status.JobError, match="is not running"):
         jobs.stop_training("done")
 
 
 @pytest.mark.slow
 def test_a_real_job_finishes_with_a_loadable_checkpoint():
     run = jobs.start_training({**TINY, "epochs": 2})
-    assert run.state == "starting" and run.run_dir.parent == jobs.runs_root()
-    run = jobs.wait_for(run.run_id, ("finished", "failed", "died"), timeout=120)
+    assert run.state == "starting" and run.run_dir.parent == run_status.runs_root()
+    run = run_status.wait_for(run.run_id, ("finished", "failed", "died"), timeout=120)
     assert run.state == "finished", run.message
     assert [e for e, _ in run.losses] == [1, 2]
     ckpt = load_checkpoint(run.checkpoint)
@@ -148,7 +148,7 @@ def test_a_killed_job_is_reported_and_resumes_from_its_last_epoch():
     run = wait_until(run.run_id, lambda r: r.state == "running" and r.epoch >= 1)
     os.kill(run.pid, signal.SIGKILL)
     died = wait_until(run.run_id, lambda r: not r.active, timeout=20)
-    assert died.state == "died" and died.message == jobs.DIED_MESSAGE
+    assert died.state == "died" and died.message == run_status.DIED_MESSAGE
     kept = load_checkpoint(died.checkpoint).config["epochs"]
     assert kept >= 1
 
@@ -161,27 +161,27 @@ def test_a_killed_job_is_reported_and_resumes_from_its_last_epoch():
     epochs = [e for e, _ in stopped.losses]
     assert epochs == list(range(1, stopped.epoch + 1))  # no gap and no repeat across the kill
     assert load_checkpoint(stopped.checkpoint).config["epochs"] == stopped.epoch
-    assert jobs.read_run(run.run_id).epochs == 5000  # resuming did not change the plan
+    assert run_status.read_run(run.run_id).epochs == 5000  # resuming did not change the plan
 
 
 def test_stop_during_start_up_ends_the_job():
     run = jobs.start_training(LONG)
     stopped = jobs.stop_training(run.run_id)
     assert stopped.state == "stopped" and stopped.message == "stopped before training began"
-    assert not jobs.pid_alive(run.pid)
+    assert not run_status.pid_alive(run.pid)
 
 
 @pytest.mark.slow
 def test_cli_errors_become_the_run_message():
     """A config only the subprocess sees as wrong (a train_config.json edited by hand): its error line is the
     run's message."""
-    config = dataclasses.asdict(jobs.config_of({**TINY, "epochs": 1}))
+    config = dataclasses.asdict(run_status.config_of({**TINY, "epochs": 1}))
     config["diffusion"]["schedule"]["beta1"] = 0.5
-    run_id = jobs.new_run_id()
-    run_dir = jobs.run_dir_for(run_id)
+    run_id = run_status.new_run_id()
+    run_dir = run_status.run_dir_for(run_id)
     run_dir.mkdir(parents=True)
     atomic_write_json(run_dir / jobs.TRAIN_CONFIG, config)
     jobs._spawn(run_dir, ["--config", str(run_dir / jobs.TRAIN_CONFIG), "--out", str(run_dir)], {"run_id": run_id})
-    run = jobs.wait_for(run_id, ("failed", "finished", "died"), timeout=60)
+    run = run_status.wait_for(run_id, ("failed", "finished", "died"), timeout=60)
     assert run.state == "failed"
     assert run.message.startswith("beta1 must be smaller than beta2")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from diffusion_core.lab import estimates, jobs
+from diffusion_core.lab import estimates, jobs, run_status
 from tests.app_support import fake_run, stand_in_job, write_checkpoint
 
 
@@ -125,7 +125,7 @@ def test_measure_images_per_s_runs_a_few_real_steps():
 
 
 def test_a_run_that_has_not_written_its_config_is_described_from_its_options():
-    run_dir = fake_run(jobs.runs_root(), "run-x", os.getpid(), state=None)
+    run_dir = fake_run(run_status.runs_root(), "run-x", os.getpid(), state=None)
     (run_dir / "config.json").unlink()
     job = json.loads((run_dir / "job.json").read_text())
     for options, described in [({}, "cnn, noise default T=1000, mnist"),
@@ -135,35 +135,35 @@ def test_a_run_that_has_not_written_its_config_is_described_from_its_options():
                                 "cnn, noise cosine T=500, mnist"),
                                ({"degradation": "mask"}, "cnn, cold mask, mnist")]:
         (run_dir / "job.json").write_text(json.dumps({**job, "options": options}))
-        assert jobs.read_run("run-x").describe() == described
+        assert run_status.read_run("run-x").describe() == described
 
 
 def test_the_phase_of_a_starting_and_running_job_comes_from_its_files():
     live = stand_in_job()
     try:
-        run_dir = fake_run(jobs.runs_root(), "run-p", live.pid, state=None, epochs=3)
+        run_dir = fake_run(run_status.runs_root(), "run-p", live.pid, state=None, epochs=3)
         (run_dir / "config.json").unlink()
         job = json.loads((run_dir / "job.json").read_text())
         (run_dir / "job.json").write_text(json.dumps({**job, "started": time.time() - 7}))
-        run = jobs.read_run("run-p")
+        run = run_status.read_run("run-p")
         assert run.state == "starting" and run.phase == "starting Python and importing PyTorch"
         assert run.phase_text(now=run.phase_since + 7.2) == "starting Python and importing PyTorch (7 s)"
         (run_dir / "config.json").write_text(json.dumps({"epochs": 3}))  # the trainer has imported torch
-        run = jobs.read_run("run-p")
+        run = run_status.read_run("run-p")
         assert run.phase == "loading the training data and building the model"
         assert abs(run.phase_since - time.time()) < 5
         (run_dir / "status.json").write_text(json.dumps({"state": "running", "pid": live.pid, "epoch": 0,
                                                          "epochs": 3}))
-        assert jobs.read_run("run-p").phase == "training epoch 1 of 3"
+        assert run_status.read_run("run-p").phase == "training epoch 1 of 3"
         (run_dir / "status.json").write_text(json.dumps({"state": "running", "pid": live.pid, "epoch": 2,
                                                          "epochs": 3}))
-        assert jobs.read_run("run-p").phase_text().startswith("training epoch 3 of 3 (")
+        assert run_status.read_run("run-p").phase_text().startswith("training epoch 3 of 3 (")
         (run_dir / "STOP").touch()
-        assert jobs.read_run("run-p").phase == "stopping at the end of the current batch"
+        assert run_status.read_run("run-p").phase == "stopping at the end of the current batch"
     finally:
         live.kill()
         live.wait()
-    assert jobs.read_run("run-p").phase == ""  # not active: nothing to say
+    assert run_status.read_run("run-p").phase == ""  # not active: nothing to say
 
 
 def test_training_set_size_does_not_download():
@@ -174,12 +174,12 @@ def test_training_set_size_does_not_download():
 def test_a_resumed_run_starting_counts_towards_its_new_target():
     live = stand_in_job()
     try:
-        run_dir = fake_run(jobs.runs_root(), "run-r", live.pid, state="finished", epoch=3, epochs=3)
+        run_dir = fake_run(run_status.runs_root(), "run-r", live.pid, state="finished", epoch=3, epochs=3)
         status = json.loads((run_dir / "status.json").read_text())
         (run_dir / "status.json").write_text(json.dumps({**status, "pid": 1}))  # written by the earlier process
         job = json.loads((run_dir / "job.json").read_text())
         (run_dir / "job.json").write_text(json.dumps({**job, "epochs_target": 13}))
-        run = jobs.read_run("run-r")
+        run = run_status.read_run("run-r")
         assert run.state == "starting" and (run.epoch, run.epochs) == (3, 13)
     finally:
         live.kill()

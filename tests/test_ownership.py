@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from diffusion_core.lab import jobs
+from diffusion_core.lab import jobs, run_status
 from diffusion_core.lab.ownership import Actor, may_manage, owner_of, passphrase_matches, proof, proof_matches, run_name
 from tests.app_support import dead_pid, fake_run, stand_in_job
 
@@ -45,24 +45,24 @@ def test_stop_resume_and_delete_need_the_owner_or_the_teacher(tmp_path):
         live = fake_run(tmp_path, "run-live", job.pid, state="running", epoch=1, epochs=5, losses=(0.5,))
         own(live, ALICE)
         bob, teacher = Actor(owner_of(BOB)), Actor(owner_of(BOB), teacher=True)
-        assert jobs.read_run("run-done", tmp_path).title == "Ada's first (run-done)"
-        with pytest.raises(jobs.JobError, match="run-live was started in another browser: only that browser or the "
-                                                "teacher can stop it"):
+        assert run_status.read_run("run-done", tmp_path).title == "Ada's first (run-done)"
+        with pytest.raises(run_status.JobError, match="run-live was started in another browser: only that browser or "
+                                                      "the teacher can stop it"):
             jobs.stop_training("run-live", tmp_path, actor=bob)
         assert not (live / "STOP").exists()
-        with pytest.raises(jobs.JobError, match="can resume it"):
+        with pytest.raises(run_status.JobError, match="can resume it"):
             jobs.resume_training("run-done", 6, tmp_path, actor=bob)
-        with pytest.raises(jobs.JobError, match="can delete it"):
+        with pytest.raises(run_status.JobError, match="can delete it"):
             jobs.delete_run("run-done", tmp_path, actor=bob)
-        with pytest.raises(jobs.JobError, match="is running; stop it before deleting it"):
+        with pytest.raises(run_status.JobError, match="is running; stop it before deleting it"):
             jobs.delete_run("run-live", tmp_path, actor=Actor(owner_of(ALICE)))
         assert jobs.stop_training("run-live", tmp_path, actor=teacher).state == "stopping"
     finally:
         job.kill()
         job.wait()
     moved = jobs.delete_run("run-done", tmp_path, actor=Actor(owner_of(ALICE)))
-    assert moved.parent == tmp_path / jobs.DELETED and (moved / "metrics.jsonl").is_file()  # nothing erased
-    assert [r.run_id for r in jobs.list_runs(tmp_path)] == ["run-live"]  # out of every list
+    assert moved.parent == tmp_path / run_status.DELETED and (moved / "metrics.jsonl").is_file()  # nothing erased
+    assert [r.run_id for r in run_status.list_runs(tmp_path)] == ["run-live"]  # out of every list
     orphan = fake_run(tmp_path, "run-cli", dead_pid(), state="stopped", epoch=1, epochs=3, losses=(0.4,))
     own(orphan, None)
     jobs.delete_run("run-cli", tmp_path, actor=Actor(owner_of(BOB)))  # started outside the app: anyone's
@@ -74,5 +74,5 @@ def test_a_run_records_its_owner_and_name_never_the_token(tmp_path, monkeypatch)
     run = jobs.start_training({"epochs": 1, "arch": "cnn"}, tmp_path, owner=owner_of(ALICE), name=" Ada  ")
     text = (run.run_dir / "job.json").read_text()
     assert ALICE not in text and run.owner == owner_of(ALICE) and run.name == "Ada"
-    with pytest.raises(jobs.JobError, match="at most 60 printable characters"):
+    with pytest.raises(run_status.JobError, match="at most 60 printable characters"):
         jobs.start_training({"epochs": 1, "arch": "cnn"}, tmp_path, name="\x07bell")

@@ -19,7 +19,7 @@ import torch
 
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import atomic_write_json
-from diffusion_core.lab import jobs
+from diffusion_core.lab import jobs, run_status
 from diffusion_core.samplers import MAX_SAMPLES
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 from tests.app_support import app, errors, no_exceptions, stand_in_job, write_checkpoint
@@ -55,10 +55,10 @@ def stand_ins(monkeypatch):
         proc.wait()
 
 
-def wait_until(run_id: str, pred, timeout: float = 120.0) -> jobs.RunInfo:
+def wait_until(run_id: str, pred, timeout: float = 120.0) -> run_status.RunInfo:
     deadline = time.monotonic() + timeout
     while True:
-        run = jobs.read_run(run_id)
+        run = run_status.read_run(run_id)
         if pred(run):
             return run
         assert time.monotonic() < deadline, f"run {run_id} is {run.state} at epoch {run.epoch}: {run.message}"
@@ -71,15 +71,15 @@ def test_two_real_jobs_train_at_once_without_cross_talk():
     b = jobs.start_training({**TINY, "T": 40, "seed": 2})
     try:
         t0 = time.monotonic()
-        with pytest.raises(jobs.JobError, match=r"2 training job\(s\) are already running .* the limit is 2"):
+        with pytest.raises(run_status.JobError, match=r"2 training job\(s\) are already running .* the limit is 2"):
             jobs.start_training({**TINY, "T": 30})
         assert time.monotonic() - t0 < 5  # refused at once, not queued
-        assert a.run_dir != b.run_dir and a.pid != b.pid and len(jobs.list_runs()) == 2
+        assert a.run_dir != b.run_dir and a.pid != b.pid and len(run_status.list_runs()) == 2
         a = wait_until(a.run_id, lambda r: r.state == "running" and r.epoch >= 1)
         b = wait_until(b.run_id, lambda r: r.state == "running" and r.epoch >= 1)
     finally:
         for run in (a, b):
-            if jobs.read_run(run.run_id).active:
+            if run_status.read_run(run.run_id).active:
                 jobs.stop_training(run.run_id)
     for run, T, seed in ((a, 50, 1), (b, 40, 2)):
         done = wait_until(run.run_id, lambda r: not r.active, timeout=60)
@@ -129,17 +129,17 @@ def test_two_launches_racing_for_the_last_slot_start_exactly_one(stand_ins, laun
     def launch(seed: int):
         try:
             return jobs.start_training({**TINY, "T": 50, "seed": seed})
-        except jobs.JobError as exc:
+        except run_status.JobError as exc:
             return exc
 
     with ThreadPoolExecutor(2) as pool:
         outcomes = list(pool.map(launch, (1, 2)))
-    started = [o for o in outcomes if isinstance(o, jobs.RunInfo)]
-    refused = [o for o in outcomes if isinstance(o, jobs.JobError)]
+    started = [o for o in outcomes if isinstance(o, run_status.RunInfo)]
+    refused = [o for o in outcomes if isinstance(o, run_status.JobError)]
     assert len(started) == 1 and len(refused) == 1, outcomes
     assert len(launch_window) == 1  # the other launch waited for the lock, then failed the cap check
     assert "the limit is 1" in str(refused[0]) and started[0].run_id in str(refused[0])
-    assert [r.run_id for r in jobs.list_runs()] == [started[0].run_id]  # the refused one left no run directory
+    assert [r.run_id for r in run_status.list_runs()] == [started[0].run_id]  # the refused one left no run directory
 
 
 def test_two_train_page_sessions_get_their_own_runs_and_the_cap_message(stand_ins):
@@ -150,8 +150,9 @@ def test_two_train_page_sessions_get_their_own_runs_and_the_cap_message(stand_in
     no_exceptions(two)
     run_one, run_two = one.query_params["run"], two.query_params["run"]
     assert run_one != run_two
-    assert {r.run_id for r in jobs.active_runs()} == {run_one, run_two}
-    assert jobs.read_run(run_one).run_dir.parent == jobs.read_run(run_two).run_dir.parent == jobs.runs_root()
+    assert {r.run_id for r in run_status.active_runs()} == {run_one, run_two}
+    root = run_status.runs_root()
+    assert run_status.read_run(run_one).run_dir.parent == run_status.read_run(run_two).run_dir.parent == root
 
     one.button(key="train_start").click().run()  # a third job: over the cap of 2
     no_exceptions(one)
@@ -159,7 +160,7 @@ def test_two_train_page_sessions_get_their_own_runs_and_the_cap_message(stand_in
     assert one.query_params["run"] == run_one  # still watching its own run
     two.run()
     assert errors(two) == [] and two.query_params["run"] == run_two  # the other session saw nothing of it
-    assert len(jobs.list_runs()) == 2
+    assert len(run_status.list_runs()) == 2
 
 
 def test_two_home_sessions_keep_their_own_grids(tmp_path):

@@ -18,7 +18,7 @@ import diffusion_core.training.trainer as training
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.data import DEBIAN_FASHION_DIR
 from diffusion_core.io.files import read_jsonl
-from diffusion_core.lab import jobs
+from diffusion_core.lab import jobs, run_status
 from diffusion_core.training.trainer import TrainConfig, TrainingError, read_status, train
 from tests.app_support import TINY_CNN, app, blobs, errors, no_exceptions
 
@@ -194,7 +194,7 @@ def test_an_unwritable_runs_folder_is_a_message_on_the_train_page(tmp_path, monk
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path / "shipped"))
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setenv(jobs.RUNS_ENV, str(blocker / "runs"))
+    monkeypatch.setenv(run_status.RUNS_ENV, str(blocker / "runs"))
     at = app("pages/1_Train.py").run()
     no_exceptions(at)
     at.button(key="train_start").click().run()
@@ -210,7 +210,7 @@ def test_a_dataset_missing_offline_fails_the_job_with_how_to_get_it(tmp_path, mo
     monkeypatch.setenv("DIFFUSION_LAB_DATA", str(tmp_path / "empty-data"))
     run = jobs.start_training({"dataset": "fashion-mnist", "no_download": True, "epochs": 1, "hidden": [4, 4],
                                "kernel_size": 3, "limit": 16, "batch_size": 16})
-    run = jobs.wait_for(run.run_id, ("failed", "finished", "died"), timeout=120)
+    run = run_status.wait_for(run.run_id, ("failed", "finished", "died"), timeout=120)
     assert run.state == "failed"
     assert run.message.startswith("Fashion-MNIST is not available here")
     assert "apt-get install dataset-fashion-mnist" in run.message and "empty-data" in run.message

@@ -11,7 +11,7 @@ import streamlit as st
 import diffusion_core.training.trainer as training
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import read_jsonl
-from diffusion_core.lab import jobs
+from diffusion_core.lab import run_status
 from diffusion_core.training.trainer import TrainConfig, TrainingError, read_status, train
 from tests.app_support import TINY_CNN, app, blobs, no_exceptions
 
@@ -53,7 +53,7 @@ def config(**kw) -> TrainConfig:
 
 @pytest.mark.parametrize("bad", [math.inf, math.nan])
 def test_a_non_finite_loss_mid_epoch_fails_the_run_and_the_train_page_says_why(monkeypatch, bad):
-    run = jobs.runs_root() / "run-diverged"
+    run = run_status.runs_root() / "run-diverged"
     train(config(epochs=1), run)  # one good epoch (3 batches of 16)
     before = {f: (run / f).read_bytes() for f in ("model.safetensors", "model.json", "train_state.pt")}
     diverge(monkeypatch, bad, at=2)  # the second batch of epoch 2
@@ -69,7 +69,7 @@ def test_a_non_finite_loss_mid_epoch_fails_the_run_and_the_train_page_says_why(m
     assert load_checkpoint(run / "model").config["epochs"] == 1
     assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1]
 
-    info = jobs.read_run("run-diverged")
+    info = run_status.read_run("run-diverged")
     assert info.state == "failed" and info.message == expected
     at = app("pages/1_Train.py", query={"run": "run-diverged"}).run()
     no_exceptions(at)

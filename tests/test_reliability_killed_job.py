@@ -18,7 +18,7 @@ import torch
 from diffusion_core.cli import main
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import read_jsonl
-from diffusion_core.lab import jobs
+from diffusion_core.lab import run_status
 from diffusion_core.training.trainer import read_status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,10 +74,10 @@ def test_sigkill_mid_epoch_keeps_the_last_checkpoint_and_resume_finishes(tmp_pat
     assert saved_epoch(run) in (len(rows) - 1, len(rows)) and saved_epoch(run) <= kept.config["epochs"]
     # the kill left status "running": the jobs module reports the run as died, with the Resume hint
     assert read_status(run)["state"] == "running"
-    info = jobs.read_run("run", root=tmp_path)
+    info = run_status.read_run("run", root=tmp_path)
     assert info.state == "died" and info.checkpoint == run / "model.safetensors"
     # Resume continues after train_state.pt's epoch; killed before the first one was written, it starts again
-    assert info.message == (jobs.DIED_MESSAGE if saved_epoch(run) else jobs.DIED_EARLY_MESSAGE)
+    assert info.message == (run_status.DIED_MESSAGE if saved_epoch(run) else run_status.DIED_EARLY_MESSAGE)
 
     target = 3  # the run's own number of epochs: Resume without --epochs keeps it
     assert main(["train", "--resume", str(run)]) == 0  # the CLI's entry point, in this process
@@ -103,7 +103,7 @@ def test_half_written_files_from_a_kill_are_never_read_as_valid(tmp_path):
         f.write('{"epoch": 2, "loss": 0.3')  # torn: the writer died inside the line
     assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1]
     assert load_checkpoint(run / "model").config["epochs"] == 1
-    assert jobs.read_run("run", root=tmp_path).losses == [(1, pytest.approx(read_jsonl(run / "metrics.jsonl")[0]
+    assert run_status.read_run("run", root=tmp_path).losses == [(1, pytest.approx(read_jsonl(run / "metrics.jsonl")[0]
                                                                               ["loss"]))]
     assert main(["train", "--resume", str(run), "--epochs", "2", "--quiet"]) == 0
     lines = metric_lines(run)

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from diffusion_core.io.checkpoints import list_checkpoints
-from diffusion_core.lab import jobs
+from diffusion_core.lab import run_status
 from diffusion_core.process import DiffusionProcess, GaussianProcess, process_from_config
 
 DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"
@@ -60,7 +60,7 @@ def model_sources(process: type[DiffusionProcess] | None = None,
         if _of(meta.get("diffusion"), process, degradation):
             found[f"shipped:{wpath.stem}"] = (f"Shipped · {wpath.stem} ({checkpoint_label(meta)})", wpath)
     try:
-        runs = jobs.list_runs()
+        runs = run_status.list_runs()
     except (OSError, ValueError):
         runs = []
     for run in runs:

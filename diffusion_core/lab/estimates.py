@@ -13,7 +13,7 @@ from pathlib import Path
 
 from diffusion_core.io.cards import card_protocol, monitor_sampler
 from diffusion_core.io.files import read_jsonl
-from diffusion_core.lab.jobs import JobError, config_of
+from diffusion_core.lab.run_status import JobError, config_of
 from diffusion_core.process import process_from_config
 
 # Measured on the 2-core machines this lab was built on (torch 2.14, CPU): a training job spends about

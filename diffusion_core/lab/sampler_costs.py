@@ -34,6 +34,7 @@ from diffusion_core.io.data import load_dataset
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.io.runs import read_json_or_empty
+from diffusion_core.lab.run_status import pid_alive
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.samplers import sampler_spec
@@ -186,8 +187,6 @@ def grid_job(model: Path, n: int, runs_root: Path) -> dict | None:
 
 
 def _alive(pid: object) -> bool:
-    from diffusion_core.lab.jobs import pid_alive
-
     return pid_alive(pid if isinstance(pid, int) else None)
 
 

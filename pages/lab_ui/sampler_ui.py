@@ -11,7 +11,7 @@ import streamlit as st
 from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figure
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.lab import sampler_costs
-from diffusion_core.lab.jobs import runs_root
+from diffusion_core.lab.run_status import runs_root
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.samplers.registry import SAMPLERS

@@ -10,7 +10,7 @@ import streamlit as st
 
 from diffusion_core.figures import fid_wall_clock_figure, loss_by_t_strip_figure
 from diffusion_core.io.data import DatasetUnavailableError
-from diffusion_core.lab import estimates, jobs
+from diffusion_core.lab import estimates, jobs, run_status
 from diffusion_core.lab.ownership import Actor, may_manage
 from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
@@ -107,7 +107,7 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def loss_figure(run: jobs.RunInfo) -> go.Figure:
+def loss_figure(run: run_status.RunInfo) -> go.Figure:
     epochs, losses = zip(*run.losses, strict=True) if run.losses else ((), ())
     fig = go.Figure(go.Scatter(x=list(epochs), y=list(losses), mode="lines+markers", name="training loss"))
     fig.update_layout(title="Training loss per epoch", xaxis_title="epoch", yaxis_title="loss", height=320,
@@ -125,8 +125,8 @@ def open_run(run_id: str | None) -> None:
 
 def show_run(run_id: str, was_active: bool) -> None:
     try:
-        run = jobs.read_run(run_id)
-    except jobs.JobError as exc:
+        run = run_status.read_run(run_id)
+    except run_status.JobError as exc:
         st.error(str(exc))
         return
     if was_active and not run.active:
@@ -210,7 +210,7 @@ def show_run(run_id: str, was_active: bool) -> None:
         st.rerun()
 
 
-def owner_text(run: jobs.RunInfo, actor: Actor) -> str:
+def owner_text(run: run_status.RunInfo, actor: Actor) -> str:
     """Whose run it is, as this browser sees it."""
     if run.owner is None:
         return "started outside the app: anyone can manage it"
@@ -251,8 +251,8 @@ def show_estimate(options: dict[str, object], fields: list[NumberField]) -> None
         st.caption(f"Fix {', '.join(f.label for f in bad)} to see how long this run would take.")
         return
     try:
-        jobs.config_of(options)
-    except jobs.JobError as exc:
+        run_status.config_of(options)
+    except run_status.JobError as exc:
         st.caption(f"These settings cannot start a run ({exc}); fix them to see how long it would take.")
         return
     n, source = training_set(str(options["dataset"]))
@@ -283,7 +283,7 @@ def show_estimate(options: dict[str, object], fields: list[NumberField]) -> None
 
 def runs_table(was_active: bool) -> None:
     """Every run, refreshed each second while one is active (the same files the run panel reads)."""
-    runs = jobs.list_runs()
+    runs = run_status.list_runs()
     if was_active and not any(r.active for r in runs):
         st.rerun()  # the last active run ended: redraw the page once and stop ticking
     deleted = st.session_state.pop("train_deleted", None)
