@@ -286,35 +286,58 @@ def init_weights(model: nn.Module, init: LoadedCheckpoint, config: TrainConfig) 
             own[k].zero_()
 
 
-def _train(
-    config: TrainConfig,
-    run_dir: Path,
-    resume: bool,
-    on_batch: Callable[[int, int, int, float], None] | None,
-    on_epoch: Callable[[EpochReport], None] | None,
-) -> Path:
-    """Train into `run_dir` (resume=True continues its last complete epoch). Returns the
-    inference checkpoint path. Raises TrainingError (status "failed") on NaN/Inf loss.
+@dataclass
+class _Session:
+    """Everything one training process holds while it runs: the run's config and folder, its place in a torchrun
+    job, the data, the network (and its EMA copy), the optimiser, and what each epoch's end writes."""
 
-    Under torchrun every rank draws the same global batch and the same noise, computes the loss on
-    its own shard, and DistributedDataParallel averages the gradients: the result matches one
-    process with the same global batch. Rank 0 alone writes the run directory.
-    """
+    config: TrainConfig
+    run_dir: Path
+    dist: Distributed
+    device: torch.device
+    x_all: torch.Tensor
+    y_all: torch.Tensor
+    objective: object
+    model: nn.Module
+    trained: nn.Module  # the model as the step runs it: under DDP and the chosen precision
+    ema: nn.Module | None
+    optim: torch.optim.Optimizer
+    ckpt_meta: dict
+    fid: FIDMonitor | None
+    conditional: bool
+    start_epoch: int = 1
+    elapsed: float = 0.0
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.run_dir / "model.safetensors"
+
+    @property
+    def n_batches(self) -> int:
+        return math.ceil(len(self.x_all) / self.config.batch_size)
+
+
+def _resumed_config(config: TrainConfig, run_dir: Path, resume: bool) -> tuple[TrainConfig, dict | None]:
+    """(the config to train, the saved training state or None): a resumed run trains its own saved config, for
+    at least the epochs asked."""
+    if not resume:
+        return config, None
+    if not (run_dir / "config.json").is_file():
+        raise ValueError(f"cannot resume: {run_dir} has no config.json (not a run directory)")
+    saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    saved.epochs = max(saved.epochs, config.epochs)  # allow extending a finished run
     state = None
-    if resume:
-        if not (run_dir / "config.json").is_file():
-            raise ValueError(f"cannot resume: {run_dir} has no config.json (not a run directory)")
-        saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-        saved.epochs = max(saved.epochs, config.epochs)  # allow extending a finished run
-        config = saved
-        if (run_dir / "train_state.pt").is_file():
-            try:  # tensors, numbers and dicts only: weights_only refuses anything that could run code
-                state = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)
-            except Exception as exc:
-                raise TrainingError(f"{run_dir / 'train_state.pt'} is not a valid training state and was not "
-                                    f"loaded ({exc.__class__.__name__}); start a new run") from None
-    config.validate()
-    dist, device = init_distributed(config.device)
+    if (run_dir / "train_state.pt").is_file():
+        try:  # tensors, numbers and dicts only: weights_only refuses anything that could run code
+            state = torch.load(run_dir / "train_state.pt", map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise TrainingError(f"{run_dir / 'train_state.pt'} is not a valid training state and was not "
+                                f"loaded ({exc.__class__.__name__}); start a new run") from None
+    return saved, state
+
+
+def _open_run_dir(config: TrainConfig, run_dir: Path, dist: Distributed) -> None:
+    """Rank 0 writes config.json (the run directory made if need be) and clears an old STOP request."""
     if dist.is_main:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -326,14 +349,31 @@ def _train(
         (run_dir / "STOP").unlink(missing_ok=True)
     dist.barrier()
 
+
+def _checkpoint_meta(config: TrainConfig, n_train: int, data_source: str, device: torch.device,
+                     conditional: bool) -> dict:
+    """What every saved checkpoint of the run says about how it was trained."""
+    return {
+        "model": config.model, "diffusion": config.diffusion, "dataset": config.dataset,
+        "training": {"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
+                     **({"warmup": config.warmup} if config.warmup else {}),
+                     **({"lr_decay": config.lr_decay} if config.lr_decay != "none" else {}),
+                     "ema_decay": config.ema_decay, "n_train": n_train, "data_source": data_source,
+                     "machine": machine_name(device),
+                     **({"init_from": Path(config.init_from).stem} if config.init_from else {}),
+                     **({"label_dropout": config.label_dropout} if conditional else {})},
+    }
+
+
+def _start_session(config: TrainConfig, run_dir: Path, state: dict | None, resume: bool, dist: Distributed,
+                   device: torch.device) -> _Session:
+    """Load the data, build (or restore) the network, optimiser and EMA, and write the running status."""
     data = load_dataset(config.dataset, "train", root=config.data_root, download=config.download)
-    x_all = data.images[: config.limit] if config.limit else data.images
-    x_all = x_all.to(device)
+    x_all = (data.images[: config.limit] if config.limit else data.images).to(device)
     y_all = (data.labels[: config.limit] if config.limit else data.labels).to(device)
     objective = objective_from_config(config.diffusion)
     torch.manual_seed(config.seed)  # initial weights: identical on every rank
     model = build_model(config.model).to(device)
-    conditional = is_conditional(model)
     ema = copy.deepcopy(model).eval() if config.ema_decay else None
     optim = torch.optim.Adam(model.parameters(), lr=config.lr)
     start_epoch, elapsed = 1, 0.0
@@ -346,8 +386,7 @@ def _train(
         optim.load_state_dict(state["optimizer"])
         if ema is not None:
             ema.load_state_dict(state["ema"])
-        start_epoch = int(state["epoch"]) + 1
-        elapsed = float(state["elapsed"])
+        start_epoch, elapsed = int(state["epoch"]) + 1, float(state["elapsed"])
     if dist.is_main:
         if state is not None:  # drop metrics of an epoch whose checkpoint never completed
             rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 0) <= state["epoch"]]
@@ -363,111 +402,131 @@ def _train(
     if dist.world > 1:
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.index is not None
                                                             else None)
-    trained = with_precision(trained, config.precision, device)
-    ckpt_meta = {
-        "model": config.model, "diffusion": config.diffusion, "dataset": config.dataset,
-        "training": {"lr": config.lr, "batch_size": config.batch_size, "seed": config.seed,
-                     **({"warmup": config.warmup} if config.warmup else {}),
-                     **({"lr_decay": config.lr_decay} if config.lr_decay != "none" else {}),
-                     "ema_decay": config.ema_decay, "n_train": len(x_all), "data_source": data.source,
-                     "machine": machine_name(device),
-                     **({"init_from": Path(config.init_from).stem} if config.init_from else {}),
-                     **({"label_dropout": config.label_dropout} if conditional else {})},
-    }
-    ckpt_path = run_dir / "model.safetensors"
+    conditional = is_conditional(model)
     fid = FIDMonitor(config.dataset, config.fid_samples, config.seed, config.data_root, config.download) \
         if config.fid_every and dist.is_main else None
-    n = len(x_all)
-    n_batches = math.ceil(n / config.batch_size)
-    for epoch in range(start_epoch, config.epochs + 1):
+    return _Session(config, run_dir, dist, device, x_all, y_all, objective, model,
+                    with_precision(trained, config.precision, device), ema, optim,
+                    _checkpoint_meta(config, len(x_all), data.source, device, conditional), fid, conditional,
+                    start_epoch, elapsed)
+
+
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    on_batch: Callable[[int, int, int, float], None] | None,
+    on_epoch: Callable[[EpochReport], None] | None,
+) -> Path:
+    """Train into `run_dir` (resume=True continues its last complete epoch). Returns the
+    inference checkpoint path. Raises TrainingError (status "failed") on NaN/Inf loss.
+
+    Under torchrun every rank draws the same global batch and the same noise, computes the loss on
+    its own shard, and DistributedDataParallel averages the gradients: the result matches one
+    process with the same global batch. Rank 0 alone writes the run directory.
+    """
+    config, state = _resumed_config(config, run_dir, resume)
+    config.validate()
+    dist, device = init_distributed(config.device)
+    _open_run_dir(config, run_dir, dist)
+    run = _start_session(config, run_dir, state, resume, dist, device)
+    for epoch in range(run.start_epoch, config.epochs + 1):
         t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)  # resumable, same on every rank
-        perm = torch.randperm(n, generator=gen).to(device)
-        model.train()
-        total, count = 0.0, 0
-        for b in range(n_batches):
-            idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
-            x = x_all[idx]
-            shard = dist.shard(x.shape[0])
-            y = drop_labels(y_all[idx], config.label_dropout, gen) if conditional else None
-            loss = objective.loss(trained, x, gen, shard, y)
-            # weight the shard so that DDP's gradient average is the mean over the global batch
-            weight = (shard.stop - shard.start) * dist.world / x.shape[0]
-            stop = (run_dir / "STOP").exists() if dist.is_main else False
-            summary = torch.stack([loss.detach().float() * (shard.stop - shard.start),
-                                   torch.tensor(float(stop), device=loss.device)])
-            if dist.world > 1:
-                torch.distributed.all_reduce(summary)
-            batch_loss, stop = summary[0].item() / x.shape[0], bool(summary[1].item())
-            if stop:
-                if dist.is_main:
-                    write_status(run_dir, state="stopped", message=f"stopped by user during epoch {epoch}; "
-                                 f"the checkpoint of epoch {epoch - 1} is kept")
-                return ckpt_path
-            if not math.isfinite(batch_loss):
-                raise _fail(run_dir, dist, f"loss became {batch_loss} at epoch {epoch}, batch {b + 1}: training "
-                            f"diverged. Lower the learning rate (now {config.lr:g}); the checkpoint of epoch "
-                            f"{epoch - 1} is kept.")
-            optim.zero_grad(set_to_none=True)
-            (loss * weight).backward()
-            step = (epoch - 1) * n_batches + b
-            if config.warmup or config.lr_decay != "none":
-                for group in optim.param_groups:
-                    group["lr"] = lr_at(config.lr, step, config.epochs * n_batches, config.warmup, config.lr_decay)
-            optim.step()
-            if ema is not None:
-                ema_update(ema, model, config.ema_decay, step)
-            total += batch_loss * x.shape[0]
-            count += x.shape[0]
-            if on_batch is not None and dist.is_main:
-                on_batch(epoch, b + 1, n_batches, batch_loss)
+        summed = _train_epoch(run, epoch, on_batch)
+        if summed is None:  # stopped by the user
+            return run.ckpt_path
         wall = time.perf_counter() - t0
-        elapsed += wall
-        epoch_loss = total / count
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
+        run.elapsed += wall
+        epoch_loss, count = summed[0] / summed[1], summed[1]
+        if not all(torch.isfinite(p).all() for p in run.model.parameters()):
             raise _fail(run_dir, dist, f"weights became NaN/Inf in epoch {epoch}: training diverged. Lower the "
                         f"learning rate (now {config.lr:g}); the checkpoint of epoch {epoch - 1} is kept.")
         if dist.is_main:
             try:
-                _end_of_epoch(config, run_dir, objective, model, ema, optim, device, ckpt_meta, epoch, epoch_loss,
-                              wall, elapsed, count, n_batches, fid)
+                _end_of_epoch(run, epoch, epoch_loss, wall, count)
             except OSError as exc:  # disk full, folder removed or read-only: fail the run with a reason
                 raise _save_failed(run_dir, dist, epoch, exc) from None
             if on_epoch is not None:
-                on_epoch(EpochReport(epoch, config.epochs, epoch_loss, elapsed))
+                on_epoch(EpochReport(epoch, config.epochs, epoch_loss, run.elapsed))
         dist.barrier()
-    return ckpt_path
+    return run.ckpt_path
 
 
-def _end_of_epoch(config: TrainConfig, run_dir: Path, objective, model: nn.Module, ema: nn.Module | None,
-                  optim: torch.optim.Optimizer, device: torch.device, ckpt_meta: dict, epoch: int,
-                  epoch_loss: float, wall: float, elapsed: float, count: int, n_batches: int,
-                  fid: FIDMonitor | None) -> None:
+def _train_epoch(run: _Session, epoch: int, on_batch: Callable[[int, int, int, float], None] | None
+                 ) -> tuple[float, int] | None:
+    """One pass over the data: (summed loss, images seen), or None when a STOP request ended the run."""
+    config, dist, run_dir, n_batches = run.config, run.dist, run.run_dir, run.n_batches
+    gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)  # resumable, same on every rank
+    perm = torch.randperm(len(run.x_all), generator=gen).to(run.device)
+    run.model.train()
+    total, count = 0.0, 0
+    for b in range(n_batches):
+        idx = perm[b * config.batch_size:(b + 1) * config.batch_size]
+        x = run.x_all[idx]
+        shard = dist.shard(x.shape[0])
+        y = drop_labels(run.y_all[idx], config.label_dropout, gen) if run.conditional else None
+        loss = run.objective.loss(run.trained, x, gen, shard, y)
+        # weight the shard so that DDP's gradient average is the mean over the global batch
+        weight = (shard.stop - shard.start) * dist.world / x.shape[0]
+        stop = (run_dir / "STOP").exists() if dist.is_main else False
+        summary = torch.stack([loss.detach().float() * (shard.stop - shard.start),
+                               torch.tensor(float(stop), device=loss.device)])
+        if dist.world > 1:
+            torch.distributed.all_reduce(summary)
+        batch_loss, stop = summary[0].item() / x.shape[0], bool(summary[1].item())
+        if stop:
+            if dist.is_main:
+                write_status(run_dir, state="stopped", message=f"stopped by user during epoch {epoch}; "
+                             f"the checkpoint of epoch {epoch - 1} is kept")
+            return None
+        if not math.isfinite(batch_loss):
+            raise _fail(run_dir, dist, f"loss became {batch_loss} at epoch {epoch}, batch {b + 1}: training "
+                        f"diverged. Lower the learning rate (now {config.lr:g}); the checkpoint of epoch "
+                        f"{epoch - 1} is kept.")
+        run.optim.zero_grad(set_to_none=True)
+        (loss * weight).backward()
+        step = (epoch - 1) * n_batches + b
+        if config.warmup or config.lr_decay != "none":
+            for group in run.optim.param_groups:
+                group["lr"] = lr_at(config.lr, step, config.epochs * n_batches, config.warmup, config.lr_decay)
+        run.optim.step()
+        if run.ema is not None:
+            ema_update(run.ema, run.model, config.ema_decay, step)
+        total += batch_loss * x.shape[0]
+        count += x.shape[0]
+        if on_batch is not None and dist.is_main:
+            on_batch(epoch, b + 1, n_batches, batch_loss)
+    return total, count
+
+
+def _end_of_epoch(run: _Session, epoch: int, epoch_loss: float, wall: float, count: int) -> None:
     """Rank 0's writes, in an order that keeps resume safe: the inference checkpoint (one atomic
     pair), previews and the metrics line, then the training state, then the status. Resume continues
     after the epoch in train_state.pt and drops metrics rows beyond it, so a kill or a full disk at any
     point redoes the unfinished epoch instead of losing its row."""
-    net = ema if ema is not None else model
-    save_checkpoint(run_dir / "model.safetensors", net, {**ckpt_meta, "epochs": epoch,
-                                                         "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
+    config, run_dir, objective, fid, elapsed = run.config, run.run_dir, run.objective, run.fid, run.elapsed
+    net = run.ema if run.ema is not None else run.model
+    save_checkpoint(run.ckpt_path, net, {**run.ckpt_meta, "epochs": epoch,
+                                         "metrics": {"loss": epoch_loss, "wall_time_s": elapsed}})
     row = {"epoch": epoch, "loss": epoch_loss, "epoch_time_s": wall, "wall_time_s": elapsed,
-           "images_per_s": count / wall, "steps": epoch * n_batches, **objective.take_loss_by_t()}
+           "images_per_s": count / wall, "steps": epoch * run.n_batches, **objective.take_loss_by_t()}
     # a class-conditional model previews (and is measured on) the digits 0–9 in turn, unguided
-    fast_net = with_precision(ClassGuided(net) if is_conditional(net) else net, config.precision, device)
+    fast_net = with_precision(ClassGuided(net) if is_conditional(net) else net, config.precision, run.device)
     if fid is not None and epoch in config.epochs_to_measure():
-        measured = fid(objective, fast_net, device)
+        measured = fid(objective, fast_net, run.device)
         if measured is not None:
             row.update(measured, fid_samples=config.fid_samples)
         elif fid.unavailable:
             write_status(run_dir, message=fid.unavailable)
     if epoch in config.epochs_to_sample():
-        samples = objective.preview(fast_net, config.preview_n, config.seed, device)
+        samples = objective.preview(fast_net, config.preview_n, config.seed, run.device)
         save_samples(to_unit_numpy(samples), run_dir / "samples" / f"epoch_{epoch:04d}")
         row["sample"] = f"samples/epoch_{epoch:04d}.png"
     append_jsonl(run_dir / "metrics.jsonl", row)
-    state_dict = {"model": model.state_dict(), "optimizer": optim.state_dict(), "epoch": epoch, "elapsed": elapsed}
-    if ema is not None:
-        state_dict["ema"] = ema.state_dict()
+    state_dict = {"model": run.model.state_dict(), "optimizer": run.optim.state_dict(), "epoch": epoch,
+                  "elapsed": elapsed}
+    if run.ema is not None:
+        state_dict["ema"] = run.ema.state_dict()
     buf = io.BytesIO()
     torch.save(state_dict, buf)
     atomic_write_bytes(run_dir / "train_state.pt", buf.getvalue())
