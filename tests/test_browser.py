@@ -101,6 +101,9 @@ def test_train_then_sample_and_step_through(app):
         set_number("Training images (0 = all)", "64")
         set_number("Epochs", "2")
         set_number("Batch size", "32")
+        page.get_by_text("Measure FID during training", exact=True).click()  # off: 256 samples would be most
+        wait_idle(page)  # of the run's time, and this test watches the run, not its FID
+        assert not page.get_by_role("checkbox", name="Measure FID during training").is_checked()
         page.get_by_role("button", name="Start training").click()
         # live progress, then the finished state, without reloading the page
         page.get_by_text("epoch 2/2").first.wait_for(timeout=240_000)
@@ -234,6 +237,9 @@ def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
                 box.fill(value)
                 box.press("Enter")
                 wait_idle(page)
+            page.get_by_text("Measure FID during training", exact=True).click()  # off, as above
+            wait_idle(page)
+            assert not page.get_by_role("checkbox", name="Measure FID during training").is_checked()
             page.get_by_role("button", name="Start training").click()
             page.wait_for_url("**run=*")
             run_ids.append(page.url.split("run=")[1].split("&")[0])
