@@ -86,3 +86,13 @@ def test_a_new_sampler_and_its_knob_reach_the_reverse_diffusion_page(dummy_sampl
     last = at.session_state["rd_result"]["traj"].state(-1)  # the run's samples (t = 0), as the sampler had them
     torch.testing.assert_close(last, sample_checkpoint(
         load_checkpoint(tiny), SamplerChoice("ddim", 5, knobs={"eta": 0.5}), 2).samples)
+
+
+def test_a_knob_out_of_its_range_in_a_link_is_named_and_the_slider_opens_at_its_default(tiny):
+    """A first visitor's link asks Heun for churn 500 (its range is 0–100): the page says so and opens at 0
+    instead of failing (a slider cannot hold a value outside its range)."""
+    at = app("pages/3_Reverse_diffusion.py", query={"rd_sampler": '"heun"', "rd_churn": "500"}).run()
+    no_exceptions(at)
+    assert at.selectbox(key="rd_sampler").value == "heun" and at.slider(key="rd_churn").value == 0.0
+    assert ("Ignored from the address: churn (Heun's S_churn) must be a number from 0 to 100; got 500."
+            in [w.value for w in at.warning])

@@ -5,6 +5,7 @@ network evaluations (NFE)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import streamlit as st
 
@@ -13,6 +14,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.lab import sampler_costs
 from diffusion_core.lab.run_status import runs_root
 from diffusion_core.process import SamplerChoice
+from diffusion_core.process.knobs import Knob
 from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.samplers.registry import SAMPLERS
 
@@ -56,8 +58,7 @@ def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, b
             first = last.steps
         steps_field = number_field("Steps", 1, process.T, value=min(first, process.T), key=f"{key}_steps_{sampler}",
                                    container=c2)
-    knobs = {k.name: c3.slider(k.label, k.lo, k.hi, k.default, k.step, key=f"{key}_{k.name}", help=k.help)
-             for k in spec.knobs}  # as the sampler declares them (process/knobs.py)
+    knobs = {k.name: knob_slider(k, f"{key}_{k.name}", c3) for k in spec.knobs}  # as the sampler declares them
     start = c3.selectbox("Start from", process.starts, format_func=START_LABELS.get, key=f"{key}_start") \
         if process.starts else "mixture"
     spacing = None
@@ -75,6 +76,19 @@ def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, b
     if keep_on_switch:
         st.session_state[f"{key}_last_choice"] = choice
     return SamplerControls(choice, steps_field)
+
+
+def knob_slider(knob: Knob, key: str, container: Any) -> float:
+    """A knob's slider over its declared range; a value from a link outside it is named and dropped (a slider
+    cannot show it), so the slider opens at the knob's default."""
+    held = st.session_state.get(key)
+    if held is not None:
+        try:
+            knob.check(held)
+        except ValueError as exc:
+            del st.session_state[key]
+            container.warning(f"Ignored from the address: {exc}.")
+    return container.slider(knob.label, knob.lo, knob.hi, knob.default, knob.step, key=key, help=knob.help)
 
 
 def knob_keys(key: str) -> list[str]:
