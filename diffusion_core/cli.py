@@ -248,8 +248,7 @@ def _train_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     _precision_argument(o, default=argparse.SUPPRESS)
     d = t.add_argument_group("data")
     d.add_argument("--dataset", choices=DATASETS, help="default mnist")
-    d.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
-    d.add_argument("--no-download", action="store_true", help="never try to download")
+    _data_arguments(d)
     d.add_argument("--limit", type=_whole(*INT_RANGES["limit"]), help="train on the first N images only")
     t.add_argument("--sample-epochs", type=_int_list(*INT_RANGES["epochs"]), help="epochs at which to save previews "
                    "(default every 10th and the last)")
@@ -275,7 +274,7 @@ def _sample_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     _spacing_arguments(s)
     s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--out", type=Path, default=Path("samples"), help="output stem (default ./samples)")
-    s.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    _device_argument(s)
     _precision_argument(s)
     _class_arguments(s)
     _quiet_argument(s)
@@ -308,9 +307,8 @@ def _evaluate_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     e.add_argument("--classifier", type=Path, help="classifier checkpoint (default checkpoints/classifier)")
     e.add_argument("--save-samples", type=Path, metavar="STEM", help="keep a checkpoint's samples as STEM.npy/.png")
     e.add_argument("--out", type=Path, help="also write the JSON to this file")
-    e.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
-    e.add_argument("--no-download", action="store_true", help="never try to download")
-    e.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    _data_arguments(e)
+    _device_argument(e)
     _precision_argument(e)
     _class_arguments(e)
     _quiet_argument(e)
@@ -331,9 +329,8 @@ def _ship_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     _spacing_arguments(h)
     h.add_argument("--seed", type=_seed, default=0)
     h.add_argument("--reference", choices=["test", "train"], default="test")
-    h.add_argument("--data-root")
-    h.add_argument("--no-download", action="store_true")
-    h.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+    _data_arguments(h)
+    _device_argument(h)
     _class_arguments(h, ship=True)
     _quiet_argument(h)
 
@@ -357,8 +354,7 @@ def _figures_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     f.add_argument("--classifier", type=Path, help="classifier checkpoint (default checkpoints/classifier)")
     f.add_argument("--self-contained", action="store_true", help="embed plotly.js in every file (default: one "
                    "plotly.min.js next to them)")
-    f.add_argument("--data-root", help="dataset cache folder")
-    f.add_argument("--no-download", action="store_true", help="never try to download")
+    _data_arguments(f)
     _quiet_argument(f)
 
 
@@ -373,8 +369,7 @@ def _train_noisy_classifier_parser(add: Callable[..., argparse.ArgumentParser]) 
     nc.add_argument("--batch-size", type=_whole(1, 4096), default=64)
     nc.add_argument("--lr", type=_number(0, 1, open_lo=True), default=1e-3)
     nc.add_argument("--seed", type=_seed, default=0)
-    nc.add_argument("--data-root", help="dataset cache folder")
-    nc.add_argument("--no-download", action="store_true", help="never try to download")
+    _data_arguments(nc)
 
 
 def _train_classifier_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -394,8 +389,7 @@ def _train_classifier_parser(add: Callable[..., argparse.ArgumentParser]) -> Non
     c.add_argument("--no-augment", action="store_true", help="no random rotation / scale / shift")
     c.add_argument("--limit", type=_whole(*ranges["limit"]), help="use only the first N training digits "
                    "(quick checks)")
-    c.add_argument("--data-root", help="dataset cache folder")
-    c.add_argument("--no-download", action="store_true", help="never try to download")
+    _data_arguments(c)
 
 
 
@@ -469,6 +463,15 @@ def _class_arguments(parser: argparse.ArgumentParser, ship: bool = False) -> Non
     g.add_argument("--guidance", type=_number(0, MAX_GUIDANCE), help=f"classifier-free guidance scale "
                    f"0 ≤ w ≤ {MAX_GUIDANCE:g}: ε̃ = (1+w)·ε(z,t,y) − w·ε(z,t,∅) ("
                    + ("stored as the model's default" if ship else "default: the model's own") + ")")
+
+
+def _data_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--data-root", help="dataset cache folder (default ./data or $DIFFUSION_LAB_DATA)")
+    parser.add_argument("--no-download", action="store_true", help="never try to download")
+
+
+def _device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
 
 
 def _quiet_argument(parser: argparse.ArgumentParser) -> None:
