@@ -176,3 +176,24 @@ def test_the_guidance_tab_steers_by_ink_and_explains_a_missing_classifier(tmp_pa
     assert not errors(at)
     captions = [c for image in at.image for c in image.captions]
     assert sum(c.startswith("w = 0") for c in captions) == 8 and sum(c.startswith("ink w = 4") for c in captions) == 8
+
+
+def test_the_process_diffuses_between_any_two_levels_as_the_formula_says():
+    """GaussianProcess.diffuse is the one forward map the editing tools use (SDEdit's z_t, Diffuse ↑, RePaint's
+    jumps up): from 0 it is z_t = √ᾱ_t·x + √(1−ᾱ_t)·ε (process.gaussian.q_sample), from t to s it is
+    q(z_s | z_t) = N(√(ᾱ_s/ᾱ_t)·z_t, (1 − ᾱ_s/ᾱ_t)·I)."""
+    from diffusion_core.process.gaussian import q_sample
+
+    process = GaussianProcess(preset_schedule("default"))
+    g = torch.Generator().manual_seed(0)
+    x, eps = torch.rand((3, 1, 28, 28), generator=g) - 0.5, torch.randn((3, 1, 28, 28), generator=g)
+    torch.testing.assert_close(process.diffuse(x, 0, 400, eps),
+                               q_sample(process.schedule, x, torch.full((3,), 400), eps).float())
+    ab = process.schedule.alpha_bars.double()
+    ratio = float(ab[700] / ab[250])
+    expected = math.sqrt(ratio) * x.double() + math.sqrt(1 - ratio) * eps.double()
+    torch.testing.assert_close(process.diffuse(x, 250, 700, eps).double(), expected, rtol=0, atol=1e-6)
+    # the marginal it leaves: from x at 0 via 250 to 700 the noise adds up to 1 − ᾱ_700 of variance
+    z = process.diffuse(process.diffuse(torch.zeros(20000), 0, 250, torch.randn(20000, generator=g)), 250, 700,
+                        torch.randn(20000, generator=g))
+    assert float(z.var()) == pytest.approx(1 - float(ab[700]), rel=0.03)

@@ -49,8 +49,7 @@ def noised(process: GaussianProcess, x: torch.Tensor, t: int, seed: int = 0) -> 
     if t == 0:
         return x.float().clone()
     eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(seed))
-    ab = float(process.schedule.alpha_bars[t])
-    return math.sqrt(ab) * x.float() + math.sqrt(1.0 - ab) * eps
+    return process.diffuse(x.float(), 0, t, eps)
 
 
 def renoise(process: GaussianProcess, z_t: torch.Tensor, t: int, up: int, seed: int = 0) -> tuple[torch.Tensor, int]:
@@ -60,10 +59,8 @@ def renoise(process: GaussianProcess, z_t: torch.Tensor, t: int, up: int, seed: 
     if not 0 <= t < process.T:
         raise ValueError(f"z_t must be at a t from 0 to T − 1 = {process.T - 1} to diffuse further; got t = {t}")
     target = min(process.T, t + up)
-    ab = process.schedule.alpha_bars
-    ratio = float(ab[target]) / (1.0 if t == 0 else float(ab[t]))
     eps = torch.randn(z_t.shape, generator=torch.Generator().manual_seed(seed))
-    return math.sqrt(ratio) * z_t.float() + math.sqrt(1.0 - ratio) * eps, target
+    return process.diffuse(z_t.float(), t, target, eps), target
 
 
 def run_from(checkpoint: LoadedCheckpoint, z_t: torch.Tensor, t: int, choice: SamplerChoice) -> torch.Tensor:

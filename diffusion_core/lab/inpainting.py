@@ -104,9 +104,8 @@ def inpaint(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, m
     gen = SeedBatch(seed, len(x))
     model = eps_network(checkpoint, len(x), None)
     schedule = process.schedule
-    ab = schedule.alpha_bars.tolist()
     noise = lambda: seeded_noise(tuple(x.shape), gen, "cpu")  # noqa: E731
-    known = lambda t: x if t == 0 else math.sqrt(ab[t]) * x + math.sqrt(1 - ab[t]) * noise()  # noqa: E731
+    known = lambda t: x if t == 0 else process.diffuse(x, 0, t, noise())  # noqa: E731
     z = noise()
     with torch.inference_mode():
         for a, b in zip(order, order[1:], strict=False):
@@ -114,8 +113,7 @@ def inpaint(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, m
             if b < a:  # down, then the known pixels replaced at the new level
                 z = mask * known(s) + (1 - mask) * _down(model, schedule, z, t, s, noise)
             else:  # up: the forward process from t to s > t
-                ratio = ab[s] / (1.0 if t == 0 else ab[t])
-                z = math.sqrt(ratio) * z + math.sqrt(1 - ratio) * noise()
+                z = process.diffuse(z, t, s, noise())
     return z
 
 

@@ -197,6 +197,13 @@ class GaussianProcess(DiffusionProcess):
     def label(self) -> str:
         return f"noise {self.preset or self.schedule.kind} T={self.T}"
 
+    def diffuse(self, z: torch.Tensor, t_from: int, t_to: int, eps: torch.Tensor) -> torch.Tensor:
+        """A draw of q(z_{t_to} | z_{t_from}) from the noise ε: √(ᾱ_to/ᾱ_from)·z + √(1 − ᾱ_to/ᾱ_from)·ε with
+        ᾱ_0 = 1, so from t_from = 0 (clean data x) it is the report's z_t = √ᾱ_t·x + √(1−ᾱ_t)·ε at one t."""
+        ab = self.schedule.alpha_bars
+        ratio = float(ab[t_to]) / (1.0 if t_from == 0 else float(ab[t_from]))
+        return math.sqrt(ratio) * z + math.sqrt(1.0 - ratio) * eps
+
     def corrupt(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         eps = torch.randn(x0.shape, generator=generator).to(x0.device)
         return q_sample(self.schedule, x0, t, eps)
