@@ -11,7 +11,6 @@ away from 0), each cold sampler on the shipped blur model; 4 samples, seed 3, fl
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -29,13 +28,6 @@ N, SEED = 4, 3
 KNOBS_AWAY_FROM_ZERO = {"ddim": {"eta": 0.5}, "heun": {"churn": 0.5}}
 
 
-def with_knob(choice: SamplerChoice, knob: str, value: float) -> SamplerChoice:
-    """The choice with one sampler knob set (knobs were SamplerChoice fields before the sampler contract)."""
-    if "knobs" in {f.name for f in dataclasses.fields(SamplerChoice)}:
-        return dataclasses.replace(choice, knobs={**choice.knobs, knob: value})
-    return dataclasses.replace(choice, **{knob: value})
-
-
 def runs() -> dict[str, torch.Tensor]:
     """name → samples, for every sampler of each model's process (plus the knob variants)."""
     out = {}
@@ -44,7 +36,7 @@ def runs() -> dict[str, torch.Tensor]:
         for name in samplers_of(ckpt.process.type):
             variants = [("", SamplerChoice(name, seed=SEED))]
             for knob, value in KNOBS_AWAY_FROM_ZERO.get(name, {}).items():
-                variants.append((f"·{knob}={value:g}", with_knob(SamplerChoice(name, seed=SEED), knob, value)))
+                variants.append((f"·{knob}={value:g}", SamplerChoice(name, seed=SEED, knobs={knob: value})))
             for suffix, choice in variants:
                 out[f"{stem}/{name}{suffix}"] = sample_checkpoint(ckpt, choice, N, precision="fp32").samples
                 print(f"{stem}/{name}{suffix}", file=sys.stderr)

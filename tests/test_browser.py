@@ -82,6 +82,14 @@ def test_generate_on_the_home_page_shows_a_grid(app):
         screenshot(page, "home")
 
 
+def fid_off(page) -> None:
+    """Untick "Measure FID during training" (the quick recipe's 256-sample FID at the last epoch would be most of a
+    short run's time; these tests watch the run, not its FID)."""
+    page.get_by_text("Measure FID during training", exact=True).click()
+    wait_idle(page)
+    assert not page.get_by_role("checkbox", name="Measure FID during training").is_checked()
+
+
 def test_train_then_sample_and_step_through(app):
     with browser_page() as page:
         page.goto(app["url"])
@@ -101,9 +109,7 @@ def test_train_then_sample_and_step_through(app):
         set_number("Training images (0 = all)", "64")
         set_number("Epochs", "2")
         set_number("Batch size", "32")
-        page.get_by_text("Measure FID during training", exact=True).click()  # off: 256 samples would be most
-        wait_idle(page)  # of the run's time, and this test watches the run, not its FID
-        assert not page.get_by_role("checkbox", name="Measure FID during training").is_checked()
+        fid_off(page)
         page.get_by_role("button", name="Start training").click()
         # live progress, then the finished state, without reloading the page
         page.get_by_text("epoch 2/2").first.wait_for(timeout=240_000)
@@ -237,9 +243,7 @@ def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
                 box.fill(value)
                 box.press("Enter")
                 wait_idle(page)
-            page.get_by_text("Measure FID during training", exact=True).click()  # off, as above
-            wait_idle(page)
-            assert not page.get_by_role("checkbox", name="Measure FID during training").is_checked()
+            fid_off(page)
             page.get_by_role("button", name="Start training").click()
             page.wait_for_url("**run=*")
             run_ids.append(page.url.split("run=")[1].split("&")[0])
