@@ -37,7 +37,7 @@ from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  #
 from diffusion_core.io.data import load_dataset  # noqa: E402
 from diffusion_core.io.images import to_unit_numpy  # noqa: E402
 from diffusion_core.lab.sampler_costs import mnist_test_reference  # noqa: E402
-from diffusion_core.process import SamplerChoice  # noqa: E402
+from diffusion_core.process import SamplerChoice, Start  # noqa: E402
 from diffusion_core.process.cold import SHIPPED_FIT, fit_mixture_start  # noqa: E402
 from diffusion_core.samplers import run_to_end  # noqa: E402
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         started = time.perf_counter()
         mixture = fit_mixture_start(degradation, data.images[idx], n_components=args.components,
                                     pca_dim=args.pca_dims, noise_std=args.noise, t=t)
-        choice = SamplerChoice("improved", min(50, t), seed=0, start=mixture)
+        choice = SamplerChoice("improved", min(50, t), seed=0, start=Start(fitted=mixture))
         samples = to_unit_numpy(run_to_end(ckpt.process.frames(ckpt.model, choice, args.n)).samples)
         feats, probs = classifier_outputs(classifier, samples)
         fid, hist = fid_from_features(feats, ref), class_histogram(probs.argmax(1))

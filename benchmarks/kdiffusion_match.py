@@ -64,7 +64,7 @@ def main() -> None:
     schedule = preset_schedule("default")
     process = GaussianProcess(schedule)
     model = GaussianEps(schedule.alpha_bars, schedule.T)
-    denoiser = process.denoiser(model)
+    denoiser = process.view(model)
 
     def k_model(x, sigma, **_):  # k-diffusion's view: D(x; σ), one σ for the batch
         return denoiser(x, float(sigma.flatten()[0]))[0]

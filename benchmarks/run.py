@@ -38,7 +38,6 @@ from diffusion_core.io.checkpoints import (
 from diffusion_core.io.data import load_dataset
 from diffusion_core.lab.catalog import default_checkpoint
 from diffusion_core.models import ReportCNN, build_model
-from diffusion_core.process import GaussianProcess
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import PRESETS
 from diffusion_core.training.precision import cpu_has_native_bf16, resolve_precision, with_precision
@@ -94,7 +93,7 @@ def fresh_checkpoint(seed: int) -> LoadedCheckpoint:
 def resolve_model(arg: str | None, seed: int) -> tuple[LoadedCheckpoint, str, str | None]:
     """(checkpoint, description, warning). Only noise models with the report's linear schedule can be
     compared with the reference."""
-    path = resolve_checkpoint(arg) if arg else default_checkpoint(GaussianProcess)
+    path = resolve_checkpoint(arg) if arg else default_checkpoint("noise_levels")
     if path is None:
         return (fresh_checkpoint(seed), "untrained report CNN (no noise checkpoint shipped)",
                 "no trained noise model is shipped: the benchmark uses a freshly initialised report CNN, so its "

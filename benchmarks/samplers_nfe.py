@@ -29,7 +29,6 @@ from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  #
 from diffusion_core.io.files import atomic_write_json  # noqa: E402
 from diffusion_core.lab.catalog import default_checkpoint  # noqa: E402
 from diffusion_core.lab.sampler_costs import quality_grid  # noqa: E402
-from diffusion_core.process import GaussianProcess  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "samplers_nfe.json"
 
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    path = resolve_checkpoint(args.model) if args.model else default_checkpoint(GaussianProcess)
+    path = resolve_checkpoint(args.model) if args.model else default_checkpoint("noise_levels")
     result = quality_grid(load_checkpoint(path), args.n, args.nfe, args.seed, print_row)
     result.update(model=path.stem, machine=f"{platform.machine()}, {platform.processor() or 'cpu'}",
                   date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))

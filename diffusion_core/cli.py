@@ -546,7 +546,7 @@ def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
     if start and start not in ckpt.process.starts:
         raise ValueError("--start applies to cold (degradation) checkpoints only")
     sampler = args.sampler or ckpt.process.samplers[0]
-    choice = SamplerChoice(sampler, args.steps, args.seed, start or "mixture",
+    choice = SamplerChoice(sampler, args.steps, args.seed, start,
                            getattr(args, "digit", None), getattr(args, "guidance", None),
                            spacing=getattr(args, "spacing", None), rho=getattr(args, "rho", 7.0),
                            knobs=_given_knobs(args))

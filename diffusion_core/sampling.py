@@ -20,7 +20,7 @@ from torch import nn
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.mixtures import dataset_mixture
 from diffusion_core.models.guidance import ClassGuided, is_conditional, sample_labels
-from diffusion_core.process import DiffusionProcess, SamplerChoice
+from diffusion_core.process import DiffusionProcess, SamplerChoice, Start
 from diffusion_core.samplers import SampleResult, SamplerStep, run_to_end, validate_sample_count, validate_seed
 from diffusion_core.training.precision import with_precision
 
@@ -39,13 +39,13 @@ def model_frames(
 ) -> Iterator[SamplerStep]:
     """Frames (t, z_t, x̂0) of one reverse run. precision "auto": the network runs under bf16 autocast where the
     hardware does bf16 natively, else in fp32 ("fp32" opts out); the samplers' arithmetic stays float32."""
-    if not isinstance(choice.start, torch.Tensor):  # a tensor start brings its own images
+    if choice.start.states is None:  # given states bring their own images
         validate_sample_count(n)
     validate_seed(choice.seed)  # both before a conditional model's labels, so a bad n is a ValueError naming it
     model = model.to(device)
     if is_conditional(model):
         w = default_guidance if choice.guidance is None else choice.guidance
-        count = len(choice.start) if isinstance(choice.start, torch.Tensor) else n
+        count = choice.start.count or n
         model = ClassGuided(model, sample_labels(count, choice.digit, model.num_classes, choice.seed), w)
     elif choice.digit is not None or choice.guidance is not None:
         raise ValueError("this model is not class-conditional: a digit and guidance need a model trained with "
@@ -54,7 +54,8 @@ def model_frames(
     fit = process.fitted_start(choice)  # a start fitted to training images (a cold mixture): loaded here
     if fit is not None:
         degradation, t = fit
-        choice = dataclasses.replace(process.resolve(choice), start=dataset_mixture(degradation, dataset, t=t))
+        mixture = dataset_mixture(degradation, dataset, t=t)
+        choice = dataclasses.replace(process.resolve(choice), start=Start(fitted=mixture))
     return process.frames(model, choice, n, device)
 
 

@@ -15,7 +15,6 @@ from diffusion_core.lab.cold_views import (
     start_comparison,
     unconditional_samples,
 )
-from diffusion_core.process import ColdProcess
 from diffusion_core.process.degradations import (
     DEFAULT_T,
     DEGRADATION_KINDS,
@@ -88,7 +87,7 @@ with user_errors("Cannot preview this degradation"):
 st.subheader("Restore a degraded test digit")
 st.caption("Conditional generation: degrade a real test digit to x_t = D(x, t) with the model's own degradation, "
            "then let each sampler walk back to t = 0. RMSE and SSIM compare each restoration with the original.")
-ckpt = model_picker(key="deg_model", label="Cold model", process=ColdProcess)
+ckpt = model_picker(key="deg_model", label="Cold model", offers="degrades")
 if ckpt is None:
     st.stop()
 model_T, model_kind = ckpt.process.T, ckpt.process.degradation.kind

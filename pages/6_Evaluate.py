@@ -6,12 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from diffusion_core.figures import (
+    by_family,
     default_epochs,
+    family_curves_figure,
     fid_curves_figure,
     final_fid_figure,
     loss_curves_figure,
     model_colours,
-    noise_vs_blur_figure,
 )
 from diffusion_core.io.cards import card_protocol
 from diffusion_core.lab.comparison import (
@@ -26,7 +27,6 @@ from diffusion_core.lab.comparison import (
     sample_grids,
     summary_table,
 )
-from diffusion_core.process import ColdProcess, GaussianProcess
 from pages.lab_ui import setup_page, user_errors
 from pages.lab_ui.evaluate_ui import guidance_section, loss_by_noise_level_tab, memorisation_tab
 from pages.lab_ui.url_state import url_state
@@ -79,12 +79,12 @@ def curves_of(key: str) -> dict[str, list[dict]]:
     return {r.name: r.rows for r in selected if r.values(key)}
 
 
-def noise_vs_blur(curves: dict[str, list[dict]], key: str) -> None:
-    """Figures 9–10: noise models and blur models on one plot (two y-axes), when both are chosen."""
-    noise = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == GaussianProcess.type}
-    cold = {n: rows for n, rows in curves.items() if by_name[n].diffusion_type == ColdProcess.type}
-    if noise and cold:
-        st.plotly_chart(noise_vs_blur_figure(noise, cold, key=key, colours=colours), key=f"ev_{key}_vs_fig")
+def by_process(curves: dict[str, list[dict]], key: str) -> None:
+    """Figures 9–10: each process family's models in their own panel over the same epochs, when the chosen
+    models are of more than one (noise and blur, as the report)."""
+    families = by_family(curves, {n: by_name[n].diffusion_type for n in curves})
+    if len(families) > 1:
+        st.plotly_chart(family_curves_figure(families, key=key, colours=colours), key=f"ev_{key}_vs_fig")
 
 
 with tab_loss:
@@ -95,7 +95,7 @@ with tab_loss:
     else:
         log_y = st.toggle("Log scale", value=True, key="ev_log")
         st.plotly_chart(loss_curves_figure(losses, log_y=log_y, colours=colours), key="ev_loss_fig")
-        noise_vs_blur(losses, "loss")
+        by_process(losses, "loss")
 
 with tab_levels:
     loss_by_noise_level_tab(selected, colours)
@@ -107,7 +107,7 @@ with tab_fid:
         st.caption("FID measured by the training monitor (" + "; ".join(protocols) + "): compare these curves "
                    "with each other, not with the finished models' FIDs below.")
         st.plotly_chart(fid_curves_figure(fids, colours=colours), key="ev_fid_fig")
-        noise_vs_blur(fids, "fid")
+        by_process(fids, "fid")
     else:
         st.info("No FID curve: none of the chosen runs measured FID while it trained. To get one, tick **Measure FID "
                 "during training** on the Train page (the CLI's `train --fid-every N --fid-samples M`).")

@@ -9,7 +9,7 @@ from diffusion_core.lab.editing import MAX_STRENGTHS, classify, sdedit_strip, si
 from diffusion_core.lab.inpainting import compare
 from diffusion_core.lab.inversion import round_trips
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
-from diffusion_core.process import GaussianProcess, SamplerChoice
+from diffusion_core.process import SamplerChoice
 from pages.lab_ui import model_picker, number_field, require, run_queued, setup_page, user_errors
 from pages.lab_ui.data import load_test_digits, shipped_classifier
 from pages.lab_ui.edit_tabs import guidance_tab, interpolation_tab
@@ -25,7 +25,7 @@ url_state("edit", ["ed_strength", "ed_digit", "ed_seed", "ed_sd_source", "ed_sd_
                     "ed_rt_*"])
 
 # inversion, interpolation, inpainting and classifier guidance run the model without a label
-ckpt = model_picker(key="ed_model", label="Noise model", process=GaussianProcess, unconditional=True)
+ckpt = model_picker(key="ed_model", label="Noise model", offers="noise_levels", unconditional=True)
 if ckpt is None:
     st.stop()
 DECODE_STEPS = min(50, ckpt.process.T)  # DDIM steps of interpolation's inversion and decoding

@@ -139,7 +139,8 @@ def test_an_uploaded_noise_model_is_refused_for_restorations(tmp_path):
     at.file_uploader(key="deg_model_config").upload("m.json", path.with_suffix(".json").read_bytes())
     at.run()
     no_exceptions(at)
-    assert errors(at) == ["This upload is a noise diffusion model; this part of the page needs a cold one."]
+    assert errors(at) == ["This upload is a noise diffusion model; this part of the page needs a cold-diffusion model "
+                          "(one trained with a degradation)."]
     assert not at.main.button
 
 

@@ -91,8 +91,8 @@ def test_fid_curves_and_noise_vs_blur_figures():
     no_exceptions(at)
     figs = charts(at)
     titles = [f["layout"]["title"]["text"] for f in figs]
-    assert titles == ["Training loss", "loss: noise models vs blur model",
-                      "Classifier-FID during training", "classifier-FID: noise models vs blur model"]
+    assert titles == ["Training loss", "loss: noise models vs cold (degradation) models",
+                      "Classifier-FID during training", "classifier-FID: noise models vs cold (degradation) models"]
     fid = by_name(figs[2])
     np.testing.assert_allclose(fid["run-noise"]["x"], [2, 4])
     np.testing.assert_allclose(fid["run-noise"]["y"], [30.0, 12.0])

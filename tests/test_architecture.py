@@ -176,17 +176,20 @@ def test_process_type_switches_live_only_in_the_process_package():
     assert not hits, hits
 
 
-PROCESS_CLASSES = {"GaussianProcess", "ColdProcess"}  # the process package's concrete classes
+PROCESS_CLASSES = {"GaussianProcess", "ColdProcess", "MixtureStart"}  # the process package's concrete kinds
 
 
 def process_type_checks(files: list[Path], root: Path = ROOT) -> list[str]:
-    """`isinstance(…, GaussianProcess)` (or ColdProcess, alone or in a tuple) in `files`, as path:line."""
+    """`isinstance(…, GaussianProcess)` (or ColdProcess or a cold MixtureStart, alone or in a tuple), or any
+    isinstance on a run's start (`isinstance(choice.start, …)`: the start is one typed object, Start) in `files`,
+    as path:line."""
     hits = []
     for path in files:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
                 kinds = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
-                if any(getattr(k, "id", getattr(k, "attr", None)) in PROCESS_CLASSES for k in kinds):
+                on_start = getattr(node.args[0], "attr", None) == "start"
+                if on_start or any(getattr(k, "id", getattr(k, "attr", None)) in PROCESS_CLASSES for k in kinds):
                     hits.append(f"{path.relative_to(root)}:{node.lineno}")
     return hits
 
@@ -204,6 +207,8 @@ def test_a_planted_process_type_check_is_caught(tmp_path):
     planted.parent.mkdir()
     planted.write_text("from diffusion_core import process as p\n\ndef f(x):\n"
                        "    return isinstance(x.process, (int, p.ColdProcess))\n")
+    assert process_type_checks([planted], tmp_path) == ["pages/planted.py:4"]
+    planted.write_text("import torch\n\ndef f(choice):\n    return isinstance(choice.start, torch.Tensor)\n")
     assert process_type_checks([planted], tmp_path) == ["pages/planted.py:4"]
 
 

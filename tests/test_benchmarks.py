@@ -202,18 +202,18 @@ def test_quality_plan_full_and_quick():
 def test_default_model_follows_the_app(tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
     monkeypatch.delenv("DIFFUSION_LAB_DEFAULT_MODEL", raising=False)
-    assert default_checkpoint(GaussianProcess) is None
+    assert default_checkpoint("noise_levels") is None
     ckpt, desc, warning = resolve_model(None, seed=0)
     assert isinstance(ckpt.model, ReportCNN) and "meaningless" in warning and "untrained" in desc
     net = tiny_net()
     cold = {"type": "cold", "degradation": {"kind": "blur", "T": 10}}  # save_checkpoint validates it now
     save_checkpoint(tmp_path / "aaa", net, {"model": TINY, "diffusion": cold})
     save_checkpoint(tmp_path / "zzz", net, {"model": TINY, "diffusion": noise_config(50)})
-    assert default_checkpoint(GaussianProcess).stem == "zzz"  # the first noise model, not the cold one
+    assert default_checkpoint("noise_levels").stem == "zzz"  # the first noise model, not the cold one
     save_checkpoint(tmp_path / "default-unet", net, {"model": TINY, "diffusion": noise_config(50)})
-    assert default_checkpoint(GaussianProcess).stem == "default-unet"
+    assert default_checkpoint("noise_levels").stem == "default-unet"
     monkeypatch.setenv("DIFFUSION_LAB_DEFAULT_MODEL", "zzz")
-    assert default_checkpoint(GaussianProcess).stem == "zzz"
+    assert default_checkpoint("noise_levels").stem == "zzz"
     save_checkpoint(tmp_path / "cos", net, {"model": TINY, "diffusion": noise_config(50, "cosine")})
     with pytest.raises(ValueError, match="linear"):
         resolve_model(str(tmp_path / "cos"), seed=0)
@@ -221,7 +221,7 @@ def test_default_model_follows_the_app(tmp_path, monkeypatch):
 
 def test_benchmark_mirrors_the_apps_default_model(tmp_path, monkeypatch):
     """The default-model rule lives once, in diffusion_core.lab.catalog: with no --model the benchmark runs
-    default_checkpoint(GaussianProcess), the app's default among the noise models."""
+    default_checkpoint("noise_levels"), the app's default among the noise models."""
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
     monkeypatch.delenv(catalog.DEFAULT_ENV, raising=False)
     net = tiny_net()
@@ -233,7 +233,7 @@ def test_benchmark_mirrors_the_apps_default_model(tmp_path, monkeypatch):
         if env is not None:
             monkeypatch.setenv(catalog.DEFAULT_ENV, env)
         ckpt, desc, warning = resolve_model(None, seed=0)
-        assert ckpt.path == default_checkpoint(GaussianProcess) and ckpt.path.stem == chosen
+        assert ckpt.path == default_checkpoint("noise_levels") and ckpt.path.stem == chosen
         assert warning is None and desc.startswith(f"{chosen} (")
 
 

@@ -152,6 +152,22 @@ def test_classifier_guidance_steers_the_unconditional_model_to_a_digit(shipped):
     assert threes(16.0) >= 7 and threes(0.0) <= 3
 
 
+@pytest.mark.parametrize("kind", ["ink", "classifier"])
+def test_guidance_at_w_0_on_a_v_predicting_model_is_the_models_own_sampling(shipped, kind):
+    """The steered ε̃ is built on the network's ε view; sampling it must not convert it from v a second time
+    (it did: uncond-unet, the Evaluate page's classifier-guidance model, drew other images at w = 0, max 1.0)."""
+    from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
+    from diffusion_core.lab.guidance import SAMPLER, STEPS, guided_samples
+    from diffusion_core.process import SamplerChoice
+    from diffusion_core.sampling import sample_checkpoint
+
+    uncond = load_checkpoint(resolve_checkpoint("uncond-unet"))
+    assert uncond.process.prediction == "v"
+    guided = guided_samples(uncond, kind, 0.0, 4, 3, 5, shipped["noisy"])
+    plain = sample_checkpoint(uncond, SamplerChoice(SAMPLER, STEPS, seed=5), 4, precision="fp32").samples
+    torch.testing.assert_close(guided, plain, atol=1e-5, rtol=0)
+
+
 def test_guidance_refuses_what_it_cannot_do(shipped):
     from diffusion_core.lab.guidance import guidance_curve, guided_samples
 

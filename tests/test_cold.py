@@ -17,8 +17,9 @@ from torch import nn
 from diffusion_core.cli import main
 from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.models import build_model
-from diffusion_core.process import ColdProcess, SamplerChoice
+from diffusion_core.process import ColdProcess, SamplerChoice, Start
 from diffusion_core.process.cold import (
+    Restorer,
     black_start,
     cold_loss,
     cold_start,
@@ -27,7 +28,7 @@ from diffusion_core.process.cold import (
 )
 from diffusion_core.process.degradations import DEGRADATION_KINDS, make_degradation
 from diffusion_core.samplers import run_to_end, samplers_of, spaced_timesteps
-from diffusion_core.samplers.cold import improved_steps
+from diffusion_core.samplers.cold import sample_improved
 from diffusion_core.sampling import sample_checkpoint
 from diffusion_core.training.objectives import Objective, objective_from_config
 from tests.idx_files import write_idx_split
@@ -137,7 +138,8 @@ def test_improved_sampler_with_a_perfect_restorer_gives_back_x(kind):
     x, _ = stroke_images()
     x = x[::9]
     eps = d.draw_noise(tuple(x.shape), torch.Generator().manual_seed(0))
-    frames = list(improved_steps(Constant(x), d, d(x, d.T, eps), spaced_timesteps(d.T, d.T), eps))
+    R = Restorer(Constant(x), d, eps)
+    frames = list(sample_improved(R, d(x, d.T, eps), spaced_timesteps(d.T, d.T), torch.Generator()))
     assert [f.t for f in frames] == list(range(d.T, -1, -1))
     for f in frames[:: max(1, d.T // 4)]:
         assert torch.allclose(f.z, d(x, f.t, eps), atol=1e-4)
@@ -189,9 +191,9 @@ def test_sampler_arguments_are_checked():
     with pytest.raises(ValueError, match="steps must be an integer between 1 and T=10"):
         ColdProcess(d).frames(Identity(), SamplerChoice("improved", 11, start=x), len(x))
     with pytest.raises(ValueError, match="start must be one of mixture, black"):
-        cold_start(d, "white", 4, torch.Generator())
+        cold_start(d, Start("white"), 4, torch.Generator())
     with pytest.raises(ValueError, match="needs a fitted mixture"):
-        cold_start(d, "mixture", 4, torch.Generator())
+        cold_start(d, Start("mixture"), 4, torch.Generator())
     with pytest.raises(ValueError, match="cold loss must be one of"):
         cold_loss(Identity(), d, x, torch.Generator(), "huber")
 
@@ -233,7 +235,8 @@ def test_mixture_start_gives_more_varied_digits_than_black():
     mix = fit_mixture_start(d, bank, seed=0)
     process = ColdProcess(d)
     black = run_to_end(process.frames(oracle, SamplerChoice("improved", 10, seed=0, start="black"), 32)).samples
-    mixed = run_to_end(process.frames(oracle, SamplerChoice("improved", 10, seed=0, start=mix), 32)).samples
+    mixed = run_to_end(process.frames(oracle, SamplerChoice("improved", 10, seed=0, start=Start(fitted=mix)),
+                                      32)).samples
 
     def spread(x):
         return torch.pdist(x.flatten(1)).mean().item(), len(set(nearest_labels(x, bank, labels).tolist()))
@@ -259,7 +262,7 @@ def test_conditional_start_from_degraded_digits():
     final = run_to_end(process.frames(Constant(x), choice, len(x))).samples
     assert torch.allclose(final, x, atol=1e-5)
     with pytest.raises(ValueError, match="N×C×H×W"):
-        cold_start(d, x[0], 1, torch.Generator())
+        cold_start(d, Start(states=x[0]), 1, torch.Generator())
 
 
 # -- objective, checkpoints, CLI -------------------------------------------------------------------
@@ -372,8 +375,8 @@ def test_a_mixture_start_runs_from_where_its_mixture_is_fitted():
     draws = mix.sample(256, torch.Generator().manual_seed(0))
     assert (draws.mean(0) - d(bank, 20).mean(0)).abs().max() < 0.05
     assert (draws.mean(0) - d(bank, 40).mean(0)).abs().max() > 0.05
-    frames = list(process.frames(oracle, SamplerChoice("improved", 5, seed=0, start=mix), 4))
-    assert frames[0].t == 20 and process.step_count(SamplerChoice("improved", 5, start=mix)) == 5
+    frames = list(process.frames(oracle, SamplerChoice("improved", 5, seed=0, start=Start(fitted=mix)), 4))
+    assert frames[0].t == 20 and process.step_count(SamplerChoice("improved", 5, start=Start(fitted=mix))) == 5
     with pytest.raises(ValueError, match="at t = 20; a run from it starts there, not at t_start = 40"):
         process.step_count(SamplerChoice("improved", 5, start=mix, t_start=40))
     assert process.resolve(SamplerChoice("improved", 5)).t_start == 20

@@ -22,6 +22,7 @@ from diffusion_core.lab.cold_views import (
 )
 from diffusion_core.models import build_model
 from diffusion_core.process.degradations import DEGRADATION_KINDS, make_degradation
+from diffusion_core.process.gaussian import noise_diffusion_config
 
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
 
@@ -96,7 +97,7 @@ def test_restoration_from_a_partial_degradation_and_bad_inputs():
     np.testing.assert_allclose(res.degraded, (d(x, 5)[:, 0] + 0.5).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="t_start .* between 1 and T=30"):
         restore(cold(Constant(x), d), x, t_start=31)
-    noise = LoadedCheckpoint(model=Constant(x), config={"diffusion": {"type": "noise"}}, path=Path("m"))
+    noise = LoadedCheckpoint(model=Constant(x), config={"diffusion": noise_diffusion_config()}, path=Path("m"))
     with pytest.raises(ValueError, match="restorations need a cold-diffusion model"):
         restore(noise, x)
 

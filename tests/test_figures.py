@@ -12,13 +12,14 @@ from diffusion_core.figures import (
     REAL_COLOUR,
     alpha_bar_figure,
     blur_schedule_figure,
+    by_family,
     density_figure,
+    family_curves_figure,
     fid_curves_figure,
     final_fid_figure,
     log_ticks,
     loss_curves_figure,
     model_colours,
-    noise_vs_blur_figure,
     pca_cluster_figure,
     samples_at_epochs_figure,
     write_html,
@@ -66,12 +67,22 @@ def test_loss_and_fid_curves_follow_the_rows():
     assert sorted(s.y0 for s in fid.layout.shapes) == [2.5, 300.0]
 
 
+def test_models_are_grouped_by_their_process_family_noise_first():
+    groups = by_family({"blur": ROWS_B, "default": ROWS_A, "odd": ROWS_A},
+                       {"blur": "cold", "default": "noise", "odd": None})
+    assert list(groups) == ["noise", "cold"] and groups["cold"] == {"blur": ROWS_B}  # no process: left out
+    fig = family_curves_figure(groups, key="loss")
+    assert fig.layout.title.text == "loss: noise models vs cold (degradation) models"
+    assert [a.text for a in fig.layout.annotations] == ["noise models: loss ‖ε − g‖²",
+                                                        "cold (degradation) models: loss ‖x − R‖²"]
+
+
 def test_noise_vs_blur_puts_blur_on_the_second_axis():
-    fig = noise_vs_blur_figure({"default": ROWS_A}, {"blur": ROWS_B}, key="loss")
+    fig = family_curves_figure({"noise": {"default": ROWS_A}, "cold": {"blur": ROWS_B}}, key="loss")
     by_name = {t.name: t for t in fig.data}
     assert by_name["default"].yaxis == "y" and by_name["blur"].yaxis == "y2"
     assert by_name["blur"].line.dash == "dash" and list(by_name["blur"].y) == [0.3, 0.2]
-    fid = noise_vs_blur_figure({"default": ROWS_A}, {"blur": ROWS_B}, key="fid")
+    fid = family_curves_figure({"noise": {"default": ROWS_A}, "cold": {"blur": ROWS_B}}, key="fid")
     assert [t.name for t in fid.data] == ["default"]
 
 
@@ -197,7 +208,7 @@ def test_noise_vs_blur_has_two_panels_with_readable_ticks_and_the_models_colours
     """Before: the blur loss sat on a second log axis over the first; its labels ran together
     ('2 2 2 1 1 1 0.01111418 9 7') and each chart chose its own colours."""
     colours = model_colours(["blur", "default"])
-    fig = noise_vs_blur_figure({"default": ROWS_A}, {"blur": ROWS_B}, key="loss", colours=colours)
+    fig = family_curves_figure({"noise": {"default": ROWS_A}, "cold": {"blur": ROWS_B}}, key="loss", colours=colours)
     assert "overlaying" not in fig.layout.yaxis2.to_plotly_json()  # its own panel, not a second axis on top
     assert fig.layout.yaxis.domain[0] > fig.layout.yaxis2.domain[1]  # noise above, blur below
     assert list(fig.layout.yaxis.ticktext) == ["0.02", "0.05", "0.1"]  # noise losses 0.04–0.08

@@ -21,12 +21,12 @@ from tests.app_support import app, no_exceptions, write_checkpoint
 
 DUMMY_FILE = '''"""A dummy sampler with a knob no other sampler has: DDIM's update with η = γ/2."""
 from diffusion_core.process.knobs import Knob
-from diffusion_core.samplers.ddim import ddim_steps
+from diffusion_core.samplers.ddim import sample_ddim
 from diffusion_core.samplers.registry import register
 
 
-def dummy(process, model, x_T, ts, generator, *, gamma):
-    return ddim_steps(model, process.schedule, x_T, generator, ts, gamma / 2)
+def dummy(D, z_T, ts, generator, *, gamma):
+    return sample_ddim(D, z_T, ts, generator, eta=gamma / 2)
 
 
 register("dummy", "noise", dummy, order=99, default_steps=5, summary="a test's plugin",
@@ -96,3 +96,37 @@ def test_a_knob_out_of_its_range_in_a_link_is_named_and_the_slider_opens_at_its_
     assert at.selectbox(key="rd_sampler").value == "heun" and at.slider(key="rd_churn").value == 0.0
     assert ("Ignored from the address: churn (Heun's S_churn) must be a number from 0 to 100; got 500."
             in [w.value for w in at.warning])
+
+
+# -- the start of a run: one typed object (#27 item 3) ---------------------------------------------------------
+
+def test_a_start_is_one_typed_object_and_each_process_names_its_own():
+    import torch
+
+    from diffusion_core.process import ColdProcess, GaussianProcess, SamplerChoice, Start
+    from diffusion_core.process.degradations import make_degradation
+    from diffusion_core.process.schedules import make_schedule
+
+    states = torch.zeros(3, 1, 28, 28)
+    assert SamplerChoice("ddim").start == Start()  # the process's default
+    assert SamplerChoice("ddim", start="black").start == Start(name="black")
+    given = SamplerChoice("ddim", start=states, t_start=5).start
+    assert given.states is states and given.count == 3 and given.describe() == "given states"
+    with pytest.raises(ValueError, match="one of them"):
+        Start(name="black", states=states)
+    with pytest.raises(ValueError, match="a start is a name, a tensor of states or a Start; got int"):
+        SamplerChoice("ddim", start=3)
+
+    noise = GaussianProcess(make_schedule("linear", 1e-4, 0.02, 10))
+    with pytest.raises(ValueError, match="a noise model has no start 'black': it starts from fresh noise"):
+        noise.start(SamplerChoice("ddim", start="black"), 2, torch.Generator())
+    z, _ = noise.start(SamplerChoice("ddim", start=states, t_start=5), 2, torch.Generator())
+    assert torch.equal(z, states)  # given states: their own count, not n
+
+    cold = ColdProcess(make_degradation("blur", 10))
+    with pytest.raises(ValueError, match="a cold model has no start 'white': its starts are mixture, black"):
+        cold.start(SamplerChoice("improved", start="white"), 2, torch.Generator())
+    x_T, extras = cold.start(SamplerChoice("improved", start="black"), 2, torch.Generator())
+    assert x_T.shape == (2, 1, 28, 28) and float(x_T.abs().max()) == pytest.approx(0.5)  # a blurred black image
+    with pytest.raises(ValueError, match="'mixture' start is fitted to training images"):
+        cold.start(SamplerChoice("improved"), 2, torch.Generator())  # the default start, not yet fitted

@@ -9,7 +9,7 @@ from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.gaussian import ddpm_loss, q_sample
 from diffusion_core.process.schedules import make_schedule, preset_schedule
 from diffusion_core.samplers import run_to_end, spaced_timesteps
-from diffusion_core.samplers.ancestral import ancestral_steps
+from diffusion_core.samplers.ancestral import sample_ancestral
 from diffusion_core.samplers.base import SeedBatch, seeded_noise
 from diffusion_core.sampling import sample
 
@@ -51,6 +51,11 @@ class GaussianOracleEps(nn.Module):
         ab = self.ab[torch.round(t.double() * self.T).long()].view(-1, 1, 1, 1)
         a, b = ab.sqrt(), (1 - ab).sqrt()
         return (b * (z.double() - a * self.mu) / (a**2 * self.s**2 + b**2)).float()
+
+
+def ancestral_steps(model: nn.Module, sched, z_T: torch.Tensor, gen: torch.Generator):
+    """Algorithm 2's frames over the noise process's denoiser view of `model`, on every t = T..1."""
+    return sample_ancestral(GaussianProcess(sched).view(model), z_T, list(range(sched.T, 0, -1)), gen)
 
 
 @pytest.fixture
@@ -115,11 +120,12 @@ def test_ddim_eta_zero_is_deterministic_and_eta_one_is_not():
     torch.manual_seed(0)
     model = GaussianOracleEps(0.1, 0.3, sched)
     z_T = torch.randn((2, *SHAPE), generator=torch.Generator().manual_seed(9))
-    from diffusion_core.samplers.ddim import ddim_steps
+    from diffusion_core.samplers.ddim import sample_ddim
 
     def final(eta, gen_seed):
         ts = spaced_timesteps(sched.T, 20)
-        return list(ddim_steps(model, sched, z_T, torch.Generator().manual_seed(gen_seed), ts, eta))[-1].z
+        D = GaussianProcess(sched).view(model)
+        return list(sample_ddim(D, z_T, ts, torch.Generator().manual_seed(gen_seed), eta=eta))[-1].z
 
     torch.testing.assert_close(final(0.0, 1), final(0.0, 2))  # η = 0: the generator is never used
     assert not torch.allclose(final(1.0, 1), final(1.0, 2))

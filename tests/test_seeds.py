@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
-from diffusion_core.process import ColdProcess, GaussianProcess, SamplerChoice
+from diffusion_core.process import ColdProcess, GaussianProcess, SamplerChoice, Start
 from diffusion_core.process.cold import fit_mixture_start
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.process.schedules import preset_schedule
@@ -40,8 +40,8 @@ def test_a_cold_models_mixture_start_and_hybrid_noise_are_per_sample():
     process = ColdProcess(make_degradation("noise-blur", 10))
     images = torch.rand((64, 1, 28, 28), generator=torch.Generator().manual_seed(0)) - 0.5
     mixture = fit_mixture_start(process.degradation, images, n_components=3)
-    x_batch, batch = process.start(SamplerChoice("improved", seed=3, start=mixture), 6, SeedBatch(3, 6))
-    x_alone, alone = process.start(SamplerChoice("improved", seed=7, start=mixture), 1, SeedBatch(7, 1))
+    x_batch, batch = process.start(SamplerChoice("improved", seed=3, start=Start(fitted=mixture)), 6, SeedBatch(3, 6))
+    x_alone, alone = process.start(SamplerChoice("improved", seed=7, start=Start(fitted=mixture)), 1, SeedBatch(7, 1))
     assert torch.allclose(x_batch[4], x_alone[0]) and torch.allclose(batch["noise"][4], alone["noise"][0])
     assert not torch.allclose(x_batch[0], x_batch[1])
 
@@ -62,7 +62,9 @@ def test_sampling_in_chunks_draws_the_same_images_as_one_run_and_none_twice():
     choice = SamplerChoice("dpm++2m-sde", 4, seed=3)
     whole = sample_checkpoint(ckpt, choice, 10, precision="fp32").samples
     chunked = sample_in_chunks(ckpt, choice, 10, chunk=4, precision="fp32")
-    assert torch.allclose(chunked, whole, atol=1e-5)
+    # the same images up to float rounding (a batch of 4 and one of 10 take different kernels: ~1e-5 after 4
+    # SDE steps); a chunk on the wrong seeds differs by the images' own size, ~1
+    assert torch.allclose(chunked, whole, atol=1e-4)
     assert len({tuple(img.flatten()[::37].tolist()) for img in chunked}) == 10  # ten different images
     with pytest.raises(ValueError, match="chunk must be a positive number of samples; got 0"):
         sample_in_chunks(ckpt, choice, 10, chunk=0)

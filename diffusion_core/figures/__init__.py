@@ -15,7 +15,9 @@ from diffusion_core.figures.clusters import (  # noqa: F401
 from diffusion_core.figures.curves import (  # noqa: F401
     ab_difference_figure,
     bound_by_t_figure,
+    by_family,
     curves_figure,
+    family_curves_figure,
     fid_curves_figure,
     fid_wall_clock_figure,
     final_fid_figure,
@@ -23,7 +25,6 @@ from diffusion_core.figures.curves import (  # noqa: F401
     heldout_loss_figure,
     loss_by_t_strip_figure,
     loss_curves_figure,
-    noise_vs_blur_figure,
     novelty_figure,
     path_norms_figure,
     quality_vs_nfe_figure,

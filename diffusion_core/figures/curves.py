@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from diffusion_core.figures.style import GENERATED_COLOUR, PALETTE, REAL_COLOUR, model_colours, series, style_log_axis
+from diffusion_core.process.base import DiffusionProcess
 
 
 def curves_figure(runs: Mapping[str, Sequence[Mapping]], key: str, title: str, y_title: str,
@@ -95,30 +96,42 @@ def final_fid_figure(points: Mapping[str, Mapping], colours: Mapping[str, str] |
     return fig
 
 
-def noise_vs_blur_figure(noise_runs: Mapping[str, Sequence[Mapping]], blur_runs: Mapping[str, Sequence[Mapping]],
-                         key: str = "loss", colours: Mapping[str, str] | None = None) -> go.Figure:
-    """Figures 9–10: loss (or FID) of noise models (top panel) and blur models (bottom panel, dashed)
-    over the same epochs. The two losses measure different things (ε error vs x error), so each gets
-    its own panel and scale rather than a second axis over the first."""
-    colours = model_colours([*noise_runs, *blur_runs]) if colours is None else colours
+def by_family(curves: Mapping[str, Sequence[Mapping]], process_type: Mapping[str, str | None]
+              ) -> dict[str, dict[str, Sequence[Mapping]]]:
+    """{process type: {model: rows}}, the families in their listing order (noise first); models of no known
+    process are left out."""
+    kinds = DiffusionProcess.PROCESS_TYPES
+    groups: dict[str, dict[str, Sequence[Mapping]]] = {}
+    for name, rows in curves.items():
+        if process_type.get(name) in kinds:
+            groups.setdefault(process_type[name], {})[name] = rows
+    return dict(sorted(groups.items(), key=lambda kv: kinds[kv[0]].listing))
+
+
+def family_curves_figure(groups: Mapping[str, Mapping[str, Sequence[Mapping]]], key: str = "loss",
+                         colours: Mapping[str, str] | None = None) -> go.Figure:
+    """Figures 9–10: loss (or FID) of each process family's models over the same epochs, one panel per family
+    (the first solid, the others dashed): noise models' ‖ε − g‖² and cold models' ‖x − R‖² measure different
+    things, so each gets its own panel and scale rather than a second axis over the first. `groups`: by_family."""
+    colours = model_colours([n for runs in groups.values() for n in runs]) if colours is None else colours
     what = "loss" if key == "loss" else "classifier-FID" if key == "fid" else key
-    titles = (f"noise models: {what}" + (" ‖ε − g‖²" if key == "loss" else ""),
-              f"blur models: {what}" + (" ‖x − R‖²" if key == "loss" else ""))
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.14, subplot_titles=titles)
-    for row, (runs, dash) in enumerate(((noise_runs, "solid"), (blur_runs, "dash")), start=1):
+    kinds = [DiffusionProcess.PROCESS_TYPES[k] for k in groups]
+    titles = [f"{kind.family}: {what}" + (f" {kind.loss_text}" if key == "loss" else "") for kind in kinds]
+    fig = make_subplots(rows=len(groups), cols=1, shared_xaxes=True, vertical_spacing=0.14, subplot_titles=titles)
+    for row, runs in enumerate(groups.values(), start=1):
         ys: list[float] = []
         for name, rows in runs.items():
             x, y = series(rows, key)
             if x:
-                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line_dash=dash,
+                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line_dash="solid" if row == 1 else "dash",
                                          line_color=colours.get(name)), row=row, col=1)
                 ys += y
         if key == "loss":
             style_log_axis(fig, ys, row=row, col=1)
         fig.update_yaxes(title_text=what, row=row, col=1)
-    fig.update_xaxes(title_text="epoch", row=2, col=1)
-    fig.update_layout(title=f"{what}: noise models vs blur model", legend_title="run", height=620,
-                      margin=dict(t=90))
+    fig.update_xaxes(title_text="epoch", row=len(groups), col=1)
+    fig.update_layout(title=f"{what}: " + " vs ".join(kind.family for kind in kinds), legend_title="run",
+                      height=310 * max(2, len(groups)), margin=dict(t=90))
     return fig
 
 

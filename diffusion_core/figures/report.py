@@ -11,13 +11,13 @@ import plotly.graph_objects as go
 import torch
 
 from diffusion_core.figures.clusters import density_figure, pca_cluster_figure
-from diffusion_core.figures.curves import fid_curves_figure, loss_curves_figure, noise_vs_blur_figure
+from diffusion_core.figures.curves import by_family, family_curves_figure, fid_curves_figure, loss_curves_figure
 from diffusion_core.figures.images import sample_grids_figure, samples_at_epochs_figure
 from diffusion_core.figures.schedules import alpha_bar_figure, blur_schedule_figure
 from diffusion_core.figures.style import images01
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.io.runs import is_run_dir, read_run_files
-from diffusion_core.process import ColdProcess, GaussianProcess
+from diffusion_core.process import GaussianProcess
 
 
 def write_html(fig: go.Figure, path: str | Path, self_contained: bool = True) -> Path:
@@ -92,12 +92,11 @@ def report_figures(
         ts, frames = preview_strip(blur, torch.as_tensor(images01(real_images)[:1] - 0.5))
         strip = {t: to_unit_numpy(frames[i:i + 1]) for i, t in enumerate(ts)}
         figs["06_blur_schedule"] = blur_schedule_figure(blur.sigmas.numpy(), strip)
-    noise = {r["name"]: r["rows"] for r in data if r["diffusion_type"] == GaussianProcess.type}
-    cold = {r["name"]: r["rows"] for r in data if r["diffusion_type"] == ColdProcess.type}
-    if noise and cold:
-        figs["09_loss_noise_vs_blur"] = noise_vs_blur_figure(noise, cold, key="loss")
+    families = by_family({r["name"]: r["rows"] for r in data}, {r["name"]: r["diffusion_type"] for r in data})
+    if len(families) > 1:  # the report's figures 9–10: noise models against the blur model, each in its panel
+        figs["09_loss_noise_vs_blur"] = family_curves_figure(families, key="loss")
         if has_fid:
-            figs["10_fid_noise_vs_blur"] = noise_vs_blur_figure(noise, cold, key="fid")
+            figs["10_fid_noise_vs_blur"] = family_curves_figure(families, key="fid")
     if classifier is not None and real_images is not None:
         for name, imgs in samples.items():
             slug = _slug(name)

@@ -72,8 +72,8 @@ def _effective(choice: SamplerChoice) -> dict[str, object]:
             out["ρ"] = choice.rho
     for knob in spec.knobs:
         out[knob.symbol or knob.name] = choice.knobs.get(knob.name, knob.default)
-    if isinstance(choice.start, str):
-        out["start"] = choice.start
+    if choice.start.name is not None:
+        out["start"] = choice.start.name
     out["digit"] = "every class in turn" if choice.digit is None else choice.digit
     out["guidance w"] = "the model's" if choice.guidance is None else choice.guidance
     return out

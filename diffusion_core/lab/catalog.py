@@ -8,7 +8,7 @@ from pathlib import Path
 
 from diffusion_core.io.checkpoints import list_checkpoints
 from diffusion_core.lab import run_status
-from diffusion_core.process import DiffusionProcess, GaussianProcess, process_from_config
+from diffusion_core.process import DiffusionProcess, process_from_config
 
 DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"
 # Preferred names for the default model, best first; otherwise the first shipped noise model.
@@ -29,42 +29,51 @@ def checkpoint_label(meta: dict) -> str:
     return f"{meta.get('model', {}).get('arch', '?')} · {what}{trained}"
 
 
-def _of(meta_diffusion: object, process: type[DiffusionProcess] | None, degradation: str | None = None) -> bool:
-    if process is None:
+# what a page may ask of a model's process (a capability, never its type), and how a message names such models
+OFFERS = {"noise_levels": "noise model", "degrades": "cold-diffusion model (one trained with a degradation)"}
+
+
+def offers(meta_diffusion: object, capability: str | None, degradation: str | None = None) -> bool:
+    """Whether a checkpoint's "diffusion" config gives a process with `capability` (a key of OFFERS; None: any),
+    and, with `degradation`, one of that degradation kind."""
+    if capability is None:
         return True
-    if not (isinstance(meta_diffusion, dict) and meta_diffusion.get("type") == process.type):
+    if capability not in OFFERS:
+        raise ValueError(f"a model can be asked for {', '.join(OFFERS)}; got {capability!r}")
+    kind = DiffusionProcess.PROCESS_TYPES.get(meta_diffusion.get("type")) if isinstance(meta_diffusion, dict) else None
+    if kind is None or not getattr(kind, capability):
         return False
-    kind = meta_diffusion.get("degradation", {})
-    return degradation is None or (isinstance(kind, dict) and kind.get("kind") == degradation)
+    found = meta_diffusion.get("degradation", {})
+    return degradation is None or (isinstance(found, dict) and found.get("kind") == degradation)
 
 
-def default_checkpoint(process: type[DiffusionProcess] | None = None, unconditional: bool = False) -> Path | None:
+def default_checkpoint(capability: str | None = None, unconditional: bool = False) -> Path | None:
     """The default model: $DIFFUSION_LAB_DEFAULT_MODEL, a preferred shipped name, else the first shipped noise
-    model, else (process None) the first shipped model; None when nothing fits. `process` keeps only its models;
+    model, else the first shipped model; None when nothing fits. `capability` keeps only models that offer it;
     `unconditional` (a view that runs the model without a label) prefers the shipped unconditional U-Nets."""
-    shipped = [(w, meta) for w, meta in list_checkpoints() if _of(meta.get("diffusion"), process)]
+    shipped = [(w, meta) for w, meta in list_checkpoints() if offers(meta.get("diffusion"), capability)]
     by_name = {w.stem: w for w, _ in shipped}
     for name in (os.environ.get(DEFAULT_ENV), *(UNCONDITIONAL_NAMES if unconditional else ()), *DEFAULT_NAMES):
         if name and name in by_name:
             return by_name[name]
-    noise = [w for w, meta in shipped if _of(meta.get("diffusion"), GaussianProcess)]
+    noise = [w for w, meta in shipped if offers(meta.get("diffusion"), "noise_levels")]
     return (noise or [w for w, _ in shipped] or [None])[0]
 
 
-def model_sources(process: type[DiffusionProcess] | None = None,
+def model_sources(capability: str | None = None,
                   degradation: str | None = None) -> dict[str, tuple[str, Path]]:
     """Loadable models: key → (label, weights path). Keys are 'shipped:<name>' and 'run:<run id>'.
-    `process` keeps only models of that process; `degradation` (with the cold process) only those of that kind."""
+    `capability` keeps only models whose process offers it (OFFERS); `degradation` only those of that kind."""
     found: dict[str, tuple[str, Path]] = {}
     for wpath, meta in list_checkpoints():
-        if _of(meta.get("diffusion"), process, degradation):
+        if offers(meta.get("diffusion"), capability, degradation):
             found[f"shipped:{wpath.stem}"] = (f"Shipped · {wpath.stem} ({checkpoint_label(meta)})", wpath)
     try:
         runs = run_status.list_runs()
     except (OSError, ValueError):
         runs = []
     for run in runs:
-        if not _of(run.config.get("diffusion"), process, degradation):
+        if not offers(run.config.get("diffusion"), capability, degradation):
             continue
         if run.checkpoint is not None:
             progress = f"{run.state}, epoch {run.epoch}/{run.epochs}"

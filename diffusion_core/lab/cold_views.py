@@ -27,7 +27,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.io.mixtures import dataset_mixture
-from diffusion_core.process import ColdProcess, SamplerChoice
+from diffusion_core.process import SamplerChoice
 from diffusion_core.process.cold import COLD_STARTS, black_start, conditional_start
 from diffusion_core.process.degradations import Degradation, make_degradation, preview_strip
 from diffusion_core.samplers import run_to_end
@@ -97,9 +97,8 @@ def degradation_spectra(degradation: Degradation, images: torch.Tensor, ts: list
 
 def cold_parts(checkpoint: LoadedCheckpoint) -> tuple[nn.Module, Degradation]:
     """(restorer R, degradation D) of a cold checkpoint; ValueError for a noise model."""
-    kind = (checkpoint.config.get("diffusion") or {}).get("type")
-    if kind != ColdProcess.type:
-        raise ValueError(f"this is a {kind or 'unknown'} diffusion model; restorations need a "
+    if not checkpoint.process.degrades:
+        raise ValueError(f"this is a {checkpoint.process.type} diffusion model; restorations need a "
                          "cold-diffusion model (one trained with a degradation, e.g. the report's blur)")
     return checkpoint.model, checkpoint.process.degradation
 

@@ -77,7 +77,7 @@ def guided_samples(checkpoint: LoadedCheckpoint, kind: str, scale: float, n: int
         choice = SamplerChoice(SAMPLER, STEPS, seed=seed, digit=digit, guidance=float(scale))
         return sample_checkpoint(checkpoint, choice, n).samples
     model = guided_model(checkpoint, kind, scale, labels, noisy_classifier, target)
-    return sample(noise_model(checkpoint), model, SamplerChoice(SAMPLER, STEPS, seed=seed), n,
+    return sample(noise_model(checkpoint).predicting_eps(), model, SamplerChoice(SAMPLER, STEPS, seed=seed), n,
                   precision="fp32").samples
 
 

@@ -16,18 +16,23 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.lab.editing import noise_model
 from diffusion_core.models.guidance import NO_LABEL, ClassGuided, is_conditional, sample_labels
 from diffusion_core.samplers import in_inference_mode, run_to_end
-from diffusion_core.samplers.ddim import ddim_inversion, ddim_steps
+from diffusion_core.samplers.ddim import ddim_inversion, sample_ddim
 
 MAX_STEPS = 500
 INTERPOLATIONS = ("lerp", "slerp")
 
 
-def eps_network(checkpoint: LoadedCheckpoint, n: int, digit: int | None) -> nn.Module:
-    """The network as ε̂(z, t/T) for n images: unconditional (or `digit`) for a class-conditional model."""
+def network(checkpoint: LoadedCheckpoint, n: int, digit: int | None) -> nn.Module:
+    """The network for n images as it predicts: unconditional (or `digit`) for a class-conditional model."""
     model = checkpoint.model.eval()
     if is_conditional(model):
         model = ClassGuided(model, sample_labels(n, NO_LABEL if digit is None else digit, model.num_classes), 0.0)
-    return noise_model(checkpoint).eps_model(model).eval()
+    return model
+
+
+def eps_network(checkpoint: LoadedCheckpoint, n: int, digit: int | None) -> nn.Module:
+    """The network as ε̂(z, t/T) for n images (see network)."""
+    return noise_model(checkpoint).eps_model(network(checkpoint, n, digit)).eval()
 
 
 def _steps(checkpoint: LoadedCheckpoint, steps: int) -> list[int]:
@@ -40,17 +45,16 @@ def _steps(checkpoint: LoadedCheckpoint, steps: int) -> list[int]:
 def invert(checkpoint: LoadedCheckpoint, x: torch.Tensor, steps: int = 50, digit: int | None = None) -> torch.Tensor:
     """z_T of data-space images x (N×C×H×W) by DDIM inversion on `steps` uniform steps."""
     ts = _steps(checkpoint, steps)
-    model = eps_network(checkpoint, len(x), digit)
+    D = noise_model(checkpoint).view(network(checkpoint, len(x), digit))
     with torch.inference_mode():
-        return ddim_inversion(model, noise_model(checkpoint).schedule, x, list(reversed(ts)))
+        return ddim_inversion(D, x, list(reversed(ts)))
 
 
 def decode(checkpoint: LoadedCheckpoint, z_T: torch.Tensor, steps: int = 50, digit: int | None = None) -> torch.Tensor:
     """DDIM (η = 0) from z_T on the same `steps` uniform steps as invert."""
     ts = _steps(checkpoint, steps)
-    model = eps_network(checkpoint, len(z_T), digit)
-    frames = ddim_steps(model, noise_model(checkpoint).schedule, z_T.float(), torch.Generator(), ts, 0.0)
-    return run_to_end(in_inference_mode(frames)).samples
+    D = noise_model(checkpoint).view(network(checkpoint, len(z_T), digit))
+    return run_to_end(in_inference_mode(sample_ddim(D, z_T.float(), ts, torch.Generator(), eta=0.0))).samples
 
 
 @dataclass

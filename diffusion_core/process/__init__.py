@@ -1,8 +1,8 @@
 """The diffusion processes: β schedules and the Gaussian forward process, degradations and cold diffusion,
 behind one interface (DiffusionProcess) built from a checkpoint's "diffusion" config."""
 
-from diffusion_core.process.base import DiffusionProcess, SamplerChoice, process_from_config
+from diffusion_core.process.base import DiffusionProcess, SamplerChoice, Start, process_from_config
 from diffusion_core.process.cold import ColdProcess
 from diffusion_core.process.gaussian import GaussianProcess
 
-__all__ = ["ColdProcess", "DiffusionProcess", "GaussianProcess", "SamplerChoice", "process_from_config"]
+__all__ = ["ColdProcess", "DiffusionProcess", "GaussianProcess", "SamplerChoice", "Start", "process_from_config"]

@@ -42,15 +42,60 @@ def samplers_of(process_type: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Start:
+    """Where a reverse run begins, one of three (at most one field set; none: the process's default start):
+    name     one of the process's named starts (its `starts`: a cold model's "mixture" or "black")
+    states   given states x_t, N×C×H×W (a degraded digit; SDEdit's or Diffuse ↑'s noised images), at the
+             choice's t_start
+    fitted   a start fitted to training images (a cold model's MixtureStart), which only the data layer can fit
+             or load: the process asks for it (fitted_start) and it is handed in here."""
+
+    name: str | None = None
+    states: torch.Tensor | None = None
+    fitted: Any = None
+
+    def __post_init__(self) -> None:
+        if sum(v is not None for v in (self.name, self.states, self.fitted)) > 1:
+            raise ValueError("a start is a name, given states or a fitted start: one of them")
+        if self.name is not None and not isinstance(self.name, str):
+            raise ValueError(f"a start's name must be text; got {self.name!r}")
+        if self.states is not None and not isinstance(self.states, torch.Tensor):
+            raise ValueError(f"a start's states must be a tensor N×C×H×W; got {type(self.states).__name__}")
+
+    @classmethod
+    def of(cls, value: Start | str | torch.Tensor | None) -> Start:
+        """A Start from what a caller has: a name, a tensor of states, None (the default) or a Start; a fitted
+        start is passed as Start(fitted=…)."""
+        if value is None or isinstance(value, Start):
+            return value or cls()
+        if isinstance(value, torch.Tensor):
+            return cls(states=value)
+        if isinstance(value, str):
+            return cls(name=value)
+        raise ValueError(f"a start is a name, a tensor of states or a Start; got {type(value).__name__}")
+
+    @property
+    def count(self) -> int | None:
+        """How many images given states hold (None: the run's n decides)."""
+        return None if self.states is None else len(self.states)
+
+    def describe(self) -> str | None:
+        """Its name for a caption ("black", "given states", "fitted mixture"); None for the default."""
+        if self.name is not None:
+            return self.name
+        return "given states" if self.states is not None else ("fitted" if self.fitted is not None else None)
+
+
+@dataclass(frozen=True)
 class SamplerChoice:
     """Everything that picks one reverse run apart from the model: the sampler and its settings, the seed,
-    where it starts (cold: "mixture", "black" or a tensor of degraded images x_T), and for a
-    class-conditional model the digit (None: every class in turn) and guidance scale w (None: the model's)."""
+    where it starts (a Start; a name or a tensor of states is taken as one), and for a class-conditional model
+    the digit (None: every class in turn) and guidance scale w (None: the model's)."""
 
     sampler: str
     steps: int | None = None
     seed: int = 0
-    start: str | torch.Tensor = "mixture"
+    start: Start = field(default_factory=Start)
     digit: int | None = None
     guidance: float | None = None
     t_start: int | None = None  # start the reverse run at this t from a given x_t (default T; a cold mixture
@@ -58,6 +103,9 @@ class SamplerChoice:
     spacing: str | None = None  # where the steps go (process/spacing.py); None: the sampler's own
     rho: float = 7.0  # ρ of the Karras spacing
     knobs: Mapping[str, float] = field(default_factory=dict)  # the sampler's knobs set (η, churn); others: default
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", Start.of(self.start))
 
     def knob_values(self) -> dict[str, float]:
         """Every knob of the sampler at its value here (checked) or its default; ValueError for one it lacks."""
@@ -85,10 +133,14 @@ class DiffusionProcess(ABC):
     variant_defines_output: ClassVar[bool] = False
     sampler_noun: ClassVar[str] = "sampler"  # in messages: "sampler must be one of …"
     model_noun: ClassVar[str] = "model"  # in messages: "No trained … yet"
+    family: ClassVar[str] = "models"  # a chart's panel of this process's models: "noise models"
+    loss_text: ClassVar[str] = ""  # its training loss in symbols, for that panel: "‖ε − g‖²"
+    listing: ClassVar[int] = 99  # where its models come among the families (noise first)
     starts: ClassVar[tuple[str, ...]] = ()  # named starts of a reverse run besides the default
     # whether it corrupts by Gaussian noise levels (σ_t, log-SNR): steps spaced by them, re-noising a state (Diffuse
     # ↑, SDEdit), the variational bound and classifier guidance need them; pages and tools ask this, not the type
     noise_levels: ClassVar[bool] = False
+    degrades: ClassVar[bool] = False  # whether a restorer undoes a degradation D(x, t) (the Degradations page's)
     takes_labels: ClassVar[bool] = False  # whether a class-conditional network can be trained on it
     preview_text: ClassVar[str] = "its preview sampler"  # preview_choice in words (the trainer's FID checks)
     PROCESS_TYPES: ClassVar[dict[str, type[DiffusionProcess]]] = {}
@@ -141,20 +193,28 @@ class DiffusionProcess(ABC):
     def x0_from_output(self, z: torch.Tensor, output: torch.Tensor, t: int) -> torch.Tensor:
         """x̂0 from the network's output at z_t."""
 
-    def reverse_model(self, model: nn.Module) -> nn.Module:
-        """The network as this process's samplers call it (a noise model's: as ε̂ whatever it predicts)."""
-        return model
+    @abstractmethod
+    def view(self, model: nn.Module, **extras: Any) -> Any:
+        """The network as this process's samplers see it, every sampler of the process over the same view (a
+        noise process: its σ-space denoiser D(x; σ) → (x̂0, ε̂); cold: the restorer R and the degradation D).
+        extras: what start() handed back beside x_T (a hybrid degradation's trajectory noise)."""
 
     @abstractmethod
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict[str, Any]]:
-        """(x_T, what this process's samplers take besides the knobs, as keyword arguments) of a reverse run,
-        drawn from `generator`."""
+        """(x_T, what view() takes besides the model, as keyword arguments) of a reverse run, drawn from
+        `generator`."""
 
     def fitted_start(self, choice: SamplerChoice) -> object | None:
         """What the choice's start must be fitted to from training data, which only the data layer holds (it
-        fits or loads it and hands it back as choice.start); None: the process draws its start itself."""
+        fits or loads it and hands it back as Start(fitted=…)); None: the process draws its start itself."""
         return None
+
+    def check_start(self, start: Start) -> None:
+        """ValueError for a named start this process does not have (fresh noise, the default, needs no name)."""
+        if start.name is not None and start.name not in self.starts:
+            has = f"its starts are {', '.join(self.starts)}" if self.starts else "it starts from fresh noise"
+            raise ValueError(f"a {self.type} model has no start {start.name!r}: {has} (or given states x_t)")
 
     # -- samplers (registered in diffusion_core/samplers for this process's type) ------------------------
 
@@ -217,10 +277,10 @@ class DiffusionProcess(ABC):
         spec = self.sampler(choice.sampler)
         ts = spec.timesteps(self, choice)  # refuse a bad step count or knob before anything is drawn
         knobs = choice.knob_values()
-        generator = SeedBatch(choice.seed, len(choice.start) if isinstance(choice.start, torch.Tensor) else n)
+        generator = SeedBatch(choice.seed, choice.start.count or n)
         x_T, extras = self.start(choice, n, generator, device)
-        model = self.reverse_model(model).eval()
-        return in_inference_mode(spec.run(self, model, x_T, ts, generator, **extras, **knobs))
+        view = self.view(model.eval(), **extras)
+        return in_inference_mode(spec.run(view, x_T, ts, generator, **knobs))
 
 
 def process_from_config(diffusion: dict) -> DiffusionProcess:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from diffusion_core.process.base import DiffusionProcess, SamplerChoice
+from diffusion_core.process.base import DiffusionProcess, SamplerChoice, Start
 from diffusion_core.process.degradations import BLACK, Degradation, degradation_from_config
-from diffusion_core.process.runs import SeedBatch, validate_sample_count, validate_seed
+from diffusion_core.process.runs import SeedBatch, model_call, validate_sample_count, validate_seed
 
 COLD_STARTS = ("mixture", "black")
 COLD_LOSSES = ("l2", "l1")
@@ -175,27 +175,27 @@ def conditional_start(degradation: Degradation, x: torch.Tensor, seed: int = 0,
 
 
 def cold_start(
-    degradation: Degradation, start: str | torch.Tensor | MixtureStart, n: int, generator: torch.Generator,
-    mixture: MixtureStart | None = None, image_shape: tuple[int, int, int] = (1, 28, 28),
-    device: torch.device | str = "cpu",
+    degradation: Degradation, start: Start, n: int, generator: torch.Generator,
+    image_shape: tuple[int, int, int] = (1, 28, 28), device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(x_T, ε) for a start: "black", "mixture" (needs `mixture`), a fitted MixtureStart or a given N×C×H×W x_T.
+    """(x_T, ε) for a start: "black", a fitted MixtureStart or given N×C×H×W x_T ("mixture" must come fitted).
     ε is the hybrid's trajectory noise (None for deterministic degradations), drawn from `generator`."""
-    if isinstance(start, MixtureStart):
-        start, mixture = "mixture", start
-    if isinstance(start, torch.Tensor):
-        if start.dim() != 4:
-            raise ValueError(f"a conditional start must be degraded images N×C×H×W; got shape {tuple(start.shape)}")
-        x_T = start.float().to(device)
+    if start.states is not None:
+        if start.states.dim() != 4:
+            raise ValueError(f"a conditional start must be degraded images N×C×H×W; got shape "
+                             f"{tuple(start.states.shape)}")
+        x_T = start.states.float().to(device)
         return x_T, degradation.draw_noise(tuple(x_T.shape), generator, device)
-    if start not in COLD_STARTS:
+    name = start.name or "mixture"
+    if start.fitted is None and name not in COLD_STARTS:
         raise ValueError(f"start must be one of {', '.join(COLD_STARTS)} or a tensor of degraded images; "
-                         f"got {start!r}")
+                         f"got {name!r}")
     validate_sample_count(n)
-    if start == "black":
+    if name == "black":
         noise = degradation.draw_noise((n, *image_shape), generator, device)
         return black_start(degradation, n, image_shape, noise, device), noise
-    if mixture is None:
+    mixture = start.fitted
+    if not isinstance(mixture, MixtureStart):
         raise ValueError("start 'mixture' needs a fitted mixture (fit_mixture_start or dataset_mixture)")
     x_T = mixture.sample(n, generator, device)
     noise = degradation.draw_noise(tuple(x_T.shape), generator, device)
@@ -204,6 +204,22 @@ def cold_start(
     return x_T, noise
 
 
+@dataclass(frozen=True)
+class Restorer:
+    """A cold model as its samplers see it: x̂0 = R(x_t, t/T) and the degradation D(x̂0, t) (with a hybrid's
+    fixed trajectory noise, the same at every t)."""
+
+    model: nn.Module
+    degradation: Degradation
+    noise: torch.Tensor | None = None
+
+    def restore(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        """x̂0 = R(x_t, t/T)."""
+        return model_call(self.model, x, t, self.degradation.T)
+
+    def degrade(self, x0: torch.Tensor, t: int) -> torch.Tensor:
+        """D(x̂0, t)."""
+        return self.degradation(x0, t, self.noise)
 
 
 class ColdProcess(DiffusionProcess):
@@ -213,6 +229,8 @@ class ColdProcess(DiffusionProcess):
     variant_defines_output = True
     sampler_noun = "cold sampler"
     model_noun = "cold-diffusion model (one trained with a degradation)"
+    family, loss_text, listing = "cold (degradation) models", "‖x − R‖²", 1
+    degrades = True
     starts = COLD_STARTS
 
     def __init__(self, degradation: Degradation, loss: str = "l2") -> None:
@@ -278,23 +296,25 @@ class ColdProcess(DiffusionProcess):
     def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
         """The improved sampler (≤ 50 steps) from a mixture fitted to the images seen (black before 16)."""
         if len(seen) < 16:
-            return SamplerChoice("improved", min(50, self.T), seed=seed, start="black")
+            return SamplerChoice("improved", min(50, self.T), seed=seed, start=Start("black"))
         if self._preview_mixture is None or self._preview_mixture[0] != len(seen):  # a small, quick fit
             mixture = fit_mixture_start(self.degradation, seen, n_components=10, pca_dim=16, seed=seed,
                                         t=self.degradation.generation_t)
             self._preview_mixture = (len(seen), mixture)
         mixture = self._preview_mixture[1]
-        return SamplerChoice("improved", min(50, mixture.t), seed=seed, start=mixture, t_start=mixture.t)
+        return SamplerChoice("improved", min(50, mixture.t), seed=seed, start=Start(fitted=mixture),
+                             t_start=mixture.t)
 
     def resolve(self, choice: SamplerChoice) -> SamplerChoice:
         """A mixture start without t_start starts where its mixture is fitted: the degradation's generation_t
         for "mixture", the fitted MixtureStart's own t."""
-        if isinstance(choice.start, MixtureStart):
-            if choice.t_start not in (None, choice.start.t):
-                raise ValueError(f"this mixture models D(x, t) at t = {choice.start.t}; "
+        fitted = choice.start.fitted
+        if fitted is not None:
+            if choice.t_start not in (None, fitted.t):
+                raise ValueError(f"this mixture models D(x, t) at t = {fitted.t}; "
                                  f"a run from it starts there, not at t_start = {choice.t_start}")
-            return dataclasses.replace(choice, t_start=choice.start.t)
-        if isinstance(choice.start, str) and choice.start == "mixture" and choice.t_start is None:
+            return dataclasses.replace(choice, t_start=fitted.t)
+        if self._is_mixture(choice.start) and choice.t_start is None:
             t = self.degradation.generation_t  # the process's own start: a step count beyond it takes its t steps
             return dataclasses.replace(choice, t_start=t, steps=None if choice.steps is None else min(choice.steps, t))
         return choice
@@ -302,19 +322,30 @@ class ColdProcess(DiffusionProcess):
     def fitted_start(self, choice: SamplerChoice) -> tuple[Degradation, int] | None:
         """A "mixture" start is fitted to training images, which the data layer holds: (degradation, t) to fit
         or load it for (io.mixtures.dataset_mixture), handed back as choice.start; None for any other start."""
-        if isinstance(choice.start, str) and choice.start == "mixture":
+        if self._is_mixture(choice.start):
             return self.degradation, self.resolve(choice).t_start
         return None
 
+    @staticmethod
+    def _is_mixture(start: Start) -> bool:
+        """The mixture start, not yet fitted (named, or the default)."""
+        return start.states is None and start.fitted is None and start.name in (None, "mixture")
+
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:
-        """choice.start: "black", a fitted MixtureStart (see fitted_start) or a tensor x_T; its samplers also take
-        `noise`, a hybrid degradation's fixed trajectory noise (None for the others)."""
+        """choice.start: "black", a fitted MixtureStart (see fitted_start) or a tensor x_T; beside it `noise`, a
+        hybrid degradation's fixed trajectory noise (None for the others), for view()."""
+        self.check_start(choice.start)
         choice = self.resolve(choice)
-        if isinstance(choice.start, str) and choice.start == "mixture":
+        if self._is_mixture(choice.start):
             raise ValueError("a 'mixture' start is fitted to training images: run it through diffusion_core.sampling "
-                             "(which loads the fit), or pass the fitted MixtureStart as the start")
-        if choice.t_start not in (None, self.T) and isinstance(choice.start, str):
+                             "(which loads the fit), or pass the fitted MixtureStart as Start(fitted=…)")
+        if choice.t_start not in (None, self.T) and choice.start.name is not None:
             raise ValueError("starting midway (t_start) needs the degraded images x_t or the mixture as the start")
-        x_T, noise = cold_start(self.degradation, choice.start, n, generator, None, device=device)
+        x_T, noise = cold_start(self.degradation, choice.start, n, generator, device=device)
         return x_T, {"noise": noise}
+
+    def view(self, model: nn.Module, noise: torch.Tensor | None = None) -> Restorer:
+        """The restorer and the degradation, as every cold sampler runs over them; `noise`: a hybrid
+        degradation's fixed trajectory noise (from start)."""
+        return Restorer(model, self.degradation, noise)

@@ -6,6 +6,7 @@ process/targets.py).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -97,9 +98,10 @@ def ddpm_loss(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, genera
 
 
 class Denoiser:
-    """A noise model seen in noise-level space (k-diffusion's denoiser view): x = z/√ᾱ_t has noise level
-    σ_t = √((1−ᾱ_t)/ᾱ_t), and D(x; σ) = x − σ·ε̂(x/√(1+σ²), t) is the model's x̂0. A σ off the schedule's grid is
-    evaluated at the nearest integer t (in log σ), as the networks were trained on integer t."""
+    """A noise model seen in noise-level space (k-diffusion's denoiser view), the one view every noise sampler
+    runs over: x = z/√ᾱ_t has noise level σ_t = √((1−ᾱ_t)/ᾱ_t), and D(x; σ) = x − σ·ε̂(x·√ᾱ, t) is the model's
+    x̂0. A σ off the schedule's grid is evaluated at the nearest integer t (in log σ), as the networks were
+    trained on integer t."""
 
     def __init__(self, process: GaussianProcess, model: nn.Module) -> None:
         self.model, self.T = model, process.T
@@ -107,21 +109,34 @@ class Denoiser:
         self._log_sigma = torch.tensor([math.log(sigma_of(ab)) for ab in self.alpha_bars[1:]], dtype=torch.float64)
 
     def sigma(self, t: int) -> float:
+        """σ_t = √((1−ᾱ_t)/ᾱ_t); 0 at t = 0."""
         return sigma_of(self.alpha_bars[t])
+
+    def sigmas(self, ts: list[int]) -> list[float]:
+        """σ at each of the timesteps ts, then 0 (where a run ends: the samples)."""
+        return [self.sigma(t) for t in ts] + [0.0]
 
     def t_of(self, sigma: float) -> int:
         """The integer t whose σ_t is nearest to σ in log space (1..T)."""
         return int(torch.argmin((self._log_sigma - math.log(sigma)).abs())) + 1
 
+    @staticmethod
+    def scale(sigma: float) -> float:
+        """√ᾱ at noise level σ: 1/√(1+σ²) (z = √ᾱ·x)."""
+        return 1.0 / math.sqrt(1.0 + sigma**2)
+
+    def to_z(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        """z = √ᾱ·x: the process's own state at noise level σ."""
+        return x * self.scale(sigma)
+
+    def from_z(self, z: torch.Tensor, sigma: float) -> torch.Tensor:
+        """x = z/√ᾱ."""
+        return z / self.scale(sigma)
+
     def __call__(self, x: torch.Tensor, sigma: float, t: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(x̂0, ε̂) at x with noise level σ (the network at t, default t_of(σ)); ε̂ = (x − x̂0)/σ = dx/dσ."""
-        eps = model_call(self.model, to_z(x, sigma), self.t_of(sigma) if t is None else t, self.T)
+        eps = model_call(self.model, self.to_z(x, sigma), self.t_of(sigma) if t is None else t, self.T)
         return x - sigma * eps, eps
-
-
-def to_z(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """z = √ᾱ·x with √ᾱ = 1/√(1+σ²)."""
-    return x / math.sqrt(1.0 + sigma**2)
 
 
 class GaussianProcess(DiffusionProcess):
@@ -132,6 +147,7 @@ class GaussianProcess(DiffusionProcess):
     noise_levels = True
     takes_labels = True
     model_noun = "noise model"
+    family, loss_text, listing = "noise models", "‖ε − g‖²", 0
     QUICK_SAMPLER, QUICK_STEPS = "dpm++2m-sde", 20
 
     def __init__(self, schedule: NoiseSchedule, preset: str | None = None, prediction: str = "eps",
@@ -222,9 +238,6 @@ class GaussianProcess(DiffusionProcess):
         """The network seen as ε̂(z_t, t/T) whatever it predicts: the samplers and the bound are written for ε̂."""
         return model if self.prediction == "eps" else EpsView(model, self.prediction, self.schedule.alpha_bars)
 
-    def reverse_model(self, model: nn.Module) -> nn.Module:
-        return self.eps_model(model)
-
     def quick_choice(self) -> SamplerChoice:
         """The stochastic DPM-Solver++(2M) on 20 steps: fresh noise at every step like the T-step ancestral
         sampler, whose classifier-FID it matches for the shipped default in 1/50 of the time, where the
@@ -234,9 +247,16 @@ class GaussianProcess(DiffusionProcess):
     def timesteps(self, spacing: str, t_start: int, steps: int, rho: float = 7.0) -> list[int]:
         return spaced_by(spacing, self.schedule.alpha_bars.tolist(), t_start, steps, rho)
 
-    def denoiser(self, model: nn.Module) -> Denoiser:
-        """The model in noise-level space (see Denoiser), for the σ-space samplers."""
-        return Denoiser(self, model)
+    def predicting_eps(self) -> GaussianProcess:
+        """This process for a network that outputs ε̂ whatever the checkpoint's own predicts: a steered ε̃ built on
+        eps_model (classifier or loss guidance) is sampled through it, so it is not converted a second time."""
+        twin = copy.copy(self)
+        twin.prediction = "eps"
+        return twin
+
+    def view(self, model: nn.Module) -> Denoiser:
+        """The network in noise-level space (see Denoiser), as every noise sampler runs over it."""
+        return Denoiser(self, self.eps_model(model))
 
     def sigmas(self, ts: list[int]) -> list[float]:
         """σ_t = √((1−ᾱ_t)/ᾱ_t) at each t (the noise level of x = z/√ᾱ_t)."""
@@ -251,10 +271,11 @@ class GaussianProcess(DiffusionProcess):
 
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:
-        """z_T ~ N(0, I) drawn from `generator`; or, with choice.start a tensor, that state z_t (N×C×H×W) at
+        """z_T ~ N(0, I) drawn from `generator`; or, with given states, that state z_t (N×C×H×W) at
         t = choice.t_start (default T): a run from midway, as SDEdit and the Diffuse ↑ button start."""
-        if isinstance(choice.start, torch.Tensor):
-            z = choice.start
+        self.check_start(choice.start)
+        z = choice.start.states
+        if z is not None:
             if tuple(z.shape[1:]) != self.data_shape or len(z) < 1:
                 raise ValueError(f"a start state must be N×{'×'.join(map(str, self.data_shape))}; "
                                  f"got {tuple(z.shape)}")

@@ -1,13 +1,15 @@
 """What every sampler is and yields, and helpers shared by the samplers and the sampling loop.
 
 A sampler is a `Sampler`: a name, the process type it runs on, how it places its timesteps, the knobs it takes
-(process/knobs.py) and a short function run(process, model, x_T, ts, generator, **knobs) → frames, the same
-shape for every sampler (a cold process also hands its samplers `noise=`, a hybrid degradation's fixed
-trajectory noise). A file in this package that calls `register` adds one; nothing else needs to change.
+(process/knobs.py) and a short function run(view, x_T, ts, generator, **knobs) → frames, the same shape for every
+sampler. `view` is the network as the process shows it (process.view): for a noise process the σ-space denoiser
+D(x; σ) → (x̂0, ε̂) with σ(t), to_z and from_z; for a cold process the restorer R(x_t, t) and the degradation
+D(x̂0, t). A file in this package that calls `register` adds one; nothing else needs to change.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -46,8 +48,26 @@ def run_to_end(frames: Iterator[SamplerStep], on_step: Callable[[SamplerStep], N
     return SampleResult(samples=last.z.cpu())
 
 
-# run(process, model, x_T, ts, generator, **knobs) → frames (t, z_t, x̂0), the last at t = 0
+# run(view, x_T, ts, generator, **knobs) → frames (t, z_t, x̂0), the last at t = 0
 SamplerRun = Callable[..., Iterator[SamplerStep]]
+
+
+def ancestral_levels(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[float, float]:
+    """(σ_down, σ_up) of one ancestral step from σ to σ_next (k-diffusion's get_ancestral_step):
+    σ_up = min(σ_next, η·σ_next·√((σ² − σ_next²)/σ²)), σ_down = √(σ_next² − σ_up²). With η = 1 the fresh noise is
+    DDPM's posterior variance β̃_t; η = 0 adds none (the ODE's Euler step)."""
+    if sigma_next == 0 or eta == 0:
+        return sigma_next, 0.0
+    sigma_up = min(sigma_next, eta * sigma_next * math.sqrt((sigma**2 - sigma_next**2) / sigma**2))
+    return math.sqrt(sigma_next**2 - sigma_up**2), sigma_up
+
+
+def ancestral_step(x: torch.Tensor, eps: torch.Tensor, sigma: float, sigma_next: float,
+                   generator: torch.Generator, eta: float = 1.0) -> torch.Tensor:
+    """x at σ_next: the deterministic step down to σ_down, x + (σ_down − σ)·ε̂, then fresh noise σ_up·N(0, I)."""
+    sigma_down, sigma_up = ancestral_levels(sigma, sigma_next, eta)
+    x = x + (sigma_down - sigma) * eps
+    return x + sigma_up * seeded_noise(x.shape, generator, x.device) if sigma_up > 0 else x
 
 
 def len_as_nfe(steps: int) -> int:

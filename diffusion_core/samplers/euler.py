@@ -7,27 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch import nn
 
-from diffusion_core.process.gaussian import to_z
 from diffusion_core.samplers.base import SamplerStep
 from diffusion_core.samplers.registry import register
 
 
-def euler_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int]) -> Iterator[SamplerStep]:
-    D = process.denoiser(model)
-    sigmas = [D.sigma(t) for t in ts] + [0.0]
-    x = z_T * (1.0 + sigmas[0] ** 2) ** 0.5  # z_T ~ N(0, I) stands for z at ts[0]
+def sample_euler(D, z_T: torch.Tensor, ts: Sequence[int], generator: torch.Generator) -> Iterator[SamplerStep]:
+    sigmas = D.sigmas(ts)
+    x = D.from_z(z_T, sigmas[0])  # z_T ~ N(0, I) stands for z at ts[0]
     for i, t in enumerate(ts):
         x0, eps = D(x, sigmas[i], t)
-        yield SamplerStep(t, to_z(x, sigmas[i]), x0)
+        yield SamplerStep(t, D.to_z(x, sigmas[i]), x0)
         x = x + (sigmas[i + 1] - sigmas[i]) * eps
     yield SamplerStep(0, x, x)
 
 
-def _run(process, model, x_T, ts, generator):
-    return euler_steps(process, model, x_T, ts)
-
-
-register("euler", "noise", _run, order=4, default_steps=20,
+register("euler", "noise", sample_euler, order=4, default_steps=20,
          spacing="karras", summary="Euler on the probability-flow ODE (first order)")

@@ -10,9 +10,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch import nn
 
-from diffusion_core.process.gaussian import to_z
 from diffusion_core.process.knobs import Knob
 from diffusion_core.samplers.base import SamplerStep, seeded_noise
 from diffusion_core.samplers.registry import register
@@ -20,21 +18,23 @@ from diffusion_core.samplers.registry import register
 MAX_CHURN = 100.0
 
 
-def heun_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int], generator: torch.Generator, *,
-               churn: float = 0.0) -> Iterator[SamplerStep]:
-    if isinstance(churn, bool) or not isinstance(churn, (int, float)) or not 0 <= churn <= MAX_CHURN:
-        raise ValueError(f"churn (Heun's S_churn) must be a number from 0 to {MAX_CHURN:g}; got {churn!r}")
-    D = process.denoiser(model)
-    sigmas = [D.sigma(t) for t in ts] + [0.0]
+CHURN = Knob("churn", "Churn (S_churn)", 0.0, MAX_CHURN, step=1.0,
+             help="noise added back before each Heun step (EDM); 0: the deterministic ODE", what="Heun's S_churn")
+
+
+def sample_heun(D, z_T: torch.Tensor, ts: Sequence[int], generator: torch.Generator, *,
+                churn: float = 0.0) -> Iterator[SamplerStep]:
+    CHURN.check(churn)
+    sigmas = D.sigmas(ts)
     gamma = min(churn / len(ts), math.sqrt(2) - 1)
-    x = z_T * (1.0 + sigmas[0] ** 2) ** 0.5
+    x = D.from_z(z_T, sigmas[0])
     for i, t in enumerate(ts):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         sigma_hat = sigma * (1 + gamma)
         if gamma > 0:
             x = x + math.sqrt(sigma_hat**2 - sigma**2) * seeded_noise(x.shape, generator, x.device)
         x0, d = D(x, sigma_hat, None if gamma > 0 else t)
-        yield SamplerStep(t, to_z(x, sigma_hat), x0)
+        yield SamplerStep(t, D.to_z(x, sigma_hat), x0)
         x_euler = x + (sigma_next - sigma_hat) * d
         if sigma_next > 0:
             _, d_next = D(x_euler, sigma_next, ts[i + 1])
@@ -44,8 +44,6 @@ def heun_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int], 
     yield SamplerStep(0, x, x)
 
 
-CHURN = Knob("churn", "Churn (S_churn)", 0.0, MAX_CHURN, step=1.0,
-             help="noise added back before each Heun step (EDM); 0: the deterministic ODE", what="Heun's S_churn")
-register("heun", "noise", heun_steps, order=5, knobs=(CHURN,),
+register("heun", "noise", sample_heun, order=5, knobs=(CHURN,),
          default_steps=18, spacing="karras", nfe=lambda steps: 2 * steps - 1,
          summary="Heun (EDM): second order, 2 network calls a step; churn adds noise back")

@@ -8,21 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch import nn
 
-from diffusion_core.process.gaussian import to_z
-from diffusion_core.samplers.base import SamplerStep, seeded_noise
-from diffusion_core.samplers.euler_ancestral import ancestral_step
+from diffusion_core.samplers.base import SamplerStep, ancestral_step, seeded_noise
 from diffusion_core.samplers.registry import register
 
 SNR_TARGET = 0.16  # score_sde's signal-to-noise ratio r of a Langevin step
 
 
-def pc_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int],
-             generator: torch.Generator) -> Iterator[SamplerStep]:
-    D = process.denoiser(model)
-    sigmas = [D.sigma(t) for t in ts] + [0.0]
-    x = z_T * (1.0 + sigmas[0] ** 2) ** 0.5
+def sample_pc(D, z_T: torch.Tensor, ts: Sequence[int], generator: torch.Generator) -> Iterator[SamplerStep]:
+    sigmas = D.sigmas(ts)
+    x = D.from_z(z_T, sigmas[0])
     for i, t in enumerate(ts):
         if i > 0:  # corrector: one Langevin step at σ_i (step size from the norms, per image)
             _, eps = D(x, sigmas[i], t)
@@ -32,11 +27,11 @@ def pc_steps(process, model: nn.Module, z_T: torch.Tensor, ts: Sequence[int],
             step = (2 * (SNR_TARGET * ratio) ** 2).view(-1, *([1] * (x.dim() - 1)))
             x = x + step * score + (2 * step).sqrt() * noise
         x0, eps = D(x, sigmas[i], t)
-        yield SamplerStep(t, to_z(x, sigmas[i]), x0)
+        yield SamplerStep(t, D.to_z(x, sigmas[i]), x0)
         x = ancestral_step(x, eps, sigmas[i], sigmas[i + 1], generator)
     yield SamplerStep(0, x, x)
 
 
-register("pc", "noise", pc_steps, order=7, default_steps=20,
+register("pc", "noise", sample_pc, order=7, default_steps=20,
          spacing="karras", nfe=lambda steps: 2 * steps - 1,
          summary="predictor–corrector: a Langevin corrector step at each level, then Euler-ancestral")

@@ -60,12 +60,11 @@ def cold_mask_model(key: str) -> LoadedCheckpoint | None:
     """The cold-diffusion mask model to compare (a shipped one or a trained run), or None with a line on how to
     get one."""
     from diffusion_core.lab.catalog import model_sources
-    from diffusion_core.process import ColdProcess
 
     from .common import user_errors
     from .models import load_checkpoint_cached
 
-    sources = model_sources(ColdProcess, "mask")
+    sources = model_sources("degrades", "mask")
     if not sources:
         st.caption("No cold-diffusion mask model is shipped or trained, so the third method is missing: train one "
                    "on the Train page (cold diffusion, degradation “mask”).")

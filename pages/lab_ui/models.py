@@ -10,10 +10,9 @@ from pathlib import Path
 import streamlit as st
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint, model_from_bytes
-from diffusion_core.lab.catalog import default_checkpoint, model_sources
+from diffusion_core.lab.catalog import OFFERS, default_checkpoint, model_sources
 from diffusion_core.lab.run_plan import seconds_per_call
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
-from diffusion_core.process import DiffusionProcess
 
 from .common import user_errors
 from .url_state import refresh_view_link
@@ -66,19 +65,20 @@ def _upload_widgets(key: str) -> LoadedCheckpoint | None:
 
 
 def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = True,
-                 process: type[DiffusionProcess] | None = None, unconditional: bool = False,
+                 offers: str | None = None, unconditional: bool = False,
                  url_param: str = "model") -> LoadedCheckpoint | None:
     """Choose a shipped checkpoint, a trained run or an upload; returns the loaded model or None.
     Opens on the app's default model (default_checkpoint, the one Home uses) when it is on offer.
-    `process` (a DiffusionProcess class) offers only its models (an upload of another kind is refused);
+    `offers` (a capability of catalog.OFFERS, e.g. "noise_levels") offers only models whose process has it (an
+    upload without it is refused);
     `unconditional` (a page that runs the model without a label) opens on the shipped unconditional U-Net.
 
     `?model=shipped:<name>` or `?model=run:<run id>` in the URL preselects a model, and the model chosen is
     written back there, so a copied link opens the same model (`url_param` names it where a page has two)."""
-    sources = model_sources(process)
+    sources = model_sources(offers)
     options = list(sources) + ([UPLOAD] if allow_upload else [])
     if not sources:
-        what = "models" if process is None else process.model_noun
+        what = "models" if offers is None else OFFERS[offers] + "s"
         st.info(f"No trained {what} yet: none is shipped in checkpoints/ and no run "
                 "has finished an epoch. Train one on the Train page"
                 + (", or upload a checkpoint below." if allow_upload else "."))
@@ -99,9 +99,9 @@ def model_picker(key: str = "model", label: str = "Model", allow_upload: bool = 
     refresh_view_link()
     if choice == UPLOAD:
         ckpt = _upload_widgets(key)
-        if ckpt is not None and process is not None and not isinstance(ckpt.process, process):
+        if ckpt is not None and offers is not None and not getattr(ckpt.process, offers):
             st.error(f"This upload is a {ckpt.process.type} diffusion model; this part of the page needs a "
-                     f"{process.type} one.")
+                     f"{OFFERS[offers]}.")
             return None
         return ckpt
     with user_errors("Could not load this model"):

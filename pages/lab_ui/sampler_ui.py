@@ -60,7 +60,7 @@ def sampler_controls(ckpt: LoadedCheckpoint, key: str, default: SamplerChoice, b
                                    container=c2)
     knobs = {k.name: knob_slider(k, f"{key}_{k.name}", c3) for k in spec.knobs}  # as the sampler declares them
     start = c3.selectbox("Start from", process.starts, format_func=START_LABELS.get, key=f"{key}_start") \
-        if process.starts else "mixture"
+        if process.starts else None
     spacing = None
     if process.noise_levels and not (spec.all_steps or spec.one_step):
         opening = spec.spacing

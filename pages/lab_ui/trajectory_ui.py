@@ -117,5 +117,5 @@ def diffuse_up(ckpt, request: tuple[int, int]) -> None:
                   first=result.get("first", result["what"]),
                   what=f"diffused up from t = {t} by {t_up - t} steps to t = {t_up}, then {again.describe()} back down "
                        f"(the first run: {result.get('first', result['what'])})",
-                  timing=f"Computed in {seconds:.1f} s.", choice=dataclasses.replace(choice, start="mixture"))
+                  timing=f"Computed in {seconds:.1f} s.", choice=dataclasses.replace(choice, start=None))
     st.session_state.update(rd_k=0, rd_playing=False, rd_gen=st.session_state.get("rd_gen", 0) + 1)
