@@ -36,10 +36,10 @@ from diffusion_core.evaluation.metrics import (  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  # noqa: E402
 from diffusion_core.io.data import load_dataset  # noqa: E402
 from diffusion_core.io.images import to_unit_numpy  # noqa: E402
-from diffusion_core.lab.sampler_costs import mnist_test_reference  # noqa: E402
 from diffusion_core.process import SamplerChoice, Start  # noqa: E402
 from diffusion_core.process.cold import SHIPPED_FIT, fit_mixture_start  # noqa: E402
 from diffusion_core.samplers import run_to_end  # noqa: E402
+from diffusion_core.views.sampler_costs import mnist_test_reference  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,12 +21,12 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from diffusion_core.editing.guidance import guidance_curve  # noqa: E402
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.noisy_classifier import SHIPPED_NAME, cpu_name  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint, shipped_dir  # noqa: E402
 from diffusion_core.io.files import atomic_write_json  # noqa: E402
-from diffusion_core.lab.guidance import guidance_curve  # noqa: E402
-from diffusion_core.lab.sampler_costs import mnist_test_reference  # noqa: E402
+from diffusion_core.views.sampler_costs import mnist_test_reference  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "guidance_curve.json"
 

@@ -23,12 +23,12 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
+from diffusion_core.editing.inpainting import compare, disc_mask, preset_mask  # noqa: E402
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.noisy_classifier import cpu_name  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  # noqa: E402
 from diffusion_core.io.data import load_dataset  # noqa: E402
 from diffusion_core.io.files import atomic_write_json  # noqa: E402
-from diffusion_core.lab.inpainting import compare, disc_mask, preset_mask  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inpainting.json"
 

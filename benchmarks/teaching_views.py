@@ -22,6 +22,10 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 
 from benchmarks.measure import interleaved_medians  # noqa: E402
+from diffusion_core.editing.guidance import guided_samples  # noqa: E402
+from diffusion_core.editing.inpainting import compare, preset_mask  # noqa: E402
+from diffusion_core.editing.inversion import interpolation_paths, noise_ends, round_trips  # noqa: E402
+from diffusion_core.editing.sdedit import sdedit_strip  # noqa: E402
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.likelihood import variational_bound  # noqa: E402
 from diffusion_core.evaluation.noise_levels import heldout_loss_by_t  # noqa: E402
@@ -34,18 +38,14 @@ from diffusion_core.io.checkpoints import (  # noqa: E402
 )
 from diffusion_core.io.data import load_dataset  # noqa: E402
 from diffusion_core.io.files import atomic_write_json  # noqa: E402
-from diffusion_core.lab.ab import ab_runs  # noqa: E402
-from diffusion_core.lab.editing import sdedit_strip  # noqa: E402
-from diffusion_core.lab.guidance import guided_samples  # noqa: E402
-from diffusion_core.lab.inpainting import compare, preset_mask  # noqa: E402
-from diffusion_core.lab.inversion import interpolation_paths, noise_ends, round_trips  # noqa: E402
-from diffusion_core.lab.memorisation import memorisation_view, training_vectors  # noqa: E402
-from diffusion_core.lab.score_lab import build_points_view, field_panels, particle_paths  # noqa: E402
-from diffusion_core.lab.trajectory import record_trajectory  # noqa: E402
 from diffusion_core.process import SamplerChoice  # noqa: E402
 from diffusion_core.process.targets import PREDICTIONS, WEIGHTINGS, weighting_curves  # noqa: E402
 from diffusion_core.samplers.base import model_call  # noqa: E402
 from diffusion_core.sampling import checkpoint_frames  # noqa: E402
+from diffusion_core.views.compare import ab_runs  # noqa: E402
+from diffusion_core.views.memorisation import memorisation_view, training_vectors  # noqa: E402
+from diffusion_core.views.points import build_points_view, field_panels, particle_paths  # noqa: E402
+from diffusion_core.views.reverse import record_trajectory  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "teaching_views.json"
 BUDGET_S = 2.0

@@ -44,10 +44,10 @@ from diffusion_core.io.data import load_dataset  # noqa: E402
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, read_jsonl  # noqa: E402
 from diffusion_core.io.images import to_unit_numpy  # noqa: E402
 from diffusion_core.io.runs import read_json_or_empty  # noqa: E402
-from diffusion_core.lab.sampler_costs import mnist_test_reference  # noqa: E402
 from diffusion_core.process import SamplerChoice  # noqa: E402
 from diffusion_core.sampling import sample_in_chunks  # noqa: E402
 from diffusion_core.training.recipes import RECIPES  # noqa: E402
+from diffusion_core.views.sampler_costs import mnist_test_reference  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "time_to_digits.json"
 CHUNK = 250

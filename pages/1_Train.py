@@ -1,14 +1,14 @@
 """Train: choose data, process, schedule and optimiser; Start runs `python -m diffusion_core train` in the
-background (diffusion_core.lab.jobs). Live progress reattaches from the URL (?run=<id>) after a reload."""
+background (diffusion_core.services.jobs). Live progress reattaches from the URL (?run=<id>) after a reload."""
 
 import streamlit as st
 
 from diffusion_core.io.data import DATASETS
-from diffusion_core.lab import jobs, run_status
-from diffusion_core.lab.ownership import MAX_NAME
 from diffusion_core.process import process_from_config
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import KINDS_WITHOUT_BETAS, MAX_T, PRESETS, SCHEDULE_KINDS, make_schedule
+from diffusion_core.services import jobs, run_status
+from diffusion_core.services.ownership import MAX_NAME
 from diffusion_core.training.recipes import RECIPES
 from diffusion_core.training.trainer import INT_RANGES, LR_DECAYS, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors

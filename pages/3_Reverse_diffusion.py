@@ -7,7 +7,8 @@ import time
 
 import streamlit as st
 
-from diffusion_core.lab import run_plan, trajectory
+from diffusion_core.services import run_plan
+from diffusion_core.views import reverse as trajectory
 from pages.lab_ui import (
     class_controls,
     describe_conditioning,

@@ -7,20 +7,20 @@ import pandas as pd
 import streamlit as st
 
 from diffusion_core.figures import blur_schedule_figure, image_panels_figure
-from diffusion_core.lab.cold_views import (
-    degradation_parameters,
-    degradation_preview,
-    mean_pairwise_distance,
-    restore,
-    start_comparison,
-    unconditional_samples,
-)
 from diffusion_core.process.degradations import (
     DEFAULT_T,
     DEGRADATION_KINDS,
     MAX_T,
     STRENGTH_SCHEDULES,
     make_degradation,
+)
+from diffusion_core.views.degradations import (
+    degradation_parameters,
+    degradation_preview,
+    mean_pairwise_distance,
+    restore,
+    start_comparison,
+    unconditional_samples,
 )
 from pages.lab_ui import (
     checkpoint_label,

@@ -8,8 +8,8 @@ import streamlit as st
 from diffusion_core.evaluation.analysis import density_data, feature_sets
 from diffusion_core.figures import density_figure, pca_cluster_figure
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.lab.explore import cluster_summary, cluster_view, explore_sampler, explore_steps, real_digits
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
+from diffusion_core.views.explore import cluster_summary, cluster_view, explore_sampler, explore_steps, real_digits
 from pages.lab_ui import (
     load_test_digits,
     model_picker,

@@ -15,7 +15,7 @@ from diffusion_core.figures import (
     model_colours,
 )
 from diffusion_core.io.cards import card_protocol
-from diffusion_core.lab.comparison import (
+from diffusion_core.views.evaluate import (
     benchmark_meta,
     benchmark_path,
     collect_records,

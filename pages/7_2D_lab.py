@@ -5,7 +5,7 @@ particles following the probability-flow ODE and the reverse SDE; the final samp
 import streamlit as st
 
 from diffusion_core.figures import particle_paths_figure, points_histogram_figure
-from diffusion_core.lab.score_lab import DRAWN, ODE_SAMPLER, SDE_SAMPLER, TRAIN_DEFAULTS, dataset_names
+from diffusion_core.views.points import DRAWN, ODE_SAMPLER, SDE_SAMPLER, TRAIN_DEFAULTS, dataset_names
 from pages.lab_ui import number_field, require, setup_page, user_errors
 from pages.lab_ui.points_ui import draw_points, field_views, mixture_table, sample_coverage, train_with_progress
 from pages.lab_ui.url_state import url_state

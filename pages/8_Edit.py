@@ -4,10 +4,10 @@ and interpolation between noises or inverted digits (lerp against slerp)."""
 import streamlit as st
 import torch
 
+from diffusion_core.editing.inpainting import compare
+from diffusion_core.editing.inversion import round_trips
+from diffusion_core.editing.sdedit import MAX_STRENGTHS, classify, sdedit_strip, signal_left, strength_step
 from diffusion_core.figures import round_trip_figure
-from diffusion_core.lab.editing import MAX_STRENGTHS, classify, sdedit_strip, signal_left, strength_step
-from diffusion_core.lab.inpainting import compare
-from diffusion_core.lab.inversion import round_trips
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
 from diffusion_core.process import SamplerChoice
 from pages.lab_ui import model_picker, number_field, require, run_queued, setup_page, user_errors

@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 
 from diffusion_core.figures import ab_difference_figure
-from diffusion_core.lab import run_plan
-from diffusion_core.lab.ab import ab_runs, differing_settings
+from diffusion_core.services import run_plan
+from diffusion_core.views.compare import ab_runs, differing_settings
 from pages.lab_ui import class_controls, model_picker, number_field, require, run_queued, setup_page, user_errors
 from pages.lab_ui.render import grid_image
 from pages.lab_ui.sampler_ui import knob_keys, sampler_controls

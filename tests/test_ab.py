@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.lab.ab import ab_runs, aligned_timesteps, differing_settings
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import preset_schedule
+from diffusion_core.views.compare import ab_runs, aligned_timesteps, differing_settings
 from tests.app_support import app, charts, errors, no_exceptions, ship_tiny_model
 from tests.test_samplers import GaussianOracleEps
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from diffusion_core.io.images import save_samples
-from diffusion_core.lab import run_status
-from diffusion_core.lab.comparison import read_benchmark
+from diffusion_core.services import run_status
+from diffusion_core.views.evaluate import read_benchmark
 from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, write_checkpoint
 
 PAGE = "pages/6_Evaluate.py"

@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 
 from diffusion_core import sampling
-from diffusion_core.lab.work_queue import WorkQueue
+from diffusion_core.services.work_queue import WorkQueue
 from pages.lab_ui import queue_ui
 from tests.app_support import app, errors, no_exceptions, ship_tiny_model
 

@@ -15,10 +15,10 @@ from PIL import Image
 
 from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.lab import run_status
 from diffusion_core.models import build_model
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
+from diffusion_core.services import run_status
 from pages.lab_ui import models as lab_models
 from tests.app_support import (
     TINY_CNN,

@@ -12,7 +12,7 @@ import pytest
 import streamlit as st
 
 from diffusion_core.io.images import png_bytes
-from diffusion_core.lab import estimates, jobs, run_status
+from diffusion_core.services import estimates, jobs, run_status
 from diffusion_core.training.options import train_config
 from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, stand_in_job, write_checkpoint
 

@@ -18,7 +18,8 @@ from diffusion_core.process import DiffusionProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "diffusion_core"
-LAB_LAYER = ("diffusion_core.lab",)
+LAB_LAYER = ("diffusion_core.services", "diffusion_core.views")  # above the library: the app's services, then
+# one view model per page
 OUTSIDE_CORE = ("pages", "benchmarks", "streamlit_app", "tests")
 
 
@@ -48,14 +49,15 @@ def core_files(*exclude: str) -> list[Path]:
 def test_the_core_never_imports_the_lab_layer_the_cli_pages_or_benchmarks():
     forbidden = (*LAB_LAYER, "diffusion_core.cli", *OUTSIDE_CORE)
     bad = {}
-    for path in core_files("lab/", "cli.py", "__main__.py", "figures.py"):
+    for path in core_files("services/", "views/", "cli.py", "__main__.py"):
         hits = sorted(m for m in imported_modules(path) if m.startswith(forbidden))
         if hits:
             bad[path.relative_to(ROOT).as_posix()] = hits
     assert not bad, f"core modules importing the lab layer, CLI, pages or benchmarks: {bad}"
 
 
-FLOOR_MAY_NOT = ("diffusion_core.samplers", "diffusion_core.io", "diffusion_core.sampling", "diffusion_core.lab",
+FLOOR_MAY_NOT = ("diffusion_core.samplers", "diffusion_core.io", "diffusion_core.sampling", *LAB_LAYER,
+                 "diffusion_core.editing",
                  "diffusion_core.cli", "diffusion_core.training", "diffusion_core.evaluation",
                  "diffusion_core.figures", *OUTSIDE_CORE)
 
@@ -142,7 +144,15 @@ def test_the_library_has_no_import_cycle():
 
 def test_the_lab_layer_never_imports_the_cli_pages_or_benchmarks():
     bad = {p.name: sorted(m for m in imported_modules(p) if m.startswith(("diffusion_core.cli", *OUTSIDE_CORE)))
-           for p in (CORE / "lab").glob("*.py")}
+           for p in [*(CORE / "services").glob("*.py"), *(CORE / "views").glob("*.py")]}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_services_never_import_the_page_views():
+    """#27 item 4: lab/ split by kind. The services (runs, jobs, estimates, the queue, the catalogue) sit below the
+    views (one per page); the editing algorithms sit in the library proper (the test above keeps both out)."""
+    bad = {p.name: sorted(m for m in imported_modules(p) if m.startswith("diffusion_core.views"))
+           for p in (CORE / "services").glob("*.py")}
     assert not {k: v for k, v in bad.items() if v}
 
 
@@ -260,7 +270,7 @@ def test_a_planted_long_function_is_caught(tmp_path):
 def test_the_library_has_few_top_level_modules():
     modules = [p.name for p in CORE.glob("*.py")]
     assert len(modules) <= 8, modules
-    assert {"process", "samplers", "models", "training", "evaluation", "io", "lab"} <= {
+    assert {"process", "samplers", "models", "training", "evaluation", "io", "editing", "services", "views"} <= {
         p.name for p in CORE.iterdir() if (p / "__init__.py").is_file()}
 
 

@@ -29,14 +29,14 @@ from benchmarks.report import (
 from benchmarks.run import BenchConfig, quick_config, resolve_model, run_benchmark
 from diffusion_core.io.checkpoints import LoadedCheckpoint, save_checkpoint
 from diffusion_core.io.data import Dataset
-from diffusion_core.lab import catalog
-from diffusion_core.lab.catalog import default_checkpoint
-from diffusion_core.lab.comparison import benchmark_meta, read_benchmark
 from diffusion_core.models import ReportCNN
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.gaussian import ddpm_loss
 from diffusion_core.process.schedules import make_schedule
 from diffusion_core.sampling import sample
+from diffusion_core.services import catalog
+from diffusion_core.services.catalog import default_checkpoint
+from diffusion_core.views.evaluate import benchmark_meta, read_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
@@ -220,7 +220,7 @@ def test_default_model_follows_the_app(tmp_path, monkeypatch):
 
 
 def test_benchmark_mirrors_the_apps_default_model(tmp_path, monkeypatch):
-    """The default-model rule lives once, in diffusion_core.lab.catalog: with no --model the benchmark runs
+    """The default-model rule lives once, in diffusion_core.services.catalog: with no --model the benchmark runs
     default_checkpoint("noise_levels"), the app's default among the noise models."""
     monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(tmp_path))
     monkeypatch.delenv(catalog.DEFAULT_ENV, raising=False)
@@ -246,7 +246,7 @@ def test_tiny_run_writes_every_required_field(tmp_path, monkeypatch):
 
     digits = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0)) - 0.5
     fake = Dataset(images=digits, labels=torch.zeros(200, dtype=torch.long), name="mnist", source="synthetic")
-    from diffusion_core.lab import sampler_costs
+    from diffusion_core.views import sampler_costs
 
     for module in (benchmarks.run, benchmarks.quality, sampler_costs):  # skip loading MNIST: seconds here
         monkeypatch.setattr(module, "load_dataset", lambda *a, **k: fake)

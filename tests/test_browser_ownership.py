@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from diffusion_core.io.checkpoints import save_checkpoint
-from diffusion_core.lab.ownership import owner_of
 from diffusion_core.models import build_model
+from diffusion_core.services.ownership import owner_of
 from tests.app_support import dead_pid, fake_run
 
 from .browser_harness import TINY, browser_pages, require_browser, running_app, tiny_noise_config, wait_idle

@@ -117,7 +117,7 @@ def shipped():
 
 
 def test_ink_guidance_moves_the_ink_towards_its_target(shipped):
-    from diffusion_core.lab.guidance import guided_samples
+    from diffusion_core.editing.guidance import guided_samples
 
     plain = float(ink(guided_samples(shipped["unet"], "ink", 0.0, 8, None, 0)).mean())
     more = float(ink(guided_samples(shipped["unet"], "ink", 1.0, 8, None, 0, target=0.3)).mean())
@@ -129,8 +129,8 @@ def test_ink_guidance_moves_the_ink_towards_its_target(shipped):
 def test_loss_guidance_at_the_edit_pages_defaults_draws_digits_at_the_target(shipped, kind, target):
     """#26 item 5: w = 4 (Edit's default) reaches the target and keeps digits. Unweighted by SNR_t (before), the
     thickness run was noise (ink 0.68, every image a confident '8') and ink overshot to 0.23 with broken strokes."""
-    from diffusion_core.lab.editing import classify
-    from diffusion_core.lab.guidance import guided_samples
+    from diffusion_core.editing.guidance import guided_samples
+    from diffusion_core.editing.sdedit import classify
 
     images = guided_samples(shipped["unet"], kind, 4.0, 8, None, 0, target=target)
     measured = (ink if kind == "ink" else thickness)(images)
@@ -141,8 +141,8 @@ def test_loss_guidance_at_the_edit_pages_defaults_draws_digits_at_the_target(shi
 
 
 def test_classifier_guidance_steers_the_unconditional_model_to_a_digit(shipped):
-    from diffusion_core.lab.editing import classify
-    from diffusion_core.lab.guidance import guided_samples
+    from diffusion_core.editing.guidance import guided_samples
+    from diffusion_core.editing.sdedit import classify
 
     def threes(w: float) -> int:
         images = guided_samples(shipped["unet"], "classifier", w, 10, 3, 0, shipped["noisy"])
@@ -156,8 +156,8 @@ def test_classifier_guidance_steers_the_unconditional_model_to_a_digit(shipped):
 def test_guidance_at_w_0_on_a_v_predicting_model_is_the_models_own_sampling(shipped, kind):
     """The steered ε̃ is built on the network's ε view; sampling it must not convert it from v a second time
     (it did: uncond-unet, the Evaluate page's classifier-guidance model, drew other images at w = 0, max 1.0)."""
+    from diffusion_core.editing.guidance import SAMPLER, STEPS, guided_samples
     from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
-    from diffusion_core.lab.guidance import SAMPLER, STEPS, guided_samples
     from diffusion_core.process import SamplerChoice
     from diffusion_core.sampling import sample_checkpoint
 
@@ -169,7 +169,7 @@ def test_guidance_at_w_0_on_a_v_predicting_model_is_the_models_own_sampling(ship
 
 
 def test_guidance_refuses_what_it_cannot_do(shipped):
-    from diffusion_core.lab.guidance import guidance_curve, guided_samples
+    from diffusion_core.editing.guidance import guidance_curve, guided_samples
 
     with pytest.raises(ValueError, match="classifier-free guidance needs a class-conditional model; model1"):
         guided_samples(shipped["model1"], "classifier-free", 1.0, 2, 3)
@@ -222,7 +222,7 @@ def test_within_class_spread_is_the_rms_distance_to_the_class_mean():
 
 
 def test_which_models_each_guidance_can_steer():
-    from diffusion_core.lab.guidance import cannot_guide, preferred_model, w0_meaning
+    from diffusion_core.editing.guidance import cannot_guide, preferred_model, w0_meaning
     from diffusion_core.process.schedules import make_schedule
 
     noisy = NoisyClassifier(schedule=make_schedule("linear", 1e-4, 0.02, 1000))
@@ -241,7 +241,7 @@ def test_which_models_each_guidance_can_steer():
 
 
 def test_the_curves_caption_follows_its_numbers():
-    from diffusion_core.lab.guidance import describe_curve
+    from diffusion_core.editing.guidance import describe_curve
 
     cfg = [{"w": 0.0, "confident": 0.895, "variety": 0.9, "fid": 26.8, "n": 200},
            {"w": 4.0, "confident": 1.0, "variety": 0.5, "fid": 196.8, "n": 200}]

@@ -197,10 +197,10 @@ def test_a_conditional_model_checks_n_seed_and_digit_before_building_labels(tmp_
 ])
 def test_step_count_is_the_number_of_steps_a_run_takes(tmp_path, kind, sampler, steps):
     ckpt = load_checkpoint(write_checkpoint(tmp_path, T=20) if kind == "noise" else cold_checkpoint(tmp_path, T=10))
-    seen = []
-    sample_checkpoint(ckpt, SamplerChoice(sampler, steps, start="black"), n=2, on_step=lambda f: seen.append(f.t))
+    seen, start = [], "black" if kind == "cold" else None  # a cold model from its black start, noise from noise
+    sample_checkpoint(ckpt, SamplerChoice(sampler, steps, start=start), n=2, on_step=lambda f: seen.append(f.t))
     assert seen[-1] == 0 and all(t > 0 for t in seen[:-1])  # on_step sees every frame, the result last
-    assert ckpt.process.step_count(SamplerChoice(sampler, steps, start="black")) == len(seen) - 1
+    assert ckpt.process.step_count(SamplerChoice(sampler, steps, start=start)) == len(seen) - 1
     expected = {"ancestral": 20, "dpm++2m-sde": sampler_spec("dpm++2m-sde").default_steps, "improved": 10, "direct": 1}
     assert len(seen) - 1 == (steps or expected[sampler])
 

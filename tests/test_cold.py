@@ -378,7 +378,7 @@ def test_a_mixture_start_runs_from_where_its_mixture_is_fitted():
     frames = list(process.frames(oracle, SamplerChoice("improved", 5, seed=0, start=Start(fitted=mix)), 4))
     assert frames[0].t == 20 and process.step_count(SamplerChoice("improved", 5, start=Start(fitted=mix))) == 5
     with pytest.raises(ValueError, match="at t = 20; a run from it starts there, not at t_start = 40"):
-        process.step_count(SamplerChoice("improved", 5, start=mix, t_start=40))
+        process.step_count(SamplerChoice("improved", 5, start=Start(fitted=mix), t_start=40))
     assert process.resolve(SamplerChoice("improved", 5)).t_start == 20
     assert process.resolve(SamplerChoice("improved", 5, t_start=40)).t_start == 40
     with pytest.raises(ValueError, match="needs the degraded images x_t or the mixture"):

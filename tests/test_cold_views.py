@@ -12,7 +12,10 @@ from torch import nn
 
 from diffusion_core.evaluation.restoration_metrics import rmse, ssim
 from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.lab.cold_views import (
+from diffusion_core.models import build_model
+from diffusion_core.process.degradations import DEGRADATION_KINDS, make_degradation
+from diffusion_core.process.gaussian import noise_diffusion_config
+from diffusion_core.views.degradations import (
     degradation_parameters,
     degradation_preview,
     mean_pairwise_distance,
@@ -20,9 +23,6 @@ from diffusion_core.lab.cold_views import (
     start_comparison,
     unconditional_samples,
 )
-from diffusion_core.models import build_model
-from diffusion_core.process.degradations import DEGRADATION_KINDS, make_degradation
-from diffusion_core.process.gaussian import noise_diffusion_config
 
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
 

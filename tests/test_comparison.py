@@ -8,7 +8,7 @@ import json
 import pytest
 
 from diffusion_core.figures import default_epochs
-from diffusion_core.lab.comparison import (
+from diffusion_core.views.evaluate import (
     ModelRecord,
     collect_records,
     fid_curve_missing,

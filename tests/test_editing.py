@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.lab.editing import drawing_to_digit, noised, renoise, sdedit, signal_left, strength_step
-from diffusion_core.lab.inversion import (
+from diffusion_core.editing.inversion import (
     decode,
     interpolate,
     interpolation_paths,
@@ -19,6 +17,8 @@ from diffusion_core.lab.inversion import (
     norms_over_sqrt_d,
     round_trips,
 )
+from diffusion_core.editing.sdedit import drawing_to_digit, noised, renoise, sdedit, signal_left, strength_step
+from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import make_schedule, preset_schedule
@@ -148,10 +148,10 @@ def test_sdedit_on_the_class_conditional_model_turns_a_3_into_an_8():
     """Sketch a 3, ask for an 8: the shipped class-conditional model at s = 0.8 draws 8s the classifier reads; asked
     for the 3 it sees, at s = 0.3 it keeps them 3s (measured, seed 0: 8 of 8 both; asked for nothing, 5 of 8 stay
     3s — its unconditional mode is its weakest, which is why the page asks for the digit drawn)."""
+    from diffusion_core.editing.sdedit import classify
     from diffusion_core.evaluation.classifier import load_classifier
     from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
     from diffusion_core.io.data import load_dataset
-    from diffusion_core.lab.editing import classify
 
     ckpt = load_checkpoint(resolve_checkpoint("default-unet"))
     test = load_dataset("mnist", "test", download=False)

@@ -8,7 +8,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 from diffusion_core.io.data import Dataset
-from diffusion_core.lab.explore import cluster_summary, cluster_view, real_digits
+from diffusion_core.views.explore import cluster_summary, cluster_view, real_digits
 
 
 def blobs(n_per: int = 15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ RePaint's schedule follows its paper, masks from presets and painted strokes, ba
 import pytest
 import torch
 
-from diffusion_core.lab.inpainting import (
+from diffusion_core.editing.inpainting import (
     MASKS,
     cold_restore,
     compare,

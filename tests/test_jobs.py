@@ -13,7 +13,7 @@ import pytest
 
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import atomic_write_json
-from diffusion_core.lab import jobs, run_status
+from diffusion_core.services import jobs, run_status
 from tests.app_support import dead_pid, fake_run, stand_in_job
 
 TINY = {"schedule": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 50, "hidden": [4, 4], "kernel_size": 3,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from diffusion_core.lab import estimates, jobs, run_status
+from diffusion_core.services import estimates, jobs, run_status
 from tests.app_support import fake_run, stand_in_job, write_checkpoint
 
 

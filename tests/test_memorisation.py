@@ -12,10 +12,10 @@ from diffusion_core.evaluation.memorisation import IdealDenoiser, nearest_traini
 from diffusion_core.io.data import Dataset
 from diffusion_core.io.files import PROJECT_ROOT
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.lab.memorisation import IDEAL, memorisation_view
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.schedules import make_schedule, preset_schedule
 from diffusion_core.sampling import sample
+from diffusion_core.views.memorisation import IDEAL, memorisation_view
 from tests.app_support import app, charts, errors, no_exceptions, ship_tiny_model
 
 

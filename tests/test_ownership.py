@@ -1,4 +1,4 @@
-"""Runs belong to the browser that started them (#26): the rules in diffusion_core.lab.ownership, applied by
+"""Runs belong to the browser that started them (#26): the rules in diffusion_core.services.ownership, applied by
 the jobs module to stop, resume and delete; the teacher manages every run; runs without an owner are anyone's."""
 
 from __future__ import annotations
@@ -7,8 +7,16 @@ import json
 
 import pytest
 
-from diffusion_core.lab import jobs, run_status
-from diffusion_core.lab.ownership import Actor, may_manage, owner_of, passphrase_matches, proof, proof_matches, run_name
+from diffusion_core.services import jobs, run_status
+from diffusion_core.services.ownership import (
+    Actor,
+    may_manage,
+    owner_of,
+    passphrase_matches,
+    proof,
+    proof_matches,
+    run_name,
+)
 from tests.app_support import dead_pid, fake_run, stand_in_job
 
 ALICE, BOB = "a" * 32, "b" * 32

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from diffusion_core.cli import main
-from diffusion_core.lab import jobs
 from diffusion_core.models import build_model
 from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.degradations import MAX_KERNEL, make_degradation
@@ -20,6 +19,7 @@ from diffusion_core.process.degradations import MAX_T as DEG_MAX_T
 from diffusion_core.process.schedules import MAX_T, make_schedule, validate_schedule_params
 from diffusion_core.samplers import MAX_SAMPLES, validate_sample_count, validate_seed
 from diffusion_core.samplers.base import spaced_timesteps
+from diffusion_core.services import jobs
 from diffusion_core.training.trainer import MAX_BATCH, MAX_EPOCHS, TrainConfig
 from tests.app_support import TINY_CNN, app, errors, no_exceptions, write_checkpoint
 

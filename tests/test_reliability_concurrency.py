@@ -19,9 +19,9 @@ import torch
 
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import atomic_write_json
-from diffusion_core.lab import jobs, run_status
 from diffusion_core.samplers import MAX_SAMPLES
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
+from diffusion_core.services import jobs, run_status
 from tests.app_support import app, errors, no_exceptions, stand_in_job, write_checkpoint
 
 TINY = {"schedule": "linear", "beta1": 1e-4, "beta2": 0.02, "hidden": [4, 4], "kernel_size": 3,

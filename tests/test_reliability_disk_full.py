@@ -18,7 +18,7 @@ import diffusion_core.training.trainer as training
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.data import DEBIAN_FASHION_DIR
 from diffusion_core.io.files import read_jsonl
-from diffusion_core.lab import jobs, run_status
+from diffusion_core.services import jobs, run_status
 from diffusion_core.training.trainer import TrainConfig, TrainingError, read_status, train
 from tests.app_support import TINY_CNN, app, blobs, errors, no_exceptions
 

@@ -18,7 +18,7 @@ import torch
 from diffusion_core.cli import main
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import read_jsonl
-from diffusion_core.lab import run_status
+from diffusion_core.services import run_status
 from diffusion_core.training.trainer import read_status
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.lab.run_plan import (
+from diffusion_core.models import build_model
+from diffusion_core.models.guidance import NO_LABEL
+from diffusion_core.process.degradations import make_degradation
+from diffusion_core.sampling import SamplerChoice, checkpoint_frames
+from diffusion_core.services.run_plan import (
     CONFIRM_ABOVE_S,
     RunEstimate,
     default_sampler,
@@ -19,10 +23,6 @@ from diffusion_core.lab.run_plan import (
     network_calls,
     seconds_per_call,
 )
-from diffusion_core.models import build_model
-from diffusion_core.models.guidance import NO_LABEL
-from diffusion_core.process.degradations import make_degradation
-from diffusion_core.sampling import SamplerChoice, checkpoint_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}

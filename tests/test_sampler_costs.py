@@ -11,9 +11,9 @@ import pytest
 
 from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figure
 from diffusion_core.io.checkpoints import load_checkpoint
-from diffusion_core.lab import sampler_costs
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.schedules import preset_schedule
+from diffusion_core.views import sampler_costs
 from tests.app_support import app, errors, no_exceptions, ship_tiny_model, write_checkpoint
 
 PAGE = "pages/3_Reverse_diffusion.py"

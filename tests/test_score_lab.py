@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from diffusion_core.io.points import ExactEps, GaussianMixture, drawn_mixture, mixture_presets, rings, two_moons
-from diffusion_core.lab.score_lab import (
+from diffusion_core.process import SamplerChoice
+from diffusion_core.sampling import sample
+from diffusion_core.training.in_memory import fit
+from diffusion_core.training.trainer import TrainingError
+from diffusion_core.views.points import (
     DRAWN,
     build_points_view,
     canvas_points,
@@ -21,10 +25,6 @@ from diffusion_core.lab.score_lab import (
     score_field,
     typed_points,
 )
-from diffusion_core.process import SamplerChoice
-from diffusion_core.sampling import sample
-from diffusion_core.training.in_memory import fit
-from diffusion_core.training.trainer import TrainingError
 from tests.app_support import app, charts, errors, no_exceptions
 
 MIXTURES = mixture_presets()

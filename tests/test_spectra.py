@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from diffusion_core.evaluation.spectra import radial_power_spectrum, spectrum_frequencies
-from diffusion_core.lab.cold_views import degradation_spectra
-from diffusion_core.lab.trajectory import record_trajectory
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.samplers import SamplerStep
+from diffusion_core.views.degradations import degradation_spectra
+from diffusion_core.views.reverse import record_trajectory
 from tests.app_support import app, errors, no_exceptions, ship_tiny_model
 
 

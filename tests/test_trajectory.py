@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from diffusion_core.io.images import make_grid
-from diffusion_core.lab.trajectory import (
+from diffusion_core.samplers import SamplerStep
+from diffusion_core.views.reverse import (
     HEADER_PX,
     LiveView,
     RunStopped,
@@ -22,7 +23,6 @@ from diffusion_core.lab.trajectory import (
     side_by_side,
     trajectory_gif,
 )
-from diffusion_core.samplers import SamplerStep
 
 
 def frames(T: int, n: int = 2):

@@ -1,4 +1,4 @@
-"""The process-wide compute line (diffusion_core.lab.work_queue): first come first served, places in line,
+"""The process-wide compute line (diffusion_core.services.work_queue): first come first served, places in line,
 a bound, exceptions handed back to the submitter, cancelling a waiting job, at most `workers` jobs at
 once, and torch's thread count set once per process. Deterministic: jobs are held on events, no sleeps
 decide an outcome."""
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_core.lab import work_queue
-from diffusion_core.lab.work_queue import CancelledError, QueueFull, WorkQueue, machine_plan
+from diffusion_core.services import work_queue
+from diffusion_core.services.work_queue import CancelledError, QueueFull, WorkQueue, machine_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 30  # seconds: only a broken queue ever waits this long
@@ -165,7 +165,7 @@ def test_torch_threads_are_set_once_per_process(queue, monkeypatch):
 def test_the_default_queue_sets_torch_threads_for_its_workers_in_a_fresh_process():
     code = (
         "import torch\n"
-        "from diffusion_core.lab.work_queue import default_queue\n"
+        "from diffusion_core.services.work_queue import default_queue\n"
         "q = default_queue()\n"
         "assert q is default_queue()\n"
         "import sys\n"

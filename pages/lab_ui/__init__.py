@@ -18,7 +18,7 @@ background warm-up of the default model. trajectory_ui: a reverse run drawn live
 train_ui: the Train page's parts (cold inputs, the estimate, a run's live panel, the table of runs).
 """
 
-from diffusion_core.lab.catalog import checkpoint_label, default_checkpoint, model_sources
+from diffusion_core.services.catalog import checkpoint_label, default_checkpoint, model_sources
 
 from .common import PAGES, USER_ERRORS, navigation, page_links, setup_page, user_errors
 from .data import load_test_digits, shipped_classifier

@@ -7,8 +7,8 @@ import torch
 
 from diffusion_core.evaluation.spectra import spectrum_frequencies
 from diffusion_core.figures import spectra_figure
-from diffusion_core.lab.cold_views import degradation_parameters, degradation_spectra
 from diffusion_core.process.degradations import Degradation
+from diffusion_core.views.degradations import degradation_parameters, degradation_spectra
 
 
 def degradation_param_inputs(kind: str, columns: list, key: str) -> dict[str, float | int | None]:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import streamlit as st
 import torch
 
+from diffusion_core.editing.guidance import guided_samples
+from diffusion_core.editing.inversion import interpolation_paths, invert, noise_ends
 from diffusion_core.figures import path_norms_figure
 from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.lab.guidance import guided_samples
-from diffusion_core.lab.inversion import interpolation_paths, invert, noise_ends
 from diffusion_core.models.classifier_guidance import MEASURES, MNIST_MEAN, SPREAD
 from diffusion_core.models.guidance import is_conditional
 

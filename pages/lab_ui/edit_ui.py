@@ -1,5 +1,5 @@
 """The Edit page's parts: where the image to edit comes from (a drawing or a test digit), and a strip of images
-with captions. The work is in diffusion_core.lab.editing and .inversion."""
+with captions. The work is in diffusion_core.editing.sdedit and .inversion."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import numpy as np
 import streamlit as st
 import torch
 
+from diffusion_core.editing.sdedit import drawing_to_digit
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.images import png_bytes, to_unit_numpy
-from diffusion_core.lab.editing import drawing_to_digit
 
 from .data import load_test_digits
 from .inputs import number_field, require
@@ -59,7 +59,7 @@ def strip(images: torch.Tensor, captions: list[str], scale: int = 3) -> None:
 def cold_mask_model(key: str) -> LoadedCheckpoint | None:
     """The cold-diffusion mask model to compare (a shipped one or a trained run), or None with a line on how to
     get one."""
-    from diffusion_core.lab.catalog import model_sources
+    from diffusion_core.services.catalog import model_sources
 
     from .common import user_errors
     from .models import load_checkpoint_cached
@@ -82,7 +82,7 @@ DISC = "the cold model's disc"  # the mask preset a cold mask model fills too
 def mask_source(x: torch.Tensor, key: str, cold: LoadedCheckpoint | None = None) -> tuple[torch.Tensor, int | None]:
     """(the inpainting mask, 1×1×28×28 with 1 = known; the cold model's step t when the mask is its disc, else
     None): a preset, the cold mask model's own disc at a step t, or painted over the digit on a canvas."""
-    from diffusion_core.lab.inpainting import MASKS, disc_mask, mask_from_strokes, preset_mask
+    from diffusion_core.editing.inpainting import MASKS, disc_mask, mask_from_strokes, preset_mask
 
     kinds = ["paint it", *MASKS] + ([DISC] if cold is not None else [])
     kind = st.selectbox("Mask", kinds, index=len(kinds) - 1 if cold is not None else 1, key=f"{key}_mask",

@@ -7,6 +7,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from diffusion_core.editing.guidance import (
+    CURVE_KINDS,
+    SAMPLER,
+    cannot_guide,
+    describe_curve,
+    guidance_curve,
+    preferred_model,
+    w0_meaning,
+)
 from diffusion_core.evaluation.likelihood import variational_bound
 from diffusion_core.evaluation.noise_levels import heldout_loss_by_t
 from diffusion_core.figures import (
@@ -17,19 +26,10 @@ from diffusion_core.figures import (
     neighbours_figure,
     novelty_figure,
 )
-from diffusion_core.lab.catalog import default_checkpoint
-from diffusion_core.lab.comparison import ModelRecord
-from diffusion_core.lab.guidance import (
-    CURVE_KINDS,
-    SAMPLER,
-    cannot_guide,
-    describe_curve,
-    guidance_curve,
-    preferred_model,
-    w0_meaning,
-)
-from diffusion_core.lab.memorisation import IDEAL, MAX_SAMPLES, memorisation_view, training_vectors
 from diffusion_core.process import GaussianProcess
+from diffusion_core.services.catalog import default_checkpoint
+from diffusion_core.views.evaluate import ModelRecord
+from diffusion_core.views.memorisation import IDEAL, MAX_SAMPLES, memorisation_view, training_vectors
 
 from .common import user_errors
 from .data import load_test_digits, load_train_digits, shipped_classifier
@@ -163,7 +163,7 @@ def _real_spread() -> float:
 
 
 def _guidance_curve(record: ModelRecord, kind: str, scales: list[float], n: int, on_progress=None) -> list[dict]:
-    from diffusion_core.lab.sampler_costs import mnist_test_reference
+    from diffusion_core.views.sampler_costs import mnist_test_reference
 
     from .data import shipped_noisy_classifier
 

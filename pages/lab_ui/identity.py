@@ -1,4 +1,4 @@
-"""Who this browser is in the lab (the rules are diffusion_core.lab.ownership's): a random token kept in a
+"""Who this browser is in the lab (the rules are diffusion_core.services.ownership's): a random token kept in a
 cookie, so the runs it starts stay its own across reloads; the teacher's sign-in (a passphrase, remembered by
 the browser as a keyed hash of its token); and the optional class passphrase that keeps the app closed to
 anyone who was not given it."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from diffusion_core.lab.ownership import (
+from diffusion_core.services.ownership import (
     CLASS_ENV,
     TEACHER_ENV,
     Actor,

@@ -10,9 +10,9 @@ from pathlib import Path
 import streamlit as st
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint, model_from_bytes
-from diffusion_core.lab.catalog import OFFERS, default_checkpoint, model_sources
-from diffusion_core.lab.run_plan import seconds_per_call
 from diffusion_core.models.guidance import NO_LABEL, is_conditional
+from diffusion_core.services.catalog import OFFERS, default_checkpoint, model_sources
+from diffusion_core.services.run_plan import seconds_per_call
 
 from .common import user_errors
 from .url_state import refresh_view_link
@@ -115,7 +115,7 @@ MEASURE_WAIT_S = 3.0  # how long the timing waits for a queue worker before timi
 @st.cache_resource(max_entries=32, ttl=600, show_spinner="Timing one network call on this machine…")
 def _seconds_per_call(key: str, n: int, _ckpt: LoadedCheckpoint) -> float:
     del key  # cache key: the weights' hash (or path) stands for the model
-    from diffusion_core.lab.work_queue import QueueFull
+    from diffusion_core.services.work_queue import QueueFull
 
     from .queue_ui import default_queue  # (queue_ui imports this module)
 

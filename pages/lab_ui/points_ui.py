@@ -1,5 +1,5 @@
 """The 2-D lab page's parts: the drawing canvas (or typed points), training with a progress bar, the score
-field panels. The work is in diffusion_core.lab.score_lab."""
+field panels. The work is in diffusion_core.views.points."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 
 from diffusion_core.figures import score_field_figure
-from diffusion_core.lab.score_lab import (
+from diffusion_core.views.points import (
     EXTENT,
     PointsView,
     build_points_view,

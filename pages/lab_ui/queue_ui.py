@@ -1,4 +1,4 @@
-"""Compute through the server's one line (diffusion_core.lab.work_queue), with the user's place in it shown,
+"""Compute through the server's one line (diffusion_core.services.work_queue), with the user's place in it shown,
 and the default model warmed in the background when the server process serves its first page.
 
     with user_errors("Could not sample"):
@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from diffusion_core.io.checkpoints import load_checkpoint
-from diffusion_core.lab.catalog import default_checkpoint
-from diffusion_core.lab.work_queue import Ticket, default_queue
 from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.services.catalog import default_checkpoint
+from diffusion_core.services.work_queue import Ticket, default_queue
 
 POLL_SECONDS = 0.3  # how often a waiting page updates its place in line (and notices a rerun or a closed tab)
 WARM_STEPS = 2  # network steps of the warm-up sample: enough to run every kernel Generate runs

@@ -11,12 +11,12 @@ import streamlit as st
 
 from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figure
 from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.lab import sampler_costs
-from diffusion_core.lab.run_status import runs_root
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.knobs import Knob
 from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.samplers.registry import SAMPLERS
+from diffusion_core.services.run_status import runs_root
+from diffusion_core.views import sampler_costs
 
 from .common import user_errors
 from .inputs import NumberField, number_field

@@ -1,5 +1,5 @@
 """The Train page's parts: the cold-diffusion inputs, the estimate before Start, a run's live panel and the
-table of runs. The page composes them; the work is in diffusion_core.lab.jobs."""
+table of runs. The page composes them; the work is in diffusion_core.services.jobs."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import streamlit as st
 
 from diffusion_core.figures import fid_wall_clock_figure, loss_by_t_strip_figure
 from diffusion_core.io.data import DatasetUnavailableError
-from diffusion_core.lab import estimates, jobs, run_status
-from diffusion_core.lab.ownership import Actor, may_manage
 from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTION_NAMES, PREDICTIONS, WEIGHTINGS
+from diffusion_core.services import estimates, jobs, run_status
+from diffusion_core.services.ownership import Actor, may_manage
 from diffusion_core.training.trainer import INT_RANGES, MAX_EPOCHS
 
 from .common import user_errors

@@ -10,12 +10,12 @@ import numpy as np
 import streamlit as st
 
 from diffusion_core import sampling
+from diffusion_core.editing.sdedit import continuation, renoise
 from diffusion_core.evaluation.spectra import radial_power_spectrum, spectrum_frequencies
 from diffusion_core.figures import schedule_marker_figure, spectra_figure
-from diffusion_core.lab import trajectory
-from diffusion_core.lab.editing import continuation, renoise
 from diffusion_core.process.schedules import NoiseSchedule
 from diffusion_core.sampling import SamplerChoice
+from diffusion_core.views import reverse as trajectory
 
 from . import queue_ui
 from .data import load_test_digits

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from diffusion_core.io.cards import card_protocol, monitor_sampler
 from diffusion_core.io.files import read_jsonl
-from diffusion_core.lab.run_status import JobError, config_of
 from diffusion_core.process import process_from_config
+from diffusion_core.services.run_status import JobError, config_of
 
 # Measured on the 2-core machines this lab was built on (torch 2.14, CPU): a training job spends about
 # 8 s importing PyTorch, then 10–15 s loading the data (offline, torchvision first tries to download MNIST

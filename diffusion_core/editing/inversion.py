@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from diffusion_core.editing.sdedit import noise_model
 from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.lab.editing import noise_model
 from diffusion_core.models.guidance import NO_LABEL, ClassGuided, is_conditional, sample_labels
 from diffusion_core.samplers import in_inference_mode, run_to_end
 from diffusion_core.samplers.ddim import ddim_inversion, sample_ddim

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from diffusion_core.editing.inversion import eps_network
+from diffusion_core.editing.sdedit import noise_model
 from diffusion_core.evaluation.metrics import (
     class_entropy,
     class_histogram,
@@ -22,8 +24,6 @@ from diffusion_core.evaluation.metrics import (
 )
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.lab.editing import noise_model
-from diffusion_core.lab.inversion import eps_network
 from diffusion_core.models.classifier_guidance import GradientGuided, target_loss
 from diffusion_core.models.guidance import is_conditional
 from diffusion_core.process import SamplerChoice

@@ -4,7 +4,7 @@
 - the quality-against-NFE grid: every few-step sampler × spacing at NFE budgets, classifier-FID (± bootstrap
   standard error) and KID (± its standard error), with the sampling time per network evaluation (quality_grid);
 - that grid for one model as a background job on this machine (start_grid_job / grid_job), its rows written as
-  they come, so a page can draw them while it runs: `python -m diffusion_core.lab.sampler_costs MODEL …`;
+  they come, so a page can draw them while it runs: `python -m diffusion_core.views.sampler_costs MODEL …`;
 - one choice measured live on a few samples (measure_choice), and the committed benchmark's rows (benchmark_rows).
 """
 
@@ -34,11 +34,11 @@ from diffusion_core.io.data import load_dataset
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.io.runs import read_json_or_empty
-from diffusion_core.lab.run_status import pid_alive
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.spacing import SPACINGS
 from diffusion_core.samplers import sampler_spec
 from diffusion_core.sampling import sample_in_chunks
+from diffusion_core.services.run_status import pid_alive
 
 BENCHMARK_ENV = "DIFFUSION_LAB_SAMPLER_BENCHMARK"
 BENCHMARK_FILE = Path("benchmarks/results/samplers_nfe.json")
@@ -127,7 +127,7 @@ def quality_grid(checkpoint: LoadedCheckpoint, n: int, budgets: list[int], seed:
                  on_row: Callable[[dict, int], None] | None = None) -> dict:
     """Every few-step sampler × spacing at each NFE budget on n samples; on_row(row, total) after each point.
     Returns {"rows", "best" (lowest FID per budget), "n", "reference", "call_seconds", "chunk"}."""
-    from diffusion_core.lab.run_plan import seconds_per_call
+    from diffusion_core.services.run_plan import seconds_per_call
 
     plan = grid_choices(checkpoint, budgets, seed)
     classifier = load_classifier(None)
@@ -158,7 +158,7 @@ def start_grid_job(model: Path, n: int, budgets: list[int], runs_root: Path) -> 
         raise ValueError(f"a measurement of {model.stem} at n = {n} is already running "
                          f"({len(state.get('rows', []))} of {state.get('total', '?')} points)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "diffusion_core.lab.sampler_costs", str(model), "--n", str(n), "--out", str(out),
+    command = [sys.executable, "-m", "diffusion_core.views.sampler_costs", str(model), "--n", str(n), "--out", str(out),
                "--nfe", *map(str, budgets)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), *filter(None, [os.environ.get(
         "PYTHONPATH")])])}

@@ -20,7 +20,7 @@ from diffusion_core.io.cards import card_protocol, monitor_sampler
 from diffusion_core.io.checkpoints import list_checkpoints
 from diffusion_core.io.files import PROJECT_ROOT, read_jsonl
 from diffusion_core.io.runs import read_json_or_empty
-from diffusion_core.lab.run_status import list_runs
+from diffusion_core.services.run_status import list_runs
 
 BENCHMARK_ENV = "DIFFUSION_LAB_BENCHMARKS"
 BENCHMARK_FILE = Path("benchmarks") / "results" / "quality_vs_speed.json"

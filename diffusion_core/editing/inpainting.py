@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffusion_core.editing.inversion import eps_network
+from diffusion_core.editing.sdedit import noise_model
 from diffusion_core.evaluation.restoration_metrics import ssim
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.lab.editing import noise_model
-from diffusion_core.lab.inversion import eps_network
 from diffusion_core.process.gaussian import predict_x0
 from diffusion_core.samplers.base import SeedBatch, model_call, seeded_noise
 
@@ -133,7 +133,7 @@ def compare(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, s
     """Each method on one image (1×1×28×28) over `seeds` seeds: RMSE on the filled pixels (± SE over seeds),
     SSIM, and the classifier's label of each result. With a cold mask model, its restoration from its own
     D(x, cold_t) joins (its mask is its disc at cold_t, not `mask`)."""
-    from diffusion_core.lab.editing import classify
+    from diffusion_core.editing.sdedit import classify
 
     if not 1 <= seeds <= 16:
         raise ValueError(f"seeds must be from 1 to 16; got {seeds}")

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from diffusion_core.io.checkpoints import list_checkpoints
-from diffusion_core.lab import run_status
 from diffusion_core.process import DiffusionProcess, process_from_config
+from diffusion_core.services import run_status
 
 DEFAULT_ENV = "DIFFUSION_LAB_DEFAULT_MODEL"
 # Preferred names for the default model, best first; otherwise the first shipped noise model.

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.lab.trajectory import Trajectory, record_trajectory
 from diffusion_core.process import SamplerChoice
 from diffusion_core.sampling import checkpoint_frames
+from diffusion_core.views.reverse import Trajectory, record_trajectory
 
 MAX_FRAMES = 64
 

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json, env_int
-from diffusion_core.lab.ownership import Actor, may_manage, run_name
-from diffusion_core.lab.run_status import (
+from diffusion_core.services.ownership import Actor, may_manage, run_name
+from diffusion_core.services.run_status import (
     DELETED,
     JobError,
     RunInfo,
