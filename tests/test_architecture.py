@@ -49,7 +49,7 @@ def core_files(*exclude: str) -> list[Path]:
 def test_the_core_never_imports_the_lab_layer_the_cli_pages_or_benchmarks():
     forbidden = (*LAB_LAYER, "diffusion_core.cli", *OUTSIDE_CORE)
     bad = {}
-    for path in core_files("services/", "views/", "cli.py", "__main__.py"):
+    for path in core_files("services/", "views/", "cli/", "__main__.py"):
         hits = sorted(m for m in imported_modules(path) if m.startswith(forbidden))
         if hits:
             bad[path.relative_to(ROOT).as_posix()] = hits
@@ -226,7 +226,7 @@ MAX_FUNCTION_LINES, MAX_PARAMETERS, MAX_MODULE_LINES, MAX_PAGE_LINES = 80, 10, 4
 # #27 item 5: what is still over the limits. A new entry fails the test; so does one that has come under its limit
 # and is still listed (take it off: the list only shrinks).
 OVER_LIMITS = {
-    "module diffusion_core/cli.py", "module diffusion_core/training/trainer.py",
+"module diffusion_core/training/trainer.py",
 }
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from diffusion_core.cli import _key_value, build_parser, main
+from diffusion_core.cli import build_parser, main
+from diffusion_core.cli.arguments import _key_value
 from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_core.models import build_model
 from diffusion_core.process.degradations import make_degradation
