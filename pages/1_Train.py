@@ -9,8 +9,8 @@ from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import KINDS_WITHOUT_BETAS, MAX_T, PRESETS, SCHEDULE_KINDS, make_schedule
 from diffusion_core.services import jobs, run_status
 from diffusion_core.services.ownership import MAX_NAME
+from diffusion_core.training.config import INT_RANGES, LR_DECAYS, MAX_BATCH, MAX_EPOCHS
 from diffusion_core.training.recipes import RECIPES
-from diffusion_core.training.trainer import INT_RANGES, LR_DECAYS, MAX_BATCH, MAX_EPOCHS
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
 from pages.lab_ui.identity import current_actor, teacher_signin
 from pages.lab_ui.train_ui import (

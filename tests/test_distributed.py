@@ -11,7 +11,7 @@ import torch
 
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import read_jsonl
-from diffusion_core.training.trainer import Distributed
+from diffusion_core.training.distributed import Distributed
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = ["train", "--schedule", "linear", "--T", "50", "--epochs", "2", "--limit", "40", "--batch-size", "16",

@@ -17,7 +17,8 @@ from diffusion_core.process import GaussianProcess, SamplerChoice
 from diffusion_core.process.gaussian import ddpm_loss
 from diffusion_core.process.schedules import make_schedule, preset_schedule
 from diffusion_core.sampling import sample, sample_checkpoint
-from diffusion_core.training.trainer import TrainConfig, init_weights
+from diffusion_core.training.config import TrainConfig
+from diffusion_core.training.trainer import init_weights
 
 TINY_UNET = {"base_channels": 8, "time_embed_dim": 16}
 NOISE = {"type": "noise", "schedule": {"kind": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 20}}

@@ -20,7 +20,7 @@ from diffusion_core.process.schedules import MAX_T, make_schedule, validate_sche
 from diffusion_core.samplers import MAX_SAMPLES, validate_sample_count, validate_seed
 from diffusion_core.samplers.base import spaced_timesteps
 from diffusion_core.services import jobs
-from diffusion_core.training.trainer import MAX_BATCH, MAX_EPOCHS, TrainConfig
+from diffusion_core.training.config import MAX_BATCH, MAX_EPOCHS, TrainConfig
 from tests.app_support import TINY_CNN, app, errors, no_exceptions, write_checkpoint
 
 # ---------------------------------------------------------------- the CLI

@@ -19,7 +19,8 @@ from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.data import DEBIAN_FASHION_DIR
 from diffusion_core.io.files import read_jsonl
 from diffusion_core.services import jobs, run_status
-from diffusion_core.training.trainer import TrainConfig, TrainingError, read_status, train
+from diffusion_core.training.config import TrainConfig, TrainingError
+from diffusion_core.training.trainer import read_status, train
 from tests.app_support import TINY_CNN, app, blobs, errors, no_exceptions
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

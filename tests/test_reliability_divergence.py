@@ -12,7 +12,8 @@ import diffusion_core.training.trainer as training
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.files import read_jsonl
 from diffusion_core.services import run_status
-from diffusion_core.training.trainer import TrainConfig, TrainingError, read_status, train
+from diffusion_core.training.config import TrainConfig, TrainingError
+from diffusion_core.training.trainer import read_status, train
 from tests.app_support import TINY_CNN, app, blobs, no_exceptions
 
 

@@ -10,8 +10,8 @@ import torch
 from diffusion_core.io.points import ExactEps, GaussianMixture, drawn_mixture, mixture_presets, rings, two_moons
 from diffusion_core.process import SamplerChoice
 from diffusion_core.sampling import sample
+from diffusion_core.training.config import TrainingError
 from diffusion_core.training.in_memory import fit
-from diffusion_core.training.trainer import TrainingError
 from diffusion_core.views.points import (
     DRAWN,
     build_points_view,

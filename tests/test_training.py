@@ -13,7 +13,8 @@ from diffusion_core.io.files import read_jsonl
 from diffusion_core.models import build_model
 from diffusion_core.process.gaussian import ddpm_loss
 from diffusion_core.process.schedules import make_schedule
-from diffusion_core.training.trainer import TrainConfig, TrainingError, read_status, train
+from diffusion_core.training.config import TrainConfig, TrainingError
+from diffusion_core.training.trainer import read_status, train
 
 from .conftest import TINY_CNN
 
@@ -183,7 +184,7 @@ def test_init_from_a_checkpoint_starts_from_its_weights(tmp_path, fake_data):
 
 
 def test_ema_warms_up_then_uses_the_configured_decay():
-    from diffusion_core.training.trainer import ema_decay_at, ema_update
+    from diffusion_core.training.optim import ema_decay_at, ema_update
 
     assert ema_decay_at(0.999, 0) == pytest.approx(0.1) and ema_decay_at(0.999, 90) == pytest.approx(0.91)
     assert ema_decay_at(0.999, 10**6) == 0.999

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from diffusion_core.cli import build_parser, main
+from diffusion_core.training.config import TrainConfig
 from diffusion_core.training.options import TRAIN_OPTIONS, parse_key_values, train_config
-from diffusion_core.training.trainer import TrainConfig
 
 
 def test_options_become_the_config_fields_with_its_defaults_for_the_rest():

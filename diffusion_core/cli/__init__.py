@@ -30,7 +30,7 @@ from diffusion_core.cli.train import (
 )
 from diffusion_core.io.checkpoints import CheckpointError
 from diffusion_core.io.data import DatasetUnavailableError
-from diffusion_core.training.trainer import TrainingError
+from diffusion_core.training.config import TrainingError
 
 __all__ = ["build_parser", "main"]
 

@@ -84,7 +84,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def _checkpoint_images(name: str, args: argparse.Namespace, n: int):
     """(n images N×28×28 in [0, 1], sampler) from a checkpoint, with a progress bar unless args.quiet."""
-    from diffusion_core.training.trainer import resolve_device
+    from diffusion_core.training.config import resolve_device
 
     ckpt = load_checkpoint(resolve_checkpoint(name), device="cpu")
     start = getattr(args, "start", None)

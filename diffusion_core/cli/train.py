@@ -31,14 +31,10 @@ from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, ST
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS
+from diffusion_core.training.config import INT_RANGES, LR_DECAYS, TrainConfig
 from diffusion_core.training.options import TRAIN_OPTIONS, train_config
 from diffusion_core.training.recipes import RECIPES
-from diffusion_core.training.trainer import (
-    INT_RANGES,
-    LR_DECAYS,
-    TrainConfig,
-    train,
-)
+from diffusion_core.training.trainer import train
 
 
 def _train_parser(add: Callable[..., argparse.ArgumentParser]) -> None:

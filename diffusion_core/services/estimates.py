@@ -304,9 +304,9 @@ def measure_images_per_s(options: Mapping[str, object], budget_s: float = 3.0,
 
     from diffusion_core.models import build_model
     from diffusion_core.models.guidance import is_conditional
+    from diffusion_core.training.config import resolve_device
     from diffusion_core.training.objectives import objective_from_config
     from diffusion_core.training.precision import resolve_precision, with_precision
-    from diffusion_core.training.trainer import resolve_device
 
     config = config_of(options)
     device = resolve_device(config.device)

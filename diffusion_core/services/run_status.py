@@ -26,8 +26,8 @@ from pathlib import Path
 
 from diffusion_core.io.runs import read_json_or_empty, read_run_files
 from diffusion_core.process import process_from_config
+from diffusion_core.training.config import TrainConfig
 from diffusion_core.training.options import train_config
-from diffusion_core.training.trainer import TrainConfig
 
 RUNS_ENV = "DIFFUSION_LAB_RUNS"
 ACTIVE_STATES = ("starting", "running", "stopping")

@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from diffusion_core.process import DiffusionProcess
+from diffusion_core.training.config import LR_DECAYS, TrainingError
 from diffusion_core.training.objectives import Objective
-from diffusion_core.training.trainer import LR_DECAYS, TrainingError, ema_update, lr_at
+from diffusion_core.training.optim import ema_update, lr_at
 
 MAX_STEPS = 20_000
 

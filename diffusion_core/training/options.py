@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from diffusion_core.process import ColdProcess
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.process.gaussian import noise_diffusion_config
+from diffusion_core.training.config import TrainConfig
 from diffusion_core.training.recipes import with_recipe
-from diffusion_core.training.trainer import TrainConfig
 
 DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation", "degradation_T",
                      "degradation_schedule", "degradation_param", "loss", "prediction", "weighting", "snr_gamma")

@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,120 +35,11 @@ from diffusion_core.io.images import save_samples, to_unit_numpy
 from diffusion_core.io.runs import read_status
 from diffusion_core.models import build_model, count_parameters
 from diffusion_core.models.guidance import ClassGuided, drop_labels, is_conditional
-from diffusion_core.process import process_from_config
-from diffusion_core.process.gaussian import noise_diffusion_config
-from diffusion_core.samplers import MAX_SAMPLES, validate_seed
+from diffusion_core.training.config import TrainConfig, TrainingError, machine_name
+from diffusion_core.training.distributed import Distributed, init_distributed
 from diffusion_core.training.objectives import objective_from_config
-from diffusion_core.training.precision import PRECISIONS, resolve_precision, with_precision
-
-MAX_EPOCHS = 10_000
-MAX_BATCH = 4096
-# allowed ranges of TrainConfig's integer fields (limit: when set); the CLI checks its arguments against them
-INT_RANGES = {"epochs": (1, MAX_EPOCHS), "batch_size": (1, MAX_BATCH), "preview_n": (1, 64), "warmup": (0, 1_000_000),
-              "fid_every": (0, MAX_EPOCHS), "fid_samples": (16, MAX_SAMPLES), "limit": (1, 10_000_000)}
-
-
-LR_DECAYS = ("none", "cosine")
-
-
-class TrainingError(RuntimeError):
-    """Training stopped for a reason the user must act on (the message says which)."""
-
-
-def machine_name(device: torch.device) -> str:
-    """What trained a run, for its card: the GPU's name, or the CPU's model name and threads."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    from diffusion_core.evaluation.noisy_classifier import cpu_name
-
-    return cpu_name()
-
-
-@dataclass
-class TrainConfig:
-    diffusion: dict = field(default_factory=lambda: noise_diffusion_config(kind="linear", beta1=1e-4, beta2=0.02,
-                                                                           T=1000))
-    model: dict = field(default_factory=lambda: {"arch": "cnn", "params": {}})
-    dataset: str = "mnist"
-    data_root: str | None = None
-    download: bool = True
-    limit: int | None = None  # train on the first `limit` images only (quick runs)
-    epochs: int = 100
-    batch_size: int = 128
-    lr: float = 2e-4
-    warmup: int = 0  # optimiser steps of linear learning-rate warm-up from 0
-    lr_decay: str = "none"  # "cosine": the rate falls as a half cosine to 0 at the run's last step
-    seed: int = 0
-    ema_decay: float | None = None
-    device: str = "auto"
-    sample_epochs: list[int] | None = None  # None: every 10th epoch and the last
-    precision: str = "auto"  # bf16 autocast where native (see precision.py), else fp32
-    fid_every: int = 0  # epochs between classifier-FID measurements (0: never); see fid_monitor.py
-    fid_samples: int = 256
-    init_from: str | None = None  # a checkpoint whose weights start the run (same architecture)
-    label_dropout: float = 0.1  # class-conditional models: P(label → none), for classifier-free guidance
-    preview_n: int = 16
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first out-of-range field and its allowed range."""
-        def whole(name: str, value: object, lo: int, hi: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise ValueError(f"{name} must be an integer between {lo} and {hi}; got {value!r}")
-
-        for name, (lo, hi) in INT_RANGES.items():
-            if name != "limit" or self.limit is not None:
-                whole(name, getattr(self, name), lo, hi)
-        validate_seed(self.seed)
-        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or not 0 < self.lr <= 1:
-            raise ValueError(f"lr must be a number with 0 < lr ≤ 1; got {self.lr!r}")
-        if self.lr_decay not in LR_DECAYS:
-            raise ValueError(f"lr_decay must be one of {', '.join(LR_DECAYS)}; got {self.lr_decay!r}")
-        if self.ema_decay is not None and not (isinstance(self.ema_decay, float) and 0 < self.ema_decay < 1):
-            raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999), or None; got {self.ema_decay!r}")
-        if isinstance(self.label_dropout, bool) or not isinstance(self.label_dropout, (int, float)) \
-                or not 0 <= self.label_dropout < 1:
-            raise ValueError(f"label_dropout must be a number with 0 ≤ p < 1 (e.g. 0.1); got {self.label_dropout!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
-        if self.device not in ("auto", "cpu", "cuda", "mps"):
-            raise ValueError(f"device must be auto, cpu, cuda or mps; got {self.device!r}")
-        process = process_from_config(self.diffusion)  # raises for unknown types / parameters
-        if is_conditional(build_model(self.model)):  # raises for unknown architectures / parameters
-            if not process.takes_labels:
-                raise ValueError("a class-conditional model needs Gaussian-noise diffusion; cold restorers take "
-                                 "no label (drop --conditional)")
-            if self.dataset not in ("mnist", "fashion-mnist") or self.model.get("params", {}).get("num_classes") != 10:
-                raise ValueError("num_classes must be 10: the dataset's labels are the digits 0–9")
-
-    def epochs_to_sample(self) -> set[int]:
-        if self.sample_epochs is not None:
-            return {e for e in self.sample_epochs if 1 <= e <= self.epochs}
-        return {e for e in range(10, self.epochs + 1, 10)} | {self.epochs}
-
-    def epochs_to_measure(self) -> set[int]:
-        if not self.fid_every:
-            return set()
-        return set(range(self.fid_every, self.epochs + 1, self.fid_every)) | {self.epochs}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown training config field(s) {sorted(unknown)}")
-        return cls(**d)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA GPU is available; use --device auto or cpu")
-    return torch.device(name)
+from diffusion_core.training.optim import ema_update, lr_at
+from diffusion_core.training.precision import resolve_precision, with_precision
 
 
 def write_status(run_dir: Path, **fields: object) -> None:
@@ -157,72 +48,12 @@ def write_status(run_dir: Path, **fields: object) -> None:
     atomic_write_json(run_dir / "status.json", status)
 
 
-def lr_at(lr: float, step: int, total: int, warmup: int = 0, decay: str = "none") -> float:
-    """The learning rate of optimiser step `step` (0-based) of `total`: lr·min(1, (step + 1)/warmup), times
-    ½(1 + cos(π·step/total)) with cosine decay."""
-    rate = lr * min(1.0, (step + 1) / warmup) if warmup else lr
-    if decay == "cosine":
-        rate *= 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
-    return rate
-
-
-def ema_decay_at(decay: float, step: int) -> float:
-    """EMA decay with warm-up, min(decay, (1 + step)/(10 + step)): early on the average follows the
-    weights closely, so a short run's EMA is not dominated by the random initial weights."""
-    return min(decay, (1 + step) / (10 + step))
-
-
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
-    """θ_ema ← d·θ_ema + (1 − d)·θ with d = ema_decay_at(decay, step) (step: updates done before this one)."""
-    d = ema_decay_at(decay, step)
-    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-        pe.lerp_(pm, 1.0 - d)
-
-
 @dataclass
 class EpochReport:
     epoch: int
     epochs: int
     loss: float
     wall_time: float
-
-
-@dataclass
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 when not distributed)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def shard(self, batch: int) -> slice:
-        """This rank's contiguous part of a global batch (sizes differ by at most one)."""
-        base, extra = divmod(batch, self.world)
-        lo = self.rank * base + min(self.rank, extra)
-        return slice(lo, lo + base + (1 if self.rank < extra else 0))
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            torch.distributed.barrier()
-
-
-def init_distributed(device_name: str) -> tuple[Distributed, torch.device]:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed(), resolve_device(device_name)
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name)
-    if device.type == "cuda":
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Distributed(torch.distributed.get_rank(), torch.distributed.get_world_size()), device
 
 
 def _fail(run_dir: Path, dist: Distributed, reason: str) -> TrainingError:

@@ -17,7 +17,7 @@ from streamlit.runtime.pages_manager import PagesManager
 from diffusion_core.io.checkpoints import CheckpointError
 from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.services.work_queue import QueueFull
-from diffusion_core.training.trainer import TrainingError
+from diffusion_core.training.config import TrainingError
 
 from .url_state import FIRST_QUERY, PAGE_PATH
 

@@ -16,7 +16,7 @@ from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTION_NAMES, PREDICTIONS, WEIGHTINGS
 from diffusion_core.services import estimates, jobs, run_status
 from diffusion_core.services.ownership import Actor, may_manage
-from diffusion_core.training.trainer import INT_RANGES, MAX_EPOCHS
+from diffusion_core.training.config import INT_RANGES, MAX_EPOCHS
 
 from .common import user_errors
 from .identity import current_actor
