@@ -25,14 +25,7 @@ import torch  # noqa: E402
 
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.memorisation import novelty  # noqa: E402
-from diffusion_core.evaluation.metrics import (  # noqa: E402
-    class_entropy,
-    class_histogram,
-    classifier_outputs,
-    confident_fraction,
-    fid_from_features,
-    fid_scale,
-)
+from diffusion_core.evaluation.metrics import evaluate_samples, fid_scale  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  # noqa: E402
 from diffusion_core.io.data import load_dataset  # noqa: E402
 from diffusion_core.io.images import to_unit_numpy  # noqa: E402
@@ -67,14 +60,13 @@ def main(argv: list[str] | None = None) -> None:
                                     pca_dim=args.pca_dims, noise_std=args.noise, t=t)
         choice = SamplerChoice("improved", min(50, t), seed=0, start=Start(fitted=mixture))
         samples = to_unit_numpy(run_to_end(ckpt.process.frames(ckpt.model, choice, args.n)).samples)
-        feats, probs = classifier_outputs(classifier, samples)
-        fid, hist = fid_from_features(feats, ref), class_histogram(probs.argmax(1))
+        m = evaluate_samples(samples, classifier, ref)
         # a rich mixture could just hand back training digits: nearest-training distances against held-out ones'
         copying = {space: novelty(samples, train01, held01, space, classifier) for space in ("pixel", "feature")}
         print(f"t = {t} (σ {float(degradation.strength_curve()[1][t]):.2f}), {args.components} components in "
-              f"{args.pca_dims} dims, start noise {args.noise:g}: FID {fid:.1f} = {fid / floor:.1f}× the floor "
-              f"{floor:.1f}; confident {confident_fraction(probs):.1%}; {(hist > 0).sum()} digits, entropy "
-              f"{class_entropy(hist):.2f}; novelty {copying['pixel']['score']:.2f} pixel / "
+              f"{args.pca_dims} dims, start noise {args.noise:g}: FID {m['fid']:.1f} = {m['fid'] / floor:.1f}× the "
+              f"floor {floor:.1f}; confident {m['confident_fraction']:.1%}; {m['classes_present']} digits, entropy "
+              f"{m['class_entropy']:.2f}; novelty {copying['pixel']['score']:.2f} pixel / "
               f"{copying['feature']['score']:.2f} feature ({time.perf_counter() - started:.0f} s)", flush=True)
 
 

@@ -30,14 +30,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
-from diffusion_core.evaluation.metrics import (  # noqa: E402
-    class_entropy,
-    class_histogram,
-    classifier_outputs,
-    confident_fraction,
-    fid_from_features,
-    fid_scale,
-)
+from diffusion_core.evaluation.metrics import evaluate_samples, fid_scale  # noqa: E402
 from diffusion_core.evaluation.noisy_classifier import cpu_name  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint  # noqa: E402
 from diffusion_core.io.data import load_dataset  # noqa: E402
@@ -76,11 +69,11 @@ def final_quality(weights: Path, n: int, classifier, ref, held: np.ndarray, step
     confident share, the digits present and the class entropy."""
     checkpoint = load_checkpoint(weights)
     images = to_unit_numpy(sample_in_chunks(checkpoint, SamplerChoice("dpm++2m-sde", steps, seed=0), n, CHUNK))
-    feats, probs = classifier_outputs(classifier, images)
-    fid, floor = fid_from_features(feats, ref), fid_scale(classifier, ref, held, n, 0)["floor"]
-    hist = class_histogram(probs.argmax(1))
-    return {"fid": fid, "fid_floor": floor, "fid_over_floor": fid / floor, "confident": confident_fraction(probs),
-            "digits_present": int((hist > 0).sum()), "class_entropy": class_entropy(hist), "n": n, "steps": steps}
+    m = evaluate_samples(images, classifier, ref)
+    floor = fid_scale(classifier, ref, held, n, 0)["floor"]
+    return {"fid": m["fid"], "fid_floor": floor, "fid_over_floor": m["fid"] / floor,
+            "confident": m["confident_fraction"], "digits_present": m["classes_present"],
+            "class_entropy": m["class_entropy"], "n": n, "steps": steps}
 
 
 def main() -> None:

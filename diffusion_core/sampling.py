@@ -59,18 +59,10 @@ def model_frames(
     return process.frames(model, choice, n, device)
 
 
-def sample(
-    process: DiffusionProcess,
-    model: nn.Module,
-    choice: SamplerChoice,
-    n: int = 16,
-    device: torch.device | str = "cpu",
-    precision: str = "auto",
-    on_step: Callable[[SamplerStep], None] | None = None,
-    **options: object,
-) -> SampleResult:
+def sample(process: DiffusionProcess, model: nn.Module, choice: SamplerChoice, n: int = 16,
+           on_step: Callable[[SamplerStep], None] | None = None, **options: object) -> SampleResult:
     """One reverse run to the end; on_step sees every frame (process.step_count(choice) of them have t > 0)."""
-    return run_to_end(model_frames(process, model, choice, n, device, precision, **options), on_step)
+    return run_to_end(model_frames(process, model, choice, n, **options), on_step)
 
 
 def checkpoint_frames(checkpoint: LoadedCheckpoint, choice: SamplerChoice, n: int = 16,

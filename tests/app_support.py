@@ -32,15 +32,24 @@ def app(page: str | None = None, query: dict | None = None) -> AppTest:
     return at
 
 
-def ship_tiny_model(tmp_path: Path, monkeypatch, name: str = "tiny", T: int = 20) -> Path:
-    """A folder of shipped checkpoints holding one tiny noise model, made the app's (fresh Streamlit caches)."""
+def shipped_folder(tmp_path: Path, monkeypatch, fresh_caches: bool = True) -> Path:
+    """An empty folder made the app's shipped checkpoints (DIFFUSION_LAB_CHECKPOINTS), no default model named;
+    fresh_caches: Streamlit's resource caches cleared first (a model is cached by its path)."""
     import streamlit as st
 
-    st.cache_resource.clear()
-    shipped = tmp_path / "shipped"
-    shipped.mkdir(exist_ok=True)
+    if fresh_caches:
+        st.cache_resource.clear()
+    folder = tmp_path / "shipped"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(folder))
+    monkeypatch.delenv("DIFFUSION_LAB_DEFAULT_MODEL", raising=False)
+    return folder
+
+
+def ship_tiny_model(tmp_path: Path, monkeypatch, name: str = "tiny", T: int = 20) -> Path:
+    """A folder of shipped checkpoints holding one tiny noise model, made the app's (fresh Streamlit caches)."""
+    shipped = shipped_folder(tmp_path, monkeypatch)
     write_checkpoint(shipped, name, T=T)
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
     return shipped
 
 

@@ -15,7 +15,7 @@ from diffusion_core.models import build_model
 from diffusion_core.process import ColdProcess, SamplerChoice
 from diffusion_core.process.degradations import make_degradation
 from diffusion_core.samplers import run_to_end
-from tests.app_support import TINY_CNN, app, charts, errors, no_exceptions, write_checkpoint
+from tests.app_support import TINY_CNN, app, charts, errors, no_exceptions, shipped_folder, write_checkpoint
 
 PAGE = "pages/4_Degradations.py"
 
@@ -23,10 +23,7 @@ PAGE = "pages/4_Degradations.py"
 @pytest.fixture(autouse=True)
 def shipped(tmp_path, monkeypatch):
     # (st.cache_resource is not cleared: models are cached by path, and the test digits load once)
-    folder = tmp_path / "shipped"
-    folder.mkdir()
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(folder))
-    return folder
+    return shipped_folder(tmp_path, monkeypatch, fresh_caches=False)
 
 
 def write_cold(folder, name="blur10", T=10):

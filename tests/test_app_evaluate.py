@@ -11,16 +11,14 @@ import pytest
 from diffusion_core.io.images import save_samples
 from diffusion_core.services import run_status
 from diffusion_core.views.evaluate import read_benchmark
-from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, write_checkpoint
+from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, shipped_folder, write_checkpoint
 
 PAGE = "pages/6_Evaluate.py"
 
 
 @pytest.fixture(autouse=True)
 def shipped(tmp_path, monkeypatch):
-    folder = tmp_path / "shipped"
-    folder.mkdir()
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(folder))
+    folder = shipped_folder(tmp_path, monkeypatch, fresh_caches=False)
     monkeypatch.setenv("DIFFUSION_LAB_BENCHMARKS", str(tmp_path / "bench.json"))
     return folder
 

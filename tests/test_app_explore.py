@@ -13,7 +13,7 @@ from diffusion_core.figures import GENERATED_COLOUR, REAL_COLOUR
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
-from tests.app_support import _array, app, charts, errors, no_exceptions, write_checkpoint
+from tests.app_support import _array, app, charts, errors, no_exceptions, shipped_folder, write_checkpoint
 
 PAGE = "pages/5_Explore.py"
 SMALL = {"ex_n_real": 40, "ex_n_gen": 20, "ex_n_pcs": 10, "ex_k": 4, "ex_steps_dpm++2m": 5}
@@ -21,10 +21,7 @@ SMALL = {"ex_n_real": 40, "ex_n_gen": 20, "ex_n_pcs": 10, "ex_k": 4, "ex_steps_d
 
 @pytest.fixture(autouse=True)
 def shipped(tmp_path, monkeypatch):
-    folder = tmp_path / "shipped"
-    folder.mkdir()
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(folder))
-    return folder
+    return shipped_folder(tmp_path, monkeypatch, fresh_caches=False)
 
 
 def small_app():

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import streamlit as st
 
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
 from pages.lab_ui import default_checkpoint
-from tests.app_support import app, errors, no_exceptions, write_checkpoint, write_conditional_checkpoint
+from tests.app_support import app, errors, no_exceptions, shipped_folder, write_checkpoint, write_conditional_checkpoint
 
 
 @pytest.fixture(autouse=True)
 def _fresh(tmp_path, monkeypatch):
-    st.cache_resource.clear()
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
-    monkeypatch.delenv("DIFFUSION_LAB_DEFAULT_MODEL", raising=False)
-    return shipped
+    return shipped_folder(tmp_path, monkeypatch)
 
 
 def test_without_shipped_models_home_says_so_and_links_to_train():

@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-import streamlit as st
 from PIL import Image
 
 from diffusion_core.io.checkpoints import load_checkpoint, save_checkpoint
@@ -27,6 +26,7 @@ from tests.app_support import (
     errors,
     fake_run,
     no_exceptions,
+    shipped_folder,
     write_checkpoint,
     write_conditional_checkpoint,
 )
@@ -37,11 +37,7 @@ PLAY_SECONDS = 8.0  # the page's Play duration
 
 @pytest.fixture(autouse=True)
 def shipped(tmp_path, monkeypatch):
-    st.cache_resource.clear()
-    folder = tmp_path / "shipped"
-    folder.mkdir()
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(folder))
-    return folder
+    return shipped_folder(tmp_path, monkeypatch)
 
 
 def metrics(at) -> dict[str, str]:

@@ -20,22 +20,7 @@ import torch
 from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
-from .browser_harness import (
-    CHART,
-    IMAGE,
-    ROOT,
-    TABLE,
-    TINY,
-    assert_page_works,
-    browser_page,
-    browser_pages,
-    lab_folders,
-    require_browser,
-    running_app,
-    screenshot,
-    tiny_noise_config,
-    wait_idle,
-)
+from . import browser_harness as bh
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,12 +30,12 @@ DEFAULT_MODEL = "shipped:default-unet" if SCREENSHOTS else "shipped:default"  # 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    require_browser()
+    bh.require_browser()
     root = tmp_path_factory.mktemp("browser")
-    ckpts, runs, env = lab_folders(root, ROOT / "checkpoints" if SCREENSHOTS else None)
+    ckpts, runs, env = bh.lab_folders(root, bh.ROOT / "checkpoints" if SCREENSHOTS else None)
     if not SCREENSHOTS:
         torch.manual_seed(0)
-        save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
+        save_checkpoint(ckpts / "default", build_model(bh.TINY), bh.tiny_noise_config(50))
         bench = root / "samplers_nfe.json"  # what benchmarks/samplers_nfe.py writes, for the tiny default
         rows = [{"sampler": s, "spacing": sp, "nfe": nfe, "steps": nfe, "n": 500, "fid": 30.0 - nfe, "fid_se": 2.0,
                  "kid": 0.02, "kid_se": 0.004} for s in ("ddim", "euler") for sp in ("uniform", "karras")
@@ -58,7 +43,7 @@ def app(tmp_path_factory):
         bench.write_text(json.dumps({"model": "default", "n": 500, "reference": "MNIST test split", "best": {},
                                      "rows": rows}))
         env["DIFFUSION_LAB_SAMPLER_BENCHMARK"] = str(bench)
-    with running_app(env, root / "streamlit.log") as url:
+    with bh.running_app(env, root / "streamlit.log") as url:
         yield {"url": url, "root": root, "runs": runs}
 
 
@@ -67,44 +52,44 @@ def main_images(page):
 
 
 def test_generate_on_the_home_page_shows_a_grid(app):
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("button", name="Generate").wait_for()
         assert main_images(page).count() == 0
         page.get_by_role("button", name="Generate").click()
         main_images(page).first.wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         img = main_images(page).first
         box = img.bounding_box()
         assert box["width"] > 100 and box["height"] > 100  # a 4×4 grid of 28-pixel digits, scaled up
         assert page.get_by_text("seed 0").count() >= 1
-        assert_page_works(page, IMAGE)
-        screenshot(page, "home")
+        bh.assert_page_works(page, bh.IMAGE)
+        bh.screenshot(page, "home")
 
 
 def fid_off(page) -> None:
     """Untick "Measure FID during training" (the quick recipe's 256-sample FID at the last epoch would be most of a
     short run's time; these tests watch the run, not its FID)."""
     page.get_by_text("Measure FID during training", exact=True).click()
-    wait_idle(page)
+    bh.wait_idle(page)
     assert not page.get_by_role("checkbox", name="Measure FID during training").is_checked()
 
 
 def test_train_then_sample_and_step_through(app):
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("link", name="Train").first.click()
         page.get_by_role("button", name="Start training").wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
 
         def set_number(label: str, value: str) -> None:
             box = page.get_by_label(label, exact=True)
             box.fill(value)
             box.press("Enter")
-            wait_idle(page)
+            bh.wait_idle(page)
 
         page.get_by_text("Custom", exact=True).click()
-        wait_idle(page)
+        bh.wait_idle(page)
         set_number("T", "40")
         set_number("Training images (0 = all)", "64")
         set_number("Epochs", "2")
@@ -115,18 +100,18 @@ def test_train_then_sample_and_step_through(app):
         page.get_by_text("epoch 2/2").first.wait_for(timeout=240_000)
         page.get_by_text("finished").first.wait_for(timeout=240_000)
         assert "run=" in page.url
-        wait_idle(page)
-        assert_page_works(page, CHART)  # the loss curve
-        page.locator(CHART).filter(has_text="Training loss by noise level").first.wait_for()  # the heat strip
-        screenshot(page, "train")
+        bh.wait_idle(page)
+        bh.assert_page_works(page, bh.CHART)  # the loss curve
+        page.locator(bh.CHART).filter(has_text="Training loss by noise level").first.wait_for()  # the heat strip
+        bh.screenshot(page, "train")
 
         page.get_by_role("link", name="Sample from this run").click()
         page.get_by_role("button", name="Run reverse diffusion").wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         page.get_by_role("button", name="Run reverse diffusion").click()
         slider = page.get_by_role("slider", name="Step through the trajectory")
         slider.wait_for(timeout=120_000)
-        wait_idle(page)
+        bh.wait_idle(page)
         # the first frame: pure noise at the sampler's first step — T = 40 itself, or just below it on the quick
         # recipe's cosine schedule, whose log-SNR spacing skips the steps where ᾱ_t is all but 0
         first = page.get_by_text(re.compile(r"^z_t at t = \d+$"))
@@ -135,21 +120,21 @@ def test_train_then_sample_and_step_through(app):
         slider.focus()
         slider.press("End")  # the last frame: the samples
         page.get_by_text("z_t at t = 0", exact=True).wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         after = main_images(page).first.get_attribute("src")
         assert before != after
-        assert_page_works(page, IMAGE)
+        bh.assert_page_works(page, bh.IMAGE)
 
 
 def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(app):
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(f"{app['url']}/Reverse_diffusion?model={DEFAULT_MODEL}")
         page.get_by_role("button", name="Run reverse diffusion").wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         page.get_by_role("button", name="Run reverse diffusion").click()
         slider = page.get_by_role("slider", name="Step through the trajectory")
         slider.wait_for(timeout=300_000)
-        wait_idle(page)
+        bh.wait_idle(page)
         caption = page.get_by_text(re.compile(r"^z_t at t = \d+$"))
 
         def shown_t() -> int:
@@ -160,74 +145,74 @@ def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(ap
         slider.focus()
         for _ in range(frames // 2):
             slider.press("ArrowRight")
-        wait_idle(page)
+        bh.wait_idle(page)
         assert 0 < shown_t() < T, f"stopped at t = {shown_t()} of {T}"
         assert main_images(page).count() == 2  # z_t and x̂0
-        assert_page_works(page, IMAGE)
+        bh.assert_page_works(page, bh.IMAGE)
         page.wait_for_function(  # the frame's own images, not the previous frame's still on screen
             "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
             ".every(i => i.complete && i.naturalWidth)")
-        screenshot(page, "reverse_diffusion")
+        bh.screenshot(page, "reverse_diffusion")
 
 
 def test_reverse_diffusion_shows_where_the_steps_go_and_quality_against_cost(app):
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(f"{app['url']}/Reverse_diffusion?model={DEFAULT_MODEL}")
         page.get_by_role("button", name="Run reverse diffusion").wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         page.get_by_text("Where the steps go, and quality against cost").click()
-        charts = page.locator(CHART)
+        charts = page.locator(bh.CHART)
         charts.nth(1).wait_for()  # the steps on the log-SNR curve, and FID against NFE from the benchmark
-        wait_idle(page)
+        bh.wait_idle(page)
         assert page.get_by_text("best at").count() + page.get_by_text("n = 500 per point").count() >= 1
-        assert_page_works(page, CHART)
-        screenshot(page, "sampler_costs")
+        bh.assert_page_works(page, bh.CHART)
+        bh.screenshot(page, "sampler_costs")
 
 
 @pytest.mark.skipif(not SCREENSHOTS, reason="only refreshes the README's screenshots (every page's content is "
                     "checked in test_classroom_server.py's walk)")
 @pytest.mark.parametrize("name", ["Schedules", "Degradations", "Evaluate"])
 def test_screenshots_of_the_other_pages(app, name):
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("link", name=name).first.click()
         page.get_by_role("heading", name=name).first.wait_for()
-        wait_idle(page)
-        assert_page_works(page, TABLE if name == "Evaluate" else CHART)
-        screenshot(page, name.lower())
+        bh.wait_idle(page)
+        bh.assert_page_works(page, bh.TABLE if name == "Evaluate" else bh.CHART)
+        bh.screenshot(page, name.lower())
 
 
 def test_explore_compares_the_default_models_digits_with_real_ones(app):
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(f"{app['url']}/Explore?model={DEFAULT_MODEL}")
         page.get_by_role("button", name="Generate samples").wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         page.get_by_role("button", name="Generate samples").click()
         page.get_by_text("real test digits vs 200 generated").wait_for(timeout=300_000)
-        wait_idle(page)
-        assert_page_works(page, CHART)  # the densities, real and generated
+        bh.wait_idle(page)
+        bh.assert_page_works(page, bh.CHART)  # the densities, real and generated
         page.get_by_role("tab", name="PCA clusters").click()
-        wait_idle(page)
-        assert_page_works(page, CHART)  # the clusters
-        assert_page_works(page, TABLE)  # their silhouette and agreement with the classes
-        screenshot(page, "explore")
+        bh.wait_idle(page)
+        bh.assert_page_works(page, bh.CHART)  # the clusters
+        bh.assert_page_works(page, bh.TABLE)  # their silhouette and agreement with the classes
+        bh.screenshot(page, "explore")
 
 
 def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
     """Two separate browsers on one server: each sees its own samples and its own training run."""
-    with browser_pages(2) as (a, b):
+    with bh.browser_pages(2) as (a, b):
         for page, seed in ((a, "1"), (b, "2")):
             page.goto(app["url"])
             page.get_by_role("button", name="Generate").wait_for()
             box = page.get_by_label("Seed", exact=True)
             box.fill(seed)
             box.press("Enter")
-            wait_idle(page)
+            bh.wait_idle(page)
         a.get_by_role("button", name="Generate").click()  # both requests in flight together
         b.get_by_role("button", name="Generate").click()
         for page, mine, theirs in ((a, "seed 1", "seed 2"), (b, "seed 2", "seed 1")):
             page.get_by_text(mine).first.wait_for()
-            wait_idle(page)
+            bh.wait_idle(page)
             assert page.get_by_text(theirs).count() == 0
         srcs = [p.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.get_attribute("src")
                 for p in (a, b)]
@@ -237,12 +222,12 @@ def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
         for page in (a, b):
             page.get_by_role("link", name="Train").first.click()
             page.get_by_role("button", name="Start training").wait_for()
-            wait_idle(page)
+            bh.wait_idle(page)
             for label, value in (("Training images (0 = all)", "32"), ("Epochs", "1"), ("Batch size", "32")):
                 box = page.get_by_label(label, exact=True)
                 box.fill(value)
                 box.press("Enter")
-                wait_idle(page)
+                bh.wait_idle(page)
             fid_off(page)
             page.get_by_role("button", name="Start training").click()
             page.wait_for_url("**run=*")

@@ -15,17 +15,8 @@ import torch
 from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 
+from . import browser_harness as bh
 from .app_support import fake_run, stand_in_job
-from .browser_harness import (
-    TINY,
-    browser_page,
-    lab_folders,
-    require_browser,
-    running_app,
-    screenshot,
-    tiny_noise_config,
-    wait_idle,
-)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,12 +25,12 @@ ERROR = '[data-testid="stAlertContentError"]'
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    require_browser()
+    bh.require_browser()
     root = tmp_path_factory.mktemp("browser_inputs")
-    ckpts, runs, env = lab_folders(root)
+    ckpts, runs, env = bh.lab_folders(root)
     torch.manual_seed(0)
-    save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
-    with running_app(env, root / "streamlit.log") as url:
+    save_checkpoint(ckpts / "default", build_model(bh.TINY), bh.tiny_noise_config(50))
+    with bh.running_app(env, root / "streamlit.log") as url:
         yield {"url": url, "root": root, "runs": runs}
 
 
@@ -49,46 +40,46 @@ def errors(page) -> list[str]:
 
 def test_home_refuses_a_negative_seed(app):
     """Before: the box turned red and Generate sampled with seed 0."""
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("button", name="Generate").wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         page.get_by_label("Seed", exact=True).fill("-5")  # typed, not confirmed with Enter
         page.get_by_role("button", name="Generate").click()
         message = "Seed must be a whole number from 0 to 2,147,483,647; got -5"
         page.get_by_text(f"Could not generate: {message}").wait_for(timeout=60_000)
-        wait_idle(page)
+        bh.wait_idle(page)
         assert errors(page) == [message, f"Could not generate: {message}"]
         assert page.locator('[data-testid="stMain"] [data-testid="stImage"] img').count() == 0  # nothing sampled
-        screenshot(page, "home_seed")
+        bh.screenshot(page, "home_seed")
 
 
 def test_train_refuses_a_batch_of_zero(app):
     """Before: the box turned red and Start trained with batch 128."""
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(app["url"])
         page.get_by_role("link", name="Train").first.click()
         page.get_by_role("button", name="Start training").wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         page.get_by_label("Batch size", exact=True).fill("0")
         page.get_by_role("button", name="Start training").click()
         message = "Batch size must be a whole number from 1 to 4,096; got 0"
         page.get_by_text(f"Could not start training: {message}").wait_for(timeout=60_000)
-        wait_idle(page)
+        bh.wait_idle(page)
         assert errors(page) == [message, f"Could not start training: {message}"]
         assert "run=" not in page.url and not [p for p in app["runs"].iterdir() if p.is_dir()]  # nothing ran
         page.get_by_text("Fix Batch size to see how long this run would take.").wait_for()
-        screenshot(page, "train_batch")
+        bh.screenshot(page, "train_batch")
 
 
 def test_a_fraction_in_a_whole_number_box_is_refused_not_truncated(app):
     """#26: Training steps 2.5 on the 2-D lab became 2 in the browser (an int box truncates what is typed), and
     training ran for 2 steps. Now the box keeps 2.5, names it, Train refuses it, and the link keeps whole numbers
     whole (2000, not 2000.0)."""
-    with browser_page() as page:
+    with bh.browser_page() as page:
         page.goto(app["url"] + "/2D_lab")
         page.get_by_role("heading", name="2-D lab").first.wait_for()
-        wait_idle(page)
+        bh.wait_idle(page)
         box = page.get_by_role("spinbutton", name="Training steps")
         box.fill("2.5")
         box.press("Enter")
@@ -123,7 +114,7 @@ def test_the_runs_table_follows_a_starting_run(app):
     try:
         run_dir = fake_run(app["runs"], "run-live", live.pid, state=None, epochs=3)
         (run_dir / "config.json").unlink()  # the trainer is still importing PyTorch
-        with browser_page() as page:
+        with bh.browser_page() as page:
             page.goto(f"{app['url']}/Train?run=run-live")
             page.locator('[data-testid="stDataFrame"]').wait_for(timeout=120_000)
             cells = wait_cells(page, ["run-live", "starting", "0/3"])
@@ -139,7 +130,7 @@ def test_the_runs_table_follows_a_starting_run(app):
             page.get_by_text("running · epoch 1/3").wait_for(timeout=30_000)  # the panel
             cells = wait_cells(page, ["running", "1/3"])  # and the table, without a reload
             assert "starting" not in cells and any(c.startswith("training epoch 2 of 3 (") for c in cells)
-            screenshot(page, "train_runs")
+            bh.screenshot(page, "train_runs")
     finally:
         live.kill()
         live.wait()

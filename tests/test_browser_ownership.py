@@ -15,7 +15,7 @@ from diffusion_core.models import build_model
 from diffusion_core.services.ownership import owner_of
 from tests.app_support import dead_pid, fake_run
 
-from .browser_harness import TINY, browser_pages, require_browser, running_app, tiny_noise_config, wait_idle
+from . import browser_harness as bh
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -24,16 +24,16 @@ CLASS_WORD, TEACHER_WORD = "violet-heron", "owl-at-noon"
 
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory):
-    require_browser()
+    bh.require_browser()
     root = tmp_path_factory.mktemp("classroom_owners")
     ckpts, runs = root / "checkpoints", root / "runs"
     ckpts.mkdir()
     runs.mkdir()
     torch.manual_seed(0)
-    save_checkpoint(ckpts / "default", build_model(TINY), tiny_noise_config(50))
+    save_checkpoint(ckpts / "default", build_model(bh.TINY), bh.tiny_noise_config(50))
     env = {"DIFFUSION_LAB_CHECKPOINTS": str(ckpts), "DIFFUSION_LAB_RUNS": str(runs), "OMP_NUM_THREADS": "1",
            "DIFFUSION_LAB_CLASS_PASSPHRASE": CLASS_WORD, "DIFFUSION_LAB_TEACHER_PASSPHRASE": TEACHER_WORD}
-    with running_app(env, root / "streamlit.log") as url:
+    with bh.running_app(env, root / "streamlit.log") as url:
         yield url, runs
 
 
@@ -48,7 +48,7 @@ def enter_class(page, url: str, word: str = CLASS_WORD) -> None:
     page.goto(url)
     page.get_by_label("Class passphrase").fill(word)
     page.get_by_role("button", name="Enter").click()
-    wait_idle(page)
+    bh.wait_idle(page)
 
 
 def token_of(page) -> str:
@@ -62,7 +62,7 @@ def buttons(page) -> dict[str, bool]:
 
 def test_two_students_and_a_teacher(classroom):
     url, runs = classroom
-    with browser_pages(3) as (ada, ben, teacher):
+    with bh.browser_pages(3) as (ada, ben, teacher):
         # the gate: a wrong word is named and opens nothing; the right one opens the lab
         enter_class(ada, url + "/Train", "wrong")
         ada.get_by_text("That is not the class passphrase: ask your teacher for it.").wait_for()
@@ -82,7 +82,7 @@ def test_two_students_and_a_teacher(classroom):
         ada.reload()
         ada.goto(url + "/Train?run=run-ada-1")
         ada.get_by_role("heading", name="Run Ada · cosine (run-ada-1)").wait_for()
-        wait_idle(ada)
+        bh.wait_idle(ada)
         assert ada.get_by_text("yours").count() >= 1 and buttons(ada) == {"Resume": True, "Delete": True}
         ada.get_by_role("button", name="Delete", exact=True).click()
         ada.get_by_text("Deleted run Ada · cosine (run-ada-1)").wait_for()
@@ -107,11 +107,11 @@ def test_two_students_and_a_teacher(classroom):
         teacher.get_by_label("Teacher passphrase").fill(TEACHER_WORD)
         teacher.get_by_role("button", name="Sign in").click()
         teacher.get_by_text("Signed in as the teacher").wait_for()
-        wait_idle(teacher)
+        bh.wait_idle(teacher)
         assert buttons(teacher) == {"Resume": True, "Delete": True}
         teacher.reload()  # still the teacher after a reload
         teacher.get_by_role("heading", name="Run run-ben").wait_for()
-        wait_idle(teacher)
+        bh.wait_idle(teacher)
         assert buttons(teacher) == {"Resume": True, "Delete": True}
         teacher.get_by_role("button", name="Delete", exact=True).click()
         teacher.get_by_text("Deleted run run-ben").wait_for()

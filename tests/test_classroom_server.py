@@ -24,7 +24,7 @@ from diffusion_core.io.checkpoints import save_checkpoint
 from diffusion_core.models import build_model
 from pages.lab_ui.common import PAGES
 
-from .browser_harness import CHART, CHROMIUM, CHROMIUM_ARGS, TABLE, assert_page_works, require_browser, wait_idle
+from . import browser_harness as bh
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"arch": "cnn", "params": {"hidden": [8, 8], "kernel_size": 3, "time_embed_dim": 8}}
@@ -117,7 +117,7 @@ def _external(url: str) -> bool:
 
 # What each page shows when it works (tests/browser_harness.assert_page_works): its chart or table.
 HEADINGS = {"Home": "Diffusion Lab"}  # a page's heading where it is not its title in the sidebar
-MAIN_CONTENT = {"Schedules": CHART, "Degradations": CHART, "Explore": CHART, "Evaluate": TABLE}
+MAIN_CONTENT = {"Schedules": bh.CHART, "Degradations": bh.CHART, "Explore": bh.CHART, "Evaluate": bh.TABLE}
 
 
 @pytest.mark.browser
@@ -127,7 +127,7 @@ def test_no_page_asks_the_internet_for_anything(tmp_path, shipped):
     server is recorded and refused. None may happen, and no icon or image on the page may point elsewhere
     (headless Chromium may not fetch a tab icon at all, so the icon's address is checked too). Each page shows
     its content without an error box or a traceback."""
-    require_browser()
+    bh.require_browser()
     from playwright.sync_api import sync_playwright
 
     external: list[str] = []
@@ -142,7 +142,7 @@ def test_no_page_asks_the_internet_for_anything(tmp_path, shipped):
     env = {"DIFFUSION_LAB_CHECKPOINTS": str(shipped), "DIFFUSION_LAB_RUNS": str(tmp_path / "runs"),
            "DIFFUSION_LAB_DATA": str(tmp_path / "data")}
     with running_server(env, tmp_path / "streamlit.log") as (url, proc), sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=bh.CHROMIUM, headless=True, args=bh.CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 1600})
             context.route("**/*", guard)
@@ -153,8 +153,8 @@ def test_no_page_asks_the_internet_for_anything(tmp_path, shipped):
                 if path != "streamlit_app.py":
                     page.locator('[data-testid="stSidebarNav"] a').filter(has_text=title).first.click()
                 page.get_by_role("heading", name=HEADINGS.get(title, title)).first.wait_for()
-                wait_idle(page)
-                assert_page_works(page, MAIN_CONTENT.get(title, "h1"))
+                bh.wait_idle(page)
+                bh.assert_page_works(page, MAIN_CONTENT.get(title, "h1"))
                 # the page's config has set the tab icon (Streamlit's own /favicon.png until then)
                 page.wait_for_function("() => !((document.querySelector(\"link[rel='shortcut icon']\") || {})"
                                        ".href || '/favicon.png').endsWith('/favicon.png')")

@@ -7,8 +7,9 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from diffusion_core.evaluation.analysis import real_vs_generated
 from diffusion_core.io.data import Dataset
-from diffusion_core.views.explore import cluster_summary, cluster_view, real_digits
+from diffusion_core.views.explore import cluster_summary, real_digits
 
 
 def blobs(n_per: int = 15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +41,7 @@ def test_real_digits_are_a_seeded_subset():
 def test_clusters_without_a_classifier_find_separated_classes():
     real, labels = blobs()
     gen = real[::3] + 0.01
-    res = cluster_view(real, gen, labels, None, space="pca", n_features=5, n_components=2, k=3)
+    res = real_vs_generated(real, gen, None, labels, space="pca", n_features=5, n_components=2, k=3)
     assert res["generated_labels"] is None and res["projection"].generated.shape == (15, 2)
     assert res["space"] == "pca" and res["n_features"] == 5
     km = res["clusters"]["kmeans"]
@@ -52,18 +53,18 @@ def test_clusters_without_a_classifier_find_separated_classes():
     assert rows["kmeans"]["clusters only generated"] == 0 and rows["kmeans"]["clusters only real"] == 0
     assert rows["kmeans"]["agreement with predicted classes of generated (ARI)"] is None
 
-    only_real = cluster_summary(cluster_view(real, None, labels, None, n_features=5, k=3))
+    only_real = cluster_summary(real_vs_generated(real, None, None, labels, n_features=5, k=3))
     assert only_real[0]["clusters only real"] is None  # nothing to compare with
 
     with pytest.raises(ValueError, match="classifier features need the shipped MNIST classifier"):
-        cluster_view(real, gen, labels, None, space="classifier")
+        real_vs_generated(real, gen, None, labels, space="classifier")
     with pytest.raises(ValueError, match="n_components must be 2 or 3"):
-        cluster_view(real, gen, labels, None, n_components=4)
+        real_vs_generated(real, gen, None, labels, n_components=4)
 
 
 def test_a_cluster_of_generated_points_only_is_counted():
     real, labels = blobs()
     gen = np.zeros((10, 28, 28))
     gen[:, 10:18, 20:28] = 1.0  # a shape the data does not have
-    rows = {r["method"]: r for r in cluster_summary(cluster_view(real, gen, labels, None, space="pixels", k=4))}
+    rows = {r["method"]: r for r in cluster_summary(real_vs_generated(real, gen, None, labels, space="pixels", k=4))}
     assert rows["kmeans"]["clusters only generated"] == 1

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import signal
-import time
 
 import pytest
 
@@ -22,14 +21,6 @@ TINY = {"schedule": "linear", "beta1": 1e-4, "beta2": 0.02, "T": 50, "hidden": [
 LONG = {**TINY, "epochs": 5000, "batch_size": 16, "limit": 128, "sample_epochs": [1]}
 
 
-def wait_until(run_id: str, pred, timeout: float = 90.0) -> run_status.RunInfo:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = run_status.read_run(run_id)
-        if pred(run):
-            return run
-        assert time.monotonic() < deadline, f"timed out; run is {run.state} at epoch {run.epoch}: {run.message}"
-        time.sleep(0.2)
 
 
 def test_invalid_settings_are_refused_before_launch():
@@ -145,18 +136,18 @@ def test_a_real_job_finishes_with_a_loadable_checkpoint():
 @pytest.mark.slow
 def test_a_killed_job_is_reported_and_resumes_from_its_last_epoch():
     run = jobs.start_training(LONG)
-    run = wait_until(run.run_id, lambda r: r.state == "running" and r.epoch >= 1)
+    run = run_status.wait_for(run.run_id, lambda r: r.state == "running" and r.epoch >= 1, timeout=90.0)
     os.kill(run.pid, signal.SIGKILL)
-    died = wait_until(run.run_id, lambda r: not r.active, timeout=20)
+    died = run_status.wait_for(run.run_id, lambda r: not r.active, timeout=20)
     assert died.state == "died" and died.message == run_status.DIED_MESSAGE
     kept = load_checkpoint(died.checkpoint).config["epochs"]
     assert kept >= 1
 
     resumed = jobs.resume_training(run.run_id)
     assert resumed.active and resumed.pid != run.pid
-    wait_until(run.run_id, lambda r: r.state == "running" and r.epoch >= kept + 1)
+    run_status.wait_for(run.run_id, lambda r: r.state == "running" and r.epoch >= kept + 1, timeout=90.0)
     assert jobs.stop_training(run.run_id).state == "stopping"
-    stopped = wait_until(run.run_id, lambda r: not r.active, timeout=30)
+    stopped = run_status.wait_for(run.run_id, lambda r: not r.active, timeout=30)
     assert stopped.state == "stopped" and "stopped by user" in stopped.message
     epochs = [e for e, _ in stopped.losses]
     assert epochs == list(range(1, stopped.epoch + 1))  # no gap and no repeat across the kill

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import streamlit as st
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hs
@@ -21,7 +20,7 @@ from diffusion_core.samplers import MAX_SAMPLES, validate_sample_count, validate
 from diffusion_core.samplers.base import spaced_timesteps
 from diffusion_core.services import jobs
 from diffusion_core.training.config import MAX_BATCH, MAX_EPOCHS, TrainConfig
-from tests.app_support import TINY_CNN, app, errors, no_exceptions, write_checkpoint
+from tests.app_support import TINY_CNN, app, errors, no_exceptions, shipped_folder, write_checkpoint
 
 # ---------------------------------------------------------------- the CLI
 
@@ -236,11 +235,7 @@ def test_training_numbers_validator(lr, epochs, batch):
 
 @pytest.fixture
 def shipped(tmp_path, monkeypatch):
-    st.cache_resource.clear()
-    folder = tmp_path / "shipped"
-    folder.mkdir()
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(folder))
-    return folder
+    return shipped_folder(tmp_path, monkeypatch)
 
 
 @pytest.fixture

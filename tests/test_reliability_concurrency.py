@@ -55,14 +55,6 @@ def stand_ins(monkeypatch):
         proc.wait()
 
 
-def wait_until(run_id: str, pred, timeout: float = 120.0) -> run_status.RunInfo:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = run_status.read_run(run_id)
-        if pred(run):
-            return run
-        assert time.monotonic() < deadline, f"run {run_id} is {run.state} at epoch {run.epoch}: {run.message}"
-        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -75,14 +67,14 @@ def test_two_real_jobs_train_at_once_without_cross_talk():
             jobs.start_training({**TINY, "T": 30})
         assert time.monotonic() - t0 < 5  # refused at once, not queued
         assert a.run_dir != b.run_dir and a.pid != b.pid and len(run_status.list_runs()) == 2
-        a = wait_until(a.run_id, lambda r: r.state == "running" and r.epoch >= 1)
-        b = wait_until(b.run_id, lambda r: r.state == "running" and r.epoch >= 1)
+        a = run_status.wait_for(a.run_id, lambda r: r.state == "running" and r.epoch >= 1, timeout=120.0)
+        b = run_status.wait_for(b.run_id, lambda r: r.state == "running" and r.epoch >= 1, timeout=120.0)
     finally:
         for run in (a, b):
             if run_status.read_run(run.run_id).active:
                 jobs.stop_training(run.run_id)
     for run, T, seed in ((a, 50, 1), (b, 40, 2)):
-        done = wait_until(run.run_id, lambda r: not r.active, timeout=60)
+        done = run_status.wait_for(run.run_id, lambda r: not r.active, timeout=60)
         assert done.state == "stopped"
         assert done.config["diffusion"]["schedule"]["T"] == T and done.config["seed"] == seed
         ckpt = load_checkpoint(done.checkpoint)

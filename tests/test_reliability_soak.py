@@ -11,10 +11,9 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import streamlit as st
 import torch
 
-from tests.app_support import app, errors, no_exceptions, write_checkpoint
+from tests.app_support import app, errors, no_exceptions, shipped_folder, write_checkpoint
 
 WARM_UP = 3
 REQUESTS = 12
@@ -38,11 +37,7 @@ def retained_bytes() -> int:
 
 @pytest.mark.slow
 def test_generate_requests_keep_nothing_per_request(tmp_path, monkeypatch):
-    st.cache_resource.clear()
-    shipped = tmp_path / "shipped"
-    shipped.mkdir()
-    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(shipped))
-    monkeypatch.delenv("DIFFUSION_LAB_DEFAULT_MODEL", raising=False)
+    shipped = shipped_folder(tmp_path, monkeypatch)
     write_checkpoint(shipped, "tiny", T=20)
     at = app().run()
 

@@ -180,13 +180,7 @@ def _train_noisy_classifier_parser(add: Callable[..., argparse.ArgumentParser]) 
     nc = add("train-noisy-classifier", help="train the noise-aware classifier for classifier guidance",
              description="Train p(y | z_t, t) on noised digits of the report's default schedule and write "
              "OUT.safetensors, OUT.json and the card OUT.md.")
-    nc.add_argument("--out", type=Path, default=Path("checkpoints/noisy-classifier"), help="output stem "
-                    "(default checkpoints/noisy-classifier)")
-    nc.add_argument("--epochs", type=_whole(1, 1000), default=30)
-    nc.add_argument("--batch-size", type=_whole(1, 4096), default=64)
-    nc.add_argument("--lr", type=_number(0, 1, open_lo=True), default=1e-3)
-    nc.add_argument("--seed", type=_seed, default=0)
-    _data_arguments(nc)
+    _classifier_run_arguments(nc, "checkpoints/noisy-classifier", epochs=(1, 1000, 30), batch=(1, 4096))
 
 
 def _train_classifier_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
@@ -194,19 +188,25 @@ def _train_classifier_parser(add: Callable[..., argparse.ArgumentParser]) -> Non
     c = add("train-classifier", help="train the MNIST classifier behind the metrics",
             description="Train the small MNIST CNN used for classifier-FID and write OUT.safetensors, "
             "OUT.json and the card OUT.md.")
-    c.add_argument("--out", type=Path, default=Path("checkpoints/classifier"), help="output stem "
-                   "(default checkpoints/classifier)")
     ranges = _classifier.INT_RANGES
-    c.add_argument("--epochs", type=_whole(*ranges["epochs"]), default=15)
-    c.add_argument("--batch-size", type=_whole(*ranges["batch_size"]), default=64)
-    c.add_argument("--lr", type=_number(0, 1, open_lo=True), default=1e-3)
-    c.add_argument("--seed", type=_seed, default=0)
+    _classifier_run_arguments(c, "checkpoints/classifier", epochs=(*ranges["epochs"], 15), batch=ranges["batch_size"])
     c.add_argument("--val-size", type=_whole(*ranges["val_size"]), default=500,
                    help="training digits held out for validation")
     c.add_argument("--no-augment", action="store_true", help="no random rotation / scale / shift")
     c.add_argument("--limit", type=_whole(*ranges["limit"]), help="use only the first N training digits "
                    "(quick checks)")
-    _data_arguments(c)
+
+
+def _classifier_run_arguments(parser: argparse.ArgumentParser, out: str, epochs: tuple[int, int, int],
+                              batch: tuple[int, int]) -> None:
+    """--out, --epochs (lo, hi, default), --batch-size (lo, hi; default 64), --lr, --seed and the data options of
+    a classifier's training command."""
+    parser.add_argument("--out", type=Path, default=Path(out), help=f"output stem (default {out})")
+    parser.add_argument("--epochs", type=_whole(*epochs[:2]), default=epochs[2])
+    parser.add_argument("--batch-size", type=_whole(*batch), default=64)
+    parser.add_argument("--lr", type=_number(0, 1, open_lo=True), default=1e-3)
+    parser.add_argument("--seed", type=_seed, default=0)
+    _data_arguments(parser)
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:

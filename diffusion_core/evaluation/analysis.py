@@ -203,10 +203,14 @@ def cluster_analysis(
     return out
 
 
+NO_CLASSIFIER = ("classifier features need the shipped MNIST classifier (checkpoints/classifier.safetensors "
+                 "and .json); pixel and PCA features work without it")
+
+
 def real_vs_generated(
     real_images: np.ndarray | torch.Tensor,
     generated_images: np.ndarray | torch.Tensor | None,
-    classifier: nn.Module,
+    classifier: nn.Module | None,
     real_labels: np.ndarray | None = None,
     space: str = "pca",
     n_features: int = 50,
@@ -216,9 +220,12 @@ def real_vs_generated(
 ) -> dict:
     """The PCA-cluster view: features of both sets (space "pca" = the first `n_features` PCs of the
     pixels, "classifier" = classifier features, "pixels" = all 784), a 2-D/3-D PCA projection, the
-    classifier's predicted labels and k-means / GMM clusters fitted in the projection."""
+    classifier's predicted labels and k-means / GMM clusters fitted in the projection. Without a classifier the
+    real labels must be given, the generated digits have no predicted class and the "classifier" space is refused."""
     if space not in FEATURE_KINDS:
         raise ValueError(f"space must be one of {', '.join(FEATURE_KINDS)}; got {space!r}")
+    if classifier is None and (space == "classifier" or real_labels is None):
+        raise ValueError(NO_CLASSIFIER if space == "classifier" else "without a classifier the real labels are needed")
     if n_components not in (2, 3):
         raise ValueError(f"n_components must be 2 or 3 (a 2-D or 3-D view); got {n_components!r}")
     n = 784 if space == "pixels" else n_features
@@ -226,12 +233,11 @@ def real_vs_generated(
         n = min(n, classifier.feature_dim)
     feats = feature_sets(space, real_images, generated_images, n=n, classifier=classifier, seed=seed)
     proj = pca_projection(feats.real, feats.generated, n_components, seed)
-    _, real_p = classifier_outputs(classifier, real_images)
     gen_pred = None
-    if generated_images is not None:
-        _, gen_p = classifier_outputs(classifier, generated_images)
-        gen_pred = gen_p.argmax(1)
-    labels = np.asarray(real_labels) if real_labels is not None else real_p.argmax(1)
+    if generated_images is not None and classifier is not None:
+        gen_pred = classifier_outputs(classifier, generated_images)[1].argmax(1)
+    labels = np.asarray(real_labels) if real_labels is not None else \
+        classifier_outputs(classifier, real_images)[1].argmax(1)
     clusters = cluster_analysis(proj.real, proj.generated, labels, gen_pred, k=k, seed=seed)
     return {"projection": proj, "real_labels": labels, "generated_labels": gen_pred, "clusters": clusters,
             "space": space, "n_features": feats.real.shape[1], "labels_are_predicted": real_labels is None}

@@ -30,6 +30,8 @@ from diffusion_core.io.checkpoints import (
     checkpoint_paths,
     load_weights,
 )
+from diffusion_core.process.runs import validate_seed
+from diffusion_core.training.config import check_whole_fields
 
 FORMAT = "diffusion-lab-classifier"
 VERSION = 1
@@ -120,18 +122,12 @@ class ClassifierTrainConfig:
     params: dict | None = None
 
     def validate(self) -> None:
-        def whole(name: str, value: object, lo: int, hi: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise ValueError(f"{name} must be an integer between {lo} and {hi}; got {value!r}")
-
-        for name, (lo, hi) in INT_RANGES.items():
-            if name != "limit" or self.limit is not None:
-                whole(name, getattr(self, name), lo, hi)
+        check_whole_fields(self, INT_RANGES)
         for name, value, hi in (("max_shift", self.max_shift, 8), ("max_rotation", self.max_rotation, 45),
                                 ("max_scale", self.max_scale, 0.5)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= hi:
                 raise ValueError(f"{name} must be a number between 0 and {hi}; got {value!r}")
-        whole("seed", self.seed, 0, 2**63 - 1)
+        validate_seed(self.seed)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or not 0 < self.lr <= 1:
             raise ValueError(f"lr must be a number with 0 < lr ≤ 1; got {self.lr!r}")
         build_classifier({"arch": ARCH, "params": self.params or {}})

@@ -77,7 +77,7 @@ def pca_cluster_figure(result: Mapping, color_by: str = "set", title: str | None
     """PCA view of real (blue circles) and generated (red crosses) points together ("set"), or coloured by class
     label (real: true or predicted; generated: predicted; "label") or by cluster ("kmeans" / "gmm"), the symbol
     still telling real from generated; then the legend has one entry per class or cluster plus the two symbols.
-    `result` is analysis.real_vs_generated's (or explore.cluster_view's) dict; 2 components → 2-D, 3 → 3-D."""
+    `result` is analysis.real_vs_generated's dict; 2 components → 2-D, 3 → 3-D."""
     proj = result["projection"]
     if color_by != "set" and color_by != "label" and color_by not in result["clusters"]:
         raise ValueError(f"color_by must be 'set', 'label' or one of {', '.join(result['clusters'])}; "

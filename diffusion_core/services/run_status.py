@@ -20,7 +20,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -284,15 +284,19 @@ def active_runs(root: Path | None = None) -> list[RunInfo]:
 DELETED = ".deleted"  # under the runs root: deleted runs, kept until someone empties it
 
 
-def wait_for(run_id: str, states: tuple[str, ...], timeout: float = 60.0, root: Path | None = None) -> RunInfo:
-    """Poll until the run reaches one of `states` (for scripts and tests); JobError on timeout."""
+def wait_for(run_id: str, until: tuple[str, ...] | Callable[[RunInfo], bool], timeout: float = 60.0,
+             root: Path | None = None) -> RunInfo:
+    """Poll until the run reaches one of the states `until` (or `until(run)` holds), for scripts and tests;
+    JobError on timeout, saying where the run is."""
+    done = until if callable(until) else (lambda run: run.state in until)
     deadline = time.monotonic() + timeout
     while True:
         run = read_run(run_id, root)
-        if run.state in states:
+        if done(run):
             return run
         if time.monotonic() > deadline:
-            raise JobError(f"run {run_id} is still {run.state} after {timeout:g} s (waiting for {states})")
+            raise JobError(f"run {run_id} is still {run.state} at epoch {run.epoch} after {timeout:g} s "
+                           f"({run.message or 'no message'})")
         time.sleep(0.2)
 
 

@@ -29,6 +29,17 @@ INT_RANGES = {"epochs": (1, MAX_EPOCHS), "batch_size": (1, MAX_BATCH), "preview_
 LR_DECAYS = ("none", "cosine")
 
 
+def check_whole_fields(config: object, ranges: dict[str, tuple[int, int]]) -> None:
+    """ValueError naming the first of `ranges`' fields of `config` that is not a whole number in its (lo, hi);
+    a field "limit" may also be None (no limit)."""
+    for name, (lo, hi) in ranges.items():
+        value = getattr(config, name)
+        if name == "limit" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"{name} must be an integer between {lo} and {hi}; got {value!r}")
+
+
 class TrainingError(RuntimeError):
     """Training stopped for a reason the user must act on (the message says which)."""
 
@@ -69,13 +80,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError naming the first out-of-range field and its allowed range."""
-        def whole(name: str, value: object, lo: int, hi: int) -> None:
-            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-                raise ValueError(f"{name} must be an integer between {lo} and {hi}; got {value!r}")
-
-        for name, (lo, hi) in INT_RANGES.items():
-            if name != "limit" or self.limit is not None:
-                whole(name, getattr(self, name), lo, hi)
+        check_whole_fields(self, INT_RANGES)
         validate_seed(self.seed)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or not 0 < self.lr <= 1:
             raise ValueError(f"lr must be a number with 0 < lr ≤ 1; got {self.lr!r}")
