@@ -21,11 +21,11 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report import save_result  # noqa: E402
 from diffusion_core.editing.guidance import guidance_curve  # noqa: E402
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.noisy_classifier import SHIPPED_NAME, cpu_name  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint, shipped_dir  # noqa: E402
-from diffusion_core.io.files import atomic_write_json  # noqa: E402
 from diffusion_core.views.sampler_costs import mnist_test_reference  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "guidance_curve.json"
@@ -60,9 +60,7 @@ def main() -> None:
         for r in rows:
             print(f"  w {r['w']:5.1f}  confident {r['confident']:6.1%}  asked digit {r['asked']:.3f}  "
                   f"entropy {r['entropy']:.2f} nats  FID {r['fid']:7.1f}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, result)
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,12 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
+from benchmarks.report import save_result  # noqa: E402
 from diffusion_core.editing.inpainting import compare, disc_mask, preset_mask  # noqa: E402
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.noisy_classifier import cpu_name  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  # noqa: E402
 from diffusion_core.io.data import load_dataset  # noqa: E402
-from diffusion_core.io.files import atomic_write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inpainting.json"
 
@@ -73,9 +73,7 @@ def main() -> None:
         for m, r in result["masks"][mask_name]["methods"].items():
             print(f"  {m:16s} RMSE {r['rmse']:.3f} ± {r['rmse_se']:.3f}  SSIM {r['ssim']:.3f}  "
                   f"label kept {r['label_kept']:.0%}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, result)
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
 
 
 if __name__ == "__main__":

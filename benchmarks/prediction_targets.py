@@ -24,6 +24,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+from benchmarks.report import save_result  # noqa: E402
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
 from diffusion_core.evaluation.metrics import (  # noqa: E402
     classifier_outputs,
@@ -31,7 +32,7 @@ from diffusion_core.evaluation.metrics import (  # noqa: E402
     kernel_inception_distance,
 )
 from diffusion_core.io.checkpoints import load_checkpoint  # noqa: E402
-from diffusion_core.io.files import PROJECT_ROOT, atomic_write_json  # noqa: E402
+from diffusion_core.io.files import PROJECT_ROOT  # noqa: E402
 from diffusion_core.io.images import to_unit_numpy  # noqa: E402
 from diffusion_core.io.runs import read_json_or_empty  # noqa: E402
 from diffusion_core.process import SamplerChoice  # noqa: E402
@@ -101,9 +102,7 @@ def main() -> None:
         print(f"{name:17s} FID {row['fid']:7.1f} ± {row['fid_se']:4.1f}  KID {row['kid'] * 1e3:6.1f} ± "
               f"{row['kid_se'] * 1e3:4.1f} ×1e-3  confident {row['confident']:.0%}  digits {row['digits_present']}  "
               f"loss {row['final_loss']:.4f}  train {row['wall_s'] / 60:.1f} min", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, result)
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
 
 
 if __name__ == "__main__":

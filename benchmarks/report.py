@@ -108,6 +108,13 @@ def format_table(meta: dict, rows: list[dict], targets: list[dict]) -> str:
     return "\n".join(out)
 
 
+def save_result(path: Path, result: dict) -> None:
+    """Write one benchmark's JSON result (its folder made first) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, result)
+    print(f"wrote {path}")
+
+
 def write_results(out_dir: Path, meta: dict, rows: list[dict], targets: list[dict], quality: list[dict]) -> None:
     """latest.json (everything) and quality_vs_speed.json (the rows the Evaluate page shows, with what they
     measured: the model, the FID reference, when and on which machine)."""

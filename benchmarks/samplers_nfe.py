@@ -25,8 +25,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report import save_result  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint  # noqa: E402
-from diffusion_core.io.files import atomic_write_json  # noqa: E402
 from diffusion_core.services.catalog import default_checkpoint  # noqa: E402
 from diffusion_core.views.sampler_costs import quality_grid  # noqa: E402
 
@@ -52,10 +52,8 @@ def main() -> None:
     result.update(model=path.stem, machine=f"{platform.machine()}, {platform.processor() or 'cpu'}",
                   date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     print(f"bare network call on a batch of {result['chunk']}: {result['call_seconds'] * 1e3:.1f} ms")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out, result)
     print(json.dumps(result["best"], indent=2))
-    print(f"wrote {args.out}")
+    save_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -142,3 +142,14 @@ def charts(at: AppTest) -> list[dict]:
                     trace[axis] = _array(trace[axis])
         figures.append(fig)
     return figures
+
+
+def refuses_a_bad_number(at: AppTest, key: str, value: object, message: str, button: str, refusal: str) -> None:
+    """Typing `value` into the number box `key` names the problem under the box at once; pressing `button` then
+    adds "`refusal`: message" and does nothing else."""
+    at.number_input(key=key).set_value(value).run()
+    no_exceptions(at)
+    assert errors(at) == [message]
+    at.button(key=button).click().run()
+    no_exceptions(at)
+    assert errors(at) == [message, f"{refusal}: {message}"]

@@ -213,3 +213,31 @@ def screenshot(page, name: str) -> None:
     if folder:
         os.makedirs(folder, exist_ok=True)
         page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
+
+
+def run_reverse(page, timeout: float = 120_000):
+    """Press Run reverse diffusion once the page is idle, wait for the trajectory's step-through slider and the page
+    to settle; returns the slider."""
+    button = page.get_by_role("button", name="Run reverse diffusion")
+    button.wait_for()
+    wait_idle(page)
+    button.click()
+    slider = page.get_by_role("slider", name="Step through the trajectory")
+    slider.wait_for(timeout=timeout)
+    wait_idle(page)
+    return slider
+
+
+def open_train(page) -> None:
+    """From the page shown, the sidebar's Train link, waiting until Start training is there and the page idle."""
+    page.get_by_role("link", name="Train").first.click()
+    page.get_by_role("button", name="Start training").wait_for()
+    wait_idle(page)
+
+
+def lab(tmp_path_factory, name: str, checkpoints: Path | None = None) -> tuple[Path, Path, Path, dict[str, str]]:
+    """A module's lab, after require_browser: (root, checkpoints folder, runs folder, the app's environment) in a
+    fresh temporary folder `name` (lab_folders)."""
+    require_browser()
+    root = tmp_path_factory.mktemp(name)
+    return (root, *lab_folders(root, checkpoints))

@@ -113,13 +113,19 @@ def test_restorations_side_by_side_with_their_scores(shipped):
     assert not at.dataframe
 
 
-def test_black_start_collapses_while_the_mixture_varies(shipped):
+def generate_four(shipped):
+    """The page on a shipped cold model after Generate: 4 images from each start, 5 steps."""
     write_cold(shipped)
     at = app(PAGE).run()
     at.number_input(key="deg_uncond_n").set_value(4)
     at.number_input(key="deg_uncond_steps").set_value(5)
     at.button(key="deg_generate").click().run()
     no_exceptions(at)
+    return at
+
+
+def test_black_start_collapses_while_the_mixture_varies(shipped):
+    at = generate_four(shipped)
     assert errors(at) == []
     spread = {m.label: float(m.value) for m in at.metric}
     assert spread["Spread · black start"] == 0.0  # every sample is the same image
@@ -173,12 +179,7 @@ def test_the_unconditional_numbers_are_refused_by_generate(shipped):
 
 def test_the_black_start_text_is_true_to_the_samples_and_shows_why(shipped):
     """Before: the text said the black start 'draws one digit over and over' under eight empty squares."""
-    write_cold(shipped)
-    at = app(PAGE).run()
-    at.number_input(key="deg_uncond_n").set_value(4)
-    at.number_input(key="deg_uncond_steps").set_value(5)
-    at.button(key="deg_generate").click().run()
-    no_exceptions(at)
+    at = generate_four(shipped)
     assert not [c for c in at.caption if "one digit over and over" in c.value]
     why = at.session_state["deg_uncond"]["why"]
     samples = at.session_state["deg_uncond"]["samples"]["black"]

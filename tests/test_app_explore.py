@@ -13,7 +13,16 @@ from diffusion_core.figures import GENERATED_COLOUR, REAL_COLOUR
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
-from tests.app_support import _array, app, charts, errors, no_exceptions, shipped_folder, write_checkpoint
+from tests.app_support import (
+    _array,
+    app,
+    charts,
+    errors,
+    no_exceptions,
+    refuses_a_bad_number,
+    shipped_folder,
+    write_checkpoint,
+)
 
 PAGE = "pages/5_Explore.py"
 SMALL = {"ex_n_real": 40, "ex_n_gen": 20, "ex_n_pcs": 10, "ex_k": 4, "ex_steps_dpm++2m": 5}
@@ -189,12 +198,7 @@ def test_an_out_of_range_sampling_number_is_named_and_generate_samples_nothing(s
     """Before (#18): the boxes had min/max, so 5 only turned the box red and Generate sampled the last valid 20."""
     write_checkpoint(shipped, "tiny", T=20)
     at = small_app()
-    at.number_input(key=key).set_value(value).run()
-    no_exceptions(at)
-    assert errors(at) == [message]  # under the box at once
-    at.button(key="ex_generate").click().run()
-    no_exceptions(at)
-    assert errors(at) == [message, f"Could not sample: {message}"]
+    refuses_a_bad_number(at, key, value, message, "ex_generate", "Could not sample")
     assert "ex_generated" not in at.session_state
     assert [t["name"] for t in charts(at)[0]["data"]] == ["real"] * 20  # nothing generated to compare
 

@@ -14,7 +14,17 @@ import streamlit as st
 from diffusion_core.io.images import png_bytes
 from diffusion_core.services import estimates, jobs, run_status
 from diffusion_core.training.options import train_config
-from tests.app_support import app, charts, dead_pid, errors, fake_run, no_exceptions, stand_in_job, write_checkpoint
+from tests.app_support import (
+    app,
+    charts,
+    dead_pid,
+    errors,
+    fake_run,
+    no_exceptions,
+    refuses_a_bad_number,
+    stand_in_job,
+    write_checkpoint,
+)
 
 PAGE = "pages/1_Train.py"
 
@@ -288,12 +298,7 @@ BAD_VALUES = [  # (key, a value out of range, the message naming the field and i
 def test_an_out_of_range_number_is_named_and_start_refuses_it(key, value, message):
     """Before: the boxes had min/max, so 0 became the default (batch 128) and the run started."""
     at = app(PAGE).run()
-    at.number_input(key=key).set_value(value).run()
-    no_exceptions(at)
-    assert errors(at) == [message]  # under the box at once
-    at.button(key="train_start").click().run()
-    no_exceptions(at)
-    assert errors(at) == [message, f"Could not start training: {message}"]
+    refuses_a_bad_number(at, key, value, message, "train_start", "Could not start training")
     assert run_status.list_runs() == [] and "run" not in at.query_params
 
 

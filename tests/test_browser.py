@@ -30,9 +30,7 @@ DEFAULT_MODEL = "shipped:default-unet" if SCREENSHOTS else "shipped:default"  # 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    bh.require_browser()
-    root = tmp_path_factory.mktemp("browser")
-    ckpts, runs, env = bh.lab_folders(root, bh.ROOT / "checkpoints" if SCREENSHOTS else None)
+    root, ckpts, runs, env = bh.lab(tmp_path_factory, "browser", bh.ROOT / "checkpoints" if SCREENSHOTS else None)
     if not SCREENSHOTS:
         torch.manual_seed(0)
         save_checkpoint(ckpts / "default", build_model(bh.TINY), bh.tiny_noise_config(50))
@@ -78,9 +76,7 @@ def fid_off(page) -> None:
 def test_train_then_sample_and_step_through(app):
     with bh.browser_page() as page:
         page.goto(app["url"])
-        page.get_by_role("link", name="Train").first.click()
-        page.get_by_role("button", name="Start training").wait_for()
-        bh.wait_idle(page)
+        bh.open_train(page)
 
         def set_number(label: str, value: str) -> None:
             box = page.get_by_label(label, exact=True)
@@ -106,12 +102,7 @@ def test_train_then_sample_and_step_through(app):
         bh.screenshot(page, "train")
 
         page.get_by_role("link", name="Sample from this run").click()
-        page.get_by_role("button", name="Run reverse diffusion").wait_for()
-        bh.wait_idle(page)
-        page.get_by_role("button", name="Run reverse diffusion").click()
-        slider = page.get_by_role("slider", name="Step through the trajectory")
-        slider.wait_for(timeout=120_000)
-        bh.wait_idle(page)
+        slider = bh.run_reverse(page)
         # the first frame: pure noise at the sampler's first step — T = 40 itself, or just below it on the quick
         # recipe's cosine schedule, whose log-SNR spacing skips the steps where ᾱ_t is all but 0
         first = page.get_by_text(re.compile(r"^z_t at t = \d+$"))
@@ -129,12 +120,7 @@ def test_train_then_sample_and_step_through(app):
 def test_reverse_diffusion_stops_midway_through_the_default_models_trajectory(app):
     with bh.browser_page() as page:
         page.goto(f"{app['url']}/Reverse_diffusion?model={DEFAULT_MODEL}")
-        page.get_by_role("button", name="Run reverse diffusion").wait_for()
-        bh.wait_idle(page)
-        page.get_by_role("button", name="Run reverse diffusion").click()
-        slider = page.get_by_role("slider", name="Step through the trajectory")
-        slider.wait_for(timeout=300_000)
-        bh.wait_idle(page)
+        slider = bh.run_reverse(page, timeout=300_000)
         caption = page.get_by_text(re.compile(r"^z_t at t = \d+$"))
 
         def shown_t() -> int:
@@ -220,9 +206,7 @@ def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
 
         run_ids = []
         for page in (a, b):
-            page.get_by_role("link", name="Train").first.click()
-            page.get_by_role("button", name="Start training").wait_for()
-            bh.wait_idle(page)
+            bh.open_train(page)
             for label, value in (("Training images (0 = all)", "32"), ("Epochs", "1"), ("Batch size", "32")):
                 box = page.get_by_label(label, exact=True)
                 box.fill(value)

@@ -25,9 +25,7 @@ ERROR = '[data-testid="stAlertContentError"]'
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    bh.require_browser()
-    root = tmp_path_factory.mktemp("browser_inputs")
-    ckpts, runs, env = bh.lab_folders(root)
+    root, ckpts, runs, env = bh.lab(tmp_path_factory, "browser_inputs")
     torch.manual_seed(0)
     save_checkpoint(ckpts / "default", build_model(bh.TINY), bh.tiny_noise_config(50))
     with bh.running_app(env, root / "streamlit.log") as url:
@@ -58,9 +56,7 @@ def test_train_refuses_a_batch_of_zero(app):
     """Before: the box turned red and Start trained with batch 128."""
     with bh.browser_page() as page:
         page.goto(app["url"])
-        page.get_by_role("link", name="Train").first.click()
-        page.get_by_role("button", name="Start training").wait_for()
-        bh.wait_idle(page)
+        bh.open_train(page)
         page.get_by_label("Batch size", exact=True).fill("0")
         page.get_by_role("button", name="Start training").click()
         message = "Batch size must be a whole number from 1 to 4,096; got 0"

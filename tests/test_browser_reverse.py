@@ -24,9 +24,7 @@ PLAY_SECONDS = 8.0  # the page's intended Play duration
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    bh.require_browser()
-    root = tmp_path_factory.mktemp("browser_reverse")
-    ckpts, _, env = bh.lab_folders(root)
+    root, ckpts, _, env = bh.lab(tmp_path_factory, "browser_reverse")
     torch.manual_seed(0)
     # "blur" sorts first, as the shipped cold model does; "default" is the app's default model
     save_checkpoint(ckpts / "blur", build_model(bh.TINY), {

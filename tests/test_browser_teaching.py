@@ -28,9 +28,7 @@ SCREENSHOTS = os.environ.get("DIFFUSION_LAB_SCREENSHOTS")
 def serve(tmp_path_factory, name: str, tiny_models, shipped: tuple[str, ...]):
     """The app on tiny models (`tiny_models(checkpoints folder)` writes them) and copies of the shipped
     `shipped` checkpoints; on the shipped checkpoints themselves with DIFFUSION_LAB_SCREENSHOTS. Yields its URL."""
-    bh.require_browser()
-    root = tmp_path_factory.mktemp(name)
-    ckpts, _, env = bh.lab_folders(root, bh.ROOT / "checkpoints" if SCREENSHOTS else None)
+    root, ckpts, _, env = bh.lab(tmp_path_factory, name, bh.ROOT / "checkpoints" if SCREENSHOTS else None)
     if not SCREENSHOTS:
         torch.manual_seed(0)
         tiny_models(ckpts)
@@ -125,15 +123,11 @@ def test_2d_lab_defaults_show_the_rings_eight_clusters(app):
         bh.assert_page_works(page, bh.CHART)
 
 
-def test_schedules_plots_the_loss_weighting(app):
+def test_schedules_plots_the_loss_weighting_and_reverse_diffusion_the_spectra(app):
     with bh.browser_page() as page:
         open_page(page, app, "Schedules")
         chart_titled(page, "Loss weight over noise levels").wait_for()
         bh.assert_page_works(page, bh.CHART)
-
-
-def test_reverse_diffusion_shows_the_spectra(app):
-    with bh.browser_page() as page:
         open_page(page, app, "Reverse diffusion")
         page.get_by_role("button", name="Run reverse diffusion").click()
         page.get_by_text("Spectra across t").wait_for(timeout=180_000)

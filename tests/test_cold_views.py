@@ -15,14 +15,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.models import build_model
 from diffusion_core.process.degradations import DEGRADATION_KINDS, make_degradation
 from diffusion_core.process.gaussian import noise_diffusion_config
-from diffusion_core.views.degradations import (
-    degradation_parameters,
-    degradation_preview,
-    mean_pairwise_distance,
-    restore,
-    start_comparison,
-    unconditional_samples,
-)
+from diffusion_core.views import degradations as view
 
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
 
@@ -51,20 +44,20 @@ def digits(n: int = 2) -> torch.Tensor:
 
 
 def test_parameters_list_each_kinds_defaults_and_integer_ones():
-    blur = {p.name: p for p in degradation_parameters("blur")}
+    blur = {p.name: p for p in view.degradation_parameters("blur")}
     assert {n: p.default for n, p in blur.items()} == {"sigma_min": 0.02, "sigma_max": 5.02, "kernel_size": None}
     assert blur["kernel_size"].integer and not blur["sigma_max"].integer
-    assert [(p.name, p.default, p.integer) for p in degradation_parameters("pixelate")] == [("min_size", 4, True)]
+    assert [(p.name, p.default, p.integer) for p in view.degradation_parameters("pixelate")] == [("min_size", 4, True)]
     for kind in DEGRADATION_KINDS:  # the defaults rebuild the kind's default degradation
-        params = {p.name: p.default for p in degradation_parameters(kind)}
+        params = {p.name: p.default for p in view.degradation_parameters(kind)}
         assert make_degradation(kind, **params).config() == make_degradation(kind).config()
     with pytest.raises(ValueError, match="degradation kind must be one of"):
-        degradation_parameters("smudge")
+        view.degradation_parameters("smudge")
 
 
 def test_preview_of_the_report_blur_is_figure_6():
     x = digits(1)[0]
-    p = degradation_preview(make_degradation("blur"), x)
+    p = view.degradation_preview(make_degradation("blur"), x)
     assert p.label == "blur σ_t"
     np.testing.assert_allclose(p.curve, 0.02 + 0.01 * np.arange(501), atol=1e-12)
     assert p.ts == list(range(0, 501, 50))
@@ -77,7 +70,7 @@ def test_restorations_score_known_answers():
     """With R = x + 0.07 on the blur, improved gives back x exactly while naive and direct stay 0.07 off."""
     x = digits(2)
     d = make_degradation("blur", T=30)
-    res = restore(cold(Constant(x + 0.07), d), x, steps=10)
+    res = view.restore(cold(Constant(x + 0.07), d), x, steps=10)
     assert list(res.restored) == ["improved", "naive", "direct"] and res.t_start == 30
     np.testing.assert_allclose(res.original, (x[:, 0] + 0.5).numpy(), atol=1e-6)
     np.testing.assert_allclose(res.degraded, (d(x, 30)[:, 0] + 0.5).numpy(), atol=1e-5)
@@ -93,38 +86,38 @@ def test_restorations_score_known_answers():
 def test_restoration_from_a_partial_degradation_and_bad_inputs():
     x = digits(1)
     d = make_degradation("blur", T=30)
-    res = restore(cold(Constant(x), d), x, samplers=("direct",), t_start=5)
+    res = view.restore(cold(Constant(x), d), x, samplers=("direct",), t_start=5)
     np.testing.assert_allclose(res.degraded, (d(x, 5)[:, 0] + 0.5).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="t_start .* between 1 and T=30"):
-        restore(cold(Constant(x), d), x, t_start=31)
+        view.restore(cold(Constant(x), d), x, t_start=31)
     noise = LoadedCheckpoint(model=Constant(x), config={"diffusion": noise_diffusion_config()}, path=Path("m"))
     with pytest.raises(ValueError, match="restorations need a cold-diffusion model"):
-        restore(noise, x)
+        view.restore(noise, x)
 
 
 def test_pairwise_spread():
     a = np.zeros((3, 28, 28))
     a[1] += 0.5  # RMSE to the others: 0.5, 0.5 and (image 2 equals image 0) 0
-    assert mean_pairwise_distance(a) == pytest.approx((0.0 + 0.5 + 0.5) / 3)
+    assert view.mean_pairwise_distance(a) == pytest.approx((0.0 + 0.5 + 0.5) / 3)
     with pytest.raises(ValueError, match="at least 2 images"):
-        mean_pairwise_distance(a[:1])
+        view.mean_pairwise_distance(a[:1])
 
 
 def test_black_start_collapses_and_the_mixture_does_not(monkeypatch, tmp_path):
     monkeypatch.setenv("DIFFUSION_LAB_DATA", str(tmp_path))
     torch.manual_seed(0)
     ckpt = cold(build_model(TINY_CNN), make_degradation("blur", T=10))
-    out = unconditional_samples(ckpt, "improved", n=4, seed=1, steps=5)
+    out = view.unconditional_samples(ckpt, "improved", n=4, seed=1, steps=5)
     assert set(out) == {"mixture", "black"} and out["black"].shape == (4, 28, 28)
-    assert mean_pairwise_distance(out["black"]) == 0.0  # one start image, a deterministic sampler
-    assert mean_pairwise_distance(out["mixture"]) > 0.01
+    assert view.mean_pairwise_distance(out["black"]) == 0.0  # one start image, a deterministic sampler
+    assert view.mean_pairwise_distance(out["mixture"]) > 0.01
 
 
 @pytest.mark.parametrize("kind,heading", [("blur", "x blurred at t = "), ("mask", "x masked at t = "),
                                           ("pixelate", "x pixelated at t = "), ("fade", "x faded at t = ")])
 def test_the_strip_heading_says_what_the_degradation_does(kind, heading):
     """Before: every preview's strip was headed 'x blurred at t = …', masks and pixelation too."""
-    p = degradation_preview(make_degradation(kind, T=20), digits(1)[0])
+    p = view.degradation_preview(make_degradation(kind, T=20), digits(1)[0])
     assert p.kind == kind and p.strip_title == heading + ", ".join(map(str, p.ts))
 
 
@@ -133,9 +126,9 @@ def test_start_comparison_shows_why_black_collapses(monkeypatch, tmp_path):
     monkeypatch.setenv("DIFFUSION_LAB_DATA", str(tmp_path))
     blur = make_degradation("blur", T=10)
     ckpt = cold(Constant(torch.full((1, 1, 28, 28), -0.5)), blur)
-    samples = unconditional_samples(ckpt, "improved", n=4, seed=0, steps=5)
+    samples = view.unconditional_samples(ckpt, "improved", n=4, seed=0, steps=5)
     x = digits(3)
-    why = start_comparison(ckpt, samples["black"], x, n=4, seed=0)
+    why = view.start_comparison(ckpt, samples["black"], x, n=4, seed=0)
     assert list(why.starts) == ["black start x_T = D(black, T)", "real digits at t = T", "mixture start x_T"]
     assert why.starts["black start x_T = D(black, T)"].shape == (3, 28, 28)  # n: as many real digits as given
     assert why.starts["black start x_T = D(black, T)"].max() < 1e-6
@@ -155,7 +148,7 @@ def test_a_black_start_that_matches_real_degraded_digits_is_explained_differentl
     mask = make_degradation("mask", T=10)
     ckpt = cold(Constant(torch.zeros(1, 1, 28, 28)), mask)
     x = digits(2)
-    why = start_comparison(ckpt, np.full((4, 28, 28), 0.5), x, n=2)
+    why = view.start_comparison(ckpt, np.full((4, 28, 28), 0.5), x, n=2)
     assert why.real_T_mean == pytest.approx(0.0, abs=1e-6) and why.black_brightest == 0.5
     text = why.explanation(4, "mask")
     assert "Real digits masked to t = T look the same" in text and "ends at one image" in text
@@ -168,6 +161,6 @@ def test_the_mixture_run_takes_at_most_its_start_t_steps(monkeypatch, tmp_path):
     torch.manual_seed(0)
     ckpt = cold(build_model(TINY_CNN), make_degradation("blur", T=10))
     assert ckpt.process.degradation.generation_t == 5
-    ten = unconditional_samples(ckpt, "improved", n=3, seed=2, steps=10)
-    five = unconditional_samples(ckpt, "improved", n=3, seed=2, steps=5, starts=("mixture",))
+    ten = view.unconditional_samples(ckpt, "improved", n=3, seed=2, steps=10)
+    five = view.unconditional_samples(ckpt, "improved", n=3, seed=2, steps=5, starts=("mixture",))
     np.testing.assert_array_equal(ten["mixture"], five["mixture"])

@@ -111,14 +111,15 @@ def leftovers(run: Path) -> list[str]:
     return sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp"))
 
 
-@pytest.mark.parametrize("name", [
-    "train_state.pt",
-    "model.safetensors",
-    "model.json",
-])
-def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch, name):
-    run = tmp_path / "run"
-    train(config(epochs=1), run)
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    """A run folder after one epoch of the tiny config."""
+    train(config(epochs=1), tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("name", ["train_state.pt", "model.safetensors", "model.json"])
+def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(run, monkeypatch, name):
     # what Resume relies on: the checkpoint pair, or (written last) the training state
     kept = ("train_state.pt",) if name == "train_state.pt" else ("model.safetensors", "model.json")
     before = {f: (run / f).read_bytes() for f in kept}
@@ -140,14 +141,8 @@ def test_disk_full_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, mo
     assert {f: (run / f).read_bytes() for f in before} == before  # … byte for byte
 
 
-@pytest.mark.parametrize("name", [
-    "train_state.pt",
-    "model.safetensors",
-    "metrics.jsonl",
-])
-def test_after_a_full_disk_resume_loses_no_epoch(tmp_path, monkeypatch, name):
-    run = tmp_path / "run"
-    train(config(epochs=1), run)
+@pytest.mark.parametrize("name", ["train_state.pt", "model.safetensors", "metrics.jsonl"])
+def test_after_a_full_disk_resume_loses_no_epoch(run, monkeypatch, name):
     with monkeypatch.context() as m:
         DiskFull(m, name, skip=1 if name == "metrics.jsonl" else 0)  # (Resume first rewrites metrics.jsonl)
         with pytest.raises(TrainingError, match="No space left on device"):
@@ -162,9 +157,7 @@ def test_after_a_full_disk_resume_loses_no_epoch(tmp_path, monkeypatch, name):
     assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3] and len(rows) == 3
 
 
-def test_a_full_disk_that_also_blocks_the_status_still_gives_a_clear_error(tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    train(config(epochs=1), run)
+def test_a_full_disk_that_also_blocks_the_status_still_gives_a_clear_error(run, monkeypatch):
     DiskFull(monkeypatch, "model.safetensors")
     real = training.write_status
 

@@ -38,10 +38,8 @@ from diffusion_core.process.degradations.base import (
     MIN_SIGMA,
     STRENGTH_SCHEDULES,
     Degradation,
-    convolution_matrix,
     degradation_from_config,
     degradation_kinds,
-    gaussian_kernel,
     make_degradation,
     preview_strip,
     strength,
@@ -51,7 +49,7 @@ for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base":
         importlib.import_module(f"{__name__}.{_module.name}")
 
-from diffusion_core.process.degradations.blur import GaussianBlur  # noqa: E402  (registered above)
+from diffusion_core.process.degradations.blur import GaussianBlur, convolution_matrix, gaussian_kernel  # noqa: E402, I001
 
 DEGRADATION_KINDS = degradation_kinds()
 DEFAULT_T = {kind: DEGRADATIONS[kind].default_T for kind in DEGRADATION_KINDS}

@@ -8,11 +8,36 @@ from diffusion_core.process.degradations.base import (
     MAX_KERNEL,
     MIN_SIGMA,
     SeparableDegradation,
-    convolution_matrix,
-    gaussian_kernel,
     integer_param,
     number_param,
 )
+
+
+def gaussian_kernel(sigma: float | torch.Tensor, size: int) -> torch.Tensor:
+    """Gaussian weights exp(−j²/2σ²), j = −r..r, normalised to sum 1 (float64; one row per σ)."""
+    sigma = torch.as_tensor(sigma, dtype=torch.float64).reshape(-1, 1)
+    r = size // 2
+    j = torch.arange(-r, r + 1, dtype=torch.float64)
+    w = torch.exp(-(j**2) / (2.0 * sigma**2))
+    w = w / w.sum(dim=1, keepdim=True)
+    return w if w.shape[0] > 1 else w[0]
+
+
+def convolution_matrix(n: int, kernel: torch.Tensor) -> torch.Tensor:
+    """The n×n matrix of a 1-D convolution with reflect padding (…2 1 | 0 1 2 … n−1 | n−2 …);
+    a K×size stack of kernels gives K×n×n."""
+    size = kernel.shape[-1]
+    r = size // 2
+    if r > n - 1:
+        raise ValueError(f"kernel size {size} is too large for a side of {n} pixels "
+                         f"(reflect padding allows at most {2 * n - 1}); choose a smaller kernel_size")
+    m = torch.arange(n)[:, None] + torch.arange(-r, r + 1)[None, :]  # source pixel of tap j for output i
+    m = torch.where(m < 0, -m, torch.where(m > n - 1, 2 * (n - 1) - m, m))
+    k = kernel.reshape(-1, size).to(torch.float64)
+    A = torch.zeros(k.shape[0], n, n, dtype=torch.float64)
+    A.scatter_add_(2, m.expand(k.shape[0], n, size), k[:, None, :].expand(k.shape[0], n, size).contiguous())
+    return A if kernel.dim() > 1 else A[0]
+
 
 # Blur beyond σ ≈ 2.5 px leaves a 28×28 digit a blob that a 48-dimensional Gaussian mixture models well but that
 # no longer tells the restorer which digit it was (measured on the shipped blur model, see its card).

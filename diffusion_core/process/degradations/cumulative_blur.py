@@ -8,11 +8,10 @@ from diffusion_core.process.degradations.base import (
     MAX_KERNEL,
     MIN_SIGMA,
     SeparableDegradation,
-    convolution_matrix,
-    gaussian_kernel,
     integer_param,
     number_param,
 )
+from diffusion_core.process.degradations.blur import convolution_matrix, gaussian_kernel
 
 
 class CumulativeBlur(SeparableDegradation):
