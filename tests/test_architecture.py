@@ -222,6 +222,33 @@ def test_a_planted_process_type_check_is_caught(tmp_path):
     assert process_type_checks([planted], tmp_path) == ["pages/planted.py:4"]
 
 
+def per_kind_tables(files: list[Path], kinds: set[str], root: Path = ROOT) -> list[str]:
+    """Dict literals keyed by two or more of `kinds` (process types, degradation kinds) in `files`, as path:line:
+    a table of what each kind says or does belongs on the kind itself (a ClassVar), where a new kind brings it."""
+    hits = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Dict):
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+                if len(keys & kinds) >= 2:
+                    hits.append(f"{path.relative_to(root)}:{node.lineno}")
+    return hits
+
+
+def test_no_table_of_kinds_outside_the_process_package(tmp_path):
+    """#27 item 3: what differs by process type or degradation kind is said by the kind (e.g. done_to_x, family,
+    loss_text); a new degradation is still one file."""
+    from diffusion_core.process.degradations import DEGRADATION_KINDS
+
+    kinds = set(DEGRADATION_KINDS) | set(DiffusionProcess.PROCESS_TYPES)
+    files = [*core_files("process/"), *(ROOT / "pages").rglob("*.py"), ROOT / "streamlit_app.py"]
+    assert per_kind_tables(files, kinds) == []
+    planted = tmp_path / "pages" / "planted.py"
+    planted.parent.mkdir()
+    planted.write_text('VERBS = {"blur": "blurred", "mask": "masked"}\n')
+    assert per_kind_tables([planted], kinds, tmp_path) == ["pages/planted.py:1"]
+
+
 MAX_FUNCTION_LINES, MAX_PARAMETERS, MAX_MODULE_LINES, MAX_PAGE_LINES = 80, 10, 400, 170
 # #27 item 5: what is still over the limits. A new entry fails the test; so does one that has come under its limit
 # and is still listed (take it off: the list only shrinks).

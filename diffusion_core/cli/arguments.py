@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 from diffusion_core.models.guidance import MAX_GUIDANCE, NO_LABEL
+from diffusion_core.process import DiffusionProcess
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.knobs import Knob
 from diffusion_core.process.schedules import MAX_T
@@ -106,8 +107,13 @@ RHO = _number(0, 100, open_lo=True)
 
 def _spacing_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("where the steps go (noise models; see process/spacing.py)")
+    own = {}
+    for spec in SAMPLERS.values():
+        spaced = DiffusionProcess.PROCESS_TYPES[spec.process].noise_levels  # steps placed by noise level
+        if spaced and not (spec.all_steps or spec.one_step):
+            own.setdefault(spec.spacing, []).append(spec.name)
     g.add_argument("--spacing", choices=SPACINGS, help="uniform in t, log-snr, karras (ρ) or edm (default: the "
-                   "sampler's own — ddim uniform, dpm++ log-snr, euler/heun/euler-a/pc karras)")
+                   "sampler's own — " + "; ".join(f"{'/'.join(names)} {s}" for s, names in own.items()) + ")")
     g.add_argument("--rho", type=RHO, default=7.0, help="ρ of the Karras spacing, > 0 (default 7)")
     _knob_arguments(parser)
 

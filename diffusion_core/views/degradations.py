@@ -29,7 +29,7 @@ from diffusion_core.io.images import to_unit_numpy
 from diffusion_core.io.mixtures import dataset_mixture
 from diffusion_core.process import SamplerChoice
 from diffusion_core.process.cold import COLD_STARTS, black_start, conditional_start
-from diffusion_core.process.degradations import Degradation, make_degradation, preview_strip
+from diffusion_core.process.degradations import DEGRADATIONS, Degradation, make_degradation, preview_strip
 from diffusion_core.samplers import run_to_end
 from diffusion_core.samplers.base import model_call
 from diffusion_core.sampling import sample_checkpoint
@@ -55,11 +55,6 @@ def degradation_parameters(kind: str) -> list[ParamSpec]:
     return specs
 
 
-# what D(x, t) does to x, for headings ("x masked at t = …")
-DEGRADED = {"blur": "blurred", "cumulative-blur": "blurred again and again", "mask": "masked",
-            "pixelate": "pixelated", "fade": "faded", "noise-blur": "blurred, plus noise"}
-
-
 @dataclass
 class DegradationPreview:
     label: str  # what the schedule drives, e.g. "blur σ_t"
@@ -71,7 +66,7 @@ class DegradationPreview:
     @property
     def strip_title(self) -> str:
         """'x masked at t = 0, 2, …' — the heading of the image strip, true to the degradation."""
-        return f"x {DEGRADED.get(self.kind, 'degraded')} at t = " + ", ".join(map(str, self.ts))
+        return f"x {DEGRADATIONS[self.kind].done_to_x} at t = " + ", ".join(map(str, self.ts))
 
 
 def degradation_preview(degradation: Degradation, image: torch.Tensor, ts: list[int] | None = None,
@@ -179,7 +174,7 @@ class StartComparison:
         first = (f"All {n} black-start samples begin from one image, x_T = D(black, T), the same for every sample"
                  + (", and the sampler is deterministic, so they end as one image too (spread 0)." if same else
                     " (this degradation adds noise, so they differ a little)."))
-        verb = DEGRADED.get(kind, "degraded")
+        verb = DEGRADATIONS[kind].done_to_x
         if abs(self.real_T_mean - self.black_T_mean) < 0.02:
             unlike = (f" Real digits {verb} to t = T look the same (mean brightness {self.real_T_mean:.2f}, the black "
                       f"start {self.black_T_mean:.2f}), so nothing in the start tells the model which digit to draw")

@@ -17,6 +17,7 @@ from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTION_NAMES, PRED
 from diffusion_core.services import estimates, jobs, run_status
 from diffusion_core.services.ownership import Actor, may_manage
 from diffusion_core.training.config import INT_RANGES, MAX_EPOCHS
+from diffusion_core.views.degradations import degradation_parameters
 
 from .common import user_errors
 from .identity import current_actor
@@ -34,9 +35,10 @@ def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
     schedule = c3.selectbox("Strength schedule", STRENGTH_SCHEDULES, key="train_degradation_schedule",
                             help="how the strength grows with t/T: linear as the report, or a non-linear curve")
     loss = c4.selectbox("Restoration loss", COLD_LOSSES, key="train_loss", help="l2 as the report; l1 as the paper")
+    takes = ", ".join(f"{p.name}={'(whole image)' if p.default is None else f'{p.default:g}'}"
+                      for p in degradation_parameters(kind))
     text = st.text_input("Degradation parameters (KEY=VALUE, comma-separated; blank for the defaults)", value="",
-                         key="train_degradation_params", help="e.g. sigma_max=3.0 (blur), min_size=7 (pixelate), "
-                         "fill=0 (mask), target=0.13 (fade), noise_std=0.1 (noise-blur)")
+                         key="train_degradation_params", help=f"{kind} takes {takes or 'no parameters'} (its defaults)")
     return {"degradation": kind, "degradation_T": T.value, "degradation_schedule": schedule, "loss": loss,
             "degradation_param": text}
 

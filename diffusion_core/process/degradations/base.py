@@ -55,6 +55,7 @@ class Degradation:
     default_T: ClassVar[int] = 100
     order: ClassVar[int] = 100  # place in the lists of kinds (the report's blur first)
     needs_noise: ClassVar[bool] = False
+    done_to_x: ClassVar[str] = "degraded"  # what D(x, t) does to x, for headings: "x blurred at t = …"
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -48,6 +48,7 @@ class GaussianBlur(SeparableDegradation):
     """The report's blur: σ_t = σ_min + (σ_max − σ_min)·s(t/T), one kernel covering the image."""
 
     kind = "blur"
+    done_to_x = "blurred"
     default_T = 500
     order = 0
 

@@ -18,6 +18,7 @@ class CumulativeBlur(SeparableDegradation):
     """The paper's blur: a small Gaussian kernel G applied n(t) = round(T·s(t/T)) times."""
 
     kind = "cumulative-blur"
+    done_to_x = "blurred again and again"
     default_T = 50
     order = 1
 

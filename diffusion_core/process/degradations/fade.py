@@ -14,6 +14,7 @@ class Fade(Degradation):
     """D(x, t) = (1 − s_t)·x + s_t·c, c = `target` pixel value (0 = black; MNIST's mean is 0.1307)."""
 
     kind = "fade"
+    done_to_x = "faded"
     default_T = 100
     order = 4
 

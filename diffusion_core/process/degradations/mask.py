@@ -15,6 +15,7 @@ class Mask(Degradation):
     the value `fill` (a pixel in [0, 1]; 0 = black). ρ_max reaches past the corners."""
 
     kind = "mask"
+    done_to_x = "masked"
     default_T = 100
     order = 2
 

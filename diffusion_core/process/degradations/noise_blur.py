@@ -15,6 +15,7 @@ class NoiseBlur(GaussianBlur):
     """The report's proposed hybrid: blur(x, t) + noise_std·s_t·ε, ε ~ N(0, I) fixed per trajectory."""
 
     kind = "noise-blur"
+    done_to_x = "blurred, plus noise"
     default_T = 500
     order = 5
     needs_noise = True

@@ -14,6 +14,7 @@ class Pixelate(SeparableDegradation):
     """Super-resolution: r_t × r_t blocks, each replaced by its mean (r_0 = H: the identity)."""
 
     kind = "pixelate"
+    done_to_x = "pixelated"
     default_T = 50
     order = 3
 
