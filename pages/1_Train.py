@@ -14,8 +14,11 @@ from diffusion_core.training.recipes import RECIPES
 from pages.lab_ui import NumberField, number_field, require, setup_page, user_errors
 from pages.lab_ui.identity import current_actor, teacher_signin
 from pages.lab_ui.train_ui import (
+    PROCESS_KINDS,
+    RECIPE_LABELS,
     degradation_widgets,
     fid_widgets,
+    flow_widgets,
     open_run,
     runs_table,
     show_estimate,
@@ -26,12 +29,10 @@ from pages.lab_ui.train_ui import (
 from pages.lab_ui.url_state import url_state
 
 ARCH_LABELS = {"cnn": "Report CNN (hidden 16, 32, 32, 16; 7×7 convs)", "unet": "U-Net (learns faster per FLOP)"}
-RECIPE_LABELS = {"quick": "Quick: a noise model drawing recognisable digits in about 10 minutes on 2 idle CPU cores",
-                 "report": "The report's: its CNN for 100 epochs (hours on a CPU)"}
 # the form's fields a recipe sets (a new recipe clears them, so they open on its values)
 RECIPE_FIELDS = ("train_arch", "train_epochs", "train_batch", "train_lr", "train_use_ema", "train_ema", "train_warmup",
                  "train_lr_decay", "train_prediction", "train_fid", "train_fid_every", "train_base_channels",
-                 "train_patch", "train_schedule_mode", "train_kind")
+                 "train_patch", "train_schedule_mode", "train_kind", "train_process", "train_time_sampling")
 DATA_LABELS = {"mnist": "MNIST (full set when present or downloadable, else the bundled 5,000 digits)",
                "fashion-mnist": "Fashion-MNIST"}
 
@@ -41,13 +42,13 @@ setup_page("Train", (
     "the last complete epoch; **Resume** continues from there. Finished runs appear as models on every page."
 ))
 url_state("train", ["train_recipe", "train_warmup", "train_lr_decay", "train_base_channels", "train_patch",
-                    "train_dataset",
-                    "train_limit", "train_process", "train_schedule_mode", "train_preset",
+                    "train_dataset", "train_limit", "train_process", "train_schedule_mode", "train_preset",
                     "train_kind", "train_beta1", "train_beta2", "train_T", "train_arch", "train_epochs",
                     "train_batch", "train_lr", "train_use_ema", "train_ema", "train_seed", "train_conditional",
                     "train_fid", "train_fid_every", "train_fid_samples", "train_prediction", "train_weighting",
                     "train_snr_gamma", "train_degradation", "train_degradation_T_*", "train_degradation_schedule",
-                    "train_degradation_params", "train_loss"])
+                    "train_degradation_params", "train_loss", "train_flow_T", "train_time_sampling",
+                    "train_logit_mean", "train_logit_std"])
 
 
 teacher_signin()
@@ -79,11 +80,14 @@ with st.expander("New training run", expanded=not watched):
                          help="Train on the first N images only: quick experiments.")
     fields.append(limit)
 
-    process = st.radio("Process", ["Noise (Gaussian)", "Cold (degradation)"], horizontal=True, key="train_process",
-                       help="noise: Algorithm 1 (predict ε); cold: Algorithm 3 (restore x from a degraded image)")
+    process = st.radio("Process", PROCESS_KINDS, horizontal=True, key="train_process", index=int(bool(recipe.get(
+        "flow"))), help="noise: Algorithm 1 (predict ε); flow: a velocity on the straight path from data to noise; "
+        "cold: Algorithm 3 (restore x from a degraded image)")
     options: dict[str, object] = {}
     if process.startswith("Cold"):
         options.update(degradation_widgets(fields))
+    elif process.startswith("Flow"):
+        options.update(flow_widgets(fields, recipe))
     else:
         mode = st.radio("Schedule", ["Report preset", "Custom"], index=1 if recipe.get("schedule") else 0,
                         horizontal=True, key="train_schedule_mode")

@@ -77,7 +77,7 @@ if st.button("Run reverse diffusion", type="primary", key="rd_run", disabled=not
         st.session_state["rd_result"] = {
             "traj": traj, "pngs": trajectory.frame_pngs(traj), "gif": trajectory.trajectory_gif(traj),
             "png": trajectory.samples_png(traj.samples), "npy": trajectory.samples_npy(traj.samples),
-            "schedule": getattr(process, "schedule", None), "what": ", ".join(what),
+            "process": process, "what": ", ".join(what),
             "timing": f"Computed in {run_plan.format_seconds(seconds)}; expected about "
                       f"{run_plan.format_seconds(estimate.seconds)}." if estimate else "",
             "choice": choice, "n": n,
@@ -147,7 +147,7 @@ def viewer() -> None:
         key = f"rd_frame_{st.session_state.get('rd_gen', 0)}"
         st.select_slider("Step through the trajectory (t from T down to 0)", options=list(range(K)), value=k,
                          format_func=lambda i: f"t = {traj.ts[i]}", key=key, on_change=seek, args=(key,))
-    show_frame(frame_slots(), result["schedule"], traj.ts[k], *result["pngs"][k], "rd_schedule_fig")
+    show_frame(frame_slots(), result["process"], traj.ts[k], *result["pngs"][k], "rd_schedule_fig")
 
 
 viewer()

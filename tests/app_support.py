@@ -63,6 +63,14 @@ def write_checkpoint(folder: Path, name: str = "tiny", T: int = 20, beta1: float
     return save_checkpoint(Path(folder) / name, model, config)
 
 
+def write_flow_checkpoint(folder: Path, name: str = "flow", T: int = 20, seed: int = 1) -> Path:
+    """A tiny CNN flow-matching checkpoint (hidden 4, 4) on a grid of T steps of t."""
+    torch.manual_seed(seed)
+    config = {"model": TINY_CNN, "diffusion": {"type": "flow", "T": T, "time_sampling": "uniform"},
+              "dataset": "mnist", "epochs": 1}
+    return save_checkpoint(Path(folder) / name, build_model(TINY_CNN), config)
+
+
 def blobs(n: int = 48) -> Dataset:
     """Gaussian blobs at random places: a learnable stand-in for digits (no dataset needed)."""
     g = torch.Generator().manual_seed(0)

@@ -11,7 +11,7 @@ from diffusion_core.process import SamplerChoice
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.process.schedules import preset_schedule
 from diffusion_core.views.compare import ab_runs, aligned_timesteps, differing_settings
-from tests.app_support import app, charts, errors, no_exceptions, ship_tiny_model
+from tests.app_support import app, charts, errors, no_exceptions, ship_tiny_model, write_flow_checkpoint
 from tests.test_samplers import GaussianOracleEps
 
 
@@ -103,3 +103,21 @@ def test_the_compare_page_opens_one_setting_apart_and_steps_both_runs_by_t(tmp_p
     at.button(key="ab_run").click().run(timeout=120)
     no_exceptions(at)
     assert at.select_slider(key="ab_t").value == 50  # it opens at the new runs' start, not the old t
+
+
+def test_compare_a_noise_model_and_a_flow_model_from_the_same_noise(tmp_path, monkeypatch):
+    """#28: Compare a diffusion model and a flow model: each with its own default sampler, both from the same z_T,
+    stepped through by t."""
+    shipped = ship_tiny_model(tmp_path, monkeypatch, T=50)
+    write_flow_checkpoint(shipped, "flow", T=50)
+    monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path / "runs"))
+    at = app("pages/9_Compare.py").run(timeout=60)
+    at.selectbox(key="ab_B_model_choice").set_value("shipped:flow").run()
+    assert at.selectbox(key="ab_B_sampler").options[0] == "flow-euler"
+    at.selectbox(key="ab_B_sampler").set_value("flow-euler").run()
+    at.button(key="ab_run").click().run(timeout=120)
+    no_exceptions(at)
+    assert not errors(at)
+    fig = next(f for f in charts(at) if f["layout"]["title"]["text"] == "How far apart A and B are, step by step")
+    assert len(fig["data"][0]["y"]) > 2
+    assert at.select_slider(key="ab_t").options[-1] == "t = 0"

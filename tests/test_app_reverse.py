@@ -29,6 +29,7 @@ from tests.app_support import (
     shipped_folder,
     write_checkpoint,
     write_conditional_checkpoint,
+    write_flow_checkpoint,
 )
 
 PAGE = "pages/3_Reverse_diffusion.py"
@@ -90,6 +91,28 @@ def test_ancestral_trajectory_steps_back_and_forth(shipped):
     assert Image.open(io.BytesIO(result["gif"])).n_frames == 21
     assert Image.open(io.BytesIO(result["png"])).format == "PNG"
     assert [b.label for b in at.download_button] == ["Trajectory (GIF)", "Samples (PNG)", "Samples (.npy)"]
+
+
+def test_a_flow_model_runs_its_own_samplers_and_the_noise_ones_with_t_as_continuous_time(shipped):
+    """#28: a flow model on the page: its samplers first, every σ-space sampler after; the frame shows the time
+    t = k/T and α_t = 1 − t, and the samples are the library's."""
+    path = write_flow_checkpoint(shipped, "flow", T=20)
+    at = app(PAGE).run()
+    assert at.selectbox(key="rd_sampler").options[:4] == ["flow-euler", "flow-heun", "flow-sde", "ancestral"]
+    at.number_input(key="rd_steps_flow-euler").set_value(5)
+    at.button(key="rd_run").click().run()
+    no_exceptions(at)
+    assert frame_slider(at).options == ["t = 20", "t = 15", "t = 10", "t = 6", "t = 1", "t = 0"]
+    assert metrics(at) == {"t": "20", "time t = k/T": "1", "α_t = 1 − t": "0"}
+    at.button(key="rd_forward").click().run()
+    assert metrics(at) == {"t": "15", "time t = k/T": "0.75", "α_t = 1 − t": "0.25"}
+    expected = sample_checkpoint(load_checkpoint(path), SamplerChoice("flow-euler", 5, seed=0), n=4).samples
+    np.testing.assert_allclose(np.load(io.BytesIO(at.session_state["rd_result"]["npy"])), to_unit_numpy(expected),
+                               atol=1e-5)
+    at.selectbox(key="rd_sampler").set_value("dpm++2m").run()  # a noise sampler through the denoiser view
+    at.button(key="rd_run").click().run()
+    no_exceptions(at)
+    assert errors(at) == [] and frame_slider(at).options[-1] == "t = 0"
 
 
 def test_play_ends_on_the_last_frame_in_about_the_intended_time(shipped):

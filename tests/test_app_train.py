@@ -102,12 +102,15 @@ def job_config(run_id: str) -> dict:
     ("report", "Noise (Gaussian)", {}),
     ("quick", "Cold (degradation)", {"degradation": "blur", "degradation_T": 500, "degradation_schedule": "linear",
                                      "loss": "l2", "degradation_param": [("sigma_max", 3), ("kernel_size", 27)]}),
+    ("flow", "Flow matching", {"T": 1000, "logit_mean": 0.0, "logit_std": 1.0}),  # #28: the flow recipe
+    ("quick", "Flow matching", {"flow": True, "T": 1000, "time_sampling": "uniform"}),
 ])
 def test_start_passes_the_settings_to_the_cli(recipe, process, expected):
     at = app(PAGE).run()
     assert at.radio(key="train_recipe").value == "quick"
     if recipe != "quick":
         at.radio(key="train_recipe").set_value(recipe).run()
+    assert at.radio(key="train_process").value == ("Flow matching" if recipe == "flow" else "Noise (Gaussian)")
     at.radio(key="train_process").set_value(process).run()
     if process.startswith("Cold"):
         at.text_input(key="train_degradation_params").set_value("sigma_max=3, kernel_size=27")

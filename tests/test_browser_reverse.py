@@ -32,6 +32,9 @@ def app(tmp_path_factory):
                                      "loss": "l2"}, "dataset": "mnist", "epochs": 1})
     save_checkpoint(ckpts / "default", build_model(bh.TINY), bh.tiny_noise_config(50))
     save_checkpoint(ckpts / "long", build_model(bh.TINY), bh.tiny_noise_config(2000))  # a run long enough to watch
+    save_checkpoint(ckpts / "flow", build_model(bh.TINY), {  # #28: a flow-matching model
+        "model": bh.TINY, "diffusion": {"type": "flow", "T": 50, "time_sampling": "uniform"}, "dataset": "mnist",
+        "epochs": 1})
     with bh.running_app(env, root / "streamlit.log") as url:
         yield url
 
@@ -193,3 +196,21 @@ def test_a_direct_link_as_a_fresh_servers_first_visitor_gets_the_labs_sidebar(tm
         assert "Home" in links and "2-D lab" in links and "Reverse diffusion" in links, links
         assert not [t for t in links if t in ("streamlit app", "2D lab")], links
         assert page.get_by_label("Seed", exact=True).input_value() == "7"
+
+
+def test_a_flow_model_steps_through_in_continuous_time_and_runs_a_noise_sampler_too(app):
+    """#28 in the browser: a flow model opened from a link runs its own sampler (the frame shows t = k/T and
+    α_t = 1 − t beside the curve), steps to the samples, then runs DPM-Solver++ through the denoiser view."""
+    with bh.browser_page() as page:
+        page.goto(f"{app}/Reverse_diffusion?model=shipped:flow")
+        slider = bh.run_reverse(page)
+        labels = page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
+        assert [label.strip() for label in labels] == ["t", "time t = k/T", "α_t = 1 − t"]
+        page.locator(bh.CHART).filter(has_text="α_t = 1 − t and the current step").first.wait_for()
+        slider.focus()
+        slider.press("End")
+        page.get_by_text("z_t at t = 0", exact=True).wait_for()
+        bh.wait_idle(page)
+        choose(page, "Sampler", "dpm++2m")
+        bh.run_reverse(page)
+        bh.assert_page_works(page, bh.IMAGE)

@@ -97,6 +97,8 @@ FLAG_CASES = [
     ("sample", "--steps", "0"), ("sample", "--steps", "-3"), ("sample", "--eta", "2"), ("sample", "--eta", "nan"),
     ("sample", "--rho", "0"), ("sample", "--churn", "-1"), ("evaluate", "--rho", "-7"), ("evaluate", "--churn", "1e9"),
     ("ship", "--rho", "nan"), ("ship", "--churn", "-0.5"),
+    ("train", "--logit-mean", "4"), ("train", "--logit-std", "0"), ("sample", "--flow-noise", "-0.1"),
+    ("evaluate", "--flow-noise", "3"), ("ship", "--flow-noise", "inf"),
     ("sample", "--seed", "-1"), ("sample", "--digit", "12"), ("sample", "--digit", "-2"),
     ("sample", "--guidance", "-1"), ("sample", "--guidance", "inf"),
     ("evaluate", "--n", "0"), ("evaluate", "--steps", "1.5"), ("evaluate", "--eta", "-1"),

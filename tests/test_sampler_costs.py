@@ -11,7 +11,7 @@ import pytest
 
 from diffusion_core.figures import quality_vs_nfe_figure, steps_on_log_snr_figure
 from diffusion_core.io.checkpoints import load_checkpoint
-from diffusion_core.process import SamplerChoice
+from diffusion_core.process import FlowProcess, GaussianProcess, SamplerChoice
 from diffusion_core.process.schedules import preset_schedule
 from diffusion_core.views import sampler_costs
 from tests.app_support import app, errors, no_exceptions, ship_tiny_model, write_checkpoint
@@ -27,11 +27,13 @@ def rows(model="tiny"):
 
 def test_steps_are_drawn_where_they_are_on_the_log_snr_curve():
     sched = preset_schedule("default")
-    fig = steps_on_log_snr_figure(sched, {"ddim, 5 steps": [1000, 750, 500, 250, 1]})
+    fig = steps_on_log_snr_figure(GaussianProcess(sched).log_snrs(), {"ddim, 5 steps": [1000, 750, 500, 250, 1]})
     curve, points = fig.data
     assert list(points.x) == [1000, 750, 500, 250, 1]
-    np.testing.assert_allclose(points.y, sched.log_snr.double().numpy()[[1000, 750, 500, 250, 1]], rtol=1e-6)
-    assert curve.x[-1] == 1000
+    np.testing.assert_allclose(points.y, sched.log_snr.double().numpy()[[1000, 750, 500, 250, 1]], rtol=1e-5)
+    assert 0 < curve.x[0] < 10 and curve.x[-1] == 1000  # t = 0 (clean data) has no log-SNR
+    flow = FlowProcess(T=100)  # log SNR = 2·log((1 − t)/t): 0 at t = ½
+    np.testing.assert_allclose(steps_on_log_snr_figure(flow.log_snrs(), {"mid": [50]}).data[1].y, [0.0], atol=1e-12)
 
 
 def test_quality_against_nfe_has_a_line_per_sampler_and_spacing_with_error_bars():

@@ -97,7 +97,7 @@ def test_a_recipe_fills_the_options_not_given_and_yields_to_those_that_rule_it_o
     assert preset.diffusion["preset"] == "model1" and preset.diffusion["schedule"]["T"] == 1840
     report = train_config({"recipe": "report"})
     assert (report.model["arch"], report.epochs, report.batch_size, report.lr) == ("cnn", 100, 128, 2e-4)
-    with pytest.raises(ValueError, match="recipe must be one of quick, report; got 'fast'"):
+    with pytest.raises(ValueError, match="recipe must be one of quick, flow, report; got 'fast'"):
         train_config({"recipe": "fast"})
     with pytest.raises(ValueError, match="--recipe starts a new run"):
         train_config({"recipe": "quick"}, resume=True)

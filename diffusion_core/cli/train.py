@@ -29,6 +29,7 @@ from diffusion_core.models import ARCHITECTURES
 from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
+from diffusion_core.process.flow import TIME_SAMPLINGS
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS
 from diffusion_core.training.config import INT_RANGES, LR_DECAYS, TrainConfig
@@ -57,24 +58,15 @@ def _train_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     g.add_argument("--beta1", type=beta, help="with --schedule: β at t=0 (0 < β1 < β2 < 1; default 1e-4)")
     g.add_argument("--beta2", type=beta, help="with --schedule: β at t=T (default 0.02)")
     g.add_argument("--T", type=_whole(1, MAX_T), help=f"with --schedule: number of diffusion steps (1..{MAX_T}; "
-                   "default 1000)")
+                   "default 1000); with --flow: steps of its time grid t = k/T (default 1000)")
     g.add_argument("--prediction", choices=PREDICTIONS, help="what the network predicts: eps (the report's), x0 "
                    "or v = √ᾱ·ε − √(1−ᾱ)·x0 (default eps)")
     g.add_argument("--weighting", choices=WEIGHTINGS, help="loss weight over noise levels: uniform (the plain "
                    "MSE of the target; default), min-snr or soft-min-snr (Hang et al.)")
     g.add_argument("--snr-gamma", type=_number(0, 1e4, open_lo=True), metavar="GAMMA",
                    help=f"γ of min-snr / soft-min-snr (default {DEFAULT_GAMMA:g})")
-    c = t.add_argument_group("cold diffusion (instead of noise)")
-    c.add_argument("--degradation", choices=DEGRADATION_KINDS, help="train a restorer for this degradation "
-                   "(Algorithm 3); 'blur' is the report's (σ_t = 0.02 + 0.01·t, T = 500)")
-    c.add_argument("--degradation-T", type=_whole(1, DEGRADATION_MAX_T), help="degradation steps (default per kind: " +
-                   ", ".join(f"{k} {v}" for k, v in DEFAULT_T.items()) + ")")
-    c.add_argument("--degradation-schedule", choices=STRENGTH_SCHEDULES,
-                   help="strength schedule s(t/T) (default linear, as the report)")
-    c.add_argument("--degradation-param", type=_key_value, action="append", metavar="KEY=VALUE",
-                   help="a degradation parameter, e.g. sigma_max=3.0, min_size=7, fill=0, target=0.13, "
-                   "noise_std=0.1 (repeatable)")
-    c.add_argument("--loss", choices=COLD_LOSSES, help="restoration loss (default l2; the paper uses l1)")
+    _flow_arguments(t)
+    _cold_arguments(t)
     m = t.add_argument_group("model")
     m.add_argument("--arch", choices=sorted(ARCHITECTURES), help="report CNN or U-Net (default cnn)")
     m.add_argument("--init-from", metavar="CHECKPOINT", help="start from this checkpoint's weights (a path, run "
@@ -115,6 +107,32 @@ def _train_parser(add: Callable[..., argparse.ArgumentParser]) -> None:
     t.add_argument("--fid-samples", type=_whole(*INT_RANGES["fid_samples"]),
                    help="samples per FID measurement (default 256)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _flow_arguments(t: argparse.ArgumentParser) -> None:
+    """`train`'s flow-matching options (process/flow.py)."""
+    f = t.add_argument_group("flow matching (instead of noise)")
+    f.add_argument("--flow", action="store_true", help="train a flow-matching model on the linear path z_t = "
+                   "(1 − t)·x + t·ε, predicting the velocity ε − x (rectified flow)")
+    f.add_argument("--time-sampling", choices=TIME_SAMPLINGS, help="with --flow: how training draws t — uniform "
+                   "(default) or logit-normal (SD3), which favours the middle of the path")
+    f.add_argument("--logit-mean", type=_number(-3, 3), help="with --time-sampling logit-normal: m (default 0)")
+    f.add_argument("--logit-std", type=_number(0.1, 3), help="with --time-sampling logit-normal: s (default 1)")
+
+
+def _cold_arguments(t: argparse.ArgumentParser) -> None:
+    """`train`'s cold-diffusion options (a degradation instead of noise)."""
+    c = t.add_argument_group("cold diffusion (instead of noise)")
+    c.add_argument("--degradation", choices=DEGRADATION_KINDS, help="train a restorer for this degradation "
+                   "(Algorithm 3); 'blur' is the report's (σ_t = 0.02 + 0.01·t, T = 500)")
+    c.add_argument("--degradation-T", type=_whole(1, DEGRADATION_MAX_T), help="degradation steps (default per kind: " +
+                   ", ".join(f"{k} {v}" for k, v in DEFAULT_T.items()) + ")")
+    c.add_argument("--degradation-schedule", choices=STRENGTH_SCHEDULES,
+                   help="strength schedule s(t/T) (default linear, as the report)")
+    c.add_argument("--degradation-param", type=_key_value, action="append", metavar="KEY=VALUE",
+                   help="a degradation parameter, e.g. sigma_max=3.0, min_size=7, fill=0, target=0.13, "
+                   "noise_std=0.1 (repeatable)")
+    c.add_argument("--loss", choices=COLD_LOSSES, help="restoration loss (default l2; the paper uses l1)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

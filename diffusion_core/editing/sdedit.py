@@ -39,9 +39,9 @@ def strength_step(process: GaussianProcess, strength: float) -> int:
 
 
 def signal_left(process: GaussianProcess, t: int) -> dict:
-    """{"t", "signal": √ᾱ_t (the share of the image's amplitude left in z_t), "snr": ᾱ_t/(1−ᾱ_t)}."""
-    ab = 1.0 if t == 0 else float(process.schedule.alpha_bars[t])
-    return {"t": t, "signal": math.sqrt(ab), "snr": math.inf if ab >= 1.0 else ab / (1.0 - ab)}
+    """{"t", "signal": α_t (the share of the image's amplitude left in z_t = α_t·x + σ_t·ε), "snr": α_t²/σ_t²}."""
+    a, s = process.levels(t)
+    return {"t": t, "signal": a, "snr": math.inf if s == 0 else (a / s) ** 2}
 
 
 def noised(process: GaussianProcess, x: torch.Tensor, t: int, seed: int = 0) -> torch.Tensor:

@@ -52,9 +52,9 @@ from diffusion_core.figures.schedules import (  # noqa: F401
     SCHEDULE_QUANTITIES,
     alpha_bar_figure,
     blur_schedule_figure,
+    curve_marker_figure,
     report_schedules,
     schedule_figure,
-    schedule_marker_figure,
     steps_on_log_snr_figure,
     weighting_figure,
 )

@@ -81,14 +81,15 @@ def alpha_bar_figure(schedules: Mapping[str, NoiseSchedule] | None = None, norma
     return fig
 
 
-def schedule_marker_figure(schedule: NoiseSchedule, t: int, max_points: int = 400) -> go.Figure:
-    """ᾱ_t of one schedule with the step t marked (beside a reverse-diffusion frame)."""
-    idx = thin_indices(schedule.T + 1, max_points)
-    ab = schedule.alpha_bars.numpy()
-    fig = go.Figure(go.Scatter(x=idx, y=ab[idx], mode="lines", name="ᾱ_t"))
-    fig.add_trace(go.Scatter(x=[t], y=[float(ab[t])], mode="markers", marker=dict(size=12), name="current t"))
-    fig.update_layout(height=240, margin=dict(t=30, b=30, l=40, r=10), title="ᾱ_t and the current step",
-                      xaxis_title="t", yaxis_title="ᾱ_t", showlegend=False)
+def curve_marker_figure(name: str, values: Sequence[float], t: int, max_points: int = 400) -> go.Figure:
+    """A process's curve over t = 0..T (process.frame_curve(): ᾱ_t, or a flow's α_t = 1 − t) with the step t marked
+    (beside a reverse-diffusion frame)."""
+    idx = thin_indices(len(values), max_points)
+    y = np.asarray(values, dtype=np.float64)
+    fig = go.Figure(go.Scatter(x=idx, y=y[idx], mode="lines", name=name))
+    fig.add_trace(go.Scatter(x=[t], y=[float(y[t])], mode="markers", marker=dict(size=12), name="current t"))
+    fig.update_layout(height=240, margin=dict(t=30, b=30, l=40, r=10), title=f"{name} and the current step",
+                      xaxis_title="t", yaxis_title=name, showlegend=False)
     return fig
 
 
@@ -121,10 +122,11 @@ def blur_schedule_figure(sigmas: np.ndarray, strip: Mapping[int, np.ndarray], la
     return fig
 
 
-def steps_on_log_snr_figure(schedule: NoiseSchedule, steps: Mapping[str, Sequence[int]]) -> go.Figure:
-    """The schedule's log-SNR_t against t, with each labelled list of timesteps drawn as points on it."""
-    values = _schedule_values(schedule, "log_snr")
-    idx = thin_indices(schedule.T + 1, 400)
+def steps_on_log_snr_figure(log_snrs: Sequence[float], steps: Mapping[str, Sequence[int]]) -> go.Figure:
+    """A process's log-SNR_t against t (log_snrs: t = 1..T, process.log_snrs()), with each labelled list of
+    timesteps drawn as points on it."""
+    values = np.concatenate([[np.nan], np.asarray(log_snrs, dtype=np.float64)])  # index t; t = 0: clean
+    idx = thin_indices(len(values), 400)[1:]
     fig = go.Figure(go.Scatter(x=idx, y=values[idx], mode="lines", name="log-SNR_t", line=dict(color="lightgrey")))
     for label, ts in steps.items():
         fig.add_trace(go.Scatter(x=list(ts), y=[values[t] for t in ts], mode="markers", name=label,

@@ -8,6 +8,7 @@ one-line description. Adding a process is one subclass with its own `type`; noth
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,9 +37,10 @@ def sampler_spec(name: str) -> Any:
     return SAMPLERS[name]
 
 
-def samplers_of(process_type: str) -> tuple[str, ...]:
-    """The names of the registered samplers for a process type, its default first."""
-    return tuple(s.name for s in sorted(SAMPLERS.values(), key=lambda s: s.order) if s.process == process_type)
+def samplers_of(view: str) -> tuple[str, ...]:
+    """The names of the registered samplers that run over a view ("noise": the σ-space denoiser; "cold"; "flow"),
+    in their order."""
+    return tuple(s.name for s in sorted(SAMPLERS.values(), key=lambda s: s.order) if s.process == view)
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,9 @@ class DiffusionProcess(ABC):
     noise_levels: ClassVar[bool] = False
     degrades: ClassVar[bool] = False  # whether a restorer undoes a degradation D(x, t) (the Degradations page's)
     takes_labels: ClassVar[bool] = False  # whether a class-conditional network can be trained on it
+    # the views its samplers run over, its own first (default: the samplers registered for its type); a process
+    # whose view is also the σ-space denoiser lists "noise" and runs every noise sampler unchanged
+    sampler_views: ClassVar[tuple[str, ...]] = ()
     preview_text: ClassVar[str] = "its preview sampler"  # preview_choice in words (the trainer's FID checks)
     PROCESS_TYPES: ClassVar[dict[str, type[DiffusionProcess]]] = {}
     T: int
@@ -224,7 +229,7 @@ class DiffusionProcess(ABC):
         if not SAMPLERS:
             raise ValueError("no sampler is registered: import diffusion_core.samplers (diffusion_core.sampling "
                              "does)")
-        return samplers_of(self.type)
+        return tuple(name for view in self.sampler_views or (self.type,) for name in samplers_of(view))
 
     @abstractmethod
     def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
@@ -249,6 +254,22 @@ class DiffusionProcess(ABC):
                                  f"{spacing!r} needs a noise model; use uniform")
             spaced_by(spacing, [], t_start, steps, rho)  # the message naming the spacings
         return spaced_by("uniform", [], t_start, steps, rho)
+
+    def levels(self, t: int) -> tuple[float, float]:
+        """(α_t, σ_t) of the state z_t = α_t·x + σ_t·ε at step t, for a process with noise levels."""
+        raise ValueError(f"a {self.type} process has no noise levels")
+
+    def frame_facts(self, t: int) -> dict[str, str]:
+        """What a reverse-diffusion frame at step t shows beside t (a noise model: β_t and ᾱ_t), label → value."""
+        return {}
+
+    def frame_curve(self) -> tuple[str, list[float]] | None:
+        """(name, value at t = 0..T) of the curve a frame marks its t on (a noise model: ᾱ_t); None: no curve."""
+        return None
+
+    def log_snrs(self) -> list[float]:
+        """log SNR_t = 2·log(α_t/σ_t) for t = 1..T (a process with noise levels)."""
+        return [2.0 * math.log(a / s) for a, s in map(self.levels, range(1, self.T + 1))]
 
     def train_flags(self) -> list[str]:
         """The `python -m diffusion_core train` options that give this process (a card's recipe line)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -98,21 +99,23 @@ def ddpm_loss(model: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, genera
 
 
 class Denoiser:
-    """A noise model seen in noise-level space (k-diffusion's denoiser view), the one view every noise sampler
-    runs over: x = z/√ᾱ_t has noise level σ_t = √((1−ᾱ_t)/ᾱ_t), and D(x; σ) = x − σ·ε̂(x·√ᾱ, t) is the model's
-    x̂0. A σ off the schedule's grid is evaluated at the nearest integer t (in log σ), as the networks were
-    trained on integer t."""
+    """A network seen in noise-level space (k-diffusion's denoiser view), the one view every noise sampler runs
+    over: the process's state z at level σ is z = scale(σ)·x, where x = x0 + σ·ε, and D(x; σ) = x − σ·ε̂ is the
+    network's x̂0. For Gaussian noise on a β schedule scale(σ) = √ᾱ = 1/√(1+σ²) and σ_t = √((1−ᾱ_t)/ᾱ_t); a flow
+    path (process/flow.py) has its own. A σ off the grid is evaluated at the nearest integer t (in log σ), as the
+    networks were trained on integer t.
 
-    def __init__(self, process: GaussianProcess, model: nn.Module) -> None:
-        self.model, self.T = model, process.T
-        self.alpha_bars = process.schedule.alpha_bars.tolist()
-        self._log_sigma = torch.tensor([math.log(sigma_of(ab)) for ab in self.alpha_bars[1:]], dtype=torch.float64)
+    model: the network as ε̂(z_t, t/T); sigmas: σ_t for t = 0..T; scale: z = scale(σ)·x."""
+
+    def __init__(self, model: nn.Module, sigmas: list[float], scale: Callable[[float], float]) -> None:
+        self.model, self.T, self._sigmas, self.scale = model, len(sigmas) - 1, list(sigmas), scale
+        self._log_sigma = torch.tensor([math.log(s) for s in self._sigmas[1:]], dtype=torch.float64)
 
     def sigma(self, t: int) -> float:
-        """σ_t = √((1−ᾱ_t)/ᾱ_t); 0 at t = 0."""
-        return sigma_of(self.alpha_bars[t])
+        """σ_t (0 at t = 0 where the process starts from clean data)."""
+        return self._sigmas[t]
 
-    def sigmas(self, ts: list[int]) -> list[float]:
+    def sigmas(self, ts: Iterable[int]) -> list[float]:
         """σ at each of the timesteps ts, then 0 (where a run ends: the samples)."""
         return [self.sigma(t) for t in ts] + [0.0]
 
@@ -120,23 +123,23 @@ class Denoiser:
         """The integer t whose σ_t is nearest to σ in log space (1..T)."""
         return int(torch.argmin((self._log_sigma - math.log(sigma)).abs())) + 1
 
-    @staticmethod
-    def scale(sigma: float) -> float:
-        """√ᾱ at noise level σ: 1/√(1+σ²) (z = √ᾱ·x)."""
-        return 1.0 / math.sqrt(1.0 + sigma**2)
-
     def to_z(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        """z = √ᾱ·x: the process's own state at noise level σ."""
+        """z = scale(σ)·x: the process's own state at noise level σ."""
         return x * self.scale(sigma)
 
     def from_z(self, z: torch.Tensor, sigma: float) -> torch.Tensor:
-        """x = z/√ᾱ."""
+        """x = z / scale(σ)."""
         return z / self.scale(sigma)
 
     def __call__(self, x: torch.Tensor, sigma: float, t: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(x̂0, ε̂) at x with noise level σ (the network at t, default t_of(σ)); ε̂ = (x − x̂0)/σ = dx/dσ."""
         eps = model_call(self.model, self.to_z(x, sigma), self.t_of(sigma) if t is None else t, self.T)
         return x - sigma * eps, eps
+
+
+def vp_scale(sigma: float) -> float:
+    """√ᾱ at noise level σ: 1/√(1+σ²) (variance preserving: z = √ᾱ·x0 + √(1−ᾱ)·ε)."""
+    return 1.0 / math.sqrt(1.0 + sigma**2)
 
 
 class GaussianProcess(DiffusionProcess):
@@ -254,11 +257,22 @@ class GaussianProcess(DiffusionProcess):
         twin.prediction = "eps"
         return twin
 
+    def frame_facts(self, t: int) -> dict[str, str]:
+        return {"β_t": f"{float(self.schedule.betas[t]):.3g}", "ᾱ_t": f"{float(self.schedule.alpha_bars[t]):.4g}"}
+
+    def frame_curve(self) -> tuple[str, list[float]]:
+        return "ᾱ_t", self.schedule.alpha_bars.tolist()
+
+    def levels(self, t: int) -> tuple[float, float]:
+        """(α_t, σ_t) of z_t = α_t·x + σ_t·ε: (√ᾱ_t, √(1 − ᾱ_t)); (1, 0) at t = 0."""
+        ab = 1.0 if t == 0 else float(self.schedule.alpha_bars[t])
+        return math.sqrt(ab), math.sqrt(1.0 - ab)
+
     def view(self, model: nn.Module) -> Denoiser:
         """The network in noise-level space (see Denoiser), as every noise sampler runs over it."""
-        return Denoiser(self, self.eps_model(model))
+        return Denoiser(self.eps_model(model), self.sigmas(range(self.T + 1)), vp_scale)
 
-    def sigmas(self, ts: list[int]) -> list[float]:
+    def sigmas(self, ts: Iterable[int]) -> list[float]:
         """σ_t = √((1−ᾱ_t)/ᾱ_t) at each t (the noise level of x = z/√ᾱ_t)."""
         ab = self.schedule.alpha_bars.tolist()
         return [sigma_of(ab[t]) for t in ts]

@@ -14,12 +14,15 @@ from collections.abc import Mapping
 
 from diffusion_core.process import ColdProcess
 from diffusion_core.process.degradations import make_degradation
+from diffusion_core.process.flow import flow_diffusion_config
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.training.config import TrainConfig
 from diffusion_core.training.recipes import with_recipe
 
 DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation", "degradation_T",
-                     "degradation_schedule", "degradation_param", "loss", "prediction", "weighting", "snr_gamma")
+                     "degradation_schedule", "degradation_param", "loss", "prediction", "weighting", "snr_gamma",
+                     "flow", "time_sampling", "logit_mean", "logit_std")
+FLOW_ONLY = ("time_sampling", "logit_mean", "logit_std")
 MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "patch", "conditional",
                  "label_dropout")
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "warmup", "lr_decay", "ema", "seed", "device", "precision", "dataset",
@@ -62,7 +65,30 @@ def _degradation_params(value: object) -> list[tuple[str, object]]:
     return [tuple(p) if not isinstance(p, str) else parse_key_value(p) for p in value]  # type: ignore[misc]
 
 
+def _flow(o: Mapping[str, object]) -> dict:
+    """A flow-matching process from --flow and its options; ValueError for a noise or cold option beside it."""
+    clash = [f"--{k.replace('_', '-')}" for k in ("preset", "schedule", "beta1", "beta2", "degradation",
+                                                  "degradation_T", "degradation_param", "loss", "prediction",
+                                                  "weighting", "snr_gamma") if o.get(k)]
+    if clash:
+        raise ValueError(f"--flow trains a velocity on the linear path; {', '.join(clash)} "
+                         f"{'is' if len(clash) == 1 else 'are'} for noise or cold models (drop "
+                         f"{'it' if len(clash) == 1 else 'them'} or --flow)")
+    if o.get("time_sampling") != "logit-normal" and (o.get("logit_mean") is not None or o.get("logit_std") is not None):
+        raise ValueError("--logit-mean and --logit-std shape --time-sampling logit-normal; add it or drop them")
+    return flow_diffusion_config(1000 if o.get("T") is None else o["T"],  # type: ignore[arg-type]
+                                 str(o.get("time_sampling") or "uniform"),
+                                 0.0 if o.get("logit_mean") is None else o["logit_mean"],  # type: ignore[arg-type]
+                                 1.0 if o.get("logit_std") is None else o["logit_std"])  # type: ignore[arg-type]
+
+
 def _diffusion(o: Mapping[str, object]) -> dict:
+    if o.get("flow"):
+        return _flow(o)
+    given_flow = [f"--{k.replace('_', '-')}" for k in FLOW_ONLY if o.get(k) is not None]
+    if given_flow:
+        raise ValueError(f"{', '.join(given_flow)} {'is' if len(given_flow) == 1 else 'are'} for flow models only: "
+                         "add --flow")
     if o.get("preset") and o.get("schedule"):
         raise ValueError("give either --preset or --schedule (with --beta1/--beta2/--T), not both")
     explicit = [f"--{k}" for k in ("beta1", "beta2", "T") if o.get(k) is not None]

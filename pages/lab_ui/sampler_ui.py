@@ -107,7 +107,7 @@ def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
             steps = sampler_costs.steps_of(ckpt, choice)
         if placed.failed:
             return
-        st.plotly_chart(steps_on_log_snr_figure(process.schedule, {choice.describe(): steps}), key=f"{key}_steps")
+        st.plotly_chart(steps_on_log_snr_figure(process.log_snrs(), {choice.describe(): steps}), key=f"{key}_steps")
         result = sampler_costs.benchmark_rows(ckpt.path.stem)
         live = [r for r in st.session_state.get(f"{key}_live", []) if r["model"] == str(ckpt.path)]
         job = sampler_costs.grid_job(ckpt.path, GRID_N, runs_root()) if ckpt.path.is_file() else None

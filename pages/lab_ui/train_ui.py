@@ -13,6 +13,7 @@ from diffusion_core.io.data import DatasetUnavailableError
 from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
+from diffusion_core.process.flow import MAX_FLOW_T, TIME_SAMPLINGS
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTION_NAMES, PREDICTIONS, WEIGHTINGS
 from diffusion_core.services import estimates, jobs, run_status
 from diffusion_core.services.ownership import Actor, may_manage
@@ -23,6 +24,10 @@ from .common import user_errors
 from .identity import current_actor
 from .inputs import NumberField, number_field
 
+RECIPE_LABELS = {"quick": "Quick: a noise model drawing recognisable digits in about 10 minutes on 2 idle CPU cores",
+                 "flow": "Flow: the quick recipe's U-Net and budget, trained as flow matching (logit-normal t)",
+                 "report": "The report's: its CNN for 100 epochs (hours on a CPU)"}
+PROCESS_KINDS = ["Noise (Gaussian)", "Flow matching", "Cold (degradation)"]
 
 def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
     """The `train --degradation …` options: kind, T, strength schedule, parameters (KEY=VALUE text), loss."""
@@ -41,6 +46,24 @@ def degradation_widgets(fields: list[NumberField]) -> dict[str, object]:
                          key="train_degradation_params", help=f"{kind} takes {takes or 'no parameters'} (its defaults)")
     return {"degradation": kind, "degradation_T": T.value, "degradation_schedule": schedule, "loss": loss,
             "degradation_param": text}
+
+
+def flow_widgets(fields: list[NumberField], recipe: dict) -> dict[str, object]:
+    """The `train --flow` options: the time grid T and how training draws t (logit-normal: its m and s)."""
+    f1, f2, f3, f4 = st.columns(4)
+    T = number_field("Time steps T (t = k/T)", 1, MAX_FLOW_T, 1000, "train_flow_T", container=f1, step=100)
+    sampling = f2.selectbox("Training draws t", TIME_SAMPLINGS, key="train_time_sampling",
+                            index=TIME_SAMPLINGS.index(str(recipe.get("time_sampling", "uniform"))),
+                            help="uniform on [0, 1], or logit-normal (SD3): t = sigmoid(m + s·n), more steps mid-path")
+    mean = number_field("m", -3.0, 3.0, 0.0, "train_logit_mean", container=f3, step=0.1,
+                        disabled=sampling == "uniform")
+    std = number_field("s", 0.1, 3.0, 1.0, "train_logit_std", container=f4, step=0.1, disabled=sampling == "uniform")
+    fields.append(T)
+    options: dict[str, object] = {"flow": True, "T": T.value, "time_sampling": sampling}
+    if sampling == "logit-normal":
+        fields.extend((mean, std))
+        options.update(logit_mean=mean.value, logit_std=std.value)
+    return options
 
 
 def target_widgets(fields: list[NumberField], prediction: str = "eps") -> dict[str, object]:

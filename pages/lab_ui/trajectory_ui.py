@@ -1,5 +1,5 @@
-"""A reverse-diffusion trajectory on a page: one frame's slots (t, β_t, ᾱ_t above z_t, x̂0 and the schedule),
-and a sampling run through the server's work queue that draws its frames live while it computes."""
+"""A reverse-diffusion trajectory on a page: one frame's slots (t and what the process says of it above z_t, x̂0
+and its curve), and a sampling run through the server's work queue that draws its frames live while it computes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import streamlit as st
 from diffusion_core import sampling
 from diffusion_core.editing.sdedit import continuation, renoise
 from diffusion_core.evaluation.spectra import radial_power_spectrum, spectrum_frequencies
-from diffusion_core.figures import schedule_marker_figure, spectra_figure
-from diffusion_core.process.schedules import NoiseSchedule
+from diffusion_core.figures import curve_marker_figure, spectra_figure
+from diffusion_core.process import DiffusionProcess
 from diffusion_core.sampling import SamplerChoice
 from diffusion_core.views import reverse as trajectory
 
@@ -27,21 +27,23 @@ SPECTRUM_DIGITS = 256  # real test digits in the reference spectrum
 
 
 def frame_slots() -> list:
-    """Places for one frame: t, β_t, ᾱ_t above z_t, x̂0 and the schedule (filled by show_frame)."""
+    """Places for one frame: t and two facts of it (β_t, ᾱ_t) above z_t, x̂0 and the curve (filled by show_frame)."""
     return [c.empty() for c in (*st.columns(3), *st.columns(3))]
 
 
-def show_frame(slots: list, schedule: NoiseSchedule | None, t: int, z_png: bytes, x0_png: bytes, fig_key: str,
+def show_frame(slots: list, process: DiffusionProcess, t: int, z_png: bytes, x0_png: bytes, fig_key: str,
                note: str = "") -> None:
-    """t (with β_t and ᾱ_t for a noise model), z_t beside x̂0, and the schedule with t marked."""
-    m_t, m_beta, m_abar, g_z, g_x0, g_fig = slots
+    """t (with what the process says of it: β_t and ᾱ_t for a noise model, the time and α_t for a flow), z_t beside
+    x̂0, and the process's curve with t marked."""
+    m_t, *m_facts, g_z, g_x0, g_fig = slots
     m_t.metric("t", t)
     g_z.image(z_png, caption=f"z_t at t = {t}{note}")
     g_x0.image(x0_png, caption=f"x̂0 predicted from z_t at t = {t}{note}")
-    if schedule is not None:
-        m_beta.metric("β_t", f"{float(schedule.betas[t]):.3g}")
-        m_abar.metric("ᾱ_t", f"{float(schedule.alpha_bars[t]):.4g}")
-        g_fig.plotly_chart(schedule_marker_figure(schedule, t), key=fig_key)
+    for slot, (label, value) in zip(m_facts, process.frame_facts(t).items(), strict=False):
+        slot.metric(label, value)
+    curve = process.frame_curve()
+    if curve is not None:
+        g_fig.plotly_chart(curve_marker_figure(*curve, t), key=fig_key)
 
 
 def _sample_trajectory(live: trajectory.LiveView, ckpt, choice: SamplerChoice, n: int):
@@ -55,7 +57,6 @@ def _sample_trajectory(live: trajectory.LiveView, ckpt, choice: SamplerChoice, n
 def sample_live(ckpt, choice: SamplerChoice, n: int) -> tuple[trajectory.Trajectory, float]:
     """A reverse run through the work queue, drawing z_t, x̂0, t and the schedule marker as it goes. A rerun or a
     closed tab stops it: in line it gives its place up, running it stops at the next step."""
-    schedule = getattr(ckpt.process, "schedule", None)
     total = ckpt.process.step_count(choice) + 1
     live = trajectory.LiveView(LIVE_EVERY)
     ticket, box, shown = queue_ui.default_queue().submit(_sample_trajectory, live, ckpt, choice, n), st.empty(), None
@@ -68,7 +69,7 @@ def sample_live(ckpt, choice: SamplerChoice, n: int) -> tuple[trajectory.Traject
                 note.info(queue_ui.place_message(position))
             elif frame is not None and frame is not shown:
                 note.progress(frame.index / max(total - 1, 1), text=f"Sampling: step {frame.index} of {total - 1}")
-                show_frame(slots, schedule, frame.t, grid_image(frame.z), grid_image(frame.x0),
+                show_frame(slots, ckpt.process, frame.t, grid_image(frame.z), grid_image(frame.x0),
                            f"rd_live_fig_{frame.index}", " (live)")
                 shown = frame
     finally:

@@ -1,0 +1,153 @@
+"""Flow matching (#28): the loss against its formula, the flow's samplers against the exact flow of Gaussian data
+(first and second order), the denoiser view against the noise process on the same Gaussian path, the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from diffusion_core.cli import main
+from diffusion_core.io.checkpoints import load_checkpoint
+from diffusion_core.process import FlowProcess, GaussianProcess, SamplerChoice, process_from_config
+from diffusion_core.process.runs import SeedBatch, seeded_noise
+from diffusion_core.process.schedules import NoiseSchedule
+from diffusion_core.sampling import sample
+
+MU, S = 0.3, 0.5  # every pixel of the data ~ N(μ, s²)
+SHAPE = (1, 4, 4)
+
+
+class GaussianVelocity(nn.Module):
+    """The exact velocity E[ε − x0 | z_t] of the linear path when every pixel of x0 is N(μ, s²): with
+    Var_t = (1 − t)²s² + t² and r = z − (1 − t)μ, v = (t − (1 − t)s²)/Var_t · r − μ."""
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = t.double().view(-1, *([1] * (z.dim() - 1)))
+        var = (1 - t) ** 2 * S**2 + t**2
+        return ((t - (1 - t) * S**2) / var * (z.double() - (1 - t) * MU) - MU).float()
+
+
+class GaussianEps(nn.Module):
+    """The exact E[ε | z_t] of a variance-preserving path z = a·x0 + b·ε on the same data: b(z − aμ)/(a²s² + b²)."""
+
+    def __init__(self, alpha_bars: torch.Tensor) -> None:
+        super().__init__()
+        self.ab, self.T = alpha_bars.double(), len(alpha_bars) - 1
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = self.ab[torch.round(t.double() * self.T).long()].view(-1, *([1] * (z.dim() - 1)))
+        a, b = ab.sqrt(), (1 - ab).sqrt()
+        return (b * (z.double() - a * MU) / (a**2 * S**2 + b**2)).float()
+
+
+def exact_endpoints(n: int, seed: int) -> torch.Tensor:
+    """Where the exact flow carries the run's noise z_1 = ξ: the ODE is affine for Gaussian data, x = μ + s·ξ."""
+    return MU + S * seeded_noise((n, *SHAPE), SeedBatch(seed, n), "cpu")
+
+
+def run(process, model, sampler: str, steps: int, n: int = 8, seed: int = 0, **knobs) -> torch.Tensor:
+    return sample(process, model, SamplerChoice(sampler, steps, seed=seed, knobs=knobs), n, precision="fp32").samples
+
+
+def test_the_loss_is_the_velocity_error_on_the_linear_path():
+    process = FlowProcess(T=10, data_shape=SHAPE)
+    x = torch.randn((6, *SHAPE), generator=torch.Generator().manual_seed(1))
+    k = torch.tensor([1, 2, 5, 7, 9, 10])
+
+    class Recorder(nn.Module):
+        def forward(self, z, t):
+            self.seen = (z, t)
+            return torch.zeros_like(z) + 0.1
+
+    model = Recorder()
+    loss, got_k, each = process.loss_terms(model, x, torch.Generator().manual_seed(4), t=k)
+    eps = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))  # the same draw: t was given
+    t = (k.float() / 10).view(-1, 1, 1, 1)
+    torch.testing.assert_close(model.seen[0], (1 - t) * x + t * eps)  # z_t = (1 − t)·x + t·ε
+    torch.testing.assert_close(model.seen[1], k.float() / 10)
+    torch.testing.assert_close(loss, (((eps - x) - 0.1) ** 2).mean())  # ‖(ε − x) − g‖²
+    assert torch.equal(got_k, k) and each.shape == (6,)
+
+
+def test_logit_normal_time_sampling_favours_the_middle_of_the_path():
+    uniform = FlowProcess(T=1000).draw_steps(20_000, torch.Generator().manual_seed(0)).float() / 1000
+    logit = FlowProcess(T=1000, time_sampling="logit-normal").draw_steps(20_000, torch.Generator().manual_seed(0))
+    t = logit.float() / 1000
+    assert abs(float(uniform.mean()) - 0.5) < 0.01 and abs(float(uniform.std()) - math.sqrt(1 / 12)) < 0.01
+    # t = sigmoid(n), n ~ N(0, 1): median ½, a quarter of the draws within ±0.1 of it where uniform puts a fifth
+    assert abs(float(t.median()) - 0.5) < 0.01 and float(((t - 0.5).abs() < 0.1).float().mean()) > 0.26
+    assert int(logit.min()) >= 1 and int(logit.max()) <= 1000
+
+
+@pytest.mark.parametrize(("sampler", "order"), [("flow-euler", 1), ("flow-heun", 2)])
+def test_the_flows_samplers_converge_to_the_exact_flow_at_their_order(sampler, order):
+    """Error of each sample against where the exact ODE takes its noise, at 5 to 40 steps: slope −1 (Euler) and
+    about −2 (Heun; its last step to t = 0 is Euler, so a little less)."""
+    process, model = FlowProcess(T=1000, data_shape=SHAPE), GaussianVelocity()
+    steps = [5, 10, 20, 40]
+    errors = [float((run(process, model, sampler, n) - exact_endpoints(8, 0)).abs().max()) for n in steps]
+    slope = np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    assert (-1.2 < slope < -0.8) if order == 1 else slope < -1.6, (errors, slope)
+    assert errors[-1] < (0.06 if order == 1 else 1e-3)
+
+
+def test_the_sde_keeps_the_datas_distribution_and_gamma_zero_is_euler():
+    process, model = FlowProcess(T=1000, data_shape=SHAPE), GaussianVelocity()
+    out = run(process, model, "flow-sde", 100, n=1000)
+    assert abs(float(out.mean()) - MU) < 0.01 and abs(float(out.std()) - S) < 0.01
+    torch.testing.assert_close(run(process, model, "flow-sde", 10, flow_noise=0.0),
+                               run(process, model, "flow-euler", 10), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"flow_noise \(flow-sde's γ\) must be a number from 0 to 2"):
+        run(process, model, "flow-sde", 10, flow_noise=3.0)
+
+
+def test_through_the_denoiser_view_a_flow_and_a_noise_model_on_the_same_path_sample_alike():
+    """x = z/(1 − t) = x0 + σ·ε with σ = t/(1 − t): the flow is the Gaussian path of ᾱ = 1/(1 + σ²) in another clock,
+    so DDIM (and any σ-space sampler) on the exact flow equals DDIM on the exact ε of that noise process."""
+    flow = FlowProcess(T=1000, data_shape=SHAPE)
+    alpha_bars = torch.tensor(flow.alpha_bars(), dtype=torch.float64)
+    betas = torch.zeros_like(alpha_bars)
+    betas[1:] = 1 - alpha_bars[1:] / alpha_bars[:-1]
+    noise = GaussianProcess(NoiseSchedule("linear", 1e-4, 0.02, 1000, betas.float()), data_shape=SHAPE)
+    for sampler, steps in (("ddim", 20), ("euler", 10), ("dpm++2m", 10)):
+        # from σ_T ≈ 10⁴ (uniform spacing), where z_T ~ N(0, I) stands for the same state in both (to 1/σ_T)
+        choice = SamplerChoice(sampler, steps, seed=0, spacing="uniform")
+        a = sample(flow, GaussianVelocity(), choice, 8, precision="fp32").samples
+        b = sample(noise, GaussianEps(noise.schedule.alpha_bars), choice, 8, precision="fp32").samples
+        torch.testing.assert_close(a, b, atol=2e-3, rtol=0)
+        assert float((a - exact_endpoints(8, 0)).abs().max()) < 0.5  # and both go where the exact flow goes
+
+
+def test_config_round_trip_and_refusals():
+    process = process_from_config({"type": "flow", "T": 200, "time_sampling": "logit-normal", "logit_std": 0.8})
+    assert isinstance(process, FlowProcess) and process.config() == {
+        "type": "flow", "T": 200, "time_sampling": "logit-normal", "logit_mean": 0.0, "logit_std": 0.8}
+    assert process.samplers[:3] == ("flow-euler", "flow-heun", "flow-sde") and "ddim" in process.samplers
+    assert "improved" not in process.samplers
+    with pytest.raises(ValueError, match="unknown flow field"):
+        process_from_config({"type": "flow", "schedule": {}})
+    with pytest.raises(ValueError, match="time sampling must be one of uniform, logit-normal"):
+        FlowProcess(time_sampling="beta")
+    with pytest.raises(ValueError, match="a flow's T"):
+        FlowProcess(T=0)
+
+
+def test_the_cli_trains_and_samples_a_flow_model(tmp_path, capsys):
+    out = tmp_path / "flow"
+    assert main(["train", "--flow", "--T", "50", "--arch", "cnn", "--hidden", "8,8", "--epochs", "1", "--limit", "64",
+                 "--batch-size", "32", "--no-download", "--fid-every", "0", "--out", str(out), "--quiet"]) == 0
+    ckpt = load_checkpoint(out / "model")
+    assert isinstance(ckpt.process, FlowProcess) and ckpt.process.T == 50
+    for sampler in ("flow-heun", "dpm++2m"):
+        assert main(["sample", str(out), "--sampler", sampler, "--n", "2", "--out", str(tmp_path / sampler),
+                     "--quiet"]) == 0
+        assert np.load(tmp_path / f"{sampler}.npy").shape == (2, 28, 28)
+    capsys.readouterr()
+    assert main(["train", "--flow", "--preset", "default", "--out", str(tmp_path / "x")]) == 2
+    assert "--preset is for noise or cold models" in capsys.readouterr().err
+    assert main(["train", "--time-sampling", "logit-normal", "--out", str(tmp_path / "x")]) == 2
+    assert "--time-sampling is for flow models only: add --flow" in capsys.readouterr().err
