@@ -7,6 +7,7 @@ would be: nothing else is touched. Its run is DDIM with η = γ/2, so its sample
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -59,7 +60,8 @@ def test_a_new_sampler_and_its_knob_reach_the_cli(dummy_sampler, tiny, tmp_path,
     assert cli.main(["sample", "--help"]) == 0
     help_text = capsys.readouterr().out
     assert "dummy" in help_text and "--gamma GAMMA" in help_text and "Dummy γ" in help_text
-    assert "ddim/dummy uniform" in " ".join(help_text.split())  # --spacing names each sampler's own spacing
+    spacing_help = " ".join(help_text.split())  # --spacing names each sampler's own spacing
+    assert re.search(r"[\w/+-]*/dummy uniform;", spacing_help) and "euler/heun/euler-a/pc karras" in spacing_help
     assert cli.main(["sample", str(tiny), "--sampler", "dummy", "--gamma", "1.0", "--n", "3", "--seed", "4",
                      "--out", str(tmp_path / "out"), "--quiet", "--precision", "fp32"]) == 0
     ddim = sample_checkpoint(load_checkpoint(tiny), SamplerChoice("ddim", 5, seed=4, knobs={"eta": 0.5}), 3,

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import NoReturn
 
 from diffusion_core.models.guidance import MAX_GUIDANCE, NO_LABEL
-from diffusion_core.process import DiffusionProcess
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.knobs import Knob
 from diffusion_core.process.schedules import MAX_T
@@ -107,10 +106,9 @@ RHO = _number(0, 100, open_lo=True)
 
 def _spacing_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("where the steps go (noise models; see process/spacing.py)")
-    own = {}
-    for spec in SAMPLERS.values():
-        spaced = DiffusionProcess.PROCESS_TYPES[spec.process].noise_levels  # steps placed by noise level
-        if spaced and not (spec.all_steps or spec.one_step):
+    own: dict[str, list[str]] = {}
+    for spec in sorted(SAMPLERS.values(), key=lambda s: (s.process, s.order)):
+        if not (spec.all_steps or spec.one_step):  # a sampler that places its steps
             own.setdefault(spec.spacing, []).append(spec.name)
     g.add_argument("--spacing", choices=SPACINGS, help="uniform in t, log-snr, karras (ρ) or edm (default: the "
                    "sampler's own — " + "; ".join(f"{'/'.join(names)} {s}" for s, names in own.items()) + ")")

@@ -50,6 +50,10 @@ def guided_model(checkpoint: LoadedCheckpoint, kind: str, scale: float, labels: 
     """The checkpoint's network as ε̂ steered by `kind` ("classifier" towards `labels`, "ink"/"thickness" towards
     `target`) at scale w. ValueError when the classifier's schedule is not the model's."""
     process = noise_model(checkpoint)
+    if not process.guidable:
+        raise ValueError(f"guidance by a classifier or a loss is written for noise models on a β schedule (on ε̂ and "
+                         f"ᾱ_t); {checkpoint.path.stem} is a {process.model_noun}: sample it unguided, or train a "
+                         "class-conditional one for classifier-free guidance")
     base = eps_network(checkpoint, len(labels) if labels is not None else 1, None)  # unconditional ε
     if kind == "classifier":
         if noisy_classifier is None:

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from diffusion_core.editing.inversion import eps_network
+from diffusion_core.editing.inversion import network
 from diffusion_core.editing.sdedit import noise_model
 from diffusion_core.evaluation.restoration_metrics import ssim
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.io.images import to_unit_numpy
-from diffusion_core.process.gaussian import predict_x0
-from diffusion_core.samplers.base import SeedBatch, model_call, seeded_noise
+from diffusion_core.samplers.base import SeedBatch, ancestral_levels, seeded_noise
 
 MASKS = ("left half", "right half", "top half", "bottom half", "centre box", "random pixels")
 METHODS = ("replacement", "RePaint")
@@ -79,16 +78,16 @@ def repaint_schedule(steps: int, jump: int, resample: int) -> list[int]:
     return out
 
 
-def _down(model, schedule, z, t: int, s: int, noise: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """One DDPM posterior step t → s (DDIM with η = 1)."""
-    ab = schedule.alpha_bars.tolist()
-    ab_t, ab_s = ab[t], (1.0 if s == 0 else ab[s])
-    eps = model_call(model, z, t, schedule.T)
-    x0 = predict_x0(z, eps, ab_t)
+def _down(D, z: torch.Tensor, t: int, s: int, noise: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """One DDPM posterior step t → s (DDIM with η = 1) over the denoiser view D: in x = z/scale(σ),
+    x_s = x̂0 + σ_down·ε̂ + σ_up·N(0, I) (samplers/base.py ancestral_levels); at s = 0 the x̂0 itself."""
+    sigma = D.sigma(t)
+    x0, eps = D(D.from_z(z, sigma), sigma, t)
     if s == 0:
         return x0
-    sigma = math.sqrt((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s))
-    return math.sqrt(ab_s) * x0 + math.sqrt(max(1 - ab_s - sigma**2, 0.0)) * eps + sigma * noise()
+    sigma_next = D.sigma(s)
+    down, up = ancestral_levels(sigma, sigma_next, 1.0)
+    return D.to_z(x0 + down * eps + up * noise(), sigma_next)
 
 
 def inpaint(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, method: str = "replacement",
@@ -102,8 +101,7 @@ def inpaint(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, m
     levels = [0, *reversed(process.timesteps("uniform", process.T, steps))]  # level i → timestep, 0 … T
     order = repaint_schedule(steps, jump, resample) if method == "RePaint" else list(range(steps, -1, -1))
     gen = SeedBatch(seed, len(x))
-    model = eps_network(checkpoint, len(x), None)
-    schedule = process.schedule
+    D = process.view(network(checkpoint, len(x), None))
     noise = lambda: seeded_noise(tuple(x.shape), gen, "cpu")  # noqa: E731
     known = lambda t: x if t == 0 else process.diffuse(x, 0, t, noise())  # noqa: E731
     z = noise()
@@ -111,7 +109,7 @@ def inpaint(checkpoint: LoadedCheckpoint, x: torch.Tensor, mask: torch.Tensor, m
         for a, b in zip(order, order[1:], strict=False):
             t, s = levels[a], levels[b]
             if b < a:  # down, then the known pixels replaced at the new level
-                z = mask * known(s) + (1 - mask) * _down(model, schedule, z, t, s, noise)
+                z = mask * known(s) + (1 - mask) * _down(D, z, t, s, noise)
             else:  # up: the forward process from t to s > t
                 z = process.diffuse(z, t, s, noise())
     return z

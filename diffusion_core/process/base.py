@@ -142,6 +142,8 @@ class DiffusionProcess(ABC):
     # whether it corrupts by Gaussian noise levels (σ_t, log-SNR): steps spaced by them, re-noising a state (Diffuse
     # ↑, SDEdit), the variational bound and classifier guidance need them; pages and tools ask this, not the type
     noise_levels: ClassVar[bool] = False
+    # whether classifier and loss guidance (models/classifier_guidance.py, written on ε̂ and ᾱ_t) can steer it
+    guidable: ClassVar[bool] = False
     degrades: ClassVar[bool] = False  # whether a restorer undoes a degradation D(x, t) (the Degradations page's)
     takes_labels: ClassVar[bool] = False  # whether a class-conditional network can be trained on it
     # the views its samplers run over, its own first (default: the samplers registered for its type); a process
