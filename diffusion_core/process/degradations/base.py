@@ -49,7 +49,9 @@ def integer_param(name: str, value: object, lo: int, hi: int, kind: str, odd: bo
 
 
 class Degradation:
-    """D(x, t) for t = 0..T. Subclasses set `kind`, `params` and implement `_apply`."""
+    """D(x, t) for t = 0..T. A kind declares itself in its class line, e.g.
+    `class Mask(Degradation, kind="mask", default_T=100, order=2, done_to_x="masked")`, and implements `params`
+    and `_apply`."""
 
     kind: ClassVar[str] = ""
     default_T: ClassVar[int] = 100
@@ -57,10 +59,18 @@ class Degradation:
     needs_noise: ClassVar[bool] = False
     done_to_x: ClassVar[str] = "degraded"  # what D(x, t) does to x, for headings: "x blurred at t = …"
 
-    def __init_subclass__(cls, **kwargs: object) -> None:
+    def __init_subclass__(cls, kind: str = "", default_T: int | None = None, order: int | None = None,
+                          done_to_x: str | None = None, needs_noise: bool | None = None, **kwargs: object) -> None:
+        """A concrete kind (one given `kind`) registers itself under that name; the other class-line settings
+        override what it inherits."""
         super().__init_subclass__(**kwargs)
-        if cls.kind:  # a concrete kind: register it under its name
-            DEGRADATIONS[cls.kind] = cls
+        for name, value in (("default_T", default_T), ("order", order), ("done_to_x", done_to_x),
+                            ("needs_noise", needs_noise)):
+            if value is not None:
+                setattr(cls, name, value)
+        if kind:
+            cls.kind = kind
+            DEGRADATIONS[kind] = cls
 
     def __init__(self, T: int | None = None, schedule: str = "linear") -> None:
         T = self.default_T if T is None else T

@@ -44,13 +44,8 @@ def convolution_matrix(n: int, kernel: torch.Tensor) -> torch.Tensor:
 GENERATION_SIGMA = 2.52
 
 
-class GaussianBlur(SeparableDegradation):
+class GaussianBlur(SeparableDegradation, kind="blur", default_T=500, order=0, done_to_x="blurred"):
     """The report's blur: σ_t = σ_min + (σ_max − σ_min)·s(t/T), one kernel covering the image."""
-
-    kind = "blur"
-    done_to_x = "blurred"
-    default_T = 500
-    order = 0
 
     def __init__(self, T: int | None = None, schedule: str = "linear", sigma_min: float = 0.02,
                  sigma_max: float = 5.02, kernel_size: int | None = None) -> None:

@@ -14,13 +14,9 @@ from diffusion_core.process.degradations.base import (
 from diffusion_core.process.degradations.blur import convolution_matrix, gaussian_kernel
 
 
-class CumulativeBlur(SeparableDegradation):
+class CumulativeBlur(SeparableDegradation, kind="cumulative-blur", default_T=50, order=1,
+                     done_to_x="blurred again and again"):
     """The paper's blur: a small Gaussian kernel G applied n(t) = round(T·s(t/T)) times."""
-
-    kind = "cumulative-blur"
-    done_to_x = "blurred again and again"
-    default_T = 50
-    order = 1
 
     def __init__(self, T: int | None = None, schedule: str = "linear", sigma: float = 1.0,
                  kernel_size: int = 5) -> None:

@@ -10,13 +10,8 @@ from diffusion_core.process.degradations.base import (
 )
 
 
-class Fade(Degradation):
+class Fade(Degradation, kind="fade", default_T=100, order=4, done_to_x="faded"):
     """D(x, t) = (1 − s_t)·x + s_t·c, c = `target` pixel value (0 = black; MNIST's mean is 0.1307)."""
-
-    kind = "fade"
-    done_to_x = "faded"
-    default_T = 100
-    order = 4
 
     def __init__(self, T: int | None = None, schedule: str = "linear", target: float = 0.0) -> None:
         super().__init__(T, schedule)

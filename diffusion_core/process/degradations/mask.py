@@ -10,14 +10,9 @@ from diffusion_core.process.degradations.base import (
 )
 
 
-class Mask(Degradation):
+class Mask(Degradation, kind="mask", default_T=100, order=2, done_to_x="masked"):
     """Inpainting: pixels whose centre lies within ρ_t = s(t/T)·ρ_max of the image centre take
     the value `fill` (a pixel in [0, 1]; 0 = black). ρ_max reaches past the corners."""
-
-    kind = "mask"
-    done_to_x = "masked"
-    default_T = 100
-    order = 2
 
     def __init__(self, T: int | None = None, schedule: str = "linear", fill: float = 0.0) -> None:
         super().__init__(T, schedule)

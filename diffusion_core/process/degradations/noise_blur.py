@@ -11,14 +11,9 @@ from diffusion_core.process.degradations.blur import GaussianBlur
 from diffusion_core.process.runs import seeded_noise
 
 
-class NoiseBlur(GaussianBlur):
+class NoiseBlur(GaussianBlur, kind="noise-blur", default_T=500, order=5,
+                done_to_x="blurred, plus noise", needs_noise=True):
     """The report's proposed hybrid: blur(x, t) + noise_std·s_t·ε, ε ~ N(0, I) fixed per trajectory."""
-
-    kind = "noise-blur"
-    done_to_x = "blurred, plus noise"
-    default_T = 500
-    order = 5
-    needs_noise = True
 
     def __init__(self, T: int | None = None, schedule: str = "linear", sigma_min: float = 0.02,
                  sigma_max: float = 5.02, kernel_size: int | None = None, noise_std: float = 0.1) -> None:

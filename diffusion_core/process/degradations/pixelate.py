@@ -10,13 +10,8 @@ from diffusion_core.process.degradations.base import (
 )
 
 
-class Pixelate(SeparableDegradation):
+class Pixelate(SeparableDegradation, kind="pixelate", default_T=50, order=3, done_to_x="pixelated"):
     """Super-resolution: r_t × r_t blocks, each replaced by its mean (r_0 = H: the identity)."""
-
-    kind = "pixelate"
-    done_to_x = "pixelated"
-    default_T = 50
-    order = 3
 
     def __init__(self, T: int | None = None, schedule: str = "linear", min_size: int = 4) -> None:
         super().__init__(T, schedule)
