@@ -12,6 +12,13 @@ from diffusion_core.models import build_model
 
 TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_embed_dim": 8}}
 
+# Where PYTHONDONTWRITEBYTECODE=1 is set (this workplace sets it) and packages were installed with pip --no-compile (the
+# README's command), every Python process the suite starts — its workers, app servers, CLI and training jobs —
+# would compile torch and Streamlit from source, ≈ 6 s of CPU each (measured: `import torch, streamlit, …` 11 s
+# without caches, 5 s with). The processes started from here write the bytecode caches (into .venv and the
+# project's __pycache__ folders, both ignored by git) once, and the rest read them.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # one pytest-xdist worker per core: each worker, and every process it starts (CLI jobs, app servers), computes

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from diffusion_core.evaluation.metrics import as_unit_images, classifier_outputs
+from diffusion_core.process.targets import eps_from_output
 
 SPACES = ("pixel", "feature")
 COPY_QUANTILE = 0.01  # `copies`: nearer than this quantile of held-out → train distances
@@ -87,4 +88,4 @@ class IdealDenoiser(nn.Module):
     def forward(self, z: torch.Tensor, t_frac: torch.Tensor, *labels: object) -> torch.Tensor:
         t = (t_frac.double() * self.T).round().long().clamp(1, self.T)
         ab = self.alpha_bars[t].view(-1, *([1] * (z.dim() - 1)))
-        return ((z.double() - ab.sqrt() * self.x0(z, t)) / (1 - ab).sqrt()).float()
+        return eps_from_output("x0", z.double(), self.x0(z, t), ab.sqrt(), (1 - ab).sqrt()).float()

