@@ -177,3 +177,37 @@ def test_the_editing_tools_run_on_a_flow_model_through_its_forward_map_and_view(
     assert float((decode(ckpt, z, steps=40) - x).abs().max()) < 0.1  # the ODE run back and forth (40 Euler steps)
     with pytest.raises(ValueError, match="guidance by a classifier or a loss is written for noise models"):
         guided_samples(ckpt, "ink", 1.0, 2)
+
+
+def test_the_mixtures_closed_form_velocity_satisfies_the_continuity_equation():
+    """∂p_t/∂t + ∇·(p_t v) = 0 for the linear path's marginal p_t (a = 1 − t, s = t): with ∂_t log p and ∇·v by
+    central finite differences, ∂_t log p + ∇·v + v·∇log p vanishes where the density is not negligible."""
+    from diffusion_core.io.points import mixture_presets
+
+    mixture = next(iter(mixture_presets().values()))
+    z = mixture.sample(64, seed=1).double() * 0.7 + 0.3 * torch.randn(64, 2, generator=torch.Generator().manual_seed(2))
+    h = 1e-4
+    for t in (0.2, 0.5, 0.8):
+        def log_p(t_):
+            return mixture.log_density(z, 1 - t_, t_)
+        dlogp_dt = (log_p(t + h) - log_p(t - h)) / (2 * h)
+        v = mixture.flow_velocity(z, t)
+        div = sum((mixture.flow_velocity(z + h * e, t)[:, i] - mixture.flow_velocity(z - h * e, t)[:, i]) / (2 * h)
+                  for i, e in enumerate(torch.eye(2, dtype=torch.float64)))
+        residual = dlogp_dt + div + (v * mixture.score(z, 1 - t, t)).sum(1)
+        scale = dlogp_dt.abs() + div.abs() + 1.0
+        assert float((residual.abs() / scale).max()) < 1e-5, t
+    torch.testing.assert_close(mixture.flow_velocity(z, 0.0), -z)  # at t = 0 the state is the data: v = E[ε] − x
+    with pytest.raises(ValueError, match=r"the path's time t must lie in \[0, 1\]"):
+        mixture.flow_velocity(z, 1.5)
+
+
+def test_flow_heun_on_the_exact_mixture_velocity_reproduces_the_mixtures_moments():
+    from diffusion_core.io.points import ExactVelocity, mixture_presets
+
+    mixture = next(iter(mixture_presets().values()))
+    process = FlowProcess(T=1000, data_shape=(2,))
+    out = sample(process, ExactVelocity(mixture), SamplerChoice("flow-heun", 40, seed=0), 2000,
+                 precision="fp32").samples.double()
+    torch.testing.assert_close(out.mean(0), mixture.mean(), atol=0.08, rtol=0)
+    torch.testing.assert_close(torch.cov(out.T), mixture.covariance(), atol=0.15, rtol=0.05)

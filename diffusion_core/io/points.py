@@ -80,6 +80,44 @@ class GaussianMixture:
         return (r[..., None] * per).sum(1)
 
 
+    def posterior_mean(self, z: torch.Tensor, a: float, s: float) -> torch.Tensor:
+        """E[x0 | z] for z = a·x0 + s·ε (a > 0 or s > 0), [n, d] float64: Σ_k r_k(z)·(μ_k + a·C_k·S_k⁻¹(z − a·μ_k)),
+        S_k = a²C_k + s²I and r_k the component's posterior weight."""
+        means, covs = self._noised(a, s)
+        dist = torch.distributions.MultivariateNormal(means, covariance_matrix=covs)
+        z = z.double()
+        r = torch.softmax(dist.log_prob(z[:, None, :]) + self.weights.log(), dim=1)  # [n, K]
+        solved = torch.linalg.solve(covs[None], (z[:, None, :] - means[None])[..., None])[..., 0]  # S_k⁻¹(z − aμ_k)
+        per = self.means[None] + a * (self.covs[None] @ solved[..., None])[..., 0]  # [n, K, d]
+        return (r[..., None] * per).sum(1)
+
+    def flow_velocity(self, z: torch.Tensor, t: float) -> torch.Tensor:
+        """The marginal velocity of the linear path z_t = (1 − t)·x0 + t·ε at time t, in closed form:
+        v(z, t) = E[ε − x0 | z_t = z] with E[ε | z] = (z − (1 − t)·E[x0 | z])/t (t = 0: E[ε] = 0, v = −z)."""
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"the path's time t must lie in [0, 1]; got {t!r}")
+        z = z.double()
+        if t == 0.0:
+            return -z
+        x0 = self.posterior_mean(z, 1.0 - t, t)
+        return (z - (1.0 - t) * x0) / t - x0
+
+
+class ExactVelocity(nn.Module):
+    """The exact velocity of a mixture on the linear path, called as model(z_t, t) like a flow network."""
+
+    def __init__(self, mixture: GaussianMixture) -> None:
+        super().__init__()
+        self.mixture = mixture
+
+    def forward(self, z: torch.Tensor, t_frac: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(z, dtype=torch.float64)
+        for t in t_frac.double().unique().tolist():  # the samplers call it at one t per batch
+            rows = t_frac.double() == t
+            out[rows] = self.mixture.flow_velocity(z[rows], t)
+        return out.float()
+
+
 class ExactEps(nn.Module):
     """The ideal ε-predictor of a mixture on a schedule's ᾱ: model(z_t, t/T) = −√(1−ᾱ_t)·∇ log p_t(z_t)."""
 
