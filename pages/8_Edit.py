@@ -40,7 +40,7 @@ with tab_sdedit:
     c1, c2, c3 = st.columns(3)
     strength = c1.slider("Strength s (t = s·T)", 0.0, 1.0, 0.5, 0.05, key="ed_strength")
     meter = signal_left(ckpt.process, strength_step(ckpt.process, strength))
-    c2.metric("Signal left √ᾱ_t", f"{meter['signal']:.3f}", help=f"t = {meter['t']}")
+    c2.metric(f"Signal left {ckpt.process.signal_symbol}", f"{meter['signal']:.3f}", help=f"t = {meter['t']}")
     c3.metric("SNR ᾱ_t/(1−ᾱ_t)", "∞" if meter["snr"] == float("inf") else f"{meter['snr']:.3g}")
     d1, d2 = st.columns(2)
     digit = NO_LABEL

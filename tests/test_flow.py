@@ -211,3 +211,20 @@ def test_flow_heun_on_the_exact_mixture_velocity_reproduces_the_mixtures_moments
                  precision="fp32").samples.double()
     torch.testing.assert_close(out.mean(0), mixture.mean(), atol=0.08, rtol=0)
     torch.testing.assert_close(torch.cov(out.T), mixture.covariance(), atol=0.15, rtol=0.05)
+
+
+def test_the_edit_page_edits_with_a_flow_model_and_says_why_guidance_needs_a_noise_model(tmp_path, monkeypatch):
+    from tests.app_support import app, errors, no_exceptions, shipped_folder, write_flow_checkpoint
+
+    write_flow_checkpoint(shipped_folder(tmp_path, monkeypatch), "flow", T=40)
+    at = app("pages/8_Edit.py").run(timeout=60)
+    at.radio(key="ed_sd_source").set_value("A test digit").run()
+    at.slider(key="ed_strength").set_value(0.25).run()
+    assert {m.label: m.value for m in at.metric}["Signal left α_t = 1 − t"] == "0.750"  # t = 10 of 40
+    at.button(key="ed_run").click().run(timeout=120)
+    no_exceptions(at)
+    assert not errors(at)
+    at.selectbox(key="ed_g_kind").set_value("ink").run()
+    at.button(key="ed_g_run").click().run(timeout=120)
+    no_exceptions(at)
+    assert any("guidance by a classifier or a loss is written for noise models" in e for e in errors(at))

@@ -257,6 +257,8 @@ class DiffusionProcess(ABC):
             spaced_by(spacing, [], t_start, steps, rho)  # the message naming the spacings
         return spaced_by("uniform", [], t_start, steps, rho)
 
+    signal_symbol: ClassVar[str] = "α_t"  # α_t of z_t = α_t·x + σ_t·ε as the process writes it ("√ᾱ_t")
+
     def levels(self, t: int) -> tuple[float, float]:
         """(α_t, σ_t) of the state z_t = α_t·x + σ_t·ε at step t, for a process with noise levels."""
         raise ValueError(f"a {self.type} process has no noise levels")

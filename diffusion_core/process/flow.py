@@ -83,6 +83,7 @@ class FlowProcess(DiffusionProcess):
     model_noun = "flow model"
     family, loss_text, listing = "flow models", "‖(ε − x) − v‖²", 2
     sampler_views = ("flow", "noise")
+    signal_symbol = "α_t = 1 − t"
     preview_text = "flow-euler, 20 steps"
 
     def __init__(self, T: int = 1000, time_sampling: str = "uniform", logit_mean: float = 0.0,

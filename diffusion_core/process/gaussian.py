@@ -150,6 +150,7 @@ class GaussianProcess(DiffusionProcess):
     noise_levels = True
     takes_labels = True
     guidable = True
+    signal_symbol = "√ᾱ_t"
     model_noun = "noise model"
     family, loss_text, listing = "noise models", "‖ε − g‖²", 0
     QUICK_SAMPLER, QUICK_STEPS = "dpm++2m-sde", 20
