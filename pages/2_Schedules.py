@@ -5,8 +5,9 @@ import numpy as np
 import streamlit as st
 import torch
 
-from diffusion_core.figures import report_schedules, schedule_figure, weighting_figure
+from diffusion_core.figures import levels_figure, report_schedules, schedule_figure, weighting_figure
 from diffusion_core.io.images import png_bytes, to_unit_numpy
+from diffusion_core.process import FlowProcess, GaussianProcess
 from diffusion_core.process.gaussian import noising_strip, parse_timesteps
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS, NoiseSchedule, log_snr, make_schedule
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS, weighting_curves
@@ -52,12 +53,18 @@ if not schedules:
 
 
 normalise = axis == "t / T"
-tabs = st.tabs(["ᾱ_t", "β_t", "log-SNR"])
+tabs = st.tabs(["ᾱ_t", "β_t", "log-SNR", "Signal and noise, with flow matching"])
 tabs[0].plotly_chart(schedule_figure(schedules, "alpha_bar", normalise, "ᾱ_t against t (report Figure 1)"),
                      key="fig_alpha_bar")
 tabs[1].plotly_chart(schedule_figure(schedules, "beta", normalise, "β_t"), key="fig_beta")
 tabs[2].plotly_chart(schedule_figure(schedules, "log_snr", normalise, "log-SNR_t = log(ᾱ_t / (1 − ᾱ_t))"),
                      key="fig_log_snr")
+tabs[3].plotly_chart(levels_figure({**{name: GaussianProcess(s) for name, s in schedules.items()},
+                                    "flow matching (linear path)": FlowProcess()}), key="fig_levels")
+tabs[3].caption("A β schedule keeps z_t = √ᾱ_t·x + √(1 − ᾱ_t)·ε at unit variance; flow matching walks the straight "
+                "line z_t = (1 − t)·x + t·ε. Both are Gaussian paths from data to noise: at equal log-SNR they hold "
+                "the same information, so one network view (σ = σ_t/α_t) runs every sampler on both — only the "
+                "clock differs, which is what the log-SNR panel shows.")
 
 st.subheader("Where each schedule ends")
 cols = st.columns(min(len(schedules), 5))

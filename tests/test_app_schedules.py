@@ -177,3 +177,17 @@ def test_the_weight_each_target_and_weighting_puts_on_x0_error(page):
     no_exceptions(page)
     assert any("γ (min-SNR)" in e and "greater than 0" in e for e in errors(page))
     assert not [f for f in charts(page) if f["layout"]["title"]["text"].startswith("Loss weight")]
+
+
+def test_the_flow_path_is_drawn_beside_the_beta_schedules(page):
+    """#28: α_t and σ_t of each β schedule and of the flow's straight path against t/T, and their log-SNR; the
+    flow's is 0 at t = ½ (α = σ = ½) and the default schedule's √ᾱ_t² + (1 − ᾱ_t) = 1 (variance preserving)."""
+    fig = next(f for f in charts(page) if f["layout"]["title"]["text"] == "Signal and noise along each path")
+    by = traces(fig)
+    flow_a, flow_s = by["flow matching (linear path): α_t"], by["flow matching (linear path): σ_t"]
+    np.testing.assert_allclose(np.array(flow_a["x"]), 1 - np.array(flow_a["y"]), atol=1e-9)  # α_t = 1 − t
+    np.testing.assert_allclose(flow_s["y"], flow_s["x"], atol=1e-9)  # σ_t = t
+    snr = by["flow matching (linear path): log-SNR"]
+    assert abs(np.interp(0.5, snr["x"], snr["y"])) < 1e-9
+    a, s = (np.array(by[f"default: {q}"]["y"]) for q in ("α_t", "σ_t"))
+    np.testing.assert_allclose(a**2 + s**2, 1.0, atol=1e-5)

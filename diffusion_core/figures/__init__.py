@@ -53,6 +53,7 @@ from diffusion_core.figures.schedules import (  # noqa: F401
     alpha_bar_figure,
     blur_schedule_figure,
     curve_marker_figure,
+    levels_figure,
     report_schedules,
     schedule_figure,
     steps_on_log_snr_figure,

@@ -18,6 +18,7 @@ from diffusion_core.figures.style import (
     thin,
     thin_indices,
 )
+from diffusion_core.process.base import DiffusionProcess
 from diffusion_core.process.schedules import PRESETS, NoiseSchedule, make_schedule, preset_schedule
 
 
@@ -69,6 +70,28 @@ def schedule_figure(schedules: Mapping[str, NoiseSchedule], quantity: str = "alp
     if log_y:  # ticks at 1, 2, 5 × 10^k, each labelled in full (Plotly's own read "2, 0.01, 5, 2")
         v = np.concatenate(values) if values else np.zeros(0)
         style_log_axis(fig, v[np.isfinite(v) & (v > 0)])
+    return fig
+
+
+def levels_figure(processes: Mapping[str, DiffusionProcess], points: int = 201) -> go.Figure:
+    """Each process's path z_t = α_t·x + σ_t·ε against t/T: α_t (solid) and σ_t (dotted) above, log-SNR = 2·log(α_t/σ_t)
+    below — a β schedule's √ᾱ_t, √(1 − ᾱ_t) beside a flow's 1 − t, t: the same Gaussian paths on other clocks."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+                        subplot_titles=("signal α_t (solid) and noise σ_t (dotted)", "log-SNR = 2·log(α_t / σ_t)"))
+    for i, (name, process) in enumerate(processes.items()):
+        ts = np.unique(np.linspace(0, process.T, points).round().astype(int))
+        a, s = np.array([process.levels(int(t)) for t in ts]).T
+        colour = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=ts / process.T, y=a, name=f"{name}: α_t", line=dict(color=colour)), row=1, col=1)
+        fig.add_trace(go.Scatter(x=ts / process.T, y=s, name=f"{name}: σ_t", line=dict(color=colour, dash="dot")),
+                      row=1, col=1)
+        with np.errstate(divide="ignore"):
+            snr = 2 * np.log(a / s)
+        keep = np.isfinite(snr)
+        fig.add_trace(go.Scatter(x=ts[keep] / process.T, y=snr[keep], name=f"{name}: log-SNR",
+                                 line=dict(color=colour), showlegend=False), row=2, col=1)
+    fig.update_xaxes(title_text="t / T", row=2, col=1)
+    fig.update_layout(title="Signal and noise along each path", height=560, legend_title="path")
     return fig
 
 
