@@ -228,3 +228,27 @@ def test_the_edit_page_edits_with_a_flow_model_and_says_why_guidance_needs_a_noi
     at.button(key="ed_g_run").click().run(timeout=120)
     no_exceptions(at)
     assert any("guidance by a classifier or a loss is written for noise models" in e for e in errors(at))
+
+
+def test_reflow_straightens_a_2d_flow_and_the_distilled_one_step_generator_lands_on_its_teacher():
+    """Rectified flow on the 2-D lab's two unequal Gaussians: S = E∫‖(Z₁ − Z₀) − v‖² dt falls from ~0.7 to ~0.002
+    after one reflow (measured: 0.73 → 0.0018), and the one-step generator distilled from it lands within 0.05 (mean
+    distance; the data's spread is 1.4) of where the reflowed flow's whole ODE takes held-out noise (measured 0.02;
+    one Euler step of the reflowed flow alone: 0.07)."""
+    from diffusion_core.io.points import mixture_presets
+    from diffusion_core.sampling import model_frames
+    from diffusion_core.views.points import distil_points, flow_pairs, flow_straightness, reflow_points, train_points
+
+    data = mixture_presets()["2 Gaussians, unequal"].sample(4000, seed=0)
+    flow = train_points(data, steps=800, flow=True, hidden=128)
+    reflowed = reflow_points(flow, steps=800, hidden=128, n_pairs=2048)
+    before, after = flow_straightness(flow), flow_straightness(reflowed)
+    assert before > 0.2 and after < 0.1 * before, (before, after)
+    one_step = distil_points(reflowed, steps=400, n_pairs=2048)
+    teacher = flow_pairs(reflowed, 500, seed=7)[:, :2]  # held-out noise: seed 7, not the pairs' seed 0
+    frames = list(model_frames(one_step.process, one_step.model, SamplerChoice("flow-euler", 1, seed=7), 500,
+                               precision="fp32"))
+    assert len(frames) == 2  # one network call
+    assert float((frames[-1].z - teacher).norm(dim=1).mean()) < 0.05
+    with pytest.raises(ValueError, match="at_t must be a whole number from 1 to T = 1000"):
+        flow.process.coupled(at_t=0)

@@ -13,6 +13,7 @@ flow model unchanged.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable
 
@@ -92,6 +93,17 @@ class FlowProcess(DiffusionProcess):
         self.T, self.time_sampling = T, time_sampling
         self.logit_mean, self.logit_std = float(logit_mean), float(logit_std)
         self.prediction, self.data_shape = "v", tuple(data_shape)
+        self.coupling, self.at_t = False, None  # trained on given (x0, z1) pairs; every training step at one t
+
+    def coupled(self, at_t: int | None = None) -> FlowProcess:
+        """This flow trained on a given coupling (reflow, Liu et al. 2023): a training row is a pair (x0, z1)
+        joined along its last dimension and the path runs between them, z1 in place of fresh noise; at_t: every
+        training step at that t (at_t = T: a one-step generator's distillation, x̂0 = z1 − v(z1, 1))."""
+        if at_t is not None and (isinstance(at_t, bool) or not isinstance(at_t, int) or not 1 <= at_t <= self.T):
+            raise ValueError(f"at_t must be a whole number from 1 to T = {self.T}; got {at_t!r}")
+        twin = copy.copy(self)
+        twin.coupling, twin.at_t = True, at_t
+        return twin
 
     @classmethod
     def from_config(cls, diffusion: dict) -> FlowProcess:
@@ -174,9 +186,14 @@ class FlowProcess(DiffusionProcess):
     def loss_terms(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator | None = None,
                    shard: slice = slice(None), y: torch.Tensor | None = None,
                    t: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """‖(ε − x0) − g(z_t, t)‖² with k drawn for the whole batch (or given) and ε ~ N(0, I)."""
+        """‖(ε − x0) − g(z_t, t)‖² with k drawn for the whole batch (or given) and ε ~ N(0, I) (coupled: each row's
+        own z1, see coupled)."""
+        if self.coupling:
+            x, pairs = x.chunk(2, dim=-1)
+        if self.at_t is not None and t is None:
+            t = torch.full((x.shape[0],), self.at_t, dtype=torch.long)
         k = (self.draw_steps(x.shape[0], generator) if t is None else t.cpu()).to(x.device)[shard]
-        eps = torch.randn(x.shape, generator=generator).to(x.device)[shard]
+        eps = (pairs if self.coupling else torch.randn(x.shape, generator=generator).to(x.device))[shard]
         x = x[shard]
         z = self.path(x, k, eps)
         tt = k.float() / self.T
