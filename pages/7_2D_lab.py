@@ -7,7 +7,14 @@ import streamlit as st
 from diffusion_core.figures import particle_paths_figure, points_histogram_figure
 from diffusion_core.views.points import DRAWN, ODE_SAMPLER, SDE_SAMPLER, TRAIN_DEFAULTS, dataset_names
 from pages.lab_ui import number_field, require, setup_page, user_errors
-from pages.lab_ui.points_ui import draw_points, field_views, mixture_table, sample_coverage, train_with_progress
+from pages.lab_ui.points_ui import (
+    draw_points,
+    field_views,
+    flow_lab,
+    mixture_table,
+    sample_coverage,
+    train_with_progress,
+)
 from pages.lab_ui.url_state import url_state
 
 setup_page("2-D lab", (
@@ -56,3 +63,4 @@ st.plotly_chart(particle_paths_figure(view.paths.ts, {"ODE": view.paths.ode, "SD
 st.plotly_chart(points_histogram_figure({"data": view.data, "ODE samples": view.samples_ode,
                                          "SDE samples": view.samples_sde}), key="pts_hist_fig")
 sample_coverage(view)
+flow_lab(view, steps, lr, seed)

@@ -171,6 +171,27 @@ def test_the_2d_lab_page_trains_and_draws_every_view():
     assert any("No exact score for this data" in c.value for c in at.caption)
 
 
+def test_the_2d_lab_trains_flow_matching_reflows_it_and_distils_one_step():
+    """#28: beside the diffusion model, on the same points: the three runs' particles from the same noises, how
+    straight they are (the reflowed flow the straightest), and one-network-call samples."""
+    at = app("pages/7_2D_lab.py").run()
+    at.selectbox(key="pts_data").set_value("2 Gaussians, unequal").run()
+    at.number_input(key="pts_steps").set_value(400)
+    at.button(key="pts_train").click().run(timeout=120)
+    at.button(key="pts_flow").click().run(timeout=180)
+    no_exceptions(at)
+    assert not errors(at)
+    figures = {f["layout"]["title"]["text"]: f for f in charts(at)}
+    paths = figures["The same noises through diffusion's ODE, flow matching and the reflowed flow"]
+    assert [a["text"] for a in paths["layout"]["annotations"]][:3] == [
+        "diffusion (DDIM ODE)", "flow matching", "reflowed flow"]
+    lab = at.session_state["pts_flow_lab"][1]
+    assert lab.ratio["reflowed flow"] > max(lab.ratio["flow matching"], lab.ratio["diffusion (DDIM ODE)"])
+    assert lab.S["reflowed flow"] < 0.2 * lab.S["flow matching"]
+    assert lab.one_step.shape == (lab.paths["flow matching"].shape[1], 2)
+    assert any(c.value.startswith("How straight the particles' paths are") for c in at.caption)
+
+
 @pytest.mark.parametrize(("typed", "message"), [
     ("", "Could not train: nothing is drawn yet"),
     ("0.5, 0.5", "Could not train: a single point is no distribution to learn"),

@@ -59,7 +59,9 @@ def score_field_figure(grid_points: np.ndarray, fields: Mapping[str, np.ndarray]
 
 
 def particle_paths_figure(ts: Sequence[int], runs: Mapping[str, np.ndarray], data: np.ndarray, trails: int = 4,
-                          extent: float = 3.2) -> go.Figure:
+                          extent: float = 3.2,
+                          title: str = "Particles from the same z_T: probability-flow ODE against reverse SDE"
+                          ) -> go.Figure:
     """Particles moving from z_T to samples, one panel per run ([frames, n, 2] each, same frames), animated with
     a play button and a slider over t; the first `trails` particles draw their path so far, each in its own colour,
     the same in every panel (the runs start from the same z_T), so one particle can be followed."""
@@ -93,7 +95,7 @@ def particle_paths_figure(ts: Sequence[int], runs: Mapping[str, np.ndarray], dat
     fig.frames = [go.Frame(data=[trace for _, trace in moving(i)], traces=indices, name=str(t))
                   for i, t in enumerate(ts)]
     fig.update_layout(
-        title="Particles from the same z_T: probability-flow ODE against reverse SDE", height=460,
+        title=title, height=460,
         updatemenus=[dict(type="buttons", x=0, y=-0.12, xanchor="left", buttons=[
             dict(label="▶ play", method="animate", args=[None, dict(frame=dict(duration=80), fromcurrent=True)]),
             dict(label="❚❚ pause", method="animate", args=[[None], dict(mode="immediate")])])],

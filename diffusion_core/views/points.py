@@ -280,3 +280,41 @@ def field_panels(view: PointsView, t: int, n: int = 21) -> dict:
         fields["exact"] = exact_score_field(view.model.process, view.mixture, t, points)
         error = score_error(fields["learned"], fields["exact"]).numpy()
     return {"grid": points.numpy(), "fields": {k: v.numpy() for k, v in fields.items()}, "error": error}
+
+
+@dataclass
+class FlowLab:
+    """Flow matching beside diffusion on the same points: particle paths from the same noises through the diffusion
+    model's ODE, the flow's and the reflowed flow's, how straight each is, and a one-step generator's samples."""
+
+    paths: dict[str, np.ndarray]  # name → [frames, n, 2], the same noises and timesteps
+    ts: list[int]
+    ratio: dict[str, float]  # mean |end − start| / path length per run (1: straight)
+    S: dict[str, float]  # rectified flow's straightness E∫‖(Z₁ − Z₀) − v‖² dt (0: straight), flow and reflowed
+    one_step: np.ndarray  # [n, 2]: the distilled generator's samples, one network call each
+
+
+def build_flow_lab(view: PointsView, steps: int = TRAIN_DEFAULTS["steps"], lr: float = TRAIN_DEFAULTS["lr"],
+                   seed: int = 0, on_progress: Callable[[int, int], None] | None = None) -> FlowLab:
+    """Train flow matching on the view's data, reflow it and distil a one-step generator (on_progress(done, 3)
+    after each), then run the particles of the diffusion model's ODE through both flows."""
+    data = torch.as_tensor(view.data, dtype=torch.float32)
+    flow = train_points(data, steps, seed, lr, flow=True)
+    if on_progress is not None:
+        on_progress(1, 3)
+    reflowed = reflow_points(flow, steps, seed, lr=lr)
+    if on_progress is not None:
+        on_progress(2, 3)
+    one_step = distil_points(reflowed, seed=seed)
+    if on_progress is not None:
+        on_progress(3, 3)
+    n, ts = view.paths.ode.shape[1], view.paths.ts
+    paths = {"diffusion (DDIM ODE)": view.paths.ode}
+    for name, model in (("flow matching", flow), ("reflowed flow", reflowed)):
+        frames = list(model_frames(model.process, model.model, SamplerChoice("flow-euler", len(ts) - 1, seed=seed),
+                                   n, precision="fp32"))
+        paths[name] = np.stack([f.z.numpy() for f in frames])
+    last = list(model_frames(one_step.process, one_step.model, SamplerChoice("flow-euler", 1, seed=seed), n,
+                             precision="fp32"))[-1].z.numpy()
+    S = {"flow matching": flow_straightness(flow, n, seed), "reflowed flow": flow_straightness(reflowed, n, seed)}
+    return FlowLab(paths, ts, {k: float(straightness(p).mean()) for k, p in paths.items()}, S, last)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from diffusion_core.figures import score_field_figure
+from diffusion_core.figures import particle_paths_figure, points_histogram_figure, score_field_figure
 from diffusion_core.views.points import (
     EXTENT,
     PointsView,
+    build_flow_lab,
     build_points_view,
     canvas_points,
     field_panels,
@@ -17,6 +18,8 @@ from diffusion_core.views.points import (
     typed_points,
 )
 
+from .common import user_errors
+from .inputs import NumberField, require
 from .queue_ui import run_queued
 
 CANVAS = 320  # pixels a side
@@ -90,3 +93,31 @@ def sample_coverage(view: PointsView, enough: float = 0.8) -> None:
     if min(c.share for c in runs.values()) < enough or any(c.reached < c.components for c in runs.values()):
         st.warning("The samples do not yet show the mixture's clusters: the network has not learned the score "
                    "near the data well enough. Train for more steps (4,000–6,000), or from another seed.")
+
+
+def flow_lab(view: PointsView, steps: NumberField, lr: NumberField, seed: NumberField) -> None:
+    """Flow matching beside diffusion on the same points: train (flow, reflow, one step) on request, then the
+    particles of all three from the same noises, how straight their paths are, and the one-step samples."""
+    st.subheader("Flow matching and reflow: straight paths need fewer steps")
+    st.caption("Flow matching learns the velocity along straight lines from each data point to its own noise "
+               "(z_t = (1 − t)·x + t·ε). Averaged over the data those lines cross, so the learned paths still bend; "
+               "reflow trains again on the flow's own (noise, sample) pairs, whose lines do not cross — and a "
+               "straight path is one Euler step, so a one-step generator can be distilled from it.")
+    if st.button("Train flow matching, reflow it and distil one step", key="pts_flow"):
+        with user_errors("Could not train the flows"):
+            require([steps, lr, seed])  # the training boxes above: the same steps and rate for every flow
+            lab = run_queued(build_flow_lab, view, int(steps.value), float(lr.value), int(seed.value),
+                             progress="Flow, reflow, one step")
+            st.session_state["pts_flow_lab"] = (view, lab)
+    held = st.session_state.get("pts_flow_lab")
+    if held is None or held[0] is not view:
+        return
+    lab = held[1]
+    st.plotly_chart(particle_paths_figure(lab.ts, lab.paths, view.data, title="The same noises through diffusion's "
+                                          "ODE, flow matching and the reflowed flow"), key="pts_flow_paths_fig")
+    st.caption("How straight the particles' paths are (|end − start| / length, 1 = straight): " + "; ".join(
+        f"{name} {ratio:.2f}" for name, ratio in lab.ratio.items()) + ". Rectified flow's S = E∫‖(Z₁ − Z₀) − v‖² dt "
+        "(0 = straight): " + "; ".join(f"{name} {s:.3g}" for name, s in lab.S.items()) + ".")
+    st.plotly_chart(points_histogram_figure({"data": view.data, "one network call": lab.one_step,
+                                             "flow, 40 steps": lab.paths["flow matching"][-1]}),
+                    key="pts_flow_hist_fig")
