@@ -82,7 +82,7 @@ class Sampler:
     choice may ask for another); nfe: network evaluations of a run of n steps (2n − 1 for Heun)."""
 
     name: str
-    process: str  # the DiffusionProcess.type it runs on
+    process: str  # the view it runs over: "noise" (the σ-space denoiser), "cold" or "flow" (process.sampler_views)
     run: SamplerRun
     order: int  # place in the process's list; the first is its default
     default_steps: int | None = None

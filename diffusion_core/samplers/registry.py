@@ -15,7 +15,7 @@ _NOT_SAMPLERS = {"base", "registry"}
 
 
 def register(name: str, process: str, run: SamplerRun, order: int, **options: object) -> Sampler:
-    """Add a sampler for processes of type `process` (see Sampler for the options)."""
+    """Add a sampler that runs over the view `process` ("noise", "cold", "flow"; see Sampler for the options)."""
     if name in SAMPLERS:
         raise ValueError(f"a sampler named {name!r} is already registered")
     spec = Sampler(name=name, process=process, run=run, order=order, **options)
