@@ -182,12 +182,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     def on_epoch(r) -> None:
         print(f"epoch {r.epoch}/{r.epochs}  loss {r.loss:.5f}  wall {r.wall_time:.1f}s", flush=True)
 
+    finished = False
     try:
         path = train(config, run_dir, resume=resume is not None, on_batch=on_batch, on_epoch=on_epoch)
+        finished = True
     finally:
         if bar is not None:
             bar.close()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
+            if finished:  # every rank tears the group down together (one leaving early aborted the other)
+                torch.distributed.barrier()
             torch.distributed.destroy_process_group()
     print(f"checkpoint: {path}")
     return 0
