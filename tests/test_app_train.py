@@ -310,6 +310,8 @@ def test_an_out_of_range_number_is_named_and_start_refuses_it(key, value, messag
     ({"train_schedule_mode": "Custom"}, "train_beta2", 1.5, "β2 must be a number from 0 to 1; got 1.5"),
     ({"train_process": "Cold (degradation)"}, "train_degradation_T_blur", 0,
      "Degradation steps T must be a whole number from 1 to 10,000; got 0"),
+    ({"train_process": "Flow matching"}, "train_flow_T", 0,
+     "Time steps T (t = k/T) must be a whole number from 1 to 100,000; got 0"),
 ])
 def test_the_schedule_and_degradation_numbers_are_checked_too(setup, key, value, message):
     at = app(PAGE).run()
