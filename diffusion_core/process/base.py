@@ -18,7 +18,14 @@ import torch
 from torch import nn
 
 from diffusion_core.process.knobs import knob_values
-from diffusion_core.process.runs import SamplerStep, SeedBatch, in_inference_mode, validate_seed
+from diffusion_core.process.runs import (
+    SamplerStep,
+    SeedBatch,
+    in_inference_mode,
+    seeded_noise,
+    validate_sample_count,
+    validate_seed,
+)
 from diffusion_core.process.spacing import SPACINGS, spaced_by
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -211,6 +218,25 @@ class DiffusionProcess(ABC):
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict[str, Any]]:
         """(x_T, what view() takes besides the model, as keyword arguments) of a reverse run, drawn from
         `generator`."""
+
+    def noise_or_given_start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
+                             device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict[str, Any]]:
+        """The start of a process whose runs begin at pure Gaussian noise: N(0, I) drawn from `generator`, or given
+        states z_t (N×data_shape, finite) at choice.t_start — a run from midway, as SDEdit and Diffuse ↑ start."""
+        self.check_start(choice.start)
+        shape = self.data_shape  # type: ignore[attr-defined]
+        z = choice.start.states
+        if z is not None:
+            if tuple(z.shape[1:]) != shape or len(z) < 1:
+                raise ValueError(f"a start state must be N×{'×'.join(map(str, shape))}; got {tuple(z.shape)}")
+            if not torch.isfinite(z).all():
+                raise ValueError("the start state holds NaN or Inf values")
+            return z.float().to(device), {}
+        if choice.t_start is not None:
+            raise ValueError(f"a {self.model_noun}'s run from midway (t_start) needs the state z_t as its start; "
+                             "from fresh noise it starts at t = T")
+        validate_sample_count(n)
+        return seeded_noise((n, *shape), generator, device), {}
 
     def fitted_start(self, choice: SamplerChoice) -> object | None:
         """What the choice's start must be fitted to from training data, which only the data layer holds (it

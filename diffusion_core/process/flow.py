@@ -22,7 +22,7 @@ from torch import nn
 
 from diffusion_core.process.base import IMAGE_SHAPE, DiffusionProcess, SamplerChoice
 from diffusion_core.process.gaussian import Denoiser
-from diffusion_core.process.runs import model_call, seeded_noise, validate_sample_count
+from diffusion_core.process.runs import model_call
 from diffusion_core.process.spacing import spaced_by
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
@@ -230,18 +230,7 @@ class FlowProcess(DiffusionProcess):
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:
         """z_1 = ε ~ N(0, I) drawn from `generator`; or given states z_t at t = choice.t_start/T."""
-        self.check_start(choice.start)
-        z = choice.start.states
-        if z is not None:
-            if tuple(z.shape[1:]) != self.data_shape or not torch.isfinite(z).all():
-                raise ValueError(f"a start state must be finite and N×{'×'.join(map(str, self.data_shape))}; "
-                                 f"got {tuple(z.shape)}")
-            return z.float().to(device), {}
-        if choice.t_start is not None:
-            raise ValueError("a flow's run from midway (t_start) needs the state z_t as its start; from fresh "
-                             "noise it starts at t = 1")
-        validate_sample_count(n)
-        return seeded_noise((n, *self.data_shape), generator, device), {}
+        return self.noise_or_given_start(choice, n, generator, device)
 
 
 def flow_diffusion_config(T: int = 1000, time_sampling: str = "uniform", logit_mean: float = 0.0,

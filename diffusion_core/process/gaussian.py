@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from diffusion_core.process.base import IMAGE_SHAPE, DiffusionProcess, SamplerChoice
-from diffusion_core.process.runs import model_call, seeded_noise, validate_sample_count
+from diffusion_core.process.runs import model_call
 from diffusion_core.process.schedules import (
     KINDS_WITHOUT_BETAS,
     PRESETS,
@@ -289,20 +289,7 @@ class GaussianProcess(DiffusionProcess):
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:
         """z_T ~ N(0, I) drawn from `generator`; or, with given states, that state z_t (N×C×H×W) at
         t = choice.t_start (default T): a run from midway, as SDEdit and the Diffuse ↑ button start."""
-        self.check_start(choice.start)
-        z = choice.start.states
-        if z is not None:
-            if tuple(z.shape[1:]) != self.data_shape or len(z) < 1:
-                raise ValueError(f"a start state must be N×{'×'.join(map(str, self.data_shape))}; "
-                                 f"got {tuple(z.shape)}")
-            if not torch.isfinite(z).all():
-                raise ValueError("the start state holds NaN or Inf values")
-            return z.float().to(device), {}
-        if choice.t_start is not None:
-            raise ValueError("a noise model's run from midway (t_start) needs the state z_t as its start; "
-                             "from fresh noise it starts at t = T")
-        validate_sample_count(n)
-        return seeded_noise((n, *self.data_shape), generator, device), {}
+        return self.noise_or_given_start(choice, n, generator, device)
 
 
 def noise_diffusion_config(preset: str | None = None, kind: str = "linear", beta1: float = 1e-4,
