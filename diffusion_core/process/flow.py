@@ -166,7 +166,8 @@ class FlowProcess(DiffusionProcess):
 
     def sigmas(self, ks: Iterable[int]) -> list[float]:
         """σ = t/(1 − t) at each step k (t capped at 1 − T_END: the σ-space view's noisiest level)."""
-        return [min(k / self.T, 1.0 - T_END) / (1.0 - min(k / self.T, 1.0 - T_END)) for k in ks]
+        times = [min(k / self.T, 1.0 - T_END) for k in ks]
+        return [t / (1.0 - t) for t in times]
 
     def alpha_bars(self) -> list[float]:
         """The variance-preserving ᾱ with the same SNR at each k, 1/(1 + σ²): what the spacings read."""
