@@ -89,6 +89,21 @@ def test_states_are_read_from_the_run_files():
     assert run_status.read_run("running").state == "died"  # the process is gone while status says running
 
 
+def test_a_process_inside_exec_counts_as_alive(monkeypatch):
+    """Popen returns before exec has set the new program's arguments (/proc/<pid>/cmdline reads b"" then); a
+    job read in that moment is starting, not failed. A live process running something else is not our job."""
+    live = stand_in_job()
+    try:
+        monkeypatch.setattr(run_status, "_proc_cmdline", lambda pid: b"")
+        assert run_status.pid_alive(live.pid)
+        monkeypatch.setattr(run_status, "_proc_cmdline", lambda pid: b"/usr/bin/sleep\x0060\x00")
+        assert not run_status.pid_alive(live.pid)
+    finally:
+        live.kill()
+        live.wait()
+    assert not run_status.pid_alive(live.pid)
+
+
 def test_cap_refuses_another_job_with_a_clear_message(monkeypatch):
     monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
     live = stand_in_job()

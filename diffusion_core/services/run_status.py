@@ -91,8 +91,11 @@ def pid_alive(pid: int | None) -> bool:
             return False
     except (OSError, IndexError):
         return True  # no /proc (macOS): trust the signal probe
+    # A recycled pid is not our job. An empty command line is a process inside exec: Popen returns (its
+    # close-on-exec pipe shuts) before the kernel has set the new program's arguments, so a job read at once
+    # after its launch shows b"" for a moment.
     cmdline = _proc_cmdline(pid)
-    return cmdline is None or b"diffusion_core" in cmdline  # a recycled pid is not our job
+    return not cmdline or b"diffusion_core" in cmdline
 
 
 # ---------------------------------------------------------------- run records
