@@ -33,6 +33,14 @@ from diffusion_core.process.flow import TIME_SAMPLINGS
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS
 from diffusion_core.training.config import INT_RANGES, LR_DECAYS, TrainConfig
+from diffusion_core.training.coupling import (
+    DEFAULT_PAIRS,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    PAIR_SAMPLERS,
+    PAIRS_RANGE,
+    STEPS_RANGE,
+)
 from diffusion_core.training.options import TRAIN_OPTIONS, train_config
 from diffusion_core.training.recipes import RECIPES
 from diffusion_core.training.trainer import train
@@ -118,6 +126,18 @@ def _flow_arguments(t: argparse.ArgumentParser) -> None:
                    "(default) or logit-normal (SD3), which favours the middle of the path")
     f.add_argument("--logit-mean", type=_number(-3, 3), help="with --time-sampling logit-normal: m (default 0)")
     f.add_argument("--logit-std", type=_number(0.1, 3), help="with --time-sampling logit-normal: s (default 1)")
+    r = t.add_argument_group("rectified flow: reflow and one-step distillation of a trained flow")
+    r.add_argument("--reflow-from", metavar="TEACHER", help="train on this flow model's own (noise, sample) pairs "
+                   "(a path, run directory or shipped name): its process and architecture, starting from its weights "
+                   "unless --init-from says otherwise; straighter paths, fewer steps")
+    r.add_argument("--pairs", type=_whole(*PAIRS_RANGE), help=f"with --reflow-from: pairs the teacher draws "
+                   f"(default {DEFAULT_PAIRS:,}; drawn once into the run directory)")
+    r.add_argument("--pair-sampler", choices=PAIR_SAMPLERS, help=f"with --reflow-from: the teacher's deterministic "
+                   f"sampler (default {DEFAULT_SAMPLER})")
+    r.add_argument("--pair-steps", type=_whole(*STEPS_RANGE), help=f"with --reflow-from: its steps (default "
+                   f"{DEFAULT_STEPS})")
+    r.add_argument("--one-step", action="store_true", help="with --reflow-from: distil a one-step generator — train "
+                   "at t = 1 only, so that x̂0 = z1 − v(z1, 1) lands where the teacher's ODE does")
 
 
 def _cold_arguments(t: argparse.ArgumentParser) -> None:

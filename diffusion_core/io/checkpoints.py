@@ -249,6 +249,12 @@ def list_checkpoints(folder: str | Path | None = None) -> list[tuple[Path, dict]
     return found
 
 
+def checkpoint_name(path: str | Path) -> str:
+    """What a checkpoint is called: a shipped one's name, or a training run's folder (<run>/model.safetensors)."""
+    p = Path(path)
+    return p.parent.name if p.stem == "model" and p.parent.name else p.stem
+
+
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """A path to a checkpoint pair, or the name of a shipped one (e.g. "default")."""
     p = Path(name_or_path)

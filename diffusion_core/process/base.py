@@ -238,6 +238,11 @@ class DiffusionProcess(ABC):
         validate_sample_count(n)
         return seeded_noise((n, *shape), generator, device), {}
 
+    def coupled(self, at_t: int | None = None) -> DiffusionProcess:
+        """This process trained on a given (x0, z1) coupling (reflow); only a flow has one (process/flow.py)."""
+        raise ValueError(f"reflow and one-step distillation train a flow model on its own (noise, sample) pairs; "
+                         f"this is a {self.model_noun} (train a teacher with --flow first)")
+
     def fitted_start(self, choice: SamplerChoice) -> object | None:
         """What the choice's start must be fitted to from training data, which only the data layer holds (it
         fits or loads it and hands it back as Start(fitted=…)); None: the process draws its start itself."""

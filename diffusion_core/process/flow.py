@@ -226,7 +226,8 @@ class FlowProcess(DiffusionProcess):
         return SamplerChoice("flow-euler", min(20, self.T))
 
     def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
-        return SamplerChoice("flow-euler", min(20, self.T), seed=seed)
+        """20 Euler steps; a one-step distillation (trained at t = 1 only) is previewed in its one step."""
+        return SamplerChoice("flow-euler", 1 if self.at_t == self.T else min(20, self.T), seed=seed)
 
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:

@@ -189,10 +189,15 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-def _phase(state: str, run_dir: Path, job: dict, epoch: int, epochs: int) -> tuple[str, float | None]:
+def _phase(state: str, run_dir: Path, job: dict, epoch: int, epochs: int, status: dict
+           ) -> tuple[str, float | None]:
     """What an active run is doing, read from its files: the trainer writes config.json once PyTorch is
-    imported and status.json once the data is loaded and the model built; then each epoch adds a line."""
+    imported and status.json once the data is loaded and the model built (a reflow run's while its teacher draws
+    the pairs, too); then each epoch adds a line."""
     started = job.get("started")
+    if state == "starting" and status.get("state") == "drawing":
+        return (f"the teacher is drawing its (noise, sample) pairs: {status.get('drawn', 0):,} of "
+                f"{status.get('pairs', 0):,}", _mtime(run_dir / "status.json"))
     if state == "starting":
         config_written = _mtime(run_dir / "config.json")
         if config_written is not None and isinstance(started, (int, float)) and config_written >= started:
@@ -239,7 +244,7 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
     message = status.get("message", "") if this_process else ""
     if alive and trainer_state == "running":
         state = "stopping" if (run_dir / "STOP").exists() else "running"
-    elif alive and trainer_state is None:
+    elif alive and trainer_state in (None, "drawing"):  # drawing: a reflow run's teacher draws its pairs first
         state = "starting"
     elif trainer_state in ("finished", "stopped", "failed"):  # (the process may still be exiting)
         state = trainer_state
@@ -257,7 +262,7 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
     epochs = int(status.get("epochs") or config.get("epochs") or options.get("epochs") or 0)
     if state == "starting" and job.get("epochs_target"):  # a resume: the target it was launched with
         epochs = int(job["epochs_target"])
-    phase, since = _phase(state, run_dir, job, epoch, epochs)
+    phase, since = _phase(state, run_dir, job, epoch, epochs, status if this_process else {})
     return RunInfo(
         run_id=run_id, run_dir=run_dir, state=state, message=message, epoch=epoch, epochs=epochs,
         pid=pid, config=config, status=status, metrics=files.metrics,

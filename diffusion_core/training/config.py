@@ -13,6 +13,7 @@ from diffusion_core.models.guidance import is_conditional
 from diffusion_core.process import process_from_config
 from diffusion_core.process.gaussian import noise_diffusion_config
 from diffusion_core.samplers import MAX_SAMPLES, validate_seed
+from diffusion_core.training.coupling import validate_coupling
 from diffusion_core.training.precision import PRECISIONS
 
 MAX_EPOCHS = 10_000
@@ -77,6 +78,8 @@ class TrainConfig:
     init_from: str | None = None  # a checkpoint whose weights start the run (same architecture)
     label_dropout: float = 0.1  # class-conditional models: P(label → none), for classifier-free guidance
     preview_n: int = 16
+    # reflow / one-step distillation: train on a flow teacher's own (noise, sample) pairs (training/coupling.py)
+    coupling: dict | None = None
 
     def validate(self) -> None:
         """Raise ValueError naming the first out-of-range field and its allowed range."""
@@ -102,6 +105,12 @@ class TrainConfig:
                                  "no label (drop --conditional)")
             if self.dataset not in ("mnist", "fashion-mnist") or self.model.get("params", {}).get("num_classes") != 10:
                 raise ValueError("num_classes must be 10: the dataset's labels are the digits 0–9")
+            if self.coupling is not None:
+                raise ValueError("a teacher's (noise, sample) pairs carry no label: reflow trains an unconditional "
+                                 "model (drop --conditional)")
+        if self.coupling is not None:
+            validate_coupling(self.coupling)
+            process.coupled()  # ValueError unless this run trains a flow
 
     def epochs_to_sample(self) -> set[int]:
         if self.sample_epochs is not None:

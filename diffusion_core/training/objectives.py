@@ -53,6 +53,10 @@ class Objective:
         return run_to_end(self.process.frames(model, choice, n, device)).samples
 
 
-def objective_from_config(diffusion: dict) -> Objective:
-    """The objective of a "diffusion" config; ValueError naming what is wrong in it."""
-    return Objective(process_from_config(diffusion))
+def objective_from_config(diffusion: dict, coupling: dict | None = None) -> Objective:
+    """The objective of a "diffusion" config (on a teacher's coupling: its pairs' path; one_step: at t = 1 only);
+    ValueError naming what is wrong in it."""
+    process = process_from_config(diffusion)
+    if coupling is not None:
+        process = process.coupled(at_t=process.T if coupling["one_step"] else None)
+    return Objective(process)

@@ -25,9 +25,10 @@ DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation",
 FLOW_ONLY = ("time_sampling", "logit_mean", "logit_std")
 MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "patch", "conditional",
                  "label_dropout")
+REFLOW_OPTIONS = ("reflow_from", "pairs", "pair_sampler", "pair_steps", "one_step")
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "warmup", "lr_decay", "ema", "seed", "device", "precision", "dataset",
                "data_root", "no_download", "limit", "sample_epochs", "fid_every", "fid_samples")
-TRAIN_OPTIONS = frozenset(DIFFUSION_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS + ("recipe",))
+TRAIN_OPTIONS = frozenset(DIFFUSION_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS + REFLOW_OPTIONS + ("recipe",))
 # option → TrainConfig field where they differ in name
 RENAMED = {"ema": "ema_decay"}
 
@@ -154,6 +155,30 @@ def _model(o: Mapping[str, object]) -> dict:
     return model
 
 
+def _reflow(o: dict) -> tuple[dict, dict] | None:
+    """(the coupling, the teacher's process config) of --reflow-from and its options, or None without it; `o`
+    gets the teacher as --init-from unless one is given. ValueError for a process or architecture option beside it
+    (the teacher's are used) or a pair option without it."""
+    if not o.get("reflow_from"):
+        given = [f"--{k.replace('_', '-')}" for k in REFLOW_OPTIONS if o.get(k)]
+        if given:
+            raise ValueError(f"{', '.join(given)} shape the pairs of --reflow-from TEACHER; add it or drop them")
+        return None
+    clash = [f"--{k.replace('_', '-')}" for k in DIFFUSION_OPTIONS + ("conditional",) if o.get(k)]
+    if clash:
+        raise ValueError(f"--reflow-from trains on the teacher's own process; drop {', '.join(clash)}")
+    from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
+    from diffusion_core.training import coupling as c
+
+    teacher = str(resolve_checkpoint(str(o["reflow_from"])))
+    ckpt = load_checkpoint(teacher)
+    ckpt.process.coupled()  # ValueError unless the teacher is a flow model
+    o.setdefault("init_from", teacher)
+    return {"teacher": teacher, "pairs": o.get("pairs", c.DEFAULT_PAIRS),
+            "sampler": o.get("pair_sampler", c.DEFAULT_SAMPLER), "steps": o.get("pair_steps", c.DEFAULT_STEPS),
+            "one_step": bool(o.get("one_step", False))}, copy.deepcopy(ckpt.config["diffusion"])
+
+
 def train_config(options: Mapping[str, object], resume: bool = False) -> TrainConfig:
     """The TrainConfig these options describe; ValueError naming the option (or pair of options) that is wrong.
     With `resume`, epochs defaults to 1: the trainer resumes to max(the run's own total, epochs)."""
@@ -165,6 +190,7 @@ def train_config(options: Mapping[str, object], resume: bool = False) -> TrainCo
         if resume:
             raise ValueError("--recipe starts a new run; a resumed run keeps its own settings (drop --recipe)")
         o = with_recipe(str(o.pop("recipe")), o)
+    reflow = _reflow(o)
     defaults = TrainConfig()
     run = {RENAMED.get(k, k): o[k] for k in RUN_OPTIONS if k in o and k != "no_download"}
     if o.get("init_from"):
@@ -172,7 +198,8 @@ def train_config(options: Mapping[str, object], resume: bool = False) -> TrainCo
 
         run["init_from"] = str(resolve_checkpoint(str(o["init_from"])))
     config = dataclasses.replace(
-        defaults, diffusion=_diffusion(o), model=_model(o), download=not o.get("no_download", False),
+        defaults, diffusion=reflow[1] if reflow else _diffusion(o), model=_model(o),
+        coupling=reflow[0] if reflow else None, download=not o.get("no_download", False),
         epochs=o.get("epochs", 1 if resume else defaults.epochs),  # type: ignore[arg-type]
         label_dropout=o.get("label_dropout", defaults.label_dropout),  # type: ignore[arg-type]
         **{k: v for k, v in run.items() if k != "epochs"},

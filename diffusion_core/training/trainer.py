@@ -28,14 +28,15 @@ import torch
 from torch import nn
 
 from diffusion_core.evaluation.fid_monitor import FIDMonitor
-from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint, save_checkpoint
-from diffusion_core.io.data import load_dataset
+from diffusion_core.io.checkpoints import LoadedCheckpoint, checkpoint_name, load_checkpoint, save_checkpoint
+from diffusion_core.io.data import Dataset, load_dataset
 from diffusion_core.io.files import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from diffusion_core.io.images import save_samples, to_unit_numpy
 from diffusion_core.io.runs import read_status
 from diffusion_core.models import build_model, count_parameters
 from diffusion_core.models.guidance import ClassGuided, drop_labels, is_conditional
 from diffusion_core.training.config import TrainConfig, TrainingError, machine_name
+from diffusion_core.training.coupling import coupling_dataset
 from diffusion_core.training.distributed import Distributed, init_distributed
 from diffusion_core.training.objectives import objective_from_config
 from diffusion_core.training.optim import ema_update, lr_at
@@ -191,18 +192,36 @@ def _checkpoint_meta(config: TrainConfig, n_train: int, data_source: str, device
                      **({"lr_decay": config.lr_decay} if config.lr_decay != "none" else {}),
                      "ema_decay": config.ema_decay, "n_train": n_train, "data_source": data_source,
                      "machine": machine_name(device),
-                     **({"init_from": Path(config.init_from).stem} if config.init_from else {}),
+                     **({"init_from": checkpoint_name(config.init_from)} if config.init_from else {}),
+                     **({"coupling": {**config.coupling, "teacher": checkpoint_name(config.coupling["teacher"])}}
+                        if config.coupling else {}),
                      **({"label_dropout": config.label_dropout} if conditional else {})},
     }
+
+
+def _training_data(config: TrainConfig, run_dir: Path, dist: Distributed, device: torch.device) -> Dataset:
+    """The dataset's images; for a reflow run, its teacher's (noise, sample) pairs — drawn by rank 0 (status
+    "drawing", with a count) into the run directory, then read there by every rank."""
+    if config.coupling is None:
+        return load_dataset(config.dataset, "train", root=config.data_root, download=config.download)
+
+    def drawn(done: int, n: int) -> None:
+        write_status(run_dir, state="drawing", drawn=done, pairs=n, pid=os.getpid())
+        print(f"drawing the teacher's pairs: {done:,} of {n:,}", flush=True)
+
+    if dist.is_main:
+        data = coupling_dataset(config.coupling, config.seed, run_dir, device, config.precision, on_chunk=drawn)
+    dist.barrier()
+    return data if dist.is_main else coupling_dataset(config.coupling, config.seed, run_dir, device, write=False)
 
 
 def _start_session(config: TrainConfig, run_dir: Path, state: dict | None, resume: bool, dist: Distributed,
                    device: torch.device) -> _Session:
     """Load the data, build (or restore) the network, optimiser and EMA, and write the running status."""
-    data = load_dataset(config.dataset, "train", root=config.data_root, download=config.download)
+    data = _training_data(config, run_dir, dist, device)
     x_all = (data.images[: config.limit] if config.limit else data.images).to(device)
     y_all = (data.labels[: config.limit] if config.limit else data.labels).to(device)
-    objective = objective_from_config(config.diffusion)
+    objective = objective_from_config(config.diffusion, config.coupling)
     torch.manual_seed(config.seed)  # initial weights: identical on every rank
     model = build_model(config.model).to(device)
     ema = copy.deepcopy(model).eval() if config.ema_decay else None
