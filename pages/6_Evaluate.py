@@ -28,7 +28,7 @@ from diffusion_core.views.evaluate import (
     summary_table,
 )
 from pages.lab_ui import setup_page, user_errors
-from pages.lab_ui.evaluate_ui import guidance_section, loss_by_noise_level_tab, memorisation_tab
+from pages.lab_ui.evaluate_ui import guidance_section, loss_by_noise_level_tab, memorisation_tab, network_calls_tab
 from pages.lab_ui.url_state import url_state
 
 MAX_DEFAULT = 8  # runs compared by default (the newest first)
@@ -71,8 +71,8 @@ st.caption("Each FID beside how it was measured, all against the classifier feat
 
 by_name = {r.name: r for r in selected}
 colours = model_colours([r.name for r in selected])  # one colour per model in every chart below
-tab_loss, tab_levels, tab_fid, tab_samples, tab_memory, tab_guidance = st.tabs(
-    ["Loss", "Loss by noise level", "FID", "Samples over epochs", "Memorisation", "Guidance"])
+tab_loss, tab_levels, tab_fid, tab_calls, tab_samples, tab_memory, tab_guidance = st.tabs(
+    ["Loss", "Loss by noise level", "FID", "FID vs network calls", "Samples over epochs", "Memorisation", "Guidance"])
 
 
 def curves_of(key: str) -> dict[str, list[dict]]:
@@ -121,6 +121,9 @@ with tab_fid:
             f"{name}: {card_protocol(by_name[name].final)}" for name in finals) + "), against the real-data floor "
                    "at the same number of samples (held-out real digits: the best a model can score there)." + note)
         st.plotly_chart(final_fid_figure(finals, colours=colours), key="ev_final_fid_fig")
+
+with tab_calls:
+    network_calls_tab()
 
 with tab_samples:
     grids = {r.name: sample_grids(r.run_dir) for r in selected if r.run_dir is not None}

@@ -20,6 +20,7 @@ PAGE = "pages/6_Evaluate.py"
 def shipped(tmp_path, monkeypatch):
     folder = shipped_folder(tmp_path, monkeypatch, fresh_caches=False)
     monkeypatch.setenv("DIFFUSION_LAB_BENCHMARKS", str(tmp_path / "bench.json"))
+    monkeypatch.setenv("DIFFUSION_LAB_FLOW_BENCHMARK", str(tmp_path / "flow.json"))
     return folder
 
 

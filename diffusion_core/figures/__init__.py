@@ -17,6 +17,7 @@ from diffusion_core.figures.curves import (  # noqa: F401
     bound_by_t_figure,
     by_family,
     curves_figure,
+    families_vs_nfe_figure,
     family_curves_figure,
     fid_curves_figure,
     fid_wall_clock_figure,

@@ -162,6 +162,32 @@ def quality_vs_nfe_figure(rows: Sequence[Mapping], metric: str = "fid", title: s
     return fig
 
 
+def families_vs_nfe_figure(rows: Sequence[Mapping], colours: Mapping[str, str] | None = None) -> go.Figure:
+    """FID over the real-data floor against network calls, one line per model (each at its best sampler per
+    budget, views/nfe_curves.py), one dash per process family: how few calls each family needs."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    colours = colours or model_colours(models)
+    fig = go.Figure()
+    for model in models:
+        pts = sorted((r for r in rows if r["model"] == model), key=lambda r: r["nfe"])
+        fig.add_trace(go.Scatter(
+            x=[r["nfe"] for r in pts], y=[r["fid_over_floor"] for r in pts], mode="lines+markers",
+            name=f"{model} ({pts[0]['family']})",
+            line=dict(color=colours.get(model), dash=dashes[families.index(pts[0]["family"]) % len(dashes)]),
+            customdata=[[r["sampler"], r["steps"], r["confident"], r["digits"]] for r in pts],
+            hovertemplate="%{x} calls: %{y:.2f}× the floor<br>%{customdata[0]}, %{customdata[1]} steps<br>"
+                          "%{customdata[2]:.0%} confident, %{customdata[3]} digits<extra></extra>"))
+    fig.add_hline(y=1.0, line_dash="dot", annotation_text="real digits (the floor)")
+    fig.update_layout(title="FID against network calls: diffusion and flow models, each at its best sampler",
+                      xaxis_title="network calls per image (log)", yaxis_title="FID ÷ real-data floor (log)",
+                      height=460, legend_title="model (family)")
+    fig.update_xaxes(type="log")
+    fig.update_yaxes(type="log")
+    return fig
+
+
 def spectra_figure(frequencies: np.ndarray, curves: Mapping[str, np.ndarray], title: str,
                    dashed: Sequence[str] = ()) -> go.Figure:
     """Radially averaged power spectra (log power against cycles per pixel, from the lowest non-zero frequency);

@@ -25,6 +25,7 @@ from diffusion_core.evaluation.classifier import load_classifier
 from diffusion_core.evaluation.metrics import (
     ReferenceStats,
     classifier_outputs,
+    confident_fraction,
     fid_from_features,
     kernel_inception_distance,
     reference_stats,
@@ -87,14 +88,16 @@ def measure(checkpoint: LoadedCheckpoint, choice: SamplerChoice, n: int, classif
     t0 = time.perf_counter()
     images = to_unit_numpy(sample_in_chunks(checkpoint, choice, n, CHUNK))
     seconds = time.perf_counter() - t0
-    feats, _ = classifier_outputs(classifier, images)
+    feats, probs = classifier_outputs(classifier, images)
     fid, fid_se = fid_with_se(feats, ref, choice.seed)
     kid, kid_se = kernel_inception_distance(feats, ref.features, choice.seed)
     nfe = checkpoint.process.network_calls(choice)
     spec = checkpoint.process.sampler(choice.sampler)
     return {"sampler": choice.sampler, "spacing": choice.spacing or spec.spacing,
             "steps": len(steps_of(checkpoint, choice)), "nfe": nfe, "n": n, "fid": fid, "fid_se": fid_se,
-            "kid": kid, "kid_se": kid_se, "seconds": seconds, "seconds_per_nfe": seconds / (nfe * -(-n // CHUNK))}
+            "kid": kid, "kid_se": kid_se, "confident": confident_fraction(probs),
+            "digits": int(len(np.unique(probs.argmax(1)))), "seconds": seconds,
+            "seconds_per_nfe": seconds / (nfe * -(-n // CHUNK))}
 
 
 def measure_choice(checkpoint: LoadedCheckpoint, choice: SamplerChoice, n: int = 100) -> dict:

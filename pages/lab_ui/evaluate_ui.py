@@ -1,6 +1,7 @@
 """The Evaluate page's tabs beyond the report: loss by noise level (each run's training loss by t/T over its epochs,
 every chosen model's loss at fixed t on held-out digits, the likelihood bound) and memorisation (nearest training
-digits, novelty, the ideal denoiser). Each computes on request, through the work queue."""
+digits, novelty, the ideal denoiser), guidance, and FID against network calls across process families. Each computes
+on request, through the work queue (the network-calls chart reads a benchmark's file)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from diffusion_core.evaluation.likelihood import variational_bound
 from diffusion_core.evaluation.noise_levels import heldout_loss_by_t
 from diffusion_core.figures import (
     bound_by_t_figure,
+    families_vs_nfe_figure,
     guidance_curve_figure,
     heldout_loss_figure,
     loss_by_t_strip_figure,
@@ -30,6 +32,7 @@ from diffusion_core.process import GaussianProcess
 from diffusion_core.services.catalog import default_checkpoint
 from diffusion_core.views.evaluate import ModelRecord
 from diffusion_core.views.memorisation import IDEAL, MAX_SAMPLES, memorisation_view, training_vectors
+from diffusion_core.views.nfe_curves import read_results, results_path
 
 from .common import user_errors
 from .data import load_test_digits, load_train_digits, shipped_classifier
@@ -225,3 +228,23 @@ def guidance_section(records: list[ModelRecord]) -> None:
         st.caption("Each point: samples steered to the digits 0–9 in turn at that w. Fidelity: the share the "
                    "classifier is sure of; variety: how far the samples of one asked digit spread in the "
                    "classifier's feature space, against real digits of that class.")
+
+
+def network_calls_tab() -> None:
+    """FID against network calls for diffusion, flow, reflowed and distilled models (benchmarks/flow_vs_diffusion.py
+    writes what this draws; measuring it takes minutes, so the page reads the file)."""
+    with user_errors("Cannot read the flow-versus-diffusion benchmark"):
+        result = read_results()
+        if result is None:
+            st.info(f"Not measured yet: `python benchmarks/flow_vs_diffusion.py` measures the shipped diffusion and "
+                    f"flow models at 1, 2, 4, 8 and 20 network calls and writes {results_path().name}.")
+            return
+        st.caption(f"Each model at each budget of network calls with the best of its own few-step samplers "
+                   f"({result['n']} samples per point, classifier-FID over the floor of {result['n']} real digits "
+                   f"against the MNIST test split; measured {result.get('measured', '?')} on "
+                   f"{result.get('machine', '?')}). Straight paths need fewer calls: a diffusion model's digits fall "
+                   "apart below about 8 calls, a reflowed flow's hold at 2, a distilled one is made for 1.")
+        st.plotly_chart(families_vs_nfe_figure(result["rows"]), key="ev_nfe_fig")
+        st.dataframe(pd.DataFrame([{k: r[k] for k in ("model", "family", "nfe", "sampler", "steps", "fid",
+                                                      "fid_over_floor", "kid", "confident", "digits")}
+                                   for r in result["rows"]]), hide_index=True, key="ev_nfe_table")
