@@ -190,6 +190,25 @@ def test_the_2d_lab_trains_flow_matching_reflows_it_and_distils_one_step():
     assert lab.S["reflowed flow"] < 0.2 * lab.S["flow matching"]
     assert lab.one_step.shape == (lab.paths["flow matching"].shape[1], 2)
     assert any(c.value.startswith("How straight the particles' paths are") for c in at.caption)
+    # the particles' density from noise (t = 1) to data (t = 0), five panels per flow
+    density = figures["Density of the flow matching's particles, from noise to data"]
+    times = [float(a["text"].removeprefix("t = ")) for a in density["layout"]["annotations"]]
+    assert len(times) == 5 and times[0] == 1.0 and times[-1] == 0.0 and times == sorted(times, reverse=True)
+    assert "Density of the reflowed flow's particles, from noise to data" in figures
+    # the learned velocity beside the mixture's exact one: close where there was data to learn from
+    at.slider(key="pts_flow_t").set_value(0.3).run()
+    velocity = next(f for f in charts(at) if f["layout"]["title"]["text"].startswith("Velocity v(z, t) at t = 0.30"))
+    assert [t["name"] for t in velocity["data"] if t["type"] == "scatter"][1::2] == ["learned", "exact"]
+    from diffusion_core.views.points import velocity_panels
+
+    view = at.session_state["pts_view"]
+    panels = velocity_panels(lab, view.mixture, 0.3)
+    exact = view.mixture.flow_velocity(torch.as_tensor(panels["grid"]), 0.3).numpy()
+    np.testing.assert_allclose(panels["fields"]["exact"], exact)
+    near_data = np.linalg.norm(panels["grid"][:, None] - view.data[None, :300], axis=2).min(1) < 0.3
+    assert np.median(panels["error"][near_data]) < 0.25, np.median(panels["error"][near_data])
+    with pytest.raises(ValueError, match="t must be a number with 0 < t ≤ 1; got 0"):
+        velocity_panels(lab, view.mixture, 0)
 
 
 @pytest.mark.parametrize(("typed", "message"), [

@@ -39,6 +39,7 @@ from diffusion_core.figures.images import (  # noqa: F401
     samples_at_epochs_figure,
 )
 from diffusion_core.figures.points import (  # noqa: F401
+    density_over_time_figure,
     particle_paths_figure,
     points_histogram_figure,
     score_field_figure,

@@ -32,10 +32,11 @@ def _arrows(points: np.ndarray, vectors: np.ndarray, length: float) -> tuple[lis
     return xs, ys
 
 
-def score_field_figure(grid_points: np.ndarray, fields: Mapping[str, np.ndarray], data: np.ndarray, t: int,
-                       error: np.ndarray | None = None, extent: float = 3.2) -> go.Figure:
+def score_field_figure(grid_points: np.ndarray, fields: Mapping[str, np.ndarray], data: np.ndarray, t: int | float,
+                       error: np.ndarray | None = None, extent: float = 3.2, title: str | None = None) -> go.Figure:
     """The score ∇ log p_t as arrows on a grid (one panel per field, e.g. learned and exact; arrows scaled to the
-    panel's largest), over the data points; with `error`, a last panel colours the grid by it."""
+    panel's largest), over the data points; with `error`, a last panel colours the grid by it. Any field of arrows
+    (a flow's velocity) draws the same way under its own `title`."""
     names = list(fields) + (["error ‖learned − exact‖ / (‖exact‖ + 1)"] if error is not None else [])
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.06)
     step = 2 * extent / (math.isqrt(len(grid_points)) - 1)
@@ -54,7 +55,25 @@ def score_field_figure(grid_points: np.ndarray, fields: Mapping[str, np.ndarray]
     for c in range(1, len(names) + 1):
         fig.update_xaxes(range=[-extent, extent], row=1, col=c)
         fig.update_yaxes(range=[-extent, extent], scaleanchor=f"x{'' if c == 1 else c}", row=1, col=c)
-    fig.update_layout(title=f"Score ∇ log p_t at t = {t}", height=420, legend=dict(orientation="h", y=-0.08))
+    fig.update_layout(title=title or f"Score ∇ log p_t at t = {t}", height=420,
+                      legend=dict(orientation="h", y=-0.08))
+    return fig
+
+
+def density_over_time_figure(ts: Sequence[float], positions: Sequence[np.ndarray], extent: float = 3.2,
+                             title: str = "Density of the particles over time") -> go.Figure:
+    """One panel per time: the particles' density as filled contours (a 2-D histogram), from noise to data."""
+    fig = make_subplots(rows=1, cols=len(ts), subplot_titles=[f"t = {t:.2f}" for t in ts], horizontal_spacing=0.03)
+    for c, points in enumerate(positions, start=1):
+        p = np.asarray(points)
+        fig.add_trace(go.Histogram2dContour(x=p[:, 0], y=p[:, 1], colorscale="Blues", showscale=False, ncontours=12,
+                                            xbins=dict(start=-extent, end=extent, size=2 * extent / 30),
+                                            ybins=dict(start=-extent, end=extent, size=2 * extent / 30),
+                                            name=f"t = {ts[c - 1]:.2f}", hoverinfo="skip"), row=1, col=c)
+        fig.update_xaxes(range=[-extent, extent], showticklabels=False, row=1, col=c)
+        fig.update_yaxes(range=[-extent, extent], showticklabels=False, scaleanchor=f"x{'' if c == 1 else c}",
+                         row=1, col=c)
+    fig.update_layout(title=title, height=300, margin=dict(t=70, b=20))
     return fig
 
 

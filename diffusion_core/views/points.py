@@ -292,6 +292,8 @@ class FlowLab:
     ratio: dict[str, float]  # mean |end − start| / path length per run (1: straight)
     S: dict[str, float]  # rectified flow's straightness E∫‖(Z₁ − Z₀) − v‖² dt (0: straight), flow and reflowed
     one_step: np.ndarray  # [n, 2]: the distilled generator's samples, one network call each
+    flow: PointModel  # the flow-matching model (before reflow), for its velocity field
+    flow_times: list[float]  # the flows' frames' continuous times t, from 1 (noise) to 0 (data)
 
 
 def build_flow_lab(view: PointsView, steps: int = TRAIN_DEFAULTS["steps"], lr: float = TRAIN_DEFAULTS["lr"],
@@ -314,7 +316,23 @@ def build_flow_lab(view: PointsView, steps: int = TRAIN_DEFAULTS["steps"], lr: f
         frames = list(model_frames(model.process, model.model, SamplerChoice("flow-euler", len(ts) - 1, seed=seed),
                                    n, precision="fp32"))
         paths[name] = np.stack([f.z.numpy() for f in frames])
+        times = [f.t / model.process.T for f in frames]
     last = list(model_frames(one_step.process, one_step.model, SamplerChoice("flow-euler", 1, seed=seed), n,
                              precision="fp32"))[-1].z.numpy()
     S = {"flow matching": flow_straightness(flow, n, seed), "reflowed flow": flow_straightness(reflowed, n, seed)}
-    return FlowLab(paths, ts, {k: float(straightness(p).mean()) for k, p in paths.items()}, S, last)
+    return FlowLab(paths, ts, {k: float(straightness(p).mean()) for k, p in paths.items()}, S, last, flow, times)
+
+
+def velocity_panels(lab: FlowLab, mixture: GaussianMixture | None, t: float, n: int = 21) -> dict:
+    """{"grid", "fields": {"learned": v̂(z, t), "exact": …}, "error"} of the flow at continuous time t ∈ (0, 1]
+    (exact and error only for a known mixture: its marginal velocity on the linear path, in closed form)."""
+    if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t <= 1:
+        raise ValueError(f"t must be a number with 0 < t ≤ 1; got {t!r}")
+    points = grid(n)
+    with torch.no_grad():
+        fields = {"learned": lab.flow.model(points, torch.full((len(points),), float(t))).double()}
+    error = None
+    if mixture is not None:
+        fields["exact"] = mixture.flow_velocity(points, float(t))
+        error = score_error(fields["learned"], fields["exact"]).numpy()
+    return {"grid": points.numpy(), "fields": {k: v.numpy() for k, v in fields.items()}, "error": error}

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from diffusion_core.figures import particle_paths_figure, points_histogram_figure, score_field_figure
+from diffusion_core.figures import (
+    density_over_time_figure,
+    particle_paths_figure,
+    points_histogram_figure,
+    score_field_figure,
+)
 from diffusion_core.views.points import (
     EXTENT,
     PointsView,
@@ -16,6 +21,7 @@ from diffusion_core.views.points import (
     field_panels,
     mixture_coverage,
     typed_points,
+    velocity_panels,
 )
 
 from .common import user_errors
@@ -121,3 +127,21 @@ def flow_lab(view: PointsView, steps: NumberField, lr: NumberField, seed: Number
     st.plotly_chart(points_histogram_figure({"data": view.data, "one network call": lab.one_step,
                                              "flow, 40 steps": lab.paths["flow matching"][-1]}),
                     key="pts_flow_hist_fig")
+    frames = np.linspace(0, len(lab.flow_times) - 1, 5).round().astype(int)
+    for name in ("flow matching", "reflowed flow"):
+        st.plotly_chart(density_over_time_figure([lab.flow_times[i] for i in frames],
+                                                 [lab.paths[name][i] for i in frames],
+                                                 title=f"Density of the {name}'s particles, from noise to data"),
+                        key=f"pts_flow_density_{name.split()[0]}")
+    t = st.slider("Flow time t", 0.05, 1.0, 0.5, 0.05, key="pts_flow_t", help="1: pure noise; 0: the data")
+    with user_errors("Cannot draw the velocity field"):
+        panels = velocity_panels(lab, view.mixture, float(t))
+        st.plotly_chart(score_field_figure(panels["grid"], panels["fields"], view.data, t, panels["error"],
+                                           title=f"Velocity v(z, t) at t = {t:.2f}: what flow matching learned"
+                                           + (" and the mixture's exact one" if view.mixture is not None else "")),
+                        key="pts_flow_velocity_fig")
+        st.caption("Each arrow is the direction a particle at that place and time moves (dz/dt = v, from noise "
+                   "towards data as t falls). The exact velocity is the average of the straight lines' "
+                   "velocities ε − x over every data point that could have made z_t — E[ε − x | z_t], in closed "
+                   "form for a Gaussian mixture." if view.mixture is not None else "Draw or pick a Gaussian "
+                   "mixture to see the exact velocity beside the learned one.")
