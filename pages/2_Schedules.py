@@ -78,20 +78,35 @@ st.subheader("What the loss weights at each noise level")
 st.caption("A network can predict ε (the report's), the clean image x0, or v = √ᾱ·ε − √(1−ᾱ)·x0, and the loss "
            "can weight noise levels differently. Each choice puts a weight λ on the error of x̂0 at each "
            "log-SNR: the report's ε loss is λ = SNR, so it spends most of its effort on nearly clean images; "
-           "min-SNR-γ caps that at γ. Train with `--prediction` and `--weighting` (Train page: Advanced).")
-combos = [f"{p} · {w}" for w in WEIGHTINGS for p in PREDICTIONS]
+           "min-SNR-γ caps that at γ; flow matching's velocity loss is λ = 1/t² = (1 + √SNR)², close to v's. "
+           "Train with `--prediction` and `--weighting` (Train page: Advanced), or `--flow`.")
+FLOW = "flow matching · v = ε − x"
+combos = [f"{p} · {w}" for w in WEIGHTINGS for p in PREDICTIONS] + [FLOW]
 w1, w2 = st.columns([3, 1])
 picked = w1.multiselect("Target · weighting", combos, key="weight_choices",
-                        default=["eps · uniform", "x0 · uniform", "v · uniform", "eps · min-snr", "eps · soft-min-snr"])
+                        default=["eps · uniform", "x0 · uniform", "v · uniform", "eps · min-snr", "eps · soft-min-snr",
+                                 FLOW])
 gamma = number_field("γ (min-SNR)", 0.0, 1e4, DEFAULT_GAMMA, "weight_gamma", container=w2, step=1.0, lo_open=True)
 with user_errors("Cannot draw the weights"):
     require([gamma])
     if not picked:
         raise ValueError("choose at least one target · weighting")
     grid = np.linspace(-12, 12, 241)
-    curves = weighting_curves([tuple(c.split(" · ")) for c in picked], torch.tensor(grid), float(gamma))
+    curves = weighting_curves([tuple(c.split(" · ")) for c in picked if c != FLOW], torch.tensor(grid), float(gamma))
+    if FLOW in picked:
+        curves[FLOW] = FlowProcess().x0_weight(torch.tensor(grid).exp())
     spans = {name: (log_snr(float(s.alpha_bars[-1])), log_snr(float(s.alpha_bars[1]))) for name, s in schedules.items()}
     st.plotly_chart(weighting_figure(grid, {k: v.numpy() for k, v in curves.items()}, spans), key="fig_weights")
+    drawn = {**{f"{name} · uniform t": GaussianProcess(s) for name, s in schedules.items()}, "flow · uniform t":
+             FlowProcess(), "flow · logit-normal t (SD3)": FlowProcess(time_sampling="logit-normal")}
+    density = {k: p.log_snr_density(torch.tensor(grid)).numpy() for k, p in drawn.items()}
+    st.plotly_chart(weighting_figure(grid, density, title="How often training draws each noise level", log_y=False,
+                                     y_title="density of log-SNR", legend_title="process · time sampling"),
+                    key="fig_levels_drawn")
+    st.caption("The objective's whole emphasis is the weight λ above times this density. A β schedule with uniform t "
+               "draws most steps at its noisiest levels; flow matching's uniform t spreads over a wide range, and "
+               "the logit-normal t of Stable Diffusion 3 concentrates on the middle (log-SNR near 0), where telling "
+               "digits apart is decided.")
 
 st.subheader("The forward process on a real digit")
 f1, f2, f3 = st.columns(3)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from diffusion_core.process.schedules import preset_schedule
 from tests.app_support import app, charts, errors, no_exceptions
 
 PAGE = "pages/2_Schedules.py"  # (st.cache_resource is kept between these tests: it holds only the test digits)
@@ -171,12 +172,31 @@ def test_the_weight_each_target_and_weighting_puts_on_x0_error(page):
     assert np.allclose(fig["x0 · uniform"]["y"], 1.0) and np.allclose(fig["v · uniform"]["y"], snr + 1)
     assert np.allclose(fig["eps · min-snr"]["y"], np.minimum(snr, 5.0))
     assert np.allclose(fig["eps · soft-min-snr"]["y"], snr * 5 / (snr + 5))
+    t = 1 / (1 + np.sqrt(snr))  # the flow's time at that SNR: √SNR = (1 − t)/t; its velocity loss is ‖x̂0 − x0‖²/t²
+    assert np.allclose(fig["flow matching · v = ε − x"]["y"], 1 / t**2)
     page.number_input(key="weight_gamma").set_value(2.0).run()
     assert np.allclose(traces(weight_chart(page))["eps · min-snr"]["y"], np.minimum(snr, 2.0))
     page.number_input(key="weight_gamma").set_value(0.0).run()
     no_exceptions(page)
     assert any("γ (min-SNR)" in e and "greater than 0" in e for e in errors(page))
     assert not [f for f in charts(page) if f["layout"]["title"]["text"].startswith("Loss weight")]
+
+
+def test_how_often_each_process_draws_each_noise_level(page):
+    """#28: the density of log-SNR under each process's time sampling — a β schedule's histogram of its T levels
+    (uniform t), the flow's closed forms (uniform t: t(1 − t)/2; logit-normal: a Gaussian in log-SNR)."""
+    fig = next(f for f in charts(page) if f["layout"]["title"]["text"] == "How often training draws each noise level")
+    by = traces(fig)
+    x = np.array(by["flow · uniform t"]["x"])
+    step = x[1] - x[0]
+    for name in ("default · uniform t", "flow · logit-normal t (SD3)"):
+        assert np.sum(by[name]["y"]) * step == pytest.approx(1.0, abs=1e-3)  # all of it on the page's range
+    t = 1 / (1 + np.exp(x / 2))
+    np.testing.assert_allclose(by["flow · uniform t"]["y"], t * (1 - t) / 2, rtol=1e-9)
+    assert x[np.argmax(by["flow · logit-normal t (SD3)"]["y"])] == pytest.approx(0.0)  # m = 0: the middle, t = ½
+    default = preset_schedule("default")
+    noisier = float((default.alpha_bars[1:] < 0.5).double().mean())  # share of t with log-SNR < 0
+    assert np.sum(np.array(by["default · uniform t"]["y"])[x < 0]) * step == pytest.approx(noisier, abs=0.01)
 
 
 def test_the_flow_path_is_drawn_beside_the_beta_schedules(page):

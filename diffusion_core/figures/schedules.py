@@ -160,17 +160,20 @@ def steps_on_log_snr_figure(log_snrs: Sequence[float], steps: Mapping[str, Seque
 
 
 def weighting_figure(log_snrs: np.ndarray, curves: Mapping[str, np.ndarray],
-                     spans: Mapping[str, tuple[float, float]] | None = None) -> go.Figure:
+                     spans: Mapping[str, tuple[float, float]] | None = None,
+                     title: str = "Loss weight over noise levels (on ‖x̂0 − x0‖²)", y_title: str = "weight λ",
+                     legend_title: str = "target · weighting", log_y: bool = True) -> go.Figure:
     """The weight λ each (target, weighting) puts on ‖x̂0 − x0‖² against log-SNR (process.targets.weighting_curves),
-    log scale; `spans`: the log-SNR range each schedule covers, shaded."""
+    log scale; `spans`: the log-SNR range each schedule covers, shaded. Any curves over log-SNR (how often
+    training draws each level) draw the same way under their own titles."""
     fig = go.Figure()
     for name, lam in curves.items():
         fig.add_trace(go.Scatter(x=log_snrs, y=np.asarray(lam), mode="lines", name=name))
     for i, (name, (lo, hi)) in enumerate((spans or {}).items()):
         fig.add_vrect(x0=lo, x1=hi, fillcolor=PALETTE[i % len(PALETTE)], opacity=0.07, line_width=0,
                       annotation_text=name, annotation_position="top left")
-    fig.update_layout(title="Loss weight over noise levels (on ‖x̂0 − x0‖²)", height=400,
-                      xaxis_title="log-SNR = log(ᾱ_t / (1 − ᾱ_t))  (← noisier · cleaner →)",
-                      yaxis_title="weight λ", legend_title="target · weighting")
-    fig.update_yaxes(type="log")
+    fig.update_layout(title=title, height=400, xaxis_title="log-SNR = log(ᾱ_t / (1 − ᾱ_t))  (← noisier · cleaner →)",
+                      yaxis_title=y_title, legend_title=legend_title)
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig

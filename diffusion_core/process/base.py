@@ -306,6 +306,24 @@ class DiffusionProcess(ABC):
         """log SNR_t = 2·log(α_t/σ_t) for t = 1..T (a process with noise levels)."""
         return [2.0 * math.log(a / s) for a, s in map(self.levels, range(1, self.T + 1))]
 
+    def log_snr_density(self, grid: torch.Tensor) -> torch.Tensor:
+        """How often training draws each noise level: the density of log SNR at the points of `grid` (evenly
+        spaced) when t is uniform on 1..T — a histogram of the T levels, in bins centred on the grid's points."""
+        step = float(grid[1] - grid[0])
+        edges = torch.cat([grid - step / 2, grid[-1:] + step / 2]).double()
+        counts = torch.histogram(torch.tensor(self.log_snrs(), dtype=torch.float64), bins=edges).hist
+        return counts / (self.T * step)
+
+    def x0_weight(self, snr: torch.Tensor) -> torch.Tensor:
+        """λ: the weight the training loss puts on ‖x̂0 − x0‖² at each SNR (a process with noise levels)."""
+        raise NotImplementedError(f"a {self.model_noun} has no noise levels to weight")
+
+    def emphasis(self, grid: torch.Tensor) -> torch.Tensor:
+        """Where the objective spends its effort over log SNR (Kingma & Gao 2023): λ × the density of the levels
+        training draws, normalised to unit area on `grid`."""
+        w = self.x0_weight(grid.double().exp()) * self.log_snr_density(grid)
+        return w / (w.sum() * float(grid[1] - grid[0]))
+
     def train_flags(self) -> list[str]:
         """The `python -m diffusion_core train` options that give this process (a card's recipe line)."""
         raise NotImplementedError

@@ -160,6 +160,21 @@ class FlowProcess(DiffusionProcess):
         """log SNR = 2·log((1 − t)/t) for t = 1..T, at t = 1 that of the σ-space view's noisiest level."""
         return [-2.0 * math.log(s) for s in self.sigmas(range(1, self.T + 1))]
 
+    def x0_weight(self, snr: torch.Tensor) -> torch.Tensor:
+        """λ = 1/t² = (1 + √SNR)²: x̂0 − x0 = −t·(v̂ − v), so ‖v̂ − v‖² = ‖x̂0 − x0‖²/t² (with √SNR = (1 − t)/t)."""
+        return (1.0 + snr.sqrt()) ** 2
+
+    def log_snr_density(self, grid: torch.Tensor) -> torch.Tensor:
+        """The density of log SNR = λ when training draws t uniformly or logit-normally, in closed form: with
+        t = 1/(1 + e^(λ/2)), |dt/dλ| = t(1 − t)/2, so uniform t gives t(1 − t)/2, and logit-normal t (logit t = −λ/2 ~
+        N(m, s²)) gives a Gaussian in λ: N(−λ/2; m, s²)/2."""
+        lam = grid.double()
+        if self.time_sampling == "uniform":
+            t = torch.sigmoid(-lam / 2)
+            return t * (1 - t) / 2
+        u = (-lam / 2 - self.logit_mean) / self.logit_std
+        return torch.exp(-u**2 / 2) / (math.sqrt(2 * math.pi) * self.logit_std) / 2
+
     def levels(self, t: int) -> tuple[float, float]:
         """(α_t, σ_t) of z_t = α_t·x + σ_t·ε at step t: (1 − t/T, t/T)."""
         return 1.0 - t / self.T, t / self.T

@@ -31,6 +31,7 @@ from diffusion_core.process.targets import (
     loss_weight,
     training_target,
     validate_target,
+    x0_weight,
 )
 
 
@@ -269,6 +270,10 @@ class GaussianProcess(DiffusionProcess):
         """(α_t, σ_t) of z_t = α_t·x + σ_t·ε: (√ᾱ_t, √(1 − ᾱ_t)); (1, 0) at t = 0."""
         ab = 1.0 if t == 0 else float(self.schedule.alpha_bars[t])
         return math.sqrt(ab), math.sqrt(1.0 - ab)
+
+    def x0_weight(self, snr: torch.Tensor) -> torch.Tensor:
+        """λ of its target and weighting (process/targets.py): SNR for ε · uniform, SNR + 1 for v, …"""
+        return x0_weight(self.prediction, self.weighting, snr, self.gamma)
 
     def view(self, model: nn.Module) -> Denoiser:
         """The network in noise-level space (see Denoiser), as every noise sampler runs over it."""
