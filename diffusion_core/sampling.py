@@ -12,7 +12,7 @@ scale w (None: the checkpoint's own "guidance", else 0); see models/guidance.py.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -36,9 +36,11 @@ def model_frames(
     precision: str = "auto",
     default_guidance: float = 0.0,
     dataset: str = "mnist",
+    seeds: Sequence[int] | None = None,
 ) -> Iterator[SamplerStep]:
     """Frames (t, z_t, x̂0) of one reverse run. precision "auto": the network runs under bf16 autocast where the
-    hardware does bf16 natively, else in fp32 ("fp32" opts out); the samplers' arithmetic stays float32."""
+    hardware does bf16 natively, else in fp32 ("fp32" opts out); the samplers' arithmetic stays float32.
+    `seeds`: each sample's own seed (n of them), for several runs merged into one batch (services/batching.py)."""
     if choice.start.states is None:  # given states bring their own images
         validate_sample_count(n)
     validate_seed(choice.seed)  # both before a conditional model's labels, so a bad n is a ValueError naming it
@@ -46,7 +48,7 @@ def model_frames(
     if is_conditional(model):
         w = default_guidance if choice.guidance is None else choice.guidance
         count = choice.start.count or n
-        model = ClassGuided(model, sample_labels(count, choice.digit, model.num_classes, choice.seed), w)
+        model = ClassGuided(model, sample_labels(count, choice.digit, model.num_classes, choice.seed, seeds), w)
     elif choice.digit is not None or choice.guidance is not None:
         raise ValueError("this model is not class-conditional: a digit and guidance need a model trained with "
                          "--conditional")
@@ -56,7 +58,7 @@ def model_frames(
         degradation, t = fit
         mixture = dataset_mixture(degradation, dataset, t=t)
         choice = dataclasses.replace(process.resolve(choice), start=Start(fitted=mixture))
-    return process.frames(model, choice, n, device)
+    return process.frames(model, choice, n, device, seeds)
 
 
 def sample(process: DiffusionProcess, model: nn.Module, choice: SamplerChoice, n: int = 16,
@@ -66,11 +68,12 @@ def sample(process: DiffusionProcess, model: nn.Module, choice: SamplerChoice, n
 
 
 def checkpoint_frames(checkpoint: LoadedCheckpoint, choice: SamplerChoice, n: int = 16,
-                      device: torch.device | str = "cpu", precision: str = "auto") -> Iterator[SamplerStep]:
+                      device: torch.device | str = "cpu", precision: str = "auto",
+                      seeds: Sequence[int] | None = None) -> Iterator[SamplerStep]:
     """model_frames of a loaded checkpoint, with its process, default guidance and dataset."""
     return model_frames(checkpoint.process, checkpoint.model, choice, n, device, precision,
                         default_guidance=checkpoint.config.get("guidance", 0.0),
-                        dataset=checkpoint.config.get("dataset", "mnist"))
+                        dataset=checkpoint.config.get("dataset", "mnist"), seeds=seeds)
 
 
 def sample_checkpoint(checkpoint: LoadedCheckpoint, choice: SamplerChoice, n: int = 16,

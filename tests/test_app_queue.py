@@ -10,6 +10,7 @@ import pytest
 import streamlit as st
 
 from diffusion_core import sampling
+from diffusion_core.services import batching
 from diffusion_core.services.work_queue import WorkQueue
 from pages.lab_ui import queue_ui
 from tests.app_support import app, errors, no_exceptions, ship_tiny_model
@@ -117,7 +118,7 @@ def test_an_error_in_the_job_reaches_the_page_as_a_user_error(line, monkeypatch)
 
     at = app().run()
     queue_ui.warm_up_default_model().result(WAIT)
-    monkeypatch.setattr(sampling, "sample_checkpoint", refuses)
+    monkeypatch.setattr(batching, "sample_merged", refuses)
     at.button(key="home_generate").click().run()
     no_exceptions(at)
     assert errors(at) == ["Could not generate: the sampler refused"]

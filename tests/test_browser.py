@@ -41,6 +41,7 @@ def app(tmp_path_factory):
         bench.write_text(json.dumps({"model": "default", "n": 500, "reference": "MNIST test split", "best": {},
                                      "rows": rows}))
         env["DIFFUSION_LAB_SAMPLER_BENCHMARK"] = str(bench)
+    env["DIFFUSION_LAB_BATCH_WAIT_MS"] = "1500"  # two students' clicks a moment apart share one batch (#30)
     with bh.running_app(env, root / "streamlit.log") as url:
         yield {"url": url, "root": root, "runs": runs}
 
@@ -200,9 +201,13 @@ def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
             page.get_by_text(mine).first.wait_for()
             bh.wait_idle(page)
             assert page.get_by_text(theirs).count() == 0
+            # #30: one network batch of 2 × 16 images served both, each grid from its own seeds
+            assert page.get_by_text("in one batch with another student's request (32 images)").count() == 1
         srcs = [p.locator('[data-testid="stMain"] [data-testid="stImage"] img').first.get_attribute("src")
                 for p in (a, b)]
         assert srcs[0] != srcs[1]
+        a.get_by_role("button", name="Generate").click()  # asked before: answered from the cache at once
+        a.get_by_text("from the cache (asked before)").wait_for(timeout=10_000)
 
         run_ids = []
         for page in (a, b):

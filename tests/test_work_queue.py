@@ -181,10 +181,12 @@ def test_the_default_queue_sets_torch_threads_for_its_workers_in_a_fresh_process
 
 
 def test_machine_plan_gives_one_job_per_core_with_one_thread_each(monkeypatch):
-    for name in (work_queue.WORKERS_ENV, work_queue.THREADS_ENV, work_queue.QUEUE_SIZE_ENV):
+    for name in (work_queue.WORKERS_ENV, work_queue.THREADS_ENV, work_queue.QUEUE_SIZE_ENV, work_queue.BATCH_WAIT_ENV):
         monkeypatch.delenv(name, raising=False)
     assert machine_plan(cores=2) == {"workers": 2, "threads": 1, "max_waiting": work_queue.DEFAULT_QUEUE_SIZE,
-                                     "switch_interval": work_queue.SWITCH_INTERVAL_S}
+                                     "switch_interval": work_queue.SWITCH_INTERVAL_S, "batch_wait": 0.05}
+    monkeypatch.setenv(work_queue.BATCH_WAIT_ENV, "0")
+    assert machine_plan(cores=2)["batch_wait"] == 0.0
     monkeypatch.setenv(work_queue.THREADS_ENV, "4")
     assert machine_plan(cores=16)["workers"] == 4  # 4 jobs × 4 threads = 16 cores
     assert machine_plan(cores=2)["workers"] == 1

@@ -43,16 +43,22 @@ def train_command(config: dict, out: str = "runs/NAME") -> str:
     model, diffusion, train = config["model"], config["diffusion"], config.get("training", {})
     params = model.get("params") or {}
     args = ["python", "-m", "diffusion_core", "train", "--out", out]
-    if train.get("init_from"):  # the architecture comes with the starting weights
-        args += ["--init-from", train["init_from"]]
-    else:
+    coupling = train.get("coupling")  # a reflow: the process and the architecture come with the teacher
+    init = train.get("init_from")
+    if coupling:
+        args += ["--reflow-from", coupling["teacher"], "--pairs", str(coupling["pairs"]), "--pair-sampler",
+                 coupling["sampler"], "--pair-steps", str(coupling["steps"])] + ["--one-step"] * coupling["one_step"]
+    if init and not (coupling and init == coupling["teacher"]):  # the architecture comes with the weights
+        args += ["--init-from", init]
+    elif not coupling:
         flags = {"base_channels": "--base-channels", "patch": "--patch", "hidden": "--hidden",
                  "kernel_size": "--kernel-size"}
         args += ["--arch", model["arch"]] + [a for k, flag in flags.items() if k in params
                                              for a in (flag, str(params[k]))]
     if params.get("num_classes"):
         args += ["--conditional", "--label-dropout", f"{train.get('label_dropout', 0.1):g}"]
-    args += process_from_config(diffusion).train_flags()
+    if not coupling:
+        args += process_from_config(diffusion).train_flags()
     args += ["--epochs", str(config.get("epochs", 100)), "--batch-size", str(train.get("batch_size", 128)),
              "--lr", f"{train.get('lr', 2e-4):g}", "--seed", str(train.get("seed", 0))]
     if train.get("warmup"):
@@ -81,8 +87,10 @@ def model_card(name: str, config: dict, rows: list[dict], report: dict, command:
         f"- **Process:** {process_from_config(config['diffusion']).describe()}.",
         f"- **Denoiser:** `{config['model']['arch']}` {config['model'].get('params') or '(defaults)'}, "
         f"{parameters:,} parameters.",
-        f"- **Data:** {train.get('data_source', config.get('dataset', '?'))}, {train.get('n_train', '?'):,} "
-        "training images, normalised x/255 − 0.5.",
+        (f"- **Data:** {train['data_source']}: no real digits, the teacher's own samples beside the noises they "
+         "came from (reflow, Liu et al. 2023)." if train.get("coupling") else
+         f"- **Data:** {train.get('data_source', config.get('dataset', '?'))}, {train.get('n_train', '?'):,} "
+         "training images, normalised x/255 − 0.5."),
         f"- **Training:** {config.get('epochs', '?')} epochs ({last.get('steps', '?'):,} Adam steps), lr "
         f"{train.get('lr', '?'):g}, batch {train.get('batch_size', '?')}, EMA {train.get('ema_decay') or 'off'}, "
         f"seed {train.get('seed', '?')}"

@@ -73,8 +73,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return rows
 
 
-def env_int(name: str, default: int) -> int:
-    """A whole number ≥ 1 from environment variable `name`, or `default` when it is unset or empty;
+def env_int(name: str, default: int, minimum: int = 1) -> int:
+    """A whole number ≥ minimum from environment variable `name`, or `default` when it is unset or empty;
     ValueError naming the variable otherwise."""
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -82,7 +82,7 @@ def env_int(name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a whole number ≥ 1; got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be a whole number ≥ 1; got {raw!r}")
+        raise ValueError(f"{name} must be a whole number ≥ {minimum}; got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be a whole number ≥ {minimum}; got {raw!r}")
     return value

@@ -11,6 +11,7 @@ w = 0 is the plain conditional model; larger w gives more typical digits of clas
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -38,11 +39,13 @@ def validate_guidance(guidance: float) -> float:
     return float(guidance)
 
 
-def sample_labels(n: int, digit: int | None, num_classes: int, seed: int = 0) -> torch.Tensor:
+def sample_labels(n: int, digit: int | None, num_classes: int, seed: int = 0,
+                  seeds: Sequence[int] | None = None) -> torch.Tensor:
     """Labels for n samples: `digit` for all of them, or every class in turn when None — sample k (seed + k) gets
-    class (seed + k) mod num_classes, so with per-sample seeds its label, like its noise, follows its own seed."""
+    class (seed + k) mod num_classes, so with per-sample seeds its label, like its noise, follows its own seed
+    (`seeds`: each sample's own, n of them)."""
     if digit is None:
-        return (seed + torch.arange(n)) % num_classes
+        return (torch.tensor(list(seeds)) if seeds is not None else seed + torch.arange(n)) % num_classes
     if isinstance(digit, bool) or not isinstance(digit, int) or not -1 <= digit < num_classes:
         raise ValueError(f"digit must be a class 0..{num_classes - 1} (or -1 for unconditional); got {digit!r}")
     return torch.full((n,), digit, dtype=torch.int64)

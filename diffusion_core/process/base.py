@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -343,15 +343,18 @@ class DiffusionProcess(ABC):
         return len(self.sampler(choice.sampler).timesteps(self, self.resolve(choice)))
 
     def frames(self, model: nn.Module, choice: SamplerChoice, n: int = 16,
-               device: torch.device | str = "cpu") -> Iterator[SamplerStep]:
+               device: torch.device | str = "cpu", seeds: Sequence[int] | None = None) -> Iterator[SamplerStep]:
         """Frames (t, z_t, x̂0) of one seeded reverse run; the last has t = 0 and the samples. Sample k draws its
-        randomness from seed + k alone (process.runs.SeedBatch)."""
+        randomness from seed + k alone (process.runs.SeedBatch); `seeds`: each sample's own seed instead (n of
+        them: several runs in one batch, each image as its seed gives it alone)."""
         validate_seed(choice.seed)
         choice = self.resolve(choice)
         spec = self.sampler(choice.sampler)
         ts = spec.timesteps(self, choice)  # refuse a bad step count or knob before anything is drawn
         knobs = choice.knob_values()
-        generator = SeedBatch(choice.seed, choice.start.count or n)
+        if seeds is not None and (len(seeds) != n or choice.start.count is not None):
+            raise ValueError(f"per-sample seeds are for runs from a fresh start: {len(seeds)} seeds for {n} samples")
+        generator = SeedBatch.of(seeds) if seeds is not None else SeedBatch(choice.seed, choice.start.count or n)
         x_T, extras = self.start(choice, n, generator, device)
         view = self.view(model.eval(), **extras)
         return in_inference_mode(spec.run(view, x_T, ts, generator, **knobs))

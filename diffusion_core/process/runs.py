@@ -3,7 +3,7 @@ and the noise they draw, the checks on a seed and a sample count, and one networ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -52,7 +52,21 @@ class SeedBatch:
     def __init__(self, seed: int, n: int) -> None:
         validate_seed(seed)
         validate_seed(seed + n - 1)
-        self.seed, self.generators = seed, [torch.Generator().manual_seed(seed + k) for k in range(n)]
+        self.seeds = list(range(seed, seed + n))
+        self.seed, self.generators = seed, [torch.Generator().manual_seed(s) for s in self.seeds]
+
+    @classmethod
+    def of(cls, seeds: Sequence[int]) -> SeedBatch:
+        """One generator per given seed: several runs' samples in one batch (sample k of run r is seed_r + k),
+        each image still the one its own seed gives alone."""
+        if not seeds:
+            raise ValueError("a batch needs at least one seed")
+        for s in seeds:
+            validate_seed(s)
+        batch = cls.__new__(cls)
+        batch.seeds, batch.seed = list(seeds), seeds[0]
+        batch.generators = [torch.Generator().manual_seed(s) for s in batch.seeds]
+        return batch
 
     def __len__(self) -> int:
         return len(self.generators)

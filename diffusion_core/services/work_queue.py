@@ -32,9 +32,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import CancelledError
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -45,6 +47,8 @@ WORKERS_ENV = "DIFFUSION_LAB_WORKERS"  # jobs computed at once (default: the usa
 THREADS_ENV = "DIFFUSION_LAB_TORCH_THREADS"  # torch intra-op threads per job (default 1)
 QUEUE_SIZE_ENV = "DIFFUSION_LAB_QUEUE_SIZE"  # jobs allowed to wait (default 30: a class, one request each)
 DEFAULT_QUEUE_SIZE = 30
+BATCH_WAIT_ENV = "DIFFUSION_LAB_BATCH_WAIT_MS"  # ms a batched job waits for others to join (default 50)
+DEFAULT_BATCH_WAIT_MS = 50
 SWITCH_INTERVAL_S = 0.00025  # sys.setswitchinterval for a process that computes beside page scripts
 
 WAITING, RUNNING, DONE, CANCELLED = "waiting", "running", "done", "cancelled"
@@ -69,9 +73,12 @@ class QueueFull(RuntimeError):
 class Ticket:
     """One submitted job: its place in line while it waits, then its result or its exception."""
 
-    def __init__(self, queue: WorkQueue, fn: Callable[..., Any], args: tuple, kwargs: dict):
+    def __init__(self, queue: WorkQueue, fn: Callable[..., Any], args: tuple, kwargs: dict,
+                 batch: Batchable | None = None):
         self._queue = queue
         self._call = (fn, args, kwargs)
+        self.batch = batch  # a job that may run in one call with others of the same key (submit_batched)
+        self.batched_with: tuple[int, int] = (1, batch.size if batch else 0)  # (items, their total size) it ran in
         self._done = threading.Event()
         self._value: Any = None
         self._error: BaseException | None = None
@@ -111,10 +118,12 @@ class WorkQueue:
 
     `threads`: torch intra-op threads, set with configure_torch_threads when the workers start; and
     `switch_interval`: seconds, set with configure_switch_interval then (None: leave either alone).
-    Workers are daemon threads started on the first submit."""
+    `batch_wait`: seconds a batched job (submit_batched) waits, once a worker takes it, for others of its key
+    to join (students' clicks a moment apart share one batch). Workers are daemon threads started on the first
+    submit."""
 
     def __init__(self, workers: int = 1, max_waiting: int = DEFAULT_QUEUE_SIZE, threads: int | None = None,
-                 switch_interval: float | None = None):
+                 switch_interval: float | None = None, batch_wait: float = 0.0):
         for name, value in (("workers", workers), ("max_waiting", max_waiting)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer ≥ 1; got {value!r}")
@@ -124,16 +133,23 @@ class WorkQueue:
         self.max_waiting = max_waiting
         if switch_interval is not None and not 0 < switch_interval <= 0.1:
             raise ValueError(f"switch_interval must be in (0, 0.1] seconds; got {switch_interval!r}")
+        if isinstance(batch_wait, bool) or not isinstance(batch_wait, int | float) or not 0 <= batch_wait <= 5:
+            raise ValueError(f"batch_wait must be 0 to 5 seconds; got {batch_wait!r}")
         self.threads = threads
         self.switch_interval = switch_interval
+        self.batch_wait = float(batch_wait)  # seconds a batched job waits for others to join it before it runs
         self._lock = threading.Condition()
         self._waiting: deque[Ticket] = deque()
+        self._gathering: set[Hashable] = set()  # keys whose batch a worker is gathering now
         self._running = 0
         self._threads: list[threading.Thread] = []
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Ticket:
         """Queue fn(*args, **kwargs); QueueFull (nothing queued) when `max_waiting` jobs already wait."""
+        return self._enqueue(Ticket(self, fn, args, kwargs))
+
+    def _enqueue(self, ticket: Ticket) -> Ticket:
         with self._lock:
             if self._closed:
                 raise RuntimeError("this work queue has been shut down")
@@ -141,10 +157,19 @@ class WorkQueue:
                 raise QueueFull(f"the lab is busy: the line for the CPU is full ({len(self._waiting)} waiting). "
                                 "Please try again in a minute.")
             self._start_workers()
-            ticket = Ticket(self, fn, args, kwargs)
             self._waiting.append(ticket)
-            self._lock.notify()
+            self._lock.notify_all()  # an idle worker, and a worker gathering a batch
             return ticket
+
+    def submit_batched(self, key: Hashable, item: Any, size: int, run_many: Callable[[list[Any]], list[Any]],
+                       max_size: int) -> Ticket:
+        """Queue one item of work that may be computed together with others: when a worker takes it, it also
+        takes every waiting item with the same `key` (in their order in line) while their `size`s sum to at most
+        `max_size`, and calls run_many(items) once — which returns one result per item, in order. Should that
+        merged call fail, each item is run again alone, so one bad request cannot fail the others."""
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= max_size:
+            raise ValueError(f"size must be a whole number from 1 to max_size = {max_size}; got {size!r}")
+        return self._enqueue(Ticket(self, run_many, ([item],), {}, Batchable(key, item, size, max_size)))
 
     def waiting(self) -> int:
         """Jobs in line, not yet started."""
@@ -206,27 +231,99 @@ class WorkQueue:
         ticket._call = None  # drop the job's arguments (models, tensors) now
         ticket._done.set()
 
+    def _take_batch(self, first: Ticket) -> list[Ticket]:  # lock held
+        """`first` and the waiting tickets that join its batch (same key, sizes within max_size)."""
+        batch, room = [first], first.batch.max_size - first.batch.size
+        for ticket in list(self._waiting):
+            if ticket.batch is not None and ticket.batch.key == first.batch.key and ticket.batch.size <= room:
+                self._waiting.remove(ticket)
+                batch.append(ticket)
+                room -= ticket.batch.size
+        return batch
+
+    def _next(self) -> Ticket | None:  # lock held
+        """The first waiting ticket that is not joining a batch another worker is gathering."""
+        for ticket in self._waiting:
+            if ticket.batch is None or ticket.batch.key not in self._gathering:
+                self._waiting.remove(ticket)
+                return ticket
+        return None
+
     def _work(self) -> None:
         while True:
             with self._lock:
-                while not self._waiting and not self._closed:
+                while (first := self._next()) is None and not self._closed:
                     self._lock.wait()
-                if not self._waiting:  # closed and nothing left
+                if first is None:  # closed and nothing left
                     return
-                ticket = self._waiting.popleft()
-                ticket.state = RUNNING
+                if first.batch is not None and self.batch_wait > 0:  # gather: others of its key join it
+                    first.state = RUNNING  # out of the line
+                    self._gathering.add(first.batch.key)
+                    deadline = time.monotonic() + self.batch_wait
+                    while (left := deadline - time.monotonic()) > 0 and not self._closed:
+                        self._lock.wait(left)
+                    self._gathering.discard(first.batch.key)
+                    self._lock.notify_all()  # tickets of its key left behind (past max_size) may go now
+                tickets = [first] if first.batch is None else self._take_batch(first)
+                for ticket in tickets:
+                    ticket.state = RUNNING
                 self._running += 1
-            fn, args, kwargs = ticket._call
             try:
-                ticket._value = fn(*args, **kwargs)
-            except BaseException as exc:  # noqa: BLE001 — handed to the submitter, who raises it
-                ticket._error = exc
+                if first.batch is None:
+                    fn, args, kwargs = first._call
+                    _settle(first, fn, *args, **kwargs)
+                else:
+                    _run_batch(tickets)
             finally:
-                ticket._call = None
+                for ticket in tickets:
+                    ticket._call = None
                 with self._lock:
                     self._running -= 1
-                    ticket.state = DONE
-                ticket._done.set()
+                    for ticket in tickets:
+                        ticket.state = DONE
+                for ticket in tickets:
+                    ticket._done.set()
+
+
+@dataclass(frozen=True)
+class Batchable:
+    """What submit_batched knows of one item: the key it merges on, the item, its size and the batch's cap."""
+
+    key: Hashable
+    item: Any
+    size: int
+    max_size: int
+
+
+def _settle(ticket: Ticket, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """fn's value, or its exception, into the ticket."""
+    try:
+        ticket._value = fn(*args, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 — handed to the submitter, who raises it
+        ticket._error = exc
+
+
+def _alone(run_many: Callable[[list[Any]], list[Any]], item: Any) -> Any:
+    return run_many([item])[0]
+
+
+def _run_batch(tickets: list[Ticket]) -> None:
+    """One call for the tickets' items; each its own result. A failed merged call is retried item by item."""
+    run_many = tickets[0]._call[0]
+    try:
+        results = run_many([t.batch.item for t in tickets])
+        if len(results) != len(tickets):
+            raise RuntimeError(f"a batched job returned {len(results)} results for {len(tickets)} requests")
+    except BaseException as exc:  # noqa: BLE001 — each request is tried alone below (alone, a failure is its own)
+        if len(tickets) == 1:
+            tickets[0]._error = exc
+            return
+        for ticket in tickets:
+            _settle(ticket, _alone, run_many, ticket.batch.item)
+        return
+    shared = (len(tickets), sum(t.batch.size for t in tickets))
+    for ticket, value in zip(tickets, results, strict=True):
+        ticket._value, ticket.batched_with = value, shared
 
 
 _threads_lock = threading.Lock()
@@ -267,14 +364,16 @@ def usable_cores() -> int:
 
 
 def machine_plan(cores: int | None = None) -> dict:
-    """{"workers", "threads", "max_waiting", "switch_interval"} for this machine: one torch thread per job
-    and one job per core, unless DIFFUSION_LAB_TORCH_THREADS / DIFFUSION_LAB_WORKERS /
-    DIFFUSION_LAB_QUEUE_SIZE say otherwise; the GIL switch interval SWITCH_INTERVAL_S."""
+    """{"workers", "threads", "max_waiting", "switch_interval", "batch_wait"} for this machine: one torch thread
+    per job and one job per core, unless DIFFUSION_LAB_TORCH_THREADS / DIFFUSION_LAB_WORKERS /
+    DIFFUSION_LAB_QUEUE_SIZE say otherwise; the GIL switch interval SWITCH_INTERVAL_S; batched jobs wait
+    DIFFUSION_LAB_BATCH_WAIT_MS (default 50 ms) for others to join."""
     cores = usable_cores() if cores is None else cores
     threads = env_int(THREADS_ENV, 1)
     workers = env_int(WORKERS_ENV, max(1, cores // threads))
     return {"workers": workers, "threads": threads, "max_waiting": env_int(QUEUE_SIZE_ENV, DEFAULT_QUEUE_SIZE),
-            "switch_interval": SWITCH_INTERVAL_S}
+            "switch_interval": SWITCH_INTERVAL_S,
+            "batch_wait": env_int(BATCH_WAIT_ENV, DEFAULT_BATCH_WAIT_MS, minimum=0) / 1000}
 
 
 _default_lock = threading.Lock()

@@ -25,7 +25,7 @@ from .data import load_test_digits, shipped_classifier
 from .degradation_ui import degradation_param_inputs
 from .inputs import InputError, NumberField, number_field, require
 from .models import class_controls, describe_conditioning, load_checkpoint_cached, model_picker
-from .queue_ui import run_queued, warm_up_default_model
+from .queue_ui import run_queued, sample_batched, warm_up_default_model
 from .render import grid_image, show_grid
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "number_field",
     "page_links",
     "run_queued",
+    "sample_batched",
     "require",
     "setup_page",
     "shipped_classifier",

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
+import torch
 
-from diffusion_core.io.checkpoints import load_checkpoint
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint
+from diffusion_core.sampling import SamplerChoice, sample_checkpoint
+from diffusion_core.services import batching
 from diffusion_core.services.catalog import default_checkpoint
 from diffusion_core.services.work_queue import Ticket, default_queue
 
@@ -63,7 +65,28 @@ def run_queued(fn: Callable[..., R], /, *args: Any, label: str | None = None, pr
     done: list[tuple[int, int]] = []
     if progress is not None:
         kwargs["on_progress"] = lambda i, total: done.append((i, total))
-    ticket = default_queue().submit(fn, *args, **kwargs)
+    return wait_in_line(default_queue().submit(fn, *args, **kwargs), label, progress, done)
+
+
+def sample_batched(ckpt: LoadedCheckpoint, choice: SamplerChoice, n: int, label: str | None = None
+                   ) -> tuple[torch.Tensor, str]:
+    """(n images of one seeded run, how they were computed): in one batch with whatever other students ask of the
+    same model and settings meanwhile (services/batching.py), or at once from the cache when asked before; the
+    place in line shown while it waits."""
+    hit = batching.sample_cache().get(batching.sample_key(ckpt, choice, n))
+    if hit is not None:
+        return hit, "from the cache (asked before)"
+    ticket = batching.submit_samples(default_queue(), ckpt, choice, n)
+    images = wait_in_line(ticket, label)
+    others, size = ticket.batched_with[0] - 1, ticket.batched_with[1]
+    who = "another student's request" if others == 1 else f"{others} other students' requests"
+    return images, f"in one batch with {who} ({size} images)" if others else "computed alone"
+
+
+def wait_in_line(ticket: Ticket, label: str | None = None, progress: str | None = None,
+                 done: list[tuple[int, int]] | None = None) -> Any:
+    """The ticket's result, the page showing its place in line (and `progress`'s bar from `done`) meanwhile."""
+    done = [] if done is None else done
     status = st.empty()
     began: float | None = None  # when the job left the line and started computing
     try:
