@@ -9,9 +9,9 @@ import threading
 import pytest
 import streamlit as st
 
-from diffusion_core import sampling
 from diffusion_core.services import batching
 from diffusion_core.services.work_queue import WorkQueue
+from diffusion_core.views import merged_runs
 from pages.lab_ui import queue_ui
 from tests.app_support import app, errors, no_exceptions, ship_tiny_model
 
@@ -94,13 +94,13 @@ def test_a_full_line_is_a_clear_message_not_a_traceback(line):
 
 def test_reverse_diffusion_samples_on_a_queue_worker(line, monkeypatch):
     threads = []
-    real = sampling.checkpoint_frames
+    real = merged_runs.checkpoint_frames
 
     def recording(*args, **kwargs):
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sampling, "checkpoint_frames", recording)
+    monkeypatch.setattr(merged_runs, "checkpoint_frames", recording)
     at = app("pages/3_Reverse_diffusion.py").run()
     at.button(key="rd_run").click().run()
     no_exceptions(at)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import dataclasses
 import threading
 
+import numpy as np
 import pytest
 import torch
 
 from diffusion_core.io.checkpoints import load_checkpoint
 from diffusion_core.process import SamplerChoice, Start
-from diffusion_core.sampling import sample_checkpoint
+from diffusion_core.sampling import checkpoint_frames, sample_checkpoint
 from diffusion_core.services import batching
 from diffusion_core.services.work_queue import WorkQueue
+from diffusion_core.views import merged_runs
+from diffusion_core.views.reverse import LiveView, RunStopped, record_trajectory
 from tests.app_support import write_checkpoint, write_conditional_checkpoint
 
 REQUESTS = [batching.SampleRequest(0, 3), batching.SampleRequest(100, 5), batching.SampleRequest(7, 2)]
@@ -146,3 +149,26 @@ def test_the_cache_keeps_the_most_recently_used():
     assert (cache.hits, cache.misses) == (3, 1)
     with pytest.raises(ValueError, match="capacity must be a whole number ≥ 0"):
         batching.SampleCache(-1)
+
+
+def test_merged_reverse_runs_give_each_student_their_own_trajectory(tmp_path):
+    """Two students' reverse runs in one batch: each records the frames of their own images (as their run alone
+    would), sees them live, and one whose page stopped drops out while the other's run goes on."""
+    ckpt = load_checkpoint(write_checkpoint(tmp_path, T=50))
+    choice = SamplerChoice("dpm++2m-sde", 8)
+    lives = [LiveView(0.0) for _ in range(3)]
+    items = [merged_runs.TrajectoryRequest(batching.SampleRequest(seed, n), live, 4)
+             for (seed, n), live in zip(((0, 2), (50, 3), (9, 1)), lives, strict=True)]
+    lives[2].stop()  # this student left before the run began
+    results = merged_runs.trajectories_merged(ckpt, choice, items, precision="fp32")
+    for item, (traj, seconds) in zip(items[:2], results, strict=False):
+        alone = record_trajectory(checkpoint_frames(ckpt, dataclasses.replace(choice, seed=item.request.seed),
+                                                    item.request.n, precision="fp32"), 4)
+        assert traj.ts == alone.ts and traj.total_frames == alone.total_frames == 9 and seconds > 0
+        np.testing.assert_allclose(traj.z, alone.z, atol=1e-5)
+        np.testing.assert_allclose(traj.x0, alone.x0, atol=1e-5)
+        assert item.live.latest().t == 0 and item.live.latest().z.shape[0] == item.request.n
+    for live in lives[:2]:
+        live.stop()
+    with pytest.raises(RunStopped, match="every page stopped its run"):
+        merged_runs.trajectories_merged(ckpt, choice, items)

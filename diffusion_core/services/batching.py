@@ -10,6 +10,8 @@ Why it pays: a network call costs far less per image at batch 160 than at batch 
     ticket = submit_samples(queue, ckpt, choice, n)      # a work_queue Ticket; its result: n images (a tensor)
     hit = sample_cache().get(sample_key(ckpt, choice, n))  # or None
 
+Reverse-diffusion runs merge the same way (views/merged_runs.py).
+
 Runs from given states (an edit's start) are not merged: their starts are their own.
 """
 

@@ -67,39 +67,55 @@ class Trajectory:
         return self.z[-1]
 
 
-def record_trajectory(frames: Iterable[SamplerStep], max_frames: int = DEFAULT_MAX_FRAMES) -> Trajectory:
-    """Consume sampler frames, keeping at most max_frames + 1 evenly spaced ones (plus the last)."""
-    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 2:
-        raise ValueError(f"max_frames must be an integer ≥ 2; got {max_frames!r}")
-    kept: list[tuple] = []  # (frame index, t, z, x̂0, power of z, power of x̂0, z in data space)
-    stride, index, last = 1, -1, None
+class TrajectoryRecorder:
+    """Frames pushed one at a time (add), keeping at most max_frames + 1 evenly spaced ones (plus the last); result()
+    is the Trajectory. record_trajectory pulls a run's frames through one; a merged run (services/batching.py)
+    pushes each student's slice of every frame into their own."""
 
-    def keep(i: int, frame: SamplerStep) -> tuple:
+    def __init__(self, max_frames: int = DEFAULT_MAX_FRAMES) -> None:
+        if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 2:
+            raise ValueError(f"max_frames must be an integer ≥ 2; got {max_frames!r}")
+        self.max_frames = max_frames
+        self._kept: list[tuple] = []  # (frame index, t, z, x̂0, power of z, power of x̂0, z in data space)
+        self._stride, self._index, self._last = 1, -1, None
+
+    @staticmethod
+    def _keep(i: int, frame: SamplerStep) -> tuple:
         return (i, frame.t, to_unit_numpy(frame.z), to_unit_numpy(frame.x0_hat),
                 radial_power_spectrum(frame.z), radial_power_spectrum(frame.x0_hat),
                 frame.z.detach().float().cpu().numpy())
 
-    for index, frame in enumerate(frames):
-        last = frame
-        if index % stride:
-            continue
-        kept.append(keep(index, frame))
-        if len(kept) > max_frames:
-            stride *= 2
-            kept = [k for k in kept if k[0] % stride == 0]
-    if last is None:
-        raise ValueError("the sampler produced no frames")
-    if kept[-1][0] != index:
-        kept.append(keep(index, last))
-    return Trajectory(
-        ts=[k[1] for k in kept],
-        z=np.stack([k[2] for k in kept]),
-        x0=np.stack([k[3] for k in kept]),
-        total_frames=index + 1,
-        z_power=np.stack([k[4] for k in kept]),
-        x0_power=np.stack([k[5] for k in kept]),
-        z_data=np.stack([k[6] for k in kept]),
-    )
+    def add(self, frame: SamplerStep) -> None:
+        self._index += 1
+        self._last = frame
+        if self._index % self._stride:
+            return
+        self._kept.append(self._keep(self._index, frame))
+        if len(self._kept) > self.max_frames:
+            self._stride *= 2
+            self._kept = [k for k in self._kept if k[0] % self._stride == 0]
+
+    def result(self) -> Trajectory:
+        if self._last is None:
+            raise ValueError("the sampler produced no frames")
+        kept = self._kept if self._kept[-1][0] == self._index else [*self._kept, self._keep(self._index, self._last)]
+        return Trajectory(
+            ts=[k[1] for k in kept],
+            z=np.stack([k[2] for k in kept]),
+            x0=np.stack([k[3] for k in kept]),
+            total_frames=self._index + 1,
+            z_power=np.stack([k[4] for k in kept]),
+            x0_power=np.stack([k[5] for k in kept]),
+            z_data=np.stack([k[6] for k in kept]),
+        )
+
+
+def record_trajectory(frames: Iterable[SamplerStep], max_frames: int = DEFAULT_MAX_FRAMES) -> Trajectory:
+    """Consume sampler frames, keeping at most max_frames + 1 evenly spaced ones (plus the last)."""
+    recorder = TrajectoryRecorder(max_frames)
+    for frame in frames:
+        recorder.add(frame)
+    return recorder.result()
 
 
 class RunStopped(Exception):
@@ -127,20 +143,28 @@ class LiveView:
         self.every_s, self._clock = every_s, clock
         self._lock = threading.Lock()
         self._latest: LiveFrame | None = None
+        self._shown: float | None = None  # when the last live frame was kept
         self._stop = threading.Event()
 
     def watch(self, frames: Iterable[SamplerStep]) -> Iterator[SamplerStep]:
-        last = None
         for index, frame in enumerate(frames):
-            if self._stop.is_set():
+            if self.stopped:
                 raise RunStopped(f"stopped at t = {frame.t}")
-            now = self._clock()
-            if last is None or now - last >= self.every_s:
-                live = LiveFrame(index, frame.t, to_unit_numpy(frame.z), to_unit_numpy(frame.x0_hat))
-                with self._lock:
-                    self._latest = live
-                last = now
+            self.offer(index, frame)
             yield frame
+
+    def offer(self, index: int, frame: SamplerStep) -> None:
+        """Frame `index` of the run: kept for the page if it is the first or every_s has passed since the last."""
+        now = self._clock()
+        if self._shown is None or now - self._shown >= self.every_s:
+            live = LiveFrame(index, frame.t, to_unit_numpy(frame.z), to_unit_numpy(frame.x0_hat))
+            with self._lock:
+                self._latest = live
+            self._shown = now
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
     def latest(self) -> LiveFrame | None:
         with self._lock:

@@ -4,18 +4,17 @@ and its curve), and a sampling run through the server's work queue that draws it
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import numpy as np
 import streamlit as st
 
-from diffusion_core import sampling
 from diffusion_core.editing.sdedit import continuation, renoise
 from diffusion_core.evaluation.spectra import radial_power_spectrum, spectrum_frequencies
 from diffusion_core.figures import curve_marker_figure, spectra_figure
 from diffusion_core.process import DiffusionProcess
 from diffusion_core.sampling import SamplerChoice
 from diffusion_core.views import reverse as trajectory
+from diffusion_core.views.merged_runs import submit_trajectory
 
 from . import queue_ui
 from .data import load_test_digits
@@ -46,20 +45,14 @@ def show_frame(slots: list, process: DiffusionProcess, t: int, z_png: bytes, x0_
         g_fig.plotly_chart(curve_marker_figure(*curve, t), key=fig_key)
 
 
-def _sample_trajectory(live: trajectory.LiveView, ckpt, choice: SamplerChoice, n: int):
-    """The one sampling call (run by the work queue): the frames kept for stepping through, the latest shared
-    through `live`; returns (trajectory, seconds it computed)."""
-    began = time.perf_counter()
-    frames = sampling.checkpoint_frames(ckpt, choice, n)
-    return trajectory.record_trajectory(live.watch(frames), MAX_FRAMES), time.perf_counter() - began
-
-
 def sample_live(ckpt, choice: SamplerChoice, n: int) -> tuple[trajectory.Trajectory, float]:
-    """A reverse run through the work queue, drawing z_t, x̂0, t and the schedule marker as it goes. A rerun or a
-    closed tab stops it: in line it gives its place up, running it stops at the next step."""
+    """A reverse run through the work queue — in one batch with other students' runs of the same model and settings
+    (views/merged_runs.py) — drawing z_t, x̂0, t and the schedule marker as it goes. A rerun or a closed tab stops
+    it: in line it gives its place up, running it stops at the next step (or leaves the batch)."""
     total = ckpt.process.step_count(choice) + 1
     live = trajectory.LiveView(LIVE_EVERY)
-    ticket, box, shown = queue_ui.default_queue().submit(_sample_trajectory, live, ckpt, choice, n), st.empty(), None
+    ticket = submit_trajectory(queue_ui.default_queue(), ckpt, choice, n, live, MAX_FRAMES)
+    box, shown = st.empty(), None
     with box.container():
         note, slots = st.empty(), frame_slots()
     try:
