@@ -90,7 +90,9 @@ def test_every_shipped_models_card_names_its_recipe_and_machine():
         wall = next(line for line in card.splitlines() if line.startswith("- **Wall time:**"))
         assert f"of training on {machine}" in wall, path.name
         recipe = next(line for line in card.splitlines() if line.startswith("- **Recipe:**"))
-        if not config["training"].get("init_from"):
+        coupling = config["training"].get("coupling")
+        if not config["training"].get("init_from") or coupling:  # a reflow starts from its teacher, named
             assert f"`{train_command(config, 'runs/' + config['name'])}`" in recipe, path.name
+            assert not coupling or f"--reflow-from {coupling['teacher']}" in recipe, path.name
         else:  # a fine-tuned model names the run its weights started from, then its own command
             assert "--init-from runs/" in recipe, path.name
