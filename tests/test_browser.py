@@ -212,6 +212,9 @@ def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
         run_ids = []
         for page in (a, b):
             bh.open_train(page)
+            if page is b:  # #28: the second student trains a flow-matching model
+                page.get_by_text("Flow matching", exact=True).click()
+                bh.wait_idle(page)
             for label, value in (("Training images (0 = all)", "32"), ("Epochs", "1"), ("Batch size", "32")):
                 box = page.get_by_label(label, exact=True)
                 box.fill(value)
@@ -225,3 +228,5 @@ def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
         for page in (a, b):
             page.get_by_text("finished").first.wait_for(timeout=240_000)
         assert {p.name for p in app["runs"].iterdir() if p.is_dir()} >= set(run_ids)
+        configs = [json.loads((app["runs"] / run / "config.json").read_text())["diffusion"] for run in run_ids]
+        assert [c["type"] for c in configs] == ["noise", "flow"]

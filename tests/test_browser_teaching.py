@@ -103,6 +103,15 @@ def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app):
         page.wait_for_timeout(1500)
         bh.assert_page_works(page, bh.CHART)
         bh.screenshot(page, "2d_lab")
+        # #28: flow matching, reflow and one step on the same drawn points (the same 300 training steps)
+        page.get_by_role("button", name="Train flow matching, reflow it and distil one step").click()
+        chart_titled(page, "The same noises through diffusion's ODE").wait_for(timeout=180_000)
+        bh.wait_idle(page)
+        for title in ("Density of the flow matching's particles", "Density of the reflowed flow's particles",
+                      "Velocity v(z, t) at t = 0.50: what flow matching learned and the mixture's exact one"):
+            chart_titled(page, title).wait_for()
+        page.get_by_text("How straight the particles' paths are").first.wait_for()
+        bh.assert_page_works(page, bh.CHART)
 
 
 def test_2d_lab_defaults_show_the_rings_eight_clusters(app):

@@ -88,6 +88,27 @@ def test_reflow_options_are_refused_with_the_reason(tmp_path):
     assert main(["train", "--reflow-from", str(flow), "--pairs", "10", "--out", str(tmp_path / "x")]) == 2
 
 
+def test_a_reflow_keeps_its_teachers_path_and_may_draw_t_its_own_way(tmp_path):
+    """The teacher's path and grid (so sampling is the same), with t drawn as the student asks: a few-step
+    student needs v near t = 1, which a logit-normal teacher hardly trained."""
+    teacher = write_flow_checkpoint(tmp_path, T=50)  # uniform t
+    kept = train_config({"reflow_from": str(teacher)})
+    assert kept.diffusion == load_checkpoint(teacher).config["diffusion"]
+    own = train_config({"reflow_from": str(teacher), "time_sampling": "logit-normal", "logit_std": 0.5})
+    assert own.diffusion == {"type": "flow", "T": 50, "time_sampling": "logit-normal", "logit_mean": 0.0,
+                             "logit_std": 0.5}
+    from diffusion_core.io.cards import train_command
+
+    meta = {"model": own.model, "diffusion": own.diffusion, "epochs": 3, "training": {
+        "coupling": {**own.coupling, "teacher": str(teacher)}, "init_from": str(teacher), "batch_size": 32,
+        "lr": 2e-4, "seed": 0}}
+    argv = train_command(meta).split()
+    assert argv[argv.index("--reflow-from") + 1] == str(teacher) and "--init-from" not in argv
+    assert argv[argv.index("--time-sampling"):argv.index("--time-sampling") + 6] == [
+        "--time-sampling", "logit-normal", "--logit-mean", "0", "--logit-std", "0.5"]
+    assert "--flow" not in argv and "--T" not in argv
+
+
 def test_a_run_drawing_its_pairs_says_so():
     live = stand_in_job()
     try:

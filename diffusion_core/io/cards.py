@@ -57,8 +57,9 @@ def train_command(config: dict, out: str = "runs/NAME") -> str:
                                              for a in (flag, str(params[k]))]
     if params.get("num_classes"):
         args += ["--conditional", "--label-dropout", f"{train.get('label_dropout', 0.1):g}"]
-    if not coupling:
-        args += process_from_config(diffusion).train_flags()
+    flags = process_from_config(diffusion).train_flags()
+    # a reflow keeps its teacher's path and names only when training draws t
+    args += flags[flags.index("--time-sampling"):] if coupling else flags
     args += ["--epochs", str(config.get("epochs", 100)), "--batch-size", str(train.get("batch_size", 128)),
              "--lr", f"{train.get('lr', 2e-4):g}", "--seed", str(train.get("seed", 0))]
     if train.get("warmup"):

@@ -155,6 +155,15 @@ def _model(o: Mapping[str, object]) -> dict:
     return model
 
 
+def _reflow_clock(teacher: dict, o: Mapping[str, object]) -> dict:
+    """The teacher's flow, drawing t for training as --time-sampling (with --logit-mean/--logit-std) says, else as
+    the teacher did: the path and its grid stay the teacher's, so sampling is unchanged (a few-step student
+    needs v at t near 1, which logit-normal t hardly trains; reflow in Liu et al. 2023 draws t uniformly)."""
+    if not any(o.get(k) is not None for k in FLOW_ONLY):
+        return copy.deepcopy(teacher)
+    return _flow({"T": teacher.get("T", 1000), **{k: o.get(k) for k in FLOW_ONLY}})
+
+
 def _reflow(o: dict) -> tuple[dict, dict] | None:
     """(the coupling, the teacher's process config) of --reflow-from and its options, or None without it; `o`
     gets the teacher as --init-from unless one is given. ValueError for a process or architecture option beside it
@@ -164,9 +173,11 @@ def _reflow(o: dict) -> tuple[dict, dict] | None:
         if given:
             raise ValueError(f"{', '.join(given)} shape the pairs of --reflow-from TEACHER; add it or drop them")
         return None
-    clash = [f"--{k.replace('_', '-')}" for k in DIFFUSION_OPTIONS + ("conditional",) if o.get(k)]
+    clash = [f"--{k.replace('_', '-')}" for k in DIFFUSION_OPTIONS + ("conditional",) if o.get(k)
+             and k not in FLOW_ONLY]
     if clash:
-        raise ValueError(f"--reflow-from trains on the teacher's own process; drop {', '.join(clash)}")
+        raise ValueError(f"--reflow-from trains on the teacher's own process; drop {', '.join(clash)} (only "
+                         "--time-sampling and its --logit-mean/--logit-std may differ: when training draws t)")
     from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
     from diffusion_core.training import coupling as c
 
@@ -176,7 +187,7 @@ def _reflow(o: dict) -> tuple[dict, dict] | None:
     o.setdefault("init_from", teacher)
     return {"teacher": teacher, "pairs": o.get("pairs", c.DEFAULT_PAIRS),
             "sampler": o.get("pair_sampler", c.DEFAULT_SAMPLER), "steps": o.get("pair_steps", c.DEFAULT_STEPS),
-            "one_step": bool(o.get("one_step", False))}, copy.deepcopy(ckpt.config["diffusion"])
+            "one_step": bool(o.get("one_step", False))}, _reflow_clock(ckpt.config["diffusion"], o)
 
 
 def train_config(options: Mapping[str, object], resume: bool = False) -> TrainConfig:
