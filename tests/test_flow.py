@@ -73,6 +73,18 @@ def test_the_loss_is_the_velocity_error_on_the_linear_path():
     assert torch.equal(got_k, k) and each.shape == (6,)
 
 
+def test_a_flows_uniform_steps_are_equal_steps_in_t_down_to_zero():
+    """N Euler steps of 1/N each (two calls: t = 1 → ½ → 0), not the noise grid's T … 1, whose last call at
+    t = 1/T is wasted on a flow."""
+    process = FlowProcess(1000)
+    assert process.timesteps("uniform", 1000, 2) == [1000, 500]
+    assert process.timesteps("uniform", 1000, 4) == [1000, 750, 500, 250]
+    assert process.timesteps("uniform", 500, 2) == [500, 250]  # from midway
+    assert FlowProcess(20).timesteps("uniform", 20, 20) == list(range(20, 0, -1))
+    with pytest.raises(ValueError):
+        process.timesteps("uniform", 10, 11)
+
+
 def test_logit_normal_time_sampling_favours_the_middle_of_the_path():
     uniform = FlowProcess(T=1000).draw_steps(20_000, torch.Generator().manual_seed(0)).float() / 1000
     logit = FlowProcess(T=1000, time_sampling="logit-normal").draw_steps(20_000, torch.Generator().manual_seed(0))
@@ -92,7 +104,7 @@ def test_the_flows_samplers_converge_to_the_exact_flow_at_their_order(sampler, o
     errors = [float((run(process, model, sampler, n) - exact_endpoints(8, 0)).abs().max()) for n in steps]
     slope = np.polyfit(np.log(steps), np.log(errors), 1)[0]
     assert (-1.2 < slope < -0.8) if order == 1 else slope < -1.6, (errors, slope)
-    assert errors[-1] < (0.06 if order == 1 else 1e-3)
+    assert errors[-1] < (0.06 if order == 1 else 2e-3)  # Heun's last step (1/40 to t = 0) is Euler's
 
 
 def test_the_sde_keeps_the_datas_distribution_and_gamma_zero_is_euler():
@@ -113,8 +125,10 @@ def test_through_the_denoiser_view_a_flow_and_a_noise_model_on_the_same_path_sam
     betas = torch.zeros_like(alpha_bars)
     betas[1:] = 1 - alpha_bars[1:] / alpha_bars[:-1]
     noise = GaussianProcess(NoiseSchedule("linear", 1e-4, 0.02, 1000, betas.float()), data_shape=SHAPE)
+    noise.timesteps = flow.timesteps  # the same grid of steps (both read it from the same ᾱ)
     for sampler, steps in (("ddim", 20), ("euler", 10), ("dpm++2m", 10)):
-        # from σ_T ≈ 10⁴ (uniform spacing), where z_T ~ N(0, I) stands for the same state in both (to 1/σ_T)
+        # from σ_T ≈ 10⁴, where z_T ~ N(0, I) stands for the same state in both (to 1/σ_T), on the same timesteps
+        # (a flow's uniform steps are its own, equal in t: the noise process is given them)
         choice = SamplerChoice(sampler, steps, seed=0, spacing="uniform")
         a = sample(flow, GaussianVelocity(), choice, 8, precision="fp32").samples
         b = sample(noise, GaussianEps(noise.schedule.alpha_bars), choice, 8, precision="fp32").samples

@@ -235,6 +235,12 @@ class FlowProcess(DiffusionProcess):
         return FlowView(self, model)
 
     def timesteps(self, spacing: str, t_start: int, steps: int, rho: float = 7.0) -> list[int]:
+        """Uniform: Euler's equal steps in t, t_i = t_start·(1 − i/N), the last ending at t = 0 — not the noise
+        processes' grid from T down to 1, whose last call at t = 1/T would be a wasted step for a flow (two steps
+        would be one real step). Other spacings place the steps by σ = t/(1 − t), as for noise."""
+        if spacing == "uniform":
+            spaced_by(spacing, self.alpha_bars(), t_start, steps, rho)  # validates the count against t_start
+            return [round(t_start * (steps - i) / steps) for i in range(steps)]
         return spaced_by(spacing, self.alpha_bars(), t_start, steps, rho)
 
     def quick_choice(self) -> SamplerChoice:
