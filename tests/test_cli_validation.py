@@ -98,7 +98,7 @@ FLAG_CASES = [
     ("sample", "--rho", "0"), ("sample", "--churn", "-1"), ("evaluate", "--rho", "-7"), ("evaluate", "--churn", "1e9"),
     ("ship", "--rho", "nan"), ("ship", "--churn", "-0.5"),
     ("train", "--logit-mean", "4"), ("train", "--logit-std", "0"), ("sample", "--flow-noise", "-0.1"),
-    ("train", "--pairs", "10"), ("train", "--pair-steps", "0"),
+    ("train", "--pairs", "10"), ("train", "--pair-steps", "0"), ("train", "--distil-steps", "9"),
     ("evaluate", "--flow-noise", "3"), ("ship", "--flow-noise", "inf"),
     ("sample", "--seed", "-1"), ("sample", "--digit", "12"), ("sample", "--digit", "-2"),
     ("sample", "--guidance", "-1"), ("sample", "--guidance", "inf"),

@@ -264,5 +264,5 @@ def test_reflow_straightens_a_2d_flow_and_the_distilled_one_step_generator_lands
                                precision="fp32"))
     assert len(frames) == 2  # one network call
     assert float((frames[-1].z - teacher).norm(dim=1).mean()) < 0.05
-    with pytest.raises(ValueError, match="at_t must be a whole number from 1 to T = 1000"):
-        flow.process.coupled(at_t=0)
+    with pytest.raises(ValueError, match="distil_steps must be a whole number from 1 to 8"):
+        flow.process.coupled(distil_steps=0)

@@ -36,9 +36,21 @@ def test_the_pairs_are_the_teachers_noise_and_where_its_sampler_takes_it(tmp_pat
     ckpt = load_checkpoint(tmp_path / "reflow" / "model")
     assert ckpt.config["diffusion"] == load_checkpoint(teacher).config["diffusion"]
     assert ckpt.config["training"]["coupling"] == {"teacher": "flow", "pairs": 64, "sampler": "flow-heun",
-                                                   "steps": 3, "one_step": False}
+                                                   "steps": 3, "distil_steps": 0}
     assert ckpt.config["training"]["init_from"] == "flow"
     assert ckpt.config["training"]["data_source"] == "64 (noise, sample) pairs of flow (flow-heun, 3 steps)"
+
+
+def test_a_two_step_distillation_trains_at_its_grids_two_times(tmp_path):
+    """N = 2: every training step at t = 1 or t = ½ (the 2-step Euler grid), about half each; previewed in 2 steps."""
+    teacher = write_flow_checkpoint(tmp_path, T=50)
+    process = objective_from_config(load_checkpoint(teacher).config["diffusion"], {"distil_steps": 2}).process
+    assert process.at_ts == (50, 25) and process.preview_choice(torch.empty(0), 0).steps == 2
+    rows = torch.randn(400, 1, 28, 56)
+    _, k, _ = process.loss_terms(lambda z, t: z, rows, torch.Generator().manual_seed(0))
+    assert set(k.tolist()) == {25, 50} and 150 < int((k == 50).sum()) < 250
+    with pytest.raises(ValueError, match="distil_steps must be a whole number from 1 to 8"):
+        process.coupled(9)
 
 
 def test_a_resumed_run_reads_its_pairs_and_refuses_pairs_drawn_another_way(tmp_path, monkeypatch):
@@ -58,13 +70,13 @@ def test_a_resumed_run_reads_its_pairs_and_refuses_pairs_drawn_another_way(tmp_p
 
 def test_the_one_step_distillation_trains_at_t_1_only(tmp_path):
     teacher = write_flow_checkpoint(tmp_path, T=50)
-    assert reflow(tmp_path, teacher, "one", "--one-step") == 0
+    assert reflow(tmp_path, teacher, "one", "--distil-steps", "1") == 0
     rows = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
     for row in rows:  # every training step in the last bucket of t/T (t = T)
         assert row["loss_by_t_n"][:-1] == [0] * 9 and row["loss_by_t_n"][-1] == 64
     # the loss at t = 1 is the one-step generator's error against its teacher: ‖(z1 − x0) − v(z1, 1)‖²
     process = objective_from_config(load_checkpoint(teacher).config["diffusion"],
-                                    {"one_step": True}).process
+                                    {"distil_steps": 1}).process
     pairs = load_file(str(tmp_path / "one" / "pairs.safetensors"))
     student = load_checkpoint(tmp_path / "one" / "model").model.eval()
     with torch.no_grad():
@@ -81,8 +93,8 @@ def test_reflow_options_are_refused_with_the_reason(tmp_path):
         train_config({"reflow_from": str(noise)})
     with pytest.raises(ValueError, match="--reflow-from trains on the teacher's own process; drop --preset"):
         train_config({"reflow_from": str(flow), "preset": "default"})
-    with pytest.raises(ValueError, match="--pairs, --one-step shape the pairs of --reflow-from TEACHER"):
-        train_config({"pairs": 100, "one_step": True})
+    with pytest.raises(ValueError, match="--pairs, --distil-steps shape the pairs of --reflow-from TEACHER"):
+        train_config({"pairs": 100, "distil_steps": 1})
     with pytest.raises(ValueError, match="deterministic sampler, one of flow-heun.*got 'flow-sde'"):
         train_config({"reflow_from": str(flow), "pair_sampler": "flow-sde"})
     assert main(["train", "--reflow-from", str(flow), "--pairs", "10", "--out", str(tmp_path / "x")]) == 2

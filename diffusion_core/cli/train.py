@@ -29,7 +29,7 @@ from diffusion_core.models import ARCHITECTURES
 from diffusion_core.process.cold import COLD_LOSSES
 from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, STRENGTH_SCHEDULES
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
-from diffusion_core.process.flow import TIME_SAMPLINGS
+from diffusion_core.process.flow import MAX_DISTIL_STEPS, TIME_SAMPLINGS
 from diffusion_core.process.schedules import MAX_T, PRESETS, SCHEDULE_KINDS
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTIONS, WEIGHTINGS
 from diffusion_core.training.config import INT_RANGES, LR_DECAYS, TrainConfig
@@ -136,8 +136,9 @@ def _flow_arguments(t: argparse.ArgumentParser) -> None:
                    f"sampler (default {DEFAULT_SAMPLER})")
     r.add_argument("--pair-steps", type=_whole(*STEPS_RANGE), help=f"with --reflow-from: its steps (default "
                    f"{DEFAULT_STEPS})")
-    r.add_argument("--one-step", action="store_true", help="with --reflow-from: distil a one-step generator — train "
-                   "at t = 1 only, so that x̂0 = z1 − v(z1, 1) lands where the teacher's ODE does")
+    r.add_argument("--distil-steps", type=_whole(1, MAX_DISTIL_STEPS), metavar="N", help="with --reflow-from: "
+                   "distil an N-step generator — train only at the N-step Euler grid's times, so that N Euler steps "
+                   "land where the teacher's ODE does (1: one network call, x̂0 = z1 − v(z1, 1))")
 
 
 def _cold_arguments(t: argparse.ArgumentParser) -> None:

@@ -47,7 +47,8 @@ def train_command(config: dict, out: str = "runs/NAME") -> str:
     init = train.get("init_from")
     if coupling:
         args += ["--reflow-from", coupling["teacher"], "--pairs", str(coupling["pairs"]), "--pair-sampler",
-                 coupling["sampler"], "--pair-steps", str(coupling["steps"])] + ["--one-step"] * coupling["one_step"]
+                 coupling["sampler"], "--pair-steps", str(coupling["steps"])]
+        args += ["--distil-steps", str(coupling["distil_steps"])] if coupling["distil_steps"] else []
     if init and not (coupling and init == coupling["teacher"]):  # the architecture comes with the weights
         args += ["--init-from", init]
     elif not coupling:

@@ -238,7 +238,7 @@ class DiffusionProcess(ABC):
         validate_sample_count(n)
         return seeded_noise((n, *shape), generator, device), {}
 
-    def coupled(self, at_t: int | None = None) -> DiffusionProcess:
+    def coupled(self, distil_steps: int | None = None) -> DiffusionProcess:
         """This process trained on a given (x0, z1) coupling (reflow); only a flow has one (process/flow.py)."""
         raise ValueError(f"reflow and one-step distillation train a flow model on its own (noise, sample) pairs; "
                          f"this is a {self.model_noun} (train a teacher with --flow first)")

@@ -27,6 +27,7 @@ from diffusion_core.process.spacing import spaced_by
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
 MAX_FLOW_T = 100_000
+MAX_DISTIL_STEPS = 8
 # the σ-space view's noisiest level: t = 1 is pure noise (σ = ∞), so the σ-space samplers start at
 # t = 1 − T_END, σ ≈ 10⁴ (a cosine schedule's σ_T is 2·10⁴); the flow's own samplers start at t = 1 exactly
 T_END = 1e-4
@@ -93,16 +94,20 @@ class FlowProcess(DiffusionProcess):
         self.T, self.time_sampling = T, time_sampling
         self.logit_mean, self.logit_std = float(logit_mean), float(logit_std)
         self.prediction, self.data_shape = "v", tuple(data_shape)
-        self.coupling, self.at_t = False, None  # trained on given (x0, z1) pairs; every training step at one t
+        self.coupling, self.at_ts = False, None  # trained on given (x0, z1) pairs; training t only on this grid
 
-    def coupled(self, at_t: int | None = None) -> FlowProcess:
+    def coupled(self, distil_steps: int | None = None) -> FlowProcess:
         """This flow trained on a given coupling (reflow, Liu et al. 2023): a training row is a pair (x0, z1)
-        joined along its last dimension and the path runs between them, z1 in place of fresh noise; at_t: every
-        training step at that t (at_t = T: a one-step generator's distillation, x̂0 = z1 − v(z1, 1))."""
-        if at_t is not None and (isinstance(at_t, bool) or not isinstance(at_t, int) or not 1 <= at_t <= self.T):
-            raise ValueError(f"at_t must be a whole number from 1 to T = {self.T}; got {at_t!r}")
+        joined along its last dimension and the path runs between them, z1 in place of fresh noise. distil_steps
+        N: training t only at the N-step Euler grid's times (uniform: 1, 1 − 1/N, …), so that N Euler steps
+        follow each pair's straight line from z1 to x0 — N = 1: a one-step generator, x̂0 = z1 − v(z1, 1)."""
+        if distil_steps is not None and (isinstance(distil_steps, bool) or not isinstance(distil_steps, int)
+                                         or not 1 <= distil_steps <= min(MAX_DISTIL_STEPS, self.T)):
+            raise ValueError(f"distil_steps must be a whole number from 1 to {min(MAX_DISTIL_STEPS, self.T)}; got "
+                             f"{distil_steps!r}")
         twin = copy.copy(self)
-        twin.coupling, twin.at_t = True, at_t
+        twin.coupling = True
+        twin.at_ts = None if distil_steps is None else tuple(self.timesteps("uniform", self.T, distil_steps))
         return twin
 
     @classmethod
@@ -206,8 +211,8 @@ class FlowProcess(DiffusionProcess):
         own z1, see coupled)."""
         if self.coupling:
             x, pairs = x.chunk(2, dim=-1)
-        if self.at_t is not None and t is None:
-            t = torch.full((x.shape[0],), self.at_t, dtype=torch.long)
+        if self.at_ts is not None and t is None:  # the distillation's grid, each row at one of its times
+            t = torch.tensor(self.at_ts)[torch.randint(len(self.at_ts), (x.shape[0],), generator=generator)]
         k = (self.draw_steps(x.shape[0], generator) if t is None else t.cpu()).to(x.device)[shard]
         eps = (pairs if self.coupling else torch.randn(x.shape, generator=generator).to(x.device))[shard]
         x = x[shard]
@@ -247,8 +252,8 @@ class FlowProcess(DiffusionProcess):
         return SamplerChoice("flow-euler", min(20, self.T))
 
     def preview_choice(self, seen: torch.Tensor, seed: int) -> SamplerChoice:
-        """20 Euler steps; a one-step distillation (trained at t = 1 only) is previewed in its one step."""
-        return SamplerChoice("flow-euler", 1 if self.at_t == self.T else min(20, self.T), seed=seed)
+        """20 Euler steps; a distillation to N steps is previewed in its N steps."""
+        return SamplerChoice("flow-euler", len(self.at_ts) if self.at_ts else min(20, self.T), seed=seed)
 
     def start(self, choice: SamplerChoice, n: int, generator: torch.Generator,
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, dict]:

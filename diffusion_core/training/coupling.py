@@ -3,7 +3,8 @@ teacher's own (noise, sample) coupling instead of independent noise and data.
 
     z1 ~ N(0, I),  x0 = ODE_teacher(z1)             (a deterministic sampler, from t = 1 down to 0)
     reflow:    ‖(z1 − x0) − v(z_t, t)‖²,  z_t = (1 − t)·x0 + t·z1,  t as the teacher's process draws it
-    one step:  the same at t = 1 only, so that x̂0 = z1 − v(z1, 1) lands where the teacher's ODE does
+    distil N:  the same at the N-step Euler grid's times only (N = 1: t = 1, so that x̂0 = z1 − v(z1, 1) lands where
+               the teacher's ODE does; N = 2: t = 1 and ½, …)
 
 A run draws its pairs once, into <run>/pairs.safetensors (tensors only, with what drew them), and reads them back
 when it resumes. The 2-D lab does the same on points (views/points.py: reflow_points, distil_points).
@@ -22,6 +23,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint, checkpoint_name, loa
 from diffusion_core.io.data import Dataset
 from diffusion_core.io.files import atomic_write_bytes
 from diffusion_core.process import SamplerChoice, Start
+from diffusion_core.process.flow import MAX_DISTIL_STEPS
 from diffusion_core.process.runs import SeedBatch
 from diffusion_core.sampling import checkpoint_frames
 
@@ -34,9 +36,9 @@ CHUNK = 250  # pairs drawn per network batch
 
 
 def validate_coupling(coupling: dict) -> None:
-    """ValueError naming the first field of a run's coupling ({"teacher", "pairs", "sampler", "steps", "one_step"})
+    """ValueError naming the first field of a run's coupling ({"teacher", "pairs", "sampler", "steps", "distil_steps"})
     that is missing or out of range."""
-    fields = {"teacher", "pairs", "sampler", "steps", "one_step"}
+    fields = {"teacher", "pairs", "sampler", "steps", "distil_steps"}
     if not isinstance(coupling, dict) or set(coupling) != fields:
         raise ValueError(f"a coupling names exactly {', '.join(sorted(fields))}; got {coupling!r}")
     if not isinstance(coupling["teacher"], str) or not coupling["teacher"]:
@@ -48,8 +50,10 @@ def validate_coupling(coupling: dict) -> None:
     if coupling["sampler"] not in PAIR_SAMPLERS:
         raise ValueError(f"the teacher's pairs need a deterministic sampler, one of {', '.join(PAIR_SAMPLERS)}; "
                          f"got {coupling['sampler']!r}")
-    if not isinstance(coupling["one_step"], bool):
-        raise ValueError(f"the coupling's one_step must be true or false; got {coupling['one_step']!r}")
+    n = coupling["distil_steps"]
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_DISTIL_STEPS:
+        raise ValueError(f"the coupling's distil_steps must be a whole number from 0 (reflow) to {MAX_DISTIL_STEPS}; "
+                         f"got {n!r}")
 
 
 def draw_pairs(teacher: LoadedCheckpoint, n: int, sampler: str, steps: int, seed: int,

@@ -54,9 +54,10 @@ class Objective:
 
 
 def objective_from_config(diffusion: dict, coupling: dict | None = None) -> Objective:
-    """The objective of a "diffusion" config (on a teacher's coupling: its pairs' path; one_step: at t = 1 only);
+    """The objective of a "diffusion" config (on a teacher's coupling: its pairs' path; distil_steps N: at the N-step
+    grid's times only);
     ValueError naming what is wrong in it."""
     process = process_from_config(diffusion)
     if coupling is not None:
-        process = process.coupled(at_t=process.T if coupling["one_step"] else None)
+        process = process.coupled(coupling["distil_steps"] or None)
     return Objective(process)

@@ -25,7 +25,7 @@ DIFFUSION_OPTIONS = ("preset", "schedule", "beta1", "beta2", "T", "degradation",
 FLOW_ONLY = ("time_sampling", "logit_mean", "logit_std")
 MODEL_OPTIONS = ("arch", "init_from", "hidden", "kernel_size", "base_channels", "patch", "conditional",
                  "label_dropout")
-REFLOW_OPTIONS = ("reflow_from", "pairs", "pair_sampler", "pair_steps", "one_step")
+REFLOW_OPTIONS = ("reflow_from", "pairs", "pair_sampler", "pair_steps", "distil_steps")
 RUN_OPTIONS = ("epochs", "batch_size", "lr", "warmup", "lr_decay", "ema", "seed", "device", "precision", "dataset",
                "data_root", "no_download", "limit", "sample_epochs", "fid_every", "fid_samples")
 TRAIN_OPTIONS = frozenset(DIFFUSION_OPTIONS + MODEL_OPTIONS + RUN_OPTIONS + REFLOW_OPTIONS + ("recipe",))
@@ -187,7 +187,7 @@ def _reflow(o: dict) -> tuple[dict, dict] | None:
     o.setdefault("init_from", teacher)
     return {"teacher": teacher, "pairs": o.get("pairs", c.DEFAULT_PAIRS),
             "sampler": o.get("pair_sampler", c.DEFAULT_SAMPLER), "steps": o.get("pair_steps", c.DEFAULT_STEPS),
-            "one_step": bool(o.get("one_step", False))}, _reflow_clock(ckpt.config["diffusion"], o)
+            "distil_steps": int(o.get("distil_steps") or 0)}, _reflow_clock(ckpt.config["diffusion"], o)
 
 
 def train_config(options: Mapping[str, object], resume: bool = False) -> TrainConfig:

@@ -178,7 +178,7 @@ def distil_points(model: PointModel, steps: int = 1000, seed: int = 0, n_pairs: 
     own pairs, so that one Euler step, x̂0 = z1 − v(z1, 1), lands where the flow's whole ODE does."""
     pairs = flow_pairs(model, n_pairs, seed)
     process = model.process
-    result = fit(process.coupled(at_t=process.T), copy.deepcopy(model.model).train(), pairs, steps, batch_size=512,
+    result = fit(process.coupled(distil_steps=1), copy.deepcopy(model.model).train(), pairs, steps, batch_size=512,
                  lr=lr, seed=seed, ema_decay=None, lr_decay="cosine", on_step=on_step)
     return PointModel(process, result.model, result.losses, result.loss_by_t)
 
