@@ -192,7 +192,8 @@ def straightness(path: np.ndarray) -> np.ndarray:
 
 def flow_straightness(model: PointModel, n: int = 200, seed: int = 0, steps: int = 40) -> float:
     """Rectified flow's straightness S = E ∫₀¹ ‖(Z₁ − Z₀) − v(Z_t, t)‖² dt along the flow's own ODE (flow-euler on
-    `steps` uniform steps from n noises, Z₁ the noise, Z₀ the sample); 0 for straight paths."""
+    `steps` uniform steps from n noises, Z₁ the noise, Z₀ the sample); 0 for straight paths. Any flow model with
+    .process and .model (points or images: ‖·‖² over every dimension)."""
     process = model.process
     choice = SamplerChoice("flow-euler", steps, seed=seed)
     frames = list(model_frames(process, model.model, choice, n, precision="fp32"))
@@ -201,7 +202,7 @@ def flow_straightness(model: PointModel, n: int = 200, seed: int = 0, steps: int
     total = 0.0
     for i in range(len(frames) - 1):  # v on each step: the state's change over the step's time
         v = (frames[i].z.double() - frames[i + 1].z.double()) / (times[i] - times[i + 1])
-        total += (times[i] - times[i + 1]) * float(((z1 - z0) - v).pow(2).sum(1).mean())
+        total += (times[i] - times[i + 1]) * float(((z1 - z0) - v).pow(2).flatten(1).sum(1).mean())
     return total
 
 
