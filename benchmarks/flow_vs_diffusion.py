@@ -31,7 +31,7 @@ from diffusion_core.io.files import atomic_write_json  # noqa: E402
 from diffusion_core.training.precision import resolve_precision  # noqa: E402
 from diffusion_core.views.nfe_curves import NFE_BUDGETS, nfe_curve, results_path, table  # noqa: E402
 
-SHIPPED = ("uncond-unet", "flow-unet", "flow-reflow", "flow-one-step")
+SHIPPED = ("uncond-unet", "flow-unet", "flow-reflow", "flow-two-step", "flow-one-step")
 NETWORK = ["--arch", "unet", "--base-channels", "48", "--patch", "2", "--batch-size", "64", "--lr", "0.002",
            "--warmup", "100", "--ema", "0.999", "--epochs", "10000", "--seed", "0", "--quiet"]
 FAMILIES = {"diffusion": ["--preset", "default", "--prediction", "v"], "flow": ["--flow", "--time-sampling",
