@@ -2,7 +2,7 @@
 share of confident digits at 1, 2, 4, 8 and 20 network calls, each model at its best few-step sampler per budget
 (views/nfe_curves.py). Writes benchmarks/results/flow_vs_diffusion.json, which the Evaluate page draws.
 
-    python benchmarks/flow_vs_diffusion.py                       # the shipped models (about 10 min on 2 cores)
+    python benchmarks/flow_vs_diffusion.py                       # the shipped models (about 4 min on 2 cores)
     python benchmarks/flow_vs_diffusion.py --train-minutes 15    # also: the same U-Net trained from scratch for
                                                                  # 15 min as diffusion and as flow matching
 

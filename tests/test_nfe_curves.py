@@ -54,8 +54,9 @@ def rows():
 def test_the_table_has_a_line_per_model_and_a_column_per_budget():
     lines = table(rows()).splitlines()
     assert lines[0] == "| model | 1 call | 2 calls | 4 calls | 8 calls | 20 calls |"
-    assert lines[2].startswith("| uncond-unet | 40.00× · 80% (dpm++2m) | 20.00× · 80% (dpm++2m) |")
-    assert lines[3].endswith("| 1.50× · 80% (flow-euler) |")
+    assert lines[2].startswith("| uncond-unet | 40.00× · 80% · 10 digits (dpm++2m) | 20.00× · 80% · 10 digits "
+                               "(dpm++2m) |")
+    assert lines[3].endswith("| 1.50× · 80% · 10 digits (flow-euler) |")
 
 
 def test_the_evaluate_page_draws_the_benchmark_file(tmp_path, monkeypatch):

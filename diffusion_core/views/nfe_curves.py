@@ -89,7 +89,8 @@ def nfe_curve(checkpoint: LoadedCheckpoint, n: int, budgets: Sequence[int] = NFE
 
 
 def table(rows: Sequence[dict]) -> str:
-    """The rows as a Markdown table: one line per model, one column per budget (FID/floor · confident share)."""
+    """The rows as a Markdown table: one line per model, one column per budget (FID/floor · confident share ·
+    digits present: a one-class grid can be all confident)."""
     budgets = sorted({r["nfe"] for r in rows})
     models = list(dict.fromkeys(r["model"] for r in rows))
     lines = ["| model | " + " | ".join(f"{b} call{'s' * (b > 1)}" for b in budgets) + " |",
@@ -97,7 +98,8 @@ def table(rows: Sequence[dict]) -> str:
     for m in models:
         cells = {r["nfe"]: r for r in rows if r["model"] == m}
         lines.append(f"| {m} | " + " | ".join(
-            f"{cells[b]['fid_over_floor']:.2f}× · {cells[b]['confident']:.0%} ({cells[b]['sampler']})"
+            f"{cells[b]['fid_over_floor']:.2f}× · {cells[b]['confident']:.0%} · {cells[b]['digits']} "
+            f"digit{'s' * (cells[b]['digits'] > 1)} ({cells[b]['sampler']})"
             if b in cells else "—" for b in budgets) + " |")
     return "\n".join(lines)
 
