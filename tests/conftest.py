@@ -37,6 +37,8 @@ def _isolated(tmp_path_factory, monkeypatch):
     """Keep every test away from the user's data, runs and shipped checkpoints."""
     monkeypatch.setenv("DIFFUSION_LAB_RUNS", str(tmp_path_factory.mktemp("runs")))
     monkeypatch.setenv("DIFFUSION_LAB_DATA", str(tmp_path_factory.mktemp("data")))
+    # the committed flow-vs-diffusion results are the shipped models'; a test that wants the chart writes its own
+    monkeypatch.setenv("DIFFUSION_LAB_FLOW_BENCHMARK", str(tmp_path_factory.mktemp("bench") / "flow.json"))
     torch.manual_seed(0)
 
 

@@ -102,10 +102,10 @@ def test_a_flow_model_runs_its_own_samplers_and_the_noise_ones_with_t_as_continu
     at.number_input(key="rd_steps_flow-euler").set_value(5)
     at.button(key="rd_run").click().run()
     no_exceptions(at)
-    assert frame_slider(at).options == ["t = 20", "t = 15", "t = 10", "t = 6", "t = 1", "t = 0"]
+    assert frame_slider(at).options == ["t = 20", "t = 16", "t = 12", "t = 8", "t = 4", "t = 0"]  # equal steps
     assert metrics(at) == {"t": "20", "time t = k/T": "1", "α_t = 1 − t": "0"}
     at.button(key="rd_forward").click().run()
-    assert metrics(at) == {"t": "15", "time t = k/T": "0.75", "α_t = 1 − t": "0.25"}
+    assert metrics(at) == {"t": "16", "time t = k/T": "0.8", "α_t = 1 − t": "0.2"}
     expected = sample_checkpoint(load_checkpoint(path), SamplerChoice("flow-euler", 5, seed=0), n=4).samples
     np.testing.assert_allclose(np.load(io.BytesIO(at.session_state["rd_result"]["npy"])), to_unit_numpy(expected),
                                atol=1e-5)

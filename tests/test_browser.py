@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 
 import pytest
 import torch
@@ -228,5 +229,11 @@ def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
         for page in (a, b):
             page.get_by_text("finished").first.wait_for(timeout=240_000)
         assert {p.name for p in app["runs"].iterdir() if p.is_dir()} >= set(run_ids)
+        for run in run_ids:  # each page's own run (a page's "finished" may be the other's, listed below its own)
+            status = app["runs"] / run / "status.json"
+            deadline = time.monotonic() + 240
+            while not (status.is_file() and json.loads(status.read_text()).get("state") == "finished"):
+                assert time.monotonic() < deadline, f"{run} did not finish"
+                time.sleep(0.5)
         configs = [json.loads((app["runs"] / run / "config.json").read_text())["diffusion"] for run in run_ids]
         assert [c["type"] for c in configs] == ["noise", "flow"]

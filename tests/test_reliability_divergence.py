@@ -35,7 +35,7 @@ class Diverging:
 
 def diverge(monkeypatch, bad: float, at: int) -> None:
     real = training.objective_from_config
-    monkeypatch.setattr(training, "objective_from_config", lambda cfg: Diverging(real(cfg), bad, at))
+    monkeypatch.setattr(training, "objective_from_config", lambda *cfg: Diverging(real(*cfg), bad, at))
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from diffusion_core.services import batching
 from tests.app_support import app, errors, no_exceptions, shipped_folder, write_checkpoint
 
 WARM_UP = 3
@@ -37,6 +38,9 @@ def retained_bytes() -> int:
 
 @pytest.mark.slow
 def test_generate_requests_keep_nothing_per_request(tmp_path, monkeypatch):
+    """Beyond the sample cache's bounded entries (#30: 64 grids by default; 2 here, filled in the warm-up), nothing
+    grows with the requests."""
+    monkeypatch.setattr(batching, "_cache", batching.SampleCache(2))
     shipped = shipped_folder(tmp_path, monkeypatch)
     write_checkpoint(shipped, "tiny", T=20)
     at = app().run()
