@@ -266,6 +266,11 @@ class GaussianProcess(DiffusionProcess):
     def frame_curve(self) -> tuple[str, list[float]]:
         return "ᾱ_t", self.schedule.alpha_bars.tolist()
 
+    def log_snrs(self) -> list[float]:
+        """log SNR_t = log(ᾱ_t/(1 − ᾱ_t)) for t = 1..T, from the whole schedule at once (model2 has T = 18,300)."""
+        ab = self.schedule.alpha_bars[1:].double()
+        return (ab / (1.0 - ab)).log().tolist()
+
     def levels(self, t: int) -> tuple[float, float]:
         """(α_t, σ_t) of z_t = α_t·x + σ_t·ε: (√ᾱ_t, √(1 − ᾱ_t)); (1, 0) at t = 0."""
         ab = 1.0 if t == 0 else float(self.schedule.alpha_bars[t])
