@@ -308,7 +308,7 @@ def build_flow_lab(view: PointsView, steps: int = TRAIN_DEFAULTS["steps"], lr: f
     reflowed = reflow_points(flow, steps, seed, lr=lr)
     if on_progress is not None:
         on_progress(2, 3)
-    one_step = distil_points(reflowed, seed=seed)
+    one_step = distil_points(reflowed, steps=min(steps, 1000), seed=seed)  # the same budget, at most 1,000
     if on_progress is not None:
         on_progress(3, 3)
     n, ts = view.paths.ode.shape[1], view.paths.ts
