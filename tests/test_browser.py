@@ -42,7 +42,8 @@ def app(tmp_path_factory):
         bench.write_text(json.dumps({"model": "default", "n": 500, "reference": "MNIST test split", "best": {},
                                      "rows": rows}))
         env["DIFFUSION_LAB_SAMPLER_BENCHMARK"] = str(bench)
-    env["DIFFUSION_LAB_BATCH_WAIT_MS"] = "1500"  # two students' clicks a moment apart share one batch (#30)
+    # #30: two students' clicks a moment apart share one batch (on one worker: with two, each would take one)
+    env["DIFFUSION_LAB_BATCH_WAIT_MS"], env["DIFFUSION_LAB_WORKERS"] = "1500", "1"
     with bh.running_app(env, root / "streamlit.log") as url:
         yield {"url": url, "root": root, "runs": runs}
 

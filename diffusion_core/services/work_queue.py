@@ -232,8 +232,13 @@ class WorkQueue:
         ticket._done.set()
 
     def _take_batch(self, first: Ticket) -> list[Ticket]:  # lock held
-        """`first` and the waiting tickets that join its batch (same key, sizes within max_size)."""
-        batch, room = [first], first.batch.max_size - first.batch.size
+        """`first` and the waiting tickets that join its batch (same key, sizes within max_size): at most a fair
+        share of what waits under its key, so that the idle workers take the rest at once (a batch runs on one
+        worker's threads; one batch of everything would leave the other cores idle)."""
+        same = sum(t.batch.size for t in self._waiting if t.batch is not None and t.batch.key == first.batch.key)
+        free = max(1, self.workers - self._running)  # this worker and the idle ones
+        share = -(-(first.batch.size + same) // free)
+        batch, room = [first], min(first.batch.max_size, max(share, first.batch.size)) - first.batch.size
         for ticket in list(self._waiting):
             if ticket.batch is not None and ticket.batch.key == first.batch.key and ticket.batch.size <= room:
                 self._waiting.remove(ticket)
