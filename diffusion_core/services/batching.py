@@ -128,14 +128,22 @@ class _Merged:
         return results
 
 
+def merge_plan(ckpt: LoadedCheckpoint, choice: SamplerChoice, n: int) -> tuple[Hashable, int] | None:
+    """(the settings key, the largest batch) for a run that may merge; None for one that runs alone (given
+    states, or more images than one merged batch holds)."""
+    settings = settings_key(ckpt, choice)
+    max_batch = env_int(MAX_BATCH_ENV, DEFAULT_MAX_BATCH)
+    return None if settings is None or n > max_batch else (settings, max_batch)
+
+
 def submit_samples(queue: WorkQueue, ckpt: LoadedCheckpoint, choice: SamplerChoice, n: int,
                    precision: str = "auto") -> Ticket:
     """Queue one run of n images so that it merges with others asking the same model and settings (a run that
     cannot merge is queued alone). The ticket's result is the n images."""
-    settings = settings_key(ckpt, choice)
-    max_batch = env_int(MAX_BATCH_ENV, DEFAULT_MAX_BATCH)
-    if settings is None or n > max_batch:
+    plan = merge_plan(ckpt, choice, n)
+    if plan is None:
         return queue.submit(_alone, ckpt, choice, n, precision)
+    settings, max_batch = plan
     return queue.submit_batched((settings, precision), SampleRequest(choice.seed, n), n,
                                 _Merged(ckpt, choice, precision), max_batch)
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint
-from diffusion_core.io.files import env_int
 from diffusion_core.process import SamplerChoice
 from diffusion_core.samplers import SamplerStep
 from diffusion_core.sampling import checkpoint_frames
-from diffusion_core.services.batching import DEFAULT_MAX_BATCH, MAX_BATCH_ENV, SampleRequest, settings_key
+from diffusion_core.services.batching import SampleRequest, merge_plan
 from diffusion_core.services.work_queue import Ticket, WorkQueue
 from diffusion_core.views.reverse import (
     DEFAULT_MAX_FRAMES,
@@ -71,10 +70,10 @@ def submit_trajectory(queue: WorkQueue, ckpt: LoadedCheckpoint, choice: SamplerC
     """Queue one reverse-diffusion run of n images that merges with others of the same model and settings (a run
     from given states runs alone); its result is (the Trajectory, the seconds it computed)."""
     item = TrajectoryRequest(SampleRequest(choice.seed, n), live, max_frames)
-    settings = settings_key(ckpt, choice)
-    max_batch = env_int(MAX_BATCH_ENV, DEFAULT_MAX_BATCH)
-    if settings is None or n > max_batch:
+    plan = merge_plan(ckpt, choice, n)
+    if plan is None:
         return queue.submit(_trajectory_alone, ckpt, choice, item, precision)
+    settings, max_batch = plan
     return queue.submit_batched((settings, precision, "trajectory"), item, n,
                                 _MergedTrajectories(ckpt, choice, precision), max_batch)
 
