@@ -124,7 +124,8 @@ def test_evaluate_gives_one_fid_per_protocol_and_a_guidance_curve_that_says_what
         samples = page.get_by_role("spinbutton", name="Samples per w")
         samples.fill("20")
         samples.press("Enter")
-        bh.wait_idle(page)
+        page.get_by_text("About 1 s per scale").wait_for()  # the page has taken n = 20 (a busy machine's rerun
+        bh.wait_idle(page)                                  # may start after wait_idle's grace)
         page.get_by_role("button", name="Compute the guidance curve").click()
         chart = chart_titled(page, "Guidance: fidelity against diversity")
         chart.wait_for(timeout=180_000)

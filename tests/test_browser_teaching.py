@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 
 import pytest
 import torch
@@ -213,9 +214,16 @@ def test_compare_runs_a_and_b_from_the_same_noise_one_setting_apart_at_the_same_
             slider.press("ArrowRight")
             bh.wait_idle(page)
         t = int(slider.get_attribute("aria-valuetext").split("= ")[1])
-        captions = page.locator('[data-testid="stMain"] [data-testid="stImage"]').all_inner_texts()
-        a_t, b_t = (int(next(c for c in captions if c.strip().startswith(f"{x} · x̂0 at t = ")).rsplit("= ", 1)[1])
-                    for x in "AB")
+        # the slider moves at once, the frames once the rerun it asked for has run (on a busy machine it may start
+        # after wait_idle's grace): read the captions until one run shows t, for at most 30 s
+        deadline = time.monotonic() + 30
+        while True:
+            captions = page.locator('[data-testid="stMain"] [data-testid="stImage"]').all_inner_texts()
+            a_t, b_t = (int(next(c for c in captions if c.strip().startswith(f"{x} · x̂0 at t = ")).rsplit("= ", 1)[1])
+                        for x in "AB")
+            if t in (a_t, b_t) or time.monotonic() > deadline:
+                break
+            page.wait_for_timeout(250)
         # one run is at t itself, the other at its own frame nearest t (before: the same share of each run's frames)
         assert t in (a_t, b_t) and abs(a_t - b_t) < 50 / 2, (t, a_t, b_t)
         bh.screenshot(page, "compare")
