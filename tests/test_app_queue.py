@@ -94,13 +94,13 @@ def test_a_full_line_is_a_clear_message_not_a_traceback(line):
 
 def test_reverse_diffusion_samples_on_a_queue_worker(line, monkeypatch):
     threads = []
-    real = merged_runs.checkpoint_frames
+    real = merged_runs.merged_frames
 
     def recording(*args, **kwargs):
         threads.append(threading.current_thread().name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(merged_runs, "checkpoint_frames", recording)
+    monkeypatch.setattr(merged_runs, "merged_frames", recording)
     at = app("pages/3_Reverse_diffusion.py").run()
     at.button(key="rd_run").click().run()
     no_exceptions(at)

@@ -199,6 +199,27 @@ def test_listing_and_resolving_shipped_checkpoints(saved, monkeypatch):
         resolve_checkpoint("missing-model")
 
 
+def test_the_listing_follows_each_config_file_and_hands_out_copies(saved, monkeypatch):
+    """list_checkpoints remembers each checked config while its file is unchanged (every page lists them on
+    every rerun); a rewritten or broken file is read again, and a caller's change to a listed config stays its
+    own."""
+    import json
+    import os
+
+    monkeypatch.setenv("DIFFUSION_LAB_CHECKPOINTS", str(saved))
+    listed = dict((w.stem, meta) for w, meta in list_checkpoints())
+    listed["m"]["epochs"] = 77  # the caller's copy
+    assert dict((w.stem, meta) for w, meta in list_checkpoints())["m"].get("epochs") != 77
+    config = json.loads((saved / "m.json").read_text())
+    config["epochs"] = 12
+    (saved / "m.json").write_text(json.dumps(config))
+    stat = (saved / "m.json").stat()
+    os.utime(saved / "m.json", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later save, whatever the clock
+    assert dict((w.stem, meta) for w, meta in list_checkpoints())["m"]["epochs"] == 12
+    (saved / "m.json").write_text("{not json")
+    assert list_checkpoints() == []
+
+
 def test_a_safetensors_header_whose_length_starts_with_0x80_is_not_taken_for_a_pickle():
     """safetensors begins with its header's length (8 bytes, little-endian): a header of 0x1980 bytes starts the
     file with b"\\x80", as a pickle does. Such a file (a trained U-Net hit it) loads."""

@@ -44,6 +44,11 @@ def test_the_file_watcher_is_off_in_the_config_streamlit_reads():
     assert effective_option("server.fileWatcherType") == "none"
 
 
+def test_no_full_garbage_collection_after_each_rerun_in_the_config_streamlit_reads():
+    """#30: Streamlit's gc.collect() after every script run held the GIL a class's reruns queued behind."""
+    assert effective_option("runner.postScriptGC") == "False"
+
+
 def inotify_watches(pid: int) -> int:
     """Inotify watches held by a process (one `inotify wd:` line per watch in /proc/PID/fdinfo)."""
     count = 0

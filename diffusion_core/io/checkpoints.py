@@ -7,8 +7,10 @@ weights file so a torn or swapped pair is refused. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -241,12 +243,36 @@ def list_checkpoints(folder: str | Path | None = None) -> list[tuple[Path, dict]
     folder = Path(folder) if folder is not None else shipped_dir()
     found = []
     for cpath in sorted(folder.glob("*.json")):
+        meta = _checked_config(cpath)
+        if meta is not None:
+            found.append((cpath.with_suffix(".safetensors"), meta))
+    return found
+
+
+_configs: dict[Path, tuple[tuple[int, int], dict | None]] = {}  # config file → ((mtime_ns, size), checked config)
+_configs_lock = threading.Lock()
+
+
+def _checked_config(cpath: Path) -> dict | None:
+    """validate_config of a config file (a copy), or None for an unreadable one; remembered while the file's
+    modification time and size stay the same (every page lists the shipped models on every rerun, and checking a
+    config builds its schedule: a fifth of a class's server time before)."""
+    try:
+        stat = cpath.stat()
+    except OSError:
+        return None
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    with _configs_lock:
+        known = _configs.get(cpath)
+    if known is None or known[0] != stamp:
         try:
             meta = validate_config(json.loads(cpath.read_text()))
-        except (CheckpointError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        found.append((cpath.with_suffix(".safetensors"), meta))
-    return found
+        except (CheckpointError, json.JSONDecodeError, UnicodeDecodeError, OSError):
+            meta = None
+        known = (stamp, meta)
+        with _configs_lock:
+            _configs[cpath] = known
+    return None if known[1] is None else copy.deepcopy(known[1])
 
 
 def checkpoint_name(path: str | Path) -> str:

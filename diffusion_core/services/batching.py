@@ -30,6 +30,7 @@ from diffusion_core.io.files import env_int
 from diffusion_core.process import SamplerChoice
 from diffusion_core.samplers import run_to_end
 from diffusion_core.sampling import checkpoint_frames
+from diffusion_core.services.compute_process import merged_frames
 from diffusion_core.services.work_queue import Ticket, WorkQueue
 
 MAX_BATCH_ENV = "DIFFUSION_LAB_MAX_BATCH"  # images one merged network batch may hold (default 256)
@@ -65,7 +66,7 @@ def sample_merged(ckpt: LoadedCheckpoint, choice: SamplerChoice, requests: list[
                   precision: str = "auto") -> list[torch.Tensor]:
     """Every request's images from one reverse run over all of them (choice's seed unused: each request's own)."""
     seeds = [r.seed + k for r in requests for k in range(r.n)]
-    samples = run_to_end(checkpoint_frames(ckpt, choice, len(seeds), precision=precision, seeds=seeds)).samples
+    samples = run_to_end(merged_frames(ckpt, choice, seeds, precision, final_only=True)).samples
     return list(torch.split(samples, [r.n for r in requests]))
 
 

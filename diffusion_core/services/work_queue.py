@@ -142,6 +142,7 @@ class WorkQueue:
         self._waiting: deque[Ticket] = deque()
         self._gathering: set[Hashable] = set()  # keys whose batch a worker is gathering now
         self._running = 0
+        self._inflight: dict[Hashable, tuple[int, int]] = {}  # key → (workers computing it, images they hold)
         self._threads: list[threading.Thread] = []
         self._closed = False
 
@@ -233,11 +234,17 @@ class WorkQueue:
 
     def _take_batch(self, first: Ticket) -> list[Ticket]:  # lock held
         """`first` and the waiting tickets that join its batch (same key, sizes within max_size): at most a fair
-        share of what waits under its key, so that the idle workers take the rest at once (a batch runs on one
-        worker's threads; one batch of everything would leave the other cores idle)."""
-        same = sum(t.batch.size for t in self._waiting if t.batch is not None and t.batch.key == first.batch.key)
-        free = max(1, self.workers - self._running)  # this worker and the idle ones
-        share = -(-(first.batch.size + same) // free)
+        share of its key's work, so that the idle workers take the rest at once (a batch runs on one worker's
+        threads; one batch of everything would leave the other cores idle)."""
+        key = first.batch.key
+        same = sum(t.batch.size for t in self._waiting if t.batch is not None and t.batch.key == key)
+        # the work of this key — waiting, and computing on other workers — shared equally by this worker, the idle
+        # ones and those computing this key, so that they finish together: a worker taking requests while another
+        # computes a batch of the same key takes what makes them even (a busy worker's plain job, maybe a minute's
+        # evaluation, is not counted on)
+        busy_workers, busy_size = self._inflight.get(key, (0, 0))
+        sharing = max(1, self.workers - self._running + busy_workers)
+        share = -(-(first.batch.size + same + busy_size) // sharing)
         batch, room = [first], min(first.batch.max_size, max(share, first.batch.size)) - first.batch.size
         for ticket in list(self._waiting):
             if ticket.batch is not None and ticket.batch.key == first.batch.key and ticket.batch.size <= room:
@@ -273,6 +280,9 @@ class WorkQueue:
                 for ticket in tickets:
                     ticket.state = RUNNING
                 self._running += 1
+                if first.batch is not None:
+                    workers, size = self._inflight.get(first.batch.key, (0, 0))
+                    self._inflight[first.batch.key] = (workers + 1, size + sum(t.batch.size for t in tickets))
             try:
                 if first.batch is None:
                     fn, args, kwargs = first._call
@@ -284,6 +294,10 @@ class WorkQueue:
                     ticket._call = None
                 with self._lock:
                     self._running -= 1
+                    if first.batch is not None:
+                        workers, size = self._inflight.pop(first.batch.key)
+                        if workers > 1:
+                            self._inflight[first.batch.key] = (workers - 1, size - sum(t.batch.size for t in tickets))
                     for ticket in tickets:
                         ticket.state = DONE
                 for ticket in tickets:

@@ -8,6 +8,7 @@ steps through their own trajectory — the images their seeds give alone — and
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from diffusion_core.process import SamplerChoice
 from diffusion_core.samplers import SamplerStep
 from diffusion_core.sampling import checkpoint_frames
 from diffusion_core.services.batching import SampleRequest, merge_plan
+from diffusion_core.services.compute_process import merged_frames
 from diffusion_core.services.work_queue import Ticket, WorkQueue
 from diffusion_core.views.reverse import (
     DEFAULT_MAX_FRAMES,
@@ -46,13 +48,14 @@ def trajectories_merged(ckpt: LoadedCheckpoint, choice: SamplerChoice, requests:
     seeds = [r.request.seed + k for r in requests for k in range(r.request.n)]
     bounds = np.cumsum([0] + [r.request.n for r in requests]).tolist()
     recorders = [TrajectoryRecorder(r.max_frames) for r in requests]
-    for index, frame in enumerate(checkpoint_frames(ckpt, choice, len(seeds), precision=precision, seeds=seeds)):
-        if all(r.live.stopped for r in requests):
-            raise RunStopped(f"every page stopped its run at t = {frame.t}")
-        for r, recorder, a, b in zip(requests, recorders, bounds, bounds[1:], strict=False):
-            part = SamplerStep(frame.t, frame.z[a:b], frame.x0_hat[a:b])
-            r.live.offer(index, part)
-            recorder.add(part)
+    with closing(merged_frames(ckpt, choice, seeds, precision)) as frames:  # closed: the child stops at once
+        for index, frame in enumerate(frames):
+            if all(r.live.stopped for r in requests):
+                raise RunStopped(f"every page stopped its run at t = {frame.t}")
+            for r, recorder, a, b in zip(requests, recorders, bounds, bounds[1:], strict=False):
+                part = SamplerStep(frame.t, frame.z[a:b], frame.x0_hat[a:b])
+                r.live.offer(index, part)
+                recorder.add(part)
     seconds = time.perf_counter() - began
     return [(recorder.result(), seconds) for recorder in recorders]
 

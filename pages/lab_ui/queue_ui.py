@@ -21,7 +21,7 @@ import torch
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
-from diffusion_core.services import batching
+from diffusion_core.services import batching, compute_process
 from diffusion_core.services.catalog import default_checkpoint
 from diffusion_core.services.work_queue import Ticket, default_queue
 
@@ -117,7 +117,9 @@ def _warm(path: Path) -> str:
         if not ckpt.process.starts:  # noise models (a cold model's mixture start is fitted on first use)
             choice = ckpt.process.quick_choice()
             steps = None if choice.steps is None else min(choice.steps, WARM_STEPS)
-            sample_checkpoint(ckpt, dataclasses.replace(choice, steps=steps), n=1)
+            choice = dataclasses.replace(choice, steps=steps)
+            sample_checkpoint(ckpt, choice, n=1)
+            compute_process.prestart(default_queue().workers, ckpt, choice)  # the workers' sampling processes
         return f"warm: {path.stem}"
     except Exception as exc:  # a broken model is reported by the page that uses it, not here
         return f"not warmed: {path.stem}: {exc}"
