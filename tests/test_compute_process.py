@@ -20,7 +20,6 @@ from diffusion_core.samplers import run_to_end
 from diffusion_core.sampling import checkpoint_frames
 from diffusion_core.services import compute_process
 from diffusion_core.services.compute_process import ComputeProcess, ComputeProcessDied, merged_frames
-from diffusion_core.services.work_queue import WorkQueue
 from tests.app_support import TINY_CNN, write_checkpoint, write_flow_checkpoint
 
 SEEDS = [3, 4, 5, 100, 101]
@@ -104,29 +103,43 @@ def test_an_error_in_the_child_is_raised_here_as_itself(tmp_path, child):
     assert len(frames_of(child, ckpt, SamplerChoice("ddim", 4), [0])) == 5  # and it goes on
 
 
-def test_merged_frames_uses_one_child_per_worker_thread_and_thread_mode_none(tmp_path, monkeypatch):
+def test_runs_borrow_children_as_many_as_compute_at_once_and_thread_mode_starts_none(tmp_path, monkeypatch):
+    """Two runs at once borrow two children; the ten runs after them reuse those (a test suite's hundred queues,
+    or a day of classes, never pile them up); DIFFUSION_LAB_COMPUTE=thread computes here, the same images."""
     ckpt = load_checkpoint(write_checkpoint(tmp_path))
     choice = SamplerChoice("ddim", 4)
-    queue = WorkQueue(workers=2, threads=None, batch_wait=0)
+    monkeypatch.setattr(compute_process, "_idle", [])
+    monkeypatch.setattr(compute_process, "_all", [])
     gate = threading.Barrier(2)
+    seen = []
 
-    def job():
-        gate.wait(30)  # both workers at once: each its own child
-        frames = list(merged_frames(ckpt, choice, SEEDS, "fp32", final_only=True))
-        return compute_process._local.process.pid, frames[-1].z
+    def run(hold: bool):
+        frames = merged_frames(ckpt, choice, SEEDS, "fp32", final_only=True)
+        last = next(frames)
+        if hold:
+            gate.wait(60)  # both runs hold their child at once
+        seen.append(last.z)
+        frames.close()
 
     try:
-        results = [t.result(120) for t in [queue.submit(job), queue.submit(job)]]
+        workers = [threading.Thread(target=run, args=(True,)) for _ in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert len(compute_process.child_pids()) == 2
+        for _ in range(10):
+            run(False)
+        assert len(compute_process.child_pids()) == 2 and len(seen) == 12
+        for z in seen[1:]:
+            torch.testing.assert_close(z, seen[0], rtol=0, atol=0)
+        monkeypatch.setenv("DIFFUSION_LAB_COMPUTE", "thread")
+        here = run_to_end(merged_frames(ckpt, choice, SEEDS, "fp32", final_only=True)).samples
+        assert len(compute_process.child_pids()) == 2  # none started for it
+        np.testing.assert_array_equal(here.numpy(), seen[0].numpy())
+        monkeypatch.setenv("DIFFUSION_LAB_COMPUTE", "gpu")
+        with pytest.raises(ValueError, match="DIFFUSION_LAB_COMPUTE must be one of process, thread; got 'gpu'"):
+            merged_frames(ckpt, choice, SEEDS)
     finally:
-        queue.shutdown()
-    (pid_a, a), (pid_b, b) = results
-    assert pid_a != pid_b and {pid_a, pid_b} <= set(compute_process.child_pids())
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    monkeypatch.setenv("DIFFUSION_LAB_COMPUTE", "thread")
-    before = set(compute_process.child_pids())
-    here = run_to_end(merged_frames(ckpt, choice, SEEDS, "fp32", final_only=True)).samples
-    assert set(compute_process.child_pids()) == before  # no child started for this thread
-    np.testing.assert_array_equal(here.numpy(), a.numpy())
-    monkeypatch.setenv("DIFFUSION_LAB_COMPUTE", "gpu")
-    with pytest.raises(ValueError, match="DIFFUSION_LAB_COMPUTE must be one of process, thread; got 'gpu'"):
-        merged_frames(ckpt, choice, SEEDS)
+        for proc in compute_process._all:
+            proc.close()

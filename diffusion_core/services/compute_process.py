@@ -1,19 +1,19 @@
-"""A class's merged sampling computed in a child process per queue worker (#30), out of the server's GIL.
+"""A class's merged sampling computed in child processes (#30), out of the server's GIL.
 
 Why: Streamlit runs every session's script as a thread of one Python process. A sampler dispatches hundreds of
 small torch ops per step and must take the GIL back after each one; while thirty students' pages render, each
 take-back waits behind them. Measured on 2 cores (benchmarks/load_test.py, 30 students): one merged batch of 176
 images took 13.9 s in the server's worker thread against 3.6 s alone. A child process has its own GIL, so the
-pages' Python no longer stalls the network: the worker thread only waits on a pipe.
+pages' Python no longer stalls the network: the worker thread only waits on a socket.
 
     frames = merged_frames(ckpt, choice, seeds)                 # SamplerStep per step, as checkpoint_frames
     samples = run_to_end(merged_frames(ckpt, choice, seeds, final_only=True)).samples
 
-Each queue worker thread owns one child (started on first use, restarted after it dies). The child loads the
-checkpoint from its file (kept while its weights' hash is unchanged) and streams frames back without waiting for
-the server; a "stop" from the server (every page left the run) ends it before its next step. Runs in the calling
-thread instead with DIFFUSION_LAB_COMPUTE=thread, and for a model with no file on disk or whose file changed since
-it was loaded.
+A run borrows an idle child or starts one, and gives it back when it ends: there are as many children as runs
+ever computed at once (one per queue worker). A child that died is started again by the next run that borrows
+it. The child loads the checkpoint from its file (kept while its weights' hash is unchanged) and streams frames
+back without waiting for the server; a "stop" from the server (every page left the run) ends it before its next
+step. Runs in the calling thread instead with DIFFUSION_LAB_COMPUTE=thread, and for a model with no file on disk.
 
 The socket carries pickles (plain pickle: torch's multiprocessing pickler would share tensors through a separate
 server) between this server and the child it started: nothing from a user or a file is unpickled.
@@ -62,15 +62,23 @@ def compute_mode() -> str:
 
 def merged_frames(ckpt: LoadedCheckpoint, choice: SamplerChoice, seeds: Sequence[int], precision: str = "auto",
                   final_only: bool = False) -> Iterator[SamplerStep]:
-    """checkpoint_frames(ckpt, choice, len(seeds), precision, seeds) computed in this worker thread's child
-    process (or here: see the module's note); with final_only, only the last frame (t = 0)."""
+    """checkpoint_frames(ckpt, choice, len(seeds), precision, seeds) computed in a sampling process borrowed for
+    the run (or here: see the module's note); with final_only, only the last frame (t = 0)."""
     from diffusion_core.sampling import checkpoint_frames
 
     sha = ckpt.config.get("weights_sha256")
     if compute_mode() == "thread" or not sha or not Path(ckpt.path).is_file():
         frames = checkpoint_frames(ckpt, choice, len(seeds), precision=precision, seeds=list(seeds))
         return _last_only(frames) if final_only else frames
-    return _child().frames(Path(ckpt.path), sha, choice, list(seeds), precision, final_only, ckpt)
+    return _borrowed_frames(Path(ckpt.path), sha, choice, list(seeds), precision, final_only, ckpt)
+
+
+def _borrowed_frames(*args: Any) -> Iterator[SamplerStep]:
+    proc = _borrow()
+    try:
+        yield from proc.frames(*args)
+    finally:
+        _give_back(proc)
 
 
 def _last_only(frames: Iterator[SamplerStep]) -> Iterator[SamplerStep]:
@@ -196,45 +204,43 @@ class ComputeProcess:
                                   "press the button again: a new one starts")
 
 
-_local = threading.local()
-_all: list[ComputeProcess] = []
-_spare: list[ComputeProcess] = []  # started by prestart, not yet taken by a thread
-_all_lock = threading.Lock()
+_lock = threading.Lock()
+_idle: list[ComputeProcess] = []  # started, not computing now
+_all: list[ComputeProcess] = []  # every one this process started: at most as many as runs ever computed at once
 
 
-def _child() -> ComputeProcess:
-    """This thread's child (queue workers each get their own; its torch threads: the queue's per-job setting)."""
-    proc = getattr(_local, "process", None)
-    if proc is None:
-        with _all_lock:
-            proc = _spare.pop(0) if _spare else None
-            if proc is None:
-                proc = ComputeProcess(threads=max(1, torch.get_num_threads()))
-                _all.append(proc)
-        _local.process = proc
-    return proc
+def _borrow() -> ComputeProcess:
+    """An idle sampling process (its torch threads: this process's setting when it was made), or a new one."""
+    with _lock:
+        if _idle:
+            return _idle.pop()
+        proc = ComputeProcess(threads=max(1, torch.get_num_threads()))
+        _all.append(proc)
+        return proc
+
+
+def _give_back(proc: ComputeProcess) -> None:
+    with _lock:
+        _idle.append(proc)
 
 
 def prestart(count: int, ckpt: LoadedCheckpoint, choice: SamplerChoice, precision: str = "auto") -> int:
-    """Start `count` children ahead of the first runs, each warming ckpt with choice (in the background); the
-    queue's workers take them on first use. Nothing in thread mode or for a model with no file. Returns how many
-    started."""
+    """Start sampling processes ahead of the first runs, up to `count` in all, each warming ckpt with choice in
+    the background. Nothing in thread mode or for a model with no file. Returns how many started now."""
     if compute_mode() == "thread" or not ckpt.config.get("weights_sha256") or not Path(ckpt.path).is_file():
         return 0
-    started = []
-    for _ in range(count):
-        proc = ComputeProcess(threads=max(1, torch.get_num_threads()))
+    with _lock:
+        new = [ComputeProcess(threads=max(1, torch.get_num_threads())) for _ in range(max(0, count - len(_all)))]
+        _all.extend(new)
+        _idle.extend(new)
+    for proc in new:
         proc.warm(ckpt, choice, precision)
-        started.append(proc)
-    with _all_lock:
-        _all.extend(started)
-        _spare.extend(started)
-    return len(started)
+    return len(new)
 
 
 def child_pids() -> list[int]:
-    """The process ids of the children started in this process and still running (for memory and fault tests)."""
-    with _all_lock:
+    """The process ids of the sampling processes started here and still running (for memory and fault tests)."""
+    with _lock:
         return [p.pid for p in _all if p.alive() and p.pid is not None]
 
 
