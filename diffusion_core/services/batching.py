@@ -30,7 +30,7 @@ from diffusion_core.io.files import env_int
 from diffusion_core.process import SamplerChoice
 from diffusion_core.samplers import run_to_end
 from diffusion_core.sampling import checkpoint_frames
-from diffusion_core.services.compute_process import merged_frames
+from diffusion_core.services.compute_process import last_note, merged_frames
 from diffusion_core.services.work_queue import Ticket, WorkQueue
 
 MAX_BATCH_ENV = "DIFFUSION_LAB_MAX_BATCH"  # images one merged network batch may hold (default 256)
@@ -123,6 +123,7 @@ class _Merged:
 
     def __call__(self, requests: list[SampleRequest]) -> list[torch.Tensor]:
         results = sample_merged(self.ckpt, self.choice, requests, self.precision)
+        self.note = last_note()  # e.g. on the Ray cluster: the queue hands it to each ticket
         for request, images in zip(requests, results, strict=True):
             sample_cache().put(sample_key(self.ckpt, dataclasses.replace(self.choice, seed=request.seed),
                                           request.n), images)
@@ -140,7 +141,8 @@ def merge_plan(ckpt: LoadedCheckpoint, choice: SamplerChoice, n: int) -> tuple[H
 def submit_samples(queue: WorkQueue, ckpt: LoadedCheckpoint, choice: SamplerChoice, n: int,
                    precision: str = "auto") -> Ticket:
     """Queue one run of n images so that it merges with others asking the same model and settings (a run that
-    cannot merge is queued alone). The ticket's result is the n images."""
+    cannot merge is queued alone; a merged batch goes on to a configured Ray cluster: services/ray_serve.py). The
+    ticket's result is the n images; its `note` says where they were computed when not here."""
     plan = merge_plan(ckpt, choice, n)
     if plan is None:
         return queue.submit(_alone, ckpt, choice, n, precision)

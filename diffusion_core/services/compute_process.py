@@ -13,7 +13,8 @@ A run borrows an idle child or starts one, and gives it back when it ends: there
 ever computed at once (one per queue worker). A child that died is started again by the next run that borrows
 it. The child loads the checkpoint from its file (kept while its weights' hash is unchanged) and streams frames
 back without waiting for the server; a "stop" from the server (every page left the run) ends it before its next
-step. Runs in the calling thread instead with DIFFUSION_LAB_COMPUTE=thread, and for a model with no file on disk.
+step. Runs in the calling thread instead with DIFFUSION_LAB_COMPUTE=thread, for a model with no file on disk, and
+for a sampler registered at run time from outside diffusion_core (the child would not know it).
 
 The socket carries pickles (plain pickle: torch's multiprocessing pickler would share tensors through a separate
 server) between this server and the child it started: nothing from a user or a file is unpickled.
@@ -37,6 +38,7 @@ import torch
 from diffusion_core.io.checkpoints import LoadedCheckpoint
 from diffusion_core.process import SamplerChoice
 from diffusion_core.samplers import SamplerStep
+from diffusion_core.services import ray_serve
 
 COMPUTE_ENV = "DIFFUSION_LAB_COMPUTE"  # "process" (default): merged sampling in a child per worker; "thread"
 MODES = ("process", "thread")
@@ -67,10 +69,20 @@ def merged_frames(ckpt: LoadedCheckpoint, choice: SamplerChoice, seeds: Sequence
     from diffusion_core.sampling import checkpoint_frames
 
     sha = ckpt.config.get("weights_sha256")
-    if compute_mode() == "thread" or not sha or not Path(ckpt.path).is_file():
+    if compute_mode() == "thread" or not sha or not Path(ckpt.path).is_file() or not _known_to_children(choice):
         frames = checkpoint_frames(ckpt, choice, len(seeds), precision=precision, seeds=list(seeds))
         return _last_only(frames) if final_only else frames
-    return _borrowed_frames(Path(ckpt.path), sha, choice, list(seeds), precision, final_only, ckpt)
+    cluster = ray_serve.ray_target() if final_only else None  # a class across servers: its Ray cluster
+    return _borrowed_frames(Path(ckpt.path), sha, choice, list(seeds), precision, final_only, ckpt, cluster)
+
+
+def _known_to_children(choice: SamplerChoice) -> bool:
+    """Whether a fresh interpreter knows the choice's sampler: one of diffusion_core's own (a sampler registered
+    at run time from elsewhere, say a plug-in file, exists only in this process)."""
+    from diffusion_core.process.base import SAMPLERS
+
+    spec = SAMPLERS.get(choice.sampler)
+    return spec is None or getattr(spec.run, "__module__", "").startswith("diffusion_core.")
 
 
 def _borrowed_frames(*args: Any) -> Iterator[SamplerStep]:
@@ -78,7 +90,17 @@ def _borrowed_frames(*args: Any) -> Iterator[SamplerStep]:
     try:
         yield from proc.frames(*args)
     finally:
+        _notes.last = proc.note
         _give_back(proc)
+
+
+_notes = threading.local()
+
+
+def last_note() -> str | None:
+    """How this thread's last run through a child was computed, when not simply there (e.g. "on the Ray cluster
+    at …"); None otherwise."""
+    return getattr(_notes, "last", None)
 
 
 def _last_only(frames: Iterator[SamplerStep]) -> Iterator[SamplerStep]:
@@ -97,6 +119,7 @@ class ComputeProcess:
         self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
         self._unanswered = 0  # warm-ups whose answers are still to be read
+        self.note: str | None = None  # how the last run was computed, when the child says (e.g. on a Ray cluster)
 
     def start(self) -> None:
         """A fresh interpreter running _serve over one end of a socket pair. Not multiprocessing's spawn: that
@@ -116,7 +139,7 @@ class ComputeProcess:
         torch's start-up and the kernels' first calls); the next run reads the answer first."""
         if not self.alive():
             self.start()
-        self._send(("warm", str(ckpt.path), ckpt.config.get("weights_sha256"), choice, [0], precision, True))
+        self._send(("warm", str(ckpt.path), ckpt.config.get("weights_sha256"), choice, [0], precision, True, None))
         self._unanswered += 1
 
     def alive(self) -> bool:
@@ -143,16 +166,17 @@ class ComputeProcess:
         self._unanswered = 0
 
     def frames(self, path: Path, sha: str, choice: SamplerChoice, seeds: list[int], precision: str,
-               final_only: bool, fallback: LoadedCheckpoint) -> Iterator[SamplerStep]:
-        """The run's frames as the child sends them; `fallback` (the server's own copy) computes here when
-        the file changed since it was loaded."""
+               final_only: bool, fallback: LoadedCheckpoint, cluster: str | None = None) -> Iterator[SamplerStep]:
+        """The run's frames as the child sends them (from the Ray cluster at `cluster`, for a final-only run);
+        `fallback` (the server's own copy) computes here when the file changed since it was loaded."""
         if not self.alive():
             self.close()
             self.start()
         while self._unanswered:  # a warm-up's outcome (its failure is the run's to meet, if it meets it)
             self._recv()
             self._unanswered -= 1
-        self._send(("frames", str(path), sha, choice, seeds, precision, final_only))
+        self.note = None
+        self._send(("frames", str(path), sha, choice, seeds, precision, final_only, cluster))
         finished = False
         try:
             while True:
@@ -160,10 +184,14 @@ class ComputeProcess:
                 if kind == "frame":
                     yield _frame_from_wire(payload)
                 elif kind == "end":
-                    finished = True
+                    finished, self.note = True, payload
                     return
                 else:  # "error": the child's exception, raised here as if computed here
                     finished = True
+                    if isinstance(payload, ray_serve.RayUnavailable):  # this server computes for a while
+                        ray_serve.mark_unavailable(str(payload))
+                        yield from self.frames(path, sha, choice, seeds, precision, final_only, fallback)
+                        return
                     if isinstance(payload, StaleCheckpoint):
                         from diffusion_core.sampling import checkpoint_frames
 
@@ -279,8 +307,14 @@ def _serve(conn: Connection, threads: int) -> None:
             return
         if not isinstance(request, tuple) or request[0] not in ("frames", "warm"):
             continue  # a "go"/"stop" left from a run that ended in an error
-        kind, path, sha, choice, seeds, precision, final_only = request
+        kind, path, sha, choice, seeds, precision, final_only, cluster = request
         try:
+            if cluster is not None:  # the images from the cluster's replicas (RayUnavailable: the server computes)
+                images, note = ray_serve.sample_on_cluster(cluster, path, sha, choice, seeds, precision)
+                final = SamplerStep(0, torch.from_numpy(images.copy()), torch.from_numpy(images.copy()))
+                conn.send_bytes(pickle.dumps(("frame", _frame_to_wire(final)), protocol=5))
+                conn.send_bytes(pickle.dumps(("end", note)))
+                continue
             ckpt = _model(models, path, sha)
             if kind == "warm":
                 from diffusion_core.sampling import checkpoint_frames

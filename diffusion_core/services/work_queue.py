@@ -2,29 +2,26 @@
 of a server process.
 
 Why: Streamlit runs each browser session's script in its own thread. When ten students press Generate at
-the same moment, ten threads each start torch ops, and torch gives every op one intra-op thread per core:
-on 2 cores about twenty threads fight, and OpenMP's barriers wait for threads that are not scheduled. All
-ten grids then arrived together after ~22 s while one student alone waited ~2 s (issue #18). On this
-2-core machine under load, one 16-image Generate took 20 s with 2 torch threads and 2.5 s with one.
+the same moment, ten threads each start torch ops with one intra-op thread per core: on 2 cores twenty
+threads fight, OpenMP's barriers wait for threads not scheduled, and all ten grids arrived after ~22 s while
+one student alone waited ~2 s (issue #18).
 
 Here jobs wait in line and `workers` threads run them, so at most `workers` jobs compute at once, each
 torch op on `threads` intra-op threads (workers × threads = the cores, by default one thread per worker).
 torch.set_num_threads is process-wide (new threads inherit it), so it is set once per process, when the
 first queue starts its workers; later queues keep that setting.
 
-The same goes for Python's GIL switch interval. A sampler runs hundreds of small torch ops per step and
-takes the GIL back after each one; while page scripts render in other threads, each take-back can wait a
-whole switch interval (5 ms by default) — the convoy effect. Measured here (2 cores, 10 Generate jobs,
-2 workers, 3 threads of pure Python beside them): the last job finished after 35 s at 5 ms, 13 s at 1 ms,
-6 s at 0.25 ms; 4.4 s with no Python beside them. The first queue to start its workers sets 0.25 ms.
+The same goes for Python's GIL switch interval: a sampler takes the GIL back after each of its hundreds of
+small ops per step, and while pages render each take-back can wait a whole interval (5 ms by default). With
+10 Generate jobs, 2 workers and 3 threads of pure Python beside them, the last job finished after 35 s at
+5 ms and 6 s at 0.25 ms, which the first queue sets. (A class's merged sampling now runs outside the GIL
+altogether: services/compute_process.py.)
 
     queue = default_queue()                # the process-wide line (sized for this machine)
     ticket = queue.submit(fn, *args)       # QueueFull when the line is full
     while not ticket.wait(0.3):
         show(ticket.position())            # 1 = next to start; 0 = running (or finished)
     value = ticket.result()                # fn's return value, or fn's exception raised again
-
-No Streamlit here: pages/lab_ui/queue_ui.py shows the place in line.
 """
 
 from __future__ import annotations
@@ -79,9 +76,8 @@ class Ticket:
         self._call = (fn, args, kwargs)
         self.batch = batch  # a job that may run in one call with others of the same key (submit_batched)
         self.batched_with: tuple[int, int] = (1, batch.size if batch else 0)  # (items, their total size) it ran in
-        self._done = threading.Event()
-        self._value: Any = None
-        self._error: BaseException | None = None
+        self.note: str | None = None  # a batched job's word on how it ran (its run_many's `note`)
+        self._done, self._value, self._error = threading.Event(), None, None
         self.state = WAITING
 
     def position(self) -> int:
@@ -233,15 +229,12 @@ class WorkQueue:
         ticket._done.set()
 
     def _take_batch(self, first: Ticket) -> list[Ticket]:  # lock held
-        """`first` and the waiting tickets that join its batch (same key, sizes within max_size): at most a fair
-        share of its key's work, so that the idle workers take the rest at once (a batch runs on one worker's
-        threads; one batch of everything would leave the other cores idle)."""
+        """`first` and the waiting tickets that join its batch (same key, sizes within max_size): a fair share of
+        its key's work — waiting and computing on other workers — between this worker, the idle ones and those
+        computing the key, so that they finish together (one batch of all would idle a core; a busy worker's plain
+        job, maybe a minute's evaluation, is not counted on)."""
         key = first.batch.key
         same = sum(t.batch.size for t in self._waiting if t.batch is not None and t.batch.key == key)
-        # the work of this key — waiting, and computing on other workers — shared equally by this worker, the idle
-        # ones and those computing this key, so that they finish together: a worker taking requests while another
-        # computes a batch of the same key takes what makes them even (a busy worker's plain job, maybe a minute's
-        # evaluation, is not counted on)
         busy_workers, busy_size = self._inflight.get(key, (0, 0))
         sharing = max(1, self.workers - self._running + busy_workers)
         share = -(-(first.batch.size + same + busy_size) // sharing)
@@ -294,10 +287,8 @@ class WorkQueue:
                     ticket._call = None
                 with self._lock:
                     self._running -= 1
-                    if first.batch is not None:
-                        workers, size = self._inflight.pop(first.batch.key)
-                        if workers > 1:
-                            self._inflight[first.batch.key] = (workers - 1, size - sum(t.batch.size for t in tickets))
+                    if first.batch is not None and (left := self._inflight.pop(first.batch.key))[0] > 1:
+                        self._inflight[first.batch.key] = (left[0] - 1, left[1] - sum(t.batch.size for t in tickets))
                     for ticket in tickets:
                         ticket.state = DONE
                 for ticket in tickets:
@@ -340,9 +331,9 @@ def _run_batch(tickets: list[Ticket]) -> None:
         for ticket in tickets:
             _settle(ticket, _alone, run_many, ticket.batch.item)
         return
-    shared = (len(tickets), sum(t.batch.size for t in tickets))
+    shared, note = (len(tickets), sum(t.batch.size for t in tickets)), getattr(run_many, "note", None)
     for ticket, value in zip(tickets, results, strict=True):
-        ticket._value, ticket.batched_with = value, shared
+        ticket._value, ticket.batched_with, ticket.note = value, shared, note
 
 
 _threads_lock = threading.Lock()

@@ -21,7 +21,7 @@ import torch
 
 from diffusion_core.io.checkpoints import LoadedCheckpoint, load_checkpoint
 from diffusion_core.sampling import SamplerChoice, sample_checkpoint
-from diffusion_core.services import batching, compute_process
+from diffusion_core.services import batching, compute_process, ray_serve
 from diffusion_core.services.catalog import default_checkpoint
 from diffusion_core.services.work_queue import Ticket, default_queue
 
@@ -80,7 +80,10 @@ def sample_batched(ckpt: LoadedCheckpoint, choice: SamplerChoice, n: int, label:
     images = wait_in_line(ticket, label)
     others, size = ticket.batched_with[0] - 1, ticket.batched_with[1]
     who = "another student's request" if others == 1 else f"{others} other students' requests"
-    return images, f"in one batch with {who} ({size} images)" if others else "computed alone"
+    how = f"in one batch with {who} ({size} images)" if others else "computed alone"
+    where = ticket.note or (f"on this server (its Ray cluster is not used now: {why})"
+                            if (why := ray_serve.unavailable()) else None)
+    return images, f"{how}, {where}" if where else how
 
 
 def wait_in_line(ticket: Ticket, label: str | None = None, progress: str | None = None,
