@@ -5,7 +5,7 @@ to result, the server's peak memory and the errors (there must be none), next to
 same server in the same run.
 
     python benchmarks/load_test.py [--students 10] [--steps 3] [--compare] [--same-seed] [--workers W --threads T]
-                                   [--json OUT]
+                                   [--servers 2] [--ray] [--json OUT]
 
 Each student is a real Streamlit session over the app's websocket (the protocol the browser speaks: a
 BackMsg asks for a rerun with the widget states, ForwardMsgs stream the page back), so the server does all
@@ -17,6 +17,9 @@ Students use distinct seeds (student i: seed 1000·i), so no two ask for the sam
 flatter the figures; --same-seed puts them all on seed 0 (a class on the defaults). --compare runs the same class
 a second time, in the same run, on a server that computes every request on its own (DIFFUSION_LAB_MAX_BATCH=1,
 no cache: the queue before #30), and prints both, with the class's Generate throughput in images per second.
+--ray runs it once more with a Ray head started on this machine and the servers sending their merged Generate
+batches to its Serve deployment (services/ray_serve.py); --servers N spreads every scenario's class over N app
+servers (student i on server i mod N), as a load balancer with sticky sessions would.
 
 --workers/--threads set DIFFUSION_LAB_WORKERS / DIFFUSION_LAB_TORCH_THREADS for the server; e.g.
 `--workers 10 --threads 2` lets all ten jobs compute at once on two torch threads each, as before the
@@ -37,7 +40,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,12 +269,13 @@ async def student(url: str, who: str, timings: Timings, start: asyncio.Event | N
         await s.close()
 
 
-async def class_at_once(url: str, students: int, steps: int, same_seed: bool = False) -> tuple[Timings, float]:
-    """All students open Home, then press Generate in the same instant; student i at seed 1000·(i + 1) (so no
-    two ask for the same images and the cache answers nothing), or all at seed 0 (`same_seed`: a class on the
-    defaults). Returns (timings, wall seconds)."""
+async def class_at_once(urls: list[str], students: int, steps: int, same_seed: bool = False
+                        ) -> tuple[Timings, float]:
+    """All students open Home (student i on server i mod len(urls)), then press Generate in the same instant;
+    student i at seed 1000·(i + 1) (so no two ask for the same images and the cache answers nothing), or all at
+    seed 0 (`same_seed`: a class on the defaults). Returns (timings, wall seconds)."""
     timings, start, ready = Timings(), asyncio.Event(), []
-    tasks = [asyncio.create_task(student(url, f"student {i + 1}", timings, start, steps, ready,
+    tasks = [asyncio.create_task(student(urls[i % len(urls)], f"student {i + 1}", timings, start, steps, ready,
                                          0 if same_seed else 1000 * (i + 1))) for i in range(students)]
     while len(ready) < students:
         await asyncio.sleep(0.05)
@@ -308,28 +312,62 @@ def targets_for(students: int) -> dict[str, float]:
     return TARGETS_P95_S[10] if students <= 10 else TARGETS_P95_S[30]
 
 
-def measure(env: dict[str, str], students: int, steps: int, same_seed: bool) -> dict:
-    """One server with `env`: one student alone, then the class at once. The figures as a dict."""
-    with tempfile.TemporaryDirectory(prefix="load-test-runs-") as runs:
+def busy_cores_since(before: tuple[int, int] | None = None) -> tuple[tuple[int, int], float | None]:
+    """((busy, total) jiffies of the whole machine now, the cores it kept busy on average since `before`)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    now = (sum(fields) - fields[3] - fields[4], sum(fields))  # all but idle and iowait
+    if before is None:
+        return now, None
+    return now, (now[0] - before[0]) / max(1, now[1] - before[1]) * usable_cores()
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def measure(env: dict[str, str], students: int, steps: int, same_seed: bool, servers: int = 1) -> dict:
+    """`servers` app servers with `env`: one student alone, then the class at once, spread over them. The
+    figures as a dict."""
+    with tempfile.TemporaryDirectory(prefix="load-test-runs-") as runs, ExitStack() as stack:
         env = {**env, "DIFFUSION_LAB_RUNS": runs}  # nothing a student does here trains, but keep runs/ untouched
-        with running_server(env) as (url, proc):
-            alone = Timings()
-            # one student alone first: the first page load starts the server's background warm-up, as the
-            # first visitor of a class does; the second Generate is what a student meets on a warm server
+        started = [stack.enter_context(running_server(env)) for _ in range(servers)]
+        urls, procs = [u for u, _ in started], [p for _, p in started]
+        alone = Timings()
+        # one student alone first on each server: the first page load starts a server's background warm-up, as
+        # the first visitor of a class does; the second Generate is what a student meets on a warm server
+        for url in urls:
             asyncio.run(_alone(url, alone, steps))
-            cpu0, load0 = cpu_seconds(proc.pid), os.getloadavg()[0]
-            timings, wall = asyncio.run(class_at_once(url, students, steps, same_seed))
-            cpu1 = cpu_seconds(proc.pid)
-            peak, processes = server_peak_rss_mib(proc.pid)
+        cpu0, load0 = sum(cpu_seconds(p.pid) or 0 for p in procs), os.getloadavg()[0]
+        machine0, _ = busy_cores_since()
+        timings, wall = asyncio.run(class_at_once(urls, students, steps, same_seed))
+        cpu1 = sum(cpu_seconds(p.pid) or 0 for p in procs)
+        _, machine_cores = busy_cores_since(machine0)
+        peaks = [server_peak_rss_mib(p.pid) for p in procs]
     rows = summarise(alone, timings)
     generate = next((r for r in rows if r["action"] == "Generate"), None)
-    return {"env": {k: v for k, v in env.items() if k != "DIFFUSION_LAB_RUNS"}, "rows": rows, "class_wall_s": wall,
-            "server_peak_rss_mib": peak, "server_processes": processes,
+    peak = sum(p for p, _ in peaks if p) or None
+    return {"env": {k: v for k, v in env.items() if k != "DIFFUSION_LAB_RUNS"}, "servers": servers, "rows": rows,
+            "class_wall_s": wall, "server_peak_rss_mib": peak, "server_processes": sum(n for _, n in peaks),
             "errors": alone.errors + timings.errors, "load_average_before": load0,
-            "server_cores_used": None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / wall,
+            "server_cores_used": (cpu1 - cpu0) / wall if cpu0 else None, "machine_cores_used": machine_cores,
             "generate_images_per_s": students * GRID_IMAGES / max(generate["times_s"]) if generate else None,
             "first": {a: alone.by_action[a][0] for a in ("first page load", "first Generate")
                       if alone.by_action.get(a)}}
+
+
+@contextmanager
+def ray_head(cores: int):
+    """A Ray head on 127.0.0.1 (the project importable on it) for the --ray scenario; yields its address."""
+    ray = str(Path(sys.executable).parent / "ray")
+    port = free_port()
+    env = os.environ | {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cores}",
+                    "--include-dashboard=false", "--disable-usage-stats"], env=env, check=True, capture_output=True,
+                   timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def print_scenario(name: str, result: dict, students: int) -> dict[str, bool]:
@@ -347,10 +385,13 @@ def print_scenario(name: str, result: dict, students: int) -> dict[str, bool]:
         print(f"{r['action']:<28}{r['n']:>4}{r['p50_s']:>9.2f}{r['p95_s']:>9.2f}{r['max_s']:>9.2f}{alone_s:>10}"
               f"  {mark}")
     peak = result["server_peak_rss_mib"]
+    if result.get("machine_cores_used") is not None:
+        print(f"the whole machine was busy on {result['machine_cores_used']:.2f} cores on average meanwhile")
     print(f"Generate: {result['generate_images_per_s']:.0f} images/s for the class" if result["generate_images_per_s"]
           else "Generate: no result")
-    print(f"server peak RSS (VmHWM, the server and its {result['server_processes'] - 1} sampling processes "
-          f"summed): {peak:.0f} MiB" if peak else "server peak RSS: unavailable")
+    print(f"server peak RSS (VmHWM, {result['servers']} server(s) and their "
+          f"{result['server_processes'] - result['servers']} sampling processes summed): {peak:.0f} MiB" if peak
+          else "server peak RSS: unavailable")
     if result["server_cores_used"] is not None:
         print(f"while the class worked ({result['class_wall_s']:.1f} s) the server and its sampling processes used "
               f"{result['server_cores_used']:.2f} cores on average; load average {result['load_average_before']:.1f} "
@@ -371,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
                         "defaults: the cache answers repeats); default: distinct seeds")
     parser.add_argument("--compare", action="store_true", help="also run the class on a server that computes each "
                         "request on its own (no merged batches, no cache), as before #30, in the same run")
+    parser.add_argument("--ray", action="store_true", help="also run the class on a Ray head started here (Serve "
+                        "samples every server's Generate batches; needs requirements-ray.txt), in the same run")
+    parser.add_argument("--servers", type=int, default=1, help="app servers the class is spread over, each its own "
+                        "process (default 1; e.g. 2 with --ray: two servers sharing one Serve deployment)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     env = {}
@@ -391,8 +436,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{cores} cores of {cpu_name()}, precision auto = {precision}")
     results, verdicts = {}, {}
     for name, scenario_env in scenarios.items():
-        results[name] = measure(scenario_env, args.students, args.steps, args.same_seed)
+        results[name] = measure(scenario_env, args.students, args.steps, args.same_seed, args.servers)
         verdicts[name] = print_scenario(name, results[name], args.students)
+    if args.ray:
+        with ray_head(cores) as address:
+            name = f"on Ray Serve at {address}, across {args.servers} server{'s' if args.servers > 1 else ''}"
+            results[name] = measure({**env, "DIFFUSION_LAB_RAY": address}, args.students, args.steps,
+                                    args.same_seed, args.servers)
+            verdicts[name] = print_scenario(name, results[name], args.students)
     main_name = next(iter(scenarios))
     ok = not results[main_name]["errors"] and bool(verdicts[main_name]) and all(verdicts[main_name].values())
     if args.json:

@@ -161,6 +161,17 @@ def test_a_replica_killed_under_a_batch_is_replaced_and_the_batch_retried(on_clu
     torch.testing.assert_close(torch.from_numpy(result["images"]), want, rtol=0, atol=1e-5)  # nobody else's
 
 
+def test_home_says_its_grid_came_from_the_cluster(on_cluster, tmp_path, monkeypatch):
+    from tests.app_support import app, shipped_folder
+
+    folder = shipped_folder(tmp_path, monkeypatch)
+    write_checkpoint(folder, "tiny", T=50)
+    at = app().run()
+    at.button(key="home_generate").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["home_grid"]["served"].endswith(f"on the Ray cluster at {on_cluster}")
+
+
 def test_with_the_cluster_gone_the_server_computes_itself_and_says_so(cluster, tiny, monkeypatch):
     """Last in this file: it stops the cluster."""
     monkeypatch.setenv("DIFFUSION_LAB_RAY", cluster)
@@ -179,3 +190,10 @@ def test_with_the_cluster_gone_the_server_computes_itself_and_says_so(cluster, t
     assert ray_serve.ray_target() is None  # for RETRY_AFTER_S the next batches compute here at once
     torch.testing.assert_close(images, here(tiny, [batching.SampleRequest(3, 4)])[0], rtol=0, atol=1e-5)
     assert compute_process.child_pids()  # the sampling children live on
+    from tests.app_support import app
+
+    at = app().run()
+    at.button(key="home_generate").click().run()
+    assert not at.exception and not at.error
+    assert "on this server (its Ray cluster is not used now: nothing answers at the Ray cluster's address" in \
+        at.session_state["home_grid"]["served"]
