@@ -441,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ray:
         with ray_head(cores) as address:
             name = f"on Ray Serve at {address}, across {args.servers} server{'s' if args.servers > 1 else ''}"
-            results[name] = measure({**env, "DIFFUSION_LAB_RAY": address}, args.students, args.steps,
-                                    args.same_seed, args.servers)
+            # one replica per core, one CPU (torch thread) each: the whole machine, as the embedded queue uses it
+            results[name] = measure({**env, "DIFFUSION_LAB_RAY": address, "DIFFUSION_LAB_RAY_REPLICAS": str(cores)},
+                                    args.students, args.steps, args.same_seed, args.servers)
             verdicts[name] = print_scenario(name, results[name], args.students)
     main_name = next(iter(scenarios))
     ok = not results[main_name]["errors"] and bool(verdicts[main_name]) and all(verdicts[main_name].values())
