@@ -44,11 +44,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A Ray head on this machine (2 CPUs), the project importable on it; stopped at the end."""
+    """A Ray head on this machine (8 logical CPUs: room for this file's replicas on the 2 real ones), the project
+    importable on it; stopped at the end."""
     port = free_port()
     env = os.environ | {"PYTHONPATH": str(ROOT), "RAY_USAGE_STATS_ENABLED": "0"}
     temp = tmp_path_factory.mktemp("ray")
-    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=8",
                     "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
                    env=env, check=True, capture_output=True, timeout=180)
     try:
@@ -134,7 +135,8 @@ def test_two_app_servers_batches_merge_on_the_cluster(on_cluster, tiny, tmp_path
 def test_a_replica_killed_under_a_batch_is_replaced_and_the_batch_retried(on_cluster, tiny):
     from ray import serve
 
-    ray_serve.sample_on_cluster(on_cluster, str(tiny.path), tiny.config["weights_sha256"], CHOICE, [0])  # deployed
+    target = ray_serve.ray_target()
+    ray_serve.sample_on_cluster(target, str(tiny.path), tiny.config["weights_sha256"], CHOICE, [0])  # deployed
     handle = serve.get_app_handle(f"sampler-{tiny.config['weights_sha256'][:16]}")
     victim = handle.pid.remote().result(timeout_s=60)
     big = dataclasses.replace(CHOICE, sampler="ancestral", steps=None)  # all 50 steps on 256 images: seconds
@@ -143,7 +145,7 @@ def test_a_replica_killed_under_a_batch_is_replaced_and_the_batch_retried(on_clu
     def ask():
         t0 = time.monotonic()
         result["images"], result["note"] = ray_serve.sample_on_cluster(
-            on_cluster, str(tiny.path), tiny.config["weights_sha256"], big, list(range(256)))
+            target, str(tiny.path), tiny.config["weights_sha256"], big, list(range(256)))
         result["seconds"] = time.monotonic() - t0
 
     asker = threading.Thread(target=ask)
@@ -161,6 +163,44 @@ def test_a_replica_killed_under_a_batch_is_replaced_and_the_batch_retried(on_clu
     torch.testing.assert_close(torch.from_numpy(result["images"]), want, rtol=0, atol=1e-5)  # nobody else's
 
 
+def test_a_class_over_two_app_servers_on_the_cluster_survives_a_replica_killed_mid_class(on_cluster, monkeypatch):
+    """The load test (benchmarks/load_test.py) with its class spread over two real `streamlit run` servers that
+    share the cluster (two replicas); one replica is killed a moment after the class presses Generate: every
+    student still gets their grid and trajectory, none sees an error."""
+    import ray
+    from ray import serve
+
+    from benchmarks import load_test
+    from diffusion_core.io.checkpoints import load_checkpoint as load
+    from diffusion_core.services.catalog import default_checkpoint
+
+    ray.init(address=on_cluster, namespace=ray_serve.NAMESPACE, ignore_reinit_error=True, log_to_driver=False)
+    sha = load(default_checkpoint()).config["weights_sha256"]
+    killed: list[int] = []
+    real = load_test.class_at_once
+
+    async def class_with_a_kill(urls, students, steps, same_seed=False):
+        def kill():
+            time.sleep(0.5)  # the class's batches are on their way to the replicas
+            victim = serve.get_app_handle(f"sampler-{sha[:16]}").pid.remote().result(timeout_s=60)
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+        killer = threading.Thread(target=kill)
+        killer.start()
+        try:
+            return await real(urls, students, steps, same_seed)
+        finally:
+            killer.join(60)
+
+    monkeypatch.setattr(load_test, "class_at_once", class_with_a_kill)
+    result = load_test.measure({"DIFFUSION_LAB_RAY": on_cluster, "DIFFUSION_LAB_RAY_REPLICAS": "2"}, students=4,
+                               steps=1, same_seed=False, servers=2)
+    assert killed and result["errors"] == []
+    counts = {r["action"]: r["n"] for r in result["rows"]}
+    assert counts["Generate"] == 4 and counts["Run reverse diffusion"] == 4
+
+
 def test_home_says_its_grid_came_from_the_cluster(on_cluster, tmp_path, monkeypatch):
     from tests.app_support import app, shipped_folder
 
@@ -170,6 +210,25 @@ def test_home_says_its_grid_came_from_the_cluster(on_cluster, tmp_path, monkeypa
     at.button(key="home_generate").click().run()
     assert not at.exception and not at.error
     assert at.session_state["home_grid"]["served"].endswith(f"on the Ray cluster at {on_cluster}")
+
+
+def test_a_model_whose_replicas_find_no_room_is_sampled_here_and_the_page_told_why(on_cluster, tmp_path,
+                                                                                    monkeypatch):
+    """Replicas asking a GPU of a cluster with none never start: after DIFFUSION_LAB_RAY_DEPLOY_TIMEOUT_S the
+    server samples the batch itself and says why (before: serve.run waited for them forever)."""
+    monkeypatch.setenv("DIFFUSION_LAB_RAY_GPUS", "1")
+    monkeypatch.setenv("DIFFUSION_LAB_RAY_DEPLOY_TIMEOUT_S", "5")
+    other = load_checkpoint(write_checkpoint(tmp_path, seed=3, T=50))  # its own application
+    queue = WorkQueue(workers=1, batch_wait=0)
+    try:
+        t0 = time.monotonic()
+        ticket = batching.submit_samples(queue, other, dataclasses.replace(CHOICE, seed=1), 2)
+        images = ticket.result(120)
+    finally:
+        queue.shutdown()
+    assert time.monotonic() - t0 < 60 and ticket.note is None
+    assert "has not started this model's replicas within 5 s (each asks 1 CPU, 1 GPU" in ray_serve.unavailable()
+    torch.testing.assert_close(images, here(other, [batching.SampleRequest(1, 2)])[0], rtol=0, atol=1e-5)
 
 
 def test_with_the_cluster_gone_the_server_computes_itself_and_says_so(cluster, tiny, monkeypatch):

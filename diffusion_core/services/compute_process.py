@@ -166,7 +166,8 @@ class ComputeProcess:
         self._unanswered = 0
 
     def frames(self, path: Path, sha: str, choice: SamplerChoice, seeds: list[int], precision: str,
-               final_only: bool, fallback: LoadedCheckpoint, cluster: str | None = None) -> Iterator[SamplerStep]:
+               final_only: bool, fallback: LoadedCheckpoint, cluster: ray_serve.RayTarget | None = None
+               ) -> Iterator[SamplerStep]:
         """The run's frames as the child sends them (from the Ray cluster at `cluster`, for a final-only run);
         `fallback` (the server's own copy) computes here when the file changed since it was loaded."""
         if not self.alive():

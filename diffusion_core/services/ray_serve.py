@@ -6,6 +6,9 @@ the batches of every app server of the class) instead of on this machine.
     DIFFUSION_LAB_RAY_REPLICAS=2                         replicas per model (default 1)
     DIFFUSION_LAB_RAY_CPUS=1 / DIFFUSION_LAB_RAY_GPUS=0  what each replica asks of a node (a GPU node: GPUS=1)
     DIFFUSION_LAB_RAY_TIMEOUT_S=120                      a batch the cluster has not answered by then computes here
+    DIFFUSION_LAB_RAY_DEPLOY_TIMEOUT_S=120               a model whose replicas find no room by then computes here
+
+The app server reads these (ray_target) and sends them with each batch to its sampling child.
 
 The Ray driver is the sampling child process (services/compute_process.py), never the app server: Ray ends a
 driver whose cluster dies, and that must not take a class's server with it. The server's queue still merges its
@@ -22,6 +25,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,6 +35,7 @@ from diffusion_core.process import SamplerChoice
 ADDRESS_ENVS = ("DIFFUSION_LAB_RAY", "RAY_ADDRESS")
 REPLICAS_ENV, CPUS_ENV, GPUS_ENV = "DIFFUSION_LAB_RAY_REPLICAS", "DIFFUSION_LAB_RAY_CPUS", "DIFFUSION_LAB_RAY_GPUS"
 TIMEOUT_ENV = "DIFFUSION_LAB_RAY_TIMEOUT_S"
+DEPLOY_TIMEOUT_ENV = "DIFFUSION_LAB_RAY_DEPLOY_TIMEOUT_S"  # a model whose replicas find no room by then: here
 NAMESPACE = "diffusion-lab"
 RETRY_AFTER_S = 30.0  # after the cluster failed, this server computes itself this long before trying it again
 PROBE_TIMEOUT_S = 2.0
@@ -54,13 +59,26 @@ _state_lock = threading.Lock()
 _unavailable: tuple[float, str] | None = None  # (when, why) the cluster last failed, in the app server
 
 
-def ray_target() -> str | None:
-    """The cluster to send merged batches to now: the configured address, unless it failed within RETRY_AFTER_S."""
+@dataclass(frozen=True)
+class RayTarget:
+    """Where and how the app server wants its batches sampled (read from its environment, sent to its child)."""
+
+    address: str
+    replicas: int
+    cpus: float
+    gpus: float
+    timeout_s: int
+    deploy_timeout_s: int
+
+
+def ray_target() -> RayTarget | None:
+    """The cluster to send merged batches to now: the configured one, unless it failed within RETRY_AFTER_S."""
     address = ray_address()
     with _state_lock:
         if address is None or (_unavailable is not None and time.monotonic() - _unavailable[0] < RETRY_AFTER_S):
             return None
-    return address
+    return RayTarget(address, env_int(REPLICAS_ENV, 1), float(os.environ.get(CPUS_ENV, "1")),
+                     float(os.environ.get(GPUS_ENV, "0")), env_int(TIMEOUT_ENV, 120), env_int(DEPLOY_TIMEOUT_ENV, 120))
 
 
 def mark_unavailable(why: str) -> None:
@@ -84,12 +102,11 @@ _connected: str | None = None
 _deployed: set[str] = set()
 
 
-def sample_on_cluster(address: str, path: str, sha: str, choice: SamplerChoice, seeds: list[int],
+def sample_on_cluster(target: RayTarget, path: str, sha: str, choice: SamplerChoice, seeds: list[int],
                       precision: str = "auto") -> tuple[np.ndarray, str]:
     """The images of seeds under choice from the model's Serve application (deployed if no server has), and how
     they were computed. RayUnavailable when the cluster cannot be used; a replica's death is retried once."""
-    handle = _handle(address, path, sha, precision)
-    timeout = float(env_int(TIMEOUT_ENV, 120))
+    handle, address, timeout = _handle(target, path, sha, precision), target.address, target.timeout_s
     for attempt in (1, 2):
         try:
             images, (requests, size) = handle.sample.remote((choice, seeds)).result(timeout_s=timeout)
@@ -111,8 +128,9 @@ def sample_on_cluster(address: str, path: str, sha: str, choice: SamplerChoice, 
         if others else ""))
 
 
-def _handle(address: str, path: str, sha: str, precision: str):
+def _handle(target: RayTarget, path: str, sha: str, precision: str):
     global _connected
+    address = target.address
     _probe(address)
     try:
         import ray
@@ -132,11 +150,17 @@ def _handle(address: str, path: str, sha: str, precision: str):
 
         status = serve.status().applications.get(name)
         if status is None or str(status.status).rsplit(".", 1)[-1] in ("DEPLOY_FAILED", "DELETING", "UNHEALTHY"):
-            cpus = float(os.environ.get(CPUS_ENV, "1"))
-            actor = {"num_cpus": cpus, "num_gpus": float(os.environ.get(GPUS_ENV, "0"))}
-            app = ModelSampler.options(num_replicas=env_int(REPLICAS_ENV, 1), ray_actor_options=actor).bind(
-                path, sha, precision, max(1, int(cpus)))
-            serve.run(app, name=name, route_prefix=None)  # returns once the application is ready
+            actor = {"num_cpus": target.cpus, "num_gpus": target.gpus}
+            app = ModelSampler.options(num_replicas=target.replicas, ray_actor_options=actor).bind(
+                path, sha, precision, max(1, int(target.cpus)))
+            deploy = threading.Thread(target=serve.run, args=(app,), kwargs={"name": name, "route_prefix": None},
+                                      daemon=True)  # serve.run returns once the replicas are up: maybe never
+            deploy.start()
+            deploy.join(target.deploy_timeout_s)
+            if deploy.is_alive():
+                raise RayUnavailable(f"the Ray cluster at {address} has not started this model's replicas within "
+                                     f"{target.deploy_timeout_s} s (each asks {actor['num_cpus']:g} CPU, "
+                                     f"{actor['num_gpus']:g} GPU: does a node have them free?)")
         _deployed.add(name)
     return serve.get_app_handle(name)
 
