@@ -112,7 +112,7 @@ def _last_only(frames: Iterator[SamplerStep]) -> Iterator[SamplerStep]:
 
 
 class ComputeProcess:
-    """One child process computing sampling runs, one at a time, for the thread that owns it."""
+    """One child process computing sampling runs, one at a time, for the run that has borrowed it."""
 
     def __init__(self, threads: int = 1) -> None:
         self.threads = threads
