@@ -19,6 +19,12 @@ TINY_CNN = {"arch": "cnn", "params": {"hidden": [4, 4], "kernel_size": 3, "time_
 # project's __pycache__ folders, both ignored by git) once, and the rest read them.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
+# The app samples a class's merged batches in child processes (services/compute_process.py), a few hundred MB
+# each; every app server and pytest process of the suite would start its own (a fresh clone's suite took 756 s
+# with them, 529 s without). They are tested where they are the subject — test_compute_process, test_batching,
+# test_ray_serve and test_browser.py's two-browser server set "process" — and the rest sample in-thread.
+os.environ.setdefault("DIFFUSION_LAB_COMPUTE", "thread")
+
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # one pytest-xdist worker per core: each worker, and every process it starts (CLI jobs, app servers), computes

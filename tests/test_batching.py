@@ -19,6 +19,12 @@ from diffusion_core.views import merged_runs
 from diffusion_core.views.reverse import LiveView, RunStopped, record_trajectory
 from tests.app_support import write_checkpoint, write_conditional_checkpoint
 
+
+@pytest.fixture(autouse=True)
+def in_sampling_children(monkeypatch):
+    monkeypatch.setenv("DIFFUSION_LAB_COMPUTE", "process")  # merged runs as the app computes them (conftest)
+
+
 REQUESTS = [batching.SampleRequest(0, 3), batching.SampleRequest(100, 5), batching.SampleRequest(7, 2)]
 
 

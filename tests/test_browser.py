@@ -44,6 +44,7 @@ def app(tmp_path_factory):
         env["DIFFUSION_LAB_SAMPLER_BENCHMARK"] = str(bench)
     # #30: two students' clicks a moment apart share one batch (on one worker: with two, each would take one)
     env["DIFFUSION_LAB_BATCH_WAIT_MS"], env["DIFFUSION_LAB_WORKERS"] = "1500", "1"
+    env["DIFFUSION_LAB_COMPUTE"] = "process"  # as a class's server samples: in its sampling child
     with bh.running_app(env, root / "streamlit.log") as url:
         yield {"url": url, "root": root, "runs": runs}
 

@@ -25,6 +25,11 @@ from tests.app_support import TINY_CNN, write_checkpoint, write_flow_checkpoint
 SEEDS = [3, 4, 5, 100, 101]
 
 
+@pytest.fixture(autouse=True)
+def in_sampling_children(monkeypatch):
+    monkeypatch.setenv("DIFFUSION_LAB_COMPUTE", "process")  # the suite's default is "thread" (conftest)
+
+
 def in_thread(ckpt, choice, seeds):
     return list(checkpoint_frames(ckpt, choice, len(seeds), precision="fp32", seeds=seeds))
 

@@ -58,6 +58,11 @@ def cluster(tmp_path_factory):
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
+@pytest.fixture(autouse=True)
+def in_sampling_children(monkeypatch):
+    monkeypatch.setenv("DIFFUSION_LAB_COMPUTE", "process")  # the Ray driver is the sampling child (conftest: thread)
+
+
 @pytest.fixture
 def on_cluster(cluster, monkeypatch):
     monkeypatch.setenv("DIFFUSION_LAB_RAY", cluster)
@@ -72,11 +77,12 @@ def tiny(tmp_path_factory):
 
 def here(ckpt, requests):
     """What this machine computes for the requests, in one merged run in this thread."""
+    before = os.environ.get("DIFFUSION_LAB_COMPUTE")
     os.environ["DIFFUSION_LAB_COMPUTE"] = "thread"
     try:
         return batching.sample_merged(ckpt, CHOICE, requests)
     finally:
-        os.environ.pop("DIFFUSION_LAB_COMPUTE")
+        os.environ["DIFFUSION_LAB_COMPUTE"] = before or "process"
 
 
 def test_a_classes_batches_come_from_the_cluster_with_the_images_this_machine_gives(on_cluster, tiny):
@@ -115,7 +121,7 @@ queue.shutdown()
 def test_two_app_servers_batches_merge_on_the_cluster(on_cluster, tiny, tmp_path):
     """Two server processes (each its own queue and sampling child) ask at the same instant: one Serve batch
     answers both, each with its own seeds' images."""
-    env = os.environ | {"PYTHONPATH": str(ROOT), "DIFFUSION_LAB_RAY": on_cluster}
+    env = os.environ | {"PYTHONPATH": str(ROOT), "DIFFUSION_LAB_RAY": on_cluster, "DIFFUSION_LAB_COMPUTE": "process"}
     start = time.time() + 25  # both processes up, their sampling children connected to the cluster, by then
     procs = [subprocess.Popen([sys.executable, "-c", APP_SERVER, str(tiny.path), str(seed), str(start),
                                str(tmp_path / f"{seed}.npy")], env=env, stdout=subprocess.PIPE,
@@ -159,7 +165,7 @@ def test_a_replica_killed_under_a_batch_is_replaced_and_the_batch_retried(on_clu
     try:
         want = batching.sample_merged(tiny, big, [batching.SampleRequest(0, 256)])[0]
     finally:
-        os.environ.pop("DIFFUSION_LAB_COMPUTE")
+        os.environ["DIFFUSION_LAB_COMPUTE"] = "process"
     torch.testing.assert_close(torch.from_numpy(result["images"]), want, rtol=0, atol=1e-5)  # nobody else's
 
 
@@ -194,7 +200,8 @@ def test_a_class_over_two_app_servers_on_the_cluster_survives_a_replica_killed_m
             killer.join(60)
 
     monkeypatch.setattr(load_test, "class_at_once", class_with_a_kill)
-    result = load_test.measure({"DIFFUSION_LAB_RAY": on_cluster, "DIFFUSION_LAB_RAY_REPLICAS": "2"}, students=4,
+    result = load_test.measure({"DIFFUSION_LAB_RAY": on_cluster, "DIFFUSION_LAB_RAY_REPLICAS": "2",
+                                "DIFFUSION_LAB_COMPUTE": "process"}, students=4,
                                steps=1, same_seed=False, servers=2)
     assert killed and result["errors"] == []
     counts = {r["action"]: r["n"] for r in result["rows"]}

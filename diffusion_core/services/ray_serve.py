@@ -16,7 +16,8 @@ own students first; the child sends the merged batch to the cluster and hands ba
 replica that dies under a batch is retried once (Serve starts another); a cluster that cannot be reached, or
 stops answering, makes the server compute for RETRY_AFTER_S and say so (`unavailable`), then try again.
 
-Ray is optional (requirements-ray.txt): it is imported only in a child, only when a cluster is configured.
+Ray is optional (requirements-ray.txt): it is imported only in a child, only when a cluster is configured
+(DIFFUSION_LAB_COMPUTE=thread, no children, leaves the cluster unused).
 """
 
 from __future__ import annotations
