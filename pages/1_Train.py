@@ -25,6 +25,7 @@ from pages.lab_ui.train_ui import (
     show_run,
     target_widgets,
     unet_widgets,
+    where_widget,
 )
 from pages.lab_ui.url_state import url_state
 
@@ -149,11 +150,7 @@ with st.expander("New training run", expanded=not watched):
                    limit=limit.value or None)
 
     show_estimate(options, fields)
-    try:
-        running, cap = len(run_status.active_runs()), jobs.max_jobs()
-        st.caption(f"{running} of at most {cap} training jobs running now.")
-    except run_status.JobError as exc:
-        st.error(str(exc))
+    on_cluster = where_widget()
     name = st.text_input("Name this run (optional)", key="train_name", max_chars=MAX_NAME,
                          placeholder="e.g. Ada · cosine, 30 epochs",
                          help="Shown in the list of runs and in every page's model picker; the run stays yours "
@@ -161,7 +158,8 @@ with st.expander("New training run", expanded=not watched):
     if st.button("Start training", type="primary", key="train_start"):
         with user_errors("Could not start training"):
             require(fields)  # a value out of range is refused, never replaced by the last valid one
-            run = jobs.start_training(options, owner=current_actor().owner, name=name)  # every rule checked there
+            run = jobs.start_training(options, owner=current_actor().owner, name=name,  # every rule checked there
+                                      cluster=on_cluster)
             open_run(run.run_id)
             st.rerun()
 

@@ -178,7 +178,7 @@ def test_the_job_cap_is_explained(monkeypatch):
     try:
         fake_run(run_status.runs_root(), "busy", live.pid, state=None)
         at = app(PAGE).run()
-        assert "1 of at most 1 training jobs running now." in [c.value for c in at.caption]
+        assert "1 of at most 1 training jobs running here now." in [c.value for c in at.caption]
         at.button(key="train_start").click().run()
         no_exceptions(at)
         assert len(errors(at)) == 1

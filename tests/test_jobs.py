@@ -187,7 +187,41 @@ def test_cli_errors_become_the_run_message():
     run_dir = run_status.run_dir_for(run_id)
     run_dir.mkdir(parents=True)
     atomic_write_json(run_dir / jobs.TRAIN_CONFIG, config)
-    jobs._spawn(run_dir, ["--config", str(run_dir / jobs.TRAIN_CONFIG), "--out", str(run_dir)], {"run_id": run_id})
+    jobs._launch(run_dir, ["--config", str(run_dir / jobs.TRAIN_CONFIG), "--out", str(run_dir)], {"run_id": run_id},
+                 None)
     run = run_status.wait_for(run_id, ("failed", "finished", "died"), timeout=60)
     assert run.state == "failed"
     assert run.message.startswith("beta1 must be smaller than beta2")
+
+
+def test_a_cluster_that_does_not_answer_refuses_the_launch_and_leaves_runs_readable(monkeypatch):
+    """#30 item 6 without Ray: the configured job server is a closed port."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(run_status.JobError, match="no Ray cluster is configured: set DIFFUSION_LAB_RAY_JOBS"):
+        jobs.start_training({**TINY, "epochs": 1}, cluster=True)
+    monkeypatch.setenv("DIFFUSION_LAB_RAY_JOBS", address)
+    with pytest.raises(run_status.JobError, match=f"the Ray job server at {address} does not answer.*unset "
+                                                  "DIFFUSION_LAB_RAY_JOBS to train here"):
+        jobs.start_training({**TINY, "epochs": 1})
+    assert run_status.list_runs() == []  # nothing launched: no run left behind
+    # a run the cluster was training when it stopped answering: its state comes from its files, and says why
+    root = run_status.runs_root()
+    run_dir = fake_run(root, "on-cluster", dead_pid(), state="running", epoch=1, epochs=5)
+    job = json.loads((run_dir / "job.json").read_text())
+    (run_dir / "job.json").write_text(json.dumps({**job, "pid": None, "ray_job": "on-cluster-0",
+                                                  "ray_address": address}))
+    status = json.loads((run_dir / "status.json").read_text())
+    (run_dir / "status.json").write_text(json.dumps({**status, "launch": "on-cluster-0"}))
+    run = run_status.read_run("on-cluster")
+    assert run.state == "running" and run.ray_job == "on-cluster-0"
+    assert "its state is read from its files: the Ray job server" in run.phase
+    # the local cap does not count it (it trains elsewhere); trained here, this one is refused only by its own cap
+    monkeypatch.setenv(jobs.MAX_JOBS_ENV, "1")
+    jobs._check_cap(root, None)
+    with pytest.raises(run_status.JobError, match="on the Ray cluster"):
+        monkeypatch.setenv("DIFFUSION_LAB_MAX_CLUSTER_JOBS", "1")
+        jobs._check_cap(root, address)

@@ -77,7 +77,7 @@ def test_stop_resume_and_delete_need_the_owner_or_the_teacher(tmp_path):
 
 
 def test_a_run_records_its_owner_and_name_never_the_token(tmp_path, monkeypatch):
-    monkeypatch.setattr(jobs, "_spawn", lambda run_dir, args, job: jobs.atomic_write_json(
+    monkeypatch.setattr(jobs, "_launch", lambda run_dir, args, job, address: jobs.atomic_write_json(
         run_dir / "job.json", {**job, "pid": dead_pid(), "started": 0.0}))
     run = jobs.start_training({"epochs": 1, "arch": "cnn"}, tmp_path, owner=owner_of(ALICE), name=" Ada  ")
     text = (run.run_dir / "job.json").read_text()

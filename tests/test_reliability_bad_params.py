@@ -243,14 +243,14 @@ def launched(monkeypatch):
     """Capture the CLI arguments of jobs started from a page instead of launching a process."""
     calls: list[list[str]] = []
 
-    def spawn(run_dir, cli_args, job):
+    def spawn(run_dir, cli_args, job, address=None):
         calls.append(cli_args)
         from diffusion_core.io.files import atomic_write_json
 
         atomic_write_json(run_dir / "job.json", {**job, "pid": 0, "command": cli_args, "started": 0.0})
         return 0
 
-    monkeypatch.setattr(jobs, "_spawn", spawn)
+    monkeypatch.setattr(jobs, "_launch", spawn)
     return calls
 
 

@@ -41,14 +41,14 @@ def stand_ins(monkeypatch):
     """Jobs launched as stand-in processes (alive, named like a training job, never training)."""
     procs = []
 
-    def spawn(run_dir, cli_args, job):
+    def spawn(run_dir, cli_args, job, address=None):
         proc = stand_in_job()
         procs.append(proc)
         atomic_write_json(run_dir / "job.json", {**job, "pid": proc.pid, "command": cli_args,
                                                  "started": time.time(), "stop_requested": False})
         return proc.pid
 
-    monkeypatch.setattr(jobs, "_spawn", spawn)
+    monkeypatch.setattr(jobs, "_launch", spawn)
     yield procs
     for proc in procs:
         proc.kill()
@@ -102,8 +102,8 @@ def launch_window(monkeypatch):
                     state.notify_all()
         return real_flock(fd, op)
 
-    def check_cap(root):
-        real_check(root)
+    def check_cap(root, address):
+        real_check(root, address)
         me = threading.get_ident()
         with state:
             inside.add(me)

@@ -10,12 +10,20 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffusion_core.io.files import read_jsonl
 
 CONFIG, STATUS, METRICS, SAMPLES = "config.json", "status.json", "metrics.jsonl", "samples"
+LAUNCH_ENV = "DIFFUSION_LAB_LAUNCH"  # set by whoever launched the trainer remotely (a Ray job's id)
+
+
+def launch_id() -> str | None:
+    """Which launch this trainer is (status.json records it beside the pid: a run on another machine is
+    told from an earlier launch of the same run by it, where a local run is told by its pid)."""
+    return os.environ.get(LAUNCH_ENV) or None
 
 
 def read_json_or_empty(path: Path) -> dict:

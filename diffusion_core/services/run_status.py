@@ -26,6 +26,7 @@ from pathlib import Path
 
 from diffusion_core.io.runs import read_json_or_empty, read_run_files
 from diffusion_core.process import process_from_config
+from diffusion_core.services import ray_jobs
 from diffusion_core.training.config import TrainConfig
 from diffusion_core.training.options import train_config
 
@@ -121,6 +122,7 @@ class RunInfo:
     phase_since: float | None = None  # when that began (time.time())
     owner: str | None = None  # SHA-256 of the starting browser's token (ownership.owner_of); None: no one's
     name: str | None = None  # its starter's name for it
+    ray_job: str | None = None  # the Ray job of its latest launch, when it was sent to a cluster (ray_jobs)
 
     @property
     def title(self) -> str:
@@ -238,8 +240,13 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
     files = read_run_files(run_dir)
     status, config = files.status, files.config
     pid = job.get("pid", status.get("pid"))
-    alive = pid_alive(pid)
-    this_process = status.get("pid") == pid  # status.json written by the current process (not an earlier one)
+    cluster = _cluster_state(job)
+    if cluster is None:
+        alive = pid_alive(pid)
+        this_process = status.get("pid") == pid  # status.json written by the current process (not an earlier one)
+    else:  # a Ray job: its status says whether it lives (a cluster that does not answer: as its files say)
+        alive = cluster.active or not cluster.reachable
+        this_process = status.get("launch") == job["ray_job"]
     trainer_state = status.get("state") if this_process else None
     message = status.get("message", "") if this_process else ""
     if alive and trainer_state == "running":
@@ -255,21 +262,37 @@ def read_run(run_id: str, root: Path | None = None) -> RunInfo:
         # it exists says what Resume does, where status.json's epoch may lag it by the moment of the kill
         state = "died"
         message = DIED_MESSAGE if (run_dir / "train_state.pt").is_file() else DIED_EARLY_MESSAGE
+        if cluster is not None and cluster.message:
+            message += f" (Ray: {cluster.message})"
     else:
         state, message = "failed", _log_error(run_dir)
+        if cluster is not None and not (run_dir / "log.txt").is_file():  # the job failed before the CLI ran
+            message = f"the Ray job {job['ray_job']} ended before training began: {cluster.message or 'no message'}"
     options = job.get("options") if isinstance(job.get("options"), dict) else {}
     epoch = int(status.get("epoch", 0)) if status else 0
     epochs = int(status.get("epochs") or config.get("epochs") or options.get("epochs") or 0)
     if state == "starting" and job.get("epochs_target"):  # a resume: the target it was launched with
         epochs = int(job["epochs_target"])
     phase, since = _phase(state, run_dir, job, epoch, epochs, status if this_process else {})
+    if cluster is not None and state == "starting" and cluster.status == "PENDING":
+        phase = "waiting for the Ray cluster to place it (Ray: PENDING)"
+    if cluster is not None and not cluster.reachable:
+        phase = f"{phase}; its state is read from its files: {cluster.message}".lstrip("; ")
     return RunInfo(
         run_id=run_id, run_dir=run_dir, state=state, message=message, epoch=epoch, epochs=epochs,
         pid=pid, config=config, status=status, metrics=files.metrics,
         started=job.get("started"), options=options, phase=phase, phase_since=since,
         owner=job.get("owner") if isinstance(job.get("owner"), str) else None,
         name=job.get("name") if isinstance(job.get("name"), str) else None,
+        ray_job=job["ray_job"] if cluster is not None else None,
     )
+
+
+def _cluster_state(job: dict) -> ray_jobs.JobState | None:
+    """The Ray job's state for a run launched on a cluster (job.json names it), else None."""
+    if not (isinstance(job.get("ray_job"), str) and isinstance(job.get("ray_address"), str)):
+        return None
+    return ray_jobs.job_state(job["ray_address"], job["ray_job"])
 
 
 def list_runs(root: Path | None = None) -> list[RunInfo]:

@@ -32,7 +32,7 @@ from diffusion_core.io.checkpoints import LoadedCheckpoint, checkpoint_name, loa
 from diffusion_core.io.data import Dataset, load_dataset
 from diffusion_core.io.files import append_jsonl, atomic_write_bytes, atomic_write_json, read_jsonl
 from diffusion_core.io.images import save_samples, to_unit_numpy
-from diffusion_core.io.runs import read_status
+from diffusion_core.io.runs import launch_id, read_status
 from diffusion_core.models import build_model, count_parameters
 from diffusion_core.models.guidance import ClassGuided, drop_labels, is_conditional
 from diffusion_core.training.config import TrainConfig, TrainingError, machine_name
@@ -206,7 +206,7 @@ def _training_data(config: TrainConfig, run_dir: Path, dist: Distributed, device
         return load_dataset(config.dataset, "train", root=config.data_root, download=config.download)
 
     def drawn(done: int, n: int) -> None:
-        write_status(run_dir, state="drawing", drawn=done, pairs=n, pid=os.getpid())
+        write_status(run_dir, state="drawing", drawn=done, pairs=n, pid=os.getpid(), launch=launch_id())
         print(f"drawing the teacher's pairs: {done:,} of {n:,}", flush=True)
 
     if dist.is_main:
@@ -245,6 +245,7 @@ def _start_session(config: TrainConfig, run_dir: Path, state: dict | None, resum
         elif resume:
             (run_dir / "metrics.jsonl").unlink(missing_ok=True)
         write_status(run_dir, state="running", epoch=start_epoch - 1, epochs=config.epochs, pid=os.getpid(),
+                     launch=launch_id(),
                      message=data.notice or "", data_source=data.source, n_train=len(x_all),
                      parameters=count_parameters(model), device=str(device), world_size=dist.world,
                      precision=str(resolve_precision(config.precision, device)).replace("torch.", ""))

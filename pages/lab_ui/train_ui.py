@@ -15,7 +15,7 @@ from diffusion_core.process.degradations import DEFAULT_T, DEGRADATION_KINDS, ST
 from diffusion_core.process.degradations import MAX_T as DEGRADATION_MAX_T
 from diffusion_core.process.flow import MAX_FLOW_T, TIME_SAMPLINGS
 from diffusion_core.process.targets import DEFAULT_GAMMA, PREDICTION_NAMES, PREDICTIONS, WEIGHTINGS
-from diffusion_core.services import estimates, jobs, run_status
+from diffusion_core.services import estimates, jobs, ray_jobs, run_status
 from diffusion_core.services.ownership import Actor, may_manage
 from diffusion_core.training.config import INT_RANGES, MAX_EPOCHS
 from diffusion_core.views.degradations import degradation_parameters
@@ -148,6 +148,23 @@ def open_run(run_id: str | None) -> None:
         st.query_params["run"] = run_id
 
 
+def where_widget() -> bool:
+    """Where a new run trains, with how many run there now: True for the configured Ray cluster (the choice
+    appears only when one is configured)."""
+    address = ray_jobs.jobs_address()
+    on_cluster = address is not None and st.radio(
+        "Train on", ["cluster", "here"], horizontal=True, key="train_where",
+        format_func={"cluster": f"the Ray cluster ({address})", "here": "this server"}.get,
+        help="The cluster runs it as a Ray job (on a GPU node when one is configured), writing to the same shared "
+             "runs folder: watch, stop and resume it here as any run.") == "cluster"
+    with user_errors("The limit on training jobs is misconfigured"):
+        running = sum((r.ray_job is not None) == on_cluster for r in run_status.active_runs())
+        cap = ray_jobs.max_cluster_jobs() if on_cluster else jobs.max_jobs()
+        st.caption(f"{running} of at most {cap} training jobs running {'on the cluster' if on_cluster else 'here'} "
+                   "now.")
+    return on_cluster
+
+
 def show_run(run_id: str, was_active: bool) -> None:
     try:
         run = run_status.read_run(run_id)
@@ -160,6 +177,10 @@ def show_run(run_id: str, was_active: bool) -> None:
     mine = may_manage(run.owner, actor)
     st.subheader(f"Run {run.title}")
     st.caption(f"{run.describe()} · {owner_text(run, actor)}")
+    if run.ray_job is not None:
+        address = run_status.read_job(run.run_dir).get("ray_address", "")
+        st.caption(f"On the Ray cluster as job `{run.ray_job}` — its own log and status: [the cluster's dashboard]"
+                   f"({address}/#/jobs/{run.ray_job}).")
     done = min(run.epoch / run.epochs, 1.0) if run.epochs else 0.0
     if run.state == "starting":  # nothing trained yet: say what it is doing instead of "epoch 0/N"
         text = f"starting · {run.phase_text()}"
@@ -217,7 +238,8 @@ def show_run(run_id: str, was_active: bool) -> None:
                              disabled=not mine)
         if b1.button("Resume", key="train_resume", disabled=not mine):
             with user_errors("Could not resume"):
-                jobs.resume_training(run.run_id, epochs=int(until), actor=actor)  # int() refuses out-of-range
+                jobs.resume_training(run.run_id, epochs=int(until), actor=actor,  # int() refuses out-of-range
+                                     cluster=run.ray_job is not None and ray_jobs.jobs_address() is not None)
                 st.rerun()
     if run.checkpoint is not None:
         b3.page_link("pages/3_Reverse_diffusion.py", label="Sample from this run", icon=":material/fast_rewind:",
@@ -328,7 +350,8 @@ def runs_table(was_active: bool) -> None:
     )
     r1, r2 = st.columns([3, 1])
     pick = r1.selectbox("Open a run", [r.run_id for r in runs], key="train_pick",
-                        format_func=lambda i: next(f"{r.title} ({r.state})" for r in runs if r.run_id == i))
+                        format_func=lambda i: next(r.title for r in runs if r.run_id == i))  # (the state is in
+    # the table above: a label holding it went stale in the open box while the run changed state)
     if r2.button("Open", key="train_open"):
         open_run(pick)
         st.rerun()
