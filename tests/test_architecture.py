@@ -18,8 +18,8 @@ from diffusion_core.process import DiffusionProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "diffusion_core"
-LAB_LAYER = ("diffusion_core.services", "diffusion_core.views")  # above the library: the app's services, then
-# one view model per page
+LAB_LAYER = ("diffusion_core.services", "diffusion_core.views", "diffusion_core.lessons")  # above the library: the
+# app's services, then one view model per page, and the lessons (which show the views)
 OUTSIDE_CORE = ("pages", "benchmarks", "streamlit_app", "tests")
 
 
@@ -49,7 +49,7 @@ def core_files(*exclude: str) -> list[Path]:
 def test_the_core_never_imports_the_lab_layer_the_cli_pages_or_benchmarks():
     forbidden = (*LAB_LAYER, "diffusion_core.cli", *OUTSIDE_CORE)
     bad = {}
-    for path in core_files("services/", "views/", "cli/", "__main__.py"):
+    for path in core_files("services/", "views/", "lessons/", "cli/", "__main__.py"):
         hits = sorted(m for m in imported_modules(path) if m.startswith(forbidden))
         if hits:
             bad[path.relative_to(ROOT).as_posix()] = hits
@@ -144,7 +144,8 @@ def test_the_library_has_no_import_cycle():
 
 def test_the_lab_layer_never_imports_the_cli_pages_or_benchmarks():
     bad = {p.name: sorted(m for m in imported_modules(p) if m.startswith(("diffusion_core.cli", *OUTSIDE_CORE)))
-           for p in [*(CORE / "services").glob("*.py"), *(CORE / "views").glob("*.py")]}
+           for p in [*(CORE / "services").glob("*.py"), *(CORE / "views").glob("*.py"),
+                     *(CORE / "lessons").glob("*.py")]}
     assert not {k: v for k, v in bad.items() if v}
 
 

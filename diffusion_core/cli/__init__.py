@@ -1,5 +1,5 @@
 """Command line: python -m diffusion_core {train, sample, info, evaluate, ship, figures, train-classifier,
-train-noisy-classifier}.
+train-noisy-classifier, lessons}.
 
 Every numeric argument is checked against the library's own limits when argparse reads it, so a bad
 value is refused in one line ("error: argument --n: …") before any checkpoint or data is loaded."""
@@ -19,6 +19,7 @@ from diffusion_core.cli.evaluate import (
     cmd_figures,
     cmd_ship,
 )
+from diffusion_core.cli.lessons import _lessons_parser, cmd_lessons
 from diffusion_core.cli.sample import _info_parser, _sample_parser, cmd_info, cmd_sample
 from diffusion_core.cli.train import (
     _train_classifier_parser,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _figures_parser(sub.add_parser)
     _train_noisy_classifier_parser(sub.add_parser)
     _train_classifier_parser(sub.add_parser)
+    _lessons_parser(sub.add_parser)
     return p
 
 
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     handler = {"train": cmd_train, "sample": cmd_sample, "info": cmd_info, "evaluate": cmd_evaluate,
                "figures": cmd_figures, "train-classifier": cmd_train_classifier, "ship": cmd_ship,
-               "train-noisy-classifier": cmd_train_noisy_classifier}[args.command]
+               "train-noisy-classifier": cmd_train_noisy_classifier, "lessons": cmd_lessons}[args.command]
     try:
         return handler(args)
     except (ValueError, CheckpointError, DatasetUnavailableError) as exc:

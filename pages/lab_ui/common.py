@@ -28,6 +28,8 @@ APP_ROOT = Path(__file__).resolve().parents[2]
 # so a later page slots in by adding its file here (and in pages/).
 PAGES: list[tuple[str, str, str, str]] = [
     ("streamlit_app.py", "Home", ":material/home:", "what the lab is; one-click samples from the default model"),
+    ("pages/10_Lessons.py", "Lessons", ":material/school:",
+     "guided walk-throughs with live figures and checked questions, one Markdown file each"),
     ("pages/1_Train.py", "Train", ":material/model_training:",
      "train a denoiser in the background, watch it learn, stop and resume"),
     ("pages/2_Schedules.py", "Schedules", ":material/show_chart:",
