@@ -25,7 +25,7 @@ setup_page("Lessons", (
     "answer the question, and open the page it links to with the settings already set. Your progress stays with "
     "this browser."
 ))
-url_state("lessons", [LESSON, STEP])
+url_state("lessons", ["lesson", "lesson_step"])  # (LESSON, STEP: literal, so `lessons check` reads them)
 lessons = all_lessons()
 lesson_id = st.session_state.get(LESSON)
 
@@ -42,6 +42,11 @@ if not lesson_id:
     st.stop()
 
 checked = lessons.get(str(lesson_id))
+if checked is not None and checked.needs_models:
+    st.warning(f"This lesson needs models this lab does not have: {', '.join(checked.missing_models)}.")
+    if st.button("All lessons", key="lesson_back_models"):
+        open_lesson(None)
+    st.stop()
 if checked is None or not checked.ok:
     st.error(f"There is no usable lesson {lesson_id!r}." + ("" if checked is None else "\n\n" + "\n\n".join(
         f"`{p}`" for p in checked.problems)))

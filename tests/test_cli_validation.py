@@ -84,7 +84,7 @@ def test_readme_example_with_a_mistyped_number_is_refused(tmp_path, monkeypatch,
 BASE = {"train": ["train", "--out", "{tmp}/run"], "sample": ["sample", "{ckpt}"], "evaluate": ["evaluate", "{ckpt}"],
         "ship": ["ship", "{tmp}", "--name", "x"], "figures": ["figures", "--out", "{tmp}/figs"],
         "train-classifier": ["train-classifier", "--out", "{tmp}/c"], "info": ["info"],
-        "train-noisy-classifier": ["train-noisy-classifier", "--out", "{tmp}/n"]}
+        "train-noisy-classifier": ["train-noisy-classifier", "--out", "{tmp}/n"], "lessons": ["lessons", "list"]}
 FLAG_CASES = [
     ("train", "--epochs", "0"), ("train", "--batch-size", "0"), ("train", "--lr", "0"), ("train", "--lr", "nan"),
     ("train", "--T", "0"), ("train", "--beta1", "2"), ("train", "--beta2", "-0.1"), ("train", "--limit", "0"),

@@ -72,12 +72,18 @@ def benchmark_results(name: str) -> dict:
 
 
 @answer
-def benchmark_fid(sampler: str, nfe: int) -> float:
-    """Classifier-FID of the shipped default-unet with `sampler` at `nfe` network calls (samplers_nfe.json)."""
+def benchmark_fid(sampler: str, nfe: int, spacing: str | None = None) -> float:
+    """Classifier-FID of the shipped default-unet with `sampler` at `nfe` network calls on `spacing` (default: the
+    sampler's own, e.g. Karras for Heun) (samplers_nfe.json)."""
+    from diffusion_core.samplers.registry import SAMPLERS, discover
+
+    discover()
+    if spacing is None:
+        spacing = SAMPLERS[sampler].spacing if sampler in SAMPLERS else "uniform"
     rows = [r for r in benchmark_results("samplers_nfe")["rows"]
-            if r["sampler"] == sampler and int(r["nfe"]) == int(nfe)]
+            if r["sampler"] == sampler and int(r["nfe"]) == int(nfe) and r.get("spacing", "uniform") == spacing]
     if not rows:
-        raise ValueError(f"samplers_nfe.json has no row for {sampler} at {nfe} network calls")
+        raise ValueError(f"samplers_nfe.json has no row for {sampler} at {nfe} network calls on {spacing} spacing")
     return float(rows[0]["fid"])
 
 

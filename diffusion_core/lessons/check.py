@@ -27,10 +27,17 @@ class CheckedLesson:
     lesson: Lesson | None
     answers: dict[int, float] = field(default_factory=dict)
     problems: list[LessonError] = field(default_factory=list)
+    missing_models: list[str] = field(default_factory=list)  # models it needs that this lab does not have
 
     @property
     def ok(self) -> bool:
         return self.lesson is not None and not self.problems
+
+    @property
+    def needs_models(self) -> bool:
+        """The lesson cannot run here only because models it names are not shipped in this lab (a deployment
+        with its own checkpoints folder): not the file's fault, and the page says so instead of an error."""
+        return bool(self.missing_models)
 
 
 def answer_of(question: Question) -> float:
@@ -58,6 +65,7 @@ def check_lesson(path: Path | str, text: str | None = None, render: bool = False
     bad = checked.problems.append
     for model in lesson.models:
         if not _model_known(model):
+            checked.missing_models.append(model)
             bad(LessonError(lesson.path, 1, f"models: {model!r} is neither a shipped checkpoint nor a report preset"))
     for index, step in enumerate(lesson.steps):
         if step.view is not None:

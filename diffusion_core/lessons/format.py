@@ -46,7 +46,7 @@ from pathlib import Path
 
 LEVELS = ("beginner", "intermediate", "advanced")
 FRONT_KEYS = ("title", "level", "minutes", "models", "summary")
-_NAME = re.compile(r"([A-Za-z_][\w*]*)=")
+_NAME = re.compile(r"([A-Za-z_][\w*+\-]*)=")  # (sampler names hold + and -: rd_steps_dpm++2m)
 _CALL = re.compile(r"^([a-z_][a-z0-9_]*)\((.*)\)$")
 _OPTION = re.compile(r"^- \[( |x|X)\] (.+)$")
 

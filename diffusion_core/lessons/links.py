@@ -39,8 +39,11 @@ def page_settings(page: str, root: Path = PROJECT_ROOT) -> tuple[str, ...] | Non
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "url_state" and len(node.args) == 2:
             # the page's own literal list (with knob_keys(…) calls and comprehensions): project code, evaluated
             # with nothing but knob_keys in reach
-            value = eval(compile(ast.Expression(node.args[1]), str(path), "eval"),  # noqa: S307
-                         {"__builtins__": {}, "knob_keys": knob_keys})
+            try:
+                value = eval(compile(ast.Expression(node.args[1]), str(path), "eval"),  # noqa: S307
+                             {"__builtins__": {}, "knob_keys": knob_keys})
+            except Exception as exc:  # a page whose keys are not literal: say so rather than crash the check
+                raise ValueError(f"{page}: its url_state keys are not a literal list ({exc})") from None
             keys.extend(value)
     return tuple(keys)
 
@@ -54,7 +57,10 @@ def link_problem(link: Link) -> str | None:
     not shipped), or None."""
     from diffusion_core.io.checkpoints import shipped_dir
 
-    keys = page_settings(link.page)
+    try:
+        keys = page_settings(link.page)
+    except ValueError as exc:
+        return str(exc)
     if keys is None:
         pages = sorted(p.relative_to(PROJECT_ROOT).as_posix() for p in (PROJECT_ROOT / "pages").glob("*.py"))
         return f"no page {link.page!r}: one of {', '.join(pages)}"

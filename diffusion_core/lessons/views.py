@@ -202,7 +202,9 @@ def score_field(data: str = "8 Gaussians on a ring", t: int = 100) -> LessonView
         raise ValueError(f"t must be 1–{process.schedule.T}")
     g = grid(21)
     field = exact_score_field(process, mixture, int(t), g).numpy()
-    return LessonView(score_field_figure(g.numpy(), {f"exact score at t={t}": field}, points.numpy(), int(t)))
+    fig = score_field_figure(g.numpy(), {f"exact score at t={t}": field}, points.numpy(), int(t))
+    fig.update_layout(width=560, height=560)  # one square panel
+    return LessonView(fig)
 
 
 @view

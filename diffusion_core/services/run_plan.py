@@ -14,6 +14,7 @@ dpm++2m / DDIM η = 0 failures measured for issue #18).
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
@@ -37,9 +38,13 @@ def known_bad_samplers(config: dict) -> dict[str, str]:
 
 
 def default_sampler(checkpoint: LoadedCheckpoint) -> SamplerChoice:
-    """What a page opens on: the app's quick sampler (Home's Generate), unless it is known to fail on this
-    model; then the first sampler not known to fail (with its default steps)."""
+    """What a page opens on: the app's quick sampler (Home's Generate) — in the number of steps a distilled model
+    was made for (flow-one-step: 1) — unless it is known to fail on this model; then the first sampler not known
+    to fail (with its default steps)."""
     choice = checkpoint.process.quick_choice()
+    coupling = (checkpoint.config.get("training") or {}).get("coupling") or {}
+    if isinstance(coupling.get("distil_steps"), int) and coupling["distil_steps"] >= 1 and choice.steps:
+        choice = dataclasses.replace(choice, steps=min(coupling["distil_steps"], choice.steps))
     bad = known_bad_samplers(checkpoint.config)
     if choice.sampler not in bad:
         return choice

@@ -57,6 +57,10 @@ def lesson_list(lessons: dict[str, CheckedLesson]) -> None:
     listed with its line-numbered message."""
     for lesson_id, checked in lessons.items():
         with st.container(border=True):
+            if checked.needs_models:
+                st.warning(f"**{checked.lesson.title}** needs models this lab does not have: "
+                           f"{', '.join(checked.missing_models)} (ship them in checkpoints/ to offer it).")
+                continue
             if checked.lesson is None or not checked.ok:
                 st.error(f"**{lesson_id}** cannot be used:\n\n" + "\n\n".join(f"`{p}`" for p in checked.problems))
                 continue
@@ -90,7 +94,9 @@ def show_view(step: Step) -> None:
     except (ValueError, OSError) as exc:
         st.error(f"This view cannot be shown: {exc}")
         return
-    st.plotly_chart(shown.figure, key="lesson_view_fig")
+    # a figure that sets its own width (a square 2-D field, a strip of digits) keeps it; the rest fill the column
+    st.plotly_chart(shown.figure, key="lesson_view_fig",
+                    width="content" if shown.figure.layout.width else "stretch")
     if shown.caption:
         st.caption(shown.caption)
 
