@@ -74,6 +74,7 @@ def chart_titled(page, title: str):
     return page.locator(bh.CHART).filter(has_text=title).first
 
 
+@pytest.mark.extended  # (70 s in the suite; the defaults' training below and test_score_lab cover the page's maths)
 def test_2d_lab_points_drawn_on_the_canvas_train_and_play(app):
     with bh.browser_page() as page:
         open_drawn_points(page, app)

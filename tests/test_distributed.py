@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from diffusion_core.io.checkpoints import load_checkpoint
@@ -33,6 +34,7 @@ def test_shards_cover_the_batch_without_overlap():
         assert max(p.stop - p.start for p in parts) - min(p.stop - p.start for p in parts) <= 1
 
 
+@pytest.mark.extended  # (28 s: torchrun with two gloo processes; the sharding above is checked in-process)
 def test_two_gloo_processes_match_one_process(tmp_path):
     env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     one = subprocess.run([sys.executable, "-m", "diffusion_core", *ARGS, "--out", tmp_path / "one"], cwd=ROOT,

@@ -88,7 +88,7 @@ def test_a_malformed_lesson_is_named_by_its_line(tmp_path, body, line, message):
 
 @pytest.mark.parametrize("step, line, message", [
     ("::: view schedulez\n", 9, "unknown view 'schedulez'"),
-    ("::: view schedules colour=red\n", 9, "view schedules takes the settings presets, quantity, normalise"),
+    ("::: view schedules colour=red\n", 9, "view schedules takes presets, quantity, normalise; got colour"),
     ("::: link pages/99_Nowhere.py x=1 | Go\n", 9, "no page 'pages/99_Nowhere.py'"),
     ("::: link pages/2_Schedules.py rd_seed=7 | Go\n", 9, "keeps no setting 'rd_seed'"),
     ("::: link pages/3_Reverse_diffusion.py model=default | Go\n", 9, "write model=shipped:<name>"),

@@ -37,6 +37,7 @@ def retained_bytes() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # (20 s of repeated requests; the bounded cache has its own tests)
 def test_generate_requests_keep_nothing_per_request(tmp_path, monkeypatch):
     """Beyond the sample cache's bounded entries (#30: 64 grids by default; 2 here, filled in the warm-up), nothing
     grows with the requests."""

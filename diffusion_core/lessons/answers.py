@@ -8,13 +8,14 @@ returns (the README's lesson format and `python -m diffusion_core lessons answer
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 
 from diffusion_core.io.files import PROJECT_ROOT
 from diffusion_core.io.runs import read_json_or_empty
 from diffusion_core.process.schedules import PRESETS, preset_schedule
+
+from .registry import resolve
 
 ANSWERS: dict[str, Callable[..., float]] = {}
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
@@ -123,12 +124,4 @@ def fid_over_floor(model: str, nfe: int) -> float:
 
 def compute(function: str, args: dict[str, object]) -> float:
     """The answer `function(**args)`; ValueError naming the problem (unknown name, wrong arguments)."""
-    if function not in ANSWERS:
-        raise ValueError(f"unknown computed answer {function!r}: one of {', '.join(sorted(ANSWERS))}")
-    fn = ANSWERS[function]
-    try:
-        inspect.signature(fn).bind(**args)
-    except TypeError:
-        takes = ", ".join(inspect.signature(fn).parameters)
-        raise ValueError(f"{function} takes {takes}; got {', '.join(args) or 'nothing'}") from None
-    return fn(**args)
+    return resolve("computed answer", ANSWERS, function, args)(**args)

@@ -5,7 +5,6 @@ line. `python -m diffusion_core lessons check FILE…` and the Lessons page both
 
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from diffusion_core.io.files import PROJECT_ROOT
 from . import answers, views
 from .format import Lesson, LessonError, Question, parse_lesson
 from .links import link_problem
+from .registry import resolve
 
 LESSONS_DIR = PROJECT_ROOT / "lessons"
 LESSONS_ENV = "DIFFUSION_LAB_LESSONS"  # another folder of lessons (a course's own), instead of lessons/
@@ -69,15 +69,8 @@ def check_lesson(path: Path | str, text: str | None = None, render: bool = False
             bad(LessonError(lesson.path, 1, f"models: {model!r} is neither a shipped checkpoint nor a report preset"))
     for index, step in enumerate(lesson.steps):
         if step.view is not None:
-            fn = views.VIEWS.get(step.view.name)
             try:
-                if fn is None:
-                    raise ValueError(f"unknown view {step.view.name!r}: one of {', '.join(sorted(views.VIEWS))}")
-                try:
-                    inspect.signature(fn).bind(**step.view.params)
-                except TypeError:
-                    raise ValueError(f"view {step.view.name} takes the settings "
-                                     f"{', '.join(inspect.signature(fn).parameters) or 'none'}") from None
+                resolve("view", views.VIEWS, step.view.name, step.view.params)
                 if render:
                     views.render(step.view.name, step.view.params)
             except (ValueError, OSError) as exc:

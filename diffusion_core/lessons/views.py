@@ -10,7 +10,6 @@ ValueError naming it (lessons.check reports it with the lesson's line).
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +17,8 @@ import plotly.graph_objects as go
 import torch
 
 from diffusion_core.io.images import to_unit_numpy
+
+from .registry import resolve
 
 VIEWS: dict[str, Callable[..., LessonView]] = {}
 MAX_IMAGES = 8
@@ -222,15 +223,7 @@ def flow_vs_diffusion() -> LessonView:
 
 def render(name: str, params: dict[str, object]) -> LessonView:
     """The view `name` with `params`; ValueError naming an unknown view or setting."""
-    if name not in VIEWS:
-        raise ValueError(f"unknown view {name!r}: one of {', '.join(sorted(VIEWS))}")
-    fn = VIEWS[name]
-    try:
-        inspect.signature(fn).bind(**params)
-    except TypeError:
-        allowed = ", ".join(inspect.signature(fn).parameters) or "none"
-        raise ValueError(f"view {name} takes the settings {allowed}; got {', '.join(params)}") from None
-    return fn(**params)
+    return resolve("view", VIEWS, name, params)(**params)
 
 
 __all__ = ["MAX_IMAGES", "VIEWS", "LessonView", "render"]
