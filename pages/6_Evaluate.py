@@ -29,7 +29,7 @@ from diffusion_core.views.evaluate import (
 )
 from pages.lab_ui import setup_page, user_errors
 from pages.lab_ui.evaluate_ui import guidance_section, loss_by_noise_level_tab, memorisation_tab, network_calls_tab
-from pages.lab_ui.url_state import url_state
+from pages.lab_ui.url_state import linked_tabs, url_state
 
 MAX_DEFAULT = 8  # runs compared by default (the newest first)
 
@@ -39,8 +39,8 @@ setup_page("Evaluate", (
     "classifier-FID measures how close the samples are to real digits (lower is better) — when it was "
     "measured during training."
 ))
-url_state("evaluate", ["ev_models", "ev_log", "ev_samples_run", "ev_mem_model", "ev_mem_n", "ev_mem_seed",
-                       "ev_g_model", "ev_g_kind", "ev_g_scales", "ev_g_n"])
+url_state("evaluate", ["ev_tab", "ev_models", "ev_log", "ev_samples_run", "ev_mem_model", "ev_mem_n",
+                       "ev_mem_seed", "ev_g_model", "ev_g_kind", "ev_g_scales", "ev_g_n"])
 
 records = collect_records()
 if not records:
@@ -71,8 +71,9 @@ st.caption("Each FID beside how it was measured, all against the classifier feat
 
 by_name = {r.name: r for r in selected}
 colours = model_colours([r.name for r in selected])  # one colour per model in every chart below
-tab_loss, tab_levels, tab_fid, tab_calls, tab_samples, tab_memory, tab_guidance = st.tabs(
-    ["Loss", "Loss by noise level", "FID", "FID vs network calls", "Samples over epochs", "Memorisation", "Guidance"])
+tab_loss, tab_levels, tab_fid, tab_calls, tab_samples, tab_memory, tab_guidance = linked_tabs(
+    ["Loss", "Loss by noise level", "FID", "FID vs network calls", "Samples over epochs", "Memorisation", "Guidance"],
+    "ev_tab")
 
 
 def curves_of(key: str) -> dict[str, list[dict]]:

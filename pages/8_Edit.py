@@ -14,15 +14,15 @@ from pages.lab_ui import model_picker, number_field, require, run_queued, setup_
 from pages.lab_ui.data import load_test_digits, shipped_classifier
 from pages.lab_ui.edit_tabs import guidance_tab, interpolation_tab
 from pages.lab_ui.edit_ui import DISC, cold_mask_model, digit_source, mask_source, strip
-from pages.lab_ui.url_state import url_state
+from pages.lab_ui.url_state import linked_tabs, url_state
 
 setup_page("Edit", (
     "A trained noise model can edit as well as generate. **SDEdit** noises an image part of the way and lets the "
     "model denoise it: what survives the noise is kept, the rest is invented. **Inversion** runs DDIM backwards, "
     "from a digit to the noise z_T that DDIM would turn into it. **Interpolation** walks between two noises."
 ))
-url_state("edit", ["ed_strength", "ed_digit", "ed_seed", "ed_sd_source", "ed_sd_index", "ed_paint_*", "ed_ip_*",
-                    "ed_rt_*"])
+url_state("edit", ["ed_tab", "ed_strength", "ed_digit", "ed_seed", "ed_sd_source", "ed_sd_index", "ed_paint_*",
+                    "ed_ip_*", "ed_rt_*"])
 
 # inversion, interpolation, inpainting and classifier guidance run the model without a label
 ckpt = model_picker(key="ed_model", label="Noise model", offers="noise_levels", unconditional=True)
@@ -32,8 +32,8 @@ DECODE_STEPS = min(50, ckpt.process.T)  # DDIM steps of interpolation's inversio
 classifier, why = shipped_classifier()
 label = (lambda images: [f"'{d}' ({p:.0%})" for d, p in classify(classifier, images)]) if classifier else (
     lambda images: ["" for _ in images])
-tab_sdedit, tab_paint, tab_round, tab_interp, tab_guide = st.tabs(
-    ["SDEdit", "Inpainting", "Inversion and round trips", "Interpolation", "Guidance"])
+tab_sdedit, tab_paint, tab_round, tab_interp, tab_guide = linked_tabs(
+    ["SDEdit", "Inpainting", "Inversion and round trips", "Interpolation", "Guidance"], "ed_tab")
 
 with tab_sdedit:
     x = digit_source("ed_sd")

@@ -109,3 +109,7 @@ def test_every_link_of_every_lesson_opens_its_page_with_its_settings(app):
             assert page.get_by_text("Ignored settings in the address").count() == 0, where
             kept = dict(re.findall(r"[?&]([^=&]+)=([^&]*)", page.url))
             assert set(query) <= set(kept), (where, query, page.url)  # the page kept every setting it was given
+            for name, value in link.settings.items():
+                if name.endswith("_tab"):  # the link opens a tab: that tab is the one shown
+                    tab = page.get_by_role("tab", name=str(value), exact=True)
+                    assert tab.get_attribute("aria-selected") == "true", (where, value)

@@ -113,3 +113,13 @@ def test_the_link_holds_only_what_differs_from_the_defaults():
     short = app("pages/1_Train.py", query={"train_recipe": '"report"'}).run()
     assert short.number_input(key="train_epochs").value == 100  # the short link opens the same view
     assert short.radio(key="train_recipe").value == "report"
+
+
+def test_a_link_opens_a_tab_and_the_first_tab_stays_out_of_the_address():
+    """#29: a lesson's link opens Edit on its Inpainting tab and Evaluate on Guidance (linked_tabs); the tab
+    each page opens on by itself is not written into the address."""
+    at = app("pages/8_Edit.py", query={"ed_tab": '"Inpainting"'}).run(timeout=120)
+    no_exceptions(at)
+    assert at.session_state["ed_tab"] == "Inpainting" and at.query_params["ed_tab"] == '"Inpainting"'
+    at = app("pages/6_Evaluate.py").run(timeout=120)
+    assert at.session_state["ev_tab"] == "Loss" and "ev_tab" not in at.query_params

@@ -15,7 +15,7 @@ button, which forgets the page's settings and results and clears the address.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
@@ -145,3 +145,11 @@ def view_tools(page: str, keys: list[str]) -> None:
         refresh_view_link()
         st.button("Reset to defaults", key=f"_reset_{page}", on_click=_reset, args=(_prefixes(keys),),
                   help="forget this page's settings and results, as a first visit shows it")
+
+
+def linked_tabs(labels: list[str], key: str) -> Sequence:
+    """st.tabs whose open tab is one of the page's settings (`key` goes in its url_state list), so a link can open
+    a tab (`?ed_tab="Inpainting"`). Switching tabs reruns the page; every tab's content still runs, so the
+    widgets of the tabs not shown keep their values."""
+    return st.tabs(labels, key=key, on_change="rerun")
+
