@@ -45,7 +45,8 @@ setup_page("Degradations", (
     "**naive** one x_{t−1} = D(x̂0, t−1); **direct** restores in one step, x̂0 = R(x_T, T)."
 ))
 url_state("degradations", ["deg_kind", "deg_schedule", "deg_t_start", "deg_digit", "deg_noise_seed", "deg_seed",
-                           "deg_steps", "deg_uncond_n", "deg_uncond_seed", "deg_uncond_steps", "deg_uncond_sampler"])
+                           "deg_steps", "deg_uncond_n", "deg_uncond_seed", "deg_uncond_steps", "deg_uncond_sampler",
+                           "deg_T_*", *[f"deg_{k}_*" for k in DEGRADATION_KINDS]])  # T and each kind's parameters
 
 # ---------------------------------------------------------------- preview over t (Figure 6)
 

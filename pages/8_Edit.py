@@ -22,7 +22,7 @@ setup_page("Edit", (
     "from a digit to the noise z_T that DDIM would turn into it. **Interpolation** walks between two noises."
 ))
 url_state("edit", ["ed_tab", "ed_strength", "ed_digit", "ed_seed", "ed_sd_source", "ed_sd_index", "ed_paint_*",
-                    "ed_ip_*", "ed_rt_*"])
+                    "ed_ip_*", "ed_rt_*", "ed_g_*"])
 
 # inversion, interpolation, inpainting and classifier guidance run the model without a label
 ckpt = model_picker(key="ed_model", label="Noise model", offers="noise_levels", unconditional=True)

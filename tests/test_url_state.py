@@ -123,3 +123,16 @@ def test_a_link_opens_a_tab_and_the_first_tab_stays_out_of_the_address():
     assert at.session_state["ed_tab"] == "Inpainting" and at.query_params["ed_tab"] == '"Inpainting"'
     at = app("pages/6_Evaluate.py").run(timeout=120)
     assert at.session_state["ev_tab"] == "Loss" and "ev_tab" not in at.query_params
+
+
+def test_the_degradations_t_and_parameters_and_edits_guidance_travel_in_the_address():
+    """#29's lessons found these left out of the address: a link could not set the blur's T or σ range, or Edit's
+    guidance."""
+    at = app("pages/4_Degradations.py", query={"deg_T_blur": "100", "deg_blur_sigma_max": "3.0"}).run(timeout=120)
+    no_exceptions(at)
+    assert at.number_input(key="deg_T_blur").value == 100 and at.number_input(key="deg_blur_sigma_max").value == 3.0
+    at.number_input(key="deg_blur_sigma_min").set_value(0.5).run()
+    assert json.loads(at.query_params["deg_blur_sigma_min"]) == 0.5 and at.query_params["deg_T_blur"] == "100"
+    at = app("pages/8_Edit.py", query={"ed_tab": '"Guidance"', "ed_g_scale": "2.5", "ed_g_digit": "7"}).run(timeout=120)
+    no_exceptions(at)
+    assert at.slider(key="ed_g_scale").value == 2.5 and at.selectbox(key="ed_g_digit").value == 7

@@ -13,6 +13,7 @@ import functools
 from pathlib import Path
 
 from diffusion_core.io.files import PROJECT_ROOT
+from diffusion_core.process.degradations import DEGRADATION_KINDS
 
 from .format import Link
 
@@ -37,11 +38,11 @@ def page_settings(page: str, root: Path = PROJECT_ROOT) -> tuple[str, ...] | Non
     keys: list[str] = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "url_state" and len(node.args) == 2:
-            # the page's own literal list (with knob_keys(…) calls and comprehensions): project code, evaluated
-            # with nothing but knob_keys in reach
+            # the page's own literal list (with knob_keys(…) calls and comprehensions over the degradation
+            # kinds): project code, evaluated with nothing but those two in reach
             try:
                 value = eval(compile(ast.Expression(node.args[1]), str(path), "eval"),  # noqa: S307
-                             {"__builtins__": {}, "knob_keys": knob_keys})
+                             {"__builtins__": {}, "knob_keys": knob_keys, "DEGRADATION_KINDS": DEGRADATION_KINDS})
             except Exception as exc:  # a page whose keys are not literal: say so rather than crash the check
                 raise ValueError(f"{page}: its url_state keys are not a literal list ({exc})") from None
             keys.extend(value)
