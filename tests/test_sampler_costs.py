@@ -70,6 +70,8 @@ def test_the_page_offers_spacing_shows_the_steps_and_the_benchmark(tmp_path, mon
     monkeypatch.setenv(sampler_costs.BENCHMARK_ENV, str(path))
     at = app(PAGE).run()
     no_exceptions(at)
+    assert not at.get("plotly_chart")  # the panel is collapsed: nothing of it is built
+    at.session_state["rd_cost_panel"] = True  # opened
     at.selectbox(key="rd_sampler").set_value("ancestral").run()
     assert not [r for r in at.radio if r.key.startswith("rd_spacing")]  # ancestral places no steps
     at.selectbox(key="rd_sampler").set_value("heun").run()

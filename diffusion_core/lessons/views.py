@@ -178,15 +178,19 @@ def cold_starts(model: str = "blur", n: int = 8, seed: int = 0, steps: int = 50)
 
 @view
 def guidance_curve() -> LessonView:
-    """Fidelity, variety and FID against the guidance scale w (guidance_curve.json)."""
+    """Fidelity, variety and FID against the guidance scale w, each kind on its model (guidance_curve.json)."""
     from diffusion_core.figures.curves import guidance_curve_figure
 
     from .answers import benchmark_results
 
     data = benchmark_results("guidance_curve")
-    curves = {kind: c["rows"] for kind, c in data["curves"].items()}
-    return LessonView(guidance_curve_figure(curves), f"{data['model']}, {data['sampler']}, {data['n']} samples per "
-                                                     f"point, measured on {data['machine']}.")
+    names = {kind: f"{kind} · {c.get('model', data.get('model', '?'))}" for kind, c in data["curves"].items()}
+    curves = {names[kind]: c["rows"] for kind, c in data["curves"].items()}
+    w0 = {names[kind]: c["w0"] for kind, c in data["curves"].items() if c.get("w0")}
+    floor = f" The FID of {data['n']} real digits (the floor at this n) is {data['fid_floor']:.1f}." \
+        if data.get("fid_floor") else ""
+    return LessonView(guidance_curve_figure(curves, w0 or None),
+                      f"{data['sampler']}, {data['n']} samples per point, measured on {data['machine']}.{floor}")
 
 
 @view

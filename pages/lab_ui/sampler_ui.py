@@ -102,7 +102,12 @@ def cost_panel(ckpt: LoadedCheckpoint, choice: SamplerChoice, key: str) -> None:
     process = ckpt.process
     if not process.noise_levels:
         return
-    with st.expander("Where the steps go, and quality against cost", expanded=False):
+    # built only while open (a rerun of a collapsed panel draws nothing: a class's every click reruns this page)
+    panel = st.expander("Where the steps go, and quality against cost", expanded=False, key=f"{key}_panel",
+                        on_change="rerun")
+    if not panel.open:
+        return
+    with panel:
         with user_errors("Cannot place these steps") as placed:
             steps = sampler_costs.steps_of(ckpt, choice)
         if placed.failed:
