@@ -65,6 +65,7 @@ def test_a_student_completes_lesson_1_from_a_teachers_link(app):
         bh.wait_idle(page)
         answer(page, 1, steps[1].question, checked.answers[1])
         page.get_by_text("Right.", exact=True).wait_for()
+        bh.screenshot(page, "lessons")
 
         page.reload()  # progress survives: the step from the address, the answer from this browser's file
         page.get_by_text(f"Step 2 of {len(steps)}").wait_for()
