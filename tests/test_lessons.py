@@ -160,3 +160,18 @@ def test_the_teachers_summary_has_every_question_with_its_answer():
         else:
             assert q.options[q.correct][:40].replace("'", "&#x27;") in page
     assert page.count("<li>") >= len(checked.lesson.steps)
+
+
+def test_the_cli_lists_the_lessons_writes_a_summary_and_names_the_computed_answers(tmp_path, capsys):
+    assert main(["lessons", "list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in listed] == [p.stem for p in SHIPPED]
+    out = tmp_path / "sheet.html"
+    assert main(["lessons", "summary", str(SHIPPED[0]), "--out", str(out)]) == 0
+    assert "<h1>The forward process and its schedules</h1>" in out.read_text()
+    assert main(["lessons", "answers"]) == 0
+    assert "alpha_bar_crosses(preset, level): The first t at which" in capsys.readouterr().out
+    broken = tmp_path / "broken.md"
+    broken.write_text("no front matter\n")
+    assert main(["lessons", "summary", str(broken)]) == 1
+    assert "broken.md:1: a lesson starts with front matter" in capsys.readouterr().err

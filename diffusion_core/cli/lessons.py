@@ -33,7 +33,9 @@ def cmd_lessons(args: argparse.Namespace) -> int:
 
     if args.action == "answers":
         for name, fn in sorted(ANSWERS.items()):
-            print(f"{name}{inspect.signature(fn)}: {inspect.getdoc(fn)}")
+            params = ", ".join(p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default}"
+                               for p in inspect.signature(fn).parameters.values())
+            print(f"{name}({params}): {inspect.getdoc(fn)}")
         return 0
     if args.action == "list":
         for path in shipped_lessons():
