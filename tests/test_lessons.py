@@ -175,3 +175,14 @@ def test_the_cli_lists_the_lessons_writes_a_summary_and_names_the_computed_answe
     broken.write_text("no front matter\n")
     assert main(["lessons", "summary", str(broken)]) == 1
     assert "broken.md:1: a lesson starts with front matter" in capsys.readouterr().err
+
+
+def test_every_view_of_every_shipped_lesson_draws_a_figure_with_data():
+    """What a student sees at each step is computed: every view renders on the shipped models and has traces."""
+    from diffusion_core.lessons.views import render
+
+    for path in SHIPPED:
+        for step in parse_lesson(path).steps:
+            if step.view is not None:
+                shown = render(step.view.name, step.view.params)
+                assert shown.figure.data, (path.name, step.title)
