@@ -24,13 +24,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.report import save_result  # noqa: E402
-from diffusion_core.editing.guidance import guidance_curve, w0_meaning  # noqa: E402
+from diffusion_core.editing.guidance import guidance_curve, real_variety, w0_meaning  # noqa: E402
 from diffusion_core.evaluation.classifier import load_classifier  # noqa: E402
-from diffusion_core.evaluation.metrics import classifier_outputs, within_class_spread  # noqa: E402
 from diffusion_core.evaluation.noisy_classifier import SHIPPED_NAME, cpu_name  # noqa: E402
 from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint, shipped_dir  # noqa: E402
-from diffusion_core.io.data import load_dataset  # noqa: E402
-from diffusion_core.io.images import to_unit_numpy  # noqa: E402
 from diffusion_core.models.guidance import is_conditional  # noqa: E402
 from diffusion_core.views.nfe_curves import real_floor  # noqa: E402
 from diffusion_core.views.sampler_costs import mnist_test_reference  # noqa: E402
@@ -52,9 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     classifier = load_classifier(None)
     reference, source = mnist_test_reference(classifier)
-    test = load_dataset("mnist", "test", download=False)
-    feats, _ = classifier_outputs(classifier, to_unit_numpy(test.images))
-    spread = within_class_spread(feats, test.labels.numpy())  # real digits' variety within a class
+    spread = real_variety(classifier)  # real digits' variety within a class
     result = {"n": args.n, "seed": args.seed, "sampler": "dpm++2m-sde, 20 steps",
               "reference": f"MNIST test split ({source})", "machine": cpu_name(),
               "fid_floor": real_floor(classifier, reference, args.n, args.seed),

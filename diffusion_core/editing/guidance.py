@@ -124,6 +124,16 @@ def preferred_model(names: list[str], kind: str) -> str:
     return next((n for n in PREFERRED.get(kind, ()) if n in names), names[0])
 
 
+def real_variety(classifier: nn.Module) -> float:
+    """Real digits' own variety within a class: the spread of the classifier's features of the MNIST test digits
+    within each class (what guidance_curve's `reference_spread` divides a curve's spread by)."""
+    from diffusion_core.io.data import load_dataset
+
+    test = load_dataset("mnist", "test", download=False)
+    feats, _ = classifier_outputs(classifier, to_unit_numpy(test.images))
+    return within_class_spread(feats, test.labels.numpy())
+
+
 def w0_meaning(kind: str, conditional: bool) -> str:
     """What the w = 0 point of a curve is."""
     if kind == "classifier-free":

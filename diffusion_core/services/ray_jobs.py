@@ -25,8 +25,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from diffusion_core.io.files import PROJECT_ROOT, env_int
 from diffusion_core.io.runs import LAUNCH_ENV
@@ -113,8 +113,7 @@ def submit(address: str, submission_id: str, cli_args: list[str], log: Path) -> 
     return str(answer.get("submission_id") or answer.get("job_id") or submission_id)
 
 
-@dataclass(frozen=True)
-class JobState:
+class JobState(NamedTuple):
     """A Ray job's status as its server last said: `status` PENDING … STOPPED, or "" when it did not answer."""
 
     status: str

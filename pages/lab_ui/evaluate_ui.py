@@ -157,12 +157,9 @@ def memorisation_tab(selected: list[ModelRecord]) -> None:
 
 @st.cache_data(max_entries=1, show_spinner="Measuring the real digits' variety…")
 def _real_spread() -> float:
-    from diffusion_core.evaluation.metrics import classifier_outputs, within_class_spread
-    from diffusion_core.io.images import to_unit_numpy
+    from diffusion_core.editing.guidance import real_variety
 
-    test = load_test_digits("mnist")
-    feats, _ = classifier_outputs(shipped_classifier()[0], to_unit_numpy(test.images))
-    return within_class_spread(feats, test.labels.numpy())
+    return real_variety(shipped_classifier()[0])
 
 
 def _guidance_curve(record: ModelRecord, kind: str, scales: list[float], n: int, on_progress=None) -> list[dict]:
