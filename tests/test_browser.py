@@ -188,6 +188,7 @@ def test_explore_compares_the_default_models_digits_with_real_ones(app):
         bh.screenshot(page, "explore")
 
 
+@pytest.mark.extended  # (41 s; test_batching holds merged batches to each student's own images)
 def test_two_browser_sessions_generate_and_train_without_cross_talk(app):
     """Two separate browsers on one server: each sees its own samples and its own training run."""
     with bh.browser_pages(2) as (a, b):

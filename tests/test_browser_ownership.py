@@ -60,6 +60,7 @@ def buttons(page) -> dict[str, bool]:
     return {name: page.get_by_role("button", name=name, exact=True).is_enabled() for name in ("Resume", "Delete")}
 
 
+@pytest.mark.extended  # (33 s; tests/test_ownership.py holds the rules, this the cookies across reloads)
 def test_two_students_and_a_teacher(classroom):
     url, runs = classroom
     with bh.browser_pages(3) as (ada, ben, teacher):
