@@ -1,8 +1,8 @@
 # ruff: noqa: E402  (the project root goes on sys.path before the project imports)
 """How long each shipped lesson's steps take to answer on this machine: for every step, the time to compute its
-live view as the first student of a fresh server would wait for it (the server's caches emptied before each step:
-checkpoint, test digits), and the time to check the lesson (parse, links, computed answers). Later students get
-the page's cached figure at once.
+live view as the first student of a fresh server would wait for it (a view keeps nothing between steps: each loads
+its model and digits), and the time to check the lesson (parse, links, computed answers). Later students get the
+page's cached figure at once.
 
     python benchmarks/lesson_views.py [--json benchmarks/results/lesson_views.json]
 
@@ -36,8 +36,6 @@ def measure_lesson(path: Path) -> dict:
     for index, step in enumerate(checked.lesson.steps):
         seconds = 0.0
         if step.view is not None:
-            lesson_views._load.cache_clear()
-            lesson_views._test_images.cache_clear()
             start = time.perf_counter()
             lesson_views.render(step.view.name, step.view.params)
             seconds = time.perf_counter() - start

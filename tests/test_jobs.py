@@ -225,3 +225,16 @@ def test_a_cluster_that_does_not_answer_refuses_the_launch_and_leaves_runs_reada
     with pytest.raises(run_status.JobError, match="on the Ray cluster"):
         monkeypatch.setenv("DIFFUSION_LAB_MAX_CLUSTER_JOBS", "1")
         jobs._check_cap(root, address)
+
+
+def test_a_cluster_job_gets_the_servers_settings_but_no_passphrase(monkeypatch):
+    """Ray shows a job's environment on its dashboard: the teacher's and the class's passphrases stay here."""
+    from diffusion_core.services import ray_jobs
+
+    monkeypatch.setenv("DIFFUSION_LAB_TEACHER_PASSPHRASE", "owl")
+    monkeypatch.setenv("DIFFUSION_LAB_CLASS_PASSPHRASE", "lark")
+    monkeypatch.setenv("DIFFUSION_LAB_NATIVE_BF16", "0")
+    env = ray_jobs.job_env("run-x-0")
+    assert env["DIFFUSION_LAB_NATIVE_BF16"] == "0" and env["DIFFUSION_LAB_LAUNCH"] == "run-x-0"
+    assert env["DIFFUSION_LAB_RUNS"] == os.environ["DIFFUSION_LAB_RUNS"]
+    assert "owl" not in env.values() and "lark" not in env.values()

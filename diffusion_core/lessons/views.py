@@ -9,7 +9,6 @@ ValueError naming it (lessons.check reports it with the lesson's line).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,30 +35,18 @@ def view(fn: Callable[..., LessonView]) -> Callable[..., LessonView]:
 
 
 def _checkpoint(model: str):
-    """A shipped (or named) checkpoint, loaded once while its file is unchanged."""
-    from diffusion_core.io.checkpoints import resolve_checkpoint
+    """A shipped (or named) checkpoint. Not cached here: the page caches each view's figure, so a view loads its
+    model once per server and settings."""
+    from diffusion_core.io.checkpoints import load_checkpoint, resolve_checkpoint
 
-    path = resolve_checkpoint(model)
-    return _load(str(path), path.stat().st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=4)
-def _load(path: str, mtime_ns: int):
-    from diffusion_core.io.checkpoints import load_checkpoint
-
-    return load_checkpoint(path)
-
-
-@functools.cache
-def _test_images() -> torch.Tensor:
-    from diffusion_core.io.data import load_dataset
-
-    return load_dataset("mnist", "test", download=False).images
+    return load_checkpoint(resolve_checkpoint(model))
 
 
 def _digits(n: int, seed: int) -> torch.Tensor:
     """n real test digits in data space (the full MNIST when present, else the bundled subset)."""
-    images = _test_images()
+    from diffusion_core.io.data import load_dataset
+
+    images = load_dataset("mnist", "test", download=False).images
     idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
     return images[idx]
 

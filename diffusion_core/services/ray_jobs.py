@@ -40,6 +40,7 @@ HTTP_TIMEOUT_S = 3.0
 FRESH_S = 1.0  # a running job's status is asked again after this long (a page lists every run each second)
 UNREACHABLE_S = 5.0  # a cluster that did not answer is not asked again for this long (no page waits on it)
 _NOT_FORWARDED = (JOBS_ENV, "DIFFUSION_LAB_RAY", LAUNCH_ENV)
+_SECRET_WORDS = ("PASSPHRASE", "SECRET", "TOKEN", "PASSWORD", "KEY")
 
 
 class ClusterError(ValueError):
@@ -99,14 +100,21 @@ def entrypoint(cli_args: list[str], log: Path) -> str:
             f">> {shlex.quote(str(log))} 2>&1")
 
 
+def job_env(submission_id: str) -> dict[str, str]:
+    """The environment a run's job gets: the server's DIFFUSION_LAB_* settings (so it trains as it would here),
+    never a passphrase or secret (Ray shows a job's environment on its dashboard), and the launch's id."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("DIFFUSION_LAB_") and k not in _NOT_FORWARDED
+           and not any(word in k for word in _SECRET_WORDS)}
+    return env | {"PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1", LAUNCH_ENV: submission_id}
+
+
 def submit(address: str, submission_id: str, cli_args: list[str], log: Path) -> str:
     """Send one training launch to the cluster; returns its submission id. The server's DIFFUSION_LAB_*
     settings travel with it (the run trains as it would here)."""
     cpus, gpus = _resources()
-    env = {k: v for k, v in os.environ.items() if k.startswith("DIFFUSION_LAB_") and k not in _NOT_FORWARDED}
-    env.update(PYTHONPATH=str(PROJECT_ROOT), PYTHONUNBUFFERED="1", **{LAUNCH_ENV: submission_id})
     body = {"entrypoint": entrypoint(cli_args, log), "submission_id": submission_id,
-            "runtime_env": {"env_vars": env}, "entrypoint_num_cpus": cpus, "entrypoint_num_gpus": gpus,
+            "runtime_env": {"env_vars": job_env(submission_id)}, "entrypoint_num_cpus": cpus,
+            "entrypoint_num_gpus": gpus,
             "metadata": {"diffusion_lab": "train"}}
     answer = _request(address, "POST", "/api/jobs/", body)
     _forget(address, submission_id)
